@@ -1,0 +1,5 @@
+"""Building blocks shared by every model family."""
+
+from hepgen.nn.mlp import MLP, activation
+
+__all__ = ["MLP", "activation"]

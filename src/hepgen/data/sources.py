@@ -1,0 +1,135 @@
+"""Turn what a user passes as data — arrays, tensors or ``path[:key]`` specs — into :class:`Events`.
+
+``x`` is an array/tensor (batch, *event_shape) or a spec. Weights and contexts are arrays, specs
+(``FILE:KEY``) or, when ``x`` is a file, names of its columns (``--weights weight``,
+``--context E,theta``); named columns are removed from the features. File data larger than the
+memory limit (or any file data with ``stream=True``) stays on disk and is read chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hepgen.data import io
+from hepgen.data.loader import Events
+from hepgen.errors import DataError
+
+
+DATA_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".root", ".csv", ".parquet", ".pq")
+
+
+def is_column_name(value: Any) -> bool:
+    """A plain column name (``weight``, ``E,theta``) rather than an array or a ``FILE:KEY`` spec."""
+    if not isinstance(value, str):
+        return False
+    return ":" not in value and not os.path.exists(value) and Path(value).suffix.lower() not in DATA_SUFFIXES
+
+
+def _split_columns(value: str) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+class _Squeezed:
+    """Row reader that returns (rows,) from a one-column source (weights streamed from a file)."""
+
+    def __init__(self, source: Any):
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self.source.read_rows(start, stop), dtype=np.float64).reshape(-1)
+
+
+def _array(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
+        raise DataError(f"{what} must be numeric, got an array of {array.dtype}")
+    if array.ndim == 0:
+        raise DataError(f"{what} must have one row per event, got a scalar")
+    if array.size and not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array.reshape(len(array), -1)))
+        raise DataError(f"{what} holds {len(bad)} NaN/inf values; the first is in row {bad[0][0]}, "
+                        f"column {bad[0][1]}")
+    return array
+
+
+def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = None, *,
+                stream: bool | None = None, memory_limit_mb: float = 1024.0) -> tuple[Events, dict[str, list[str]]]:
+    """Events (features, weights, context) and their column names, checked against ``model``.
+
+    stream: True keeps file data on disk, False reads it, None decides by ``memory_limit_mb``.
+    """
+    names: dict[str, list[str]] = {}
+    weight_cols = _split_columns(weights) if is_column_name(weights) else []
+    context_cols = _split_columns(context) if is_column_name(context) else []
+    if (weight_cols or context_cols) and not isinstance(x, (str, os.PathLike)):
+        raise DataError("weights or context given as column names need the events as a file spec "
+                        "(path[:key]); with arrays, pass arrays")
+    if isinstance(x, (str, os.PathLike)):
+        source = io.open_source(x, exclude=weight_cols + context_cols)
+        nbytes = len(source) * int(np.prod(source.event_shape)) * 4
+        keep_on_disk = stream if stream is not None else nbytes > memory_limit_mb * 2**20
+        names["x"] = list(source.columns) if source.columns else None
+        if len(source) == 0:
+            raise DataError(f"{x} holds no events (0 rows)")
+        features: Any = source if keep_on_disk else source.read_rows(0, len(source))
+        if not keep_on_disk:
+            source.close()
+
+        def column_source(cols: list[str]) -> Any:
+            s = io.open_source(x, columns=cols)
+            return s if keep_on_disk else s.read_rows(0, len(s))
+
+        w: Any = None
+        if weight_cols:
+            if len(weight_cols) != 1:
+                raise DataError(f"--weights names one column, got {weights!r}")
+            w = column_source(weight_cols)
+            w = _Squeezed(w) if keep_on_disk else np.asarray(w, dtype=np.float64).reshape(-1)
+        ctx: Any = column_source(context_cols) if context_cols else None
+        if context_cols:
+            names["context"] = context_cols
+    else:
+        features = _array(x, "the events")
+        if features.ndim < 2:
+            raise DataError(f"events must be an array of shape (batch, features), got shape {features.shape}; "
+                            "reshape a single feature with x[:, None]")
+        if len(features) == 0:
+            raise DataError("the events are empty (0 rows)")
+        w, ctx = None, None
+    if weights is not None and not weight_cols:
+        w = (io.read(weights, dtype=np.float64).data if isinstance(weights, (str, os.PathLike))
+             else _array(weights, "the weights").astype(np.float64))
+        w = np.asarray(w, dtype=np.float64).reshape(len(w), -1)
+        if w.shape[1] != 1:
+            raise DataError(f"weights must be one number per event, got shape {w.shape}")
+        w = w[:, 0]
+    if context is not None and not context_cols:
+        ctx = (io.read(context).data if isinstance(context, (str, os.PathLike))
+               else _array(context, "the context"))
+        ctx = np.asarray(ctx, dtype=np.float32)
+        ctx = ctx[:, None] if ctx.ndim == 1 else ctx
+    for what, extra in (("weights", w), ("context", ctx)):
+        if extra is not None and len(extra) != len(features):
+            raise DataError(f"the {what} have {len(extra)} rows but the events have {len(features)}; "
+                            "they must match row by row")
+    events = Events(features, w, ctx)
+    if model is not None:
+        shape = tuple(features.event_shape) if hasattr(features, "event_shape") else tuple(features.shape[1:])
+        if shape != tuple(model.event_shape):
+            raise DataError(f"the model {model.cli_name!r} expects events of shape {tuple(model.event_shape)}, "
+                            f"but {x if isinstance(x, (str, os.PathLike)) else 'the data'} has events of shape "
+                            f"{shape}")
+        c = 0 if ctx is None else (ctx.shape[1] if hasattr(ctx, "shape") else len(context_cols))
+        if c != model.context:
+            raise DataError(f"the model expects a context of {model.context} columns, got {c}")
+    return events, names

@@ -1,0 +1,61 @@
+"""torch.distributed set-up for runs launched by ``torchrun``.
+
+``torchrun --nproc-per-node=K -m hepgen fit ...`` sets RANK, LOCAL_RANK and WORLD_SIZE; the engine
+then initialises the default process group (nccl on CUDA, gloo on CPU), wraps the model in
+DistributedDataParallel, shards the data with a DistributedSampler (``set_epoch`` every epoch) and
+logs and checkpoints on rank 0 only. Without those variables everything runs in one process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def setup(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun (idempotent); return this process's place."""
+    if not launched_by_torchrun():
+        return DistInfo()
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    return DistInfo(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
+
+
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a tensor over ranks in place (no-op in one process)."""
+    if info.enabled:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
