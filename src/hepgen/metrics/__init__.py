@@ -1,0 +1,68 @@
+"""Evaluation metrics on NumPy arrays: two-sample distances, histogram divergences, classifier
+performance and sampling diagnostics. Every function takes optional per-event weights."""
+
+from hepgen.metrics.bootstrap import bootstrap
+from hepgen.metrics.classification import (
+    background_rejection,
+    classifier_metrics,
+    roc_auc,
+    roc_curve,
+    significance_improvement,
+    split_by_label,
+)
+from hepgen.metrics.histograms import (
+    chi2_from_histograms,
+    chi2_histograms,
+    common_edges,
+    js_divergence,
+    kl_divergence,
+    kl_js_from_samples,
+    kl_js_on_grid,
+    weighted_histogram,
+)
+from hepgen.metrics.sampling import (
+    autocorrelation,
+    effective_sample_size,
+    effective_sample_size_from_log_weights,
+    independence_metropolis,
+    integrated_autocorrelation_time,
+)
+from hepgen.metrics.two_sample import (
+    c2st_auc,
+    fpd,
+    frechet_distance,
+    kpd,
+    mmd2_polynomial,
+    wasserstein_1d,
+    wasserstein_per_feature,
+)
+
+__all__ = [
+    "autocorrelation",
+    "background_rejection",
+    "bootstrap",
+    "c2st_auc",
+    "chi2_from_histograms",
+    "chi2_histograms",
+    "classifier_metrics",
+    "common_edges",
+    "effective_sample_size",
+    "effective_sample_size_from_log_weights",
+    "fpd",
+    "frechet_distance",
+    "independence_metropolis",
+    "integrated_autocorrelation_time",
+    "js_divergence",
+    "kl_divergence",
+    "kl_js_from_samples",
+    "kl_js_on_grid",
+    "kpd",
+    "mmd2_polynomial",
+    "roc_auc",
+    "roc_curve",
+    "significance_improvement",
+    "split_by_label",
+    "wasserstein_1d",
+    "wasserstein_per_feature",
+    "weighted_histogram",
+]

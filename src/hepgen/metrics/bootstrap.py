@@ -1,0 +1,49 @@
+"""Bootstrap uncertainty of any metric computed from one or more per-event arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from hepgen.errors import ConfigError, DataError
+
+
+def bootstrap(
+    metric: Callable[..., float | np.ndarray],
+    *arrays: np.ndarray | None,
+    n: int = 100,
+    seed: int = 0,
+    groups: Sequence[int] | None = None,
+) -> tuple[float | np.ndarray, float | np.ndarray]:
+    """``(metric(*arrays), std over n resamples)``: each resample draws events with replacement.
+
+    ``arrays`` are indexed along axis 0; ``None`` entries are passed through unchanged. Arrays in the
+    same group are resampled with the same indices (so a sample and its weights stay paired); by default
+    each array is its own group, e.g. ``bootstrap(w1, x, y)``. For weights use
+    ``bootstrap(f, x, y, wx, wy, groups=(0, 1, 0, 1))``. Scalar or array-valued metrics are supported;
+    the std (ddof=1) has the metric's shape.
+    """
+    if n < 2:
+        raise ConfigError(f"bootstrap: n must be at least 2, got {n}.")
+    groups = tuple(range(len(arrays))) if groups is None else tuple(groups)
+    if len(groups) != len(arrays):
+        raise DataError(f"bootstrap: {len(arrays)} arrays but {len(groups)} group labels.")
+    sizes: dict[int, int] = {}
+    for g, a in zip(groups, arrays, strict=True):
+        if a is None:
+            continue
+        length = len(a)
+        if sizes.setdefault(g, length) != length:
+            raise DataError(f"bootstrap: arrays of group {g} have different lengths ({sizes[g]} and {length}).")
+    value = metric(*arrays)
+    rng = np.random.default_rng(seed)
+    replicas = []
+    for _ in range(n):
+        idx = {g: rng.integers(0, size, size) for g, size in sizes.items()}
+        resampled = [None if a is None else np.asarray(a)[idx[g]] for g, a in zip(groups, arrays, strict=True)]
+        replicas.append(np.asarray(metric(*resampled), dtype=float))
+    std = np.std(np.stack(replicas), axis=0, ddof=1)
+    if np.ndim(value) == 0:
+        return float(value), float(std)
+    return np.asarray(value, dtype=float), std

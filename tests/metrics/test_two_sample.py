@@ -1,0 +1,169 @@
+"""Two-sample distances checked against scipy, direct linear algebra, brute force and closed forms."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+from scipy.stats import wasserstein_distance
+
+from hepgen.errors import ConfigError, DataError
+from hepgen.metrics import (
+    c2st_auc,
+    fpd,
+    frechet_distance,
+    kpd,
+    mmd2_polynomial,
+    wasserstein_1d,
+    wasserstein_per_feature,
+)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def test_w1_per_feature_matches_scipy_weighted_and_unweighted(rng):
+    x, y = rng.normal(size=(500, 3)), rng.normal(0.3, 1.2, size=(700, 3))
+    wx, wy = rng.uniform(0.1, 2.0, 500), rng.uniform(0.0, 3.0, 700)
+    got = wasserstein_per_feature(x, y)
+    got_w = wasserstein_per_feature(x, y, wx, wy)
+    for k in range(3):
+        assert got[k] == pytest.approx(wasserstein_distance(x[:, k], y[:, k]), abs=1e-12)
+        assert got_w[k] == pytest.approx(wasserstein_distance(x[:, k], y[:, k], wx, wy), abs=1e-12)
+    assert wasserstein_1d(x[:, 0], y[:, 0], wx, wy) == pytest.approx(got_w[0], abs=1e-12)
+    # W1 of a shift is the shift: the weighted path must not simply ignore weights
+    assert not np.allclose(got, got_w)
+
+
+def test_w1_closed_form_for_shifted_sample(rng):
+    x = rng.normal(size=2000)
+    assert wasserstein_1d(x, x + 0.7) == pytest.approx(0.7, abs=1e-12)
+
+
+def test_w1_negative_weight_raises_data_error_naming_row(rng):
+    x, y = rng.normal(size=10), rng.normal(size=10)
+    w = np.ones(10)
+    w[4] = -0.5
+    with pytest.raises(DataError, match="row 4"):
+        wasserstein_1d(x, y, w, None)
+
+
+def test_w1_rejects_nan_with_first_bad_row(rng):
+    x = rng.normal(size=(10, 2))
+    x[6, 1] = np.nan
+    with pytest.raises(DataError, match="first bad row is 6"):
+        wasserstein_per_feature(x, x)
+
+
+def _fd_direct(m1, s1, m2, s2):
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(np.sum((m1 - m2) ** 2) + np.trace(s1 + s2 - 2 * covmean))
+
+
+def test_frechet_distance_matches_scipy_sqrtm(rng):
+    d = 6
+    a, b = rng.normal(size=(d, d)), rng.normal(size=(d, d))
+    s1, s2 = a @ a.T + 0.1 * np.eye(d), b @ b.T + 0.1 * np.eye(d)
+    m1, m2 = rng.normal(size=d), rng.normal(size=d)
+    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(_fd_direct(m1, s1, m2, s2), rel=1e-6)
+    assert frechet_distance(m1, s1, m1, s1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_fpd_extrapolates_to_closed_form_gaussian_distance(rng):
+    d = 3
+    x = rng.normal(size=(40_000, d))
+    y = rng.normal(size=(40_000, d)) * np.array([1.0, 1.5, 1.0]) + np.array([0.5, 0.0, 0.0])
+    value, err = fpd(x, y, min_samples=5_000, max_samples=20_000, num_batches=5, num_points=5, normalise=False)
+    exact = _fd_direct(np.zeros(d), np.eye(d), np.array([0.5, 0, 0]), np.diag([1.0, 2.25, 1.0]))  # 0.25+0.25
+    assert exact == pytest.approx(0.5)
+    assert value == pytest.approx(exact, abs=0.02)
+    assert 0 <= err < 0.02
+
+
+def test_fpd_identical_distributions_is_near_zero(rng):
+    x, y = rng.normal(size=(20_000, 4)), rng.normal(size=(20_000, 4))
+    value, err = fpd(x, y, min_samples=2_000, max_samples=10_000, num_batches=5, num_points=5)
+    assert 0.0 <= value < 1e-3
+
+
+def test_fpd_weighted_batches_reweight_to_target(rng):
+    # y ~ N(0.5, 1) reweighted by N(0,1)/N(0.5,1) looks like x ~ N(0, 1): weighted FPD ≪ unweighted
+    x, y = rng.normal(size=(20_000, 1)), rng.normal(0.5, 1.0, size=(20_000, 1))
+    w = np.exp(-0.5 * y[:, 0] ** 2 + 0.5 * (y[:, 0] - 0.5) ** 2)
+    kw = dict(min_samples=2_000, max_samples=10_000, num_batches=5, num_points=4, normalise=False)
+    unweighted, _ = fpd(x, y, **kw)
+    weighted, _ = fpd(x, y, generated_weights=w, **kw)
+    assert unweighted == pytest.approx(0.25, abs=0.02)
+    assert weighted < 0.01
+
+
+def _mmd2_brute(x, y, degree, wx=None, wy=None):
+    d = x.shape[1]
+    wx = np.ones(len(x)) if wx is None else wx
+    wy = np.ones(len(y)) if wy is None else wy
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / d + 1.0) ** degree
+
+    def within(a, w):
+        num = den = 0.0
+        for i in range(len(a)):
+            for j in range(len(a)):
+                if i != j:
+                    num += w[i] * w[j] * k(a[i], a[j])
+                    den += w[i] * w[j]
+        return num / den
+
+    cross = sum(wx[i] * wy[j] * k(x[i], y[j]) for i in range(len(x)) for j in range(len(y)))
+    return within(x, wx) + within(y, wy) - 2 * cross / (wx.sum() * wy.sum())
+
+
+@pytest.mark.parametrize("degree", [3, 4])
+def test_mmd2_polynomial_matches_brute_force(rng, degree):
+    x, y = rng.normal(size=(37, 3)), rng.normal(0.2, 1.0, size=(29, 3))
+    wx, wy = rng.uniform(0.2, 2.0, 37), rng.uniform(0.2, 2.0, 29)
+    # chunk smaller than n exercises the blocked upper-triangle sum
+    assert mmd2_polynomial(x, y, degree=degree, chunk=8) == pytest.approx(_mmd2_brute(x, y, degree), rel=1e-10)
+    got = mmd2_polynomial(x, y, x_weights=wx, y_weights=wy, degree=degree, chunk=5)
+    assert got == pytest.approx(_mmd2_brute(x, y, degree, wx, wy), rel=1e-10)
+
+
+def test_kpd_single_full_batch_equals_brute_force_on_normalised_features(rng):
+    x, y = rng.normal(size=(40, 2)) * 3.0, rng.normal(size=(40, 2)) + 1.0
+    scale = np.abs(x).max(axis=0)
+    value, err = kpd(x, y, num_batches=1, batch_size=1000)  # one batch = a permutation of everything
+    assert value == pytest.approx(_mmd2_brute(x / scale, y / scale, 4), rel=1e-10)
+    assert err == 0.0
+    value3, _ = kpd(x, y, num_batches=1, batch_size=1000, degree=3, normalise=False)
+    assert value3 == pytest.approx(_mmd2_brute(x, y, 3), rel=1e-10)
+
+
+def test_kpd_identical_is_compatible_with_zero_and_shift_is_not(rng):
+    x, y = rng.normal(size=(6000, 3)), rng.normal(size=(6000, 3))
+    same, same_err = kpd(x, y, num_batches=10, batch_size=1500)
+    shifted, shifted_err = kpd(x, y + 0.3, num_batches=10, batch_size=1500)
+    assert abs(same) < 3 * same_err + 1e-6
+    assert shifted > 10 * shifted_err > 0
+
+
+def test_c2st_auc_half_for_identical_and_one_for_separated(rng):
+    x, y = rng.normal(size=(2000, 3)), rng.normal(size=(2000, 3))
+    # the null std of an AUC with 2000 + 2000 events is ≈ 0.009
+    assert c2st_auc(x, y, n_folds=3, seed=0) == pytest.approx(0.5, abs=0.03)
+    assert c2st_auc(x, y + 6.0, n_folds=3, seed=0) > 0.999
+
+
+def test_c2st_weights_reweight_generated_onto_real(rng):
+    x, y = rng.normal(size=(4000, 1)), rng.normal(0.8, 1.0, size=(4000, 1))
+    w = np.exp(-0.5 * y[:, 0] ** 2 + 0.5 * (y[:, 0] - 0.8) ** 2)
+    unweighted = c2st_auc(x, y, n_folds=3, seed=1)
+    weighted = c2st_auc(x, y, generated_weights=w, n_folds=3, seed=1)
+    assert unweighted > 0.65  # Φ(0.8/√2) ≈ 0.71 for the optimal classifier
+    assert weighted == pytest.approx(0.5, abs=0.04)
+
+
+def test_c2st_mlp_and_subsampling(rng):
+    x, y = rng.normal(size=(5000, 2)), rng.normal(size=(3000, 2)) + 4.0
+    assert c2st_auc(x, y, classifier="mlp", n_folds=2, max_per_class=1000) > 0.99
+    with pytest.raises(ConfigError, match="unknown classifier"):
+        c2st_auc(x, y, classifier="svm")
