@@ -300,20 +300,29 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
         parts.append(model.sample(stop - start, context=ctx).cpu().numpy() if ctx is not None
                      else model.sample(stop - start).cpu().numpy())
     samples = np.concatenate(parts)
-    _write(args.out, {"samples": samples}, model.columns_)
+    _write(args.out, {"samples": samples}, {"samples": model.columns_})
     print(f"wrote {args.n} events to {args.out}", file=sys.stderr)
     return 0
 
 
-def _write(out: str, arrays: dict[str, Any], columns: list[str] | None = None) -> None:
+def _write(out: str, arrays: dict[str, Any], columns: dict[str, list[str]] | None = None) -> None:
+    """Write named arrays; a 2-D array with column names becomes named columns (``key/column`` in HDF5)."""
     from hepgen.data import io
 
+    columns = {k: v for k, v in (columns or {}).items() if k in arrays and v}
     if len(arrays) == 1:
         (key, array), = arrays.items()
-        spec = out if ":" in Path(out).name or Path(out).suffix.lower() not in (".h5", ".hdf5", ".root") else out
-        io.write(spec, {key: array} if not columns else array, columns=columns if columns else None)
-    else:
-        io.write(out, arrays)
+        io.write(out, array, columns=columns.get(key)) if key in columns else io.write(out, {key: array})
+        return
+    if Path(out.split(":")[0]).suffix.lower() in (".h5", ".hdf5", ".hdf"):
+        flat: dict[str, Any] = {}
+        for key, array in arrays.items():
+            if key in columns and getattr(array, "ndim", 0) == 2 and array.shape[1] == len(columns[key]):
+                flat.update({f"{key}/{c}": array[:, j] for j, c in enumerate(columns[key])})
+            else:
+                flat[key] = array
+        arrays = flat
+    io.write(out, arrays)
 
 
 def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
@@ -338,7 +347,7 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
             for k, v in result.items():
                 outputs.setdefault(k, []).append(v.detach().cpu().numpy())
     arrays = {k: np.concatenate(v) for k, v in outputs.items()}
-    io.write(args.out, arrays)
+    _write(args.out, arrays)
     what = ("log_prob = log p(x) in the original units of DATA (preprocessing Jacobian included); "
             "score = -log_prob" if "log_prob" in arrays else "score = anomaly score (higher = less like training)")
     print(f"wrote {', '.join(arrays)} for {len(table.data)} events to {args.out}: {what}", file=sys.stderr)
@@ -397,16 +406,11 @@ def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError(f"-n must be a positive number of events, got {args.n}")
     arrays = generator.generate(args.n, seed=args.seed, **options)
     names = generator.columns(**options) if hasattr(generator, "columns") else {}
-    io.write(args.out, arrays, columns=names or None) if _write_accepts_column_map() else io.write(args.out, arrays)
+    arrays = {k: v for k, v in arrays.items() if getattr(v, "ndim", 0) > 0 or k not in names}
+    _write(args.out, arrays, names)
     summary = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items() if getattr(v, "ndim", 0))
     print(f"wrote {args.out}: {summary}", file=sys.stderr)
     return 0
-
-
-def _write_accepts_column_map() -> bool:
-    from hepgen.data import io
-
-    return "column_map" in inspect.signature(io.write).parameters
 
 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:

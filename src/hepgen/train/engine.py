@@ -134,6 +134,7 @@ class Engine:
                               "DDP processes")
         self.local_batch = self.batch_size // self.dist.world_size
         self._check_run_dir()
+        self._write_run_config(model)
 
         stream = None if self.stream == "auto" else bool(self.stream)
         train, names = load_events(x, weights, context, model, stream=stream,
@@ -400,6 +401,30 @@ class Engine:
             return
         if (self.run_dir / "model.pt").exists() or (self.run_dir / "checkpoints" / "last.pt").exists():
             raise ConfigError(f"{self.run_dir} already holds a run; resume it with --resume or choose a new --out")
+
+    def settings(self) -> dict[str, Any]:
+        """The training settings, as recorded in the run's config.yaml."""
+        keys = ("epochs", "batch_size", "lr", "seed", "optimizer", "weight_decay", "scheduler", "clip_grad",
+                "patience", "val_fraction", "precision", "stream", "chunk_size", "memory_limit_mb")
+        out = {k: getattr(self, k) for k in keys}
+        out["device"] = str(self.device)
+        out["monitor"] = self._monitor_name() if self.monitor is not None else None
+        out["world_size"] = self.dist.world_size
+        return out
+
+    def _write_run_config(self, model: Model) -> None:
+        if self.run_dir is None or not self.dist.is_main:
+            return
+        import yaml
+
+        from hepgen.train.checkpoint import read_config
+
+        path = self.run_dir / "config.yaml"
+        previous = read_config(self.run_dir) if path.is_file() else {}
+        config = {"model": model.cli_name, "params": model.get_config(),
+                  "train": {**(previous.get("train") or {}), **self.settings()}}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
 
     def _checkpoint_state(self, model: Model, history: list[dict[str, float]], state: dict[str, Any]) -> dict:
         return {
