@@ -71,11 +71,11 @@ def test_log_preprocessing_density_includes_jacobian():
     y = rng.normal(1.0, 0.5, size=(20_000, 1))
     model = hepgen.Gaussian(1, preprocess="log").fit(np.exp(y), epochs=8, batch_size=500, lr=0.05, monitor=None,
                                                      val_fraction=0.0, scheduler="cosine", optimizer="sgd")
-    grid = np.linspace(1.0, 6.0, 20)[:, None]  # within ±2σ, where SGD noise in σ moves log p by < 0.01
+    grid = np.linspace(1.0, 6.0, 20)[:, None]  # within ±2σ, where SGD noise in σ moves log p by < 0.02
     lp = model.log_prob(torch.tensor(grid)).detach().double().numpy()
     m, s = y.mean(), y.std()  # the maximum-likelihood lognormal of these data
     expected = stats.lognorm(s=s, scale=np.exp(m)).logpdf(grid[:, 0])
-    np.testing.assert_allclose(lp, expected, atol=0.01)
+    np.testing.assert_allclose(lp, expected, atol=0.02)  # a missing Jacobian (log x) would be off by 0.0..1.8
     samples = model.sample(5000).numpy()
     assert samples.min() > 0 and abs(np.log(samples).mean() - 1.0) < 0.03
 
