@@ -1,0 +1,163 @@
+"""HDF5 files (h5py): ``file.h5[:group/dataset]``, read in row slices so large files stream.
+
+Layouts read:
+  * a numeric dataset (n, *event_shape) -> as is, columns None (a 1-D dataset is (n, 1));
+  * a compound dataset (n,) -> (n, n_fields), columns = field names;
+  * a group whose members are equal-length 1-D datasets -> (n, n_members), columns = member names
+    (creation order when the group tracks it, else alphabetical — h5py's iteration order);
+  * no key: the root group read by the same rules, descending into a lone member; several
+    unrelated members -> DataError listing the keys.
+Writing: one dataset per key (``file.h5:key`` names a single array's dataset, default ``data``);
+named arrays with a key go into group ``key`` with tracked creation order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from hepgen.data.formats.base import FileSource, Payload, Request, stack_columns
+from hepgen.data.formats.messages import (
+    quoted_list,
+    require_numeric,
+    select_names,
+    unknown_name,
+    unnamed,
+    unreadable,
+)
+from hepgen.errors import DataError
+
+
+def _open(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise unreadable(path, "HDF5", exc) from exc
+
+
+def _all_keys(group: h5py.Group) -> list[str]:
+    """Every group and dataset below ``group``, as paths relative to it."""
+    names: list[str] = []
+    for name, child in group.items():  # h5py's order: creation order where tracked
+        names.append(name)
+        if isinstance(child, h5py.Group):
+            names += [f"{name}/{below}" for below in _all_keys(child)]
+    return names
+
+
+def keys(path: Path, key: str | None) -> list[str]:
+    """Groups and datasets of the file (or below group ``key``), as full paths."""
+    with _open(path) as handle:
+        if key is None:
+            return _all_keys(handle)
+        obj = _lookup(handle, key, path)
+        if isinstance(obj, h5py.Dataset):
+            return list(obj.dtype.names or [])
+        return [f"{key.strip('/')}/{name}" for name in _all_keys(obj)]
+
+
+def _lookup(handle: h5py.File, key: str, path: Path) -> Any:
+    try:
+        return handle[key]
+    except KeyError:
+        raise unknown_name("key", key, _all_keys(handle), str(path)) from None
+
+
+class HDF5Source(FileSource):
+    """Rows of one HDF5 dataset, compound dataset (``fields``) or group of 1-D datasets (``members``)."""
+
+    format_name = "HDF5"
+
+    def __init__(self, path: Path, obj_path: str, kind: str, names: list[str] | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.path, self.obj_path, self.kind, self.names = path, obj_path, kind, names
+
+    def _open(self) -> h5py.File:
+        return _open(self.path)
+
+    def _read_file(self, handle: h5py.File, start: int, stop: int) -> tuple[np.ndarray, None]:
+        obj = handle[self.obj_path]
+        if self.kind == "group":
+            return stack_columns([obj[name][start:stop] for name in self.names]), None
+        if self.kind == "compound":
+            rows = obj.fields(self.names)[start:stop]
+            return stack_columns([rows[name] for name in self.names]), None
+        rows = obj[start:stop]
+        return (rows.reshape(-1, 1) if rows.ndim == 1 else rows), None
+
+
+def _is_column(obj: Any) -> bool:
+    return isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.names is None
+
+
+def open_source(path: Path, key: str | None, request: Request) -> HDF5Source:
+    with _open(path) as handle:
+        obj = handle if key is None else _lookup(handle, key, path)
+        where = request.spec
+        while True:
+            if isinstance(obj, h5py.Dataset):
+                return _dataset_source(path, obj, request, where)
+            members = list(obj.keys())
+            if not members:
+                raise DataError(f"The HDF5 group '{obj.name}' of '{path}' is empty: there is nothing to read.")
+            children = [obj.get(name) for name in members]
+            lengths = {len(child) for child in children if _is_column(child)}
+            if all(_is_column(child) for child in children) and len(lengths) == 1:
+                names = select_names(members, request.columns, request.exclude, where)
+                for name in names:
+                    require_numeric(obj[name].dtype, where, name)
+                return HDF5Source(
+                    path, obj.name, "group", names, spec=request.spec, n_rows=lengths.pop(),
+                    event_shape=(len(names),), columns=names, dtype=request.dtype,
+                )
+            if len(members) == 1:
+                obj = children[0]
+                continue
+            prefix = "" if obj.name == "/" else obj.name.strip("/") + "/"
+            raise DataError(
+                f"'{where}' holds several datasets/groups ({quoted_list(members)}) that are not "
+                f"equal-length 1-D columns of one table; name the one to read as "
+                f"'{path}:{prefix}{members[0]}'. All keys: {quoted_list(_all_keys(handle))}."
+            )
+
+
+def _dataset_source(path: Path, dataset: h5py.Dataset, request: Request, where: str) -> HDF5Source:
+    common = {"spec": request.spec, "dtype": request.dtype}
+    if dataset.ndim == 0:
+        raise DataError(f"The HDF5 dataset '{dataset.name}' of '{path}' is a scalar, not events.")
+    if dataset.dtype.names is not None:
+        fields = list(dataset.dtype.names)
+        names = select_names(fields, request.columns, request.exclude, where, what="field")
+        for name in names:
+            sub = dataset.dtype.fields[name][0]
+            if sub.shape:
+                raise DataError(f"Field '{name}' of '{where}' holds arrays of shape {sub.shape}; only scalar fields are read.")
+            require_numeric(sub, where, name)
+        if dataset.ndim != 1:
+            raise DataError(f"The compound dataset '{where}' has shape {dataset.shape}; expected (n,).")
+        return HDF5Source(
+            path, dataset.name, "compound", names, n_rows=len(dataset),
+            event_shape=(len(names),), columns=names, **common,
+        )
+    require_numeric(dataset.dtype, where)
+    if request.selects:
+        raise unnamed(where, dataset.shape)
+    event_shape = dataset.shape[1:] or (1,)
+    return HDF5Source(path, dataset.name, "dataset", None, n_rows=len(dataset), event_shape=event_shape, **common)
+
+
+def write(tmp: Path, payload: Payload, key: str | None) -> None:
+    """Write ``payload`` to the new file ``tmp`` (see the module docstring for the layout)."""
+    for name, array in payload.arrays.items():
+        if not isinstance(array, np.ndarray):
+            raise DataError(f"Array '{name}' is a {type(array).__name__}; HDF5 output takes NumPy arrays (awkward arrays only go to .root).")
+    with h5py.File(tmp, "w", track_order=True) as handle:
+        if payload.single:
+            handle.create_dataset(key or "data", data=payload.first())
+            return
+        group = handle.create_group(key, track_order=True) if key else handle
+        for name, array in payload.arrays.items():
+            group.create_dataset(name, data=array)
