@@ -1,0 +1,276 @@
+"""A parametrised fast simulation of showers in a CaloGAN-like sampling calorimeter.
+
+Geometry (after Paganini, de Oliveira and Nachman, CaloGAN, PRL 120 (2018) 042003): a 480 x 480 mm
+lead / liquid-argon sampling calorimeter (2 mm Pb, 4 mm LAr), particles at normal incidence through
+its centre, three longitudinal layers read out as images ``(rows along y, columns along x)``:
+
+    layer_0: (3, 96)  cells 160 x 5 mm,   depth   0 -  90 mm (0.00 -  5.77 X0)
+    layer_1: (12, 12) cells  40 x 40 mm,  depth  90 - 437 mm (5.77 - 28.01 X0)
+    layer_2: (12, 6)  cells  40 x 80 mm,  depth 437 - 477 mm (28.01 - 30.58 X0)
+
+Effective medium (mixture rules for the Pb/LAr stack): Z = 69, X0 = 15.6 mm, critical energy
+Ec = 8.7 MeV (Geant4's 2.66 (X0 Z/A)^1.1), Moliere radius R_M = 21.2 MeV X0 / Ec = 38 mm,
+lambda_int = 374 mm = 24 X0. Energy outside the 480 x 480 x 477 mm box is lost (leakage).
+
+Electromagnetic showers (e+, gamma): the GFLASH parametrisation of Grindhammer, Rudowicz and Peters
+(NIM A290 (1990) 469; hep-ex/0001020), homogeneous-media coefficients as in Geant4's GFLASH:
+
+- longitudinal: dE/dt = E Gamma(t; alpha, beta), t in X0, ``beta = (alpha - 1) / T``; per shower
+  (ln T, ln alpha) is bivariate normal with ``<ln T> = ln(ln y - 0.812)``,
+  ``<ln alpha> = ln(0.81 + (0.458 + 2.26/Z) ln y)``, ``sigma(ln T) = 1/(-1.4 + 1.26 ln y)``,
+  ``sigma(ln alpha) = 1/(-0.58 + 0.86 ln y)``, correlation ``0.705 - 0.023 ln y``, ``y = E/Ec``;
+  so the depth of the maximum grows like ln E.
+- radial (r in R_M, tau = t / <t>): ``f(r) = p 2r Rc^2/(r^2+Rc^2)^2 + (1-p) 2r Rt^2/(r^2+Rt^2)^2``,
+  ``Rc = z1 + z2 tau``, ``Rt = k1 (exp(k3 (tau - k2)) + exp(k4 (tau - k2)))``,
+  ``p = p1 exp((p2 - tau)/p3 - exp((p2 - tau)/p3))`` (GFLASH coefficients, see ``_radial``).
+- the shower is deposited as ``min(93 ln(Z) E^0.876, max_spots)`` equal energy spots drawn from
+  these profiles (GFLASH's spot count, capped for speed).
+- photons first convert: the shower starts at a depth drawn from Exp(mean 9/7 X0), so they are
+  deeper than positrons (which, like electrons, shower at once).
+
+Charged pions (a documented simplification, not a hadronic shower model): a minimum-ionising
+track (9.7 MeV/X0 deposited on the axis) up to a first interaction at depth ~ Exp(lambda_int) (it
+may punch through); there the remaining energy splits into an electromagnetic part, fraction
+``f_em ~ Beta`` with mean ``1 - (E/GeV)^(-0.15)`` (Groom's power law) showering as above, and a
+hadronic part with the Gamma profile of the hadronic term of Bock et al. (NIM 186 (1981) 533),
+shape ``a = 0.6165 + 0.3183 ln(E/GeV)`` and scale ``lambda_int / (0.9099 - 0.0237 ln(E/GeV))`` from
+the interaction point (with a per-shower lognormal jitter of 25 % on the scale),
+a radial profile ``2r R^2/(r^2+R^2)^2`` with ``R = 0.23 lambda_int`` (95 % within one lambda_int),
+and a response h/e = 0.6 (invisible nuclear binding energy). So pion showers start later, are
+longer and broader, leak more and fluctuate more than electromagnetic ones.
+
+Detector response: each cell's deposited energy E_c (GeV) becomes visible energy (in the active
+LAr) drawn from a Gamma distribution of mean ``f E_c`` and variance ``f^2 a^2 E_c``, i.e. a
+stochastic term ``a / sqrt(E)`` that never goes negative, with sampling fraction f = 0.2 for
+showers (MIP fraction 0.317 times e/mip = 0.63) and 0.317 for the MIP track, a = 0.07 sqrt(GeV)
+(electromagnetic, MIP) and 0.4 sqrt(GeV) (hadronic); then Gaussian electronic noise of
+``noise`` MeV per cell (so cells below zero occur only through noise).
+
+Outputs: ``layer_0: (n, 3, 96)``, ``layer_1: (n, 12, 12)``, ``layer_2: (n, 12, 6)`` visible cell
+energies in MeV, ``energy: (n,)`` incident energy in GeV, uniform or log-uniform in
+[energy_min, energy_max] (default 1 - 100 GeV), the condition of a conditional model.
+
+Limits: a fast parametrisation tuned to homogeneous media, not Geant4: no sampling-structure
+corrections of GFLASH, no transition effects between layers, no Landau tails, no angle or position
+spread of the incident particle, spot positions independent within a shower, and a pion model
+only meant to be qualitatively right (start, length, width, response and fluctuations): its
+electromagnetic part is one GFLASH shower on the axis at the interaction point, whereas real pi0
+sub-showers spread over the cascade, so the core of pion showers is too narrow. Pions leak
+heavily: the calorimeter is only 1.27 lambda_int deep (as in CaloGAN).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hepgen.data.generators.toys import (check_choice, check_options, check_range, parallel_map,
+                                         split_counts)
+from hepgen.errors import ConfigError
+
+# Effective medium of the Pb/LAr stack (see the module docstring).
+Z_EFF = 69.0
+X0_MM = 15.6
+EC_GEV = 8.7e-3
+MOLIERE_MM = 38.0
+LAMBDA_X0 = 24.0
+HALF_WIDTH_MM = 240.0
+# Response.
+SAMPLING_FRACTION = 0.2
+MIP_SAMPLING_FRACTION = 0.317
+MIP_DEPOSIT_GEV_PER_X0 = 9.7e-3
+STOCHASTIC_EM = 0.07
+STOCHASTIC_HADRONIC = 0.4
+H_OVER_E = 0.6
+PHOTON_CONVERSION_X0 = 9.0 / 7.0
+EM_MIN_GEV = 0.2
+
+# (rows, columns, depth start, depth end in X0); rows span y, columns span x, both 480 mm.
+LAYERS = ((3, 96, 0.0, 90.0 / X0_MM), (12, 12, 90.0 / X0_MM, 437.0 / X0_MM),
+          (12, 6, 437.0 / X0_MM, 477.0 / X0_MM))
+DEPTH_X0 = LAYERS[-1][3]
+PARTICLES = ("e+", "gamma", "pi+")
+SPECTRA = ("uniform", "log-uniform")
+CHUNK = 500  # showers per random stream: results do not depend on the number of workers
+
+OPTIONS: dict[str, tuple[type, Any, str]] = {
+    "particle": (str, "e+", f"incident particle: {', '.join(PARTICLES)}"),
+    "energy_min": (float, 1.0, "lowest incident energy in GeV"),
+    "energy_max": (float, 100.0, "highest incident energy in GeV"),
+    "spectrum": (str, "uniform", f"incident energy spectrum: {', '.join(SPECTRA)}"),
+    "noise": (float, 1.0, "electronic noise per cell in MeV (visible scale)"),
+    "max_spots": (int, 4000, "cap on the energy spots per shower component"),
+    "workers": (int, None, "processes to simulate on (none: this process)"),
+}
+
+
+def longitudinal_parameters(energy: np.ndarray) -> tuple[np.ndarray, ...]:
+    """GFLASH (<ln T>, <ln alpha>, sigma ln T, sigma ln alpha, rho) for energies ``(m,)`` in GeV.
+
+    Below ``EM_MIN_GEV`` (where the fit's sigmas diverge) the parameters of EM_MIN_GEV are used.
+    """
+    log_y = np.log(np.maximum(np.asarray(energy, dtype=float), EM_MIN_GEV) / EC_GEV)
+    return (np.log(log_y - 0.812), np.log(0.81 + (0.458 + 2.26 / Z_EFF) * log_y),
+            1.0 / (-1.4 + 1.26 * log_y), 1.0 / (-0.58 + 0.86 * log_y), 0.705 - 0.023 * log_y)
+
+
+def sample_longitudinal(energy: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-shower depth of maximum T (X0) and shape alpha from the correlated lognormal: ``(m,)`` each."""
+    mean_t, mean_a, sigma_t, sigma_a, rho = longitudinal_parameters(energy)
+    z1, z2 = rng.standard_normal((2, len(mean_t)))
+    plus, minus = np.sqrt((1.0 + rho) / 2.0), np.sqrt((1.0 - rho) / 2.0)
+    t_max = np.exp(mean_t + sigma_t * (plus * z1 + minus * z2))
+    alpha = np.exp(mean_a + sigma_a * (plus * z1 - minus * z2))
+    return t_max, np.maximum(alpha, 1.0 + 1e-6)
+
+
+def _radial(energy: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GFLASH core radius, tail radius (R_M units) and core probability at relative depth ``tau``."""
+    log_e = np.log(energy)
+    r_core = 0.0251 + 0.00319 * log_e + (0.1162 - 0.000381 * Z_EFF) * tau
+    k4 = 0.3585 + 0.0412 * log_e
+    r_tail = (0.659 - 0.00309 * Z_EFF) * (np.exp(-2.59 * (tau - 0.645)) + np.exp(k4 * (tau - 0.645)))
+    u = (0.401 + 0.00187 * Z_EFF - tau) / (1.313 - 0.0686 * log_e)
+    p_core = np.clip((2.632 - 0.00094 * Z_EFF) * np.exp(u - np.exp(u)), 0.0, 1.0)
+    return r_core, r_tail, p_core
+
+
+def sample_radius(rng: np.random.Generator, r_core: np.ndarray, r_tail: np.ndarray,
+                  p_core: np.ndarray) -> np.ndarray:
+    """Radii from ``p 2r Rc^2/(r^2+Rc^2)^2 + (1-p) 2r Rt^2/(r^2+Rt^2)^2`` (inverse CDF ``R sqrt(u/(1-u))``)."""
+    shape = np.broadcast(r_core, r_tail, p_core).shape
+    radius = np.where(rng.random(shape) < p_core, r_core, r_tail)
+    u = rng.random(shape)
+    return radius * np.sqrt(u / (1.0 - u))
+
+
+def spot_count(energy: np.ndarray, max_spots: int) -> np.ndarray:
+    """GFLASH's number of spots 93 ln(Z) (E/GeV)^0.876, at least 20 and at most ``max_spots``."""
+    return np.clip(np.rint(93.0 * np.log(Z_EFF) * np.asarray(energy) ** 0.876), 20, max_spots).astype(int)
+
+
+class _Spots:
+    """Energy spots of a batch of showers: shower index, depth (X0), x, y (mm), energy (GeV)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {k: [] for k in ("shower", "depth", "x", "y", "energy")}
+
+    def add(self, shower, depth, radius_mm, energy, rng) -> None:
+        phi = rng.uniform(0.0, 2.0 * np.pi, len(shower))
+        for key, value in (("shower", shower), ("depth", depth), ("x", radius_mm * np.cos(phi)),
+                           ("y", radius_mm * np.sin(phi)), ("energy", energy)):
+            self.parts[key].append(np.asarray(value))
+
+    def deposit(self, showers: int) -> list[np.ndarray]:
+        """Sum the spots into cells: one array ``(showers, rows, columns)`` (GeV) per layer."""
+        if not self.parts["shower"]:
+            return [np.zeros((showers, rows, cols)) for rows, cols, _, _ in LAYERS]
+        spot = {key: np.concatenate(value) for key, value in self.parts.items()}
+        out = []
+        for rows, cols, start, end in LAYERS:
+            row = np.floor((spot["y"] + HALF_WIDTH_MM) / (2 * HALF_WIDTH_MM / rows)).astype(int)
+            col = np.floor((spot["x"] + HALF_WIDTH_MM) / (2 * HALF_WIDTH_MM / cols)).astype(int)
+            inside = ((spot["depth"] >= start) & (spot["depth"] < end) & (row >= 0) & (row < rows)
+                      & (col >= 0) & (col < cols))
+            index = (spot["shower"][inside] * rows + row[inside]) * cols + col[inside]
+            cells = np.bincount(index, spot["energy"][inside], minlength=showers * rows * cols)
+            out.append(cells.reshape(showers, rows, cols))
+        return out
+
+
+def _add_em(spots: _Spots, shower: np.ndarray, energy: np.ndarray, start: np.ndarray, max_spots: int,
+            rng: np.random.Generator) -> None:
+    """GFLASH electromagnetic showers of ``energy`` (GeV) starting at depth ``start`` (X0)."""
+    t_max, alpha = sample_longitudinal(energy, rng)
+    count = spot_count(energy, max_spots)
+    index = np.repeat(np.arange(len(energy)), count)
+    beta = (alpha - 1.0) / t_max
+    depth = rng.gamma(alpha[index], 1.0 / beta[index])
+    mean_alpha = np.exp(longitudinal_parameters(energy)[1])
+    # GFLASH's tau: depth over the shower's centre of gravity, rescaled to the average shape.
+    a, a_mean = alpha[index], mean_alpha[index]
+    tau = depth / t_max[index] * (a - 1.0) / a * a_mean / (a_mean - 1.0)
+    r_core, r_tail, p_core = _radial(energy[index], tau)
+    radius = sample_radius(rng, r_core, r_tail, p_core) * MOLIERE_MM
+    spots.add(shower[index], start[index] + depth, radius, (energy / count)[index], rng)
+
+
+def _simulate_chunk(seed: np.random.SeedSequence, n: int, particle: str, energy_min: float,
+                    energy_max: float, spectrum: str, noise: float, max_spots: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    if spectrum == "uniform":
+        energy = rng.uniform(energy_min, energy_max, n)
+    else:
+        energy = np.exp(rng.uniform(np.log(energy_min), np.log(energy_max), n))
+    shower = np.arange(n)
+    em, mip, hadronic = _Spots(), _Spots(), _Spots()
+    if particle == "e+":
+        _add_em(em, shower, energy, np.zeros(n), max_spots, rng)
+    elif particle == "gamma":
+        _add_em(em, shower, energy, rng.exponential(PHOTON_CONVERSION_X0, n), max_spots, rng)
+    else:
+        interaction = rng.exponential(LAMBDA_X0, n)
+        track = np.minimum(interaction, DEPTH_X0)
+        mip_spots = 20
+        index = np.repeat(shower, mip_spots)
+        depth = rng.random(n * mip_spots) * track[index]
+        mip.add(index, depth, np.zeros(len(index)), (track * MIP_DEPOSIT_GEV_PER_X0 / mip_spots)[index], rng)
+        showering = interaction < DEPTH_X0
+        remaining = np.maximum(energy - interaction * MIP_DEPOSIT_GEV_PER_X0, 0.01)
+        mean_em = np.clip(1.0 - energy ** -0.15, 0.02, 0.98)
+        concentration = 8.0
+        f_em = rng.beta(mean_em * concentration, (1.0 - mean_em) * concentration)
+        # EM part: only for showers that interact inside and carry at least 10 MeV of EM energy.
+        em_energy = f_em * remaining
+        use = showering & (em_energy > 0.01)
+        _add_em(em, shower[use], em_energy[use], interaction[use], max_spots, rng)
+        had_energy = (1.0 - f_em) * remaining
+        use = showering & (had_energy > 0.0)
+        # Bock et al.'s hadronic component: Gamma(a, lambda/d) after the interaction point.
+        log_e = np.log(energy[use])
+        shape = np.maximum(0.6165 + 0.3183 * log_e, 0.3)
+        scale = LAMBDA_X0 / (0.9099 - 0.0237 * log_e) * np.exp(0.25 * rng.standard_normal(use.sum()))
+        count = spot_count(had_energy[use], max_spots)
+        index = np.repeat(np.arange(use.sum()), count)
+        depth = rng.gamma(shape[index], scale[index])
+        u = rng.random(len(index))
+        radius = 0.23 * LAMBDA_X0 * X0_MM * np.sqrt(u / (1.0 - u))  # 2r R^2/(r^2+R^2)^2, inverse CDF
+        hadronic.add(shower[use][index], interaction[use][index] + depth, radius,
+                     (had_energy[use] / count)[index], rng)
+
+    out: dict[str, np.ndarray] = {}
+    responses = ((em, SAMPLING_FRACTION, STOCHASTIC_EM), (mip, MIP_SAMPLING_FRACTION, STOCHASTIC_EM),
+                 (hadronic, SAMPLING_FRACTION * H_OVER_E, STOCHASTIC_HADRONIC))
+    layers = [np.zeros((n, rows, cols)) for rows, cols, _, _ in LAYERS]
+    for spots, fraction, stochastic in responses:
+        for i, deposited in enumerate(spots.deposit(n)):
+            positive = deposited > 0.0
+            visible = np.zeros_like(deposited)
+            visible[positive] = rng.gamma(deposited[positive] / stochastic**2, fraction * stochastic**2)
+            layers[i] += 1000.0 * visible  # GeV -> MeV
+    for i, layer in enumerate(layers):
+        out[f"layer_{i}"] = layer + noise * rng.standard_normal(layer.shape) if noise > 0 else layer
+    out["energy"] = energy
+    return out
+
+
+def generate(n: int, seed: int = 0, **options: Any) -> dict[str, np.ndarray]:
+    """Simulate ``n`` showers: ``layer_0 (n,3,96)``, ``layer_1 (n,12,12)``, ``layer_2 (n,12,6)`` in MeV,
+    ``energy (n,)`` in GeV (module doc)."""
+    if int(n) != n or n < 1:
+        raise ConfigError(f"data generator 'calo' needs a positive number of samples; got n={n!r}")
+    opts = check_options(options, OPTIONS, "calo")
+    check_choice(opts["particle"], PARTICLES, "particle", "calo")
+    check_choice(opts["spectrum"], SPECTRA, "spectrum", "calo")
+    check_range(opts["energy_min"], "energy_min", "calo", 0.05)
+    check_range(opts["energy_max"], "energy_max", "calo", opts["energy_min"], 10_000.0)
+    check_range(opts["noise"], "noise", "calo", 0.0)
+    check_range(opts["max_spots"], "max_spots", "calo", 20)
+    chunks = split_counts(n, -(-n // CHUNK))
+    seeds = np.random.SeedSequence(seed).spawn(len(chunks))
+    settings = (opts["particle"], opts["energy_min"], opts["energy_max"], opts["spectrum"], opts["noise"],
+                opts["max_spots"])
+    results = parallel_map(_simulate_chunk, [(s, k, *settings) for s, k in zip(seeds, chunks)],
+                           opts["workers"], f"calo {opts['particle']}")
+    return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
