@@ -172,6 +172,14 @@ def test_csv_header_variants(tmp_path):
     got = read(commented)
     assert got.columns == ["a", "b"]
     np.testing.assert_array_equal(got.data, np.arange(6.0).reshape(3, 2))
+    spaced = tmp_path / "spaced.csv"  # np.savetxt's default delimiter is a space
+    np.savetxt(spaced, np.arange(6.0).reshape(2, 3), header="x y z")
+    got = read(spaced)
+    assert got.columns == ["x", "y", "z"]
+    np.testing.assert_array_equal(got.data, np.arange(6.0).reshape(2, 3))
+    tabbed = tmp_path / "tabbed.csv"
+    tabbed.write_text("a\tb\n1\t2\n")
+    assert read(tabbed).columns == ["a", "b"]
     bare = tmp_path / "bare.csv"
     bare.write_text("1.5,-2\nnan,3\n")
     got = read(bare, check_finite=False)
@@ -365,6 +373,9 @@ def test_unknown_extension_and_bad_arguments(tmp_path):
         read(path)
     with pytest.raises(DataError, match=r"extension"):
         write(tmp_path / "out.json", np.zeros(3))
+    with pytest.raises(DataError, match=r"ROOT.*float16|float16.*ROOT|>f2"):
+        write(tmp_path / "half.root", np.zeros(3, np.float16))
+    assert not (tmp_path / "half.root").exists()
     good = write(tmp_path / "ok.npy", np.zeros((3, 2)))
     with pytest.raises(ConfigError, match="jagged_length"):
         read(good, jagged_length=0)

@@ -32,9 +32,9 @@ def missing_file(path: Path) -> DataError:
         siblings = sorted(entry.name for entry in parent.iterdir())
         close = difflib.get_close_matches(path.name, siblings, n=3, cutoff=0.6)
         hint = f" Files with similar names there: {quoted_list(close)}." if close else ""
-        return DataError(f"Data file '{path}' does not exist (its directory '{parent}' does).{hint}")
+        return DataError(f"Data file '{path}' does not exist (its directory '{parent.absolute()}' does).{hint}")
     return DataError(
-        f"Data file '{path}' does not exist, and neither does its directory '{parent}'; "
+        f"Data file '{path}' does not exist, and neither does its directory '{parent.absolute()}'; "
         "check the path (relative paths are taken from the current working directory)."
     )
 

@@ -66,9 +66,7 @@ class _Closing:
         self.array = array
 
     def close(self) -> None:
-        mmap = getattr(self.array, "_mmap", None)
-        self.array = None
-        del mmap  # the map is released when the last view is gone
+        self.array = None  # the map is released when the last view of it is gone
 
 
 def keys(path: Path, key: str | None, kind: str) -> list[str]:

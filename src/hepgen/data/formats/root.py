@@ -52,12 +52,13 @@ def keys(path: Path, key: str | None) -> list[str]:
     """The trees of the file (with their directories), or the branches of tree ``key``."""
     handle = _open(path)
     try:
-        return _trees(handle) if key is None else list(_tree(handle, key, path).keys())
+        return _trees(handle) if key is None else list(_tree(handle, key, path)[1].keys())
     finally:
         handle.close()
 
 
-def _tree(handle: Any, key: str | None, path: Path) -> Any:
+def _tree(handle: Any, key: str | None, path: Path) -> tuple[str, Any]:
+    """(name, tree): the tree ``key``, or the only tree of the file when ``key`` is None."""
     trees = _trees(handle)
     if key is None:
         if len(trees) == 1:
@@ -72,7 +73,7 @@ def _tree(handle: Any, key: str | None, path: Path) -> Any:
         raise unknown_name("tree", key, trees, str(path)) from None
     if not hasattr(obj, "num_entries"):
         raise DataError(f"'{path}:{key}' is a {type(obj).__name__}, not a TTree/RNTuple; trees: {quoted_list(trees)}.")
-    return obj
+    return key, obj
 
 
 def _classify(array: ak.Array) -> tuple[str, tuple[int, ...]]:
@@ -103,7 +104,7 @@ class ROOTSource(FileSource):
 
     def _open(self) -> Any:
         handle = _open(self.path)
-        return _Tree(handle, _tree(handle, self.key, self.path))
+        return _Tree(handle, _tree(handle, self.key, self.path)[1])
 
     def _read_file(self, handle: Any, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         library = "ak" if self.layout == "jagged" else "np"
@@ -141,7 +142,7 @@ class _Tree:
 def open_source(path: Path, key: str | None, request: Request) -> ROOTSource:
     handle = _open(path)
     try:
-        tree = _tree(handle, key, path)
+        key, tree = _tree(handle, key, path)
         where = request.spec
         n_rows = int(tree.num_entries)
         available = list(tree.keys())
@@ -209,7 +210,9 @@ def write(tmp: Path, payload: Payload, key: str | None) -> None:
     per_row = max(1, sum(int(np.prod(a.shape[1:])) if isinstance(a, np.ndarray) else 8 for a in arrays.values()))
     step = max(1, _BASKET_VALUES // per_row)
     with uproot.recreate(tmp) as handle:
-        tree = handle.mktree(key or "events", types)
-        for start in range(0, max(n_rows, 1), step):
-            if n_rows:
+        try:
+            tree = handle.mktree(key or "events", types)
+            for start in range(0, n_rows, step):
                 tree.extend({name: array[start : start + step] for name, array in arrays.items()})
+        except (TypeError, ValueError) as exc:  # e.g. a dtype ROOT has no type for (float16)
+            raise DataError(f"Cannot write these arrays as a ROOT TTree: {exc}.") from exc

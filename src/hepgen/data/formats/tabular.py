@@ -1,7 +1,8 @@
 """Tables of named columns: CSV and Parquet (pyarrow), loaded whole, read as (n, n_columns).
 
 CSV: the first line is the header (``# a,b`` as written by ``np.savetxt(header=...)`` works too);
-a first line made only of numbers is data, and the columns are then unnamed (None). Empty cells
+a first line made only of numbers is data, and the columns are then unnamed (None). The delimiter
+is the first of ``,`` tab ``;`` space found in the first line (``np.savetxt``'s default is a space). Empty cells
 and ``nan`` are NaN (and so rejected unless ``check_finite=False``); a cell that is not a number
 is a DataError naming column, row and line. Parquet: numeric columns; nested ones are refused.
 Neither format takes a key. Writing: one column per 1-D array; an unnamed 2-D array is written
@@ -32,19 +33,24 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def _csv_options(path: Path) -> tuple[pacsv.ReadOptions, bool, int]:
-    """(read options, whether the columns are named, file line of data row 0)."""
+def _csv_options(path: Path) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, bool, int]:
+    """(read and parse options, whether the columns are named, file line of data row 0)."""
     with open(path, "rb") as handle:
         first = handle.readline().decode("utf-8", errors="replace").strip()
     if not first:
         raise DataError(f"The CSV file '{path}' is empty or starts with a blank line; expected a header row.")
-    if first.startswith("#"):
-        names = [token.strip().strip('"') for token in first[1:].split(",")]
-        return pacsv.ReadOptions(skip_rows=1, column_names=names), True, 2
-    tokens = [token.strip() for token in first.split(",")]
+    commented = first.startswith("#")
+    if commented:
+        first = first[1:].strip()
+    delimiter = next((d for d in (",", "\t", ";", " ") if d in first), ",")
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    tokens = [token.strip() for token in first.split(delimiter)]
+    if commented:
+        names = [token.strip('"') for token in tokens]
+        return pacsv.ReadOptions(skip_rows=1, column_names=names), parse, True, 2
     if any(tokens) and all(not token or _is_number(token) for token in tokens):
-        return pacsv.ReadOptions(autogenerate_column_names=True), False, 1
-    return pacsv.ReadOptions(), True, 2
+        return pacsv.ReadOptions(autogenerate_column_names=True), parse, False, 1
+    return pacsv.ReadOptions(), parse, True, 2
 
 
 def _load(path: Path, kind: str, columns: list[str] | None = None) -> tuple[pa.Table, bool, int | None]:
@@ -52,8 +58,8 @@ def _load(path: Path, kind: str, columns: list[str] | None = None) -> tuple[pa.T
     try:
         if kind == "parquet":
             return pq.read_table(path, columns=columns), True, None
-        options, named, first_line = _csv_options(path)
-        return pacsv.read_csv(path, read_options=options), named, first_line
+        options, parse, named, first_line = _csv_options(path)
+        return pacsv.read_csv(path, read_options=options, parse_options=parse), named, first_line
     except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise unreadable(path, _NAMES[kind], exc) from exc
 
