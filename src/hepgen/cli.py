@@ -145,7 +145,7 @@ def _parse_value(text: str, default: Any) -> Any:
 
 
 def _model_parser(cls: type, name: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"hepgen fit {name} DATA", add_help=False)
+    p = argparse.ArgumentParser(prog=f"hepgen fit {name} DATA", add_help=False, allow_abbrev=False)
     for key, param in cls.hyperparameters().items():
         if key in SHAPE_KEYS:
             continue

@@ -139,6 +139,7 @@ class Preprocessor(nn.Module):
         self.hi.copy_(torch.from_numpy(np.where(hi > lo, hi, lo + 1.0)))
         codes = self.codes.numpy()
         log_cols = codes == KINDS.index("log")
+        offset = 0
         for chunk in chunks() if log_cols.any() else []:
             x = self._as_2d(np.asarray(chunk, dtype=np.float64))
             negative = x[:, log_cols] < 0
@@ -146,9 +147,10 @@ class Preprocessor(nn.Module):
                 row, col = np.argwhere(negative)[0]
                 raise DataError(
                     f"'log' preprocessing needs non-negative values, but feature "
-                    f"{np.flatnonzero(log_cols)[col]} has {int(negative.sum())} negative entries "
-                    f"(first in row {row} of a chunk); choose 'standard' for it"
+                    f"{np.flatnonzero(log_cols)[col]} is negative in row {offset + row} (of the training events); "
+                    "choose 'standard' for it"
                 )
+            offset += len(x)
         total, total_sq = np.zeros(n_feat), np.zeros(n_feat)
         for chunk in chunks():
             v = self._pre_standardise(self._as_2d(np.asarray(chunk, dtype=np.float64)))
