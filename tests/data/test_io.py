@@ -570,6 +570,7 @@ def test_streaming_hdf5_peak_memory_stays_far_below_file_size(tmp_path):
     assert measured["whole_growth"] > 0.9 * size  # the measurement does see a full load
 
 
+@pytest.mark.slow  # ~5 s alone (uproot compression), up to 20 s on a loaded machine
 def test_streaming_root_peak_memory_stays_far_below_data_size(tmp_path):
     """100 MB of ROOT branches (compressed on disk) streamed by entry range: peak RSS stays small."""
     rows, features = 1_250_000, 20
