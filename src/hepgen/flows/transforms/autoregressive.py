@@ -1,0 +1,67 @@
+"""Masked autoregressive transforms (MAF, Papamakarios et al. 2017; IAF = their inverse).
+
+    y_i = τ(x_i; θ_i(x_<i, c)),   θ = MADE(x, c),   log|det J| = Σ_i log|∂τ/∂x_i|
+
+The forward (density) direction needs one MADE pass; the inverse is sequential, D passes, each fixing
+at least one more coordinate. :class:`~hepgen.flows.transforms.base.Inverse` of this layer is an IAF
+layer: one-pass sampling, sequential density.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from hepgen.flows.transforms.base import Transform
+from hepgen.flows.transforms.elementwise import AffineTransformer
+from hepgen.flows.transforms.splines import SplineTransformer
+from hepgen.nn.masked import MADE
+
+
+class MaskedAutoregressive(Transform):
+    """Autoregressive layer on x: (batch, features) with an elementwise ``transformer``.
+
+    Args:
+        features: D.
+        transformer: an elementwise map with ``params`` numbers per feature
+            (:class:`AffineTransformer`, :class:`SplineTransformer`).
+        hidden: MADE hidden sizes.
+        context: context size.
+        order: autoregressive order (default 0..D-1; ``reversed`` flips it between layers).
+    """
+
+    def __init__(self, features: int, transformer, hidden: Sequence[int] = (128, 128), context: int = 0,
+                 order: Sequence[int] | None = None, activation: str = "relu"):
+        super().__init__()
+        self.features = int(features)
+        self.transformer = transformer
+        self.made = MADE(features, transformer.params, hidden, context=context, order=order, activation=activation)
+
+    def reset_to_identity(self) -> None:
+        with torch.no_grad():
+            self.made.last.weight.zero_()
+            self.made.last.bias.zero_()
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.transformer(x, self.made(x, context))
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        x = torch.zeros_like(y)
+        for _ in range(self.features):
+            x, ladj = self.transformer(y, self.made(x, context), inverse=True)
+        return x, ladj
+
+
+def affine_autoregressive(features: int, hidden: Sequence[int] = (128, 128), context: int = 0,
+                          order: Sequence[int] | None = None) -> MaskedAutoregressive:
+    """MAF layer: y_i = x_i exp(s_i(x_<i)) + t_i(x_<i)."""
+    return MaskedAutoregressive(features, AffineTransformer(), hidden, context, order)
+
+
+def spline_autoregressive(features: int, hidden: Sequence[int] = (128, 128), context: int = 0,
+                          order: Sequence[int] | None = None, bins: int = 8,
+                          bound: float = 5.0) -> MaskedAutoregressive:
+    """Autoregressive neural spline layer: y_i = RQS(x_i; θ_i(x_<i))."""
+    return MaskedAutoregressive(features, SplineTransformer(bins, bound), hidden, context, order)

@@ -1,0 +1,91 @@
+"""Coupling layers (NICE, RealNVP, coupling neural spline flows).
+
+Split x into the identity part x_a (mask = 1) and the transformed part x_b:
+
+    y_a = x_a,   y_b = τ(x_b; θ(x_a, c)),   log|det J| = Σ log|∂τ/∂x_b|
+
+Both directions take one conditioner pass. Masks for vectors: alternating (even/odd features, the
+parity flips between layers) and random (half the features, seeded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from hepgen.flows.transforms.base import Transform
+from hepgen.flows.transforms.elementwise import AdditiveTransformer, AffineTransformer
+from hepgen.flows.transforms.splines import SplineTransformer
+from hepgen.nn.mlp import MLP
+
+
+def alternating_mask(features: int, parity: int = 0) -> Tensor:
+    """(features,) bool: True (kept, conditions the rest) on indices i with i % 2 == parity."""
+    return torch.arange(features) % 2 == parity
+
+
+def random_mask(features: int, generator: torch.Generator | None = None) -> Tensor:
+    """(features,) bool with ⌊features/2⌋ True entries at random positions."""
+    mask = torch.zeros(features, dtype=torch.bool)
+    mask[torch.randperm(features, generator=generator)[: features // 2]] = True
+    return mask
+
+
+class Coupling(Transform):
+    """Coupling layer on x: (batch, features).
+
+    Args:
+        mask: (features,) bool, True for the features that pass through and condition the others.
+        transformer: elementwise map with ``params`` numbers per transformed feature.
+        hidden: conditioner MLP hidden sizes.
+        context: context size.
+    """
+
+    def __init__(self, mask: Tensor, transformer, hidden: Sequence[int] = (128, 128), context: int = 0,
+                 activation: str = "relu"):
+        super().__init__()
+        mask = torch.as_tensor(mask, dtype=torch.bool)
+        kept, changed = torch.nonzero(mask).flatten(), torch.nonzero(~mask).flatten()
+        if len(kept) == 0 or len(changed) == 0:
+            raise ValueError(f"a coupling mask needs features on both sides, got {mask.tolist()}")
+        self.register_buffer("kept", kept)
+        self.register_buffer("changed", changed)
+        self.register_buffer("unpermute", torch.argsort(torch.cat([kept, changed])))
+        self.transformer = transformer
+        self.conditioner = MLP(len(kept), len(changed) * transformer.params, hidden, context=context,
+                               activation=activation)
+
+    def reset_to_identity(self) -> None:
+        with torch.no_grad():
+            self.conditioner[-1].weight.zero_()
+            self.conditioner[-1].bias.zero_()
+
+    def _couple(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+        x_a, x_b = x.index_select(1, self.kept), x.index_select(1, self.changed)
+        params = self.conditioner(x_a, context).view(x.shape[0], len(self.changed), self.transformer.params)
+        y_b, ladj = self.transformer(x_b, params, inverse)
+        return torch.cat([x_a, y_b], dim=1).index_select(1, self.unpermute), ladj
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._couple(x, context, False)
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self._couple(y, context, True)
+
+
+def affine_coupling(mask: Tensor, hidden: Sequence[int] = (128, 128), context: int = 0) -> Coupling:
+    """RealNVP layer: y_b = x_b exp(s(x_a)) + t(x_a)."""
+    return Coupling(mask, AffineTransformer(), hidden, context)
+
+
+def additive_coupling(mask: Tensor, hidden: Sequence[int] = (128, 128), context: int = 0) -> Coupling:
+    """NICE layer: y_b = x_b + t(x_a)."""
+    return Coupling(mask, AdditiveTransformer(), hidden, context)
+
+
+def spline_coupling(mask: Tensor, hidden: Sequence[int] = (128, 128), context: int = 0, bins: int = 8,
+                    bound: float = 5.0) -> Coupling:
+    """Coupling neural spline layer: y_b = RQS(x_b; θ(x_a))."""
+    return Coupling(mask, SplineTransformer(bins, bound), hidden, context)
