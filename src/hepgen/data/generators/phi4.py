@@ -23,9 +23,11 @@ so the output is the same for any number of ``workers``. Chains are vectorised i
 Outputs: ``configs: (n, L, L)`` (chain 0's configurations first, then chain 1's, ...),
 ``magnetisation: (n,)`` the site average ``(1/V) sum_x phi_x``, ``action: (n,)``, and 0-d arrays
 ``acceptance`` (over all post-thermalisation trajectories) and ``tau_int``, the integrated
-autocorrelation time of the magnetisation in units of *trajectories* (Sokal's automatic window,
-convention ``tau = 1/2 + sum_t rho(t)``, so that the variance of a mean is ``2 tau sigma^2 / N``);
-choose ``thin`` of a few ``tau_int`` for nearly independent configurations.
+autocorrelation time of the magnetisation in units of *trajectories*
+(:func:`hepgen.metrics.sampling.integrated_autocorrelation_time`: Sokal's automatic window,
+convention ``tau = 1 + 2 sum_t rho(t)``, so that N trajectories are worth N / tau independent ones;
+infinite if every trajectory was rejected); choose ``thin`` of a few ``tau_int`` for nearly
+independent configurations.
 
 Limits: plain HMC suffers critical slowing down near the phase transition and tunnels rarely between
 the two vacua in the broken phase on large lattices; ``tau_int`` then grows and, when it is not small
@@ -40,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.generators.toys import check_options, check_range, parallel_map, show_progress, split_counts
-from hepgen.errors import ConfigError
+from hepgen.errors import ConfigError, DataError
+from hepgen.metrics.sampling import integrated_autocorrelation_time
 
 OPTIONS: dict[str, tuple[type, Any, str]] = {
     "L": (int, 8, "lattice extent (L x L sites, periodic)"),
@@ -95,28 +98,6 @@ def free_phi_squared(L: int, m2: float) -> float:
     p = 2.0 * np.pi * np.arange(L) / L
     p_hat2 = 4.0 * np.sin(p / 2.0) ** 2
     return float(np.mean(1.0 / (2.0 * (p_hat2[:, None] + p_hat2[None, :] + m2))))
-
-
-def integrated_autocorrelation_time(x: np.ndarray, c: float = 5.0) -> float:
-    """tau_int = 1/2 + sum_{t=1}^{W} rho(t), W the smallest window with W >= c tau_int(W) (Sokal).
-
-    ``x: (T,)`` one series or ``(chains, T)`` several, whose autocovariances (about the common mean)
-    are averaged. Returns 1/2 for uncorrelated data; NaN is never returned (a constant series gives 1/2).
-    """
-    x = np.atleast_2d(np.asarray(x, dtype=float))
-    length = x.shape[1]
-    centred = x - x.mean()
-    size = 1 << int(np.ceil(np.log2(2 * length)))
-    spectrum = np.fft.rfft(centred, size, axis=1)
-    autocov = np.fft.irfft(spectrum * np.conj(spectrum), size, axis=1)[:, :length].mean(0)
-    autocov /= length - np.arange(length)
-    if autocov[0] <= 0.0:
-        return 0.5
-    rho = autocov / autocov[0]
-    tau = 0.5 + np.cumsum(rho[1:])
-    window = np.arange(1, length)
-    done = window >= c * tau
-    return float(tau[np.argmax(done)] if done.any() else tau[-1])
 
 
 def _run_chains(seeds: list[np.random.SeedSequence], counts: list[int], L: int, m2: float, lam: float,
@@ -196,5 +177,13 @@ def generate(n: int, seed: int = 0, **options: Any) -> dict[str, np.ndarray]:
         "magnetisation": configs.mean((-2, -1)),
         "action": action(configs, opts["m2"], opts["lam"]),
         "acceptance": np.asarray(accepted / (n * opts["thin"])),
-        "tau_int": np.asarray(integrated_autocorrelation_time(magnetisation_series[:, :shortest])),
+        "tau_int": np.asarray(_tau_int(magnetisation_series)),
     }
+
+
+def _tau_int(series: np.ndarray) -> float:
+    """tau_int of ``series: (chains, trajectories)``; infinite if the chains never moved."""
+    try:
+        return integrated_autocorrelation_time(series.T)
+    except DataError:  # constant series: every trajectory was rejected
+        return float("inf")
