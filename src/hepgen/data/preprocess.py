@@ -190,57 +190,86 @@ class Preprocessor(nn.Module):
         return out
 
     # -- the map ---------------------------------------------------------------------------------
-    def _broadcast(self, t: Tensor, like: Tensor) -> Tensor:
-        t = t.to(dtype=like.dtype, device=like.device)
-        return t if self.tabular else t.reshape((1,) * like.dim())
+    # -- the map: u = A ⊙ v(x) + B, with v the kinds' nonlinear part (log, logit) on their columns only --
+    def _affine_terms(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """A, B of u = A v + B per feature, broadcastable against ``like`` (batch, *event_shape)."""
+        minmax = self.codes == KINDS.index("minmax")
+        width = self.hi - self.lo
+        a = torch.where(minmax, 1.0 / width, 1.0 / self.scale)
+        b = torch.where(minmax, -self.lo / width, -self.shift / self.scale)
+        shape = (1, -1) if self.tabular else (1,) * like.dim()
+        return a.to(like).reshape(shape), b.to(like).reshape(shape)
 
-    def _masks(self, like: Tensor) -> dict[str, Tensor]:
-        codes = self._broadcast(self.codes, like).long() if self.tabular else self.codes.reshape((1,) * like.dim())
-        return {k: codes == i for i, k in enumerate(KINDS)}
+    def _columns(self, kind: str) -> list[int]:
+        return [i for i, k in enumerate(self.kinds) if k == kind]
+
+    def _squeezed(self, x: Tensor, cols: list[int]) -> Tensor:
+        """s = eps + (1 - 2 eps) (x - lo) / (hi - lo), clamped to [eps, 1 - eps], on the logit columns."""
+        lo, hi = self._stat("lo", cols, x), self._stat("hi", cols, x)
+        return self.eps + (1 - 2 * self.eps) * torch.clamp((x - lo) / (hi - lo), 0.0, 1.0)
+
+    def _stat(self, name: str, cols: list[int], like: Tensor) -> Tensor:
+        t = getattr(self, name)[cols] if self.tabular else getattr(self, name)
+        return t.to(like) if self.tabular else t.to(like).reshape((1,) * like.dim())
+
+    def _select(self, x: Tensor, cols: list[int]) -> Tensor:
+        return x[:, cols] if self.tabular else x
+
+    def _put(self, x: Tensor, cols: list[int], values: Tensor) -> Tensor:
+        if not self.tabular:
+            return values
+        x = x.clone()
+        x[:, cols] = values
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
         """u = T(x); x: (batch, *event_shape) -> u of the same shape."""
         if self.identity:
             return x
-        m = self._masks(x)
-        lo, hi = self._broadcast(self.lo, x), self._broadcast(self.hi, x)
-        shift, scale = self._broadcast(self.shift, x), self._broadcast(self.scale, x)
         v = x
-        v = torch.where(m["log"], torch.log(torch.clamp(x, min=0.0) + self.eps), v)
-        s = self.eps + (1 - 2 * self.eps) * torch.clamp((x - lo) / (hi - lo), 0.0, 1.0)
-        v = torch.where(m["logit"], torch.log(s) - torch.log1p(-s), v)
-        v = torch.where(m["minmax"], (x - lo) / (hi - lo), v)
-        return (v - shift) / scale
+        log_cols, logit_cols = self._columns("log"), self._columns("logit")
+        if log_cols:
+            v = self._put(v, log_cols, torch.log(torch.clamp(self._select(x, log_cols), min=0.0) + self.eps))
+        if logit_cols:
+            s = self._squeezed(self._select(x, logit_cols), logit_cols)
+            v = self._put(v, logit_cols, torch.log(s) - torch.log1p(-s))
+        a, b = self._affine_terms(x)
+        return v * a + b
 
     def inverse(self, u: Tensor) -> Tensor:
         """x = T⁻¹(u); u: (batch, *event_shape)."""
         if self.identity:
             return u
-        m = self._masks(u)
-        lo, hi = self._broadcast(self.lo, u), self._broadcast(self.hi, u)
-        shift, scale = self._broadcast(self.shift, u), self._broadcast(self.scale, u)
-        v = u * scale + shift
+        a, b = self._affine_terms(u)
+        v = (u - b) / a
         x = v
-        x = torch.where(m["log"], torch.exp(v) - self.eps, x)
-        s = (torch.sigmoid(v) - self.eps) / (1 - 2 * self.eps)
-        x = torch.where(m["logit"], lo + s * (hi - lo), x)
-        x = torch.where(m["minmax"], lo + v * (hi - lo), x)
+        log_cols, logit_cols = self._columns("log"), self._columns("logit")
+        if log_cols:
+            x = self._put(x, log_cols, torch.exp(self._select(v, log_cols)) - self.eps)
+        if logit_cols:
+            s = (torch.sigmoid(self._select(v, logit_cols)) - self.eps) / (1 - 2 * self.eps)
+            lo, hi = self._stat("lo", logit_cols, u), self._stat("hi", logit_cols, u)
+            x = self._put(x, logit_cols, lo + s * (hi - lo))
         return x
 
     def log_abs_det_jacobian(self, x: Tensor) -> Tensor:
         """Σ log|∂u/∂x| per event; x: (batch, *event_shape) -> (batch,)."""
         if self.identity:
             return x.new_zeros(x.shape[0])
-        m = self._masks(x)
-        lo, hi = self._broadcast(self.lo, x), self._broadcast(self.hi, x)
-        scale = self._broadcast(self.scale, x)
-        d = -torch.log(scale).expand_as(x)
-        d = d + torch.where(m["log"], -torch.log(torch.clamp(x, min=0.0) + self.eps), torch.zeros_like(x))
-        s = self.eps + (1 - 2 * self.eps) * torch.clamp((x - lo) / (hi - lo), 0.0, 1.0)
-        dlogit = -torch.log(s) - torch.log1p(-s) + math.log(1 - 2 * self.eps) - torch.log(hi - lo)
-        d = d + torch.where(m["logit"], dlogit, torch.zeros_like(x))
-        d = d + torch.where(m["minmax"], -torch.log(hi - lo).expand_as(x), torch.zeros_like(x))
-        return d.reshape(x.shape[0], -1).sum(dim=1)
+        a, _ = self._affine_terms(x)
+        per_event = int(np.prod(self.event_shape)) if not self.tabular else 1
+        total = torch.log(a.abs()).sum() * per_event + x.new_zeros(x.shape[0])
+        log_cols, logit_cols = self._columns("log"), self._columns("logit")
+        if log_cols:
+            xs = self._select(x, log_cols)
+            total = total - torch.log(torch.clamp(xs, min=0.0) + self.eps).reshape(x.shape[0], -1).sum(1)
+        if logit_cols:
+            xs = self._select(x, logit_cols)
+            s = self._squeezed(xs, logit_cols)
+            lo, hi = self._stat("lo", logit_cols, x), self._stat("hi", logit_cols, x)
+            d = -torch.log(s) - torch.log1p(-s) + math.log(1 - 2 * self.eps) - torch.log(hi - lo)
+            total = total + d.expand_as(xs).reshape(x.shape[0], -1).sum(1)
+        return total
 
     def is_affine(self) -> bool:
         return all(k in ("standard", "minmax", "none") for k in self.kinds)
