@@ -46,7 +46,7 @@ def gflash_layer_fractions(energy: float, start_x0: np.ndarray | float = 0.0, dr
 def test_geometry_shapes_units_and_energy_spectrum():
     out = calo.generate(400, seed=1, energy_max=20.0)
     assert set(out) == {"layer_0", "layer_1", "layer_2", "energy"}
-    assert out["layer_0"].shape == (400, 3, 96)
+    assert out["layer_0"].shape == (400, 3, 96) and out["layer_0"].dtype == np.float32
     assert out["layer_1"].shape == (400, 12, 12)
     assert out["layer_2"].shape == (400, 12, 6)
     assert stats.kstest(out["energy"], "uniform", args=(1.0, 19.0)).pvalue > 1e-3
