@@ -1,0 +1,232 @@
+"""CycleGAN: unpaired translation between two domains A and B (Zhu et al. 2017).
+
+    G: A → B, F: B → A, critics D_A, D_B;
+    ℓ_D = ℓ_crit(D_B(b), D_B(G(a))) + ℓ_crit(D_A(a), D_A(F(b)))
+    ℓ_G = ℓ_gen(D_B(G(a))) + ℓ_gen(D_A(F(b))) + λ_cyc (|F(G(a)) − a|₁ + |G(F(b)) − b|₁)
+          + λ_id λ_cyc (|G(b) − b|₁ + |F(a) − a|₁)                     (identity terms: same features only)
+
+|·|₁ is the mean absolute difference over features in each domain's preprocessed (standardised)
+units. The engine batches domain A (``fit(x, ...)``); each batch of A is paired with a batch drawn
+at random from domain B (``fit(x, y=...)``, or the ``domain_b`` data spec, which the CLI sets with
+``hepgen fit cyclegan DATA_A --domain-b DATA_B``). Unpaired data make the random pairing exact.
+Domain B's preprocessing is fitted on B and saved with the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hepgen.data.preprocess import Preprocessor, PreprocessSpec, resolve_kinds
+from hepgen.errors import ConfigError, DataError
+from hepgen.gans.adversarial import Adversarial
+from hepgen.gans.networks import MLPCritic, MLPGenerator
+from hepgen.models import Model, register
+
+
+@register(name="cyclegan")
+class CycleGAN(Adversarial):
+    """Two dense generators A→B, B→A and two critics, trained adversarially with cycle consistency.
+
+    Args:
+        features: features per event of domain A.
+        features_b: features per event of domain B (None: same as A; from ``domain_b`` in the CLI).
+        hidden: hidden layer sizes of all four networks.
+        loss: adversarial loss (default least-squares, as in the CycleGAN paper).
+        cycle_weight: λ_cyc.
+        identity_weight: λ_id, relative to λ_cyc (0 when the domains have different features).
+        domain_b: data spec (path[:key]) of domain B, used by ``fit`` when no ``y`` is given.
+        activation, lr_critic, lr_generator, betas, ema, clip, gp_weight, critic_steps: as for :class:`GAN`.
+        context: must be 0.
+        preprocess: preprocessing of both domains.
+    """
+
+    score_kind = "anomaly"
+
+    def __init__(self, features: int, features_b: int | None = None, hidden: Sequence[int] = (128, 128),
+                 loss: str = "least-squares", cycle_weight: float = 10.0, identity_weight: float = 0.5,
+                 domain_b: str | None = None, activation: str = "leaky_relu", critic_steps: int = 1,
+                 lr_critic: float | None = None, lr_generator: float | None = None,
+                 betas: Sequence[float] = (0.5, 0.999), ema: float = 0.0, clip: float = 0.01, gp_weight: float = 10.0,
+                 context: int = 0, preprocess: PreprocessSpec = "standard"):
+        if context:
+            raise ConfigError("cyclegan translates between two domains and takes no context")
+        super().__init__((int(features),), 0, preprocess)
+        self.features = int(features)
+        self.features_b = self.features if features_b is None else int(features_b)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
+        if self.identity_weight and self.features_b != self.features:
+            raise ConfigError(f"the identity loss needs domains with the same features ({self.features} vs "
+                              f"{self.features_b}); set identity_weight=0")
+        self.domain_b, self.activation = domain_b, activation
+        self._init_training(loss, critic_steps, lr_critic, lr_generator, betas, ema, clip, gp_weight)
+        self.latent = 0
+        default = "standard" if isinstance(preprocess, dict) else preprocess
+        self.preprocessor_b = Preprocessor((self.features_b,), resolve_kinds(default, self.features_b))
+        a, b, h = self.features, self.features_b, self.hidden
+        self.generator = nn.ModuleDict({"ab": MLPGenerator(a, b, h, act=activation),
+                                        "ba": MLPGenerator(b, a, h, act=activation)})
+        self.critic = nn.ModuleDict({"a": MLPCritic(a, h, act=activation), "b": MLPCritic(b, h, act=activation)})
+        self._domain_b: Tensor | None = None
+        self._finish_init()
+
+    @classmethod
+    def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Model:
+        """Domain A's shape from the data; domain B's from the ``domain_b`` spec when given."""
+        if len(event_shape) != 1:
+            raise ConfigError(f"cyclegan models tabular events (batch, features); got events of shape {event_shape}")
+        if params.get("domain_b") and params.get("features_b") is None:
+            from hepgen.data import io
+
+            source = io.open_source(params["domain_b"])
+            params["features_b"] = int(np.prod(source.event_shape))
+            source.close()
+        return cls(event_shape[0], context=context, **params)
+
+    # -- fitting -----------------------------------------------------------------------------------
+    def fit(self, x: Any, val: Any = None, *, y: Any = None, **kwargs: Any) -> CycleGAN:
+        """Train on domain A events ``x`` and domain B events ``y`` (array (m, features_b) or a data spec;
+        default: ``domain_b``). Other arguments as :meth:`hepgen.models.Model.fit`."""
+        y = self.domain_b if y is None else y
+        if y is None:
+            raise ConfigError("cyclegan needs the events of domain B: fit(x, y=...) or "
+                              "'hepgen fit cyclegan DATA_A --domain-b DATA_B'")
+        b = self._read_domain_b(y)
+        if isinstance(self.preprocess, dict):
+            self.preprocessor_b.set_kinds(resolve_kinds("standard", self.features_b))
+        self.preprocessor_b.fit(b)
+        self._domain_b = self.preprocessor_b(torch.as_tensor(b, dtype=torch.get_default_dtype()))
+        try:
+            return super().fit(x, val, **kwargs)
+        finally:
+            self._domain_b = None
+
+    def _read_domain_b(self, y: Any) -> np.ndarray:
+        if isinstance(y, (str, Path)):
+            from hepgen.data import io
+
+            b, where = np.asarray(io.read(y).data, dtype=np.float64), str(y)
+        else:
+            b = (y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)).astype(np.float64)
+            where = "domain B (y)"
+        if b.ndim != 2 or b.shape[1] != self.features_b or len(b) == 0:
+            raise DataError(f"{where}: domain B events must have shape (events, {self.features_b}), got {b.shape}")
+        bad = ~np.isfinite(b).all(axis=1)
+        if bad.any():
+            raise DataError(f"{where}: row {int(np.argmax(bad))} of domain B holds NaN or inf")
+        return b
+
+    def _batch_b(self, n: int) -> Tensor:
+        if self._domain_b is None:
+            raise ConfigError("domain B events are only available during fit(x, y=...)")
+        if self._domain_b.device != self.device:
+            self._domain_b = self._domain_b.to(self.device)
+        return self._domain_b[torch.randint(len(self._domain_b), (n,), device=self.device)].to(self.dtype)
+
+    # -- the engine's steps ----------------------------------------------------------------------
+    def player_step(self, player: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per-event losses (batch,) of the ``critic`` (both critics) or the ``generator`` (both generators)."""
+        self._sync()
+        a = batch["x"]
+        b = self._batch_b(a.shape[0])
+        G, F, L = self.generator["ab"], self.generator["ba"], self.adversarial_loss
+        if player == "critic":
+            with torch.no_grad():
+                fake_b, fake_a = G(a), F(b)
+            return self._critic_losses_ab(a, b, fake_a, fake_b, penalty=True)
+        if player == "generator":
+            self._ema_pending = True
+            return self._generator_losses(a, b)
+        raise ConfigError(f"cyclegan has players 'critic' and 'generator', not {player!r}")
+
+    def _critic_losses_ab(self, a: Tensor, b: Tensor, fake_a: Tensor, fake_b: Tensor,
+                          penalty: bool) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        total = 0.0
+        for name, real, fake in (("a", a, fake_a), ("b", b, fake_b)):
+            d = self.critic[name]
+            r, f = d(real), d(fake)
+            loss = self.adversarial_loss.critic(r, f)
+            if self.adversarial_loss.lipschitz == "penalty" and penalty:
+                from hepgen.gans.losses import gradient_penalty
+
+                loss = loss + gradient_penalty(d, real, fake, weight=self.gp_weight)
+            total = total + loss
+            out[f"d_real_{name}"], out[f"d_fake_{name}"] = self._prob(r).detach(), self._prob(f).detach()
+        out["loss"] = total
+        return out
+
+    def _generator_losses(self, a: Tensor, b: Tensor) -> dict[str, Tensor]:
+        G, F, L = self.generator["ab"], self.generator["ba"], self.adversarial_loss
+        fake_b, fake_a = G(a), F(b)
+        adversarial = L.generator(self.critic["b"](fake_b)) + L.generator(self.critic["a"](fake_a))
+        cycle_a = (F(fake_b) - a).abs().mean(1)
+        cycle_b = (G(fake_a) - b).abs().mean(1)
+        loss = adversarial + self.cycle_weight * (cycle_a + cycle_b)
+        out = {"adversarial": adversarial.detach(), "cycle_a": cycle_a.detach(), "cycle_b": cycle_b.detach()}
+        if self.identity_weight:
+            identity = (G(b) - b).abs().mean(1) + (F(a) - a).abs().mean(1)
+            loss = loss + self.identity_weight * self.cycle_weight * identity
+            out["identity"] = identity.detach()
+        out["loss"] = loss
+        return out
+
+    def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Both players' losses on held-out A events and random B events (no gradient penalty)."""
+        self._sync()
+        a = batch["x"]
+        b = self._batch_b(a.shape[0])
+        out = self._critic_losses_ab(a, b, self.generator["ba"](b), self.generator["ab"](a), penalty=False)
+        out["critic_loss"] = out.pop("loss")
+        gen = self._generator_losses(a, b)
+        out["generator_loss"] = gen.pop("loss")
+        out.update(gen)
+        return out
+
+    # -- public API --------------------------------------------------------------------------------
+    def transform(self, x: Tensor | np.ndarray) -> Tensor:
+        """Translate domain A events to domain B, original units: (batch, features) -> (batch, features_b)."""
+        return self.preprocessor_b.inverse(self._sampler()["ab"](self._internal(x)))
+
+    def inverse_transform(self, y: Tensor | np.ndarray) -> Tensor:
+        """Translate domain B events to domain A, original units: (batch, features_b) -> (batch, features)."""
+        y = self._as_tensor(y)
+        if tuple(y.shape[1:]) != (self.features_b,):
+            raise ConfigError(f"domain B events have {self.features_b} features, got a batch of shape {tuple(y.shape)}")
+        return self._external(self._sampler()["ba"](self.preprocessor_b(y)))
+
+    @torch.no_grad()
+    def cycle_error(self, x: Tensor | np.ndarray, domain: str = "a") -> Tensor:
+        """Per-event |F(G(u)) − u|₁ (domain "a") or |G(F(u)) − u|₁ ("b") in standardised units: (batch,)."""
+        gen = self._sampler()
+        if domain == "a":
+            u = self._internal(x)
+            return (gen["ba"](gen["ab"](u)) - u).abs().mean(1)
+        if domain == "b":
+            u = self.preprocessor_b(self._as_tensor(x))
+            return (gen["ab"](gen["ba"](u)) - u).abs().mean(1)
+        raise ConfigError(f"domain must be 'a' or 'b', got {domain!r}")
+
+    def rsample(self, n: int, context: Any = None, z: Tensor | None = None) -> Tensor:
+        raise ConfigError("cyclegan translates events rather than drawing new ones: use transform(x) (A -> B) or "
+                          "inverse_transform(y) (B -> A)")
+
+    def sample(self, n: int, context: Any = None) -> Tensor:
+        return self.rsample(n, context)
+
+    @torch.no_grad()
+    def score(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
+        """Anomaly score −D_A(x) of domain A events: (batch,)."""
+        if context is not None:
+            raise ConfigError("cyclegan takes no context")
+        return -self.critic["a"](self._internal(x))
+
+    def critic_output(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
+        """D_A(x) on domain A events in the original units: (batch,)."""
+        return self.critic["a"](self._internal(x))
