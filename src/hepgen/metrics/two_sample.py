@@ -32,9 +32,11 @@ def c2st_auc(
     """Classifier two-sample test: AUC of out-of-fold scores of a classifier separating real (label 1) from generated.
 
     ``real``: (n, d), ``generated``: (m, d). Inputs are standardised on each training fold; ``classifier``
-    is ``"hgb"`` (HistGradientBoostingClassifier) or ``"mlp"`` (MLPClassifier). Each class gets equal
-    total training weight; training uses |w|, the AUC uses the signed weights. ``max_per_class`` caps
-    each sample by a seeded random subsample. ≈ 0.5 for identical distributions, → 1 when separable.
+    is ``"hgb"`` (HistGradientBoostingClassifier) or ``"mlp"`` (MLPClassifier). Each training fold is
+    balanced to the same number of events per class (the larger class subsampled; with weights, both
+    resampled ∝ |w| with replacement, so the classifier needs no sample weights); the AUC on the held-out
+    folds uses the signed weights. ``max_per_class`` caps each sample by a seeded random subsample.
+    ≈ 0.5 for identical distributions, → 1 when separable.
     """
     x1, x0 = as_samples(real, "real", ndim=2), as_samples(generated, "generated", ndim=2)
     if x1.shape[1] != x0.shape[1]:
@@ -50,21 +52,20 @@ def c2st_auc(
         raise DataError(f"c2st: need at least n_folds={n_folds} events per sample, got {len(x1)} and {len(x0)}.")
     x = np.concatenate([x1, x0])
     y = np.concatenate([np.ones(len(x1)), np.zeros(len(x0))])
+    weighted = w1 is not None or w0 is not None
     w = np.concatenate([np.ones(len(x1)) if w1 is None else w1, np.ones(len(x0)) if w0 is None else w0])
-    train_w = np.abs(w)
     for label in (0, 1):
-        total = train_w[y == label].sum()
-        if not total > 0:
+        if not np.abs(w[y == label]).sum() > 0:
             raise DataError("c2st: one sample has zero total |weight|.")
-        train_w[y == label] *= len(y) / (2 * total)
     from sklearn.model_selection import StratifiedKFold
 
     scores = np.empty(len(y))
     for train, test in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y):
+        train = _balanced_training_set(train, y, np.abs(w) if weighted else None, rng)
         mean, std = x[train].mean(axis=0), x[train].std(axis=0)
         std[std == 0] = 1.0
         model = _make_classifier(classifier, seed)
-        model.fit((x[train] - mean) / std, y[train], sample_weight=train_w[train])
+        model.fit((x[train] - mean) / std, y[train])
         scores[test] = model.predict_proba((x[test] - mean) / std)[:, 1]
     weights = None if (w1 is None and w0 is None) else w
     return roc_auc(scores[y == 1], scores[y == 0],
@@ -253,6 +254,21 @@ def _normalise_by_real(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
 def _moments(x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(weighted) mean (d,) and covariance (d, d) with numpy's unbiased (ddof=1 / reliability) correction."""
     return np.average(x, axis=0, weights=w), np.atleast_2d(np.cov(x, rowvar=False, aweights=w))
+
+
+def _balanced_training_set(train: np.ndarray, y: np.ndarray, abs_w: np.ndarray | None,
+                           rng: np.random.Generator) -> np.ndarray:
+    """Indices with m = min(class counts) events per class: drawn without replacement, or ∝ |w| with replacement."""
+    per_class = [train[y[train] == label] for label in (0, 1)]
+    m = min(len(idx) for idx in per_class)
+    picked = []
+    for idx in per_class:
+        if abs_w is not None:
+            p = abs_w[idx] / abs_w[idx].sum()
+            picked.append(rng.choice(idx, size=m, replace=True, p=p))
+        else:
+            picked.append(idx if len(idx) == m else rng.choice(idx, size=m, replace=False))
+    return np.concatenate(picked)
 
 
 def _subsample(x: np.ndarray, w: np.ndarray | None, cap: int | None, rng: np.random.Generator):

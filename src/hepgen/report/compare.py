@@ -1,0 +1,276 @@
+"""``compare``: every two-sample metric between a reference and a candidate sample, and an HTML report.
+
+Tabular events (n, d) are compared feature by feature and jointly; images (n, H, W) or (n, C, H, W)
+through per-event summary features (:mod:`hepgen.report.image_features`) plus their mean images.
+The returned dict is JSON-serialisable (non-finite numbers become null); with ``report_dir`` it is
+also written there as ``metrics.json`` next to the plots and ``index.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepgen.errors import DataError
+from hepgen.metrics._checks import as_samples, as_weights
+from hepgen.metrics.bootstrap import bootstrap
+from hepgen.metrics.histograms import chi2_histograms, common_edges, kl_js_from_samples
+from hepgen.metrics.two_sample import c2st_auc, fpd, kpd, wasserstein_1d
+from hepgen.report.image_features import image_feature_names, image_summary_features, mean_image
+
+C2ST_FOLDS = 5
+KPD_BATCH = 2_000
+
+
+def compare(
+    ref: np.ndarray,
+    cand: np.ndarray,
+    *,
+    names: list[str] | None = None,
+    ref_weights: np.ndarray | None = None,
+    cand_weights: np.ndarray | None = None,
+    report_dir: str | Path | None = None,
+    seed: int = 0,
+    title: str = "",
+    max_events: int = 20_000,
+    bins: int = 50,
+    n_bootstrap: int = 20,
+    max_plots: int = 50,
+) -> dict[str, Any]:
+    """Compare ``cand`` with ``ref``: per-feature W1 (± bootstrap), χ²/ndf, KL(ref‖cand), JS; FPD, KPD, C2ST AUC.
+
+    ``ref``: (n, d), (n,), (n, H, W) or (n, C, H, W); ``cand`` the same trailing shape; weights (n,)
+    and (m,). Histograms use ``bins`` common equal-width bins over the central 99.8 % of both samples.
+    C2ST uses at most ``max_events`` per sample (5-fold boosted trees); FPD extrapolates batches of up
+    to ``max_events`` events; KPD uses 10 batches of ≤ 2000. W1, FPD and KPD need non-negative weights:
+    with negative (NLO) weights they are reported as null, with a note. W1 errors come from
+    ``n_bootstrap`` resamples of ≤ ``max_events`` events, scaled by √((1/n + 1/m)/(1/n' + 1/m')).
+    ``report_dir`` gets ``metrics.json``, ``plots/*.png`` (the first ``max_plots`` feature histograms,
+    correlations, mean images) and ``index.html``.
+    """
+    x_ref, x_cand = _events(ref, "ref"), _events(cand, "cand")
+    if x_ref.shape[1:] != x_cand.shape[1:]:
+        raise DataError(f"ref has events of shape {x_ref.shape[1:]} but cand has {x_cand.shape[1:]}; "
+                        "compare needs the same features in both samples.")
+    w_ref = as_weights(ref_weights, len(x_ref), "ref_weights")
+    w_cand = as_weights(cand_weights, len(x_cand), "cand_weights")
+    is_image = x_ref.ndim in (3, 4)
+    notes: list[str] = []
+    if is_image:
+        f_ref, f_cand = image_summary_features(x_ref), image_summary_features(x_cand)
+        n_ch = 1 if x_ref.ndim == 3 else x_ref.shape[1]
+        if names is not None:
+            notes.append("names were ignored: image data are compared through summary features.")
+        names = image_feature_names(n_ch)
+    else:
+        f_ref, f_cand = x_ref, x_cand
+        names = _feature_names(names, f_ref.shape[1])
+    negative = any(w is not None and (w < 0).any() for w in (w_ref, w_cand))
+    if negative:
+        notes.append("negative event weights: W1, FPD and KPD are undefined for them and are reported as null.")
+
+    result: dict[str, Any] = {
+        "title": title, "kind": "image" if is_image else "tabular",
+        "n_ref": len(x_ref), "n_cand": len(x_cand), "n_features": len(names),
+        "weighted": w_ref is not None or w_cand is not None, "seed": seed,
+    }
+    features = {name: _feature_metrics(f_ref[:, k], f_cand[:, k], w_ref, w_cand, bins=bins, negative=negative,
+                                       n_bootstrap=n_bootstrap, max_events=max_events, seed=seed + k)
+                for k, name in enumerate(names)}
+    undefined = [name for name, f in features.items() if f["chi2"] is None]
+    if undefined:
+        notes.append(f"χ², KL and JS are null for {', '.join(undefined)}: the total weight inside the histogram "
+                     "range is not positive.")
+    for key in ("w1_norm", "chi2_ndf", "kl", "js"):
+        vals = [f[key] for f in features.values() if f[key] is not None]
+        result[f"{key}_mean"] = float(np.mean(vals)) if vals else None
+    result.update(_joint_metrics(f_ref, f_cand, w_ref, w_cand, negative, max_events, seed, notes))
+    if is_image:
+        m_ref, m_cand = mean_image(x_ref, w_ref), mean_image(x_cand, w_cand)
+        scale = float(np.abs(m_ref).sum())
+        result["image"] = {
+            "shape": list(x_ref.shape[1:]),
+            "mean_image_rel_l1": float(np.abs(m_cand - m_ref).sum() / scale) if scale > 0 else None,
+            "mean_image_max_abs_diff": float(np.abs(m_cand - m_ref).max()),
+        }
+    result["features"] = features
+    result["notes"] = notes
+    if report_dir is not None:
+        figures = _write_plots(Path(report_dir), f_ref, f_cand, w_ref, w_cand, names, features, bins, max_plots,
+                               (m_ref, m_cand) if is_image else None, notes)
+        result["files"] = ["metrics.json", "index.html", *(path for _, path in figures)]
+    result = _jsonable(result)
+    if report_dir is not None:
+        _write_report(Path(report_dir), result, figures)
+    return result
+
+
+def _feature_metrics(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None, wb: np.ndarray | None, *, bins: int,
+                     negative: bool, n_bootstrap: int, max_events: int, seed: int) -> dict[str, Any]:
+    """W1 (± scaled bootstrap), W1 / ref std, χ², ndf, χ²/ndf, KL(ref‖cand) and JS of one feature."""
+    edges = common_edges(a, b, bins, quantile=0.001)
+    chi2, ndf = _safe(lambda: chi2_histograms(a, b, bins=edges, x_weights=wa, y_weights=wb), (None, None))
+    kl, js = _safe(lambda: kl_js_from_samples(a, b, bins=edges, x_weights=wa, y_weights=wb), (None, None))
+    out: dict[str, Any] = {"w1": None, "w1_err": None, "w1_norm": None, "chi2": chi2, "ndf": ndf,
+                           "chi2_ndf": None if chi2 is None else chi2 / ndf, "kl": kl, "js": js}
+    if not negative:
+        w1 = wasserstein_1d(a, b, wa, wb)
+        rng = np.random.default_rng(seed)
+        ia, ib = _cap(len(a), max_events, rng), _cap(len(b), max_events, rng)
+        pick = lambda w, i: None if w is None else w[i]  # noqa: E731
+        _, err = bootstrap(wasserstein_1d, a[ia], b[ib], pick(wa, ia), pick(wb, ib), n=n_bootstrap, seed=seed,
+                           groups=(0, 1, 0, 1))
+        err *= np.sqrt((1 / len(a) + 1 / len(b)) / (1 / len(ia) + 1 / len(ib)))
+        std = float(np.sqrt(np.cov(a, aweights=wa))) if len(a) > 1 else 0.0
+        out.update(w1=w1, w1_err=float(err), w1_norm=w1 / std if std > 0 else None)
+    return out
+
+
+def _joint_metrics(f_ref: np.ndarray, f_cand: np.ndarray, w_ref, w_cand, negative: bool, max_events: int,
+                   seed: int, notes: list[str]) -> dict[str, Any]:
+    """C2ST AUC, FPD and KPD on all features together (each skipped with a note when the samples are too small)."""
+    out: dict[str, Any] = {}
+    n_min = min(len(f_ref), len(f_cand))
+    if n_min >= 2 * C2ST_FOLDS:
+        auc = c2st_auc(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand, n_folds=C2ST_FOLDS,
+                       max_per_class=max_events, seed=seed)
+        out["c2st"] = {"auc": auc, "classifier": "hgb", "n_folds": C2ST_FOLDS,
+                       "n_per_class": [min(len(f_ref), max_events), min(len(f_cand), max_events)]}
+    else:
+        out["c2st"] = {"auc": None}
+        notes.append(f"C2ST skipped: it needs at least {2 * C2ST_FOLDS} events per sample.")
+    if negative or n_min < 4:
+        out["fpd"] = {"value": None, "error": None}
+        out["kpd"] = {"value": None, "error": None}
+        if not negative:
+            notes.append("FPD and KPD skipped: they need at least 4 events per sample.")
+        return out
+    max_n = min(n_min, max_events)
+    value, error = fpd(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand,
+                       min_samples=max(2, int(0.4 * max_n)), max_samples=max_n, num_batches=10, num_points=5, seed=seed)
+    out["fpd"] = {"value": value, "error": error, "max_batch": max_n}
+    value, error = kpd(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand, num_batches=10,
+                       batch_size=KPD_BATCH, seed=seed)
+    out["kpd"] = {"value": value, "error": error, "batch_size": min(KPD_BATCH, n_min), "degree": 4}
+    return out
+
+
+def _write_plots(report_dir: Path, f_ref, f_cand, w_ref, w_cand, names: Sequence[str], features: dict, bins: int,
+                 max_plots: int, means, notes: list[str]) -> list[tuple[str, str]]:
+    """Draw every figure into ``report_dir/plots``; returns (caption, path relative to ``report_dir``) pairs."""
+    from hepgen.report import plots
+
+    plot_dir = report_dir / "plots"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    if means is not None:
+        plots.plot_mean_images(means[0], means[1], plot_dir / "mean_images.png")
+        files.append(("mean images", "plots/mean_images.png"))
+    if len(names) > 1:
+        plots.plot_correlation_matrices(f_ref, f_cand, plot_dir / "correlations.png", names=names,
+                                        ref_weights=w_ref, cand_weights=w_cand)
+        files.append(("correlation matrices", "plots/correlations.png"))
+    for k, name in enumerate(names[:max_plots]):
+        f = features[name]
+        label = f"χ²/ndf = {f['chi2_ndf']:.3g}" if f["chi2_ndf"] is not None else ""
+        rel = f"plots/hist_{k:03d}_{_slug(name)}.png"
+        plots.plot_feature_histogram(f_ref[:, k], f_cand[:, k], report_dir / rel,
+                                     edges=common_edges(f_ref[:, k], f_cand[:, k], bins, quantile=0.001),
+                                     ref_weights=w_ref, cand_weights=w_cand, name=name, annotation=label)
+        files.append((name, rel))
+    if len(names) > max_plots:
+        notes.append(f"histograms are drawn for the first {max_plots} of {len(names)} features only.")
+    return files
+
+
+def _write_report(report_dir: Path, result: dict[str, Any], figures: list[tuple[str, str]]) -> None:
+    """``metrics.json`` and ``index.html`` (atomically), from the final result dict."""
+    from hepgen.report.html import Gallery, Page, Table, write_index_html
+    from hepgen.train.checkpoint import atomic_write_text
+
+    atomic_write_text(report_dir / "metrics.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
+    overall = [
+        ("C2ST AUC (0.5 = indistinguishable)", result["c2st"]["auc"], None),
+        ("FPD (Fréchet physics distance)", result["fpd"]["value"], result["fpd"]["error"]),
+        ("KPD (kernel physics distance)", result["kpd"]["value"], result["kpd"]["error"]),
+        ("mean W1 / σ_ref", result["w1_norm_mean"], None),
+        ("mean χ²/ndf", result["chi2_ndf_mean"], None),
+        ("mean JS divergence [nats]", result["js_mean"], None),
+    ]
+    if "image" in result:
+        overall.append(("mean image relative L1", result["image"]["mean_image_rel_l1"], None))
+    feature_rows = [[name, f["w1"], f["w1_err"], f["w1_norm"], f["chi2"], f["ndf"], f["chi2_ndf"], f["kl"], f["js"]]
+                    for name, f in result["features"].items()]
+    hists = [(caption, p) for caption, p in figures if Path(p).name.startswith("hist_")]
+    joint = [(caption, p) for caption, p in figures if not Path(p).name.startswith("hist_")]
+    page = Page(
+        title=result["title"] or "hepgen compare",
+        meta=[f"{result['kind']} data · reference: {result['n_ref']} events · candidate: {result['n_cand']} events"
+              f" · {result['n_features']} features · weighted: {result['weighted']} · seed {result['seed']}"],
+        notes=result["notes"],
+        links=[("metrics.json", "metrics.json")],
+        tables=[Table("Overall", ["metric", "value", "error"], [list(r) for r in overall]),
+                Table("Per feature", ["feature", "W1", "± W1", "W1/σ_ref", "χ²", "ndf", "χ²/ndf", "KL(ref‖cand)", "JS"],
+                      feature_rows)],
+        galleries=[g for g in (Gallery("Joint distributions", joint, small=False), Gallery("Features", hists))
+                   if g.figures],
+    )
+    write_index_html(report_dir, page)
+
+
+def _events(x: object, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim not in (1, 2, 3, 4):
+        raise DataError(f"{name}: expected events of shape (n,), (n, d), (n, H, W) or (n, C, H, W); got {arr.shape}.")
+    flat = as_samples(arr.reshape(len(arr), -1) if arr.ndim > 1 else arr[:, None], name, ndim=2)
+    return flat.reshape(arr.shape) if arr.ndim > 1 else flat
+
+
+def _feature_names(names: Sequence[str] | None, d: int) -> list[str]:
+    if names is None:
+        return [f"x{k}" for k in range(d)]
+    names = [str(n) for n in names]
+    if len(names) != d:
+        raise DataError(f"names: {len(names)} names given for {d} features.")
+    if len(set(names)) != d:
+        dup = next(n for n in names if names.count(n) > 1)
+        raise DataError(f"names: feature name {dup!r} appears more than once.")
+    return names
+
+
+def _cap(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if n <= cap else np.sort(rng.choice(n, size=cap, replace=False))
+
+
+def _safe(fn, fallback):
+    """Histogram metrics of a feature whose weights cancel inside the range are undefined: report null."""
+    try:
+        return fn()
+    except DataError:
+        return fallback
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "feature"
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain Python containers and numbers; NaN/inf become None."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
