@@ -131,6 +131,25 @@ def test_hdf5_keys_groups_and_creation_order(tmp_path):
     assert available_keys(f"{path}:jets") == ["jets/kin", "jets/kin/z", "jets/kin/a", "jets/kin/m"]
 
 
+def test_hdf5_matrix_with_columns_attribute_has_named_selectable_columns(tmp_path):
+    path = tmp_path / "m.h5"
+    data = np.arange(24, dtype=np.float32).reshape(6, 4)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("jets/features", data=data).attrs["columns"] = ["pt", "eta", "mass", "w"]
+        f.create_dataset("bad", data=data).attrs["columns"] = ["a", "b"]  # wrong length: unnamed
+    table = read(f"{path}:jets/features")
+    assert table.columns == ["pt", "eta", "mass", "w"]
+    np.testing.assert_array_equal(table.data, data)
+    source = open_source(f"{path}:jets/features", columns=["mass", "pt"])
+    assert source.columns == ["mass", "pt"]
+    np.testing.assert_array_equal(source.read_rows(2, 5), data[2:5][:, [2, 0]])
+    source = open_source(f"{path}:jets/features", exclude=["w"])
+    np.testing.assert_array_equal(source.read_rows(0, 6), data[:, :3])
+    with pytest.raises(DataError, match="'mas'.*Did you mean 'mass'"):
+        open_source(f"{path}:jets/features", columns=["mas"])
+    assert read(f"{path}:bad").columns is None
+
+
 def test_hdf5_compound_dataset_gives_field_columns(tmp_path):
     records = np.zeros(40, dtype=[("pt", "f8"), ("n", "i4"), ("ok", "?")])
     records["pt"] = np.linspace(1, 2, 40)

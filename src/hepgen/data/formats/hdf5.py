@@ -1,7 +1,8 @@
 """HDF5 files (h5py): ``file.h5[:group/dataset]``, read in row slices so large files stream.
 
 Layouts read:
-  * a numeric dataset (n, *event_shape) -> as is, columns None (a 1-D dataset is (n, 1));
+  * a numeric dataset (n, *event_shape) -> as is, columns None (a 1-D dataset is (n, 1)); a 2-D
+    dataset with a ``columns`` attribute of one name per column -> named, selectable columns;
   * a compound dataset (n,) -> (n, n_fields), columns = field names;
   * a group whose members are equal-length 1-D datasets -> (n, n_members), columns = member names
     (creation order when the group tracks it, else alphabetical — h5py's iteration order);
@@ -86,6 +87,8 @@ class HDF5Source(FileSource):
             rows = obj.fields(self.names)[start:stop]
             return stack_columns([rows[name] for name in self.names]), None
         rows = obj[start:stop]
+        if self.kind == "matrix":
+            return rows[:, self.index], None
         return (rows.reshape(-1, 1) if rows.ndim == 1 else rows), None
 
 
@@ -124,6 +127,14 @@ def open_source(path: Path, key: str | None, request: Request) -> HDF5Source:
             )
 
 
+def _column_labels(dataset: h5py.Dataset) -> list[str] | None:
+    """Names of the columns of a 2-D dataset from its ``columns`` attribute (as hepgen writes it), if any."""
+    labels = dataset.attrs.get("columns")
+    if dataset.ndim != 2 or labels is None or len(labels) != dataset.shape[1]:
+        return None
+    return [label.decode() if isinstance(label, bytes) else str(label) for label in labels]
+
+
 def _dataset_source(path: Path, dataset: h5py.Dataset, request: Request, where: str) -> HDF5Source:
     common = {"spec": request.spec, "dtype": request.dtype}
     if dataset.ndim == 0:
@@ -143,6 +154,13 @@ def _dataset_source(path: Path, dataset: h5py.Dataset, request: Request, where: 
             event_shape=(len(names),), columns=names, **common,
         )
     require_numeric(dataset.dtype, where)
+    labels = _column_labels(dataset)
+    if labels is not None:
+        names = select_names(labels, request.columns, request.exclude, where)
+        source = HDF5Source(path, dataset.name, "matrix", names, n_rows=len(dataset),
+                            event_shape=(len(names),), columns=names, **common)
+        source.index = [labels.index(name) for name in names]
+        return source
     if request.selects:
         raise unnamed(where, dataset.shape)
     event_shape = dataset.shape[1:] or (1,)
