@@ -29,6 +29,7 @@ from hepgen.metrics.sampling import (
 )
 from hepgen.metrics.two_sample import (
     c2st_auc,
+    c2st_scores,
     fpd,
     frechet_distance,
     kpd,
@@ -42,6 +43,7 @@ __all__ = [
     "background_rejection",
     "bootstrap",
     "c2st_auc",
+    "c2st_scores",
     "chi2_from_histograms",
     "chi2_histograms",
     "classifier_metrics",

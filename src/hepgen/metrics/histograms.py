@@ -38,6 +38,13 @@ def weighted_histogram(
             range = [range]  # noqa: A001
         if np.ndim(bins) == 1:
             bins = [np.asarray(bins, float)]  # one array of edges
+    if sample.shape[1] == 1 and np.ndim(bins[0] if isinstance(bins, list) else bins) == 1:
+        # one feature on given edges: np.histogram bins exactly like histogramdd (last edge closed),
+        # 10-30x faster, which the bootstrap of the compare report relies on
+        edges = np.asarray(bins[0] if isinstance(bins, list) else bins, dtype=float)
+        h, _ = np.histogram(sample[:, 0], bins=edges, weights=w)
+        sumw2, _ = np.histogram(sample[:, 0], bins=edges, weights=w * w)
+        return h, sumw2, [edges]
     h, edges = np.histogramdd(sample, bins=bins, range=range, weights=w)
     sumw2, _ = np.histogramdd(sample, bins=edges, weights=w * w)
     return h, sumw2, list(edges)

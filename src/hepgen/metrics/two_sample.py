@@ -18,7 +18,7 @@ from hepgen.metrics._checks import as_samples, as_weights
 from hepgen.metrics.classification import roc_auc
 
 
-def c2st_auc(
+def c2st_scores(
     real: np.ndarray,
     generated: np.ndarray,
     *,
@@ -28,15 +28,18 @@ def c2st_auc(
     n_folds: int = 5,
     max_per_class: int | None = None,
     seed: int = 0,
-) -> float:
-    """Classifier two-sample test: AUC of out-of-fold scores of a classifier separating real (label 1) from generated.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Out-of-fold classifier scores of the C2ST: ``(s_real, s_generated, w_real, w_generated)``.
 
-    ``real``: (n, d), ``generated``: (m, d). Inputs are standardised on each training fold; ``classifier``
-    is ``"hgb"`` (HistGradientBoostingClassifier) or ``"mlp"`` (MLPClassifier). Each training fold is
-    balanced to the same number of events per class (the larger class subsampled; with weights, both
-    resampled ∝ |w| with replacement, so the classifier needs no sample weights); the AUC on the held-out
-    folds uses the signed weights. ``max_per_class`` caps each sample by a seeded random subsample.
-    ≈ 0.5 for identical distributions, → 1 when separable.
+    ``real``: (n, d), ``generated``: (m, d). Every event is scored by the classifier trained on the
+    other ``n_folds`` − 1 folds (stratified, shuffled with ``seed``), so the scores are held out; inputs
+    are standardised on each training fold; ``classifier`` is ``"hgb"`` (HistGradientBoostingClassifier)
+    or ``"mlp"`` (MLPClassifier). Each training fold is balanced to the same number of events per class
+    (the larger class subsampled; with weights, both resampled ∝ |w| with replacement, so the classifier
+    needs no sample weights). ``max_per_class`` caps each sample by a seeded random subsample; the
+    returned scores (n', ) and (m', ) and weights (None when not given) are those of the kept events.
+    :func:`c2st_auc` is ``roc_auc`` of these; bootstrapping them gives the AUC's statistical error for
+    the trained classifiers.
     """
     x1, x0 = as_samples(real, "real", ndim=2), as_samples(generated, "generated", ndim=2)
     if x1.shape[1] != x0.shape[1]:
@@ -67,9 +70,30 @@ def c2st_auc(
         model = _make_classifier(classifier, seed)
         model.fit((x[train] - mean) / std, y[train])
         scores[test] = model.predict_proba((x[test] - mean) / std)[:, 1]
-    weights = None if (w1 is None and w0 is None) else w
-    return roc_auc(scores[y == 1], scores[y == 0],
-                   None if weights is None else weights[y == 1], None if weights is None else weights[y == 0])
+    if not weighted:
+        return scores[y == 1], scores[y == 0], None, None
+    return scores[y == 1], scores[y == 0], w[y == 1], w[y == 0]
+
+
+def c2st_auc(
+    real: np.ndarray,
+    generated: np.ndarray,
+    *,
+    real_weights: np.ndarray | None = None,
+    generated_weights: np.ndarray | None = None,
+    classifier: str = "hgb",
+    n_folds: int = 5,
+    max_per_class: int | None = None,
+    seed: int = 0,
+) -> float:
+    """Classifier two-sample test: AUC of out-of-fold scores of a classifier separating real (label 1) from generated.
+
+    ``real``: (n, d), ``generated``: (m, d); the options are those of :func:`c2st_scores`. The AUC on
+    the held-out folds uses the signed weights. ≈ 0.5 for identical distributions, → 1 when separable
+    (CaloChallenge convention).
+    """
+    return roc_auc(*c2st_scores(real, generated, real_weights=real_weights, generated_weights=generated_weights,
+                                classifier=classifier, n_folds=n_folds, max_per_class=max_per_class, seed=seed))
 
 
 def wasserstein_per_feature(

@@ -8,9 +8,13 @@ also written there as ``metrics.json`` next to the plots and ``index.html``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +24,14 @@ from hepgen.errors import DataError
 from hepgen.metrics._checks import as_samples, as_weights
 from hepgen.metrics.bootstrap import bootstrap
 from hepgen.metrics.histograms import chi2_histograms, common_edges, kl_js_from_samples
-from hepgen.metrics.two_sample import c2st_auc, fpd, kpd, wasserstein_1d
+from hepgen.metrics.classification import roc_auc
+from hepgen.metrics.two_sample import c2st_scores, fpd, kpd, wasserstein_1d
 from hepgen.report.image_features import image_feature_names, image_summary_features, mean_image
 
 C2ST_FOLDS = 5
 KPD_BATCH = 2_000
+#: the figures a report writes into plots/ (stale ones of an earlier report are removed)
+_REPORT_PNG = re.compile(r"(hist_\d{3}_.*|correlations|mean_images)\.png")
 
 
 def compare(
@@ -47,11 +54,21 @@ def compare(
     ``ref``: (n, d), (n,), (n, H, W) or (n, C, H, W); ``cand`` the same trailing shape; weights (n,)
     and (m,). Histograms use ``bins`` common equal-width bins over the central 99.8 % of both samples.
     C2ST uses at most ``max_events`` per sample (5-fold boosted trees); FPD extrapolates batches of up
-    to ``max_events`` events; KPD uses 10 batches of ≤ 2000. W1, FPD and KPD need non-negative weights:
-    with negative (NLO) weights they are reported as null, with a note. W1 errors come from
-    ``n_bootstrap`` resamples of ≤ ``max_events`` events, scaled by √((1/n + 1/m)/(1/n' + 1/m')).
+    to ``max_events`` events; KPD uses 10 batches of ≤ min(2000, n/2) events (so that batches differ).
+    W1, FPD and KPD need non-negative weights: with negative (NLO) weights they are reported as null,
+    with a note; χ², KL, JS and the C2ST take signed weights.
+
+    Uncertainties: ``w1_err``, ``chi2_ndf_err``, ``kl_err``, ``js_err`` and ``c2st.auc_err`` are the
+    standard deviations over ``n_bootstrap`` bootstrap resamples (events with their weights) of at most
+    ``max_events`` events per sample (all of them when fewer). W1's is scaled to the full sample sizes by
+    √((1/n + 1/m)/(1/n' + 1/m')); the histogram ones are those of the subsample. The AUC's resamples the
+    held-out classifier scores (the classifiers stay fixed). FPD and KPD keep the JetNet errors: the fit
+    error of the N → ∞ intercept, half the 16–84 % range over batches.
+
     ``report_dir`` gets ``metrics.json``, ``plots/*.png`` (the first ``max_plots`` feature histograms,
-    correlations, mean images) and ``index.html``.
+    correlations, mean images) and ``index.html``. Everything is drawn in a temporary folder beside it
+    and moved in only when complete, so an error (DataError for bad input, raised before anything is
+    written) never leaves a half-written report; an existing report there is replaced file by file.
     """
     x_ref, x_cand = _events(ref, "ref"), _events(cand, "cand")
     if x_ref.shape[1:] != x_cand.shape[1:]:
@@ -89,7 +106,7 @@ def compare(
     for key in ("w1_norm", "chi2_ndf", "kl", "js"):
         vals = [f[key] for f in features.values() if f[key] is not None]
         result[f"{key}_mean"] = float(np.mean(vals)) if vals else None
-    result.update(_joint_metrics(f_ref, f_cand, w_ref, w_cand, negative, max_events, seed, notes))
+    result.update(_joint_metrics(f_ref, f_cand, w_ref, w_cand, negative, max_events, n_bootstrap, seed, notes))
     if is_image:
         m_ref, m_cand = mean_image(x_ref, w_ref), mean_image(x_cand, w_cand)
         scale = float(np.abs(m_ref).sum())
@@ -100,31 +117,45 @@ def compare(
         }
     result["features"] = features
     result["notes"] = notes
-    if report_dir is not None:
-        figures = _write_plots(Path(report_dir), f_ref, f_cand, w_ref, w_cand, names, features, bins, max_plots,
+    result["bootstrap"] = {"replicas": n_bootstrap, "max_events": max_events}
+    if report_dir is None:
+        return _jsonable(result)
+    with _staged(Path(report_dir)) as staging:
+        figures = _write_plots(staging, f_ref, f_cand, w_ref, w_cand, names, features, bins, max_plots,
                                (m_ref, m_cand) if is_image else None, notes)
         result["files"] = ["metrics.json", "index.html", *(path for _, path in figures)]
-    result = _jsonable(result)
-    if report_dir is not None:
-        _write_report(Path(report_dir), result, figures)
+        result = _jsonable(result)
+        _write_report(staging, result, figures)
     return result
 
 
 def _feature_metrics(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None, wb: np.ndarray | None, *, bins: int,
                      negative: bool, n_bootstrap: int, max_events: int, seed: int) -> dict[str, Any]:
-    """W1 (± scaled bootstrap), W1 / ref std, χ², ndf, χ²/ndf, KL(ref‖cand) and JS of one feature."""
+    """W1, W1 / ref std, χ², ndf, χ²/ndf, KL(ref‖cand) and JS of one feature, with bootstrap errors."""
     edges = common_edges(a, b, bins, quantile=0.001)
     chi2, ndf = _safe(lambda: chi2_histograms(a, b, bins=edges, x_weights=wa, y_weights=wb), (None, None))
     kl, js = _safe(lambda: kl_js_from_samples(a, b, bins=edges, x_weights=wa, y_weights=wb), (None, None))
     out: dict[str, Any] = {"w1": None, "w1_err": None, "w1_norm": None, "chi2": chi2, "ndf": ndf,
-                           "chi2_ndf": None if chi2 is None else chi2 / ndf, "kl": kl, "js": js}
+                           "chi2_ndf": None if chi2 is None else chi2 / ndf, "chi2_ndf_err": None,
+                           "kl": kl, "kl_err": None, "js": js, "js_err": None}
+    rng = np.random.default_rng(seed)
+    ia, ib = _cap(len(a), max_events, rng), _cap(len(b), max_events, rng)
+    sub = (a[ia], b[ib], _pick(wa, ia), _pick(wb, ib))
+    if chi2 is not None and kl is not None:
+
+        def histogram_metrics(x, y, wx, wy) -> np.ndarray:
+            """[χ²/ndf, KL, JS] of one resample; NaN where its weights cancel inside the range."""
+            try:
+                c, d = chi2_histograms(x, y, bins=edges, x_weights=wx, y_weights=wy)
+                return np.array([c / d, *kl_js_from_samples(x, y, bins=edges, x_weights=wx, y_weights=wy)])
+            except DataError:
+                return np.full(3, np.nan)
+
+        _, errs = bootstrap(histogram_metrics, *sub, n=n_bootstrap, seed=seed, groups=(0, 1, 0, 1))
+        out.update(chi2_ndf_err=float(errs[0]), kl_err=float(errs[1]), js_err=float(errs[2]))
     if not negative:
         w1 = wasserstein_1d(a, b, wa, wb)
-        rng = np.random.default_rng(seed)
-        ia, ib = _cap(len(a), max_events, rng), _cap(len(b), max_events, rng)
-        pick = lambda w, i: None if w is None else w[i]  # noqa: E731
-        _, err = bootstrap(wasserstein_1d, a[ia], b[ib], pick(wa, ia), pick(wb, ib), n=n_bootstrap, seed=seed,
-                           groups=(0, 1, 0, 1))
+        _, err = bootstrap(wasserstein_1d, *sub, n=n_bootstrap, seed=seed, groups=(0, 1, 0, 1))
         err *= np.sqrt((1 / len(a) + 1 / len(b)) / (1 / len(ia) + 1 / len(ib)))
         std = float(np.sqrt(np.cov(a, aweights=wa))) if len(a) > 1 else 0.0
         out.update(w1=w1, w1_err=float(err), w1_norm=w1 / std if std > 0 else None)
@@ -132,17 +163,18 @@ def _feature_metrics(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None, wb: np
 
 
 def _joint_metrics(f_ref: np.ndarray, f_cand: np.ndarray, w_ref, w_cand, negative: bool, max_events: int,
-                   seed: int, notes: list[str]) -> dict[str, Any]:
-    """C2ST AUC, FPD and KPD on all features together (each skipped with a note when the samples are too small)."""
+                   n_bootstrap: int, seed: int, notes: list[str]) -> dict[str, Any]:
+    """C2ST AUC (± bootstrap), FPD and KPD on all features together (each skipped with a note when too few events)."""
     out: dict[str, Any] = {}
     n_min = min(len(f_ref), len(f_cand))
     if n_min >= 2 * C2ST_FOLDS:
-        auc = c2st_auc(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand, n_folds=C2ST_FOLDS,
-                       max_per_class=max_events, seed=seed)
-        out["c2st"] = {"auc": auc, "classifier": "hgb", "n_folds": C2ST_FOLDS,
-                       "n_per_class": [min(len(f_ref), max_events), min(len(f_cand), max_events)]}
+        held_out = c2st_scores(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand, n_folds=C2ST_FOLDS,
+                               max_per_class=max_events, seed=seed)
+        auc, auc_err = bootstrap(_safe_auc, *held_out, n=n_bootstrap, seed=seed, groups=(0, 1, 0, 1))
+        out["c2st"] = {"auc": auc, "auc_err": auc_err, "classifier": "hgb", "n_folds": C2ST_FOLDS,
+                       "n_per_class": [len(held_out[0]), len(held_out[1])]}
     else:
-        out["c2st"] = {"auc": None}
+        out["c2st"] = {"auc": None, "auc_err": None}
         notes.append(f"C2ST skipped: it needs at least {2 * C2ST_FOLDS} events per sample.")
     if negative or n_min < 4:
         out["fpd"] = {"value": None, "error": None}
@@ -154,9 +186,10 @@ def _joint_metrics(f_ref: np.ndarray, f_cand: np.ndarray, w_ref, w_cand, negativ
     value, error = fpd(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand,
                        min_samples=max(2, int(0.4 * max_n)), max_samples=max_n, num_batches=10, num_points=5, seed=seed)
     out["fpd"] = {"value": value, "error": error, "max_batch": max_n}
+    batch = min(KPD_BATCH, n_min // 2)  # batches drawn without replacement: at most half, so that they differ
     value, error = kpd(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand, num_batches=10,
-                       batch_size=KPD_BATCH, seed=seed)
-    out["kpd"] = {"value": value, "error": error, "batch_size": min(KPD_BATCH, n_min), "degree": 4}
+                       batch_size=batch, seed=seed)
+    out["kpd"] = {"value": value, "error": error, "batch_size": batch, "degree": 4}
     return out
 
 
@@ -195,7 +228,7 @@ def _write_report(report_dir: Path, result: dict[str, Any], figures: list[tuple[
 
     atomic_write_text(report_dir / "metrics.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
     overall = [
-        ("C2ST AUC (0.5 = indistinguishable)", result["c2st"]["auc"], None),
+        ("C2ST AUC (0.5 = indistinguishable)", result["c2st"]["auc"], result["c2st"]["auc_err"]),
         ("FPD (Fréchet physics distance)", result["fpd"]["value"], result["fpd"]["error"]),
         ("KPD (kernel physics distance)", result["kpd"]["value"], result["kpd"]["error"]),
         ("mean W1 / σ_ref", result["w1_norm_mean"], None),
@@ -204,8 +237,8 @@ def _write_report(report_dir: Path, result: dict[str, Any], figures: list[tuple[
     ]
     if "image" in result:
         overall.append(("mean image relative L1", result["image"]["mean_image_rel_l1"], None))
-    feature_rows = [[name, f["w1"], f["w1_err"], f["w1_norm"], f["chi2"], f["ndf"], f["chi2_ndf"], f["kl"], f["js"]]
-                    for name, f in result["features"].items()]
+    feature_rows = [[name, f["w1"], f["w1_err"], f["w1_norm"], f["chi2"], f["ndf"], f["chi2_ndf"], f["chi2_ndf_err"],
+                     f["kl"], f["kl_err"], f["js"], f["js_err"]] for name, f in result["features"].items()]
     hists = [(caption, p) for caption, p in figures if Path(p).name.startswith("hist_")]
     joint = [(caption, p) for caption, p in figures if not Path(p).name.startswith("hist_")]
     page = Page(
@@ -215,8 +248,9 @@ def _write_report(report_dir: Path, result: dict[str, Any], figures: list[tuple[
         notes=result["notes"],
         links=[("metrics.json", "metrics.json")],
         tables=[Table("Overall", ["metric", "value", "error"], [list(r) for r in overall]),
-                Table("Per feature", ["feature", "W1", "± W1", "W1/σ_ref", "χ²", "ndf", "χ²/ndf", "KL(ref‖cand)", "JS"],
-                      feature_rows)],
+                Table("Per feature (± bootstrap standard deviations)",
+                      ["feature", "W1", "± W1", "W1/σ_ref", "χ²", "ndf", "χ²/ndf", "± χ²/ndf", "KL(ref‖cand)", "± KL",
+                       "JS", "± JS"], feature_rows)],
         galleries=[g for g in (Gallery("Joint distributions", joint, small=False), Gallery("Features", hists))
                    if g.figures],
     )
@@ -227,7 +261,7 @@ def _events(x: object, name: str) -> np.ndarray:
     arr = np.asarray(x)
     if arr.ndim not in (1, 2, 3, 4):
         raise DataError(f"{name}: expected events of shape (n,), (n, d), (n, H, W) or (n, C, H, W); got {arr.shape}.")
-    flat = as_samples(arr.reshape(len(arr), -1) if arr.ndim > 1 else arr[:, None], name, ndim=2)
+    flat = as_samples(arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:]))), name, ndim=2)
     return flat.reshape(arr.shape) if arr.ndim > 1 else flat
 
 
@@ -241,6 +275,51 @@ def _feature_names(names: Sequence[str] | None, d: int) -> list[str]:
         dup = next(n for n in names if names.count(n) > 1)
         raise DataError(f"names: feature name {dup!r} appears more than once.")
     return names
+
+
+@contextlib.contextmanager
+def _staged(report_dir: Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``report_dir``; on success move its files into ``report_dir``.
+
+    Plots go in first, ``metrics.json`` and ``index.html`` last; figures of an earlier report there that
+    the new one does not have are removed, so that ``index.html`` shows every PNG in ``plots/``. Other
+    files are left alone. On any error the staging folder is deleted and ``report_dir`` is untouched.
+    OSErrors become DataErrors naming the folder.
+    """
+    if report_dir.exists() and not report_dir.is_dir():
+        raise DataError(f"report folder {report_dir} exists and is not a folder.")
+    try:
+        report_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.", suffix=".tmp", dir=report_dir.parent))
+    except OSError as exc:
+        raise DataError(f"cannot write the report to {report_dir}: {exc.strerror or exc}.") from None
+    try:
+        yield staging
+        new = sorted(p.relative_to(staging) for p in staging.rglob("*") if p.is_file())
+        (report_dir / "plots").mkdir(parents=True, exist_ok=True)
+        for old in (report_dir / "plots").glob("*.png"):
+            if _REPORT_PNG.fullmatch(old.name) and Path("plots", old.name) not in new:
+                old.unlink()
+        last = [Path("metrics.json"), Path("index.html")]
+        for rel in [r for r in new if r not in last] + [r for r in last if r in new]:
+            (report_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, report_dir / rel)
+    except OSError as exc:
+        raise DataError(f"cannot write the report to {report_dir}: {exc.strerror or exc}.") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _pick(w: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    return None if w is None else w[idx]
+
+
+def _safe_auc(s1, s0, w1, w0) -> float:
+    """roc_auc of one bootstrap resample; NaN when its signed weights leave a class with total ≤ 0."""
+    try:
+        return roc_auc(s1, s0, w1, w0)
+    except DataError:
+        return float("nan")
 
 
 def _cap(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:

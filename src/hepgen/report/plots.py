@@ -62,6 +62,7 @@ def plot_feature_histogram(
     with matplotlib.style.context(STYLE):
         fig = Figure(figsize=(7, 7))
         ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1), "hspace": 0.05})
+        fig.subplots_adjust(left=0.17, right=0.96, top=0.96, bottom=0.11)
         mplhep.histplot(d_r, edges, ax=ax, histtype="fill", color=REF_COLOR, alpha=0.35, label=ref_label)
         mplhep.histplot(d_r, edges, ax=ax, histtype="step", color=REF_COLOR, yerr=e_r)
         mplhep.histplot(d_c, edges, ax=ax, histtype="step", color=CAND_COLOR, yerr=e_c, label=cand_label)
@@ -73,7 +74,10 @@ def plot_feature_histogram(
         r_err = np.divide(np.hypot(e_c, ratio * e_r), np.abs(d_r), out=np.zeros_like(d_c), where=filled)
         mplhep.histplot(ratio, edges, ax=rax, histtype="errorbar", yerr=r_err, color=CAND_COLOR)
         rax.axhline(1.0, color=REF_COLOR, lw=1)
-        rax.set_ylim(0.5, 1.5)
+        both = filled & (d_c != 0)
+        off = float(np.max(np.abs(ratio[both] - 1.0))) if both.any() else 0.0
+        rax.set_ylim(*((0.5, 1.5) if off <= 0.5 else (0.0, 2.0)))
+        rax.set_yticks([0.75, 1.0, 1.25] if off <= 0.5 else [0.5, 1.0, 1.5])  # clear of the top panel's labels
         rax.set_ylabel("cand/ref", fontsize="small")
         rax.set_xlabel(name or "feature")
         ax.set_xlabel("")
@@ -144,8 +148,9 @@ def plot_mean_images(
 ) -> Path:
     """Mean images side by side with their difference, one row per channel; images (H, W) or (C, H, W).
 
-    Reference and candidate share one colour scale (logarithmic when all pixels are positive and span
-    more than two decades); the difference uses a diverging scale centred on zero.
+    Reference and candidate share one colour scale, logarithmic when no pixel is negative and the
+    positive ones span more than two decades (as for jet images; empty pixels then take the lowest
+    colour); the difference uses a diverging scale centred on zero.
     """
     r = np.asarray(ref_mean, float)
     c = np.asarray(cand_mean, float)
@@ -158,10 +163,15 @@ def plot_mean_images(
         axes = np.atleast_2d(fig.subplots(n_ch, 3))
         for ch in range(n_ch):
             lo, hi = float(min(r[ch].min(), c[ch].min())), float(max(r[ch].max(), c[ch].max()))
-            use_log = lo > 0 and hi / lo > 100
-            norm = LogNorm(lo, hi) if use_log else Normalize(lo, hi if hi > lo else lo + 1)
+            both = np.concatenate([r[ch].ravel(), c[ch].ravel()])
+            lo_pos = float(both[both > 0].min()) if (both > 0).any() else 0.0
+            use_log = lo >= 0 and lo_pos > 0 and hi / lo_pos > 100
+            norm = LogNorm(max(lo_pos, hi * 1e-6), hi) if use_log else Normalize(lo, hi if hi > lo else lo + 1)
+            cmap = matplotlib.colormaps["viridis"].with_extremes(bad=matplotlib.colormaps["viridis"](0.0),
+                                                                 under=matplotlib.colormaps["viridis"](0.0))
             for ax, img, title in ((axes[ch, 0], r[ch], labels[0]), (axes[ch, 1], c[ch], labels[1])):
-                im = ax.imshow(img, norm=norm, cmap="viridis", origin="upper")
+                shown = np.ma.masked_less_equal(img, 0.0) if use_log else img
+                im = ax.imshow(shown, norm=norm, cmap=cmap, origin="upper")
                 ax.set_title(f"{title}" + (f" (channel {ch})" if n_ch > 1 else ""), fontsize="medium")
             fig.colorbar(im, ax=axes[ch, :2].tolist(), fraction=0.046, pad=0.02)
             diff = c[ch] - r[ch]
