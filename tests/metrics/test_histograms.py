@@ -117,3 +117,17 @@ def test_grid_errors_are_data_errors():
         kl_js_on_grid(np.ones((3, 3)), np.ones((3, 4)))
     with pytest.raises(DataError, match="non-negative"):
         kl_divergence(np.array([1.0, -1.0]), np.array([1.0, 1.0]))
+
+
+def test_one_feature_fast_path_bins_like_histogramdd_including_edges(rng):
+    edges = np.linspace(-2.0, 2.0, 9)
+    x = np.r_[rng.normal(size=500), edges, edges[-1], -2.0000001, 2.0000001]  # values on every edge, outside
+    w = rng.uniform(-0.5, 2.0, len(x))
+    h, sumw2, got_edges = weighted_histogram(x, [edges], weights=w)
+    ref_h, _ = np.histogramdd(x[:, None], bins=[edges], weights=w)
+    ref_w2, _ = np.histogramdd(x[:, None], bins=[edges], weights=w**2)
+    np.testing.assert_allclose(h, ref_h, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(sumw2, ref_w2, rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(got_edges[0], edges)
+    h2, _, _ = weighted_histogram(x, edges, weights=w)  # a bare edge array takes the same path
+    np.testing.assert_array_equal(h2, h)
