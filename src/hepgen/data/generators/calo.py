@@ -101,7 +101,7 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "spectrum": (str, "uniform", f"incident energy spectrum: {', '.join(SPECTRA)}"),
     "noise": (float, 1.0, "electronic noise per cell in MeV (visible scale)"),
     "max_spots": (int, 4000, "cap on the energy spots per shower component"),
-    "workers": (int, None, "processes to simulate on (none: this process)"),
+    "workers": (int, None, "processes to simulate on in chunks of 500 showers (none: this process; -1: every core)"),
 }
 
 

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.generators import jet_features as jf
+from hepgen.data.generators.toys import resolve_workers
 from hepgen.errors import ConfigError, DataError
 
 PROCESSES: tuple[str, ...] = ("qcd", "top", "w")
@@ -70,7 +71,7 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "image_size": (int, 40, "jet image side in pixels, covering +-1.5 R in both directions"),
     "nsub_axes": (str, "kt", "N-subjettiness axes: kt (exclusive kT, E-scheme) or wta_kt (winner-take-all)"),
     "truth_match": (bool, True, "top/w: keep only jets matched to a top/W with all decay quarks inside"),
-    "workers": (int, 1, "processes generating blocks in parallel (the output does not depend on it)"),
+    "workers": (int, 1, "processes generating blocks in parallel, -1 for every core (the output does not depend on it)"),
     "block_size": (int, 100, "jets per independently seeded Pythia run (the output depends on it)"),
     "progress": (bool, True, "show a tqdm progress bar on a terminal"),
 }
@@ -122,9 +123,11 @@ def resolve_options(**options: Any) -> dict[str, Any]:
         raise ConfigError(f"jets option 'R' must lie in [0.05, 2.0], got {opts['R']}")
     if not 0 < opts["eta_max"] <= _ETA_PARTICLES:
         raise ConfigError(f"jets option 'eta_max' must lie in (0, {_ETA_PARTICLES}], got {opts['eta_max']}")
-    for key in ("max_constituents", "image_size", "workers", "block_size"):
+    for key in ("max_constituents", "image_size", "block_size"):
         if opts[key] < 1:
             raise ConfigError(f"jets option {key!r} must be a positive integer, got {opts[key]}")
+    if opts["workers"] < 1 and opts["workers"] != -1:
+        raise ConfigError(f"jets option 'workers' must be a positive integer or -1 (every core), got {opts['workers']}")
     return opts
 
 
@@ -365,7 +368,7 @@ def _generate(n: int, seed: int, opts: dict[str, Any]) -> tuple[dict[str, np.nda
     show = opts["progress"] and sys.stderr.isatty()
     bar = tqdm(total=n, desc=f"jets:{opts['process']}", unit="jet", disable=not show)
     try:
-        workers = min(opts["workers"], len(jobs))
+        workers = min(resolve_workers(opts["workers"]), len(jobs))
         if workers <= 1:
             outcomes = (_generate_block(job) for job in jobs)
             pool = None

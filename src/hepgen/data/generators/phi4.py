@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from hepgen.data.generators.toys import check_options, check_range, parallel_map, show_progress, split_counts
+from hepgen.data.generators.toys import (check_options, check_range, parallel_map, resolve_workers, show_progress,
+                                         split_counts)
 from hepgen.errors import ConfigError, DataError
 from hepgen.metrics.sampling import integrated_autocorrelation_time
 
@@ -55,7 +56,7 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "therm": (int, 200, "thermalisation trajectories per chain, discarded"),
     "thin": (int, 10, "keep one configuration every `thin` trajectories"),
     "chains": (int, 4, "independent Markov chains (vectorised; split over workers)"),
-    "workers": (int, None, "processes to run the chains on (none: this process)"),
+    "workers": (int, None, "processes to run the chains on (none: this process; -1: every core)"),
 }
 
 
@@ -154,7 +155,7 @@ def generate(n: int, seed: int = 0, **options: Any) -> dict[str, np.ndarray]:
     chains = min(opts["chains"], n)
     counts = split_counts(n, chains)
     seeds = np.random.SeedSequence(seed).spawn(chains)
-    workers = opts["workers"]
+    workers = resolve_workers(opts["workers"])
     groups = split_counts(chains, min(workers or 1, chains))
     params = (opts["L"], opts["m2"], opts["lam"], opts["tau"], opts["steps"], opts["jitter"], opts["therm"],
               opts["thin"])

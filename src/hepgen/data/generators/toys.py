@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -120,18 +121,37 @@ def show_progress() -> bool:
     return sys.stderr.isatty()
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | None) -> int | None:
+    """The ``workers`` option: None (this process), a positive count, or -1 for one per usable core
+    (scikit-learn's ``n_jobs=-1``). Raises ConfigError otherwise."""
+    if workers is None:
+        return None
+    if workers == -1:
+        return usable_cores()
+    if workers < 1:
+        raise ConfigError(f"option 'workers' must be a positive integer, -1 (every core) or none; got {workers!r}")
+    return int(workers)
+
+
 def parallel_map(function: Callable[..., Any], tasks: Sequence[tuple], workers: int | None,
                  desc: str) -> list[Any]:
     """``[function(*task) for task in tasks]`` in task order, on ``workers`` processes.
 
-    ``workers=None`` or ``1`` runs in this process. Tasks must carry their own random streams
-    (e.g. from ``np.random.SeedSequence(seed).spawn``) so that results do not depend on ``workers``.
-    A tqdm bar counts finished tasks when stderr is a terminal.
+    ``workers=None`` or ``1`` runs in this process, ``-1`` on every usable core. Tasks must carry their
+    own random streams (e.g. from ``np.random.SeedSequence(seed).spawn``) so that results do not depend
+    on ``workers``. A tqdm bar counts finished tasks when stderr is a terminal.
     """
     from tqdm.auto import tqdm
 
-    if workers is not None and workers < 1:
-        raise ConfigError(f"option 'workers' must be a positive integer or none; got {workers!r}")
+    workers = resolve_workers(workers)
     bar = tqdm(total=len(tasks), desc=desc, disable=not show_progress() or len(tasks) < 2)
     results: list[Any] = [None] * len(tasks)
     if workers is None or workers == 1 or len(tasks) < 2:
