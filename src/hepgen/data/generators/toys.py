@@ -159,7 +159,9 @@ def parallel_map(function: Callable[..., Any], tasks: Sequence[tuple], workers: 
             results[i] = function(*task)
             bar.update()
     else:
-        context = multiprocessing.get_context("spawn")
+        # fork on Linux: a spawned worker would first import hepgen (and torch), seconds per worker; the
+        # workers only run NumPy, which is fork-safe. spawn elsewhere (macOS, Windows).
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with concurrent.futures.ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
             futures = {pool.submit(function, *task): i for i, task in enumerate(tasks)}
             for future in concurrent.futures.as_completed(futures):
