@@ -1,37 +1,58 @@
-"""The main end-to-end job, run by ``make demo`` / ``hepgen demo``: fit, sample, compare, report.
+"""The main end-to-end job, run by ``make demo`` / ``hepgen demo``: fit, sample, score, compare, report.
 
-On the jets sample shipped with hepgen (Pythia 8 + FastJet QCD jets, high-level features) it fits
-the full-covariance Gaussian baseline through the CLI's own API calls, draws as many events as the
-test set holds, compares them with held-out jets (W1 per feature, χ², FPD/KPD, a classifier
-two-sample test) and writes an HTML report. Every step is what a user would type:
+On the jets sample shipped with hepgen (Pythia 8 + FastJet jets, high-level features) it does what a
+user would type, through the CLI's own entry point:
 
-    hepgen fit gaussian jets.h5:qcd/features --out RUN
-    hepgen sample RUN -n N -o samples.h5
-    hepgen compare test.h5 samples.h5 --report report/
+    hepgen fit gaussian qcd_train.h5 --out runs/gaussian        # the baseline every flow must beat
+    hepgen fit nsf qcd_train.h5 --out runs/nsf                  # a neural spline flow
+    hepgen sample runs/nsf -n N -o samples/nsf.h5
+    hepgen score runs/nsf qcd_test.h5 -o scores/nsf.h5           # log p(x) per held-out jet
+    hepgen compare qcd_test.h5 samples/nsf.h5 --report report/nsf
+
+then adds each family's figures (the flows' 2D toy gallery, the autoencoders' PCA comparison and
+anomaly detection on top/W jets, the GAN-Lab view of a GAN) and writes ``report/index.html`` linking
+all of it, and ``summary.json`` with the headline numbers.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hepgen.cli import main as cli
+from hepgen.report.html import Gallery, Page, Table, write_index_html
+
+#: density models fitted to the jet features, with their CLI settings
+DENSITY_MODELS: dict[str, list[str]] = {
+    "gaussian": ["--epochs", "30", "--batch-size", "256", "--lr", "0.01", "--scheduler", "cosine"],
+    "nsf": ["--epochs", "40", "--batch-size", "256", "--lr", "0.002", "--scheduler", "cosine",
+            "--transforms", "4", "--hidden", "64,64"],
+}
+
+
+#: wall time of each CLI step of the last demo run, seconds
+STEP_TIMES: dict[str, float] = {}
 
 
 def _step(title: str, argv: list[str], quiet: bool) -> None:
     if not quiet:
         print(f"\n$ hepgen {' '.join(argv)}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
     code = cli(argv + (["--quiet"] if quiet and argv[0] == "fit" else []))
+    STEP_TIMES[title] = round(time.perf_counter() - t0, 1)
     if code != 0:
         raise SystemExit(f"demo step {title!r} failed with exit code {code}")
 
 
 def demo_data(out: Path) -> tuple[str, str, list[str]]:
-    """Split the shipped QCD jets' high-level features into train and test files; returns their specs."""
+    """Split the shipped QCD jets' high-level features 3:1 into train and test files; returns their specs."""
     from hepgen.data import io
     from hepgen.data.generators.jets import shipped_sample_path
 
@@ -42,30 +63,78 @@ def demo_data(out: Path) -> tuple[str, str, list[str]]:
     train, test = out / "data" / "qcd_train.h5", out / "data" / "qcd_test.h5"
     io.write(train, table.data[order[n_test:]], columns=table.columns)
     io.write(test, table.data[order[:n_test]], columns=table.columns)
-    return str(train), str(test), list(table.columns)
+    return str(train), str(test), list(table.columns or [])
 
 
-def run_demo(out: Path, epochs: int | None = None, quiet: bool = False) -> dict:
+def _density_model(name: str, train: str, test: str, n_test: int, out: Path, epochs: int | None,
+                   quiet: bool) -> dict[str, Any]:
+    """Fit, sample, score and compare one density model; returns its headline numbers."""
+    from hepgen.data import io
+
+    run = out / "runs" / name
+    if run.exists():
+        shutil.rmtree(run)
+    settings = list(DENSITY_MODELS[name])
+    if epochs is not None:
+        settings[settings.index("--epochs") + 1] = str(epochs)
+    _step(f"fit {name}", ["fit", name, train, "--out", str(run), "--seed", "0", *settings], quiet)
+    samples, scores = out / "samples" / f"{name}.h5", out / "scores" / f"{name}_test.h5"
+    _step(f"sample {name}", ["sample", str(run), "-n", str(n_test), "-o", str(samples), "--seed", "0"], quiet)
+    _step(f"score {name}", ["score", str(run), test, "-o", str(scores)], quiet)
+    _step(f"compare {name}", ["compare", test, str(samples), "--report", str(out / "report" / name)], quiet)
+    metrics = json.loads((out / "report" / name / "metrics.json").read_text())
+    log_prob = io.read(f"{scores}:log_prob").data.reshape(-1)
+    return {
+        "test_log_likelihood": float(np.mean(log_prob)),
+        "test_log_likelihood_err": float(np.std(log_prob) / np.sqrt(len(log_prob))),
+        "c2st_auc": metrics.get("c2st", {}).get("auc"),
+        "fpd": metrics.get("fpd", {}).get("value"),
+        "report": f"{name}/index.html",
+    }
+
+
+def family_figures() -> list[tuple[str, Callable[[Path, bool], dict[str, Any]]]]:
+    """(title, function(out_dir, quick) -> {"figures": [(caption, path)], ...numbers}) of each family."""
+    return []
+
+
+def run_demo(out: Path, epochs: int | None = None, quiet: bool = False, quick: bool = True) -> dict:
     """Run the demo into ``out``; returns the summary also written to ``out/summary.json``."""
+    from hepgen.data import io
+
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     train, test, _ = demo_data(out)
-    n_test = len(__import__("hepgen.data.io", fromlist=["read"]).read(test).data)
-    run = out / "runs" / "gaussian"
-    if run.exists():
-        import shutil
-
-        shutil.rmtree(run)
-    _step("fit", ["fit", "gaussian", train, "--out", str(run), "--epochs", str(epochs or 30),
-                  "--batch-size", "256", "--lr", "0.01", "--seed", "0", "--scheduler", "cosine"], quiet)
-    samples = out / "samples" / "gaussian.h5"
-    _step("sample", ["sample", str(run), "-n", str(n_test), "-o", str(samples), "--seed", "0"], quiet)
-    _step("score", ["score", str(run), test, "-o", str(out / "scores" / "gaussian_test.h5")], quiet)
+    n_test = len(io.read(test).data)
+    summary: dict[str, Any] = {"data": "shipped QCD jets, high-level features (3:1 train/test split)",
+                               "density_models": {}, "families": {}}
+    for name in DENSITY_MODELS:
+        summary["density_models"][name] = _density_model(name, train, test, n_test, out, epochs, quiet)
     report = out / "report"
-    _step("compare", ["compare", test, str(samples), "--report", str(report)], quiet)
-    metrics = json.loads((report / "metrics.json").read_text())
-    summary = {"wall_time_s": round(time.perf_counter() - start, 1), "report": str(report / "index.html"),
-               "gaussian": {k: metrics[k] for k in ("c2st", "fpd") if k in metrics}}
+    galleries = []
+    for title, make in family_figures():
+        t0 = time.perf_counter()
+        if not quiet:
+            print(f"\n# {title}", file=sys.stderr, flush=True)
+        result = make(report / "figures", quick)
+        figures = result.pop("figures", [])
+        result["wall_time_s"] = round(time.perf_counter() - t0, 1)
+        summary["families"][title] = result
+        galleries.append(Gallery(title, [(caption, str(Path(path).resolve().relative_to(report.resolve())))
+                                         for caption, path in figures]))
+    summary["wall_time_s"] = round(time.perf_counter() - start, 1)
+    summary["step_times_s"] = dict(STEP_TIMES)
+    rows = [[name, m["test_log_likelihood"], m["test_log_likelihood_err"], m["c2st_auc"], m["fpd"]]
+            for name, m in summary["density_models"].items()]
+    page = Page(
+        title="hepgen demo",
+        meta=[summary["data"], f"wall time {summary['wall_time_s']} s"],
+        tables=[Table("Density models on held-out jets (higher log-likelihood is better; C2ST AUC 0.5 is ideal)",
+                      ["model", "test log-likelihood [nats]", "± (stat.)", "C2ST AUC", "FPD"], rows)],
+        galleries=galleries,
+        links=[(f"{name} vs data", m["report"]) for name, m in summary["density_models"].items()],
+    )
+    summary["report"] = str(write_index_html(report, page))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     if not quiet:
         print(f"\ndemo finished in {summary['wall_time_s']} s; open {summary['report']}", file=sys.stderr)
