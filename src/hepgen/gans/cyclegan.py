@@ -187,6 +187,7 @@ class CycleGAN(Adversarial):
         gen = self._generator_losses(a, b)
         out["generator_loss"] = gen.pop("loss")
         out.update(gen)
+        out.update(self._epoch_diagnostics())
         return out
 
     # -- public API --------------------------------------------------------------------------------

@@ -1,12 +1,18 @@
 """Diagnostics of adversarial training: mode coverage, vanishing gradients, critic estimates, KL/JS over training.
 
-    mode coverage      a sample is "good" if it lies within 3σ of its nearest mode; a mode is hit when
-                       it holds at least ``min_fraction`` of the samples as good samples
+    mode coverage      a sample is "high quality" if it lies within 3σ of its nearest mode; a mode is hit
+                       when it holds at least ``min_fraction`` of the samples as high-quality samples
     generator grad     ‖∂ E[ℓ_G(D(G(z)))] / ∂θ‖, for any generator loss, against the current critic
     critic estimate    E_p[D(x)] − E_q[D(y)] for a critic trained on two fixed samples (Wasserstein
                        losses: ≈ W1(p, q)); mean σ(D) for probabilistic ones (→ ½ when p = q)
-    grid divergences   KL and JS between histograms of data and samples on a fixed grid, recorded every
-                       epoch by :class:`GridDivergence` (the engine's ``monitor=`` hook)
+    grid divergences   KL and JS between histograms of data and samples on a fixed grid
+
+Per-epoch diagnostics: ``model.fit(x, diagnostics=[ModeCoverage(centres, σ), GridDivergence(x)])``
+evaluates each one after every epoch (in the validation pass, so it needs validation events) and
+the engine logs its values in ``history_`` and ``metrics.csv`` as ``val_<name>``: ``val_modes_hit``,
+``val_high_quality``, ``val_grid_kl``, ``val_grid_js``, ``val_grad_norm_<loss>``. A diagnostic is any
+callable ``d(model) -> dict[str, float]``; the engine already logs the losses, mean D(real), D(fake),
+the Wasserstein estimate and the generator's gradient norm of every step (``train_generator_grad_norm``).
 """
 
 from __future__ import annotations
@@ -18,12 +24,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hepgen.errors import DataError
+from hepgen.errors import ConfigError, DataError
 from hepgen.gans.losses import get_loss, gradient_penalty
 
 
 def mode_coverage(samples: Any, centres: Any, sigma: float, min_fraction: float | None = None) -> tuple[int, float]:
-    """(modes hit, fraction of samples within 3σ of their nearest mode).
+    """(modes hit, high-quality fraction: the share of samples within 3σ of their nearest mode).
 
     samples: (n, d); centres: (k, d); sigma: the modes' standard deviation. A mode is hit when at
     least ``min_fraction`` of all samples lie within 3σ of it (default: a quarter of its fair share, 1/(4k)).
@@ -52,6 +58,57 @@ def generator_grad_norm(model: Any, n: int = 1024, loss: str | None = None, cont
     f = model.critic(model.generator(model.draw_latent(n), c), c)
     grads = torch.autograd.grad(generator_loss(f).mean(), params)
     return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+
+
+def _sample_seeded(model: Any, n: int, seed: int) -> np.ndarray:
+    """n samples (n, ...) as float64 NumPy, drawn under ``seed`` without moving the global torch RNG."""
+    state = torch.get_rng_state()  # sampling for a diagnostic must not shift the training RNG stream
+    try:
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return model.sample(n).detach().cpu().double().numpy()
+    finally:
+        torch.set_rng_state(state)
+
+
+class ModeCoverage:
+    """Per-epoch diagnostic: :func:`mode_coverage` of ``n`` model samples (drawn with a fixed seed).
+
+    ``ModeCoverage(centres (k, d), sigma)(model) -> {"modes_hit", "high_quality"}``.
+    """
+
+    def __init__(self, centres: Any, sigma: float, n: int = 2000, seed: int = 0, min_fraction: float | None = None):
+        self.centres = np.asarray(centres, dtype=float)
+        if self.centres.ndim != 2:
+            raise DataError(f"ModeCoverage needs mode centres of shape (k, d), got {self.centres.shape}")
+        self.sigma, self.n, self.seed, self.min_fraction = float(sigma), int(n), int(seed), min_fraction
+
+    def __call__(self, model: Any) -> dict[str, float]:
+        hit, good = mode_coverage(_sample_seeded(model, self.n, self.seed), self.centres, self.sigma,
+                                  self.min_fraction)
+        return {"modes_hit": float(hit), "high_quality": good}
+
+
+class GeneratorGradNorms:
+    """Per-epoch diagnostic: :func:`generator_grad_norm` against the current critic for several generator
+    losses (default minimax and non-saturating, the vanishing-gradient comparison) -> ``{"grad_norm_<loss>"}``."""
+
+    def __init__(self, losses: Sequence[str] = ("minimax", "non-saturating"), n: int = 1024, seed: int = 0):
+        for name in losses:
+            get_loss(name)
+        self.losses, self.n, self.seed = tuple(losses), int(n), int(seed)
+
+    def __call__(self, model: Any) -> dict[str, float]:
+        state = torch.get_rng_state()
+        try:
+            out = {}
+            for name in self.losses:
+                torch.manual_seed(self.seed)
+                with torch.enable_grad():
+                    out[f"grad_norm_{name.replace('-', '_')}"] = generator_grad_norm(model, self.n, loss=name)
+            return out
+        finally:
+            torch.set_rng_state(state)
 
 
 def train_critic(critic: nn.Module, real: Tensor, fake: Tensor | Callable[[int], Tensor], loss: str = "wgan-gp",
@@ -95,14 +152,31 @@ def grid_range(x: np.ndarray, pad: float = 0.1) -> list[tuple[float, float]]:
     return [(float(a - pad * s), float(b + pad * s)) for a, b, s in zip(lo, hi, span)]
 
 
-class GridDivergence:
-    """Engine monitor recording KL(data‖model) and JS(data, model) of 2-D histograms each epoch.
+def evaluate_diagnostics(model: Any, diagnostics: Sequence[Callable[..., dict[str, float]]]) -> dict[str, float]:
+    """Run every diagnostic on ``model`` (its ``evaluate(model)`` if it has one, else ``d(model)``) and merge
+    their values; clashing names raise a ConfigError."""
+    out: dict[str, float] = {}
+    for d in diagnostics:
+        values = d.evaluate(model) if hasattr(d, "evaluate") else d(model)
+        for key, value in values.items():
+            if key in out:
+                raise ConfigError(f"two diagnostics both report {key!r}; give each quantity once")
+            out[key] = float(value)
+    return out
 
-    ``model.fit(x, monitor=GridDivergence(x))``: after every epoch ``n`` samples of the model are
-    histogrammed with the data on a ``bins``×``bins`` grid over ``range`` (default: the data's range
-    padded by 10%) and :func:`hepgen.metrics.kl_js_from_samples` gives (KL, JS) in nats. The value
-    returned to the engine is JS (so the kept model is the epoch of lowest JS); ``history`` holds
-    ``{"epoch", "kl", "js"}`` rows.
+
+class GridDivergence:
+    """KL(data‖model) and JS(data, model) of histograms on a fixed grid, after every epoch.
+
+    ``n`` samples of the model (fixed seed) are histogrammed with the data on a ``bins`` per axis
+    grid over ``range`` (default: the data's range padded by 10%) and
+    :func:`hepgen.metrics.kl_js_from_samples` gives (KL, JS) in nats. Two uses:
+
+    * diagnostic, ``model.fit(x, diagnostics=[GridDivergence(x)])``: logs ``val_grid_kl``, ``val_grid_js``;
+    * engine monitor, ``model.fit(x, monitor=GridDivergence(x))``: returns JS (the kept model is the
+      epoch of lowest JS).
+
+    Either way ``history`` holds ``{"epoch", "kl", "js"}`` rows.
     """
 
     __name__ = "grid_js"
@@ -114,15 +188,15 @@ class GridDivergence:
         self.range = list(range) if range is not None else grid_range(self.data)
         self.history: list[dict[str, float]] = []
 
-    def __call__(self, model: Any, val: Any = None) -> float:
+    def evaluate(self, model: Any) -> dict[str, float]:
+        """{"grid_kl", "grid_js"} of the model now; appends a row to ``history``."""
         from hepgen.metrics import kl_js_from_samples
 
-        state = torch.get_rng_state()  # sampling for the monitor must not shift the training RNG stream
-        try:
-            torch.manual_seed(self.seed)
-            fake = model.sample(self.n).detach().cpu().double().numpy()
-        finally:
-            torch.set_rng_state(state)
+        fake = _sample_seeded(model, self.n, self.seed).reshape(self.n, -1)
         kl, js = kl_js_from_samples(self.data, fake, bins=self.bins, range=self.range)
         self.history.append({"epoch": len(self.history) + 1, "kl": kl, "js": js})
-        return js
+        return {"grid_kl": kl, "grid_js": js}
+
+    def __call__(self, model: Any, val: Any = None) -> float:
+        """The engine-monitor call: JS (lower is better)."""
+        return self.evaluate(model)["grid_js"]
