@@ -216,7 +216,8 @@ class CycleGAN(Adversarial):
 
     def rsample(self, n: int, context: Any = None, z: Tensor | None = None) -> Tensor:
         raise ConfigError("cyclegan translates events rather than drawing new ones: use transform(x) (A -> B) or "
-                          "inverse_transform(y) (B -> A)")
+                          "inverse_transform(y) (B -> A), or on the command line 'hepgen score RUN DATA_A -o OUT', "
+                          "which writes the translated events")
 
     def sample(self, n: int, context: Any = None) -> Tensor:
         return self.rsample(n, context)
@@ -227,6 +228,12 @@ class CycleGAN(Adversarial):
         if context is not None:
             raise ConfigError("cyclegan takes no context")
         return -self.critic["a"](self._internal(x))
+
+    @torch.no_grad()
+    def score_outputs(self, x: Tensor | np.ndarray, context: Any = None) -> dict[str, Tensor]:
+        """What ``hepgen score RUN DATA_A`` writes per domain-A event: ``score`` (−D_A), ``translated``
+        G(a) in domain B's units (batch, features_b) and ``cycle_error`` |F(G(a)) − a|₁ (batch,)."""
+        return {"score": self.score(x, context), "translated": self.transform(x), "cycle_error": self.cycle_error(x)}
 
     def critic_output(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
         """D_A(x) on domain A events in the original units: (batch,)."""
