@@ -42,9 +42,13 @@ class Likelihood:
     name = ""
     params_per_value = 1
 
+    def log_prob_elements(self, x: Tensor, out: Tensor) -> Tensor:
+        """log p(x_d | z) per value (the likelihood factorises): x (B, *event_shape) -> (B, *event_shape)."""
+        raise NotImplementedError
+
     def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
         """Σ over the event of log p(x | z): x (B, *event_shape), out (B, P, *event_shape) -> (B,)."""
-        raise NotImplementedError
+        return _sum_event(self.log_prob_elements(x, out))
 
     def mean(self, out: Tensor) -> Tensor:
         """E[x | z]: (B, *event_shape)."""
@@ -68,8 +72,8 @@ class GaussianLikelihood(Likelihood):
     def log_sigma(out: Tensor) -> Tensor:
         return LOG_SIGMA_MIN + F.softplus(out[:, 1] - LOG_SIGMA_MIN)
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
-        return _sum_event(normal_log_prob(x, out[:, 0], self.log_sigma(out)))
+    def log_prob_elements(self, x: Tensor, out: Tensor) -> Tensor:
+        return normal_log_prob(x, out[:, 0], self.log_sigma(out))
 
     def mean(self, out: Tensor) -> Tensor:
         return out[:, 0]
@@ -89,9 +93,9 @@ class FixedGaussianLikelihood(Likelihood):
             raise ValueError(f"the fixed decoder σ must be positive, got {sigma}")
         self.sigma = float(sigma)
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+    def log_prob_elements(self, x: Tensor, out: Tensor) -> Tensor:
         log_sigma = torch.full_like(out[:, 0], math.log(self.sigma))
-        return _sum_event(normal_log_prob(x, out[:, 0], log_sigma))
+        return normal_log_prob(x, out[:, 0], log_sigma)
 
     def mean(self, out: Tensor) -> Tensor:
         return out[:, 0]
@@ -106,8 +110,8 @@ class BernoulliLikelihood(Likelihood):
 
     name, params_per_value = "bernoulli", 1
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
-        return -_sum_event(F.binary_cross_entropy_with_logits(out[:, 0], x, reduction="none"))
+    def log_prob_elements(self, x: Tensor, out: Tensor) -> Tensor:
+        return -F.binary_cross_entropy_with_logits(out[:, 0], x, reduction="none")
 
     def mean(self, out: Tensor) -> Tensor:
         return torch.sigmoid(out[:, 0])

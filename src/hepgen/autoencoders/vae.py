@@ -86,12 +86,13 @@ class _Variational(LatentModel):
         return self._losses(batch["x"], batch.get("context"), training=False)
 
     # -- likelihood bounds ---------------------------------------------------------------------------
-    def _bounds(self, u: Tensor, c: Tensor | None, k: int, generator: torch.Generator | None
-                ) -> tuple[Tensor, Tensor]:
-        """(ELBO, IWAE_K) per event in the preprocessed space from the same K posterior samples: 2 × (B,).
+    def _terms(self, u: Tensor, c: Tensor | None, k: int, generator: torch.Generator | None,
+               per_feature: bool = False) -> dict[str, Tensor]:
+        """ELBO, IWAE_K and KL per event (B,) in the preprocessed space from the same K posterior samples.
 
         ELBO = mean_k log p(u|z_k) − KL (closed form); IWAE_K = log mean_k exp(log w_k),
-        log w_k = log p(u|z_k) + log N(z_k; 0, I) − log q(z_k|u).
+        log w_k = log p(u|z_k) + log N(z_k; 0, I) − log q(z_k|u). With ``per_feature``, also
+        ``recon_per_feature`` = −mean_k log p(u_d|z_k): (B, *event_shape), summing to −ELBO − KL.
         """
         target = self._target(u, training=False)
         mu, log_sigma = self._posterior(u, c)
@@ -100,27 +101,44 @@ class _Variational(LatentModel):
         z = mu + torch.exp(log_sigma) * eps  # (k, B, L)
         cc = None if c is None else c.repeat(k, 1)
         out = self.decoder_net(z.reshape(k * b, -1), cc)
-        log_px = self.likelihood.log_prob(target.repeat(k, *([1] * (u.dim() - 1))), out).reshape(k, b)
+        elements = self.likelihood.log_prob_elements(target.repeat(k, *([1] * (u.dim() - 1))), out)
+        log_px = elements.reshape(k, b, -1).sum(-1)
         zero = torch.zeros((), device=mu.device, dtype=mu.dtype)
         log_pz = normal_log_prob(z, zero, zero).sum(-1)
         log_qz = normal_log_prob(z, mu, log_sigma).sum(-1)
-        elbo = log_px.mean(dim=0) - gaussian_kl(mu, log_sigma)
-        return elbo, log_mean_exp(log_px + log_pz - log_qz, dim=0)
+        kl = gaussian_kl(mu, log_sigma)
+        terms = {"elbo": log_px.mean(dim=0) - kl, "iwae": log_mean_exp(log_px + log_pz - log_qz, dim=0), "kl": kl}
+        if per_feature:
+            terms["recon_per_feature"] = -elements.reshape(k, *u.shape).mean(dim=0)
+        return terms
 
-    def _bounds_all(self, x: Tensor | np.ndarray, context: Any, k: int, seed: int | None) -> tuple[Tensor, Tensor]:
+    def _bounds(self, u: Tensor, c: Tensor | None, k: int, generator: torch.Generator | None
+                ) -> tuple[Tensor, Tensor]:
+        """(ELBO, IWAE_K) per event in the preprocessed space from the same K posterior samples: 2 × (B,)."""
+        terms = self._terms(u, c, k, generator)
+        return terms["elbo"], terms["iwae"]
+
+    def _terms_all(self, x: Tensor | np.ndarray, context: Any, k: int, seed: int | None,
+                   per_feature: bool = False) -> dict[str, Tensor]:
+        """:meth:`_terms` over every event in chunks; ``elbo`` and ``iwae`` in the original units."""
         if int(k) < 1:
             raise ConfigError(f"the number of importance samples k must be >= 1, got {k}")
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        elbos, iwaes = [], []
+        parts: dict[str, list[Tensor]] = {}
         rows = max(1, self.rows_per_pass // int(k))
         for xs, u, c in self._chunks(x, context, rows):
-            elbo, iwae = self._bounds(u, c, int(k), generator)
+            terms = self._terms(u, c, int(k), generator, per_feature)
             ladj = self.preprocessor.log_abs_det_jacobian(xs)
-            elbos.append(elbo + ladj)
-            iwaes.append(iwae + ladj)
-        return torch.cat(elbos), torch.cat(iwaes)
+            terms["elbo"], terms["iwae"] = terms["elbo"] + ladj, terms["iwae"] + ladj
+            for key, value in terms.items():
+                parts.setdefault(key, []).append(value)
+        return {key: torch.cat(values) for key, values in parts.items()}
+
+    def _bounds_all(self, x: Tensor | np.ndarray, context: Any, k: int, seed: int | None) -> tuple[Tensor, Tensor]:
+        terms = self._terms_all(x, context, k, seed)
+        return terms["elbo"], terms["iwae"]
 
     @torch.no_grad()
     def elbo(self, x: Tensor | np.ndarray, context: Any = None, k: int = 16, seed: int | None = 0) -> Tensor:
@@ -144,9 +162,15 @@ class _Variational(LatentModel):
 
     @torch.no_grad()
     def score_outputs(self, x: Tensor | np.ndarray, context: Any = None, k: int = 128) -> dict[str, Tensor]:
-        """``score`` = −ELBO, ``elbo`` and ``log_prob_iwae`` (k samples, shared with the ELBO): each (B,)."""
-        elbo, iwae = self._bounds_all(x, context, k, 0)
-        return {"score": -elbo, "elbo": elbo, "log_prob_iwae": iwae}
+        """What ``hepgen score`` writes, all from the same k posterior samples per event (seeded):
+
+        ``score`` = −ELBO, ``elbo``, ``log_prob_iwae`` (original units), ``kl`` = KL(q(z|x) ‖ N(0, I))
+        (each (B,)) and ``score_per_feature`` = −E_q log p(u_d|z) in the preprocessed space u
+        (B, *event_shape): score = Σ_d score_per_feature_d + kl − log|det ∂u/∂x|.
+        """
+        terms = self._terms_all(x, context, k, 0, per_feature=True)
+        return {"score": -terms["elbo"], "elbo": terms["elbo"], "log_prob_iwae": terms["iwae"], "kl": terms["kl"],
+                "score_per_feature": terms["recon_per_feature"]}
 
     # -- generation ------------------------------------------------------------------------------------
     @torch.no_grad()
