@@ -23,3 +23,26 @@ def autograd_ladj(f, x: Tensor, context: Tensor | None = None) -> Tensor:
         jac = torch.autograd.functional.jacobian(lambda row: f(row.unsqueeze(0), c)[0].squeeze(0), x[i])
         out.append(torch.linalg.slogdet(jac)[1])
     return torch.stack(out)
+
+
+def to_base(model, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The whole map of a flow model from original units to the base, preprocessing included:
+    x (batch, D) -> (z (batch, D), log|det ∂z/∂x| (batch,)) from the model's parts, not its log_prob."""
+    c = model._internal_context(context, x.shape[0])
+    z, ladj = model.transform(model._internal(x), c)
+    return z, ladj + model.preprocessor.log_abs_det_jacobian(x)
+
+
+def from_base(model, z: Tensor, context: Tensor | None = None) -> Tensor:
+    """Inverse of :func:`to_base`: z (batch, D) -> x (batch, D) in original units."""
+    c = model._internal_context(context, z.shape[0])
+    u, _ = model.transform.inverse(z, c)
+    return model._external(u)
+
+
+def autograd_log_prob(model, x: Tensor, context: Tensor | None = None) -> Tensor:
+    """log p(x | c) = log p_z(z) + log|det ∂z/∂x| with the determinant from torch.linalg.slogdet of the
+    autograd Jacobian of the whole map x -> z (preprocessing included): (batch,)."""
+    z, _ = to_base(model, x, context)
+    f = lambda row, c: (to_base(model, row, c)[0], None)  # noqa: E731
+    return model.base.log_prob(z) + autograd_ladj(f, x, context)

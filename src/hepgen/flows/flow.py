@@ -65,11 +65,12 @@ class FlowModel(Model):
         return self.log_prob_internal(self._internal(x), c) + self.preprocessor.log_abs_det_jacobian(x)
 
     def _sample_count(self, n: int | None, context: Any) -> tuple[int, Tensor | None]:
-        if context is not None and self.context:
-            rows = torch.as_tensor(context).reshape(-1, self.context).shape[0]
-            n = rows if n is None else int(n)
-        if n is None or n < 0:
-            raise ConfigError(f"the number of samples must be a non-negative integer, got {n!r}")
+        if n is None and context is not None and self.context:
+            shape = tuple(torch.as_tensor(context).shape)
+            n = shape[0] if len(shape) == 2 else 1  # (n, c): one sample per row; (c,): one sample
+        if n is None or int(n) != n or n < 0:
+            raise ConfigError(f"the number of samples must be a non-negative integer, got {n!r}"
+                              + (" (or give one context row per sample)" if self.context else ""))
         return int(n), self._internal_context(context, int(n))
 
     @torch.no_grad()
