@@ -387,6 +387,8 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
 
 # -- data / compare / demo ----------------------------------------------------------------------------
 def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
+    import numpy as np
+
     from hepgen.data import io
     from hepgen.data.generators import get_generator
 
@@ -409,7 +411,9 @@ def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
     arrays = {k: v for k, v in arrays.items() if getattr(v, "ndim", 0) > 0 or k not in names}
     _write(args.out, arrays, names)
     summary = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items() if getattr(v, "ndim", 0))
-    print(f"wrote {args.out}: {summary}", file=sys.stderr)
+    scalars = ", ".join(f"{k} = {float(v):.4g}" for k, v in arrays.items()
+                        if getattr(v, "ndim", 1) == 0 and np.issubdtype(np.asarray(v).dtype, np.number))
+    print(f"wrote {args.out}: {summary}" + (f"; {scalars}" if scalars else ""), file=sys.stderr)
     return 0
 
 
