@@ -44,3 +44,18 @@ def test_masked_linear_is_dense_linear_with_masked_weights():
 def test_bad_order_is_refused():
     with pytest.raises(ValueError):
         MADE(3, 2, (4,), order=[0, 0, 1])
+
+
+@pytest.mark.parametrize("features,hidden,context,order", [(1, (4,), 0, None), (5, (8, 8), 0, None),
+                                                           (6, (32, 32, 32), 2, [5, 4, 3, 2, 1, 0]),
+                                                           (4, (3,), 1, [2, 0, 3, 1])])
+def test_feature_params_equal_the_full_pass(features, hidden, context, order):
+    """The prefix evaluation the sequential inverse uses gives exactly the full pass's column for each feature,
+    and the full pass is parameter-major in memory."""
+    made = randomise(MADE(features, 3, hidden, context=context, order=order, activation="tanh"), std=0.5).double()
+    x = torch.randn(7, features, dtype=torch.float64)
+    c = torch.randn(7, context, dtype=torch.float64) if context else None
+    full = made(x, c)
+    assert full.shape == (7, features, 3) and full.permute(2, 1, 0).is_contiguous()
+    for position, feature in enumerate(made.order):
+        torch.testing.assert_close(made.feature_params(x, c, position), full[:, feature], rtol=0, atol=1e-12)

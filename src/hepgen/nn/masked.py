@@ -3,9 +3,16 @@ on the features before i in a chosen order (and on an unmasked context).
 
     h = act((W ⊙ M) [x, c] + b)   (one masked matmul per layer)
 
-Degrees: input feature at order position k has degree k + 1 (1..D); hidden units get degrees
-cycling through 1..D-1 (0..D-1 with a context: degree 0 sees only the context); a hidden unit sees inputs of degree <= its own, an output of feature degree
-d sees hidden units of degree < d. Context inputs are connected to every first-layer hidden unit.
+Degrees: input feature at order position k has degree k + 1 (1..D); hidden units get degrees 1..D-1
+(0..D-1 with a context: degree 0 sees only the context) in equal shares, sorted, so that the units a
+feature may see form a prefix of every hidden layer; a hidden unit sees inputs of degree <= its own, an
+output of feature degree d sees hidden units of degree < d. Context inputs are connected to every
+first-layer hidden unit.
+
+All P parameters of all D features come out of one pass, parameter-major: the output layer is computed
+as (W ⊙ M) hᵀ, so the (batch, D, P) result is a view of memory laid out (P, D, batch) and elementwise
+transformers run along contiguous rows. :meth:`MADE.feature_params` evaluates only the prefixes one
+feature needs (the sequential inverse of an autoregressive flow uses it).
 """
 
 from __future__ import annotations
@@ -27,8 +34,12 @@ class MaskedLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=bias)
         self.register_buffer("mask", mask.to(torch.get_default_dtype()))
 
+    def masked_weight(self) -> Tensor:
+        """W ⊙ M: (out_features, in_features)."""
+        return self.weight * self.mask
+
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.masked_weight(), self.bias)
 
 
 class MADE(nn.Module):
@@ -53,19 +64,23 @@ class MADE(nn.Module):
         degrees_in = torch.empty(features, dtype=torch.long)
         degrees_in[order_t] = torch.arange(1, features + 1)
         self.register_buffer("degrees", degrees_in)
+        self.order = order_t.tolist()
         # degree-0 hidden units see only the context; they carry it to the first feature's outputs
         low = 0 if context else min(1, features - 1)
         span = max(features - low, 1)
         layers: list[nn.Module] = []
         previous = torch.cat([degrees_in, torch.zeros(context, dtype=torch.long)])
+        # prefix[l][i]: how many units of hidden layer l the feature at order position i sees (degree <= i)
+        self._prefix: list[list[int]] = []
         for i, size in enumerate(hidden):
-            degrees_h = torch.arange(size) % span + low
+            degrees_h = torch.sort(torch.arange(size) % span + low).values
             mask = degrees_h[:, None] >= previous[None, :]
             if i == 0 and context:
                 mask[:, features:] = True
             layers += [MaskedLinear(mask), make_activation(activation)]
+            self._prefix.append(torch.searchsorted(degrees_h, torch.arange(features), right=True).tolist())
             previous = degrees_h
-        degrees_out = degrees_in.repeat_interleave(self.params)
+        degrees_out = degrees_in.repeat(self.params)  # parameter-major: row p·D + i is parameter p of feature i
         layers.append(MaskedLinear(degrees_out[:, None] > previous[None, :]))
         self.net = nn.Sequential(*layers)
 
@@ -73,10 +88,43 @@ class MADE(nn.Module):
     def last(self) -> MaskedLinear:
         return self.net[-1]
 
-    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """x: (batch, D), context: (batch, c) -> (batch, D, P)."""
+    def _input(self, x: Tensor, context: Tensor | None) -> Tensor:
         if self.context:
             if context is None:
                 raise ValueError("this MADE was built with a context input; pass context=")
-            x = torch.cat([x, context.expand(x.shape[0], -1)], dim=-1)
-        return self.net(x).view(x.shape[0], self.features, self.params)
+            return torch.cat([x, context.expand(x.shape[0], -1)], dim=-1)
+        return x
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
+        """x: (batch, D), context: (batch, c) -> (batch, D, P), a view of (P, D, batch) memory."""
+        h = self._input(x, context)
+        n = len(self.net) - 1
+        for i, layer in enumerate(self.net):
+            if i == n:
+                break
+            h = layer(h)
+        last = self.last
+        out = torch.addmm(last.bias.unsqueeze(1), last.masked_weight(), h.t())  # (P·D, batch)
+        return out.view(self.params, self.features, x.shape[0]).permute(2, 1, 0)
+
+    def masked_weights(self) -> list[tuple[Tensor, Tensor]]:
+        """(W ⊙ M, b) of every linear layer, input to output (computed once for :meth:`feature_params`)."""
+        return [(m.masked_weight(), m.bias) for m in self.net if isinstance(m, MaskedLinear)]
+
+    def feature_params(self, x: Tensor, context: Tensor | None, position: int,
+                       weights: list[tuple[Tensor, Tensor]] | None = None) -> Tensor:
+        """The P parameters of the feature at order ``position`` only: (batch, P), equal to
+        ``self(x, context)[:, self.order[position]]``; hidden layers are evaluated on the prefix of units
+        that feature sees (sorted degrees make it a prefix), so a sequential inverse costs about a third
+        of D full passes."""
+        weights = self.masked_weights() if weights is None else weights
+        h = self._input(x, context)
+        activations = [m for m in self.net if not isinstance(m, MaskedLinear)]
+        width = h.shape[-1]
+        for (weight, bias), act, prefix in zip(weights[:-1], activations, self._prefix):
+            size = prefix[position]
+            h = act(F.linear(h, weight[:size, :width], bias[:size]))
+            width = size
+        weight, bias = weights[-1]
+        feature = int(self.order[position])
+        return F.linear(h, weight[feature::self.features, :width], bias[feature::self.features])

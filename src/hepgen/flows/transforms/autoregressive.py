@@ -2,8 +2,8 @@
 
     y_i = τ(x_i; θ_i(x_<i, c)),   θ = MADE(x, c),   log|det J| = Σ_i log|∂τ/∂x_i|
 
-The forward (density) direction needs one MADE pass; the inverse is sequential, D passes, each fixing
-at least one more coordinate. :class:`~hepgen.flows.transforms.base.Inverse` of this layer is an IAF
+The forward (density) direction needs one MADE pass; the inverse is sequential, D steps, each fixing
+one more coordinate from the MADE units that coordinate sees (:meth:`MADE.feature_params`). :class:`~hepgen.flows.transforms.base.Inverse` of this layer is an IAF
 layer: one-pass sampling, sequential density.
 """
 
@@ -48,9 +48,18 @@ class MaskedAutoregressive(Transform):
         return self.transformer(x, self.made(x, context))
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Sequential: feature by feature in the autoregressive order, each from the MADE prefixes it sees."""
+        made = self.made
+        weights = made.masked_weights()
         x = torch.zeros_like(y)
-        for _ in range(self.features):
-            x, ladj = self.transformer(y, self.made(x, context), inverse=True)
+        ladj = y.new_zeros(y.shape[0])
+        for position, feature in enumerate(made.order):
+            params = made.feature_params(x, context, position, weights)  # (batch, P)
+            column = y[:, feature:feature + 1]
+            x_f, ladj_f = self.transformer(column, params.unsqueeze(1), inverse=True)
+            x = x.index_copy(1, torch.tensor([feature], device=y.device), x_f) if torch.is_grad_enabled() \
+                else x.index_copy_(1, torch.tensor([feature], device=y.device), x_f)
+            ladj = ladj + ladj_f
         return x, ladj
 
 

@@ -5,34 +5,194 @@ derivatives δ_k; in bin k with θ = (x - x_k)/w_k and s_k = h_k/w_k:
 
     y = y_k + h_k (s_k θ² + δ_k θ(1-θ)) / (s_k + (δ_{k+1} + δ_k - 2 s_k) θ(1-θ))
 
-Outside [-B, B] it is the identity (boundary derivatives are 1, so the map is C¹). Everything is
-vectorised: bins are found with one ``torch.searchsorted`` over the interior knots and parameters are
-gathered per element; no Python loop over bins, and inputs in the tails are computed on clamped values
-and selected with ``torch.where`` so that no branch can produce NaN or infinite gradients.
+Outside [-B, B] it is the identity (boundary derivatives are 1, so the map is C¹). Knot spacings are
+``m + (1 - mK) softmax(u)`` (m the minimum bin size), interior derivatives ``m + softplus(u + c)``
+(c makes zero parameters the identity).
+
+The spline is one fused autograd function: the forward pass works in the unit box [0, 1]², computes the
+softmax as ``exp(u - max u)`` normalised by the last cumulative sum (no separate reduction; torch's
+softmax over a last dimension of a few bins is slow on CPU), finds bins by comparison with the interior
+knots, gathers the six bin quantities with two ``gather`` calls and evaluates softplus only on the two
+gathered derivatives. The backward pass is written out analytically: the softmax/cumsum Jacobian applied
+to the two knots an element touches is p_j ([j < k] G_k + [j ≤ k] G_{k+1} - q_{k-1} G_k - q_k G_{k+1})
+(p the softmax, q its cumulative sum), so nothing is scattered over bins and no intermediate is
+recorded. Inputs in the tails are computed on clamped values and selected with ``torch.where``, so no
+branch can produce NaN or infinite gradients. Gradients are first order (``once_differentiable``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 MIN_WIDTH = 1e-3
 MIN_HEIGHT = 1e-3
 MIN_DERIVATIVE = 1e-3
 # softplus(u + _SHIFT) + MIN_DERIVATIVE = 1 at u = 0: all-zero parameters give the identity map
 _SHIFT = math.log(math.expm1(1.0 - MIN_DERIVATIVE))
+# the fused implementation uses one floor for widths and heights
+assert MIN_WIDTH == MIN_HEIGHT
 
 
-def _knots(unnormalised: Tensor, bound: float, minimum: float) -> tuple[Tensor, Tensor]:
-    """Softmax bin sizes with a floor -> (all knots (..., K+1), interior knots (..., K-1))."""
-    k = unnormalised.shape[-1]
-    sizes = minimum + (1.0 - minimum * k) * torch.softmax(unnormalised, dim=-1)
-    cum = torch.cumsum(sizes, dim=-1) * (2.0 * bound) - bound
-    knots = F.pad(cum, (1, 0), value=-bound)
-    return knots, knots[..., 1:-1].contiguous()
+@functools.lru_cache(maxsize=64)
+def _constants(k: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Constant matrices: (K+1, K) [i < j] (padded cumulative sums as one matmul), the interior knot ramp
+    m·(1..K-1) as a column (K-1, 1) and (K, K+2) [j < i] with a last column of ones (the backward pass's
+    reverse cumulative sum plus a constant)."""
+    lower = torch.tril(torch.ones(k + 1, k, dtype=dtype, device=device), -1)
+    ramp = (torch.arange(1, k, dtype=dtype, device=device) * MIN_WIDTH).unsqueeze(1)
+    upper = torch.triu(torch.ones(k, k + 2, dtype=dtype, device=device), 1)
+    upper[:, -1] = 1.0
+    return lower, ramp, upper
+
+
+def _spline_forward(x: Tensor, pt: Tensor, bound: float, inverse: bool, keep: bool):
+    """y, elementwise log|dy/dx| and (if ``keep``) what the backward pass needs.
+
+    x: (N,); pt: (3K-1, N) parameter-major (every operation runs along the contiguous N axis).
+    """
+    p, n = pt.shape
+    k = (p + 1) // 3
+    m = MIN_WIDTH
+    scale = 2.0 * bound
+    lower, ramp, _ = _constants(k, pt.dtype, pt.device)
+    # widths and heights together, (2, K, N). Unit knots: knot_j = m j + (1 - mK) cum_j / total
+    uwh = pt[: 2 * k].view(2, k, n)
+    e = (uwh - uwh.amax(1, keepdim=True)).exp_()
+    cum = torch.matmul(lower, e)  # (2, K+1, N), row j: Σ_{i<j} e_i; row K: the total
+    norm = (1.0 - m * k) / cum[:, k]  # (2, N)
+
+    xc = x.clamp(-bound, bound)
+    inside = xc == x
+    row = 1 if inverse else 0
+    interior = torch.addcmul(ramp, cum[row, 1:k], norm[row])  # (K-1, N) interior knots of the searched row
+    idx = (interior <= (xc + bound) / scale).sum(0)  # (N,): the bin, as searchsorted(right=True)
+    pair = torch.stack([idx, idx + 1])  # (2, N)
+    ramp_pair = pair.to(pt.dtype) * m  # (2, N): m k, m (k + 1)
+    kn = torch.addcmul(ramp_pair, cum.gather(1, pair.expand(2, 2, n)), norm.unsqueeze(1))  # (2, 2, N) unit knots
+    ud = F.pad(pt[2 * k:], (0, 0, 1, 1)).gather(0, pair) + _SHIFT  # zero padding -> boundary slope 1
+    d = F.softplus(ud) + MIN_DERIVATIVE  # (2, N): δ_k, δ_k1
+    # the bin in the original box: left knots (x_k, y_k) and sizes (w, h), the latter from differences
+    # in the unit box (no cancellation)
+    lo = kn[:, 0] * scale - bound
+    wh = (kn[:, 1] - kn[:, 0]) * scale
+    xk, yk, w, h = lo[0], lo[1], wh[0], wh[1]
+    dk, dk1 = d[0], d[1]
+    s = h / w
+    slope_sum = dk + dk1 - 2.0 * s
+
+    if inverse:
+        dy = xc - yk
+        a = h * (s - dk) + dy * slope_sum
+        b = h * dk - dy * slope_sum
+        c = -s * dy
+        disc = (b * b - 4.0 * a * c).clamp_min(0.0)
+        theta = (2.0 * c / (-b - torch.sqrt(disc))).clamp(0.0, 1.0)
+        out = xk + w * theta
+    else:
+        theta = ((xc - xk) / w).clamp(0.0, 1.0)
+    om = 1.0 - theta
+    t = theta * om
+    den = s + slope_sum * t
+    dnum = dk1 * theta * theta + 2.0 * s * t + dk * om * om
+    r = s / den
+    log_deriv = torch.log(dnum * r * r)
+    if inverse:
+        log_deriv = -log_deriv
+    else:
+        out = yk + h * (s * theta * theta + dk * t) / den
+    out = torch.where(inside, out, x)
+    ladj = torch.where(inside, log_deriv, 0.0)
+    saved = (inside, pair, kn, ramp_pair, norm, ud, d, e, theta, s, w, h, den, dnum) if keep else ()
+    return out, ladj, saved
+
+
+def _spline_backward(saved, bound: float, inverse: bool, g_out: Tensor, g_ladj: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients (input (N,), parameters (3K-1, N)) from those of the output and of log|dy/dx|."""
+    inside, pair, kn, ramp_pair, norm, ud, d, e, theta, s, w, h, den, dnum = saved
+    _, k, n = e.shape
+    m = MIN_WIDTH
+    scale = 2.0 * bound
+    dk, dk1 = d[0], d[1]
+    om = 1.0 - theta
+    t = theta * om
+    slope_sum = dk + dk1 - 2.0 * s
+    inv_den, inv_dnum = 1.0 / den, 1.0 / dnum
+    # partials of L = log dy/dx (forward direction) with respect to θ, s, δ_k, δ_k1
+    two_t_over_den = 2.0 * t * inv_den
+    l_theta = 2.0 * (dk1 * theta + s * (1.0 - 2.0 * theta) - dk * om) * inv_dnum \
+        - 2.0 * slope_sum * (1.0 - 2.0 * theta) * inv_den
+    l_s = 2.0 / s + 2.0 * t * inv_dnum - 2.0 * (1.0 - 2.0 * t) * inv_den
+    l_dk = om * om * inv_dnum - two_t_over_den
+    l_dk1 = theta * theta * inv_dnum - two_t_over_den
+    gl = torch.where(inside, g_ladj, 0.0)
+    if inverse:
+        # x = F⁻¹(y): dx/dy = 1/F', and the parameter gradients are the forward ones with
+        # upstream (-A, -g_L), A = (g_x - g_L L_x)/F' the gradient with respect to the input y
+        fx = s * s * dnum * inv_den * inv_den
+        a_in = (torch.where(inside, g_out, 0.0) - gl * l_theta / w) / fx
+        g_input = torch.where(inside, a_in, g_out)
+        gy, gl = -a_in, -gl
+    else:
+        gy = torch.where(inside, g_out, 0.0)
+    # the forward map: y = y_k + h R(θ, s, δ_k, δ_k1), θ = (x - x_k)/w, s = h/w
+    rr = (s * theta * theta + dk * t) * inv_den
+    gyh = gy * h * inv_den
+    g_theta = gyh * s * dnum * inv_den + gl * l_theta
+    g_s = gyh * (theta * theta - rr * (1.0 - 2.0 * t)) + gl * l_s
+    g_dk = gyh * t * (1.0 - rr) + gl * l_dk
+    g_dk1 = -gyh * rr * t + gl * l_dk1
+    if not inverse:
+        g_input = torch.where(inside, g_theta / w, g_out)
+    # knot gradients, widths row from θ and s, heights row from y_k, h and s; times 2B for the unit box
+    g_x1 = -(g_theta * theta + g_s * s) / w
+    g_x0 = (g_s * s - g_theta * om) / w
+    g_h = gy * rr + g_s / w
+    g_k = torch.stack([g_x0, gy - g_h]) * scale  # (2, N): knot k of widths, heights
+    g_k1 = torch.stack([g_x1, g_h]) * scale  # knot k + 1
+    # through the softmax and the cumulative sum, knot_i = m i + (1 - mK) q_{i-1}, q = cumsum(p):
+    # ∂/∂u_j = p_j ((1 - mK)([j < k] G_k + [j <= k] G_k1) - (1 - mK)(q_{k-1} G_k + q_k G_k1)).
+    # The bracket is a reverse cumulative sum of a vector that is G_k at k, G_k1 at k+1 and the constant
+    # in an extra last slot: one scatter and one matmul with [j < i] (no per-bin masks).
+    c = norm * (1.0 / (1.0 - m * k))  # 1 / total, (2, N)
+    q = kn - ramp_pair.unsqueeze(0)  # (2, 2, N): (1 - mK) q_{k-1}, (1 - mK) q_k
+    sparse = torch.zeros(2, k + 2, n, dtype=e.dtype, device=e.device)
+    sparse[:, k + 1] = -(q[:, 0] * g_k + q[:, 1] * g_k1) * c
+    sparse.scatter_(1, pair.expand(2, 2, n), torch.stack([g_k, g_k1], 1) * (c * (1.0 - m * k)).unsqueeze(1))
+    g_u = torch.matmul(_constants(k, e.dtype, e.device)[2], sparse).mul_(e)  # (2, K, N)
+    # derivatives: δ = m + softplus(u + c) at the two gathered positions (the padded ends are constant)
+    g_d = torch.stack([g_dk, g_dk1]) * torch.sigmoid(ud)
+    g_pad = torch.zeros(k + 1, n, dtype=g_d.dtype, device=g_d.device).scatter_(0, pair, g_d)
+    return g_input, torch.cat([g_u.view(2 * k, n), g_pad[1:k]])
+
+
+class _RationalQuadraticSpline(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, params: Tensor, bound: float, inverse: bool):
+        out, ladj, saved = _spline_forward(x, params, bound, inverse, keep=True)
+        ctx.save_for_backward(*saved)
+        ctx.bound, ctx.inverse = bound, inverse
+        return out, ladj
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out: Tensor, g_ladj: Tensor):
+        g_input, g_params = _spline_backward(ctx.saved_tensors, ctx.bound, ctx.inverse, g_out, g_ladj)
+        return g_input, g_params, None, None
+
+
+def _flatten(x: Tensor, params: Tensor) -> tuple[Tensor, Tensor, bool]:
+    """(x (N,), parameters (3K-1, N), feature_major): x (batch, d) with parameters laid out (P, d, batch) in
+    memory (as the conditioners here produce them) flatten without a copy of the parameters."""
+    p = params.shape[-1]
+    if x.dim() == 2 and params.dim() == 3 and params.permute(2, 1, 0).is_contiguous():
+        return x.t().reshape(-1), params.permute(2, 1, 0).reshape(p, -1), True
+    return x.reshape(-1), params.reshape(-1, p).t().contiguous(), False
 
 
 def rational_quadratic_spline(x: Tensor, params: Tensor, bound: float = 5.0,
@@ -49,43 +209,14 @@ def rational_quadratic_spline(x: Tensor, params: Tensor, bound: float = 5.0,
     Returns:
         y: (...,) and log|dy/dx| (...,) elementwise.
     """
-    k = (params.shape[-1] + 1) // 3
-    cw, inner_w = _knots(params[..., :k], bound, MIN_WIDTH)
-    ch, inner_h = _knots(params[..., k:2 * k], bound, MIN_HEIGHT)
-    d = F.pad(MIN_DERIVATIVE + F.softplus(params[..., 2 * k:] + _SHIFT), (1, 1), value=1.0)
-
-    inside = (x >= -bound) & (x <= bound)
-    xc = x.clamp(-bound, bound)
-    idx = torch.searchsorted(inner_h if inverse else inner_w, xc.unsqueeze(-1), right=True)
-    x_k = cw.gather(-1, idx).squeeze(-1)
-    w_k = cw.gather(-1, idx + 1).squeeze(-1) - x_k
-    y_k = ch.gather(-1, idx).squeeze(-1)
-    h_k = ch.gather(-1, idx + 1).squeeze(-1) - y_k
-    d_k = d.gather(-1, idx).squeeze(-1)
-    d_k1 = d.gather(-1, idx + 1).squeeze(-1)
-    s = h_k / w_k
-    slope_sum = d_k1 + d_k - 2.0 * s
-
-    if inverse:
-        dy = xc - y_k
-        a = h_k * (s - d_k) + dy * slope_sum
-        b = h_k * d_k - dy * slope_sum
-        c = -s * dy
-        disc = (b * b - 4.0 * a * c).clamp_min(0.0)
-        theta = (2.0 * c / (-b - torch.sqrt(disc))).clamp(0.0, 1.0)
-        out = theta * w_k + x_k
+    flat_x, pt, feature_major = _flatten(x, params)
+    if torch.is_grad_enabled() and (x.requires_grad or params.requires_grad):
+        y, ladj = _RationalQuadraticSpline.apply(flat_x, pt, float(bound), bool(inverse))
     else:
-        theta = ((xc - x_k) / w_k).clamp(0.0, 1.0)
-    one_minus = 1.0 - theta
-    tt = theta * one_minus
-    denom = s + slope_sum * tt
-    if not inverse:
-        out = y_k + h_k * (s * theta * theta + d_k * tt) / denom
-    log_deriv = (2.0 * torch.log(s) + torch.log(d_k1 * theta * theta + 2.0 * s * tt + d_k * one_minus * one_minus)
-                 - 2.0 * torch.log(denom))
-    if inverse:
-        log_deriv = -log_deriv
-    return torch.where(inside, out, x), torch.where(inside, log_deriv, torch.zeros_like(log_deriv))
+        y, ladj, _ = _spline_forward(flat_x, pt, float(bound), bool(inverse), keep=False)
+    if feature_major:
+        return y.view(x.shape[1], x.shape[0]).t(), ladj.view(x.shape[1], x.shape[0]).t()
+    return y.view(x.shape), ladj.view(x.shape)
 
 
 class SplineTransformer:
