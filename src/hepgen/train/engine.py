@@ -338,9 +338,13 @@ class Engine:
         objective = local * self.dist.world_size / stats[0].to(local.dtype)
         scaler.scale(objective).backward()
         scaler.unscale_(opt)
-        max_norm = self.clip_grad if self.clip_grad is not None else math.inf
         params = [q for q in player.parameters if q.grad is not None]
-        grad_norm = nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros((), device=self.device)
+        if not params:
+            grad_norm = torch.zeros((), device=self.device)
+        elif self.clip_grad is not None:
+            grad_norm = nn.utils.clip_grad_norm_(params, self.clip_grad)
+        else:  # the same norm, without clip_grad_norm_'s multiply of every gradient by 1
+            grad_norm = nn.utils.get_total_norm([q.grad for q in params])
         if self.precision != "fp16" and not torch.isfinite(grad_norm):
             raise TrainingError(self._nan_message(epoch, step, player.name, "gradient norm"))
         scaler.step(opt)
