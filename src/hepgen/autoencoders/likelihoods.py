@@ -94,8 +94,9 @@ class FixedGaussianLikelihood(Likelihood):
         self.sigma = float(sigma)
 
     def log_prob_elements(self, x: Tensor, out: Tensor) -> Tensor:
-        log_sigma = torch.full_like(out[:, 0], math.log(self.sigma))
-        return normal_log_prob(x, out[:, 0], log_sigma)
+        # normal_log_prob with a scalar σ: four tensor operations instead of a σ tensor and nine
+        return ((x - out[:, 0]) * (1.0 / self.sigma)).square().mul(-0.5) - (
+            math.log(self.sigma) + 0.5 * math.log(2 * math.pi))
 
     def mean(self, out: Tensor) -> Tensor:
         return out[:, 0]

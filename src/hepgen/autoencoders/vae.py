@@ -76,7 +76,7 @@ class _Variational(LatentModel):
         z = mu + torch.exp(log_sigma) * torch.randn_like(mu)
         recon = -self.likelihood.log_prob(target, self.decoder_net(z, c))
         kl = gaussian_kl(mu, log_sigma)
-        return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
+        return {"loss": recon + kl if self.beta == 1.0 else recon + self.beta * kl, "recon": recon, "kl": kl}
 
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """−log p(x|z) + β KL per event (batch,), with ``recon`` and ``kl`` logged."""
