@@ -270,7 +270,8 @@ def test_maf_reaches_the_entropy_of_a_10d_correlated_gaussian():
     One affine MADE layer with a linear (masked) conditioner is exactly the family of Gaussians, so maximum
     likelihood converges in a few hundred steps; the cosine schedule needs enough epochs to anneal (it steps per
     epoch). Statistical errors: held-out NLL sqrt(10/2 / 400k) ≈ 0.0035 nats, own samples ≈ 0.003, the fitted
-    log-determinant 0.5·sqrt(2·10/360k) ≈ 0.004; measured over four seeds: |error| <= 0.007. Tolerance: the issue's 0.02.
+    log-determinant 0.5·sqrt(2·10/360k) ≈ 0.004; measured over four seeds: |error| <= 0.007. Tolerance: the
+    issue's 0.02.
     """
     dim = 10
     scale = np.linspace(0.1, 30.0, dim)
