@@ -188,11 +188,14 @@ def draw_snapshots(out_png: str | Path, frames: Sequence[dict[str, Any]], data: 
 
 
 def ring_settings(quick: bool) -> dict[str, Any]:
-    """The WGAN-GP set-up of the demo and the benchmark on the 8-Gaussian ring (σ = 0.1, radius 2)."""
-    model = {"latent": 8, "hidden": (128, 128), "loss": "wgan-gp", "critic_steps": 5, "lr_critic": 5e-3,
+    """The WGAN-GP set-up of the demo, the slow test and the benchmark on the 8-Gaussian ring (σ = 0.1,
+    radius 2): k = 5 critic steps, TTUR (critic 1e-2, generator 1e-3), generator EMA 0.99, batch 256.
+    The full schedule (150 epochs of 32000 events, 3700 generator steps) reaches 8/8 modes with more than
+    80% of the samples within 3σ; ``quick`` (40 epochs) finds the modes but not yet that quality."""
+    model = {"latent": 8, "hidden": (128, 128), "loss": "wgan-gp", "critic_steps": 5, "lr_critic": 1e-2,
              "lr_generator": 1e-3, "ema": 0.99}
-    train = {"epochs": 24 if quick else 120, "batch_size": 128, "scheduler": "cosine" if quick else "none"}
-    return {"n": 16000, "sigma": RING_SIGMA, "model": model, "train": train}
+    train = {"epochs": 40 if quick else 150, "batch_size": 256}
+    return {"n": 32000, "sigma": RING_SIGMA, "model": model, "train": train}
 
 
 def gan_lab_figure(out_dir: str | Path, quick: bool = False, seed: int = 0, epochs: int | None = None
@@ -209,6 +212,7 @@ def gan_lab_figure(out_dir: str | Path, quick: bool = False, seed: int = 0, epoc
     from hepgen.data.generators.toys import eight_gaussian_centres, eight_gaussians
     from hepgen.gans.diagnostics import mode_coverage
     from hepgen.gans.gan import GAN
+    from hepgen.metrics import kl_js_from_samples
 
     start = time.perf_counter()
     out = Path(out_dir)
@@ -236,11 +240,9 @@ def gan_lab_figure(out_dir: str | Path, quick: bool = False, seed: int = 0, epoc
                             seed=seed)
     fake = _seeded_samples(model, 5000, seed + 1)
     hit, good = mode_coverage(fake, centres, sigma)
-    from hepgen.metrics import kl_js_from_samples
-
     kl, js = kl_js_from_samples(data, fake, bins=40, range=box)
-    summary = {"figures": [str(main), str(frames)], "run": str(run), "modes_hit": hit, "modes": len(centres), "high_quality": good,
-               "kl": kl, "js": js, "epochs": epochs, "wall_time_s": round(time.perf_counter() - start, 1),
+    summary = {"figures": [str(main), str(frames)], "run": str(run), "modes_hit": hit, "modes": len(centres),
+               "high_quality": good, "kl": kl, "js": js, "epochs": epochs, "wall_time_s": round(time.perf_counter() - start, 1),
                "settings": {**settings, "model": {k: list(v) if isinstance(v, tuple) else v
                                                   for k, v in settings["model"].items()}}}
     (out / "gan_lab.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,184 @@
+"""GAN quality figures for the closing note: mode coverage on the 8-Gaussian ring, the WGAN-GP critic's
+W1 estimate against scipy, and CycleGAN's cycle-consistency error.
+
+1. Ring (8 Gaussians, σ = 0.1, radius 2; :func:`hepgen.gans.figures.ring_settings`): WGAN-GP and a
+   non-saturating GAN of the same size, several seeds each. Per run: modes hit (of 8), the
+   high-quality fraction (samples within 3σ of their nearest mode), KL/JS on a 40×40 grid, the mean
+   per-feature W1 to held-out data (scipy), and the per-epoch trajectory of modes hit / quality.
+   The issue's criterion: WGAN-GP hits 8/8 modes with >= 80% of samples within 3σ.
+2. W1: a WGAN-GP critic (λ = 10) trained between two 1-D Gaussians; its estimate E[D(x)] − E[D(y)] on
+   fresh samples against scipy.stats.wasserstein_distance (relative error), and the weight-clipped
+   WGAN critic's estimate, which is K·W1 for an unknown K (the ratio is shown, not an error).
+3. CycleGAN on a toy pair (A: correlated 2-D Gaussian, B: A rotated, stretched and shifted): mean
+   cycle error |F(G(a)) − a|₁ in standardised units, both directions, and W1(G(A), B) per feature / σ_B.
+
+Cost is quoted as the ratio WGAN-GP / non-saturating CPU time per run on the same machine.
+
+    .venv/bin/python benchmarks/gan_quality.py [--quick] [--seeds 3] [--workers 2]
+
+Output: benchmarks/results/gan_quality.json (``--quick``: gan_quality_quick.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def ring_run(loss: str, seed: int, quick: bool) -> dict:
+    """One GAN on the ring; returns its final figures and per-epoch trajectory."""
+    _threads()
+    import torch
+
+    from hepgen.data.generators.toys import eight_gaussian_centres, eight_gaussians
+    from hepgen.gans.diagnostics import GridDivergence, ModeCoverage, mode_coverage
+    from hepgen.gans.figures import ring_settings
+    from hepgen.gans.gan import GAN
+    from hepgen.metrics import kl_js_from_samples, wasserstein_per_feature
+
+    settings = ring_settings(quick)
+    model_params = dict(settings["model"])
+    if loss != "wgan-gp":  # the textbook GAN: one discriminator step per generator step, equal learning rates
+        model_params.update(loss=loss, critic_steps=1, lr_critic=1e-3, lr_generator=1e-3)
+    sigma, centres = settings["sigma"], eight_gaussian_centres()
+    data = eight_gaussians(settings["n"], np.random.default_rng(seed), std=sigma).astype(np.float32)
+    test = eight_gaussians(20000, np.random.default_rng(10_000 + seed), std=sigma)
+    box = [(-3.0, 3.0), (-3.0, 3.0)]
+    start = time.process_time()
+    model = GAN(2, **model_params)
+    model.fit(data, seed=seed, lr=1e-3, quiet=True, val_fraction=0.05, **settings["train"],
+              diagnostics=[ModeCoverage(centres, sigma, n=2000, seed=seed), GridDivergence(data, bins=40, range=box)])
+    cpu = time.process_time() - start
+    torch.manual_seed(seed + 1)
+    fake = model.sample(20000).double().numpy()
+    hit, good = mode_coverage(fake, centres, sigma)
+    kl, js = kl_js_from_samples(test, fake, bins=40, range=box)
+    w1 = float(np.mean(wasserstein_per_feature(fake, test)))
+    return {"loss": loss, "seed": seed, "modes_hit": hit, "high_quality": good, "kl": kl, "js": js,
+            "w1_mean_per_feature": w1, "passes_issue_criterion": bool(hit == 8 and good >= 0.8),
+            "cpu_s": cpu, "epochs": settings["train"]["epochs"],
+            "trajectory": [{"epoch": r["epoch"], "modes_hit": r["val_modes_hit"], "high_quality": r["val_high_quality"],
+                            "grid_js": r["val_grid_js"]} for r in model.history_]}
+
+
+def w1_run(shift: float, scale: float, steps: int, seed: int = 0) -> dict:
+    """Critic estimates between N(0, 1) and N(shift, scale²) against scipy."""
+    _threads()
+    import torch
+    from scipy.stats import wasserstein_distance
+
+    from hepgen.gans.diagnostics import train_critic
+    from hepgen.gans.networks import MLPCritic
+
+    rng = np.random.default_rng(seed)
+    real = torch.tensor(rng.normal(size=(8192, 1)), dtype=torch.float32)
+    draw = lambda n: shift + scale * torch.randn(n, 1)  # noqa: E731  (fresh generator samples each step)
+    out = {"p": "N(0, 1)", "q": f"N({shift}, {scale}^2)"}
+    fresh_real = rng.normal(size=(100_000, 1))
+    fresh_fake = shift + scale * rng.normal(size=(100_000, 1))
+    exact = float(wasserstein_distance(fresh_real[:, 0], fresh_fake[:, 0]))
+    out["w1_scipy"] = exact
+    for loss, lr in (("wgan-gp", 5e-3), ("wgan", 5e-3)):
+        torch.manual_seed(seed)
+        critic = MLPCritic(1, (64, 64))
+        train_critic(critic, real, draw, loss=loss, steps=steps, lr=lr)
+        with torch.no_grad():
+            estimate = float(critic(torch.tensor(fresh_real, dtype=torch.float32)).mean()
+                             - critic(torch.tensor(fresh_fake, dtype=torch.float32)).mean())
+        out[f"{loss}_estimate"] = estimate
+        if loss == "wgan-gp":
+            out["wgan_gp_relative_error"] = estimate / exact - 1
+        else:
+            out["wgan_clip_ratio_K"] = estimate / exact
+    return out
+
+
+def cycle_run(epochs: int, seed: int = 0) -> dict:
+    """CycleGAN on the toy pair of the tests, trained longer."""
+    _threads()
+    import torch
+    from scipy.stats import wasserstein_distance
+
+    from hepgen.gans.cyclegan import CycleGAN
+
+    rng = np.random.default_rng(3 + seed)
+    cov = [[1.0, 0.6], [0.6, 1.0]]
+    angle = np.pi / 3
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    a = rng.multivariate_normal([0, 0], cov, size=5000).astype(np.float32)
+    b = ((rng.multivariate_normal([0, 0], cov, size=5000) @ rot.T) * [2.0, 0.5] + [5.0, -1.0]).astype(np.float32)
+    test_a = rng.multivariate_normal([0, 0], cov, size=5000).astype(np.float32)
+    model = CycleGAN(2, hidden=(64, 64))
+    start = time.process_time()
+    model.fit(a, y=b, epochs=epochs, batch_size=128, lr=1e-3, seed=seed, quiet=True, val_fraction=0.05)
+    with torch.no_grad():
+        translated = model.transform(test_a).numpy()
+    return {"epochs": epochs, "cycle_error_a": float(model.cycle_error(test_a).mean()),
+            "cycle_error_b": float(model.cycle_error(b, domain="b").mean()),
+            "w1_over_sigma_translated_vs_b": [float(wasserstein_distance(translated[:, j], b[:, j]) / b[:, j].std())
+                                              for j in range(2)],
+            "cpu_s": time.process_time() - start}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one seed, fewer epochs (a smoke run)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per ring model (default 3, quick 1)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes (one thread each)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 3))
+    start = time.perf_counter()
+    jobs = [("ring", (loss, s, args.quick)) for loss in ("wgan-gp", "non-saturating") for s in seeds]
+    jobs += [("w1", (shift, scale, 800 if args.quick else 3000)) for shift, scale in
+             ((0.25, 1.0), (0.5, 0.75), (1.0, 0.5), (2.0, 1.5))]
+    jobs += [("cycle", (10 if args.quick else 40,))]
+    funcs = {"ring": ring_run, "w1": w1_run, "cycle": cycle_run}
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        futures = [(kind, pool.submit(funcs[kind], *a)) for kind, a in jobs]
+        results = [(kind, f.result()) for kind, f in futures]
+    ring = [r for k, r in results if k == "ring"]
+    wgan = [r for r in ring if r["loss"] == "wgan-gp"]
+    ns = [r for r in ring if r["loss"] != "wgan-gp"]
+    w1 = [r for k, r in results if k == "w1"]
+    cycle = next(r for k, r in results if k == "cycle")
+    summary = {
+        "wgan_gp_modes_hit": [r["modes_hit"] for r in wgan],
+        "wgan_gp_high_quality": [round(r["high_quality"], 4) for r in wgan],
+        "wgan_gp_runs_passing_8_of_8_and_80pct": f"{sum(r['passes_issue_criterion'] for r in wgan)}/{len(wgan)}",
+        "non_saturating_modes_hit": [r["modes_hit"] for r in ns],
+        "non_saturating_high_quality": [round(r["high_quality"], 4) for r in ns],
+        "wgan_gp_w1_relative_error": [round(r["wgan_gp_relative_error"], 4) for r in w1],
+        "max_abs_w1_relative_error": round(max(abs(r["wgan_gp_relative_error"]) for r in w1), 4),
+        "cycle_error_a_b": [round(cycle["cycle_error_a"], 4), round(cycle["cycle_error_b"], 4)],
+        "cpu_ratio_wgan_gp_over_non_saturating": round(np.mean([r["cpu_s"] for r in wgan])
+                                                       / np.mean([r["cpu_s"] for r in ns]), 2),
+    }
+    out = {"benchmark": "gan_quality", "quick": args.quick, "summary": summary, "ring": ring, "w1": w1,
+           "cycle": cycle, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                       "workers": args.workers},
+           "wall_time_s": round(time.perf_counter() - start, 1)}
+    path = Path(args.out) if args.out else RESULTS / ("gan_quality_quick.json" if args.quick else "gan_quality.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {path} in {out['wall_time_s']} s")
+
+
+if __name__ == "__main__":
+    main()
