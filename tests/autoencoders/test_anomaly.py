@@ -73,6 +73,17 @@ def test_anomaly_metrics_equal_scikit_learn_with_weights():
         anomaly_metrics(bg, {})
 
 
+def test_bootstrap_auc_uncertainty_matches_hanley_mcneil():
+    rng = np.random.default_rng(4)
+    bg, sig = rng.normal(size=800), rng.normal(1.0, 1.0, size=500)
+    m = anomaly_metrics(bg, {"sig": sig}, bootstrap=300).metrics["sig"]
+    a, n_s, n_b = m["auc"], len(sig), len(bg)
+    q1, q2 = a / (2 - a), 2 * a**2 / (1 + a)
+    se = np.sqrt((a * (1 - a) + (n_s - 1) * (q1 - a**2) + (n_b - 1) * (q2 - a**2)) / (n_s * n_b))
+    assert 0.8 * se < m["auc_std"] < 1.25 * se, (m["auc_std"], se)
+    assert m["max_sic_std"] > 0
+
+
 def test_detector_scores_are_the_models_and_find_off_manifold_events(detector):
     ae, background, signal = detector
     res = evaluate_detector(ae, background, {"off": signal})

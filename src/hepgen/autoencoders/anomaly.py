@@ -69,10 +69,12 @@ class AnomalyResult:
 def anomaly_metrics(background_scores: np.ndarray, signal_scores: Mapping[str, np.ndarray], *,
                     background_weights: np.ndarray | None = None,
                     signal_weights: Mapping[str, np.ndarray | None] | None = None,
-                    signal_efficiencies: Sequence[float] = (0.3, 0.5)) -> AnomalyResult:
+                    signal_efficiencies: Sequence[float] = (0.3, 0.5), bootstrap: int = 0) -> AnomalyResult:
     """ROC, AUC, max SIC and 1/ε_B at each ε_S in ``signal_efficiencies`` for every named signal.
 
     ``background_scores``: (n_b,); ``signal_scores``: name -> (n_s,); weights of the same shapes.
+    ``bootstrap=n`` (>= 2) adds ``auc_std`` and ``max_sic_std``: the spread over n resamples of the
+    scored events (the statistical uncertainty of the test samples, not of the training).
     """
     if not signal_scores:
         raise ConfigError("anomaly_metrics needs at least one named signal sample")
@@ -83,15 +85,29 @@ def anomaly_metrics(background_scores: np.ndarray, signal_scores: Mapping[str, n
         s = np.asarray(scores, dtype=np.float64).ravel()
         metrics[name] = classifier_metrics(s, bg, signal_weights=sw.get(name), background_weights=background_weights,
                                            signal_efficiencies=signal_efficiencies)
+        if bootstrap:
+            metrics[name].update(_bootstrap_std(s, bg, sw.get(name), background_weights, int(bootstrap)))
         eps_b, eps_s, _ = roc_curve(s, bg, sw.get(name), background_weights)
         curves[name], sig[name] = (eps_b, eps_s), s
     return AnomalyResult(bg, sig, metrics, curves)
 
 
+def _bootstrap_std(s: np.ndarray, bg: np.ndarray, ws: np.ndarray | None, wb: np.ndarray | None,
+                   n: int) -> dict[str, float]:
+    from hepgen.metrics import bootstrap
+
+    def auc_sic(s_, bg_, ws_, wb_):
+        m = classifier_metrics(s_, bg_, signal_weights=ws_, background_weights=wb_, signal_efficiencies=())
+        return np.array([m["auc"], m["max_sic"]])
+
+    _, std = bootstrap(auc_sic, s, bg, ws, wb, n=n, seed=0, groups=(0, 1, 0, 1))
+    return {"auc_std": float(std[0]), "max_sic_std": float(std[1])}
+
+
 def evaluate_detector(model: Model, background: Any, signals: Mapping[str, Any], *,
                       background_weights: np.ndarray | None = None,
                       signal_weights: Mapping[str, np.ndarray | None] | None = None,
-                      signal_efficiencies: Sequence[float] = (0.3, 0.5)) -> AnomalyResult:
+                      signal_efficiencies: Sequence[float] = (0.3, 0.5), bootstrap: int = 0) -> AnomalyResult:
     """Score background and signal events with ``model.score`` and compute :func:`anomaly_metrics`.
 
     ``background``: (n_b, *event_shape); ``signals``: name -> (n_s, *event_shape), original units.
@@ -105,7 +121,7 @@ def evaluate_detector(model: Model, background: Any, signals: Mapping[str, Any],
     finally:
         model.train(was_training)
     return anomaly_metrics(bg, sig, background_weights=background_weights, signal_weights=signal_weights,
-                           signal_efficiencies=signal_efficiencies)
+                           signal_efficiencies=signal_efficiencies, bootstrap=bootstrap)
 
 
 def feature_breakdown(model: Model, x: Any, weights: np.ndarray | None = None) -> np.ndarray:

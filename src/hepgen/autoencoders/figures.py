@@ -234,25 +234,97 @@ def _breakdown_figure(path: Path, features: dict[str, np.ndarray], columns: list
         return save_figure(fig, path)
 
 
+# -- reusable pieces (the benchmark calls them too) -------------------------------------------------
+def digits_split(seed: int = 0, n_test: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8×8 digits in [0, 1], (n, 8, 8) float32, split into train and a seeded test set."""
+    from sklearn.datasets import load_digits
+
+    digits = (load_digits().images / 16.0).astype(np.float32)
+    train, test = _split(len(digits), n_test, seed)
+    return digits[train], digits[test]
+
+
+def jets_data(pool: int = 2, seed: int = 0) -> dict[str, Any]:
+    """The shipped jets as the detectors see them: ``images`` (pT fractions, pooled), ``features``,
+    ``weights`` per process, and the seeded QCD split ``qcd_train`` / ``qcd_test`` (index arrays, 3:1)."""
+    from hepgen.autoencoders.anomaly import jet_images
+    from hepgen.data.generators.jets import load_sample
+
+    samples = {p: load_sample(p) for p in ("qcd", "top", "w")}
+    train, test = _split(len(samples["qcd"]["features"]), len(samples["qcd"]["features"]) // 4, seed)
+    return {"images": {p: jet_images(s["images"], pool=pool) for p, s in samples.items()},
+            "features": {p: s["features"].astype(np.float32) for p, s in samples.items()},
+            "weights": {p: s["weights"].astype(np.float64) for p, s in samples.items()},
+            "qcd_train": train, "qcd_test": test, "pool": int(pool)}
+
+
+def conv_ae_vs_pca(train: np.ndarray, test: np.ndarray, latent: int, channels: tuple[int, ...], epochs: int,
+                   seed: int = 0) -> dict[str, Any]:
+    """Train a ConvAE (standardised pixels) and fit a PCA with the same latent size; compare test MSEs.
+
+    Returns ``mse_conv_ae``, ``mse_pca``, ``ratio`` (ConvAE / PCA), ``model`` and both reconstructions.
+    """
+    from hepgen.autoencoders.ae import ConvAutoencoder
+
+    model = ConvAutoencoder(train.shape[1:], latent, channels=channels, preprocess="standard")
+    model.fit(train, epochs=epochs, seed=seed, **TRAIN)
+    ae_mse, ae_rec = _mse(model, test)
+    pca_mse, pca_rec = _pca_mse(train, test, latent)
+    return {"latent": int(latent), "n_train": len(train), "n_test": len(test), "epochs": int(epochs),
+            "mse_conv_ae": ae_mse, "mse_pca": pca_mse, "ratio": ae_mse / pca_mse,
+            "model": model, "reconstructions": (ae_rec, pca_rec)}
+
+
+def jet_detectors(data: dict[str, Any], image_epochs: int, feature_epochs: int, seed: int = 0,
+                  latent: int = LATENT, bootstrap: int = 0) -> dict[str, Any]:
+    """Train the two QCD-only detectors on :func:`jets_data` and score top and W jets.
+
+    ConvAE (channels 16, 32, 64) on the QCD training images; dense AE (hidden 32, 16) on the 11
+    features. Returns ``image_study`` (:func:`conv_ae_vs_pca` on the QCD images), ``conv_ae``, ``ae``
+    and ``results``: ``conv_ae_images`` / ``ae_features`` -> :class:`~hepgen.autoencoders.anomaly.AnomalyResult`.
+    """
+    from hepgen.autoencoders.ae import Autoencoder
+    from hepgen.autoencoders.anomaly import evaluate_detector
+
+    images, feats, weights = data["images"], data["features"], data["weights"]
+    tr, te = data["qcd_train"], data["qcd_test"]
+    study = conv_ae_vs_pca(images["qcd"][tr], images["qcd"][te], latent, (16, 32, 64), image_epochs, seed)
+    ae = Autoencoder(feats["qcd"].shape[1], latent, hidden=(32, 16))
+    ae.fit(feats["qcd"][tr], weights=weights["qcd"][tr], epochs=feature_epochs, seed=seed, **TRAIN)
+    signal_weights = {p: weights[p] for p in ("top", "w")}
+    results = {
+        "conv_ae_images": evaluate_detector(study["model"], images["qcd"][te], {p: images[p] for p in ("top", "w")},
+                                            background_weights=weights["qcd"][te], signal_weights=signal_weights,
+                                            bootstrap=bootstrap),
+        "ae_features": evaluate_detector(ae, feats["qcd"][te], {p: feats[p] for p in ("top", "w")},
+                                         background_weights=weights["qcd"][te], signal_weights=signal_weights,
+                                         bootstrap=bootstrap),
+    }
+    return {"image_study": study, "conv_ae": study["model"], "ae": ae, "results": results}
+
+
+def _public(study: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in study.items() if k not in ("model", "reconstructions")}
+
+
 # -- the entry point -------------------------------------------------------------------------------
-def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0, quiet: bool = True) -> dict[str, Any]:
+def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0, quiet: bool = True,
+                        bootstrap: int = 0) -> dict[str, Any]:
     """Train the autoencoders of the figures (seeded), write the figures into ``out_dir``; returns a summary.
 
     ``quick=True`` (demo budget, ~1 min on one core) pools jet images 2×2 to 20×20 and trains for
     fewer epochs; ``quick=False`` uses the 40×40 images and longer training. The summary (also
     ``out_dir/summary.json``) holds ``digits`` and ``jet_images`` (test MSE of ConvAE and PCA at
     latent size ``latent``), ``anomaly`` (per detector and signal: auc, max_sic, eps_s_at_max_sic,
-    rejection_at_eps_s_0.3/0.5), ``figures``, ``runs`` (saved models) and ``data`` (HDF5 inputs).
+    rejection_at_eps_s_0.3/0.5, with ``bootstrap`` > 1 also auc_std and max_sic_std), ``figures``,
+    ``runs`` (saved models), ``data`` (HDF5 inputs) and ``anomaly_setup`` (the ``hepgen score`` commands).
     """
     import torch
-    from sklearn.datasets import load_digits
 
-    from hepgen.autoencoders.ae import Autoencoder, ConvAutoencoder
-    from hepgen.autoencoders.anomaly import evaluate_detector, feature_breakdown, jet_images
+    from hepgen.autoencoders.anomaly import feature_breakdown
     from hepgen.autoencoders.vae import ConvVAE
     from hepgen.data import io
     from hepgen.data.generators.jet_features import FEATURE_COLUMNS
-    from hepgen.data.generators.jets import load_sample
 
     start = time.perf_counter()
     cfg = SETTINGS[bool(quick)]
@@ -268,67 +340,43 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
 
     # -- digits: ConvAE vs PCA, ConvVAE -----------------------------------------------------------------
     t0 = time.perf_counter()
-    digits = (load_digits().images / 16.0).astype(np.float32)  # (1797, 8, 8) in [0, 1]
-    d_train_idx, d_test_idx = _split(len(digits), 400, seed)
-    d_train, d_test = digits[d_train_idx], digits[d_test_idx]
-    conv_digits = ConvAutoencoder((8, 8), LATENT, channels=(32, 64), preprocess="standard")
-    conv_digits.fit(d_train, epochs=cfg["digits_epochs"], seed=seed, **TRAIN)
-    ae_mse, ae_rec = _mse(conv_digits, d_test)
-    pca_mse, pca_rec = _pca_mse(d_train, d_test, LATENT)
-    summary["digits"] = {"latent": LATENT, "n_train": len(d_train), "n_test": len(d_test),
-                         "mse_conv_ae": ae_mse, "mse_pca": pca_mse, "ratio": ae_mse / pca_mse}
+    d_train, d_test = digits_split(seed)
+    digit_study = conv_ae_vs_pca(d_train, d_test, LATENT, (32, 64), cfg["digits_epochs"], seed)
+    conv_digits = digit_study["model"]
+    ae_rec, pca_rec = digit_study["reconstructions"]
+    ae_mse, pca_mse = digit_study["mse_conv_ae"], digit_study["mse_pca"]
+    summary["digits"] = _public(digit_study)
     tick("digits ConvAE", t0)
     t0 = time.perf_counter()
     vae_digits = ConvVAE((8, 8), LATENT, channels=(16, 32), decoder="bernoulli")
     vae_digits.fit(d_train, epochs=cfg["vae_epochs"], seed=seed, **TRAIN)
     tick("digits ConvVAE", t0)
 
-    # -- jets: data --------------------------------------------------------------------------------------
+    # -- jets: ConvAE on QCD images (vs PCA, and as a detector) and a dense AE on the features -----------
     t0 = time.perf_counter()
-    samples = {p: load_sample(p) for p in ("qcd", "top", "w")}
-    images = {p: jet_images(s["images"], pool=cfg["pool"]) for p, s in samples.items()}
-    feats = {p: s["features"].astype(np.float32) for p, s in samples.items()}
-    weights = {p: s["weights"].astype(np.float64) for p, s in samples.items()}
-    j_train, j_test = _split(len(images["qcd"]), len(images["qcd"]) // 4, seed)
+    data = jets_data(cfg["pool"], seed)
+    images, feats, weights = data["images"], data["features"], data["weights"]
+    j_train, j_test = data["qcd_train"], data["qcd_test"]
+    det = jet_detectors(data, cfg["jet_epochs"], cfg["feature_epochs"], seed, bootstrap=bootstrap)
+    conv_jets, ae_feats, detectors = det["conv_ae"], det["ae"], det["results"]
+    qcd_test = images["qcd"][j_test]
+    ae_rec_j, pca_rec_j = det["image_study"]["reconstructions"]
+    ae_mse_j, pca_mse_j = det["image_study"]["mse_conv_ae"], det["image_study"]["mse_pca"]
+    summary["jet_images"] = {**_public(det["image_study"]), "shape": list(qcd_test.shape[1:])}
+    tick("jet detectors", t0)
+
+    t0 = time.perf_counter()
     data_path = out / "data" / "anomaly_jets.h5"
     payload = {"qcd_train/images": images["qcd"][j_train], "qcd_train/features": feats["qcd"][j_train],
-               "qcd_test/images": images["qcd"][j_test], "qcd_test/features": feats["qcd"][j_test]}
+               "qcd_test/images": qcd_test, "qcd_test/features": feats["qcd"][j_test]}
     for p in ("top", "w"):
         payload.update({f"{p}/images": images[p], f"{p}/features": feats[p], f"{p}/weights": weights[p]})
     io.write(data_path, payload)
-    summary["data"] = {"jets": str(data_path), "image_shape": list(images["qcd"].shape[1:]),
+    summary["data"] = {"jets": str(data_path), "image_shape": list(qcd_test.shape[1:]),
                        "image_representation": "pT fraction per pixel (image / its total pT)"
                        + (f", {cfg['pool']}x{cfg['pool']} pooled" if cfg["pool"] > 1 else "")}
-
-    # -- jets: ConvAE on QCD images (reconstruction vs PCA and anomaly detector) -------------------------
-    qcd_train, qcd_test = images["qcd"][j_train], images["qcd"][j_test]
-    conv_jets = ConvAutoencoder(qcd_train.shape[1:], LATENT, channels=(16, 32, 64), preprocess="standard")
-    conv_jets.fit(qcd_train, epochs=cfg["jet_epochs"], seed=seed, **TRAIN)
-    ae_mse_j, ae_rec_j = _mse(conv_jets, qcd_test)
-    pca_mse_j, pca_rec_j = _pca_mse(qcd_train, qcd_test, LATENT)
-    summary["jet_images"] = {"latent": LATENT, "shape": list(qcd_train.shape[1:]), "n_train": len(qcd_train),
-                             "n_test": len(qcd_test), "mse_conv_ae": ae_mse_j, "mse_pca": pca_mse_j,
-                             "ratio": ae_mse_j / pca_mse_j}
-    tick("jet-image ConvAE", t0)
-
-    # -- jets: dense AE on the high-level features --------------------------------------------------------
-    t0 = time.perf_counter()
-    ae_feats = Autoencoder(feats["qcd"].shape[1], LATENT, hidden=(32, 16))
-    ae_feats.fit(feats["qcd"][j_train], weights=weights["qcd"][j_train], epochs=cfg["feature_epochs"], seed=seed,
-                 **TRAIN)
-    tick("feature AE", t0)
-
-    t0 = time.perf_counter()
     for name, model in (("conv_ae_jet_images", conv_jets), ("ae_jet_features", ae_feats)):
         summary["runs"][name] = str(model.save(out / "runs" / name))
-    detectors = {
-        "conv_ae_images": evaluate_detector(conv_jets, qcd_test, {"top": images["top"], "w": images["w"]},
-                                            background_weights=weights["qcd"][j_test],
-                                            signal_weights={p: weights[p] for p in ("top", "w")}),
-        "ae_features": evaluate_detector(ae_feats, feats["qcd"][j_test], {"top": feats["top"], "w": feats["w"]},
-                                         background_weights=weights["qcd"][j_test],
-                                         signal_weights={p: weights[p] for p in ("top", "w")}),
-    }
     summary["anomaly"] = {k: r.metrics for k, r in detectors.items()}
     summary["anomaly_setup"] = {
         "background_train": len(j_train), "background_test": len(j_test),
@@ -338,7 +386,7 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
                      for k, run, what in (("conv_ae_images", "conv_ae_jet_images", "images"),
                                           ("ae_features", "ae_jet_features", "features"))},
     }
-    tick("anomaly scores", t0)
+    tick("saved runs and data", t0)
 
     # -- figures ---------------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -348,7 +396,7 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
         out / "reconstructions_digits.png", d_test[show], ae_rec[show], pca_rec[show], jets=False,
         title=f"8×8 digits, latent size {LATENT}, {len(d_test)} held-out digits\n"
               f"test MSE: ConvAE {ae_mse:.4f}, PCA {pca_mse:.4f}"))
-    h, w = qcd_train.shape[1:]
+    h, w = qcd_test.shape[1:]
     figs["reconstructions_jets"] = str(_reconstruction_figure(
         out / "reconstructions_jets.png", qcd_test[show], ae_rec_j[show], pca_rec_j[show], jets=True,
         title=f"QCD jet images ({h}×{w} pT fractions, square-root colour scale), latent size {LATENT}, "
