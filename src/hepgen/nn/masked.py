@@ -9,9 +9,9 @@ feature may see form a prefix of every hidden layer; a hidden unit sees inputs o
 output of feature degree d sees hidden units of degree < d. Context inputs are connected to every
 first-layer hidden unit.
 
-All P parameters of all D features come out of one pass, parameter-major: the output layer is computed
-as (W ⊙ M) hᵀ, so the (batch, D, P) result is a view of memory laid out (P, D, batch) and elementwise
-transformers run along contiguous rows. :meth:`MADE.feature_params` evaluates only the prefixes one
+All P parameters of all D features come out of one pass; parameter-major (the default) computes the output
+layer as (W ⊙ M) hᵀ, so the (batch, D, P) result is a view of memory laid out (P, D, batch) and elementwise
+transformers such as splines run along contiguous rows. :meth:`MADE.feature_params` evaluates only the prefixes one
 feature needs (the sequential inverse of an autoregressive flow uses it).
 """
 
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from hepgen.nn.mlp import activation as make_activation
 
@@ -42,6 +43,54 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.masked_weight(), self.bias)
 
 
+class _MaskedReluMLP(torch.autograd.Function):
+    """The whole masked ReLU network as one autograd node: h_{k+1} = relu((W_k ⊙ M_k) h_k + b_k), last layer
+    linear, optionally computed transposed ((W ⊙ M) hᵀ: parameter-major output). The backward pass is the
+    textbook one (two matmuls, a column sum and a ReLU mask per layer, weight gradients masked in place),
+    without the bookkeeping of recording the forward pass op by op; every product is oriented the way
+    the GEMM library runs fastest on these thin shapes (measured: x Wᵀ with the bias added afterwards rather
+    than inside addmm, weight gradients as (hᵀ g)ᵀ when the input side is narrow)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, masks: tuple[Tensor, ...], transposed: bool, *weights_and_biases: Tensor) -> Tensor:
+        weights, biases = weights_and_biases[0::2], weights_and_biases[1::2]
+        masked = [w * m for w, m in zip(weights, masks)]
+        hs = [x]
+        h = x
+        for w, b in zip(masked[:-1], biases[:-1]):
+            h = torch.mm(h, w.t()).add_(b).relu_()
+            hs.append(h)
+        if transposed:
+            out = torch.mm(masked[-1], h.t()).add_(biases[-1].unsqueeze(1))
+        else:
+            out = torch.mm(h, masked[-1].t()).add_(biases[-1])
+        ctx.hs, ctx.masked, ctx.masks, ctx.transposed = hs, masked, masks, transposed
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        hs, masked, masks = ctx.hs, ctx.masked, ctx.masks
+        n = len(masked)
+        grads: list[Tensor | None] = [None] * (2 * n)
+        if ctx.transposed:  # out = (W ⊙ M) hᵀ + b: g is (out, batch)
+            grads[2 * n - 2] = torch.mm(g, hs[-1]).mul_(masks[-1])
+            grads[2 * n - 1] = g.sum(1)
+            g = torch.mm(g.t(), masked[-1])
+        else:
+            grads[2 * n - 2] = torch.mm(g.t(), hs[-1]).mul_(masks[-1])
+            grads[2 * n - 1] = g.sum(0)
+            g = torch.mm(g, masked[-1])
+        for k in range(n - 2, -1, -1):
+            g = torch.ops.aten.threshold_backward(g, hs[k + 1], 0)
+            h = hs[k]
+            gw = torch.mm(h.t(), g).t() if h.shape[1] < g.shape[1] else torch.mm(g.t(), h)
+            grads[2 * k] = gw.mul_(masks[k])
+            grads[2 * k + 1] = g.sum(0)
+            g = torch.mm(g, masked[k]) if (k > 0 or ctx.needs_input_grad[0]) else None
+        return (g, None, None, *grads)
+
+
 class MADE(nn.Module):
     """Masked autoencoder for distribution estimation: x (batch, D) [+ context (batch, c)] -> (batch, D, P).
 
@@ -52,12 +101,15 @@ class MADE(nn.Module):
         context: size of the context vector.
         order: the autoregressive order, a permutation of range(D) (default 0, 1, ..., D-1).
         activation: hidden activation name (see :func:`hepgen.nn.mlp.activation`).
+        param_major: lay the output out in memory as (P, D, batch) (for transformers that run along rows,
+            like splines) instead of (batch, D, P); the returned shape is (batch, D, P) either way.
     """
 
     def __init__(self, features: int, params: int, hidden: Sequence[int] = (128, 128), *, context: int = 0,
-                 order: Sequence[int] | None = None, activation: str = "relu"):
+                 order: Sequence[int] | None = None, activation: str = "relu", param_major: bool = True):
         super().__init__()
         self.features, self.params, self.context = int(features), int(params), int(context)
+        self.param_major = bool(param_major)
         order_t = torch.arange(features) if order is None else torch.as_tensor(list(order), dtype=torch.long)
         if sorted(order_t.tolist()) != list(range(features)):
             raise ValueError(f"order must be a permutation of range({features}), got {order_t.tolist()}")
@@ -77,12 +129,17 @@ class MADE(nn.Module):
             mask = degrees_h[:, None] >= previous[None, :]
             if i == 0 and context:
                 mask[:, features:] = True
-            layers += [MaskedLinear(mask), make_activation(activation)]
+            act = make_activation(activation)
+            if isinstance(act, nn.ReLU):  # follows a linear layer, whose output autograd does not keep
+                act.inplace = True
+            layers += [MaskedLinear(mask), act]
             self._prefix.append(torch.searchsorted(degrees_h, torch.arange(features), right=True).tolist())
             previous = degrees_h
-        degrees_out = degrees_in.repeat(self.params)  # parameter-major: row p·D + i is parameter p of feature i
+        # output row p·D + i (parameter-major) or i·P + p holds parameter p of feature i
+        degrees_out = degrees_in.repeat(self.params) if self.param_major else degrees_in.repeat_interleave(self.params)
         layers.append(MaskedLinear(degrees_out[:, None] > previous[None, :]))
         self.net = nn.Sequential(*layers)
+        self._relu = activation == "relu"  # one fused autograd node (see _MaskedReluMLP)
 
     @property
     def last(self) -> MaskedLinear:
@@ -96,14 +153,23 @@ class MADE(nn.Module):
         return x
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
-        """x: (batch, D), context: (batch, c) -> (batch, D, P), a view of (P, D, batch) memory."""
+        """x: (batch, D), context: (batch, c) -> (batch, D, P) (a view of (P, D, batch) memory if param_major)."""
         h = self._input(x, context)
+        if self._relu:
+            linears = [m for m in self.net if isinstance(m, MaskedLinear)]
+            out = _MaskedReluMLP.apply(h, tuple(m.mask for m in linears), self.param_major,
+                                       *[t for m in linears for t in (m.weight, m.bias)])
+            if self.param_major:
+                return out.view(self.params, self.features, x.shape[0]).permute(2, 1, 0)
+            return out.view(x.shape[0], self.features, self.params)
         n = len(self.net) - 1
         for i, layer in enumerate(self.net):
             if i == n:
                 break
             h = layer(h)
         last = self.last
+        if not self.param_major:
+            return last(h).view(x.shape[0], self.features, self.params)
         out = torch.addmm(last.bias.unsqueeze(1), last.masked_weight(), h.t())  # (P·D, batch)
         return out.view(self.params, self.features, x.shape[0]).permute(2, 1, 0)
 
@@ -126,5 +192,7 @@ class MADE(nn.Module):
             h = act(F.linear(h, weight[:size, :width], bias[:size]))
             width = size
         weight, bias = weights[-1]
-        feature = int(self.order[position])
-        return F.linear(h, weight[feature::self.features, :width], bias[feature::self.features])
+        feature = self.order[position]
+        rows = slice(feature, None, self.features) if self.param_major else \
+            slice(feature * self.params, (feature + 1) * self.params)
+        return F.linear(h, weight[rows, :width], bias[rows])

@@ -37,7 +37,8 @@ class MaskedAutoregressive(Transform):
         super().__init__()
         self.features = int(features)
         self.transformer = transformer
-        self.made = MADE(features, transformer.params, hidden, context=context, order=order, activation=activation)
+        self.made = MADE(features, transformer.params, hidden, context=context, order=order, activation=activation,
+                         param_major=bool(getattr(transformer, "param_major", False)))
 
     def reset_to_identity(self) -> None:
         with torch.no_grad():

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from hepgen.flows.transforms.base import Transform
 from hepgen.flows.transforms.elementwise import AdditiveTransformer, AffineTransformer
@@ -52,21 +52,42 @@ class Coupling(Transform):
             raise ValueError(f"a coupling mask needs features on both sides, got {mask.tolist()}")
         self.register_buffer("kept", kept)
         self.register_buffer("changed", changed)
-        self.register_buffer("unpermute", torch.argsort(torch.cat([kept, changed])))
         self.transformer = transformer
         self.conditioner = MLP(len(kept), len(changed) * transformer.params, hidden, context=context,
                                activation=activation)
+        for module in self.conditioner:  # each ReLU follows a linear layer, whose output autograd does not keep
+            if isinstance(module, nn.ReLU):
+                module.inplace = True
+        # splines run along contiguous rows: their parameters come out of the last layer parameter-major
+        self._param_major = bool(getattr(transformer, "param_major", False))
 
     def reset_to_identity(self) -> None:
         with torch.no_grad():
             self.conditioner[-1].weight.zero_()
             self.conditioner[-1].bias.zero_()
 
+    def _params(self, x_a: Tensor, context: Tensor | None) -> Tensor:
+        """θ(x_a, c): (batch, changed, P); parameter-major in memory, (P, changed, batch), for splines."""
+        mlp = self.conditioner
+        if not self._param_major:
+            return mlp(x_a, context).view(x_a.shape[0], len(self.changed), self.transformer.params)
+        h = x_a
+        if mlp.context:
+            if context is None:
+                raise ValueError("this network was built with a context input; pass context=")
+            h = torch.cat([h, context.expand(h.shape[0], -1)], dim=-1)
+        last = len(mlp) - 1
+        for i, layer in enumerate(mlp):
+            if i == last:
+                break
+            h = layer(h)
+        out = torch.addmm(mlp[last].bias.unsqueeze(1), mlp[last].weight, h.t())  # (P·changed, batch)
+        return out.view(self.transformer.params, len(self.changed), x_a.shape[0]).permute(2, 1, 0)
+
     def _couple(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         x_a, x_b = x.index_select(1, self.kept), x.index_select(1, self.changed)
-        params = self.conditioner(x_a, context).view(x.shape[0], len(self.changed), self.transformer.params)
-        y_b, ladj = self.transformer(x_b, params, inverse)
-        return torch.cat([x_a, y_b], dim=1).index_select(1, self.unpermute), ladj
+        y_b, ladj = self.transformer(x_b, self._params(x_a, context), inverse)
+        return x.index_copy(1, self.changed, y_b), ladj
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self._couple(x, context, False)

@@ -226,6 +226,9 @@ class SplineTransformer:
     (y (batch, d), log|det J| (batch,)).
     """
 
+    #: conditioners should hand over parameters as a view of (P, d, batch) memory (see :func:`_flatten`)
+    param_major = True
+
     def __init__(self, bins: int = 8, bound: float = 5.0):
         if bins < 1:
             raise ValueError(f"a spline needs at least one bin, got bins={bins}")
