@@ -93,9 +93,18 @@ def _density_model(name: str, train: str, test: str, n_test: int, out: Path, epo
     }
 
 
+def _flow_gallery(out_dir: Path, quick: bool) -> dict[str, Any]:
+    from hepgen.flows.gallery import toy_gallery
+
+    png = toy_gallery(out_dir / "flows", quick=quick)
+    result = json.loads(png.with_suffix(".json").read_text())
+    caption = "NSF on 2D toys: data (top) and learned density p(x) (bottom)"
+    return {"figures": [(caption, str(png))], **result}
+
+
 def family_figures() -> list[tuple[str, Callable[[Path, bool], dict[str, Any]]]]:
     """(title, function(out_dir, quick) -> {"figures": [(caption, path)], ...numbers}) of each family."""
-    return []
+    return [("Normalizing flows: 2D toy gallery", _flow_gallery)]
 
 
 def run_demo(out: Path, epochs: int | None = None, quiet: bool = False, quick: bool = True) -> dict:
