@@ -180,9 +180,9 @@ class MADE(nn.Module):
     def feature_params(self, x: Tensor, context: Tensor | None, position: int,
                        weights: list[tuple[Tensor, Tensor]] | None = None) -> Tensor:
         """The P parameters of the feature at order ``position`` only: (batch, P), equal to
-        ``self(x, context)[:, self.order[position]]``; hidden layers are evaluated on the prefix of units
-        that feature sees (sorted degrees make it a prefix), so a sequential inverse costs about a third
-        of D full passes."""
+        ``self(x, context)[:, self.order[position]]`` (a view of (P, batch) memory if param_major); hidden
+        layers are evaluated on the prefix of units that feature sees (sorted degrees make it a prefix), so a
+        sequential inverse costs about a third of D full passes."""
         weights = self.masked_weights() if weights is None else weights
         h = self._input(x, context)
         activations = [m for m in self.net if not isinstance(m, MaskedLinear)]
@@ -193,6 +193,8 @@ class MADE(nn.Module):
             width = size
         weight, bias = weights[-1]
         feature = self.order[position]
-        rows = slice(feature, None, self.features) if self.param_major else \
-            slice(feature * self.params, (feature + 1) * self.params)
+        if self.param_major:
+            rows = slice(feature, None, self.features)
+            return torch.addmm(bias[rows].unsqueeze(1), weight[rows, :width], h.t()).t()
+        rows = slice(feature * self.params, (feature + 1) * self.params)
         return F.linear(h, weight[rows, :width], bias[rows])

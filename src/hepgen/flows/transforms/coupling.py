@@ -4,7 +4,8 @@ Split x into the identity part x_a (mask = 1) and the transformed part x_b:
 
     y_a = x_a,   y_b = τ(x_b; θ(x_a, c)),   log|det J| = Σ log|∂τ/∂x_b|
 
-Both directions take one conditioner pass. Masks for vectors: alternating (even/odd features, the
+Both directions take one conditioner pass (in row blocks without gradients, see
+:func:`~hepgen.flows.transforms.autoregressive.in_row_blocks`). Masks for vectors: alternating (even/odd features, the
 parity flips between layers) and random (half the features, seeded).
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from hepgen.flows.transforms.autoregressive import in_row_blocks
 from hepgen.flows.transforms.base import Transform
 from hepgen.flows.transforms.elementwise import AdditiveTransformer, AffineTransformer
 from hepgen.flows.transforms.splines import SplineTransformer
@@ -90,10 +92,10 @@ class Coupling(Transform):
         return x.index_copy(1, self.changed, y_b), ladj
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._couple(x, context, False)
+        return in_row_blocks(lambda v, c: self._couple(v, c, False), x, context)
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._couple(y, context, True)
+        return in_row_blocks(lambda v, c: self._couple(v, c, True), y, context)
 
 
 def affine_coupling(mask: Tensor, hidden: Sequence[int] = (128, 128), context: int = 0) -> Coupling:
