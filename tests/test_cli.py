@@ -126,3 +126,13 @@ def test_planned_family_is_refused_clearly(events, capsys, monkeypatch):
     monkeypatch.setitem(models.PLANNED, "future-model", "future")
     code, _, err = run_cli(capsys, "fit", "future-model", events)
     assert code == 2 and "future family" in err
+
+
+def test_fit_help_lists_the_model_hyper_parameters(capsys):
+    assert main(["fit", "nsf", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "hyper-parameters of nsf" in out and "--tail-bound" in out and "default: 8" in out
+    assert main(["fit", "-h"]) == 0
+    assert "models: " in capsys.readouterr().out and "wgan-gp" in hepgen.REGISTRY
+    assert main(["fit"]) == 2
+    assert "needs a MODEL" in capsys.readouterr().err

@@ -60,10 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                "x.npy. Run 'hepgen COMMAND --help' for each command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    fit = sub.add_parser("fit", help="train a model on data", description=(
+    fit = sub.add_parser("fit", help="train a model on data", add_help=False, description=(
         "Train MODEL on DATA and write a run directory (config.yaml, model.pt, metrics.csv, checkpoints/, "
         "plots/). Model hyper-parameters are flags too: 'hepgen fit MODEL --help' lists them."))
-    fit.add_argument("model", metavar="MODEL", help="model name, e.g. gaussian")
+    fit.add_argument("-h", "--help", action="store_true", help="show this help; with MODEL, its hyper-parameters")
+    fit.add_argument("model", metavar="MODEL", nargs="?", help="model name, e.g. gaussian, nsf, vae, wgan-gp")
     fit.add_argument("data", metavar="DATA", nargs="?", help="training events, path[:key]")
     fit.add_argument("-c", "--config", help="YAML file of model hyper-parameters and training settings")
     fit.add_argument("-o", "--out", help="run directory (default: runs/MODEL)")
@@ -188,13 +189,20 @@ def _read_config(path: str, model_keys: Sequence[str]) -> dict[str, Any]:
 
 def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     from hepgen.data import io
-    from hepgen.models import model_class
+    from hepgen.models import REGISTRY, model_class
 
+    fit_parser = build_parser()._subparsers._group_actions[0].choices["fit"]
+    if args.model is None:
+        if args.help:
+            fit_parser.print_help()
+            print(f"\nmodels: {', '.join(sorted(REGISTRY))}")
+            return 0
+        raise ConfigError(f"hepgen fit needs a MODEL; available models: {', '.join(sorted(REGISTRY))}")
     cls = model_class(args.model)
     mparser = _model_parser(cls, args.model)
     model_keys = [k for k in cls.hyperparameters() if k not in SHAPE_KEYS]
-    if "-h" in extra or "--help" in extra:
-        build_parser()._subparsers._group_actions[0].choices["fit"].print_help()
+    if args.help:
+        fit_parser.print_help()
         print(f"\nhyper-parameters of {args.model}:")
         for action in mparser._actions:
             print(f"  {action.option_strings[0]:<24} {action.help}")
