@@ -176,7 +176,7 @@ def _anomaly_figure(path: Path, results: dict[str, Any], labels: dict[str, str])
         roc.set_yscale("log")
         roc.set_xlabel(r"signal efficiency $\epsilon_S$")
         roc.set_ylabel(r"background rejection $1/\epsilon_B$")
-        fig.legend(loc="outside upper center", ncols=2, fontsize="small",
+        fig.legend(loc="outside upper center", ncols=2, fontsize="x-small",
                    title="autoencoders trained on QCD jets only; top and W jets as anomalies",
                    title_fontsize="small")
         sic_ax.set_xlabel(r"signal efficiency $\epsilon_S$")
