@@ -91,7 +91,8 @@ class ModeCoverage:
 
 class GeneratorGradNorms:
     """Per-epoch diagnostic: :func:`generator_grad_norm` against the current critic for several generator
-    losses (default minimax and non-saturating, the vanishing-gradient comparison) -> ``{"grad_norm_<loss>"}``."""
+    losses (default minimax and non-saturating, the vanishing-gradient comparison) -> ``{"grad_norm_<loss>"}``.
+    For models with one generator and one critic (GAN, ConvGAN and their presets)."""
 
     def __init__(self, losses: Sequence[str] = ("minimax", "non-saturating"), n: int = 1024, seed: int = 0):
         for name in losses:
