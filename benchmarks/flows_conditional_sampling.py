@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -28,7 +29,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
+# OpenMP threads that spin while waiting lose whole time slices when the cores are shared with other jobs
+# (a 2-thread training step then takes 10x longer for every library alike); passive waiting keeps the
+# measurement about the libraries. Set before torch (libgomp) loads; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from flows_vs_peers import hepgen_flow, nflows_flow, zuko_flow  # noqa: E402

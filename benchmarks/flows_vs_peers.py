@@ -23,7 +23,7 @@ residual blocks and a reverse permutation between layers; normflows for RealNVP 
 
 Output: benchmarks/results/flows_vs_peers.json.
 
-    .venv/bin/python benchmarks/flows_vs_peers.py [--quick] [--threads 2] [--rounds 7] [--steps 1500]
+    .venv/bin/python benchmarks/flows_vs_peers.py [--quick] [--threads 2] [--rounds 7] [--steps 1000]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import argparse
 import importlib.metadata as metadata
 import json
 import math
+import os
 import platform
 import random
 import statistics
@@ -42,9 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+# OpenMP threads that spin while waiting lose whole time slices when the cores are shared with other jobs
+# (a 2-thread training step then takes 10x longer for every library alike); passive waiting keeps the
+# measurement about the libraries. Set before torch (libgomp) loads; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results") / "flows_vs_peers.json"
 FEATURES, TRANSFORMS, HIDDEN, BATCH, BINS, BOUND = 10, 5, (128, 128), 512, 8, 5.0
@@ -434,7 +439,7 @@ def main() -> None:
     parser.add_argument("--sample-rounds", type=int, default=5)
     parser.add_argument("--n-eval", type=int, default=20000, help="rows per log_prob / sample call")
     parser.add_argument("--train-block", type=int, default=10, help="training steps per timed call")
-    parser.add_argument("--steps", type=int, default=1500, help="training steps for the quality comparison")
+    parser.add_argument("--steps", type=int, default=1000, help="training steps for the quality comparison")
     parser.add_argument("--jet-steps", type=int, default=1500)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--skip-quality", action="store_true")

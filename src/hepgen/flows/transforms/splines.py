@@ -9,15 +9,23 @@ Outside [-B, B] it is the identity (boundary derivatives are 1, so the map is C�
 ``m + (1 - mK) softmax(u)`` (m the minimum bin size), interior derivatives ``m + softplus(u + c)``
 (c makes zero parameters the identity).
 
-The spline is one fused autograd function: the forward pass works in the unit box [0, 1]², computes the
-softmax as ``exp(u - max u)`` normalised by the last cumulative sum (no separate reduction; torch's
-softmax over a last dimension of a few bins is slow on CPU), finds bins by comparison with the interior
-knots, gathers the six bin quantities with two ``gather`` calls and evaluates softplus only on the two
-gathered derivatives. The backward pass is written out analytically: the softmax/cumsum Jacobian applied
-to the two knots an element touches is p_j ([j < k] G_k + [j ≤ k] G_{k+1} - q_{k-1} G_k - q_k G_{k+1})
-(p the softmax, q its cumulative sum), so nothing is scattered over bins and no intermediate is
-recorded. Inputs in the tails are computed on clamped values and selected with ``torch.where``, so no
-branch can produce NaN or infinite gradients. Gradients are first order (``once_differentiable``).
+The spline is one fused autograd function built for speed on CPU, where a spline flow's time goes into
+many small elementwise kernels rather than the conditioner's matrix products:
+
+* parameters are laid out parameter-major, (3K-1, N) for N = batch·features elements (conditioners hand
+  them over that way, see :func:`_flatten`), so every operation runs along contiguous rows of N; torch's
+  softmax and reductions over a trailing dimension of a few bins are an order of magnitude slower;
+* the softmax is ``exp(u - max u)`` and all K+1 cumulative knot sums (with the leading zero and the total)
+  come from one matmul with a triangular matrix; only the searched row's interior knots are normalised;
+* bins are found by comparing with those knots (``searchsorted(right=True)``), the bin's cumulative sums
+  and the two derivatives are gathered, and softplus runs on the two gathered derivatives only;
+* the backward pass is written out: with G_k, G_{k+1} the gradients of the two knots an element touches,
+  ∂/∂u_j = p_j (1 - mK)([j < k] G_k + [j ≤ k] G_{k+1} - q_{k-1} G_k - q_k G_{k+1}) (p the softmax, q its
+  cumulative sum), a reverse cumulative sum of a two-entry vector: one scatter and one triangular matmul.
+
+Inputs in the tails are computed on clamped values and selected with ``torch.where``, so no branch can
+produce NaN or infinite gradients. Gradients are first order (``once_differentiable``); they are checked
+against finite differences in the tests.
 """
 
 from __future__ import annotations
