@@ -16,7 +16,9 @@ interleaved (hepgen first on even repeats, pythae first on odd ones); the ratio 
 hepgen time per repeat (> 1: hepgen trains faster), summarised by its median (and by best-of: the fastest pythae
 run over the fastest hepgen run, the least disturbed by other load). A third, diagnostic
 contestant, ``hepgen_fused_adam``, is hepgen with the engine's Adam built with ``fused=True`` (patched
-in-process for this run only): it measures what that one-line engine change would buy. Quality: the test ELBO of both trained networks from one
+in-process for this run only): it measures what that one-line engine change would buy. A fourth,
+``torch_loop``, is the plain PyTorch loop (same networks, loss, Adam, shuffled batches, best-epoch
+rule, no engine): the floor that shows the engine's per-step cost and whether its ELBO differs. Quality: the test ELBO of both trained networks from one
 shared estimator in the standardised space, E_q[log N(u; g(z), I)] − KL(q(z|u) ‖ N(0, I)) with
 K = 64 seeded posterior samples per event (nats per event; higher is better), and the mean
 hepgen − pythae difference over the repeats with its standard error.
@@ -146,6 +148,35 @@ def fit_hepgen(train: np.ndarray, epochs: int, seed: int):
     return elapsed, (lambda u: model.encoder_net(u).chunk(2, dim=-1)), (lambda z: model.decoder_net(z)[:, 0])
 
 
+def fit_torch_loop(train: np.ndarray, epochs: int, seed: int):
+    """The plain loop: shuffle, forward, ½‖u − g(z)‖² + KL, backward, Adam; keep the best-training-loss epoch."""
+    import copy
+
+    torch.manual_seed(seed)
+    x = torch.as_tensor(train)
+    enc, dec = mlp([x.shape[1], *HIDDEN, 2 * LATENT]), mlp([LATENT, *reversed(HIDDEN), x.shape[1]])
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=LR)
+    best, kept = math.inf, (enc, dec)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        total = torch.zeros(())
+        for index in torch.randperm(len(x)).split(BATCH):
+            u = x[index]
+            mu, log_sigma = enc(u).chunk(2, dim=-1)
+            rec = dec(mu + torch.exp(log_sigma) * torch.randn_like(mu))
+            loss = (0.5 * (u - rec).square().sum(-1)
+                    + 0.5 * (mu.square() + torch.exp(2 * log_sigma) - 1 - 2 * log_sigma).sum(-1)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(u)
+        if float(total) < best:
+            best, kept = float(total), (copy.deepcopy(enc), copy.deepcopy(dec))
+    elapsed = time.perf_counter() - start
+    enc, dec = kept
+    return elapsed, (lambda u: enc(u).chunk(2, dim=-1)), dec
+
+
 @contextlib.contextmanager
 def fused_adam():
     """Diagnostic: torch.optim.Adam(fused=True) inside the block (what a one-line engine change would do)."""
@@ -214,6 +245,7 @@ def main() -> None:
             return fit_hepgen(train, epochs, seed)
 
     contestants["hepgen_fused_adam"] = hepgen_fused
+    contestants["torch_loop"] = lambda train, seed, tmp: fit_torch_loop(train, epochs, seed)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (train, test) in datasets().items():
@@ -223,31 +255,39 @@ def main() -> None:
             for r in range(repeats):
                 order = ["hepgen", "pythae"] if r % 2 == 0 else ["pythae", "hepgen"]
                 row: dict[str, float] = {}
-                for who in order + ["hepgen_fused_adam"]:
+                for who in order + ["hepgen_fused_adam", "torch_loop"]:
                     wall, cpu, (post, dec) = timed(functools.partial(contestants[who], train, r, tmp))
                     row[f"{who}_s"], row[f"{who}_cpu_s"] = wall, cpu
                     row[f"{who}_test_elbo"] = test_elbo(post, dec, test)
                 row["ratio"] = row["pythae_s"] / row["hepgen_s"]
                 row["ratio_cpu"] = row["pythae_cpu_s"] / row["hepgen_cpu_s"]
                 row["ratio_fused_adam"] = row["pythae_s"] / row["hepgen_fused_adam_s"]
+                row["ratio_torch_loop"] = row["pythae_s"] / row["torch_loop_s"]
                 runs.append(row)
                 print(f"{name} repeat {r}: hepgen {row['hepgen_s']:.2f}s ELBO {row['hepgen_test_elbo']:.3f} | "
                       f"pythae {row['pythae_s']:.2f}s ELBO {row['pythae_test_elbo']:.3f} | ratio {row['ratio']:.2f} "
-                      f"(CPU {row['ratio_cpu']:.2f}; with fused Adam {row['ratio_fused_adam']:.2f})", flush=True)
+                      f"(CPU {row['ratio_cpu']:.2f}; with fused Adam {row['ratio_fused_adam']:.2f}; "
+                      f"plain loop {row['ratio_torch_loop']:.2f}, ELBO {row['torch_loop_test_elbo']:.3f})", flush=True)
             events = len(train) * epochs
             med = statistics.median
             diffs = [r["hepgen_test_elbo"] - r["pythae_test_elbo"] for r in runs]  # > 0: hepgen better
+            loop_diffs = [r["hepgen_test_elbo"] - r["torch_loop_test_elbo"] for r in runs]
             results[name] = {
                 "n_train": len(train), "n_test": len(test), "features": train.shape[1], "epochs": epochs,
                 "throughput_ratio_median": med(r["ratio"] for r in runs),
                 "throughput_ratio_best_of": min(r["pythae_s"] for r in runs) / min(r["hepgen_s"] for r in runs),
                 "throughput_ratio_cpu_median": med(r["ratio_cpu"] for r in runs),
                 "throughput_ratio_with_fused_adam_median": med(r["ratio_fused_adam"] for r in runs),
+                "throughput_ratio_torch_loop_median": med(r["ratio_torch_loop"] for r in runs),
                 "hepgen_events_per_s_median": med(events / r["hepgen_s"] for r in runs),
                 "pythae_events_per_s_median": med(events / r["pythae_s"] for r in runs),
                 "hepgen_test_elbo_mean": statistics.mean(r["hepgen_test_elbo"] for r in runs),
                 "pythae_test_elbo_mean": statistics.mean(r["pythae_test_elbo"] for r in runs),
                 "hepgen_fused_adam_test_elbo_mean": statistics.mean(r["hepgen_fused_adam_test_elbo"] for r in runs),
+                "torch_loop_test_elbo_mean": statistics.mean(r["torch_loop_test_elbo"] for r in runs),
+                "hepgen_minus_torch_loop_elbo_mean": statistics.mean(loop_diffs),
+                "hepgen_minus_torch_loop_elbo_stderr": statistics.stdev(loop_diffs) / math.sqrt(len(loop_diffs))
+                if len(loop_diffs) > 1 else None,
                 "test_elbo_difference_mean": statistics.mean(diffs),
                 "test_elbo_difference_stderr": statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1
                 else None,
