@@ -102,9 +102,39 @@ def _flow_gallery(out_dir: Path, quick: bool) -> dict[str, Any]:
     return {"figures": [(caption, str(png))], **result}
 
 
+def _gan_lab(out_dir: Path, quick: bool) -> dict[str, Any]:
+    from hepgen.gans.figures import gan_lab_figure
+
+    result = gan_lab_figure(out_dir / "gans", quick=quick)
+    main, frames = result.pop("figures")
+    captions = (f"WGAN-GP on the 8-Gaussian ring: critic map, samples, generator gradients; "
+                f"{result['modes_hit']}/{result['modes']} modes, {result['high_quality']:.0%} within 3σ",
+                "the critic's map and the samples during training")
+    return {"figures": list(zip(captions, (main, frames))), **result}
+
+
+def _autoencoders(out_dir: Path, quick: bool) -> dict[str, Any]:
+    from hepgen.autoencoders.figures import autoencoder_figures
+
+    result = autoencoder_figures(out_dir / "autoencoders", quick=quick)
+    captions = {
+        "reconstructions_digits": "8x8 digits: originals, ConvAE and PCA reconstructions at the same latent size",
+        "reconstructions_jets": "QCD jet images: originals, ConvAE and PCA reconstructions",
+        "interpolation": "latent interpolation g((1-a) f(x) + a f(x'))",
+        "samples": "VAE prior samples next to samples from a Gaussian fitted to AE latents",
+        "anomaly": "trained on QCD only: ROC and significance improvement for top and W jets",
+        "anomaly_breakdown": "per-feature reconstruction error of the dense AE",
+    }
+    figures = result.pop("figures")
+    return {"figures": [(captions.get(k, k.replace("_", " ")), str(p)) for k, p in figures.items()], **result}
+
+
 def family_figures() -> list[tuple[str, Callable[[Path, bool], dict[str, Any]]]]:
     """(title, function(out_dir, quick) -> {"figures": [(caption, path)], ...numbers}) of each family."""
-    return [("Normalizing flows: 2D toy gallery", _flow_gallery)]
+    return [("Normalizing flows: 2D toy gallery", _flow_gallery),
+            ("Autoencoders: PCA comparison, interpolation, samples, anomaly detection on top and W jets",
+             _autoencoders),
+            ("GANs: a GAN-Lab view", _gan_lab)]
 
 
 def run_demo(out: Path, epochs: int | None = None, quiet: bool = False, quick: bool = True) -> dict:
