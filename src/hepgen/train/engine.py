@@ -259,7 +259,9 @@ class Engine:
                 opt = torch.optim.SGD(p.parameters, lr=lr, momentum=0.9, weight_decay=wd)
             else:
                 cls = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
-                opt = cls(p.parameters, lr=lr, betas=p.betas, weight_decay=wd)
+                # the fused kernel (one launch for every parameter) on CPU and CUDA; same update rule
+                fused = self.device.type in ("cpu", "cuda") and all(q.is_floating_point() for q in p.parameters)
+                opt = cls(p.parameters, lr=lr, betas=p.betas, weight_decay=wd, fused=fused or None)
             self.optimisers[p.name] = opt
             sched = {"cosine": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=self.epochs),
                      "exponential": lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.95),
@@ -324,18 +326,22 @@ class Engine:
         with self._autocast():
             losses = runner(batch, player.name)
         w = batch["w"]
-        losses = {k: v.float() if v.dim() else v.float().expand(len(w)) for k, v in losses.items()}
-        local = (losses["loss"] * w).sum()
-        finite = torch.stack([torch.isfinite(v).all() for v in losses.values()])
-        stats = torch.cat([w.sum().reshape(1).double(), (~finite).double()])
+        names = list(losses)
+        values = torch.stack([v.float() if v.dim() else v.float().expand(len(w)) for v in losses.values()])
+        local = (values[names.index("loss")] * w).sum()
+        # one vector [Σw, Σ w·ℓ_k ...] all-reduced and checked at once: a NaN/inf anywhere in a loss shows
+        # up in its weighted sum (0·inf is NaN too), and a single host sync serves every check.
+        local_sums = (values.detach() * w).sum(1).double()
+        stats = torch.cat([w.sum().reshape(1).double(), local_sums])
         distributed.all_reduce_sum(stats, self.dist)
-        if stats[1:].any():
-            bad = [k for k, f in zip(losses, stats[1:].tolist()) if f]
+        checked = stats.tolist()
+        if not all(math.isfinite(v) for v in checked[1:]):
+            bad = [k for k, v in zip(names, checked[1:]) if not math.isfinite(v)]
             raise TrainingError(self._nan_message(epoch, step, player.name, bad[0]))
-        if stats[0] == 0:
+        if checked[0] == 0:
             raise TrainingError(f"epoch {epoch}, step {step}: the events of this batch have a total weight of 0; "
                                 "the weighted mean loss is undefined (check the weights)")
-        objective = local * self.dist.world_size / stats[0].to(local.dtype)
+        objective = local * (self.dist.world_size / checked[0])
         scaler.scale(objective).backward()
         scaler.unscale_(opt)
         params = [q for q in player.parameters if q.grad is not None]
@@ -349,9 +355,8 @@ class Engine:
             raise TrainingError(self._nan_message(epoch, step, player.name, "gradient norm"))
         scaler.step(opt)
         scaler.update()
-        with torch.no_grad():
-            sums = {k: (v.detach() * w).sum().double() for k, v in losses.items()}
-        return sums, w.sum().double(), grad_norm.detach().double()
+        # this rank's weighted sums (the epoch's row all-reduces them once at the end)
+        return dict(zip(names, local_sums.unbind())), w.sum().double(), grad_norm.detach().double()
 
     def _nan_message(self, epoch: int, step: int, player: str, what: str) -> str:
         where = f" of player {player!r}" if player != "model" else ""
