@@ -136,3 +136,18 @@ def test_fit_help_lists_the_model_hyper_parameters(capsys):
     assert "models: " in capsys.readouterr().out and "wgan-gp" in hepgen.REGISTRY
     assert main(["fit"]) == 2
     assert "needs a MODEL" in capsys.readouterr().err
+
+
+def test_score_of_an_autoencoder_to_csv_has_one_column_per_feature(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3)).astype(np.float32)
+    data = tmp_path / "x.h5"
+    io.write(data, x, columns=["a", "b", "c"])
+    run = tmp_path / "ae"
+    assert main(["fit", "ae", str(data), "--out", str(run), "--epochs", "1", "--latent", "2", "--quiet"]) == 0
+    assert main(["score", str(run), str(data), "-o", str(tmp_path / "s.csv")]) == 0
+    table = io.read(tmp_path / "s.csv")
+    assert table.columns == ["score", "score_per_feature_a", "score_per_feature_b", "score_per_feature_c"]
+    expected = hepgen.load(run).score_outputs(x)
+    np.testing.assert_allclose(table.data[:, 0], expected["score"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(table.data[:, 1:], expected["score_per_feature"].numpy(), rtol=1e-5)

@@ -322,7 +322,17 @@ def _write(out: str, arrays: dict[str, Any], columns: dict[str, list[str]] | Non
         (key, array), = arrays.items()
         io.write(out, array, columns=columns.get(key)) if key in columns else io.write(out, {key: array})
         return
-    if Path(out.split(":")[0]).suffix.lower() in (".h5", ".hdf5", ".hdf"):
+    suffix = Path(out.split(":")[0]).suffix.lower()
+    if suffix in (".csv", ".parquet", ".pq"):  # one flat table: a 2-D array becomes one column per feature
+        flat = {}
+        for key, array in arrays.items():
+            if getattr(array, "ndim", 1) == 2:
+                names = columns.get(key) or [str(j) for j in range(array.shape[1])]
+                flat.update({f"{key}_{c}": array[:, j] for j, c in enumerate(names)})
+            else:
+                flat[key] = array
+        arrays = flat
+    elif suffix in (".h5", ".hdf5", ".hdf"):
         flat: dict[str, Any] = {}
         for key, array in arrays.items():
             if key in columns and getattr(array, "ndim", 0) == 2 and array.shape[1] == len(columns[key]):
@@ -355,7 +365,8 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
             for k, v in result.items():
                 outputs.setdefault(k, []).append(v.detach().cpu().numpy())
     arrays = {k: np.concatenate(v) for k, v in outputs.items()}
-    _write(args.out, arrays)
+    _write(args.out, arrays, {k: model.columns_ for k, v in arrays.items() if v.ndim == 2 and model.columns_
+                              and v.shape[1] == len(model.columns_)})
     what = ("log_prob = log p(x) in the original units of DATA (preprocessing Jacobian included); "
             "score = -log_prob" if "log_prob" in arrays else "score = anomaly score (higher = less like training)")
     print(f"wrote {', '.join(arrays)} for {len(table.data)} events to {args.out}: {what}", file=sys.stderr)

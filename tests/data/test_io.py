@@ -605,3 +605,12 @@ def test_streaming_root_peak_memory_stays_far_below_data_size(tmp_path):
 def test_module_exports():
     assert set(io.__all__) >= {"parse_spec", "Table", "read", "read_column", "available_keys", "Source",
                                 "ArraySource", "open_source", "write"}
+
+
+def test_hdf5_nested_column_names_read_back_in_written_order(tmp_path):
+    path = tmp_path / "nested.h5"
+    cols = {"score": np.arange(3.0), "per/zeta": np.ones(3), "per/alpha": np.zeros(3), "per/mid": np.full(3, 2.0)}
+    write(path, cols)
+    table = read(f"{path}:per")
+    assert table.columns == ["zeta", "alpha", "mid"]
+    np.testing.assert_array_equal(table.data, np.stack([np.ones(3), np.zeros(3), np.full(3, 2.0)], axis=1))

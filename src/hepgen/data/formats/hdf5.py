@@ -178,4 +178,8 @@ def write(tmp: Path, payload: Payload, key: str | None) -> None:
             return
         group = handle.create_group(key, track_order=True) if key else handle
         for name, array in payload.arrays.items():
-            group.create_dataset(name, data=array)
+            parent = group
+            *parents, leaf = name.split("/")
+            for part in parents:  # intermediate groups keep creation order too (columns read back in order)
+                parent = parent[part] if part in parent else parent.create_group(part, track_order=True)
+            parent.create_dataset(leaf, data=array)
