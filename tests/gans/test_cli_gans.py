@@ -13,14 +13,6 @@ from hepgen.cli import main
 from hepgen.data import io
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def events(tmp_path):
     """x0, x1 depend on a context column c: x ~ N((c, −c), 0.3²)."""

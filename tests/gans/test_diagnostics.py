@@ -20,14 +20,6 @@ from hepgen.gans.gan import GAN, WGANGP
 from hepgen.metrics import kl_js_from_samples
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_mode_coverage_against_a_loop_over_samples():
     rng = np.random.default_rng(0)
     centres, sigma = eight_gaussian_centres(), 0.1

@@ -16,14 +16,6 @@ from hepgen.gans.gan import GAN
 from hepgen.metrics import kl_js_from_samples
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class _Linear(torch.nn.Module):
     """D(x) = ⟨a, x⟩ + b."""
 

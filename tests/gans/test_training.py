@@ -43,14 +43,6 @@ def _fixed_generator_gan(mean, scale, **params):
     return model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_saturating_generator_gradient_vanishes_against_a_near_perfect_discriminator():
     """Data N((3, 3), 0.5²) against a generator stuck at N(0, 0.5²): the trained discriminator separates
     them almost perfectly, so σ(D(x̃)) → 0. Per event the generator gradients are σ(f) ∂f/∂θ (minimax)

@@ -60,7 +60,7 @@ def generator_grad_norm(model: Any, n: int = 1024, loss: str | None = None, cont
     return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
 
 
-def _sample_seeded(model: Any, n: int, seed: int) -> np.ndarray:
+def sample_seeded(model: Any, n: int, seed: int) -> np.ndarray:
     """n samples (n, ...) as float64 NumPy, drawn under ``seed`` without moving the global torch RNG."""
     state = torch.get_rng_state()  # sampling for a diagnostic must not shift the training RNG stream
     try:
@@ -84,7 +84,7 @@ class ModeCoverage:
         self.sigma, self.n, self.seed, self.min_fraction = float(sigma), int(n), int(seed), min_fraction
 
     def __call__(self, model: Any) -> dict[str, float]:
-        hit, good = mode_coverage(_sample_seeded(model, self.n, self.seed), self.centres, self.sigma,
+        hit, good = mode_coverage(sample_seeded(model, self.n, self.seed), self.centres, self.sigma,
                                   self.min_fraction)
         return {"modes_hit": float(hit), "high_quality": good}
 
@@ -193,7 +193,7 @@ class GridDivergence:
         """{"grid_kl", "grid_js"} of the model now; appends a row to ``history``."""
         from hepgen.metrics import kl_js_from_samples
 
-        fake = _sample_seeded(model, self.n, self.seed).reshape(self.n, -1)
+        fake = sample_seeded(model, self.n, self.seed).reshape(self.n, -1)
         kl, js = kl_js_from_samples(self.data, fake, bins=self.bins, range=self.range)
         self.history.append({"epoch": len(self.history) + 1, "kl": kl, "js": js})
         return {"grid_kl": kl, "grid_js": js}

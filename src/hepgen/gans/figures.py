@@ -25,7 +25,7 @@ import torch
 from matplotlib.figure import Figure
 
 from hepgen.errors import ConfigError
-from hepgen.gans.diagnostics import GridDivergence, ModeCoverage, grid_range
+from hepgen.gans.diagnostics import GridDivergence, ModeCoverage, grid_range, sample_seeded
 
 #: the ring of the demo and the tests: 8 Gaussians of σ = 0.1 on a circle of radius 2
 RING_SIGMA = 0.1
@@ -53,16 +53,6 @@ def generator_arrows(model: Any, fake: np.ndarray) -> np.ndarray:
     return -grad.double().cpu().numpy()
 
 
-def _seeded_samples(model: Any, n: int, seed: int) -> np.ndarray:
-    state = torch.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            return model.sample(n).detach().cpu().double().numpy()
-    finally:
-        torch.set_rng_state(state)
-
-
 class Snapshots:
     """Per-epoch diagnostic that records, at the chosen ``epochs``, the critic's decision map on the grid
     ``range``, ``n`` generated events and the generator arrows at the first ``arrows`` of them.
@@ -81,7 +71,7 @@ class Snapshots:
     def __call__(self, model: Any) -> dict[str, float]:
         self._epoch += 1
         if self._epoch in self.epochs:
-            fake = _seeded_samples(model, self.n, self.seed)
+            fake = sample_seeded(model, self.n, self.seed)
             xs, ys, dmap = decision_map(model, self.range, self.resolution)
             self.frames.append({"epoch": self._epoch, "xs": xs, "ys": ys, "dmap": dmap, "fake": fake,
                                 "arrows": generator_arrows(model, fake[: self.arrows])})
@@ -124,7 +114,7 @@ def draw_gan_lab(out_png: str | Path, model: Any, data: Any, n: int = 2000, arro
                           f"{model.event_shape}")
     rng = np.random.default_rng(seed)
     real = data[rng.choice(len(data), size=min(n, len(data)), replace=False)]
-    fake = _seeded_samples(model, n, seed)
+    fake = sample_seeded(model, n, seed)
     box = list(range) if range is not None else grid_range(np.concatenate([real, fake]), pad=0.05)
     xs, ys, dmap = decision_map(model, box, resolution)
     vec = generator_arrows(model, fake[:arrows])
@@ -241,7 +231,7 @@ def gan_lab_figure(out_dir: str | Path, quick: bool = False, seed: int = 1, epoc
                         title=f"WGAN-GP on the 8-Gaussian ring after {epochs} epochs")
     frames = draw_snapshots(out / "gan_lab_training.png", shots.frames, data, model.adversarial_loss.probabilistic,
                             seed=seed)
-    fake = _seeded_samples(model, 5000, seed + 1)
+    fake = sample_seeded(model, 5000, seed + 1)
     hit, good = mode_coverage(fake, centres, sigma)
     kl, js = kl_js_from_samples(data, fake, bins=40, range=box)
     summary = {"figures": [str(main), str(frames)], "run": str(run), "modes_hit": hit, "modes": len(centres),
