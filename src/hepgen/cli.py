@@ -292,7 +292,6 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     import torch
 
     import hepgen
-    from hepgen.data import io
 
     if args.n < 1:
         raise ConfigError(f"-n must be a positive number of events, got {args.n}")
@@ -408,7 +407,6 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
     import numpy as np
 
-    from hepgen.data import io
     from hepgen.data.generators import get_generator
 
     generator = get_generator(args.name)
