@@ -66,3 +66,13 @@ def test_unknown_decoder_and_bad_sigma_are_refused():
         make_likelihood("poisson")
     with pytest.raises(ValueError, match="positive"):
         make_likelihood("gaussian-fixed", 0.0)
+
+
+def test_likelihood_and_latent_model_bases_are_abstract():
+    from hepgen.autoencoders.base import LatentModel
+    from hepgen.autoencoders.likelihoods import Likelihood
+
+    with pytest.raises(TypeError, match="abstract"):
+        Likelihood()
+    with pytest.raises(TypeError, match="abstract"):
+        LatentModel((3,))

@@ -11,6 +11,7 @@ the shared conv stacks (:mod:`hepgen.nn.conv`).
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -63,7 +64,7 @@ def check_common(latent: int, context: int) -> None:
         raise ConfigError(f"context must be >= 0, got {context}")
 
 
-class LatentModel(Model):
+class LatentModel(Model, metaclass=ABCMeta):
     """Base of the autoencoder families: ``encoder_net``, ``decoder_net`` and the shared public maps.
 
     Subclasses set ``self.encoder_net``, ``self.decoder_net`` and ``self.latent`` and implement
@@ -75,13 +76,13 @@ class LatentModel(Model):
     rows_per_pass = 2**16
 
     # -- subclass hooks ------------------------------------------------------------------------------
+    @abstractmethod
     def _code(self, u: Tensor, c: Tensor | None) -> Tensor:
         """u (B, *event_shape) -> z (B, latent)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _decoded(self, z: Tensor, c: Tensor | None) -> Tensor:
         """z (B, latent) -> reconstruction in the preprocessed space (B, *event_shape)."""
-        raise NotImplementedError
 
     # -- helpers -------------------------------------------------------------------------------------
     def _chunks(self, x: Tensor | np.ndarray, context: Any, rows: int | None = None

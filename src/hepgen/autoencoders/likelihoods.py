@@ -14,6 +14,7 @@ not a normalised density (the continuous Bernoulli would be), so its "log p(x)" 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import math
 
 import torch
@@ -36,27 +37,27 @@ def normal_log_prob(x: Tensor, mu: Tensor, log_sigma: Tensor) -> Tensor:
     return -0.5 * ((x - mu) * torch.exp(-log_sigma)).square() - log_sigma - 0.5 * math.log(2 * math.pi)
 
 
-class Likelihood:
+class Likelihood(ABC):
     """p(x | z) given the decoder output ``out``: (B, P, *event_shape)."""
 
     name = ""
     params_per_value = 1
 
+    @abstractmethod
     def log_prob_elements(self, x: Tensor, out: Tensor) -> Tensor:
         """log p(x_d | z) per value (the likelihood factorises): x (B, *event_shape) -> (B, *event_shape)."""
-        raise NotImplementedError
 
     def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
         """Σ over the event of log p(x | z): x (B, *event_shape), out (B, P, *event_shape) -> (B,)."""
         return _sum_event(self.log_prob_elements(x, out))
 
+    @abstractmethod
     def mean(self, out: Tensor) -> Tensor:
         """E[x | z]: (B, *event_shape)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sample(self, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """x ~ p(x | z): (B, *event_shape)."""
-        raise NotImplementedError
 
 
 def _sum_event(values: Tensor) -> Tensor:
