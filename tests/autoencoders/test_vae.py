@@ -97,6 +97,7 @@ def test_trained_vae_reaches_the_true_likelihood(ppca):
 
 
 def test_training_loss_is_recon_plus_beta_kl_and_scores_are_minus_elbo(ppca):
+    torch.manual_seed(0)  # the weights: the test must not depend on which tests ran before it
     vae = VAE(D, L, hidden=(8,), beta=0.3)
     vae.preprocessor.fit(ppca["x"][:500])
     u = vae.preprocessor(torch.as_tensor(ppca["x"][:50], dtype=torch.float32))
@@ -106,7 +107,10 @@ def test_training_loss_is_recon_plus_beta_kl_and_scores_are_minus_elbo(ppca):
     out = vae.score_outputs(ppca["x"][:50])
     torch.testing.assert_close(out["score"], -out["elbo"])
     torch.testing.assert_close(vae.score(ppca["x"][:50]), vae.score(ppca["x"][:50]))  # seeded: deterministic
-    assert torch.all(out["elbo"] <= out["log_prob_iwae"] + 1e-4)  # same samples: Jensen holds per event
+    # the ELBO uses the closed-form KL, the IWAE sampled weights: Jensen's ELBO <= IWAE holds in expectation,
+    # not per event, so compare the means over events (the gap, 0.86 nats here, is far above the MC error)
+    gap = (out["log_prob_iwae"] - out["elbo"]).mean()
+    assert gap > 0.05, gap
 
 
 def test_prior_samples_decode_standard_normal_latents(ppca):
