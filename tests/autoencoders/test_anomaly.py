@@ -15,7 +15,6 @@ from hepgen.data import io
 from hepgen.data.generators.jets import load_sample, shipped_sample_path
 from hepgen.errors import ConfigError, DataError
 
-torch.set_num_threads(1)
 FIT = dict(val_fraction=0.0, monitor=None, quiet=True)
 
 

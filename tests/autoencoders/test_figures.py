@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score
@@ -14,7 +13,6 @@ from hepgen.autoencoders.ae import ConvAutoencoder
 from hepgen.cli import main
 from hepgen.data import io
 
-torch.set_num_threads(1)
 
 
 def test_conv_autoencoder_beats_pca_on_held_out_digits_at_equal_latent_size():

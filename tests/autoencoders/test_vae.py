@@ -110,7 +110,7 @@ def test_training_loss_is_recon_plus_beta_kl_and_scores_are_minus_elbo(ppca):
     # the ELBO uses the closed-form KL, the IWAE sampled weights: Jensen's ELBO <= IWAE holds in expectation,
     # not per event, so compare the means over events (the gap, 0.86 nats here, is far above the MC error)
     gap = (out["log_prob_iwae"] - out["elbo"]).mean()
-    assert gap > 0.05, gap
+    assert gap > 0.5, gap
 
 
 def test_prior_samples_decode_standard_normal_latents(ppca):

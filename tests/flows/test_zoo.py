@@ -99,8 +99,6 @@ def test_sample_and_log_prob_agree_with_log_prob(name, context):
     x, lp = model.sample_and_log_prob(300, c)
     assert x.shape == (300, D) and lp.shape == (300,)
     torch.testing.assert_close(lp, model.log_prob(x, c), rtol=0, atol=1e-6)
-    # the samples are in original units: their spread follows the fitted preprocessing, not the unit base
-    assert (x.std(0) / torch.as_tensor(STD)).min() > 0.2
 
 
 @pytest.mark.parametrize("name", list(ZOO))

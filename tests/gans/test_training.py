@@ -122,13 +122,14 @@ def test_cyclegan_cycle_error_falls_below_threshold_on_a_toy_pair_of_domains():
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     b = (rng.multivariate_normal([0.0, 0.0], [[1.0, 0.6], [0.6, 1.0]], size=3000) @ rot.T) * [2.0, 0.5] + [5.0, -1.0]
     a, b = a.astype(np.float32), b.astype(np.float32)
+    torch.manual_seed(0)  # the initial weights, on which `before` is measured
     model = CycleGAN(2, hidden=(32, 32))
     model.preprocessor.fit(a)
     model.preprocessor_b.fit(b.astype(np.float64))
     before = float(model.cycle_error(a).mean())
     model.fit(a, y=b, epochs=12, batch_size=128, lr=1e-3, seed=0, quiet=True, val_fraction=0)
     cycle_a, cycle_b = float(model.cycle_error(a).mean()), float(model.cycle_error(b, domain="b").mean())
-    assert before > 0.3
+    assert before > 0.6  # 0.81 with these weights (0.81 +- 0.01 over seeds)
     assert cycle_a < 0.05 and cycle_b < 0.05
     with torch.no_grad():
         translated = model.transform(a).numpy()
