@@ -91,8 +91,10 @@ def test_detector_scores_are_the_models_and_find_off_manifold_events(detector):
     labels = np.r_[np.zeros(len(background)), np.ones(len(signal))]
     scores = np.r_[res.background_scores, res.signal_scores["off"]]
     assert res.metrics["off"]["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
-    # events pushed off the 2-D manifold: the best one-feature cut, |x_3 - mean|, reaches only AUC 0.86
-    assert res.metrics["off"]["auc"] > 0.95, res.metrics
+    # events pushed off the 2-D manifold: the AE beats the best single-feature cut |x_j - mean_j|
+    one_feature = max(roc_auc_score(labels, np.abs(np.r_[background, signal][:, j] - background[:, j].mean()))
+                      for j in range(background.shape[1]))
+    assert res.metrics["off"]["auc"] > max(0.95, one_feature + 0.05), (res.metrics, one_feature)
     assert res.metrics["off"]["rejection_at_eps_s_0.5"] > 20
     assert ae.training is False
 
