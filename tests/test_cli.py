@@ -120,12 +120,9 @@ def test_corrupted_or_foreign_checkpoint_is_refused(tmp_path, events, capsys):
     assert code == 2 and "not written by hepgen" in err
 
 
-def test_planned_family_is_refused_clearly(events, capsys, monkeypatch):
-    from hepgen import models
-
-    monkeypatch.setitem(models.PLANNED, "future-model", "future")
-    code, _, err = run_cli(capsys, "fit", "future-model", events)
-    assert code == 2 and "future family" in err
+def test_unknown_model_is_refused_with_a_suggestion(events, capsys):
+    code, _, err = run_cli(capsys, "fit", "wgan-pg", events)
+    assert code == 2 and "unknown model 'wgan-pg'" in err and "did you mean 'wgan-gp'" in err
 
 
 def test_fit_help_lists_the_model_hyper_parameters(capsys):

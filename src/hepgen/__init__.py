@@ -1,22 +1,49 @@
 """hepgen: generative models for particle physics — learn what data look like without labels.
 
-Public API: the model classes (``hepgen.Gaussian``, ``hepgen.NSF``, ``hepgen.VAE``, ``hepgen.GAN`` ...), :func:`load`, the
-data layer (:mod:`hepgen.data`), metrics (:mod:`hepgen.metrics`) and reports (:mod:`hepgen.report`).
+Public API: the model classes (``hepgen.Gaussian``, ``hepgen.NSF``, ``hepgen.VAE``, ``hepgen.GAN`` ...),
+:func:`load`, the data layer (:mod:`hepgen.data`), metrics (:mod:`hepgen.metrics`) and reports
+(:mod:`hepgen.report`). Names are imported on first use, so ``import hepgen.train`` (or any lower
+layer) does not pull in the model families.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from hepgen.autoencoders import VAE, Autoencoder, ConvAutoencoder, ConvVAE, DenoisingAutoencoder
-from hepgen.errors import CheckpointError, ConfigError, DataError, HepgenError, TrainingError
-from hepgen.flows import IAF, MAF, NSF, Flow, RealNVP
-from hepgen.gans import CGAN, GAN, WGAN, WGANGP, ConvGAN, CycleGAN
-from hepgen.gaussian import Gaussian
-from hepgen.models import REGISTRY, Model
-from hepgen.train.checkpoint import load
-from hepgen.train.engine import Engine
+import importlib
+from typing import Any
 
-__all__ = [
-    "CGAN", "GAN", "IAF", "MAF", "NSF", "REGISTRY", "VAE", "WGAN", "WGANGP", "Autoencoder", "CheckpointError",
-    "ConfigError", "ConvAutoencoder", "ConvGAN", "ConvVAE", "CycleGAN", "DataError", "DenoisingAutoencoder",
-    "Engine", "Flow", "Gaussian", "HepgenError", "Model", "RealNVP", "TrainingError", "load",
-]
+from hepgen._version import __version__
+from hepgen.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    HepgenError,
+    TrainingError,
+)
+
+#: public name -> the module that defines it
+_LAZY = {
+    "Gaussian": "hepgen.gaussian",
+    "Flow": "hepgen.flows", "NSF": "hepgen.flows", "MAF": "hepgen.flows", "IAF": "hepgen.flows",
+    "RealNVP": "hepgen.flows",
+    "Autoencoder": "hepgen.autoencoders", "ConvAutoencoder": "hepgen.autoencoders",
+    "DenoisingAutoencoder": "hepgen.autoencoders", "VAE": "hepgen.autoencoders", "ConvVAE": "hepgen.autoencoders",
+    "GAN": "hepgen.gans", "WGAN": "hepgen.gans", "WGANGP": "hepgen.gans", "CGAN": "hepgen.gans",
+    "ConvGAN": "hepgen.gans", "CycleGAN": "hepgen.gans",
+    "Model": "hepgen.models", "REGISTRY": "hepgen.models", "load": "hepgen.models",
+    "Engine": "hepgen.train.engine",
+}
+
+__all__ = [*sorted(_LAZY), "CheckpointError", "ConfigError", "DataError", "HepgenError", "TrainingError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hepgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

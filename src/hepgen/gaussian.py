@@ -18,10 +18,9 @@ from torch.distributions import MultivariateNormal
 
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
-from hepgen.models import Model, register
+from hepgen.models import Model
 
 
-@register
 class Gaussian(Model):
     """Full-covariance Gaussian density on ``features`` dimensions.
 
@@ -30,6 +29,8 @@ class Gaussian(Model):
         context: must be 0 (the Gaussian baseline is unconditional).
         preprocess: per-feature preprocessing (default ``standard``).
     """
+
+    cli_name = "gaussian"
 
     def __init__(self, features: int, context: int = 0, preprocess: PreprocessSpec = "standard"):
         if context:
@@ -60,15 +61,15 @@ class Gaussian(Model):
 
     def log_prob(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
         """log p(x) in the original units (preprocessing Jacobian included): x (batch, features) -> (batch,)."""
-        self._internal_context(context)
+        self.context_to_internal(context)
         x = self._as_tensor(x)
-        return self.base().log_prob(self._internal(x)) + self.preprocessor.log_abs_det_jacobian(x)
+        return self.base().log_prob(self.to_internal(x)) + self.preprocessor.log_abs_det_jacobian(x)
 
     @torch.no_grad()
     def sample(self, n: int, context: Any = None) -> Tensor:
         """n events in the original units: (n, features)."""
-        self._internal_context(context)
-        return self._external(self.base().sample((int(n),)))
+        self.context_to_internal(context)
+        return self.to_external(self.base().sample((int(n),)))
 
     def score(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
         """Anomaly score −log p(x): (batch,)."""

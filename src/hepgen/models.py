@@ -1,27 +1,36 @@
-"""The base every model family extends, and the name → class registry the CLI reads.
+"""The base every model family extends, the name → class registry the CLI reads, and :func:`load`.
 
 A model is a ``torch.nn.Module`` with scikit-learn habits: hyper-parameters in ``__init__`` stored
 under the same attribute names (so :meth:`Model.get_config` can rebuild it), ``fit(...)`` returns
-``self``, fitted state ends in ``_``, ``save(dir)`` and :func:`hepgen.load`.
+``self``, fitted state ends in ``_``, ``save(dir)`` and :func:`load`.
 
-For the training engine a family supplies:
+For the training engine a family supplies (see :class:`hepgen.train.protocol.Trainable`):
 
 * ``players()`` — who is optimised: one :class:`Player` for likelihood / reconstruction models
   (the default), several for adversarial ones (critic and generator, classifier and adversary);
 * ``player_step(player, batch)`` — named per-event losses, shape (batch,), for that player; the
   key ``"loss"`` is the objective (the engine takes its weighted mean and back-propagates it);
-* optionally ``validation_step(batch)`` (default: every player's losses under ``no_grad``).
+* optionally ``validation_step(batch)`` (default: every player's losses under ``no_grad``),
+  ``on_fit_start(events)`` / ``on_fit_end(events)`` (run on every process, before the engine saves),
+  ``streams()`` (further event streams, e.g. CycleGAN's domain B) and ``data_free = True`` (trained
+  from a target it evaluates, with no input events).
 
-A batch is a dict: ``x`` (batch, *event_shape) already preprocessed, ``w`` (batch,) per-event
-weights, and ``context`` (batch, context) preprocessed when the model is conditional.
+A batch is a dict: ``x`` (batch, *event_shape) already preprocessed (a dict of such arrays for
+multi-array events), ``w`` (batch,) per-event weights, ``context`` (batch, context) preprocessed when
+the model is conditional, and ``streams`` ({name: {"x", "w", ...}}) when the model has further streams.
+
+Names: every class that the CLI can fit states ``cli_name`` (short, kebab-case: ``conv-vae``,
+``wgan-gp``), and :data:`REGISTRY` below maps each of those names to its class, the one place that
+does. Families are imported when a name is first looked up, so importing the engine or this module
+does not import any family.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,64 +39,53 @@ import torch
 from torch import Tensor, nn
 
 from hepgen.data.preprocess import Preprocessor, PreprocessSpec, resolve_kinds
-from hepgen.errors import ConfigError
+from hepgen.errors import CheckpointError, ConfigError
+from hepgen.train.protocol import Player, Stream
 
-#: CLI name -> model class; filled by :func:`register`.
-REGISTRY: dict[str, type[Model]] = {}
+__all__ = ["REGISTRY", "Model", "Player", "Stream", "load", "model_class", "register"]
 
-#: Models whose families arrive in later issues: the CLI refuses them with this explanation (name -> family).
-PLANNED: dict[str, str] = {}
+#: CLI name -> "module:Class": every model ``hepgen fit NAME`` can train (imported on first use).
+REGISTRY: dict[str, str] = {
+    "gaussian": "hepgen.gaussian:Gaussian",
+    "nsf": "hepgen.flows.zoo:NSF",
+    "maf": "hepgen.flows.zoo:MAF",
+    "iaf": "hepgen.flows.zoo:IAF",
+    "realnvp": "hepgen.flows.zoo:RealNVP",
+    "ae": "hepgen.autoencoders.ae:Autoencoder",
+    "conv-ae": "hepgen.autoencoders.ae:ConvAutoencoder",
+    "dae": "hepgen.autoencoders.ae:DenoisingAutoencoder",
+    "vae": "hepgen.autoencoders.vae:VAE",
+    "conv-vae": "hepgen.autoencoders.vae:ConvVAE",
+    "gan": "hepgen.gans.gan:GAN",
+    "wgan": "hepgen.gans.gan:WGAN",
+    "wgan-gp": "hepgen.gans.gan:WGANGP",
+    "cgan": "hepgen.gans.gan:CGAN",
+    "conv-gan": "hepgen.gans.gan:ConvGAN",
+    "cyclegan": "hepgen.gans.cyclegan:CycleGAN",
+}
 
 
-def kebab(name: str) -> str:
-    """``ConvVAE`` -> ``conv-vae``, ``WGANGP`` -> ``wgangp``: the CLI spelling of a class name."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", name).lower()
-
-
-def register(cls: type[Model] | None = None, *, name: str | None = None):
-    """Class decorator adding a model to :data:`REGISTRY` under its kebab-case name."""
+def register(cls: type[Model] | None = None, *, name: str | None = None) -> Any:
+    """Class decorator adding a model defined outside hepgen (a user's, a test's) to :data:`REGISTRY`,
+    under ``name`` or its ``cli_name``, so that the CLI can fit it and :func:`load` rebuild it."""
 
     def wrap(c: type[Model]) -> type[Model]:
-        c.cli_name = name or kebab(c.__name__)
-        REGISTRY[c.cli_name] = c
+        c.cli_name = name or c.cli_name
+        REGISTRY[c.cli_name] = f"{c.__module__}:{c.__qualname__}"
         return c
 
     return wrap(cls) if cls is not None else wrap
 
 
 def model_class(name: str) -> type[Model]:
-    """Look a model up by CLI name; unknown or not-yet-available names raise a clear ConfigError."""
-    import hepgen  # noqa: F401  (importing the package registers every family)
-
-    if name in REGISTRY:
-        return REGISTRY[name]
-    if name in PLANNED:
-        raise ConfigError(
-            f"model {name!r} belongs to the {PLANNED[name]} family, which this version of hepgen does not "
-            f"provide yet; available models: {', '.join(sorted(REGISTRY))}"
-        )
-    import difflib
-
-    near = difflib.get_close_matches(name, list(REGISTRY) + list(PLANNED), n=1)
-    hint = f" (did you mean {near[0]!r}?)" if near else ""
-    raise ConfigError(f"unknown model {name!r}{hint}; available models: {', '.join(sorted(REGISTRY))}")
-
-
-@dataclass
-class Player:
-    """One optimised party of a model: its parameters and how often it steps.
-
-    ``every=k`` makes the player step on every k-th batch (a generator with k critic steps per
-    generator step has ``every=k`` while its critic has ``every=1``). ``lr=None`` uses the fit lr.
-    """
-
-    name: str
-    parameters: list[nn.Parameter]
-    lr: float | None = None
-    every: int = 1
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    """The model class registered under CLI name ``name``; unknown names raise a ConfigError with a hint."""
+    target = REGISTRY.get(name)
+    if target is None:
+        near = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"unknown model {name!r}{hint}; available models: {', '.join(sorted(REGISTRY))}")
+    module, attribute = target.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 class Model(nn.Module):
@@ -100,8 +98,8 @@ class Model(nn.Module):
     """
 
     cli_name: ClassVar[str] = "model"
-    #: what ``score`` returns: "log_prob" for density models, "anomaly" for reconstruction models
-    score_kind: ClassVar[str] = "log_prob"
+    #: True for models trained without input events (their losses come from a target they evaluate)
+    data_free: ClassVar[bool] = False
 
     def __init__(self, event_shape: Sequence[int], context: int = 0, preprocess: PreprocessSpec = "standard"):
         super().__init__()
@@ -157,7 +155,7 @@ class Model(nn.Module):
     def _as_tensor(self, x: Tensor | np.ndarray) -> Tensor:
         return torch.as_tensor(x).to(device=self.device, dtype=self.dtype)
 
-    def _internal(self, x: Tensor | np.ndarray) -> Tensor:
+    def to_internal(self, x: Tensor | np.ndarray) -> Tensor:
         """Original units -> the preprocessed space the networks work in."""
         x = self._as_tensor(x)
         if tuple(x.shape[1:]) != self.event_shape:
@@ -165,11 +163,11 @@ class Model(nn.Module):
                               f"got a batch of shape {tuple(x.shape)}")
         return self.preprocessor(x)
 
-    def _external(self, u: Tensor) -> Tensor:
+    def to_external(self, u: Tensor) -> Tensor:
         """Preprocessed space -> original units."""
         return self.preprocessor.inverse(u)
 
-    def _internal_context(self, context: Tensor | np.ndarray | None, batch: int | None = None) -> Tensor | None:
+    def context_to_internal(self, context: Tensor | np.ndarray | None, batch: int | None = None) -> Tensor | None:
         """Preprocess a context (batch, c) or a single row (c,) / (1, c), broadcast to ``batch`` rows."""
         if not self.context:
             if context is not None:
@@ -210,6 +208,17 @@ class Model(nn.Module):
             out.update({f"{p.name}_{k}": v for k, v in self.player_step(p.name, batch).items()})
         return out
 
+    def streams(self) -> dict[str, Stream]:
+        """Further event streams the engine batches beside the main events (default: none)."""
+        return {}
+
+    def on_fit_start(self, events: Any) -> None:
+        """Called by the engine on every process after preprocessing is fitted, before the first epoch."""
+
+    def on_fit_end(self, events: Any) -> None:
+        """Called by the engine on every process after the last epoch (best weights restored), before the
+        main process saves the model: fitted state that needs the trained networks goes here."""
+
     def reset_parameters(self) -> None:
         """Re-draw every weight from the current torch RNG (``fit(seed=...)`` calls it after seeding)."""
         for module in self.modules():
@@ -220,12 +229,15 @@ class Model(nn.Module):
     def fit(self, x: Any, val: Any = None, *, weights: Any = None, val_weights: Any = None,
             context: Any = None, val_context: Any = None, epochs: int = 20, batch_size: int = 256,
             lr: float = 1e-3, seed: int = 0, device: str = "auto", run_dir: str | Path | None = None,
-            resume: bool = False, quiet: bool | None = None, **options: Any) -> Model:
+            resume: bool = False, quiet: bool | None = None, streams: Mapping[str, Any] | None = None,
+            **options: Any) -> Model:
         """Train with the engine and return ``self``.
 
         ``x`` is a tensor or array (batch, *event_shape) or a data spec ``"file.h5:key"``; weights
         and contexts likewise (a spec or an array of matching length). ``val`` defaults to a seeded
-        ``val_fraction`` (0.1) of ``x``. Further ``options`` go to :class:`hepgen.train.Engine`
+        ``val_fraction`` (0.1) of ``x``. ``streams`` gives the data of the model's further event
+        streams by name (``{"b": y}`` or ``{"b": {"data": y, "weights": w}}``); a data-free model
+        takes ``x=None`` and ``steps_per_epoch``. Further ``options`` go to :class:`hepgen.train.Engine`
         (``patience``, ``monitor``, ``scheduler``, ``clip_grad``, ``precision``, ``stream`` ...).
         """
         from hepgen.train.engine import Engine
@@ -233,14 +245,16 @@ class Model(nn.Module):
         engine = Engine(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                         run_dir=run_dir, resume=resume, quiet=quiet, **options)
         engine.fit(self, x, val=val, weights=weights, val_weights=val_weights, context=context,
-                   val_context=val_context)
+                   val_context=val_context, streams=streams)
         return self
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``config.yaml`` and ``model.pt`` into ``run_dir`` (atomically); returns the directory."""
-        from hepgen.train.checkpoint import save_model
+        from hepgen.train.rundir import RunDir
 
-        return save_model(self, run_dir)
+        run = RunDir(run_dir)
+        run.check_writable()
+        return run.save_model(self)
 
     def extra_state(self) -> dict[str, Any]:
         """Fitted non-tensor state written to config.yaml (feature names and family extras)."""
@@ -257,3 +271,28 @@ class Model(nn.Module):
     def score_outputs(self, x: Tensor | np.ndarray, context: Any = None) -> dict[str, Tensor]:
         """What ``hepgen score`` writes per event: at least ``score``; density models add ``log_prob``."""
         return {"score": self.score(x, context)}
+
+
+def load(run_dir: str | Path, device: str | torch.device = "cpu") -> Model:
+    """Rebuild the model saved in ``run_dir``, ready to ``sample``, ``log_prob``, ``encode`` or ``score``."""
+    from hepgen.train.rundir import RunDir
+
+    run = RunDir(run_dir)
+    if not run.path.exists():
+        raise CheckpointError(f"run directory {run.path} does not exist")
+    config = run.read_config()
+    try:
+        cls = model_class(config["model"])
+    except ConfigError as exc:
+        raise CheckpointError(f"{run.config_path}: {exc}") from None
+    try:
+        model = cls(**config["params"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{run.config_path} does not fit model {config['model']!r}: {exc}") from None
+    try:
+        model.load_state_dict(run.load_model_state(config["model"]))
+    except RuntimeError as exc:
+        raise CheckpointError(f"{run.model_path} does not match its config.yaml: {exc}") from None
+    model.load_extra_state(config.get("fitted") or {})
+    model.eval()
+    return model.to(device)

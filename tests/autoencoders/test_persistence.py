@@ -10,7 +10,7 @@ from hepgen.autoencoders.ae import Autoencoder, ConvAutoencoder, DenoisingAutoen
 from hepgen.autoencoders.vae import VAE, ConvVAE
 from hepgen.cli import main
 from hepgen.data import io
-from hepgen.models import REGISTRY
+from hepgen.models import model_class
 
 torch.set_num_threads(1)
 RNG = np.random.default_rng(0)
@@ -35,7 +35,7 @@ def test_save_load_round_trip_keeps_every_output(name, tmp_path):
     model = build()
     ctx = CONTEXT[:len(x)] if model.context else None
     model.fit(x, context=ctx, epochs=2, batch_size=64, seed=1, quiet=True)
-    assert REGISTRY[model.cli_name] is type(model)
+    assert model_class(model.cli_name) is type(model)
     model.save(tmp_path / "run")
     loaded = hepgen.load(tmp_path / "run")
     assert type(loaded) is type(model) and loaded.get_config() == model.get_config()

@@ -28,16 +28,16 @@ def autograd_ladj(f, x: Tensor, context: Tensor | None = None) -> Tensor:
 def to_base(model, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The whole map of a flow model from original units to the base, preprocessing included:
     x (batch, D) -> (z (batch, D), log|det ∂z/∂x| (batch,)) from the model's parts, not its log_prob."""
-    c = model._internal_context(context, x.shape[0])
-    z, ladj = model.transform(model._internal(x), c)
+    c = model.context_to_internal(context, x.shape[0])
+    z, ladj = model.transform(model.to_internal(x), c)
     return z, ladj + model.preprocessor.log_abs_det_jacobian(x)
 
 
 def from_base(model, z: Tensor, context: Tensor | None = None) -> Tensor:
     """Inverse of :func:`to_base`: z (batch, D) -> x (batch, D) in original units."""
-    c = model._internal_context(context, z.shape[0])
+    c = model.context_to_internal(context, z.shape[0])
     u, _ = model.transform.inverse(z, c)
-    return model._external(u)
+    return model.to_external(u)
 
 
 def autograd_log_prob(model, x: Tensor, context: Tensor | None = None) -> Tensor:

@@ -68,7 +68,7 @@ def test_round_trip_float64(name, context):
     z, ladj = to_base(model, x, c)
     assert not torch.allclose(z, model.preprocessor(x), atol=1e-2), "random weights should not give the identity"
     torch.testing.assert_close(from_base(model, z, c), x, rtol=0, atol=1e-6)
-    u, ladj_inv = model.transform.inverse(z, model._internal_context(c, len(z)))
+    u, ladj_inv = model.transform.inverse(z, model.context_to_internal(c, len(z)))
     torch.testing.assert_close(ladj - model.preprocessor.log_abs_det_jacobian(x), -ladj_inv, rtol=0, atol=1e-6)
 
 
@@ -78,7 +78,7 @@ def test_round_trip_float32(name, context):
     model = _model(name, context, torch.float32)
     x, c = _data(512, context=context, seed=2, dtype=torch.float32)
     z, _ = to_base(model, x, c)
-    u, _ = model.transform.inverse(z, model._internal_context(c, len(z)))
+    u, _ = model.transform.inverse(z, model.context_to_internal(c, len(z)))
     torch.testing.assert_close(u, model.preprocessor(x), rtol=0, atol=1e-4)
     err = (from_base(model, z, c) - x).abs() / torch.as_tensor(STD, dtype=torch.float32)
     assert err.max() < 1e-4

@@ -7,7 +7,7 @@ import torch
 import hepgen
 from hepgen.errors import ConfigError
 from hepgen.gans.gan import CGAN, GAN, WGAN, WGANGP, ConvGAN
-from hepgen.models import REGISTRY
+from hepgen.models import REGISTRY, model_class
 
 
 def _data(n=512, d=2, seed=0):
@@ -19,7 +19,7 @@ def test_registry_names_and_preset_defaults():
 
     for name in ("gan", "wgan", "wgan-gp", "cgan", "conv-gan", "cyclegan"):
         assert name in REGISTRY
-    assert REGISTRY["wgan-gp"] is WGANGP and REGISTRY["gan"] is GAN
+    assert model_class("wgan-gp") is WGANGP and model_class("gan") is GAN
     params = WGANGP.hyperparameters()
     assert params["loss"].default == "wgan-gp" and params["critic_steps"].default == 5
     assert WGAN.hyperparameters()["loss"].default == "wgan"

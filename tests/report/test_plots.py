@@ -123,15 +123,15 @@ def test_roc_curves_plot_rejection_against_efficiency(tmp_path, figures):
 
 
 def test_loss_curves_split_losses_from_metrics_and_skip_blanks(tmp_path, figures):
-    csv = tmp_path / "metrics.csv"
-    csv.write_text("epoch,loss,val_loss,w1,lr,time\n0,2.0,2.5,,0.1,1\n1,1.0,1.5,0.3,0.1,2\n2,0.5,1.0,0.2,0.1,3\n")
-    plots.plot_loss_curves(csv, tmp_path / "loss.png")
+    history = [{"epoch": 0, "loss": 2.0, "val_loss": 2.5, "w1": None, "lr": 0.1, "time": 1},
+               {"epoch": 1, "loss": 1.0, "val_loss": 1.5, "w1": 0.3, "lr": 0.1, "time": 2},
+               {"epoch": 2, "loss": 0.5, "val_loss": 1.0, "w1": 0.2, "lr": 0.1, "time": 3}]
+    plots.plot_loss_curves(history, tmp_path / "loss.png")
     left, right = figures[-1].axes
     assert {line.get_label(): list(line.get_ydata()) for line in left.lines} == {
         "loss": [2.0, 1.0, 0.5], "val_loss": [2.5, 1.5, 1.0]}
     assert {line.get_label(): list(line.get_xdata()) for line in right.lines} == {"w1": [1.0, 2.0]}
-    with pytest.raises(DataError, match="no such metrics file"):
-        plots.plot_loss_curves(tmp_path / "nope.csv", tmp_path / "x.png")
-    (tmp_path / "bad.csv").write_text("epoch,lr\n0,0.1\n")
+    with pytest.raises(DataError, match="needs rows"):
+        plots.plot_loss_curves([], tmp_path / "x.png")
     with pytest.raises(DataError, match="no loss or metric column"):
-        plots.plot_loss_curves(tmp_path / "bad.csv", tmp_path / "x.png")
+        plots.plot_loss_curves([{"epoch": 0, "lr": 0.1}], tmp_path / "x.png")

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 import hepgen
+import hepgen.train.rundir
 from tests.train.run_fit import fit
 
 SCRIPT = Path(__file__).with_name("run_fit.py")
@@ -25,7 +26,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     for (name, a), b in zip(ddp_model.state_dict().items(), single.state_dict().values()):
         if a.is_floating_point():
             torch.testing.assert_close(a, b, atol=1e-5, rtol=0, msg=name)
-    config = hepgen.train.checkpoint.read_config(run)
+    config = hepgen.train.rundir.RunDir(run).read_config()
     assert config["train"]["world_size"] == 2
     # the weighted mean over the global batch: the logged training loss agrees too
     csv = (run / "metrics.csv").read_text().splitlines()

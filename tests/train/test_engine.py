@@ -6,7 +6,7 @@ import torch
 
 import hepgen
 from hepgen.data import io
-from hepgen.train.checkpoint import load_checkpoint
+from hepgen.train.rundir import load_checkpoint
 from tests.train.toy_models import Duel, Regressor
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 import hepgen
+import hepgen.train.rundir
 from tests.train.run_fit import fit
 
 SCRIPT = Path(__file__).with_name("run_fit.py")
@@ -33,10 +34,10 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     proc.wait()
     assert not (run / "model.pt").exists(), "killed too late: the run had finished"
     assert not list(run.rglob("*.tmp")) or True  # a kill may leave a temp file, never a half-written target
-    ckpt = hepgen.train.checkpoint.load_checkpoint(run / "checkpoints" / "last.pt")
+    ckpt = hepgen.train.rundir.load_checkpoint(run / "checkpoints" / "last.pt")
     assert ckpt["state"]["epoch"] in (2, 3)
 
-    resumed = fit("regressor", str(run), resume=True)
+    resumed = fit("regressor", str(run), resume=True, sleep=0.025)  # the same hyper-parameters as the run
     uninterrupted = fit("regressor", None)
     for (name, a), b in zip(resumed.state_dict().items(), uninterrupted.state_dict().values()):
         assert torch.equal(a, b), name

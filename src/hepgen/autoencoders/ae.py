@@ -26,7 +26,7 @@ from torch import Tensor
 from hepgen.autoencoders.base import LatentModel, check_common, conv_from_data, conv_networks, dense_networks
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
-from hepgen.models import Model, register
+from hepgen.models import Model
 
 NOISES = ("gaussian", "mask")
 
@@ -125,7 +125,6 @@ class _DeterministicAE(LatentModel):
         return self.decode(z, context)
 
 
-@register(name="ae")
 class Autoencoder(_DeterministicAE):
     """Dense autoencoder ``features -> hidden -> latent -> reversed(hidden) -> features``.
 
@@ -138,6 +137,8 @@ class Autoencoder(_DeterministicAE):
         preprocess: per-feature preprocessing (default ``standard``).
     """
 
+    cli_name = "ae"
+
     def __init__(self, features: int, latent: int = 2, hidden: Sequence[int] = (64, 32), activation: str = "relu",
                  context: int = 0, preprocess: PreprocessSpec = "standard"):
         check_common(latent, context)
@@ -149,7 +150,6 @@ class Autoencoder(_DeterministicAE):
         self._init_latent_gaussian()
 
 
-@register(name="conv-ae")
 class ConvAutoencoder(_DeterministicAE):
     """Convolutional autoencoder on images (C, H, W) or (H, W): conv stack -> latent -> mirrored stack.
 
@@ -161,6 +161,8 @@ class ConvAutoencoder(_DeterministicAE):
         activation, context: as for :class:`Autoencoder`.
         preprocess: ``minmax`` (default: the training pixel range -> [0, 1], one scalar pair) or ``none``.
     """
+
+    cli_name = "conv-ae"
 
     rows_per_pass = 4096
 
@@ -183,7 +185,6 @@ class ConvAutoencoder(_DeterministicAE):
         return conv_from_data(cls, event_shape, context, **params)
 
 
-@register(name="dae")
 class DenoisingAutoencoder(Autoencoder):
     """Dense denoising autoencoder: reconstructs the clean x from a corrupted x̃.
 
@@ -194,6 +195,8 @@ class DenoisingAutoencoder(Autoencoder):
         sigma: standard deviation of the Gaussian noise (preprocessed units).
         mask_prob: probability of masking a value.
     """
+
+    cli_name = "dae"
 
     def __init__(self, features: int, latent: int = 2, hidden: Sequence[int] = (64, 32), noise: str = "gaussian",
                  sigma: float = 0.5, mask_prob: float = 0.25, activation: str = "relu", context: int = 0,
@@ -215,4 +218,4 @@ class DenoisingAutoencoder(Autoencoder):
     @torch.no_grad()
     def corrupt(self, x: Tensor | np.ndarray) -> Tensor:
         """x̃: the training corruption applied in the preprocessed space, returned in original units."""
-        return self._external(self._corrupt(self._internal(x)))
+        return self.to_external(self._corrupt(self.to_internal(x)))

@@ -92,11 +92,11 @@ class LatentModel(Model, metaclass=ABCMeta):
         if tuple(x.shape[1:]) != self.event_shape and tuple(x.shape) == self.event_shape:
             raise ConfigError(f"{self.cli_name} expects a batch of events (batch, *{self.event_shape}); "
                               f"got one event of shape {tuple(x.shape)}: add a leading axis (x[None])")
-        c_all = self._internal_context(context, x.shape[0])
+        c_all = self.context_to_internal(context, x.shape[0])
         step = rows or self.rows_per_pass
         for start in range(0, max(x.shape[0], 1), step):
             xs = x[start:start + step]
-            yield xs, self._internal(xs), None if c_all is None else c_all[start:start + step]
+            yield xs, self.to_internal(xs), None if c_all is None else c_all[start:start + step]
 
     def _map(self, fn: Callable[[Tensor, Tensor, Tensor | None], Tensor], x: Any, context: Any,
              rows: int | None = None) -> Tensor:
@@ -114,13 +114,13 @@ class LatentModel(Model, metaclass=ABCMeta):
         z = self._as_tensor(z)
         if z.dim() != 2 or z.shape[1] != self.latent:
             raise ConfigError(f"latent codes must have shape (batch, {self.latent}), got {tuple(z.shape)}")
-        c = self._internal_context(context, z.shape[0])
-        return self._external(self._decoded(z, c))
+        c = self.context_to_internal(context, z.shape[0])
+        return self.to_external(self._decoded(z, c))
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
         """g(f(x)) in the original units: (B, *event_shape) -> (B, *event_shape)."""
-        return self._map(lambda _, u, c: self._external(self._decoded(self._code(u, c), c)), x, context)
+        return self._map(lambda _, u, c: self.to_external(self._decoded(self._code(u, c), c)), x, context)
 
     @torch.no_grad()
     def interpolate(self, x: Tensor | np.ndarray, x2: Tensor | np.ndarray, steps: int = 8,
@@ -133,9 +133,9 @@ class LatentModel(Model, metaclass=ABCMeta):
             raise ConfigError(f"interpolate needs as many events in x2 as in x ({z2.shape[0]} vs {z1.shape[0]})")
         alpha = torch.linspace(0, 1, steps, device=z1.device, dtype=z1.dtype)[None, :, None]
         z = ((1 - alpha) * z1[:, None] + alpha * z2[:, None]).reshape(-1, self.latent)
-        c = self._internal_context(context, z1.shape[0])
+        c = self.context_to_internal(context, z1.shape[0])
         c = None if c is None else c.repeat_interleave(steps, dim=0)
-        return self._external(self._decoded(z, c)).reshape(z1.shape[0], steps, *self.event_shape)
+        return self.to_external(self._decoded(z, c)).reshape(z1.shape[0], steps, *self.event_shape)
 
 
 def conv_from_data(cls: type[Model], event_shape: tuple[int, ...], context: int, **params: Any) -> Model:

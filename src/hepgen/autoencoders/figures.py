@@ -446,7 +446,7 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
 
     summary["timings_s"] = timings
     summary["wall_time_s"] = round(time.perf_counter() - start, 1)
-    from hepgen.train.checkpoint import atomic_write_text
+    from hepgen.files import atomic_write_text
 
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     return summary

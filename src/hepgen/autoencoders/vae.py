@@ -24,7 +24,7 @@ from hepgen.autoencoders.base import LatentModel, check_common, conv_from_data, 
 from hepgen.autoencoders.likelihoods import DECODERS, gaussian_kl, make_likelihood, normal_log_prob
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError, DataError
-from hepgen.models import Model, register
+from hepgen.models import Model
 
 
 class _Variational(LatentModel):
@@ -189,11 +189,10 @@ class _Variational(LatentModel):
         z = torch.randn(int(n), self.latent, device=self.device, dtype=self.dtype)
         if mean:
             return self.decode(z, context)
-        c = self._internal_context(context, z.shape[0])
-        return self._external(self.likelihood.sample(self.decoder_net(z, c)))
+        c = self.context_to_internal(context, z.shape[0])
+        return self.to_external(self.likelihood.sample(self.decoder_net(z, c)))
 
 
-@register(name="vae")
 class VAE(_Variational):
     """Dense VAE ``features -> hidden -> (μ, log σ) ; z -> reversed(hidden) -> likelihood parameters``.
 
@@ -206,6 +205,8 @@ class VAE(_Variational):
         decoder_sigma: σ of the ``gaussian-fixed`` decoder (preprocessed units).
         activation, context, preprocess: as for :class:`hepgen.autoencoders.Autoencoder`.
     """
+
+    cli_name = "vae"
 
     def __init__(self, features: int, latent: int = 2, hidden: Sequence[int] = (64, 32), decoder: str = "gaussian",
                  beta: float = 1.0, decoder_sigma: float = 1.0, activation: str = "relu", context: int = 0,
@@ -220,7 +221,6 @@ class VAE(_Variational):
                                                     activation)
 
 
-@register(name="conv-vae")
 class ConvVAE(_Variational):
     """Convolutional VAE on images (C, H, W) or (H, W).
 
@@ -231,6 +231,8 @@ class ConvVAE(_Variational):
         kernel_size, downsample: as for :class:`hepgen.autoencoders.ConvAutoencoder`.
         preprocess: ``minmax`` (default) or ``none``.
     """
+
+    cli_name = "conv-vae"
 
     rows_per_pass = 4096
 

@@ -20,7 +20,7 @@ from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import BASES, StandardNormal
 from hepgen.flows.transforms.base import Compose, Transform
-from hepgen.models import Model, register
+from hepgen.models import Model
 
 
 class FlowModel(Model):
@@ -61,8 +61,8 @@ class FlowModel(Model):
     def log_prob(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
         """log p(x | c) in the original units (preprocessing Jacobian included): x (batch, features) -> (batch,)."""
         x = self._as_tensor(x)
-        c = self._internal_context(context, x.shape[0])
-        return self.log_prob_internal(self._internal(x), c) + self.preprocessor.log_abs_det_jacobian(x)
+        c = self.context_to_internal(context, x.shape[0])
+        return self.log_prob_internal(self.to_internal(x), c) + self.preprocessor.log_abs_det_jacobian(x)
 
     def _sample_count(self, n: int | None, context: Any) -> tuple[int, Tensor | None]:
         if n is None and context is not None and self.context:
@@ -71,20 +71,20 @@ class FlowModel(Model):
         if n is None or int(n) != n or n < 0:
             raise ConfigError(f"the number of samples must be a non-negative integer, got {n!r}"
                               + (" (or give one context row per sample)" if self.context else ""))
-        return int(n), self._internal_context(context, int(n))
+        return int(n), self.context_to_internal(context, int(n))
 
     @torch.no_grad()
     def sample(self, n: int | None, context: Any = None) -> Tensor:
         """n events in the original units: (n, features); context (n, c) gives one per row, one row broadcasts."""
         n, c = self._sample_count(n, context)
         u, _ = self.sample_internal(n, c)
-        return self._external(u)
+        return self.to_external(u)
 
     def sample_and_log_prob(self, n: int | None, context: Any = None) -> tuple[Tensor, Tensor]:
         """(x (n, features), log p(x | c) (n,)) in the original units, from one pass."""
         n, c = self._sample_count(n, context)
         u, log_pu = self.sample_internal(n, c)
-        x = self._external(u)
+        x = self.to_external(u)
         return x, log_pu + self.preprocessor.log_abs_det_jacobian(x)
 
     def score(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
@@ -98,7 +98,6 @@ class FlowModel(Model):
         return {"log_prob": lp, "score": -lp}
 
 
-@register
 class Flow(FlowModel):
     """A custom flow: ``base`` (a module with ``log_prob``/``sample_and_log_prob``, or "normal" / "diagonal")
     and ``transforms`` (a list of :class:`~hepgen.flows.transforms.Transform`, data -> base direction).
@@ -112,6 +111,8 @@ class Flow(FlowModel):
     Custom flows hold modules, which config.yaml cannot describe: fit them without ``run_dir`` and save
     their ``state_dict`` yourself, or use a ready-made model (:class:`~hepgen.flows.zoo.NSF` ...).
     """
+
+    cli_name = "flow"
 
     def __init__(self, base: nn.Module | str, transforms: Sequence[Transform], features: int | None = None,
                  context: int = 0, preprocess: PreprocessSpec = "standard"):

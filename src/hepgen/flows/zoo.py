@@ -21,9 +21,6 @@ from hepgen.flows.flow import FlowModel
 from hepgen.flows.transforms.autoregressive import affine_autoregressive, spline_autoregressive
 from hepgen.flows.transforms.base import Inverse, Transform
 from hepgen.flows.transforms.coupling import affine_coupling, alternating_mask, spline_coupling
-from hepgen.models import register
-
-
 def _orders(features: int, transforms: int) -> list[list[int]]:
     forward, backward = list(range(features)), list(range(features - 1, -1, -1))
     return [forward if i % 2 == 0 else backward for i in range(transforms)]
@@ -56,7 +53,6 @@ class _ZooFlow(FlowModel):
                               f"{self.features}; use MAF or NSF(coupling=False) for 1-D data")
 
 
-@register(name="realnvp")
 class RealNVP(_ZooFlow):
     """RealNVP (Dinh et al. 2017): affine coupling layers with alternating masks.
 
@@ -64,6 +60,8 @@ class RealNVP(_ZooFlow):
         features: event size. context: context size. transforms: number of coupling layers.
         hidden: conditioner MLP hidden sizes. preprocess: per-feature preprocessing.
     """
+
+    cli_name = "realnvp"
 
     def __init__(self, features: int, context: int = 0, transforms: int = 5, hidden: Sequence[int] = (128, 128),
                  preprocess: PreprocessSpec = "standard"):
@@ -76,12 +74,13 @@ class RealNVP(_ZooFlow):
                 for i in range(self.transforms)]
 
 
-@register
 class MAF(_ZooFlow):
     """Masked autoregressive flow (Papamakarios et al. 2017): affine MADE layers, orders alternating.
 
     Args as :class:`RealNVP`. Density in one pass per layer; sampling takes ``features`` passes per layer.
     """
+
+    cli_name = "maf"
 
     def __init__(self, features: int, context: int = 0, transforms: int = 5, hidden: Sequence[int] = (128, 128),
                  preprocess: PreprocessSpec = "standard"):
@@ -93,12 +92,13 @@ class MAF(_ZooFlow):
                 for order in _orders(self.features, self.transforms)]
 
 
-@register
 class IAF(_ZooFlow):
     """Inverse autoregressive flow (Kingma et al. 2016): inverted MAF layers.
 
     Args as :class:`RealNVP`. Sampling in one pass per layer; density takes ``features`` passes per layer.
     """
+
+    cli_name = "iaf"
 
     def __init__(self, features: int, context: int = 0, transforms: int = 5, hidden: Sequence[int] = (128, 128),
                  preprocess: PreprocessSpec = "standard"):
@@ -110,7 +110,6 @@ class IAF(_ZooFlow):
                 for order in _orders(self.features, self.transforms)]
 
 
-@register(name="nsf")
 class NSF(_ZooFlow):
     """Neural spline flow (Durkan et al. 2019): rational-quadratic splines with linear tails outside [-B, B].
 
@@ -119,6 +118,8 @@ class NSF(_ZooFlow):
         bins: spline bins K. tail_bound: B (in preprocessed units).
         coupling: coupling layers (one-pass both ways) instead of autoregressive ones (one-pass density).
     """
+
+    cli_name = "nsf"
 
     def __init__(self, features: int, context: int = 0, transforms: int = 5, hidden: Sequence[int] = (128, 128),
                  bins: int = 8, tail_bound: float = 5.0, coupling: bool = False,

@@ -239,9 +239,9 @@ class Adversarial(Model):
         ``z``: an optional (n, latent) latent batch (default: fresh N(0, I) draws).
         """
         n = int(n)
-        c = self._internal_context(context, n)
+        c = self.context_to_internal(context, n)
         z = self.draw_latent(n) if z is None else self._as_tensor(z)
-        return self._external(self._sampler()(z, c))
+        return self.to_external(self._sampler()(z, c))
 
     @torch.no_grad()
     def sample(self, n: int, context: Tensor | np.ndarray | None = None) -> Tensor:
@@ -251,7 +251,7 @@ class Adversarial(Model):
     def critic_output(self, x: Tensor | np.ndarray, context: Tensor | np.ndarray | None = None) -> Tensor:
         """The critic's raw output D(x) (a logit for probabilistic losses) on original-unit events: (batch,)."""
         x = self._as_tensor(x)
-        return self.critic(self._internal(x), self._internal_context(context, x.shape[0]))
+        return self.critic(self.to_internal(x), self.context_to_internal(context, x.shape[0]))
 
     @torch.no_grad()
     def score(self, x: Tensor | np.ndarray, context: Tensor | np.ndarray | None = None) -> Tensor:

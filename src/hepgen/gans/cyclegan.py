@@ -26,10 +26,9 @@ from hepgen.data.preprocess import Preprocessor, PreprocessSpec, resolve_kinds
 from hepgen.errors import ConfigError, DataError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic, MLPGenerator
-from hepgen.models import Model, register
+from hepgen.models import Model
 
 
-@register(name="cyclegan")
 class CycleGAN(Adversarial):
     """Two dense generators A→B, B→A and two critics, trained adversarially with cycle consistency.
 
@@ -45,6 +44,8 @@ class CycleGAN(Adversarial):
         context: must be 0.
         preprocess: preprocessing of both domains.
     """
+
+    cli_name = "cyclegan"
 
     score_kind = "anomaly"
 
@@ -193,21 +194,21 @@ class CycleGAN(Adversarial):
     # -- public API --------------------------------------------------------------------------------
     def transform(self, x: Tensor | np.ndarray) -> Tensor:
         """Translate domain A events to domain B, original units: (batch, features) -> (batch, features_b)."""
-        return self.preprocessor_b.inverse(self._sampler()["ab"](self._internal(x)))
+        return self.preprocessor_b.inverse(self._sampler()["ab"](self.to_internal(x)))
 
     def inverse_transform(self, y: Tensor | np.ndarray) -> Tensor:
         """Translate domain B events to domain A, original units: (batch, features_b) -> (batch, features)."""
         y = self._as_tensor(y)
         if tuple(y.shape[1:]) != (self.features_b,):
             raise ConfigError(f"domain B events have {self.features_b} features, got a batch of shape {tuple(y.shape)}")
-        return self._external(self._sampler()["ba"](self.preprocessor_b(y)))
+        return self.to_external(self._sampler()["ba"](self.preprocessor_b(y)))
 
     @torch.no_grad()
     def cycle_error(self, x: Tensor | np.ndarray, domain: str = "a") -> Tensor:
         """Per-event |F(G(u)) − u|₁ (domain "a") or |G(F(u)) − u|₁ ("b") in standardised units: (batch,)."""
         gen = self._sampler()
         if domain == "a":
-            u = self._internal(x)
+            u = self.to_internal(x)
             return (gen["ba"](gen["ab"](u)) - u).abs().mean(1)
         if domain == "b":
             u = self.preprocessor_b(self._as_tensor(x))
@@ -227,7 +228,7 @@ class CycleGAN(Adversarial):
         """Anomaly score −D_A(x) of domain A events: (batch,)."""
         if context is not None:
             raise ConfigError("cyclegan takes no context")
-        return -self.critic["a"](self._internal(x))
+        return -self.critic["a"](self.to_internal(x))
 
     @torch.no_grad()
     def score_outputs(self, x: Tensor | np.ndarray, context: Any = None) -> dict[str, Tensor]:
@@ -237,4 +238,4 @@ class CycleGAN(Adversarial):
 
     def critic_output(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
         """D_A(x) on domain A events in the original units: (batch,)."""
-        return self.critic["a"](self._internal(x))
+        return self.critic["a"](self.to_internal(x))

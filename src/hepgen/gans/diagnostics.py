@@ -54,7 +54,7 @@ def generator_grad_norm(model: Any, n: int = 1024, loss: str | None = None, cont
     diagnostic); ``loss`` overrides the model's generator loss (e.g. ``minimax`` vs ``non-saturating``)."""
     generator_loss = get_loss(loss).generator if loss is not None else model.adversarial_loss.generator
     params = [p for p in model.generator.parameters() if p.requires_grad]
-    c = model._internal_context(context, n)
+    c = model.context_to_internal(context, n)
     f = model.critic(model.generator(model.draw_latent(n), c), c)
     grads = torch.autograd.grad(generator_loss(f).mean(), params)
     return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))

@@ -48,7 +48,7 @@ def generator_arrows(model: Any, fake: np.ndarray) -> np.ndarray:
     """−∂ℓ_G/∂x̃ at generated points x̃ (n, 2), original units: (n, 2)."""
     x = torch.as_tensor(fake, dtype=model.dtype, device=model.device).requires_grad_(True)
     with torch.enable_grad():
-        loss = model.adversarial_loss.generator(model.critic(model._internal(x))).sum()
+        loss = model.adversarial_loss.generator(model.critic(model.to_internal(x))).sum()
         (grad,) = torch.autograd.grad(loss, x)
     return -grad.double().cpu().numpy()
 

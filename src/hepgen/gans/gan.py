@@ -17,7 +17,7 @@ from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import ConvCritic, ConvGenerator, MLPCritic, MLPGenerator
-from hepgen.models import Model, register
+from hepgen.models import Model
 
 
 def _check_sizes(**sizes: Any) -> None:
@@ -27,7 +27,6 @@ def _check_sizes(**sizes: Any) -> None:
             raise ConfigError(f"{name} must be positive (got {value!r})")
 
 
-@register
 class GAN(Adversarial):
     """Dense GAN for tabular events (batch, features).
 
@@ -45,6 +44,8 @@ class GAN(Adversarial):
         lr_critic, lr_generator, betas, ema, clip, gp_weight: see :class:`hepgen.gans.adversarial.Adversarial`.
         preprocess: per-feature preprocessing.
     """
+
+    cli_name = "gan"
 
     def __init__(self, features: int, latent: int = 8, loss: str = "non-saturating", critic_steps: int = 1,
                  context: int = 0, hidden: Sequence[int] = (128, 128), generator_hidden: Sequence[int] | None = None,
@@ -69,7 +70,6 @@ class GAN(Adversarial):
         self._finish_init()
 
 
-@register
 class ConvGAN(Adversarial):
     """DCGAN-style GAN for images (batch, C, H, W) or (batch, H, W): jet images, calorimeter layers.
 
@@ -81,6 +81,8 @@ class ConvGAN(Adversarial):
         width: feature width of the projection critic.
         other arguments: as for :class:`GAN`.
     """
+
+    cli_name = "conv-gan"
 
     def __init__(self, shape: Sequence[int], latent: int = 64, loss: str = "non-saturating", critic_steps: int = 1,
                  context: int = 0, channels: Sequence[int] = (32, 64), kernel_size: int = 3, width: int = 64,
@@ -128,23 +130,26 @@ def _preset(base: type, **defaults: Any) -> Callable[..., None]:
     return __init__
 
 
-@register(name="wgan")
 class WGAN(GAN):
     """Wasserstein GAN with weight clipping (Arjovsky et al. 2017): loss="wgan", clip=0.01, 5 critic steps."""
+
+    cli_name = "wgan"
 
     __init__ = _preset(GAN, loss="wgan", critic_steps=5, clip=0.01)
 
 
-@register(name="wgan-gp")
 class WGANGP(GAN):
     """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017): loss="wgan-gp", λ=10, 5 critic steps."""
+
+    cli_name = "wgan-gp"
 
     __init__ = _preset(GAN, loss="wgan-gp", critic_steps=5, gp_weight=10.0)
 
 
-@register(name="cgan")
 class CGAN(GAN):
     """Conditional GAN: a :class:`GAN` that requires a context (``hepgen fit cgan DATA --context COLS``)."""
+
+    cli_name = "cgan"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         GAN.__init__(self, *args, **kwargs)

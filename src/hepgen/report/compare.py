@@ -224,7 +224,7 @@ def _write_plots(report_dir: Path, f_ref, f_cand, w_ref, w_cand, names: Sequence
 def _write_report(report_dir: Path, result: dict[str, Any], figures: list[tuple[str, str]]) -> None:
     """``metrics.json`` and ``index.html`` (atomically), from the final result dict."""
     from hepgen.report.html import Gallery, Page, Table, write_index_html
-    from hepgen.train.checkpoint import atomic_write_text
+    from hepgen.files import atomic_write_text
 
     atomic_write_text(report_dir / "metrics.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
     overall = [

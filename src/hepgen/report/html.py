@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hepgen.train.checkpoint import atomic_write_text
+from hepgen.files import atomic_write_text
 
 CSS = """
 body { font-family: -apple-system, "Helvetica Neue", Arial, sans-serif; margin: 2em auto; max-width: 1200px;

@@ -7,8 +7,7 @@ Every function returns the path of the PNG it wrote.
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +19,7 @@ from matplotlib.figure import Figure
 
 from hepgen.errors import DataError
 from hepgen.metrics.histograms import weighted_histogram
-from hepgen.train.checkpoint import atomic_path
+from hepgen.files import atomic_path
 
 STYLE = mplhep.style.CMS
 REF_COLOR, CAND_COLOR = "#3f90da", "#e76300"
@@ -186,26 +185,25 @@ def plot_mean_images(
         return save_figure(fig, out_png)
 
 
-def plot_loss_curves(metrics_csv_path: str | Path, out_png: str | Path) -> Path:
-    """Every numeric column of a training ``metrics.csv`` against its ``epoch`` column.
+def plot_loss_curves(history: Sequence[Mapping[str, float | None]], out_png: str | Path) -> Path:
+    """Every numeric column of a training history (the rows of ``metrics.csv``) against ``epoch``.
 
     Columns with "loss" in the name go in the left panel, other metrics (``w1``, ``fpd``, ``val_kl`` ...)
-    in a right panel; ``time``, ``lr`` and ``step`` are not drawn. Empty cells are skipped. The y axis is
+    in a right panel; ``time``, ``lr`` and ``step`` are not drawn. Missing values are skipped. The y axis is
     logarithmic when a panel's values are all positive and span more than two decades.
     """
-    path = Path(metrics_csv_path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such metrics file.")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = list(history)
     if not rows or "epoch" not in rows[0]:
-        raise DataError(f"{path}: expected a CSV with a header containing 'epoch' and at least one row.")
-    columns = {k: np.array([_to_float(r.get(k)) for r in rows]) for k in rows[0] if k not in ("epoch", None)}
+        raise DataError("a training history needs rows with an 'epoch' entry; got none")
+    names: list[str] = []
+    for r in rows:
+        names += [k for k in r if k not in names and k != "epoch"]
+    columns = {k: np.array([_to_float(r.get(k)) for r in rows]) for k in names}
     epoch = np.array([_to_float(r["epoch"]) for r in rows])
     skip = {"time", "lr", "step"}
     curves = {k: v for k, v in columns.items() if k not in skip and np.isfinite(v).any()}
     if not curves:
-        raise DataError(f"{path}: no loss or metric column with numbers besides {sorted(skip | {'epoch'})}.")
+        raise DataError(f"no loss or metric column with numbers besides {sorted(skip | {'epoch'})}.")
     losses = {k: v for k, v in curves.items() if "loss" in k}
     others = {k: v for k, v in curves.items() if "loss" not in k}
     groups = [g for g in (losses, others) if g]
@@ -247,7 +245,7 @@ def plot_roc_curves(
         return save_figure(fig, out_png)
 
 
-def _to_float(text: str | None) -> float:
+def _to_float(text: str | float | None) -> float:
     try:
         return float(text) if text not in (None, "") else np.nan
     except ValueError:

@@ -19,7 +19,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,19 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hepgen.data.loader import Events, memory_batch_count, memory_batches, stream_batch_count, stream_batches
+from hepgen.data.loader import (
+    Events,
+    memory_batch_count,
+    memory_batches,
+    stream_batch_count,
+    stream_batches,
+)
 from hepgen.data.sources import is_column_name, load_events
-from hepgen.errors import ConfigError, TrainingError
-from hepgen.models import Model, Player
+from hepgen.errors import CheckpointError, ConfigError, TrainingError
 from hepgen.train import distributed
-from hepgen.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from hepgen.train.monitor import SAMPLE_METRICS, sample_metric
+from hepgen.train.protocol import Player, Trainable
+from hepgen.train.rundir import RunDir, load_checkpoint, save_checkpoint
 
 SCHEDULERS = ("none", "cosine", "exponential", "plateau", "step")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -58,10 +64,19 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(name)
 
 
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so that a config read back from YAML compares equal to the live one."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 class _Stepper(nn.Module):
     """What DDP wraps: ``forward(batch, player)`` runs the family's step for that player."""
 
-    def __init__(self, model: Model):
+    def __init__(self, model: Trainable):
         super().__init__()
         self.model = model
 
@@ -70,7 +85,7 @@ class _Stepper(nn.Module):
 
 
 class Engine:
-    """Trains a :class:`~hepgen.models.Model`; hyper-parameters of training live here.
+    """Trains a :class:`~hepgen.train.protocol.Trainable`; hyper-parameters of training live here.
 
     Args:
         epochs, batch_size (global, over all DDP ranks), lr, seed, device: the usual.
@@ -98,7 +113,8 @@ class Engine:
                  scheduler: str = "none", clip_grad: float | None = None, patience: int | None = None,
                  monitor: str | Callable | None = "val_loss", monitor_samples: int = 5000,
                  val_fraction: float = 0.1, precision: str = "fp32", stream: bool | str = "auto",
-                 chunk_size: int = 65536, memory_limit_mb: float = 1024.0, log_every: int = 10):
+                 chunk_size: int = 65536, memory_limit_mb: float = 1024.0, log_every: int = 10,
+                 steps_per_epoch: int | None = None):
         if epochs < 1 or batch_size < 1 or lr <= 0:
             raise ConfigError(f"need epochs >= 1, batch_size >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr})")
         if scheduler not in SCHEDULERS:
@@ -111,19 +127,22 @@ class Engine:
             raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.epochs, self.batch_size, self.lr, self.seed = int(epochs), int(batch_size), float(lr), int(seed)
         self.device = resolve_device(device)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.run = RunDir(run_dir) if run_dir is not None else None
+        self.run_dir = self.run.path if self.run is not None else None
         self.resume, self.quiet = resume, quiet
         self.optimizer, self.weight_decay, self.scheduler = optimizer, weight_decay, scheduler
         self.clip_grad, self.patience, self.monitor = clip_grad, patience, monitor
         self.monitor_samples, self.val_fraction, self.precision = monitor_samples, val_fraction, precision
         self.stream, self.chunk_size, self.memory_limit_mb = stream, int(chunk_size), memory_limit_mb
         self.log_every = log_every
+        self.steps_per_epoch = steps_per_epoch
+        self.inputs: dict[str, Any] = {}
         if precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("fp16 mixed precision needs CUDA; use bf16 on the CPU")
 
     # -- public ----------------------------------------------------------------------------------
-    def fit(self, model: Model, x: Any, val: Any = None, *, weights: Any = None, val_weights: Any = None,
-            context: Any = None, val_context: Any = None) -> Model:
+    def fit(self, model: Trainable, x: Any, val: Any = None, *, weights: Any = None, val_weights: Any = None,
+            context: Any = None, val_context: Any = None, streams: Mapping[str, Any] | None = None) -> Trainable:
         """Train ``model`` on ``x`` (array, tensor or data spec) and return it."""
         self.dist = distributed.setup(self.device)
         if self.dist.enabled and self.device.type == "cuda":
@@ -133,8 +152,8 @@ class Engine:
             raise ConfigError(f"batch size {self.batch_size} is not divisible by the {self.dist.world_size} "
                               "DDP processes")
         self.local_batch = self.batch_size // self.dist.world_size
-        self._check_run_dir()
-        self._write_run_config(model)
+        self._check_run_dir(model)
+        self._config_written = False
 
         stream = None if self.stream == "auto" else bool(self.stream)
         train, names = load_events(x, weights, context, model, stream=stream,
@@ -198,7 +217,7 @@ class Engine:
                           f"{self.patience} epochs (best {state['best']:.5g} at epoch {state['best_epoch']})")
                 break
 
-        self._finish(model, history, state)
+        self._finish(model, history, state, train)
         model.history_ = history
         model.eval()
         return model
@@ -214,7 +233,7 @@ class Engine:
         order = torch.randperm(len(events), generator=g).numpy()
         return events.take(np.sort(order[n_val:])), events.take(np.sort(order[:n_val]))
 
-    def _fit_preprocessing(self, model: Model, events: Events) -> None:
+    def _fit_preprocessing(self, model: Trainable, events: Events) -> None:
         if isinstance(model.preprocess, dict):
             from hepgen.data.preprocess import resolve_kinds
 
@@ -232,7 +251,7 @@ class Engine:
             out["context"] = torch.as_tensor(events.context)
         return {k: v.to(self.device, dtype=dtype) for k, v in out.items()}
 
-    def _prepare(self, model: Model, batch: dict[str, Any]) -> dict[str, Tensor]:
+    def _prepare(self, model: Trainable, batch: dict[str, Any]) -> dict[str, Tensor]:
         dtype = torch.get_default_dtype()
         batch = {k: torch.as_tensor(v).to(self.device, dtype=dtype, non_blocking=True) for k, v in batch.items()}
         batch["x"] = model.preprocessor(batch["x"])
@@ -286,7 +305,7 @@ class Engine:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def _train_epoch(self, model: Model, runner: nn.Module, players: list[Player], data: Any,
+    def _train_epoch(self, model: Trainable, runner: nn.Module, players: list[Player], data: Any,
                      epoch: int) -> dict[str, float]:
         batches, total = self._batches(data, epoch, shuffle=True, world=self.dist.world_size, rank=self.dist.rank)
         sums: dict[str, Tensor] = {}
@@ -360,15 +379,15 @@ class Engine:
 
     def _nan_message(self, epoch: int, step: int, player: str, what: str) -> str:
         where = f" of player {player!r}" if player != "model" else ""
-        keep = (f"; the last good checkpoint is {self.run_dir / 'checkpoints' / 'last.pt'}"
-                if self.run_dir is not None and epoch > 1 else "")
+        keep = (f"; the last good checkpoint is {self.run.last_checkpoint} (continue with --resume)"
+                if self.run is not None and epoch > 1 else "")
         return (f"training stopped at epoch {epoch}, step {step}: the {what!r}{where} became NaN or infinite"
                 f"{keep}. Try a lower learning rate (--lr), gradient clipping (clip_grad) or check the input "
                 "data and preprocessing.")
 
     # -- validation and monitoring ---------------------------------------------------------------
     @torch.no_grad()
-    def _validate(self, model: Model, data: Any) -> dict[str, float]:
+    def _validate(self, model: Trainable, data: Any) -> dict[str, float]:
         batches, _ = self._batches(data, 0, shuffle=False, batch_size=max(self.local_batch, 1024))
         sums: dict[str, float] = {}
         wsum = 0.0
@@ -386,7 +405,7 @@ class Engine:
     def _monitor_name(self) -> str:
         return getattr(self.monitor, "__name__", str(self.monitor))
 
-    def _monitored(self, model: Model, row: dict[str, float], val: Events | None) -> float | None:
+    def _monitored(self, model: Trainable, row: dict[str, float], val: Events | None) -> float | None:
         if self.monitor is None:
             return None
         if callable(self.monitor):
@@ -405,37 +424,49 @@ class Engine:
         return row[key]
 
     # -- files -----------------------------------------------------------------------------------
-    def _check_run_dir(self) -> None:
-        if self.run_dir is None or self.resume:
+    def _check_run_dir(self, model: Trainable) -> None:
+        """Every check on the run directory, before anything is written into it."""
+        if self.run is None:
             return
-        if (self.run_dir / "model.pt").exists() or (self.run_dir / "checkpoints" / "last.pt").exists():
-            raise ConfigError(f"{self.run_dir} already holds a run; resume it with --resume or choose a new --out")
+        if not self.resume:
+            self.run.check_new()
+            return
+        self.run.check_writable()
+        if not self.run.last_checkpoint.is_file():
+            if self.run.model_path.is_file():
+                raise ConfigError(f"{self.run.path} holds a finished run (model.pt) and no checkpoints/last.pt "
+                                      "to resume from; choose a new --out")
+            return
+        config = self.run.read_config()
+        if config.get("model") != model.cli_name:
+            raise ConfigError(f"cannot resume {self.run.path}: it holds a {config.get('model')!r} run, not "
+                                  f"{model.cli_name!r}")
+        ours, theirs = model.get_config(), config.get("params") or {}
+        differ = [k for k in sorted(set(ours) | set(theirs)) if _plain(ours.get(k)) != _plain(theirs.get(k))]
+        if differ:
+            shown = "; ".join(f"{k}: run {theirs.get(k)!r}, now {ours.get(k)!r}" for k in differ)
+            raise ConfigError(f"cannot resume {self.run.path}: the model differs from the run's ({shown}); "
+                                  "resume with the same model, data and hyper-parameters")
 
     def settings(self) -> dict[str, Any]:
         """The training settings, as recorded in the run's config.yaml."""
         keys = ("epochs", "batch_size", "lr", "seed", "optimizer", "weight_decay", "scheduler", "clip_grad",
-                "patience", "val_fraction", "precision", "stream", "chunk_size", "memory_limit_mb")
+                "patience", "val_fraction", "precision", "stream", "chunk_size", "memory_limit_mb",
+                "steps_per_epoch")
         out = {k: getattr(self, k) for k in keys}
         out["device"] = str(self.device)
         out["monitor"] = self._monitor_name() if self.monitor is not None else None
         out["world_size"] = self.dist.world_size
         return out
 
-    def _write_run_config(self, model: Model) -> None:
-        if self.run_dir is None or not self.dist.is_main:
+    def _write_run_config(self, model: Trainable) -> None:
+        if self.run is None or not self.dist.is_main or self._config_written:
             return
-        import yaml
+        self.run.write_config(model=model.cli_name, params=model.get_config(), train=self.settings(),
+                              data=self.inputs)
+        self._config_written = True
 
-        from hepgen.train.checkpoint import read_config
-
-        path = self.run_dir / "config.yaml"
-        previous = read_config(self.run_dir) if path.is_file() else {}
-        config = {"model": model.cli_name, "params": model.get_config(),
-                  "train": {**(previous.get("train") or {}), **self.settings()}}
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
-
-    def _checkpoint_state(self, model: Model, history: list[dict[str, float]], state: dict[str, Any]) -> dict:
+    def _checkpoint_state(self, model: Trainable, history: list[dict[str, float]], state: dict[str, Any]) -> dict:
         return {
             "format": "hepgen", "model": model.cli_name, "state_dict": model.state_dict(),
             "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
@@ -446,8 +477,8 @@ class Engine:
             "history": history, "state": dict(state), "seed": self.seed,
         }
 
-    def _restore(self, model: Model, state: dict[str, Any]) -> tuple[list[dict[str, float]], dict[str, Any]]:
-        path = self.run_dir / "checkpoints" / "last.pt" if self.run_dir is not None else None
+    def _restore(self, model: Trainable, state: dict[str, Any]) -> tuple[list[dict[str, float]], dict[str, Any]]:
+        path = self.run.last_checkpoint if self.run is not None else None
         if path is None or not path.exists():
             self._say("nothing to resume: no checkpoint found, starting from scratch")
             return [], state
@@ -455,9 +486,13 @@ class Engine:
         if ckpt.get("seed") != self.seed:
             raise ConfigError(f"{path} was written with seed {ckpt.get('seed')}, not {self.seed}; resume with "
                               "the same seed to continue the same run")
-        model.load_state_dict(ckpt["state_dict"])
-        for k, o in self.optimisers.items():
-            o.load_state_dict(ckpt["optimisers"][k])
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+            for k, o in self.optimisers.items():
+                o.load_state_dict(ckpt["optimisers"][k])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise CheckpointError(f"cannot resume from {path}: it does not match this model "
+                                  f"({str(exc).splitlines()[0][:200]})") from None
         for k, s in self.schedulers.items():
             s.load_state_dict(ckpt["schedulers"][k])
         for k, s in self.scalers.items():
@@ -465,49 +500,42 @@ class Engine:
         torch.set_rng_state(ckpt["rng"].cpu())
         if ckpt["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
-        self._say(f"resuming {self.run_dir} after epoch {ckpt['state']['epoch']}")
+        self._config_written = True  # the run's config.yaml is already there
+        self._say(f"resuming {self.run.path} after epoch {ckpt['state']['epoch']}")
         return list(ckpt["history"]), dict(ckpt["state"])
 
-    def _after_epoch(self, model: Model, history: list[dict[str, float]], state: dict[str, Any],
+    def _after_epoch(self, model: Trainable, history: list[dict[str, float]], state: dict[str, Any],
                      improved: bool) -> None:
         row = history[-1]
         shown = "  ".join(f"{k} {v:.5g}" for k, v in row.items() if k not in ("epoch", "time", "lr"))
         self._say(f"epoch {row['epoch']}/{self.epochs}  {shown}  ({row['time']:.1f}s)")
-        if improved and self.run_dir is None:  # no files: keep the best weights in memory
+        if improved and self.run is None:  # no files: keep the best weights in memory
             self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if self.run_dir is None or not self.dist.is_main:
+        if self.run is None or not self.dist.is_main:
             return
-        ckdir = self.run_dir / "checkpoints"
+        self._write_run_config(model)
         if improved:
             save_checkpoint({"format": "hepgen", "model": model.cli_name, "state_dict": model.state_dict(),
-                             "epoch": row["epoch"]}, ckdir / "best.pt")
-        save_checkpoint(self._checkpoint_state(model, history, state), ckdir / "last.pt")
-        self._write_metrics(history)
+                             "epoch": row["epoch"]}, self.run.best_checkpoint)
+        save_checkpoint(self._checkpoint_state(model, history, state), self.run.last_checkpoint)
+        self.run.write_metrics(history)
 
-    def _write_metrics(self, history: list[dict[str, float]]) -> None:
-        columns: list[str] = []
-        for row in history:
-            columns += [k for k in row if k not in columns]
-        lines = [",".join(columns)]
-        lines += [",".join("" if k not in r else f"{r[k]:.10g}" for k in columns) for r in history]
-        atomic_write_text(self.run_dir / "metrics.csv", "\n".join(lines) + "\n")
-
-    def _finish(self, model: Model, history: list[dict[str, float]], state: dict[str, Any]) -> None:
-        best = self.run_dir / "checkpoints" / "best.pt" if self.run_dir is not None else None
+    def _finish(self, model: Trainable, history: list[dict[str, float]], state: dict[str, Any],
+                train: Any) -> None:
+        best = self.run.best_checkpoint if self.run is not None else None
         if self.monitor is not None and state["best_epoch"] and state["best_epoch"] != state["epoch"]:
             if best is not None and best.exists():
                 model.load_state_dict(load_checkpoint(best, map_location=self.device)["state_dict"])
             elif hasattr(self, "_best_state"):
                 model.load_state_dict(self._best_state)
+        model.eval()
+        model.on_fit_end(train)
         distributed.barrier(self.dist)
-        if self.run_dir is None or not self.dist.is_main:
+        if self.run is None or not self.dist.is_main:
             return
-        model.save(self.run_dir)
-        self._write_metrics(history)
-        if history:
-            from hepgen.report.plots import plot_loss_curves
-
-            plot_loss_curves(self.run_dir / "metrics.csv", self.run_dir / "plots" / "loss.png")
+        self._write_run_config(model)
+        self.run.save_model(model)
+        self.run.write_metrics(history)
 
     # -- messages --------------------------------------------------------------------------------
     def _bar_disabled(self) -> bool:

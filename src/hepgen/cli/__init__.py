@@ -1,0 +1,53 @@
+"""The ``hepgen`` command: argument parsing and error-to-exit-code mapping over the Python API.
+
+Each sub-command lives in its own module (``fit``, ``run`` for sample/score/info, ``data``,
+``compare``, ``demo``) as ``add_parser(sub)`` and a ``cmd_*`` handler of a few API calls. Errors
+caused by the user's input (HepgenError) print one paragraph on stderr and exit with code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from hepgen.errors import HepgenError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hepgen``; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        if extra and args.command != "fit":
+            parser.error(f"unrecognised arguments: {' '.join(extra)}")
+        return int(args.handler(args, extra) or 0)
+    except HepgenError as exc:
+        print(f"hepgen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hepgen: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hepgen.cli import compare, data, demo, fit, run
+
+    parser = argparse.ArgumentParser(
+        prog="hepgen", description="Generative models for particle physics: fit, sample, score and compare.",
+        epilog="DATA arguments are path[:key] (uproot convention): events.h5:jets/features, tree.root:Events, "
+               "x.npy. Run 'hepgen COMMAND --help' for each command.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fit.add_parser(sub)
+    run.add_sample_parser(sub)
+    run.add_score_parser(sub)
+    run.add_info_parser(sub)
+    data.add_parser(sub)
+    compare.add_parser(sub)
+    demo.add_parser(sub)
+    return parser

@@ -1,0 +1,86 @@
+"""What the engine needs of a model: its players, their per-event losses, and optional hooks.
+
+The engine knows no model family and does not import :mod:`hepgen.models`; it types what it trains
+with :class:`Trainable`, which :class:`hepgen.models.Model` satisfies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+
+@dataclass
+class Player:
+    """One optimised party of a model: its parameters and how often it steps.
+
+    ``every=k`` makes the player step on every k-th batch (a generator with k critic steps per
+    generator step has ``every=k`` while its critic has ``every=1``). ``lr=None`` uses the fit lr.
+    """
+
+    name: str
+    parameters: list[nn.Parameter]
+    lr: float | None = None
+    every: int = 1
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stream:
+    """A further stream of events a model trains on besides the main one (CycleGAN's domain B,
+    OmniFold's data against simulation, a pivot's nuisance labels).
+
+    ``data``, ``weights``, ``context``, ``val``: as for the main events (arrays or ``path[:key]``
+    specs; weights/context may name columns of ``data``). ``preprocessor``: the stream's own
+    preprocessing, fitted by the engine on the stream's training events (None: none).
+    ``event_shape``: checked against the data (None: not checked).
+    In a batch the stream appears as ``batch["streams"][name] = {"x", "w"[, "context"]}``.
+    """
+
+    data: Any
+    weights: Any = None
+    context: Any = None
+    val: Any = None
+    preprocessor: nn.Module | None = None
+    context_preprocessor: nn.Module | None = None
+    event_shape: tuple[int, ...] | None = None
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """The engine's view of a model (hepgen.models.Model implements every member)."""
+
+    cli_name: str
+    event_shape: Any
+    context: int
+    preprocess: Any
+    preprocessor: nn.Module
+    context_preprocessor: nn.Module | None
+    columns_: list[str] | None
+    context_columns_: list[str] | None
+    history_: list[dict[str, float]]
+    #: True for a model trained without input events, from a target it evaluates (reverse KL ...)
+    data_free: bool
+
+    def players(self) -> list[Player]: ...
+
+    def player_step(self, player: str, batch: dict[str, Any]) -> dict[str, Tensor]: ...
+
+    def validation_step(self, batch: dict[str, Any]) -> dict[str, Tensor]: ...
+
+    def reset_parameters(self) -> None: ...
+
+    def get_config(self) -> dict[str, Any]: ...
+
+    def extra_state(self) -> dict[str, Any]: ...
+
+    def streams(self) -> Mapping[str, Stream]: ...
+
+    def on_fit_start(self, events: Any) -> None: ...
+
+    def on_fit_end(self, events: Any) -> None: ...

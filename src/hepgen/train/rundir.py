@@ -1,0 +1,204 @@
+"""The run directory, and the one module that reads and writes it.
+
+    RUN/config.yaml            sections: model, hepgen_version, params (constructor arguments),
+                               fitted (feature names ...), train (engine settings), data (what it was
+                               trained on: specs, columns, weights, context, event counts)
+    RUN/model.pt               the final weights and preprocessing statistics (a state_dict)
+    RUN/metrics.csv            one row per epoch
+    RUN/checkpoints/last.pt    everything ``--resume`` needs; best.pt: the monitored best weights
+    RUN/plots/                 figures (the CLI draws plots/loss.png)
+
+Every file is replaced atomically (:mod:`hepgen.files`). Checkpoints load with
+``torch.load(weights_only=True)``: a checkpoint never runs code. Configs load with ``yaml.safe_load``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from hepgen._version import __version__
+from hepgen.errors import CheckpointError, ConfigError
+from hepgen.files import (
+    atomic_write,
+    atomic_write_text,
+    remove_stale_temporaries,
+    writable_location,
+)
+
+FORMAT_VERSION = 1
+#: the sections of config.yaml, in the order they are written
+SECTIONS = ("model", "hepgen_version", "params", "fitted", "train", "data")
+
+
+def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` a dict of tensors and plain values atomically."""
+    try:
+        return atomic_write(path, lambda fh: torch.save(obj, fh))
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` with a clear error for missing, corrupted or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle is a bad checkpoint
+        raise CheckpointError(
+            f"{path} is not a readable hepgen checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+            "it may be truncated, corrupted, or written by another program. hepgen only loads checkpoints "
+            "with torch.load(weights_only=True), so files that would need to run code are refused."
+        ) from exc
+    if not isinstance(obj, dict) or obj.get("format") != "hepgen" or "state_dict" not in obj:
+        raise CheckpointError(f"{path} was not written by hepgen (no hepgen header); refusing to load it")
+    return obj
+
+
+def _number(text: str | None) -> float | None:
+    if text is None or text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class RunDir:
+    """A run directory: where each file lives, and how it is read and written."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- where things are ----------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.pt"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    # -- checks (they write nothing) -----------------------------------------------------------------
+    def holds_run(self) -> bool:
+        """A finished or resumable run is here (model.pt or checkpoints/last.pt)."""
+        return self.model_path.is_file() or self.last_checkpoint.is_file()
+
+    def check_new(self) -> None:
+        """Refuse a directory that already holds a run, a path that is a file, or an unwritable place."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is an existing file, not a run directory; choose another path")
+        if self.holds_run():
+            raise ConfigError(f"{self.path} already holds a run; resume it with --resume or choose a new --out")
+        self.check_writable()
+
+    def check_writable(self) -> None:
+        problem = writable_location(self.path)
+        if problem is not None:
+            raise ConfigError(f"cannot write the run directory {self.path}: {problem}")
+
+    def clean(self) -> None:
+        """Remove temporaries that a killed writer left here and in checkpoints/."""
+        for directory in (self.path, self.checkpoints, self.plots):
+            remove_stale_temporaries(directory)
+
+    # -- config.yaml -----------------------------------------------------------------------------------
+    def read_config(self) -> dict[str, Any]:
+        path = self.config_path
+        if not path.is_file():
+            raise CheckpointError(f"{self.path} is not a hepgen run directory: {path.name} is missing")
+        try:
+            config = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(config, dict) or "model" not in config or not isinstance(config.get("params"), dict):
+            raise CheckpointError(f"{path} is not a hepgen run configuration (needs 'model' and 'params')")
+        return config
+
+    def write_config(self, **sections: Any) -> Path:
+        """Write config.yaml from ``sections`` merged over the existing file (None removes nothing)."""
+        previous = self.read_config() if self.config_path.is_file() else {}
+        merged = {**previous, **{k: v for k, v in sections.items() if v is not None}}
+        merged["hepgen_version"] = __version__
+        ordered = {k: merged[k] for k in SECTIONS if k in merged}
+        ordered.update({k: v for k, v in merged.items() if k not in ordered})
+        try:
+            return atomic_write_text(self.config_path, yaml.safe_dump(ordered, sort_keys=False))
+        except OSError as exc:
+            raise CheckpointError(f"cannot write {self.config_path}: {exc.strerror or exc}") from None
+
+    # -- model.pt ------------------------------------------------------------------------------------
+    def save_model(self, model: Any) -> Path:
+        """``model.pt`` and config.yaml (model, params, fitted; train and data sections kept)."""
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        save_checkpoint({"format": "hepgen", "version": FORMAT_VERSION, "model": model.cli_name,
+                         "state_dict": state}, self.model_path)
+        self.write_config(model=model.cli_name, params=model.get_config(), fitted=model.extra_state())
+        return self.path
+
+    def load_model_state(self, expected_model: str) -> dict[str, Any]:
+        checkpoint = load_checkpoint(self.model_path)
+        if checkpoint.get("model") != expected_model:
+            raise CheckpointError(f"{self.model_path} holds a {checkpoint.get('model')!r} model but "
+                                  f"config.yaml says {expected_model!r}")
+        return checkpoint["state_dict"]
+
+    # -- metrics.csv -------------------------------------------------------------------------------------
+    def write_metrics(self, history: Sequence[Mapping[str, float]]) -> Path:
+        columns: list[str] = []
+        for row in history:
+            columns += [k for k in row if k not in columns]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in history:
+            writer.writerow(["" if k not in row or row[k] is None else f"{row[k]:.10g}" for k in columns])
+        try:
+            return atomic_write_text(self.metrics_path, buffer.getvalue())
+        except OSError as exc:
+            raise CheckpointError(f"cannot write {self.metrics_path}: {exc.strerror or exc}") from None
+
+    def read_metrics(self) -> list[dict[str, float | None]]:
+        """metrics.csv as rows of column -> number (None for empty cells); [] when there is none."""
+        if not self.metrics_path.is_file():
+            return []
+        with open(self.metrics_path, newline="") as fh:
+            return [{k: _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(fh)]
+
+    def best_epoch(self) -> tuple[float, int] | None:
+        """(best monitored value, its epoch) from metrics.csv, or None."""
+        rows = [(r["monitor"], int(r["epoch"])) for r in self.read_metrics()
+                if r.get("monitor") is not None and r.get("epoch") is not None and math.isfinite(r["monitor"])]
+        return min(rows) if rows else None
