@@ -88,3 +88,50 @@ def write_outputs(out: str, arrays: dict[str, Any], columns: dict[str, list[str]
     io.write(out, arrays)
 
 
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_data_selection(parser: Any, prefix: str = "", what: str = "DATA") -> None:
+    """``--[PREFIX]columns``, ``--[PREFIX]exclude`` and ``--[PREFIX]jagged-length`` for a command reading ``what``.
+
+    ``prefix`` (e.g. ``"ref-"``) tells apart the selections of a command reading two data arguments;
+    :func:`data_selection` turns the parsed flags into :func:`hepgen.data.io.open_source` keywords.
+    """
+    dest = prefix.replace("-", "_")
+    parser.add_argument(f"--{prefix}columns", dest=f"{dest}columns", metavar="COLS",
+                        help=f"columns/branches of {what} to read, comma separated (default: all)")
+    parser.add_argument(f"--{prefix}exclude", dest=f"{dest}exclude", metavar="COLS",
+                        help=f"columns/branches of {what} to leave out, comma separated")
+    parser.add_argument(f"--{prefix}jagged-length", dest=f"{dest}jagged_length", metavar="N", type=_positive_int,
+                        help=f"pad or truncate jagged ROOT branches of {what} to N entries per event "
+                             "(with flat branches: columns NAME[0] ... NAME[N-1], padding 0)")
+
+
+def data_selection(args: Any, prefix: str = "") -> dict[str, Any]:
+    """The ``columns``/``exclude``/``jagged_length`` keywords of :func:`hepgen.data.io.open_source` from
+    the flags :func:`add_data_selection` added (same ``prefix``); absent flags give the defaults."""
+    dest = prefix.replace("-", "_")
+    columns = getattr(args, f"{dest}columns", None)
+    exclude = getattr(args, f"{dest}exclude", None)
+    split = lambda text: [c.strip() for c in text.split(",") if c.strip()]  # noqa: E731
+    return {"columns": split(columns) if columns else None, "exclude": split(exclude) if exclude else [],
+            "jagged_length": getattr(args, f"{dest}jagged_length", None)}
+
+
+def data_spec(spec: str, args: Any, prefix: str = "") -> Any:
+    """``spec`` (``path[:key]``) with the selection of the parsed flags, as a :class:`hepgen.data.io.DataSpec`:
+    pass it to ``io.open_source``/``io.read``/``Model.fit`` in place of the string."""
+    from hepgen.data.io import DataSpec
+
+    return DataSpec.parse(spec, **data_selection(args, prefix))

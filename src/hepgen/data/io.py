@@ -33,6 +33,7 @@ from hepgen.errors import ConfigError, DataError
 __all__ = [
     "ArraySource",
     "DataError",
+    "DataSpec",
     "Source",
     "Table",
     "available_keys",
@@ -46,13 +47,16 @@ __all__ = [
 SUPPORTED_EXTENSIONS = tuple(EXTENSIONS)
 
 
-def parse_spec(spec: str | os.PathLike) -> tuple[Path, str | None]:
+def parse_spec(spec: str | os.PathLike | DataSpec) -> tuple[Path, str | None]:
     """Split ``"path[:key]"`` (uproot's convention) into ``(path, key or None)``.
 
     The split is at the last ``':'`` whose left part names an existing file or ends in a known
     extension, so directories with colons work; the key may contain ``'/'`` (HDF5 groups, ROOT
     directories). A spec naming an existing file as a whole is never split. ``~`` is expanded.
+    A :class:`DataSpec` gives its own ``(path, key)``.
     """
+    if isinstance(spec, DataSpec):
+        return spec.path, spec.key
     text = os.fsdecode(os.fspath(spec))
     whole = Path(text).expanduser()
     if whole.is_file():
@@ -65,6 +69,83 @@ def parse_spec(spec: str | os.PathLike) -> tuple[Path, str | None]:
         if left.lower().endswith(SUPPORTED_EXTENSIONS) or path.is_file():
             return path, text[index + 1 :] or None
     return whole, None
+
+
+def _names(value: Sequence[str] | str | None, what: str) -> tuple[str, ...] | None:
+    """Column names from a sequence or a comma-separated string (``"a,b,c"``); None stays None."""
+    if value is None:
+        return None
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else list(value)
+    if not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"{what} must be column names (strings, comma separated on the command line), got {value!r}.")
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where events come from and which of their columns to read: a file, a key, and a selection.
+
+    ``path``/``key`` as in :func:`parse_spec`; ``columns`` (None: all) and ``exclude`` select named
+    columns (fields, group members, ROOT branches); ``jagged_length`` pads/truncates jagged ROOT
+    branches to that many entries. :func:`open_source`, :func:`read` and everything built on them
+    (``Model.fit``, the engine) accept a DataSpec wherever they accept a ``"path[:key]"`` string.
+    Columns passed to :func:`open_source` explicitly take the place of the spec's ``columns`` and
+    ``exclude`` (that is how a weight column is read from the same file); its ``exclude`` adds to them.
+
+    ``os.fspath(spec)`` is the file's path; ``str(spec)`` is ``"path:key"`` as a user would write it.
+    """
+
+    path: Path
+    key: str | None = None
+    columns: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    jagged_length: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).expanduser())
+        object.__setattr__(self, "key", self.key or None)
+        object.__setattr__(self, "columns", _names(self.columns, "columns"))
+        object.__setattr__(self, "exclude", _names(self.exclude, "exclude") or ())
+        _check_jagged_length(self.jagged_length)
+
+    @classmethod
+    def parse(
+        cls,
+        spec: str | os.PathLike | DataSpec,
+        *,
+        columns: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str = (),
+        jagged_length: int | None = None,
+    ) -> DataSpec:
+        """``"file.root:tree"`` (or a DataSpec) with a selection; given values replace the spec's own.
+
+        Branch-level keys need no selection: ``"file.root:tree/branch"``,
+        ``"file.root:tree/a,b"`` and ``"file.h5:group/dataset"`` are resolved by the format when
+        the file is opened.
+        """
+        if isinstance(spec, DataSpec):
+            return cls(spec.path, spec.key, spec.columns if columns is None else columns,
+                       tuple(spec.exclude) + tuple(_names(exclude, "exclude") or ()),
+                       spec.jagged_length if jagged_length is None else jagged_length)
+        path, key = parse_spec(spec)
+        return cls(path, key, columns, exclude, jagged_length)
+
+    @property
+    def selects(self) -> bool:
+        """Whether the spec carries a selection (columns, exclude or jagged_length)."""
+        return self.columns is not None or bool(self.exclude) or self.jagged_length is not None
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.key}" if self.key else str(self.path)
+
+
+def _check_jagged_length(jagged_length: Any) -> None:
+    if jagged_length is not None and (isinstance(jagged_length, bool) or not isinstance(jagged_length, (int, np.integer))
+                                      or jagged_length < 1):
+        raise ConfigError(f"jagged_length must be a positive integer, got {jagged_length!r}.")
 
 
 @dataclass
@@ -89,15 +170,18 @@ def _request(spec, columns, exclude, jagged_length, dtype) -> Request:
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ConfigError(f"dtype must be a floating-point type (float32 or float64), got {dtype}.")
-    if jagged_length is not None and (isinstance(jagged_length, bool) or int(jagged_length) != jagged_length
-                                      or jagged_length < 1):
-        raise ConfigError(f"jagged_length must be a positive integer, got {jagged_length!r}.")
     if isinstance(columns, str):
         columns = [columns]
     if isinstance(exclude, str):
         exclude = [exclude]
+    if isinstance(spec, DataSpec):  # explicit columns replace the spec's selection; exclude adds to it
+        if columns is None:
+            columns = None if spec.columns is None else list(spec.columns)
+            exclude = list(spec.exclude) + [name for name in exclude if name not in spec.exclude]
+        jagged_length = spec.jagged_length if jagged_length is None else jagged_length
+    _check_jagged_length(jagged_length)
     return Request(
-        spec=os.fsdecode(os.fspath(spec)),
+        spec=str(spec) if isinstance(spec, DataSpec) else os.fsdecode(os.fspath(spec)),
         columns=None if columns is None else list(columns),
         exclude=tuple(exclude),
         jagged_length=None if jagged_length is None else int(jagged_length),
@@ -120,7 +204,7 @@ def _call(kind: str, name: str, *args: Any) -> Any:
 
 
 def open_source(
-    spec: str | os.PathLike,
+    spec: str | os.PathLike | DataSpec,
     columns: Sequence[str] | None = None,
     *,
     exclude: Sequence[str] = (),
@@ -132,7 +216,8 @@ def open_source(
     HDF5 and ROOT files are read slice by slice and ``.npy`` through a memory map, so memory does
     not grow with file size; CSV, Parquet and ``.npz`` are loaded whole. ``columns`` selects and
     ``exclude`` drops named columns (fields, group members, branches); ``jagged_length`` pads or
-    truncates jagged ROOT branches. Raises DataError on a missing/corrupt file, unknown key or
+    truncates jagged ROOT branches. ``spec`` may be a :class:`DataSpec` carrying that selection
+    (explicit ``columns`` replace its columns and exclude; ``exclude`` adds to them). Raises DataError on a missing/corrupt file, unknown key or
     column, non-numeric data or 0 events. Use as a context manager, or call ``close()``.
     """
     request = _request(spec, columns, exclude, jagged_length, dtype)
@@ -146,7 +231,7 @@ def open_source(
 
 
 def read(
-    spec: str | os.PathLike,
+    spec: str | os.PathLike | DataSpec,
     columns: Sequence[str] | None = None,
     *,
     exclude: Sequence[str] = (),
@@ -164,7 +249,7 @@ def read(
         return Table(data=data, columns=source.columns, mask=mask, source=source.spec)
 
 
-def read_column(spec: str | os.PathLike, column: str | None = None) -> np.ndarray:
+def read_column(spec: str | os.PathLike | DataSpec, column: str | None = None) -> np.ndarray:
     """One number per event as float64 ``(n,)``, e.g. per-event weights (``--weights file:COL``).
 
     ``column`` names a column of a table; None accepts a spec holding a single column or a 1-D array.
