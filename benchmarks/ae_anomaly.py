@@ -2,7 +2,7 @@
 
 Two results files:
 
-* ``ae_anomaly.json``: :func:`hepgen.autoencoders.figures.autoencoder_figures` in full mode (40x40
+* ``ae_anomaly.json``: :func:`hepgen.demo.figures.autoencoders.autoencoder_figures` in full mode (40x40
   jet images as pT fractions, longer training; ``--quick``: the demo's 20x20 setting) with AUC and
   max SIC bootstrap uncertainties over the scored test events, plus, with ``--seeds``, the same two
   detectors retrained with other seeds (the spread from training). Detectors: a ConvAE on QCD jet
@@ -32,7 +32,7 @@ RESULTS = Path(__file__).with_name("results")
 
 
 def scan(quick: bool, latents: list[int]) -> dict:
-    from hepgen.autoencoders.figures import _public, conv_ae_vs_pca, digits_split, jets_data
+    from hepgen.demo.figures.autoencoders import conv_ae_vs_pca, public_summary, digits_split, jets_data
 
     d_train, d_test = digits_split(0)
     jets = jets_data(pool=2, seed=0)
@@ -41,8 +41,8 @@ def scan(quick: bool, latents: list[int]) -> dict:
     out: dict = {"digits": [], "jet_images_20x20": []}
     for latent in latents:
         t0 = time.perf_counter()
-        out["digits"].append(_public(conv_ae_vs_pca(d_train, d_test, latent, (32, 64), 15 if quick else 40)))
-        out["jet_images_20x20"].append(_public(conv_ae_vs_pca(j_train, j_test, latent, (16, 32, 64),
+        out["digits"].append(public_summary(conv_ae_vs_pca(d_train, d_test, latent, (32, 64), 15 if quick else 40)))
+        out["jet_images_20x20"].append(public_summary(conv_ae_vs_pca(j_train, j_test, latent, (16, 32, 64),
                                                               20 if quick else 40)))
         print(f"latent {latent}: digits ratio {out['digits'][-1]['ratio']:.3f}, jets ratio "
               f"{out['jet_images_20x20'][-1]['ratio']:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -61,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     seeds = args.seeds if args.seeds is not None else ([] if args.quick else [1, 2])
 
-    from hepgen.autoencoders.figures import SETTINGS, autoencoder_figures, jet_detectors, jets_data
+    from hepgen.demo.figures.autoencoders import SETTINGS, autoencoder_figures, jet_detectors, jets_data
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

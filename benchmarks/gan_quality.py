@@ -1,7 +1,7 @@
 """GAN quality figures for the closing note: mode coverage on the 8-Gaussian ring, the WGAN-GP critic's
 W1 estimate against scipy, and CycleGAN's cycle-consistency error.
 
-1. Ring (8 Gaussians, σ = 0.1, radius 2; :func:`hepgen.gans.figures.ring_settings`): WGAN-GP and a
+1. Ring (8 Gaussians, σ = 0.1, radius 2; :func:`hepgen.demo.figures.gans.ring_settings`): WGAN-GP and a
    non-saturating GAN of the same size, several seeds each. Per run: modes hit (of 8), the
    high-quality fraction (samples within 3σ of their nearest mode), KL/JS on a 40×40 grid, the mean
    per-feature W1 to held-out data (scipy), and the per-epoch trajectory of modes hit / quality.
@@ -47,7 +47,7 @@ def ring_run(loss: str, seed: int, quick: bool) -> dict:
 
     from hepgen.data.generators.toys import eight_gaussian_centres, eight_gaussians
     from hepgen.gans.diagnostics import GridDivergence, ModeCoverage, mode_coverage
-    from hepgen.gans.figures import ring_settings
+    from hepgen.demo.figures.gans import ring_settings
     from hepgen.gans.gan import GAN
     from hepgen.metrics import kl_js_from_samples, wasserstein_per_feature
 
@@ -125,7 +125,7 @@ def cycle_run(epochs: int, seed: int = 0) -> dict:
     test_a = rng.multivariate_normal([0, 0], cov, size=5000).astype(np.float32)
     model = CycleGAN(2, hidden=(64, 64))
     start = time.process_time()
-    model.fit(a, y=b, epochs=epochs, batch_size=128, lr=1e-3, seed=seed, quiet=True, val_fraction=0.05)
+    model.fit(a, streams={"b": b}, epochs=epochs, batch_size=128, lr=1e-3, seed=seed, quiet=True, val_fraction=0.05)
     with torch.no_grad():
         translated = model.transform(test_a).numpy()
     return {"epochs": epochs, "cycle_error_a": float(model.cycle_error(test_a).mean()),

@@ -127,7 +127,7 @@ def test_cyclegan_cycle_error_falls_below_threshold_on_a_toy_pair_of_domains():
     model.preprocessor.fit(a)
     model.preprocessor_b.fit(b.astype(np.float64))
     before = float(model.cycle_error(a).mean())
-    model.fit(a, y=b, epochs=12, batch_size=128, lr=1e-3, seed=0, quiet=True, val_fraction=0)
+    model.fit(a, streams={"b": b}, epochs=12, batch_size=128, lr=1e-3, seed=0, quiet=True, val_fraction=0)
     cycle_a, cycle_b = float(model.cycle_error(a).mean()), float(model.cycle_error(b, domain="b").mean())
     assert before > 0.6  # 0.81 with these weights (0.81 +- 0.01 over seeds)
     assert cycle_a < 0.05 and cycle_b < 0.05
@@ -140,7 +140,7 @@ def test_cyclegan_cycle_error_falls_below_threshold_on_a_toy_pair_of_domains():
 def _ring_fit(quick):
     from hepgen.data.generators.toys import eight_gaussian_centres, eight_gaussians
     from hepgen.gans.diagnostics import ModeCoverage, mode_coverage
-    from hepgen.gans.figures import ring_settings
+    from hepgen.demo.figures.gans import ring_settings
 
     settings = ring_settings(quick=quick)
     sigma, centres = settings["sigma"], eight_gaussian_centres()

@@ -3,8 +3,7 @@
 Models: :class:`Autoencoder`, :class:`ConvAutoencoder`, :class:`DenoisingAutoencoder` (reconstruction
 error as anomaly score), :class:`VAE`, :class:`ConvVAE` (ELBO and importance-weighted log p(x)).
 Anomaly detection helpers (:func:`evaluate_detector`, :func:`anomaly_metrics`, :func:`feature_breakdown`,
-:func:`jet_images`) live in :mod:`hepgen.autoencoders.anomaly`; the demo's figures in
-:func:`hepgen.autoencoders.figures.autoencoder_figures`.
+:func:`jet_images`) live in :mod:`hepgen.autoencoders.anomaly`.
 """
 
 from hepgen.autoencoders.ae import Autoencoder, ConvAutoencoder, DenoisingAutoencoder

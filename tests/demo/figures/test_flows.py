@@ -10,8 +10,8 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
+from hepgen.demo.figures.flows import TOYS, density_grid, grid_mass, toy_gallery
 from hepgen.errors import ConfigError
-from hepgen.flows.gallery import TOYS, density_grid, grid_mass, toy_gallery
 
 
 class _Gaussian:

@@ -303,7 +303,8 @@ def jet_detectors(data: dict[str, Any], image_epochs: int, feature_epochs: int, 
     return {"image_study": study, "conv_ae": study["model"], "ae": ae, "results": results}
 
 
-def _public(study: dict[str, Any]) -> dict[str, Any]:
+def public_summary(study: dict[str, Any]) -> dict[str, Any]:
+    """A study of :func:`conv_ae_vs_pca` without its model and reconstruction arrays (what JSON can hold)."""
     return {k: v for k, v in study.items() if k not in ("model", "reconstructions")}
 
 
@@ -345,7 +346,7 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
     conv_digits = digit_study["model"]
     ae_rec, pca_rec = digit_study["reconstructions"]
     ae_mse, pca_mse = digit_study["mse_conv_ae"], digit_study["mse_pca"]
-    summary["digits"] = _public(digit_study)
+    summary["digits"] = public_summary(digit_study)
     tick("digits ConvAE", t0)
     t0 = time.perf_counter()
     vae_digits = ConvVAE((8, 8), LATENT, channels=(16, 32), decoder="bernoulli")
@@ -362,7 +363,7 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
     qcd_test = images["qcd"][j_test]
     ae_rec_j, pca_rec_j = det["image_study"]["reconstructions"]
     ae_mse_j, pca_mse_j = det["image_study"]["mse_conv_ae"], det["image_study"]["mse_pca"]
-    summary["jet_images"] = {**_public(det["image_study"]), "shape": list(qcd_test.shape[1:])}
+    summary["jet_images"] = {**public_summary(det["image_study"]), "shape": list(qcd_test.shape[1:])}
     tick("jet detectors", t0)
 
     t0 = time.perf_counter()

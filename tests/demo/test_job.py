@@ -1,4 +1,5 @@
-"""The demo's end-to-end job on the shipped jets: its numbers are the API's numbers, its report links them."""
+"""The demo's end-to-end job on the shipped jets: its numbers are the API's numbers, its files are what the
+CLI writes for the same commands, its report links them."""
 
 from pathlib import Path
 
@@ -24,12 +25,7 @@ def demo_run(tmp_path_factory):
         plt.close(fig)
         return {"figures": [("a toy figure", str(directory / "toy.png"))], "quick": quick}
 
-    original = demo.family_figures
-    demo.family_figures = lambda: [("Toy family", toy_figure)]
-    try:
-        summary = demo.run_demo(out, epochs=2, quiet=True)
-    finally:
-        demo.family_figures = original
+    summary = demo.run_demo(out, epochs=2, quiet=True, families=[("Toy family", toy_figure)])
     return out, summary
 
 
@@ -56,3 +52,19 @@ def test_demo_report_links_every_model_report_and_family_figure(demo_run):
     assert 'src="figures/toy.png"' in index
     assert summary["families"]["Toy family"]["quick"] is True
     assert set(summary["step_times_s"]) >= {f"fit {n}" for n in demo.DENSITY_MODELS}
+
+
+def test_demo_files_are_what_the_cli_writes_for_the_printed_commands(demo_run, tmp_path):
+    from hepgen.cli import main
+
+    out, _ = demo_run
+    for name in demo.DENSITY_MODELS:
+        run = out / "runs" / name
+        assert (run / "plots" / "loss.png").stat().st_size > 1000
+        assert main(["sample", str(run), "-n", "625", "-o", str(tmp_path / "s.h5"), "--seed", "0"]) == 0
+        np.testing.assert_array_equal(io.read(tmp_path / "s.h5").data, io.read(out / "samples" / f"{name}.h5").data)
+        assert io.read(tmp_path / "s.h5").columns == io.read(out / "samples" / f"{name}.h5").columns
+        assert main(["score", str(run), str(out / "data" / "qcd_test.h5"), "-o", str(tmp_path / "l.h5")]) == 0
+        for key in ("log_prob", "score"):
+            np.testing.assert_allclose(io.read(f"{tmp_path / 'l.h5'}:{key}").data,
+                                       io.read(f"{out / 'scores' / f'{name}_test.h5'}:{key}").data, rtol=1e-6)

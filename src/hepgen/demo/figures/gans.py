@@ -25,13 +25,18 @@ import torch
 from matplotlib.figure import Figure
 
 from hepgen.errors import ConfigError
-from hepgen.gans.diagnostics import GridDivergence, ModeCoverage, grid_range, sample_seeded
+from hepgen.gans.diagnostics import (
+    GridDivergence,
+    ModeCoverage,
+    grid_range,
+    sample_seeded,
+)
 
 #: the ring of the demo and the tests: 8 Gaussians of σ = 0.1 on a circle of radius 2
 RING_SIGMA = 0.1
 
 
-def decision_map(model: Any, range: Sequence[tuple[float, float]], resolution: int = 100  # noqa: A002
+def decision_map(model: Any, range: Sequence[tuple[float, float]], resolution: int = 100
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(xs (r,), ys (r,), D (r, r)) — the critic on a regular grid in the original units, rows along y."""
     xs = np.linspace(*range[0], resolution)
@@ -61,7 +66,7 @@ class Snapshots:
     keys ``epoch, xs, ys, dmap, fake, arrows``. It logs nothing (returns {}).
     """
 
-    def __init__(self, range: Sequence[tuple[float, float]], epochs: Sequence[int], n: int = 1000,  # noqa: A002
+    def __init__(self, range: Sequence[tuple[float, float]], epochs: Sequence[int], n: int = 1000,
                  arrows: int = 100, resolution: int = 60, seed: int = 0):
         self.range, self.epochs = [tuple(map(float, r)) for r in range], {int(e) for e in epochs}
         self.n, self.arrows, self.resolution, self.seed = int(n), int(arrows), int(resolution), int(seed)
@@ -98,7 +103,7 @@ def _draw_map(ax: Any, fig: Figure, xs: np.ndarray, ys: np.ndarray, dmap: np.nda
 
 
 def draw_gan_lab(out_png: str | Path, model: Any, data: Any, n: int = 2000, arrows: int = 200,
-                 resolution: int = 100, seed: int = 0, range: Sequence[tuple[float, float]] | None = None,  # noqa: A002
+                 resolution: int = 100, seed: int = 0, range: Sequence[tuple[float, float]] | None = None,
                  title: str | None = None) -> Path:
     """Draw the GAN-Lab figure of a fitted 2-D ``model`` against ``data`` (n, 2) into ``out_png``.
 
@@ -120,7 +125,7 @@ def draw_gan_lab(out_png: str | Path, model: Any, data: Any, n: int = 2000, arro
     vec = generator_arrows(model, fake[:arrows])
 
     history = model.history_ or []
-    has = lambda key: bool(history) and key in history[0]  # noqa: E731
+    has = lambda key: bool(history) and key in history[0]
     panels = [p for p, ok in (("div", has("val_grid_js")), ("critic", has("train_critic_d_real")),
                               ("modes", has("val_modes_hit"))) if ok]
     fig = Figure(figsize=(6.5 + 4.2 * len(panels), 6))

@@ -14,7 +14,6 @@ from hepgen.cli import main
 from hepgen.data import io
 
 
-
 def test_conv_autoencoder_beats_pca_on_held_out_digits_at_equal_latent_size():
     digits = (load_digits().images / 16.0).astype(np.float32)
     order = np.random.default_rng(0).permutation(len(digits))
@@ -31,7 +30,7 @@ def test_conv_autoencoder_beats_pca_on_held_out_digits_at_equal_latent_size():
 
 @pytest.mark.slow
 def test_quick_figures_summary_is_reproduced_by_the_cli(tmp_path):
-    from hepgen.autoencoders.figures import autoencoder_figures
+    from hepgen.demo.figures.autoencoders import autoencoder_figures
 
     summary = autoencoder_figures(tmp_path, quick=True)
     assert json.loads((tmp_path / "summary.json").read_text())["anomaly"] == json.loads(

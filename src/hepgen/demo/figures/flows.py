@@ -27,9 +27,9 @@ from matplotlib.figure import Figure
 
 from hepgen.data.generators import toys as toy_data
 from hepgen.errors import ConfigError
+from hepgen.files import atomic_write_text
 from hepgen.models import model_class
 from hepgen.report.plots import STYLE, save_figure
-from hepgen.files import atomic_write_text
 
 #: gallery name -> (toy generator name, options, title). 8 Gaussians use std 0.1: the generator's default
 #: 0.02 (the mode-collapse benchmark) is narrower than a heat-map pixel.

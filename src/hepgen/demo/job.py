@@ -1,7 +1,7 @@
 """The main end-to-end job, run by ``make demo`` / ``hepgen demo``: fit, sample, score, compare, report.
 
-On the jets sample shipped with hepgen (Pythia 8 + FastJet jets, high-level features) it does what a
-user would type, through the CLI's own entry point:
+On the jets sample shipped with hepgen (Pythia 8 + FastJet jets, high-level features) it does, through
+the Python API, what a user would type:
 
     hepgen fit gaussian qcd_train.h5 --out runs/gaussian        # the baseline every flow must beat
     hepgen fit nsf qcd_train.h5 --out runs/nsf                  # a neural spline flow
@@ -9,9 +9,11 @@ user would type, through the CLI's own entry point:
     hepgen score runs/nsf qcd_test.h5 -o scores/nsf.h5           # log p(x) per held-out jet
     hepgen compare qcd_test.h5 samples/nsf.h5 --report report/nsf
 
-then adds each family's figures (the flows' 2D toy gallery, the autoencoders' PCA comparison and
-anomaly detection on top/W jets, the GAN-Lab view of a GAN) and writes ``report/index.html`` linking
-all of it, and ``summary.json`` with the headline numbers.
+(each step prints its command line unless ``quiet``), then adds each family's figures
+(:mod:`hepgen.demo.figures`: the flows' 2D toy gallery, the autoencoders' PCA comparison and anomaly
+detection on top/W jets, the GAN-Lab view of a GAN) and writes ``report/index.html`` linking all of
+it, and ``summary.json`` with the headline numbers. The demo sits above the families and below the
+CLI: it never imports :mod:`hepgen.cli`.
 """
 
 from __future__ import annotations
@@ -20,35 +22,42 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hepgen.cli import main as cli
 from hepgen.report.html import Gallery, Page, Table, write_index_html
 
-#: density models fitted to the jet features, with their CLI settings
-DENSITY_MODELS: dict[str, list[str]] = {
-    "gaussian": ["--epochs", "30", "--batch-size", "256", "--lr", "0.01", "--scheduler", "cosine"],
-    "nsf": ["--epochs", "40", "--batch-size", "256", "--lr", "0.002", "--scheduler", "cosine",
-            "--transforms", "4", "--hidden", "64,64"],
+#: density models fitted to the jet features: hyper-parameters and training settings (the CLI's flags)
+DENSITY_MODELS: dict[str, dict[str, dict[str, Any]]] = {
+    "gaussian": {"params": {},
+                 "train": {"epochs": 30, "batch_size": 256, "lr": 0.01, "scheduler": "cosine"}},
+    "nsf": {"params": {"transforms": 4, "hidden": (64, 64)},
+            "train": {"epochs": 40, "batch_size": 256, "lr": 0.002, "scheduler": "cosine"}},
 }
 
-
-#: wall time of each CLI step of the last demo run, seconds
+#: wall time of each step of the last demo run, seconds
 STEP_TIMES: dict[str, float] = {}
 
+#: (title, function(out_dir, quick) -> {"figures": [(caption, path)], ...numbers}) of a figure section
+Family = tuple[str, Callable[[Path, bool], dict[str, Any]]]
 
-def _step(title: str, argv: list[str], quiet: bool) -> None:
+
+def _flag(key: str, value: Any) -> list[str]:
+    text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return [f"--{key.replace('_', '-')}", text]
+
+
+def _step(title: str, command: list[str], quiet: bool, action: Callable[[], Any]) -> Any:
+    """Run ``action`` (the API calls of ``hepgen COMMAND``), print the command line, record the wall time."""
     if not quiet:
-        print(f"\n$ hepgen {' '.join(argv)}", file=sys.stderr, flush=True)
+        print(f"\n$ hepgen {' '.join(command)}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    code = cli(argv + (["--quiet"] if quiet and argv[0] == "fit" else []))
+    result = action()
     STEP_TIMES[title] = round(time.perf_counter() - t0, 1)
-    if code != 0:
-        raise SystemExit(f"demo step {title!r} failed with exit code {code}")
+    return result
 
 
 def demo_data(out: Path) -> tuple[str, str, list[str]]:
@@ -66,6 +75,59 @@ def demo_data(out: Path) -> tuple[str, str, list[str]]:
     return str(train), str(test), list(table.columns or [])
 
 
+def fit_run(name: str, train: str, run: Path, *, params: dict[str, Any], settings: dict[str, Any],
+            quiet: bool) -> Path:
+    """``hepgen fit NAME TRAIN --out RUN``: build the model for the data, train it into ``run`` and draw
+    ``plots/loss.png``; returns the run directory."""
+    from hepgen.data import io
+    from hepgen.models import model_class
+    from hepgen.report.plots import plot_loss_curves
+    from hepgen.train.rundir import RunDir
+
+    source = io.open_source(train)
+    event_shape = tuple(source.event_shape)
+    source.close()
+    model = model_class(name).from_data(event_shape, 0, **params)
+    model.fit(train, run_dir=run, quiet=quiet, **settings)
+    history = RunDir(run).read_metrics()
+    if history:
+        plot_loss_curves(history, RunDir(run).plots / "loss.png")
+    return run
+
+
+def sample_run(run: Path, n: int, out: Path, seed: int = 0) -> Path:
+    """``hepgen sample RUN -n N -o OUT --seed S``: n events in the original units, named columns."""
+    import torch
+
+    from hepgen.data import io
+    from hepgen.models import load
+
+    model = load(run)
+    torch.manual_seed(seed)
+    samples = model.sample(n).cpu().numpy()
+    return io.write(out, samples, columns=model.columns_) if model.columns_ else io.write(out, {"samples": samples})
+
+
+def score_run(run: Path, data: str, out: Path) -> Path:
+    """``hepgen score RUN DATA -o OUT``: every per-event output of ``score_outputs`` (log_prob, score)."""
+    from hepgen.data import io
+    from hepgen.models import load
+
+    model = load(run)
+    outputs = model.score_outputs(io.read(data).data)
+    return io.write(out, {key: value.cpu().numpy() for key, value in outputs.items()})
+
+
+def compare_files(ref: str, cand: str, report: Path, seed: int = 0) -> dict[str, Any]:
+    """``hepgen compare REF CAND --report DIR``: metrics.json, plots and index.html in ``report``."""
+    from hepgen.data import io
+    from hepgen.report.compare import compare
+
+    a, b = io.read(ref), io.read(cand)
+    return compare(a.data, b.data, names=a.columns or b.columns, report_dir=report, seed=seed,
+                   title=f"{cand} vs {ref}")
+
+
 def _density_model(name: str, train: str, test: str, n_test: int, out: Path, epochs: int | None,
                    quiet: bool) -> dict[str, Any]:
     """Fit, sample, score and compare one density model; returns its headline numbers."""
@@ -74,15 +136,21 @@ def _density_model(name: str, train: str, test: str, n_test: int, out: Path, epo
     run = out / "runs" / name
     if run.exists():
         shutil.rmtree(run)
-    settings = list(DENSITY_MODELS[name])
+    params = dict(DENSITY_MODELS[name]["params"])
+    settings = {**DENSITY_MODELS[name]["train"], "seed": 0}
     if epochs is not None:
-        settings[settings.index("--epochs") + 1] = str(epochs)
-    _step(f"fit {name}", ["fit", name, train, "--out", str(run), "--seed", "0", *settings], quiet)
+        settings["epochs"] = int(epochs)
+    flags = [f for key, value in {**settings, **params}.items() for f in _flag(key, value)]
+    _step(f"fit {name}", ["fit", name, train, "--out", str(run), *flags] + (["--quiet"] if quiet else []), quiet,
+          lambda: fit_run(name, train, run, params=params, settings=settings, quiet=quiet))
     samples, scores = out / "samples" / f"{name}.h5", out / "scores" / f"{name}_test.h5"
-    _step(f"sample {name}", ["sample", str(run), "-n", str(n_test), "-o", str(samples), "--seed", "0"], quiet)
-    _step(f"score {name}", ["score", str(run), test, "-o", str(scores)], quiet)
-    _step(f"compare {name}", ["compare", test, str(samples), "--report", str(out / "report" / name)], quiet)
-    metrics = json.loads((out / "report" / name / "metrics.json").read_text())
+    _step(f"sample {name}", ["sample", str(run), "-n", str(n_test), "-o", str(samples), "--seed", "0"], quiet,
+          lambda: sample_run(run, n_test, samples, seed=0))
+    _step(f"score {name}", ["score", str(run), test, "-o", str(scores)], quiet, lambda: score_run(run, test, scores))
+    report = out / "report" / name
+    _step(f"compare {name}", ["compare", test, str(samples), "--report", str(report)], quiet,
+          lambda: compare_files(test, str(samples), report))
+    metrics = json.loads((report / "metrics.json").read_text())
     log_prob = io.read(f"{scores}:log_prob").data.reshape(-1)
     return {
         "test_log_likelihood": float(np.mean(log_prob)),
@@ -94,7 +162,7 @@ def _density_model(name: str, train: str, test: str, n_test: int, out: Path, epo
 
 
 def _flow_gallery(out_dir: Path, quick: bool) -> dict[str, Any]:
-    from hepgen.flows.gallery import toy_gallery
+    from hepgen.demo.figures.flows import toy_gallery
 
     png = toy_gallery(out_dir / "flows", quick=quick)
     result = json.loads(png.with_suffix(".json").read_text())
@@ -103,7 +171,7 @@ def _flow_gallery(out_dir: Path, quick: bool) -> dict[str, Any]:
 
 
 def _gan_lab(out_dir: Path, quick: bool) -> dict[str, Any]:
-    from hepgen.gans.figures import gan_lab_figure
+    from hepgen.demo.figures.gans import gan_lab_figure
 
     result = gan_lab_figure(out_dir / "gans", quick=quick)
     main, frames = result.pop("figures")
@@ -114,7 +182,7 @@ def _gan_lab(out_dir: Path, quick: bool) -> dict[str, Any]:
 
 
 def _autoencoders(out_dir: Path, quick: bool) -> dict[str, Any]:
-    from hepgen.autoencoders.figures import autoencoder_figures
+    from hepgen.demo.figures.autoencoders import autoencoder_figures
 
     result = autoencoder_figures(out_dir / "autoencoders", quick=quick)
     captions = {
@@ -129,7 +197,7 @@ def _autoencoders(out_dir: Path, quick: bool) -> dict[str, Any]:
     return {"figures": [(captions.get(k, k.replace("_", " ")), str(p)) for k, p in figures.items()], **result}
 
 
-def family_figures() -> list[tuple[str, Callable[[Path, bool], dict[str, Any]]]]:
+def family_figures() -> list[Family]:
     """(title, function(out_dir, quick) -> {"figures": [(caption, path)], ...numbers}) of each family."""
     return [("Normalizing flows: 2D toy gallery", _flow_gallery),
             ("Autoencoders: PCA comparison, interpolation, samples, anomaly detection on top and W jets",
@@ -137,9 +205,12 @@ def family_figures() -> list[tuple[str, Callable[[Path, bool], dict[str, Any]]]]
             ("GANs: a GAN-Lab view", _gan_lab)]
 
 
-def run_demo(out: Path, epochs: int | None = None, quiet: bool = False, quick: bool = True,
-             threads: int = 1) -> dict:
+def run_demo(out: str | Path, epochs: int | None = None, quiet: bool = False, quick: bool = True,
+             threads: int = 1, families: Sequence[Family] | None = None) -> dict:
     """Run the demo into ``out``; returns the summary also written to ``out/summary.json``.
+
+    ``epochs`` overrides the density models' epochs; ``quick`` is passed to every figure section;
+    ``families``: the figure sections (default :func:`family_figures`).
 
     ``threads``: torch intra-op threads. The demo's networks are small (batches of 256 through
     64-128-unit layers), where a second thread's synchronisation costs more than it saves, and on a
@@ -150,15 +221,17 @@ def run_demo(out: Path, epochs: int | None = None, quiet: bool = False, quick: b
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_demo(out, epochs, quiet, quick)
+        return _run_demo(Path(out), epochs, quiet, quick, family_figures() if families is None else families)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_demo(out: Path, epochs: int | None, quiet: bool, quick: bool) -> dict:
+def _run_demo(out: Path, epochs: int | None, quiet: bool, quick: bool, families: Sequence[Family]) -> dict:
     from hepgen.data import io
+    from hepgen.files import atomic_write_text
 
     start = time.perf_counter()
+    STEP_TIMES.clear()
     out.mkdir(parents=True, exist_ok=True)
     train, test, _ = demo_data(out)
     n_test = len(io.read(test).data)
@@ -168,7 +241,7 @@ def _run_demo(out: Path, epochs: int | None, quiet: bool, quick: bool) -> dict:
         summary["density_models"][name] = _density_model(name, train, test, n_test, out, epochs, quiet)
     report = out / "report"
     galleries = []
-    for title, make in family_figures():
+    for title, make in families:
         t0 = time.perf_counter()
         if not quiet:
             print(f"\n# {title}", file=sys.stderr, flush=True)
@@ -191,7 +264,7 @@ def _run_demo(out: Path, epochs: int | None, quiet: bool, quick: bool) -> dict:
         links=[(f"{name} vs data", m["report"]) for name, m in summary["density_models"].items()],
     )
     summary["report"] = str(write_index_html(report, page))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     if not quiet:
         print(f"\ndemo finished in {summary['wall_time_s']} s; open {summary['report']}", file=sys.stderr)
     return summary

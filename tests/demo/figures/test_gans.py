@@ -10,8 +10,14 @@ import torch
 
 import hepgen
 from hepgen.data.generators.toys import eight_gaussian_centres, eight_gaussians
+from hepgen.demo.figures.gans import (
+    decision_map,
+    draw_gan_lab,
+    gan_lab_figure,
+    generator_arrows,
+    ring_settings,
+)
 from hepgen.gans.diagnostics import mode_coverage
-from hepgen.gans.figures import decision_map, draw_gan_lab, gan_lab_figure, generator_arrows, ring_settings
 from hepgen.gans.gan import GAN
 from hepgen.metrics import kl_js_from_samples
 
