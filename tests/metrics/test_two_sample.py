@@ -40,12 +40,36 @@ def test_w1_closed_form_for_shifted_sample(rng):
     assert wasserstein_1d(x, x + 0.7) == pytest.approx(0.7, abs=1e-12)
 
 
-def test_w1_negative_weight_raises_data_error_naming_row(rng):
-    x, y = rng.normal(size=10), rng.normal(size=10)
-    w = np.ones(10)
-    w[4] = -0.5
-    with pytest.raises(DataError, match="row 4"):
-        wasserstein_1d(x, y, w, None)
+def _brute_force_w1(x, y, wx, wy, n_grid=400_001):
+    """∫ |F_x − F_y| dt on a fine grid, each ECDF summed from its definition Σ_{x_i ≤ t} w_i / Σ w."""
+    t = np.linspace(min(x.min(), y.min()), max(x.max(), y.max()), n_grid)
+    total = 0.0
+    for lo in range(0, n_grid, 50_000):
+        g = t[lo:lo + 50_000]
+        fx = (x[None, :] <= g[:, None]) @ wx / wx.sum()
+        fy = (y[None, :] <= g[:, None]) @ wy / wy.sum()
+        total += np.abs(fx - fy).sum()
+    return total * (t[1] - t[0])
+
+
+def test_w1_of_signed_weights_is_the_integral_of_the_signed_ecdfs(rng):
+    x, y = rng.normal(size=60), rng.normal(0.4, 1.3, size=45)
+    wx, wy = rng.uniform(-0.4, 1.5, 60), rng.uniform(-0.3, 1.2, 45)
+    assert (wx < 0).any() and (wy < 0).any()
+    got = wasserstein_1d(x, y, wx, wy)
+    assert got == pytest.approx(_brute_force_w1(x, y, wx, wy), rel=2e-4)
+    # an event and its negative-weight copy cancel exactly
+    x2, wx2 = np.append(x, [0.3, 0.3]), np.append(wx, [0.7, -0.7])
+    assert wasserstein_1d(x2, y, wx2, wy) == pytest.approx(got, rel=1e-12)
+    # positive weights: scipy's definition
+    assert wasserstein_1d(x, y, np.abs(wx), np.abs(wy)) == pytest.approx(
+        wasserstein_distance(x, y, np.abs(wx), np.abs(wy)), rel=1e-12)
+
+
+def test_w1_weights_summing_to_zero_raise_data_error(rng):
+    x, y = rng.normal(size=4), rng.normal(size=10)
+    with pytest.raises(DataError, match="sum to"):
+        wasserstein_1d(x, y, np.array([1.0, -1.0, 0.5, -0.5]), None)
 
 
 def test_w1_rejects_nan_with_first_bad_row(rng):
@@ -186,3 +210,22 @@ def test_c2st_scores_are_held_out_and_give_the_auc(rng):
     # boosted trees scored on their own training events
     assert 0.6 < auc < 0.78
     assert c2st_scores(x, y, n_folds=3, seed=4)[2:] == (None, None)
+
+
+def test_fpd_and_kpd_of_negative_weights_are_those_of_abs_weights(rng):
+    x, y = rng.normal(size=(800, 2)), rng.normal(0.2, 1.0, size=(700, 2))
+    w = rng.uniform(-0.3, 1.0, 700)
+    assert (w < 0).any()
+    kw = dict(min_samples=200, max_samples=600, num_batches=3, num_points=3, seed=1)
+    value, err = fpd(x, y, generated_weights=w, **kw)
+    assert np.isfinite(value) and (value, err) == fpd(x, y, generated_weights=np.abs(w), **kw)
+    k = kpd(x, y, generated_weights=w, num_batches=3, batch_size=300, seed=2)
+    assert np.isfinite(k[0]) and k == kpd(x, y, generated_weights=np.abs(w), num_batches=3, batch_size=300, seed=2)
+
+
+def test_unknown_protocol_is_a_config_error(rng):
+    from hepgen.errors import ConfigError
+
+    x = rng.normal(size=(50, 2))
+    with pytest.raises(ConfigError, match="protocol"):
+        kpd(x, x, protocol="cms")

@@ -1,8 +1,15 @@
 """Two-sample distances between a reference sample and a generated one.
 
 * C2ST: AUC of a classifier trained to tell the two apart (CaloChallenge convention; 0.5 = indistinguishable).
-* W1 per feature: 1-D Wasserstein-1 distance (scipy), optionally weighted.
-* FPD / KPD: Fréchet and kernel physics distances in the JetNet conventions (arXiv:2211.10295).
+* W1 per feature: 1-D Wasserstein-1 distance ∫ |F_x − F_y| dt of the (weighted) ECDFs; signed
+  (NLO) weights are allowed: the signed-weight ECDFs are well defined while Σ w > 0.
+* FPD / KPD: Fréchet and kernel physics distances (arXiv:2211.10295). Two batch protocols:
+  ``protocol="hepgen"`` (the default) fits the batch sizes to the samples at hand (FPD batch sizes
+  clipped to the smaller sample, KPD batches drawn without replacement so each batch value is
+  unbiased); ``protocol="jetnet"`` is jetnet 0.2.5's ``fpd``/``kpd`` exactly (batches with
+  replacement of the requested sizes, KPD batch i drawn from ``default_rng(seed + 1000 i)``), and
+  gives jetnet's numbers. Negative weights: FPD and KPD use |w| (the distributions ∝ |w|, which
+  differ from the signed ones where negative weights concentrate) — stated in ``weights_used``.
 
 Arrays are ``(n, d)`` (a 1-D array is one feature); weights are ``(n,)``.
 """
@@ -11,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import curve_fit
-from scipy.stats import iqr, wasserstein_distance
+from scipy.stats import iqr
 
 from hepgen.errors import ConfigError, DataError
 from hepgen.metrics._checks import as_samples, as_weights
@@ -105,14 +112,36 @@ def wasserstein_per_feature(
 ) -> np.ndarray:
     """W1_k = ∫ |F_x,k(t) − F_y,k(t)| dt for each feature k; ``x``: (n, d), ``y``: (m, d) → (d,).
 
-    Weights are scipy's ``u_weights``/``v_weights``; a negative weight raises a DataError.
+    F_x(t) = Σ_{x_i ≤ t} w_i / Σ w_i is the weighted ECDF; for non-negative weights this is scipy's
+    ``wasserstein_distance`` with ``u_weights``/``v_weights``. Signed (e.g. NLO) weights are allowed:
+    F is then not monotone, but the integral is finite and well defined (F_x − F_y vanishes outside
+    the data). A sample whose weights sum to ≤ 0 raises a DataError (its ECDF has no normalisation).
+    Cost O((n + m) log(n + m)) per feature.
     """
     x, y = as_samples(x, "x", ndim=2), as_samples(y, "y", ndim=2)
     if x.shape[1] != y.shape[1]:
         raise DataError(f"W1: x has {x.shape[1]} features but y has {y.shape[1]}.")
-    wx = as_weights(x_weights, len(x), "x_weights", allow_negative=False)
-    wy = as_weights(y_weights, len(y), "y_weights", allow_negative=False)
-    return np.array([wasserstein_distance(x[:, k], y[:, k], wx, wy) for k in range(x.shape[1])])
+    wx = _normalised(as_weights(x_weights, len(x), "x_weights"), len(x), "x_weights")
+    wy = _normalised(as_weights(y_weights, len(y), "y_weights"), len(y), "y_weights")
+    steps = np.concatenate([wx, -wy])
+    out = np.empty(x.shape[1])
+    for k in range(x.shape[1]):
+        values = np.concatenate([x[:, k], y[:, k]])
+        order = np.argsort(values, kind="stable")
+        v = values[order]
+        difference = np.cumsum(steps[order])[:-1]  # F_x − F_y on [v_j, v_j+1)
+        out[k] = float(np.abs(difference) @ np.diff(v))
+    return out
+
+
+def _normalised(w: np.ndarray | None, n: int, name: str) -> np.ndarray:
+    """Weights divided by their sum ((n,) of 1/n when None); a sum ≤ 0 raises a DataError."""
+    if w is None:
+        return np.full(n, 1.0 / n)
+    total = w.sum()
+    if not total > 0:
+        raise DataError(f"{name}: the weights sum to {total:g} ≤ 0; the weighted distribution is undefined.")
+    return w / total
 
 
 def wasserstein_1d(
@@ -152,20 +181,26 @@ def fpd(
     num_points: int = 10,
     normalise: bool = True,
     seed: int = 42,
+    protocol: str = "hepgen",
 ) -> tuple[float, float]:
     """Fréchet physics distance extrapolated to N → ∞: ``(intercept, its fit error)``.
 
-    JetNet convention: features divided by max |real| per feature; for ``num_points`` batch sizes N evenly
+    JetNet's method: features divided by max |real| per feature; for ``num_points`` batch sizes N evenly
     spaced in 1/N between ``min_samples`` and ``max_samples``, the Fréchet distance of batches drawn with
     replacement is averaged over ``num_batches``; a line FD(N) = a + b/N (a, b ≥ 0) is fitted and a returned.
-    Batch sizes are clipped to the smaller sample size (min to half of max). Weights give weighted batch
-    means/covariances (non-negative only). ``real``: (n, d), ``generated``: (m, d).
+    ``protocol="hepgen"`` (default) clips the batch sizes to the smaller sample size (min to half of max);
+    ``protocol="jetnet"`` uses them as given, exactly as jetnet 0.2.5's ``fpd`` (same seed, same numbers).
+    Weights give weighted batch means/covariances; negative weights enter as |w|.
+    ``real``: (n, d), ``generated``: (m, d).
     """
     x, y, wx, wy = _paired_inputs(real, generated, real_weights, generated_weights, "FPD")
     if normalise:
         x, y = _normalise_by_real(x, y)
-    max_n = min(max_samples, len(x), len(y))
-    min_n = min(min_samples, max_n // 2)
+    if _protocol(protocol) == "jetnet":
+        max_n, min_n = max_samples, min_samples
+    else:
+        max_n = min(max_samples, len(x), len(y))
+        min_n = min(min_samples, max_n // 2)
     if min_n < 2:
         raise DataError(f"FPD: need at least 4 events per sample, got {len(x)} and {len(y)}.")
     batches = (1.0 / np.linspace(1.0 / min_n, 1.0 / max_n, num_points)).astype(np.int64)
@@ -241,32 +276,49 @@ def kpd(
     degree: int = 4,
     normalise: bool = True,
     seed: int = 42,
+    protocol: str = "hepgen",
 ) -> tuple[float, float]:
     """Kernel physics distance: ``(median, half the 16–84 % inter-quantile range)`` of unbiased MMD² over batches.
 
-    JetNet convention: features divided by max |real| per feature, polynomial kernel (x·y/d + 1)^degree
-    (JetNet uses degree 4; KID uses 3). Each batch draws ``batch_size`` events (clipped to the smaller
-    sample) without replacement, so every batch value is unbiased. ``real``: (n, d), ``generated``: (m, d).
+    JetNet's method: features divided by max |real| per feature, polynomial kernel (x·y/d + 1)^degree
+    (JetNet uses degree 4; KID uses 3). ``protocol="hepgen"`` (default): each batch draws ``batch_size``
+    events (clipped to the smaller sample) without replacement from one ``default_rng(seed)``, so every
+    batch value is unbiased. ``protocol="jetnet"``: batch i draws ``batch_size`` events with replacement
+    from ``default_rng(seed + 1000 i)``, exactly as jetnet 0.2.5's ``kpd`` (same numbers). Weights give
+    weighted MMD² (:func:`mmd2_polynomial`); negative weights enter as |w|.
+    ``real``: (n, d), ``generated``: (m, d).
     """
     x, y, wx, wy = _paired_inputs(real, generated, real_weights, generated_weights, "KPD")
     if normalise:
         x, y = _normalise_by_real(x, y)
-    size = min(batch_size, len(x), len(y))
+    jetnet = _protocol(protocol) == "jetnet"
+    size = batch_size if jetnet else min(batch_size, len(x), len(y))
     rng = np.random.default_rng(seed)
     vals = []
-    for _ in range(num_batches):
-        i, j = rng.choice(len(x), size=size, replace=False), rng.choice(len(y), size=size, replace=False)
+    for b in range(num_batches):
+        if jetnet:
+            r = np.random.default_rng(seed + b * 1000)
+            i, j = r.choice(len(x), size=size), r.choice(len(y), size=size)
+        else:
+            i, j = rng.choice(len(x), size=size, replace=False), rng.choice(len(y), size=size, replace=False)
         vals.append(mmd2_polynomial(x[i], y[j], x_weights=None if wx is None else wx[i],
                                     y_weights=None if wy is None else wy[j], degree=degree))
     return float(np.median(vals)), float(iqr(vals, rng=(16.275, 83.725)) / 2)
 
 
 def _paired_inputs(x, y, wx, wy, what: str):
+    """Checked samples and their weights, negative weights replaced by |w| (FPD and KPD are defined on them)."""
     x, y = as_samples(x, "real", ndim=2), as_samples(y, "generated", ndim=2)
     if x.shape[1] != y.shape[1]:
         raise DataError(f"{what}: real has {x.shape[1]} features but generated has {y.shape[1]}.")
-    return (x, y, as_weights(wx, len(x), "real_weights", allow_negative=False),
-            as_weights(wy, len(y), "generated_weights", allow_negative=False))
+    wx, wy = as_weights(wx, len(x), "real_weights"), as_weights(wy, len(y), "generated_weights")
+    return x, y, None if wx is None else np.abs(wx), None if wy is None else np.abs(wy)
+
+
+def _protocol(name: str) -> str:
+    if name not in ("hepgen", "jetnet"):
+        raise ConfigError(f"unknown FPD/KPD protocol {name!r}; use 'hepgen' (default) or 'jetnet'.")
+    return name
 
 
 def _normalise_by_real(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
