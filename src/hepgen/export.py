@@ -309,6 +309,9 @@ def export_graph(model: nn.Module, what: str | None = None) -> ExportGraph:
         raise ConfigError(f"--what must be one of {', '.join(WHATS)}, got {what!r}")
     kind = _kind(model)
     name = _name(model)
+    if isinstance(getattr(model, "event_shape", None), dict):
+        raise _refuse(model, what, f"its events are made of several arrays ({', '.join(model.event_shape)}); "
+                                   "export writes models of one array per event")
     shape = tuple(getattr(model, "event_shape", ()))
     k = int(getattr(model, "context", 0) or 0)
     ctx_cols = getattr(model, "context_columns_", None)
@@ -317,7 +320,6 @@ def export_graph(model: nn.Module, what: str | None = None) -> ExportGraph:
     x_in = Port("x", shape, f"events in {_units(model)}")
     x_out = Port("x", shape, f"events in {_units(model)}")
     lp = Port("log_prob", (), "log p(x) in the original units (preprocessing Jacobian included)")
-    score = Port("score", (), "anomaly score per event (higher = less like the training data)")
 
     if kind == "unknown":
         raise _refuse(model, what, "export knows the hepgen families (flows, gaussian, GANs, CycleGAN, "
@@ -434,7 +436,7 @@ def _onnx_bytes(graph: ExportGraph, model: nn.Module, opset: int) -> bytes:
             warnings.simplefilter("ignore")
             torch.onnx.export(graph.module, example, buffer, dynamo=False, opset_version=opset, input_names=names_in,
                               output_names=names_out, dynamic_axes=dynamic, do_constant_folding=True)
-    except Exception as exc:  # the exporter's errors have no common type; each means "this graph cannot be written"
+    except Exception as exc:  # noqa: BLE001 - the exporter's errors have no common type; each means "this graph cannot be written"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot export {graph.model_name} ({type(model).__name__}) --what {graph.what} to ONNX "
                           f"opset {opset}: the exporter stopped with {type(exc).__name__}: {first} (a layer of this model uses "

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hepgen.cli import compare, data, demo, fit, run
+    from hepgen.cli import compare, data, demo, export, fit, run
 
     parser = argparse.ArgumentParser(
         prog="hepgen", description="Generative models for particle physics: fit, sample, score and compare.",
@@ -50,4 +50,5 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parser(sub)
     compare.add_parser(sub)
     demo.add_parser(sub)
+    export.add_parser(sub)
     return parser
