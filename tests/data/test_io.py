@@ -242,8 +242,8 @@ def test_root_jagged_padding_truncation_and_mask(tmp_path):
     assert got.columns == ["jet_pt", "jet_eta"]
     # default selection drops the shared counter 'nJet' but then mixes in the flat 'met'
     assert set(available_keys(f"{path}:Events")) == {"nJet", "jet_pt", "jet_eta", "met"}
-    with pytest.raises(DataError, match=r"jets\.root.*jagged.*'jet_pt'.*flat.*'met'"):
-        read(path, jagged_length=3)
+    with pytest.raises(DataError, match=r"jets\.root.*jagged.*'jet_pt'.*flat.*'met'.*jagged_length"):
+        read(path)
     default = read(path, exclude=["met"], jagged_length=length, dtype=np.float64)
     np.testing.assert_array_equal(default.data, expected)
     with pytest.raises(DataError, match=r"jets\.root.*jagged_length"):
@@ -255,6 +255,100 @@ def test_root_jagged_padding_truncation_and_mask(tmp_path):
         rows, mask = source.read_masked(3, 9)  # crosses the basket boundary at 5
         np.testing.assert_array_equal(rows, expected[3:9, :, ::-1])
         np.testing.assert_array_equal(mask, expected_mask[3:9])
+
+
+def test_root_flat_and_jagged_branches_with_jagged_length_read_as_one_flat_table(tmp_path):
+    rng = np.random.default_rng(4)
+    counts = [0, 1, 2, 3, 4, 5, 2, 0, 7, 3]
+    pt = [list(rng.uniform(20, 100, c)) for c in counts]
+    eta = [list(rng.normal(size=c)) for c in counts]
+    met = rng.uniform(0, 50, len(counts))
+    path = _jagged_tree(tmp_path / "jets.root", pt, eta, met)
+    got = read(path, jagged_length=2, dtype=np.float64)  # the counter nJet is left out
+    assert got.columns == ["jet_pt[0]", "jet_pt[1]", "jet_eta[0]", "jet_eta[1]", "met"]
+    assert got.mask is None
+    expected = np.zeros((len(counts), 5))
+    for i, c in enumerate(counts):  # brute force: the first two entries of each event, padded with 0
+        for k in range(min(c, 2)):
+            expected[i, k], expected[i, 2 + k] = pt[i][k], eta[i][k]
+    expected[:, 4] = met
+    np.testing.assert_array_equal(got.data, expected)
+    picked = read(f"{path}:Events/met,jet_eta", jagged_length=1, dtype=np.float64)  # a branch-level key
+    assert picked.columns == ["met", "jet_eta[0]"]
+    np.testing.assert_array_equal(picked.data, expected[:, [4, 2]])
+    with open_source(path, exclude=["jet_eta"], jagged_length=3, dtype=np.float64) as source:
+        rows = source.read_rows(3, 9)  # crosses the basket boundary at 5
+        assert source.columns == ["jet_pt[0]", "jet_pt[1]", "jet_pt[2]", "met"] and not source.has_mask
+    for j, i in enumerate(range(3, 9)):
+        want = [pt[i][k] if k < counts[i] else 0.0 for k in range(3)] + [met[i]]
+        np.testing.assert_array_equal(rows[j], want)
+
+
+def test_root_branch_level_keys_select_branches(tmp_path, table):
+    data, names = table
+    path = write(tmp_path / "d.root:dir/tree", data, columns=names)
+    got = read(f"{path}:dir/tree/eta")
+    assert got.columns == ["eta"]
+    np.testing.assert_array_equal(got.data, data[:, [1]])
+    got = read(f"{path}:dir/tree/mass,pt")
+    assert got.columns == ["mass", "pt"]
+    np.testing.assert_array_equal(got.data, data[:, [3, 0]])
+    assert available_keys(f"{path}:dir/tree/mass,pt") == ["mass", "pt"]
+    # explicit columns (how a weight column is read from the same spec) take the key's place
+    np.testing.assert_array_equal(read(f"{path}:dir/tree/mass", ["phi"]).data, data[:, [2]])
+    with pytest.raises(DataError, match=r"No branch 'etaa'.*Did you mean 'eta'"):
+        read(f"{path}:dir/tree/etaa")
+    with pytest.raises(DataError, match=r"No tree 'dir/tre/eta'.*Did you mean 'dir/tree'"):
+        read(f"{path}:dir/tre/eta")
+
+
+def test_data_spec_carries_a_selection_wherever_a_string_spec_goes(tmp_path, table):
+    data, names = table
+    path = write(tmp_path / "d.h5:jets", data, columns=names)
+    spec = io.DataSpec.parse(f"{path}:jets", columns="pt,eta,mass", exclude=["eta"])
+    assert (spec.path, spec.key, spec.columns, spec.exclude) == (path, "jets", ("pt", "eta", "mass"), ("eta",))
+    assert str(spec) == os.fspath(spec) == f"{path}:jets" and parse_spec(spec) == (path, "jets")
+    got = read(spec)
+    assert got.columns == ["pt", "mass"]
+    np.testing.assert_array_equal(got.data, data[:, [0, 3]])
+    assert read(spec, exclude=["mass"]).columns == ["pt"]  # exclude adds to the spec's
+    assert read(spec, ["phi"]).columns == ["phi"]  # explicit columns replace the spec's selection
+    np.testing.assert_array_equal(read_column(spec, "phi"), data[:, 2].astype(np.float64))
+    again = io.DataSpec.parse(spec, jagged_length=4)
+    assert again.columns == spec.columns and again.jagged_length == 4
+    assert spec.describe() == {"spec": f"{path}:jets", "columns": ["pt", "eta", "mass"], "exclude": ["eta"],
+                               "jagged_length": None}
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match="jagged_length"):
+            io.DataSpec.parse(path, jagged_length=bad)
+    with pytest.raises(ConfigError, match="columns"):
+        io.DataSpec.parse(path, columns=[1, 2])
+
+
+def test_truncated_rntuple_is_a_data_error(tmp_path):
+    path = tmp_path / "r.root"
+    x = np.random.default_rng(1).normal(size=20000)
+    with uproot.recreate(path) as handle:
+        handle["ntuple"] = {"x": x, "y": 2 * x}  # uproot >= 5.7 writes an RNTuple
+    whole = path.read_bytes()
+    for fraction in (0.2, 0.5, 0.9):
+        path.write_bytes(whole[: int(len(whole) * fraction)])
+        with pytest.raises(DataError, match=r"r\.root.*truncated"):
+            read(path)
+        with pytest.raises(DataError, match=r"r\.root"):
+            available_keys(f"{path}:ntuple")
+
+
+def test_object_npy_and_npz_are_refused_without_unpickling(tmp_path):
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "o.npz", x=np.array(["a", None], dtype=object))
+    for spec in (tmp_path / "o.npy", f"{tmp_path / 'o.npz'}:x", tmp_path / "o.npz"):
+        with pytest.raises(DataError, match=r"o\.np[yz].*Python objects.*dtype object") as excinfo:
+            read(spec)
+        assert "allow_pickle=False" not in str(excinfo.value)
+    np.save(tmp_path / "t.npy", np.array([["1", "x"]]))
+    with pytest.raises(DataError, match=r"t\.npy.*non-numeric type <U1"):
+        read(tmp_path / "t.npy")
 
 
 def test_root_jagged_branches_must_share_counts(tmp_path):

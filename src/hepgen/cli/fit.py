@@ -1,9 +1,18 @@
-"""``hepgen fit``: train a model on data and write a run directory."""
+"""``hepgen fit``: train a model on data and write a run directory.
+
+Settings come from the model's hyper-parameters and the engine's training settings, given as flags
+or in a YAML config file (flags win). Every value is checked against the type of its default and
+the constructor's annotation (``int``, ``float``, ``bool``, ``str``, ``Sequence[int]`` ...) before any
+data is read or anything written: a wrong type, NaN/inf, or an out-of-range training setting is a
+ConfigError naming the key and where it came from.
+"""
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,47 +20,62 @@ from typing import Any
 
 import yaml
 
-from hepgen.cli.common import column_names, context_size, parse_value, suggest
-from hepgen.errors import ConfigError
+from hepgen.cli.common import column_names, context_size, suggest
+from hepgen.errors import ConfigError, HepgenError
 
-#: engine settings a config file or a flag may set, with their types
-TRAIN_KEYS: dict[str, type] = {
-    "epochs": int, "batch_size": int, "lr": float, "seed": int, "device": str, "optimizer": str,
-    "weight_decay": float, "scheduler": str, "clip_grad": float, "patience": int, "monitor": str,
-    "monitor_samples": int, "val_fraction": float, "precision": str, "stream": str, "chunk_size": int,
-    "memory_limit_mb": float,
+#: engine settings a config file or a flag may set (their types are those of Engine.__init__)
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "weight_decay", "scheduler", "clip_grad",
+              "patience", "monitor", "monitor_samples", "val_fraction", "precision", "stream", "chunk_size",
+              "memory_limit_mb")
+#: data settings a config file or a flag may set, with their annotations
+DATA_KEYS: dict[str, str] = {
+    "weights": "str | None", "context": "str | None", "val": "str | None", "val_weights": "str | None",
+    "val_context": "str | None", "columns": "Sequence[str] | None", "exclude": "Sequence[str] | None",
+    "jagged_length": "int | None",
 }
-#: data settings a config file or a flag may set
-DATA_KEYS = ("weights", "context", "val", "val_weights", "val_context")
 #: constructor arguments the data decide, not the user
 SHAPE_KEYS = ("features", "shape", "event_shape", "context")
+#: (lowest allowed value, whether it is excluded, highest excluded value) of numeric settings
+BOUNDS: dict[str, tuple[float, bool, float | None]] = {
+    "epochs": (1, False, None), "batch_size": (1, False, None), "lr": (0, True, None),
+    "monitor_samples": (1, False, None), "chunk_size": (1, False, None), "patience": (1, False, None),
+    "clip_grad": (0, True, None), "weight_decay": (0, False, None), "memory_limit_mb": (0, True, None),
+    "val_fraction": (0, False, 1), "jagged_length": (1, False, None),
+}
+#: values ``stream`` accepts, and what they mean to the engine
+STREAM_VALUES = {"auto": "auto", "true": True, "false": False}
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    fit = sub.add_parser("fit", help="train a model on data", add_help=False, description=(
+    from hepgen.cli.common import add_data_selection
+
+    fit = sub.add_parser("fit", help="train a model on data", add_help=False, allow_abbrev=False, description=(
         "Train MODEL on DATA and write a run directory (config.yaml, model.pt, metrics.csv, checkpoints/, "
         "plots/). Model hyper-parameters are flags too: 'hepgen fit MODEL --help' lists them."))
     fit.add_argument("-h", "--help", action="store_true", help="show this help; with MODEL, its hyper-parameters")
     fit.add_argument("model", metavar="MODEL", nargs="?", help="model name, e.g. gaussian, nsf, vae, wgan-gp")
-    fit.add_argument("data", metavar="DATA", nargs="?", help="training events, path[:key]")
+    fit.add_argument("data", metavar="DATA", nargs="?",
+                     help="training events, path[:key]; ROOT/HDF5 keys may name branches or datasets "
+                          "(tree.root:events/pt,eta; file.h5:group/dataset)")
     fit.add_argument("-c", "--config", help="YAML file of model hyper-parameters and training settings")
     fit.add_argument("-o", "--out", help="run directory (default: runs/MODEL)")
-    fit.add_argument("--epochs", type=int)
-    fit.add_argument("--batch-size", dest="batch_size", type=int, help="global batch size (over all DDP ranks)")
-    fit.add_argument("--lr", type=float, help="learning rate")
-    fit.add_argument("--seed", type=int)
+    fit.add_argument("--epochs", help="passes over the training events (default: 20)")
+    fit.add_argument("--batch-size", dest="batch_size", help="global batch size over all DDP ranks (default: 256)")
+    fit.add_argument("--lr", help="learning rate (default: 0.001)")
+    fit.add_argument("--seed", help="seed of weights, shuffling and the validation split (default: 0)")
     fit.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     fit.add_argument("--precision", help="fp32 (default), bf16 or fp16 (autocast; fp16 on CUDA)")
     fit.add_argument("--optimizer", help="adam (default), adamw or sgd")
     fit.add_argument("--scheduler", help="none, cosine, exponential, step or plateau")
-    fit.add_argument("--clip-grad", dest="clip_grad", type=float, help="max gradient norm")
-    fit.add_argument("--patience", type=int, help="stop after this many epochs without improvement")
+    fit.add_argument("--clip-grad", dest="clip_grad", help="max gradient norm")
+    fit.add_argument("--patience", help="stop after this many epochs without improvement")
     fit.add_argument("--monitor", help="what picks the best epoch: val_loss (default), a metrics.csv column, "
                                        "or a sample metric (w1, fpd)")
     fit.add_argument("--val", help="validation events, path[:key] (default: a seeded 10%% of DATA)")
-    fit.add_argument("--val-fraction", dest="val_fraction", type=float)
+    fit.add_argument("--val-fraction", dest="val_fraction", help="share of DATA held out for validation")
     fit.add_argument("--weights", help="per-event weights: a column of DATA, or FILE:KEY")
     fit.add_argument("--context", help="conditioning: columns of DATA (comma separated), or FILE:KEY")
+    add_data_selection(fit)
     fit.add_argument("--stream", help="auto (default), true or false: read DATA chunk by chunk")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar or epoch lines")
@@ -60,16 +84,170 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return fit
 
 
-def _model_parser(cls: type, name: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"hepgen fit {name} DATA", add_help=False, allow_abbrev=False)
-    for key, param in cls.hyperparameters().items():
-        if key in SHAPE_KEYS:
+# -- values ------------------------------------------------------------------------------------------
+def _kinds(annotation: Any, default: Any) -> list[str]:
+    """The alternatives of an annotation (``'int | None'`` -> ``['int', 'None']``), else the default's type."""
+    if isinstance(annotation, str) and annotation:
+        return [part.strip() for part in re.split(r"\|(?![^\[]*\])", annotation)]
+    if annotation is not inspect.Parameter.empty and annotation is not None:
+        return [getattr(annotation, "__name__", str(annotation))]
+    if default is None or default is inspect.Parameter.empty:
+        return []
+    if isinstance(default, (list, tuple)):
+        inner = type(default[0]).__name__ if default else "str"
+        return [f"Sequence[{inner}]"]
+    return [type(default).__name__]
+
+
+def _scalar(kind: str, value: Any) -> tuple[bool, Any]:
+    """(accepted, value) of ``value`` as a ``kind`` ('int', 'float', 'bool', 'str')."""
+    if kind == "bool":
+        if isinstance(value, bool):
+            return True, value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return True, value.lower() == "true"
+        return False, None
+    if kind == "int":
+        if isinstance(value, bool):
+            return False, None
+        if isinstance(value, int):
+            return True, value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return True, int(value)
+        if isinstance(value, str):
+            try:
+                return True, int(value.strip())
+            except ValueError:
+                try:
+                    number = float(value)
+                except ValueError:
+                    return False, None
+                return _scalar("int", number)
+        return False, None
+    if kind == "float":
+        if isinstance(value, bool):
+            return False, None
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return False, None
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return True, float(value)
+        return False, None
+    if kind in ("str", "Path"):
+        return (True, value) if isinstance(value, str) else (False, None)
+    return True, value  # a type the CLI cannot check (Callable): passed on for the model to judge
+
+
+_NAMES = {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
+          "Path": "a path"}
+
+
+def coerce(key: str, value: Any, kinds: Sequence[str], origin: str, from_flag: bool) -> Any:
+    """``value`` (a flag's text or a YAML value) as one of ``kinds``, or a ConfigError naming ``key``."""
+    kinds = list(kinds)
+    if key == "stream":
+        text = str(value).lower() if isinstance(value, (str, bool)) else None
+        if text not in STREAM_VALUES:
+            raise ConfigError(f"bad value for stream ({origin}): expected auto, true or false, got {value!r}")
+        return STREAM_VALUES[text]
+    if from_flag and isinstance(value, str) and value.strip().lower() in ("null", "none", "~") and "None" in kinds:
+        return None
+    if value is None:
+        if "None" in kinds or not kinds:
+            return None
+        raise ConfigError(f"bad value for {key} ({origin}): expected {_expected(kinds)}, got null")
+    for kind in kinds:
+        if kind == "None":
             continue
-        default = None if param.default is inspect.Parameter.empty else param.default
-        p.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None,
-                       help=f"default: {default!r}" + (" (list: comma separated)" if isinstance(default, (list, tuple))
-                                                      else ""))
-    return p
+        inner = re.fullmatch(r"(?:Sequence|list|tuple)\[(\w+)(?:, \.\.\.)?\]", kind)
+        if inner:
+            items = value
+            if isinstance(items, str):
+                items = [t.strip() for t in items.split(",") if t.strip()]
+            elif not isinstance(items, (list, tuple)):
+                items = [items]
+            parsed = [_scalar(inner.group(1), item) for item in items]
+            bad = [item for item, (ok, _) in zip(items, parsed) if not ok]
+            if not bad:
+                return [v for _, v in parsed]
+            if len(kinds) == 1 or (len(kinds) == 2 and "None" in kinds):
+                raise ConfigError(f"bad value for {key} ({origin}): expected a list of "
+                                  f"{_NAMES.get(inner.group(1), inner.group(1))}s (comma separated on the "
+                                  f"command line), got {bad[0]!r} in {value!r}")
+            continue
+        if kind == "PreprocessSpec":
+            if isinstance(value, str) or (isinstance(value, dict) and all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
+                return value
+            continue
+        ok, parsed = _scalar(kind, value)
+        if ok:
+            return parsed
+    raise ConfigError(f"bad value for {key} ({origin}): expected {_expected(kinds)}, got {value!r}")
+
+
+def _expected(kinds: Sequence[str]) -> str:
+    words = []
+    for kind in kinds:
+        if kind == "None":
+            words.append("null")
+        elif kind == "PreprocessSpec":
+            words.append("a preprocessing name or a mapping of column to name")
+        else:
+            words.append(_NAMES.get(kind, kind))
+    return " or ".join(words)
+
+
+def _bounded(key: str, value: Any, origin: str) -> None:
+    if key not in BOUNDS or value is None or isinstance(value, (bool, str)):
+        return
+    low, strict, high = BOUNDS[key]
+    if value < low or (strict and value == low) or (high is not None and value >= high):
+        allowed = f"> {low:g}" if strict else f">= {low:g}"
+        allowed += f" and < {high:g}" if high is not None else ""
+        raise ConfigError(f"bad value for {key} ({origin}): must be {allowed}, got {value!r}")
+
+
+def _engine_parameters() -> dict[str, inspect.Parameter]:
+    from hepgen.train.engine import Engine
+
+    return dict(inspect.signature(Engine.__init__).parameters)
+
+
+# -- model flags ---------------------------------------------------------------------------------------
+def _model_flags(cls: type) -> dict[str, inspect.Parameter]:
+    """``--flag-name`` -> constructor parameter, for the hyper-parameters the user chooses."""
+    return {f"--{key.replace('_', '-')}": param for key, param in cls.hyperparameters().items()
+            if key not in SHAPE_KEYS}
+
+
+def _parse_model_flags(cls: type, name: str, extra: Sequence[str]) -> dict[str, str | bool]:
+    """``--key value``/``--key=value`` pairs of ``extra`` by parameter name (values still text; a
+    boolean flag alone means true)."""
+    flags = _model_flags(cls)
+    out: dict[str, str | bool] = {}
+    tokens = list(extra)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        flag, eq, text = token.partition("=")
+        if flag not in flags:
+            what = "option" if token.startswith("-") else "argument"
+            raise ConfigError(f"unknown {what} {token!r} for model {name!r}{suggest(flag, list(flags))}; its "
+                              f"hyper-parameters: {', '.join(flags) or '(none)'}")
+        param = flags[flag]
+        if not eq:
+            if i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+                text, i = tokens[i + 1], i + 1
+            elif isinstance(param.default, bool):
+                text = "true"
+            else:
+                raise ConfigError(f"{flag} of model {name!r} needs a value")
+        out[param.name] = text
+        i += 1
+    return out
 
 
 def _read_config(path: str, model_keys: Sequence[str]) -> dict[str, Any]:
@@ -77,6 +255,8 @@ def _read_config(path: str, model_keys: Sequence[str]) -> dict[str, Any]:
         text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a text (UTF-8) file") from None
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -87,18 +267,53 @@ def _read_config(path: str, model_keys: Sequence[str]) -> dict[str, Any]:
     for section in ("params", "train"):
         if isinstance(raw.get(section), dict):
             flat.update(raw.pop(section))
-    raw.pop("fitted", None)
-    raw.pop("hepgen_version", None)
+    for ignored in ("fitted", "hepgen_version", "data", "command"):  # sections of a run's own config.yaml
+        raw.pop(ignored, None)
     flat.update(raw)
     valid = list(model_keys) + list(TRAIN_KEYS) + list(DATA_KEYS) + ["model", "data", "out"]
     for key in flat:
         if key not in valid:
-            raise ConfigError(f"unknown key {key!r} in {path}{suggest(key, valid)}; valid keys: {', '.join(valid)}")
+            raise ConfigError(f"unknown key {key!r} in {path}{suggest(str(key), valid)}; valid keys: "
+                              f"{', '.join(valid)}")
     return flat
 
 
+def resolve_settings(cls: type, name: str, args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
+    """Model, training and data settings from the config file and the flags, each checked (see module doc)."""
+    hyper = {k: p for k, p in cls.hyperparameters().items() if k not in SHAPE_KEYS}
+    engine = _engine_parameters()
+    raw: dict[str, tuple[Any, str, bool]] = {}  # key -> (value, origin, from a flag)
+    if args.config:
+        for key, value in _read_config(args.config, list(hyper)).items():
+            raw[key] = (value, f"in config file {args.config}", False)
+    for key, text in _parse_model_flags(cls, name, extra).items():
+        raw[key] = (text, f"--{key.replace('_', '-')}", True)
+    for key in list(TRAIN_KEYS) + list(DATA_KEYS):
+        value = getattr(args, key, None)
+        if value is not None:
+            raw[key] = (value, f"--{key.replace('_', '-')}", True)
+    settings: dict[str, Any] = {}
+    for key, (value, origin, from_flag) in raw.items():
+        if key in ("model", "data", "out"):
+            if not isinstance(value, str):
+                raise ConfigError(f"bad value for {key} ({origin}): expected a string, got {value!r}")
+            settings[key] = value
+            continue
+        if key in hyper:
+            kinds = _kinds(hyper[key].annotation, hyper[key].default)
+        elif key in DATA_KEYS:
+            kinds = [k.strip() for k in DATA_KEYS[key].split("|")]
+        else:
+            param = engine.get(key)
+            kinds = _kinds(param.annotation, param.default) if param is not None else []
+        settings[key] = coerce(key, value, kinds, origin, from_flag)
+        _bounded(key, settings[key], origin)
+    return settings
+
+
+# -- the command -----------------------------------------------------------------------------------------
 def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
-    from hepgen.data import io
+    from hepgen.data.io import DataSpec
     from hepgen.models import REGISTRY, model_class
 
     fit_parser = args.parser
@@ -109,46 +324,35 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
             return 0
         raise ConfigError(f"hepgen fit needs a MODEL; available models: {', '.join(sorted(REGISTRY))}")
     cls = model_class(args.model)
-    mparser = _model_parser(cls, args.model)
-    model_keys = [k for k in cls.hyperparameters() if k not in SHAPE_KEYS]
     if args.help:
         fit_parser.print_help()
-        print(f"\nhyper-parameters of {args.model}:")
-        for action in mparser._actions:
-            print(f"  {action.option_strings[0]:<24} {action.help}")
+        print(model_help(cls, args.model))
         return 0
-    margs, unknown = mparser.parse_known_args(extra)
-    if unknown:
-        flags = [a.option_strings[0] for a in mparser._actions]
-        raise ConfigError(f"unknown option {unknown[0]!r} for model {args.model!r}"
-                          f"{suggest(unknown[0].split('=')[0], flags)}; its hyper-parameters: {', '.join(flags)}")
-    settings = _read_config(args.config, model_keys) if args.config else {}
+    settings = resolve_settings(cls, args.model, args, extra)
     if settings.get("model") not in (None, args.model):
         raise ConfigError(f"config file {args.config} is for model {settings['model']!r}, not {args.model!r}")
-    for key, value in vars(margs).items():
-        if value is not None:
-            settings[key] = parse_value(value, cls.hyperparameters()[key].default)
-    for key in list(TRAIN_KEYS) + list(DATA_KEYS):
-        value = getattr(args, key, None)
-        if value is not None:
-            settings[key] = value
     data = args.data or settings.get("data")
     if data is None:
         raise ConfigError("no training data: give DATA (path[:key]) or 'data:' in the config file")
     out = Path(args.out or settings.get("out") or f"runs/{args.model}")
-    params = {k: settings[k] for k in model_keys if k in settings}
-    train = {k: TRAIN_KEYS[k](settings[k]) if k != "stream" else settings[k] for k in TRAIN_KEYS if k in settings}
-    if "stream" in train:
-        train["stream"] = {"auto": "auto", "true": True, "false": False}.get(str(train["stream"]).lower(), "auto")
+    params = {k: settings[k] for k in cls.hyperparameters() if k in settings and k not in SHAPE_KEYS}
+    train = {k: settings[k] for k in TRAIN_KEYS if k in settings}
+    selection = {"columns": settings.get("columns"), "exclude": settings.get("exclude") or (),
+                 "jagged_length": settings.get("jagged_length")}
+    spec = DataSpec.parse(data, **selection)
+    val = settings.get("val")
+    val = DataSpec.parse(val, **selection) if val is not None else None
     context = settings.get("context")
-    source = io.open_source(data, exclude=column_names(settings.get("weights")) + column_names(context))
-    event_shape, n_context = tuple(source.event_shape), context_size(context, data)
-    source.close()
+    with _opened(spec, column_names(settings.get("weights")) + column_names(context)) as source:
+        event_shape = tuple(source.event_shape)
+    n_context = context_size(context, data)
     try:
         model = cls.from_data(event_shape, n_context, **params)
-    except TypeError as exc:
+    except HepgenError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"bad hyper-parameters for {args.model}: {exc}") from None
-    model.fit(data, val=settings.get("val"), weights=settings.get("weights"), context=context,
+    model.fit(spec, val=val, weights=settings.get("weights"), context=context,
               val_weights=settings.get("val_weights"), val_context=settings.get("val_context"),
               run_dir=out, resume=args.resume, quiet=args.quiet, **train)
     draw_loss_plot(out)
@@ -157,14 +361,36 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _opened(spec: Any, exclude: list[str]) -> Any:
+    from hepgen.data import io
+
+    return io.open_source(spec, exclude=exclude)
+
+
+def model_help(cls: type, name: str) -> str:
+    """The hyper-parameter section of ``hepgen fit MODEL --help``."""
+    lines = [f"\nhyper-parameters of {name}:"]
+    for flag, param in _model_flags(cls).items():
+        default = None if param.default is inspect.Parameter.empty else param.default
+        if isinstance(default, (list, tuple)):
+            shown = ",".join(map(str, default)) + " (comma separated)"
+        else:
+            shown = repr(default)
+        lines.append(f"  {flag:<24} default: {shown}")
+    return "\n".join(lines)
 
 
 def draw_loss_plot(run_dir: Path) -> None:
     """plots/loss.png of a run from its metrics.csv (the CLI's figure; the engine writes no plots)."""
+    from hepgen.errors import CheckpointError
     from hepgen.report.plots import plot_loss_curves
     from hepgen.train.rundir import RunDir
 
     run = RunDir(run_dir)
     history = run.read_metrics()
     if history:
-        plot_loss_curves(history, run.plots / "loss.png")
+        try:
+            plot_loss_curves(history, run.plots / "loss.png")
+        except OSError as exc:
+            raise CheckpointError(f"the run in {run_dir} is complete, but {run.plots / 'loss.png'} could not be "
+                                  f"written: {exc.strerror or exc}") from None

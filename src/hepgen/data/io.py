@@ -92,7 +92,8 @@ class DataSpec:
     Columns passed to :func:`open_source` explicitly take the place of the spec's ``columns`` and
     ``exclude`` (that is how a weight column is read from the same file); its ``exclude`` adds to them.
 
-    ``os.fspath(spec)`` is the file's path; ``str(spec)`` is ``"path:key"`` as a user would write it.
+    ``os.fspath(spec)`` and ``str(spec)`` give the ``"path:key"`` text it was parsed from, so a
+    DataSpec goes wherever such a string goes; :meth:`describe` adds the selection.
     """
 
     path: Path
@@ -136,7 +137,12 @@ class DataSpec:
         return self.columns is not None or bool(self.exclude) or self.jagged_length is not None
 
     def __fspath__(self) -> str:
-        return os.fspath(self.path)
+        return str(self)
+
+    def describe(self) -> dict[str, Any]:
+        """What a run's config.yaml records: the spec and the selection that was asked for."""
+        return {"spec": str(self), "columns": None if self.columns is None else list(self.columns),
+                "exclude": list(self.exclude), "jagged_length": self.jagged_length}
 
     def __str__(self) -> str:
         return f"{self.path}:{self.key}" if self.key else str(self.path)

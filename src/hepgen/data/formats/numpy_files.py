@@ -23,10 +23,37 @@ from hepgen.errors import DataError
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
 
 
+def _header_dtype(handle: Any) -> np.dtype | None:
+    """The dtype in the header of the ``.npy`` stream ``handle``, or None when it cannot be read."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(
+            version, lambda fh: np.lib.format._read_array_header(fh, version))
+        return np.dtype(read_header(handle)[2])
+    except Exception:  # noqa: BLE001 - a damaged header is reported by the caller as unreadable
+        return None
+
+
+def _python_objects(where: str, dtype: np.dtype) -> DataError:
+    return DataError(
+        f"'{where}' holds Python objects (NumPy dtype {dtype}), not numbers: it was saved with "
+        "allow_pickle=True (e.g. from a list of mixed types or of strings and None), and loading it would "
+        "mean running pickled code, which hepgen never does. Convert it to a numeric array "
+        "(np.asarray(x, dtype=float)) and save it again."
+    )
+
+
 def _memmap(path: Path) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
+        try:
+            with open(path, "rb") as handle:
+                dtype = _header_dtype(handle)
+        except OSError:
+            dtype = None
+        if dtype is not None and dtype.hasobject:
+            raise _python_objects(str(path), dtype) from None
         raise unreadable(path, "NumPy .npy", exc) from exc
 
 
@@ -91,6 +118,13 @@ def _npz_member(archive: Any, key: str, path: Path) -> np.ndarray:
     try:
         return archive[key]
     except _NPZ_ERRORS as exc:
+        try:
+            with archive.zip.open(f"{key}.npy") as handle:
+                dtype = _header_dtype(handle)
+        except (*_NPZ_ERRORS, AttributeError):
+            dtype = None
+        if dtype is not None and dtype.hasobject:
+            raise _python_objects(f"{path}:{key}", dtype) from None
         raise unreadable(path, "NumPy .npz", exc) from exc
 
 

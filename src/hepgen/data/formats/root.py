@@ -1,5 +1,8 @@
 """ROOT files (uproot): ``file.root[:dir/tree]``, TTree or RNTuple, read by entry range.
 
+Branch-level keys select branches like ``columns`` does: ``file.root:tree/pt`` or
+``file.root:dir/tree/pt,eta`` (explicit ``columns`` take their place).
+
 Layouts read (``columns`` selects branches; default: all of them):
   * flat numeric branches only -> data (n, n_branches), columns = branch names; fixed-size array
     branches (``float x[k]``) are flattened into columns ``x[0]``, ``x[1]``, ... — unless a single
@@ -8,7 +11,9 @@ Layouts read (``columns`` selects branches; default: all of them):
     ``jagged_length`` entries: data (n, jagged_length, n_branches), columns = branch names (last
     axis), mask (n, jagged_length) True on real entries; padding is 0. All selected jagged
     branches must have the same number of entries in every event (the same counter);
-  * flat and jagged branches together -> DataError: read them as two separate selections.
+  * flat and jagged branches together -> with ``jagged_length`` N, one flat table: the flat
+    branches' columns, then ``name[0]`` ... ``name[N-1]`` for each jagged branch (padding 0, no
+    mask; each jagged branch padded on its own); without it, a DataError asking for N.
 With no selection, counter branches of jagged branches (``nJet``) are left out.
 Writing: one TTree (``events`` or the key), one branch per array; (n, k, ...) arrays become
 fixed-size array branches, awkward arrays jagged branches; written in baskets of ~4 MB.
@@ -52,14 +57,35 @@ def keys(path: Path, key: str | None) -> list[str]:
     """The trees of the file (with their directories), or the branches of tree ``key``."""
     handle = _open(path)
     try:
-        return _trees(handle) if key is None else list(_tree(handle, key, path)[1].keys())
+        if key is None:
+            return _trees(handle)
+        _, tree, branches = _tree(handle, key, path)
+        return list(branches) if branches else list(tree.keys())
+    except DataError:
+        raise
+    except Exception as exc:  # uproot decoding errors of a truncated file (OSError, ValueError ...)
+        raise unreadable(path, "ROOT", exc) from exc
     finally:
         handle.close()
 
 
-def _tree(handle: Any, key: str | None, path: Path) -> tuple[str, Any]:
-    """(name, tree): the tree ``key``, or the only tree of the file when ``key`` is None."""
+def _branch_key(key: str, trees: list[str]) -> tuple[str, list[str] | None]:
+    """``tree/a,b`` -> (``tree``, [``a``, ``b``]) when ``tree`` is a tree of the file; else (key, None)."""
+    if key.rsplit(";", 1)[0] in trees:
+        return key, None
+    head, _, tail = key.rpartition("/")
+    if head.rsplit(";", 1)[0] in trees and tail:
+        return head, [name.strip() for name in tail.split(",") if name.strip()]
+    return key, None
+
+
+def _tree(handle: Any, key: str | None, path: Path) -> tuple[str, Any, list[str] | None]:
+    """(name, tree, branches named in the key or None): the tree ``key`` (``tree`` or
+    ``tree/branch[,branch]``), or the only tree of the file when ``key`` is None."""
     trees = _trees(handle)
+    branches = None
+    if key is not None:
+        key, branches = _branch_key(key, trees)
     if key is None:
         if len(trees) == 1:
             key = trees[0]
@@ -71,9 +97,9 @@ def _tree(handle: Any, key: str | None, path: Path) -> tuple[str, Any]:
         obj = handle[key]
     except Exception:  # uproot.KeyInFileError and friends
         raise unknown_name("tree", key, trees, str(path)) from None
-    if not hasattr(obj, "num_entries"):
+    if key.rsplit(";", 1)[0] not in trees:  # (hasattr() would read the object: OSError on a truncated file)
         raise DataError(f"'{path}:{key}' is a {type(obj).__name__}, not a TTree/RNTuple; trees: {quoted_list(trees)}.")
-    return key, obj
+    return key, obj, branches
 
 
 def _classify(array: ak.Array) -> tuple[str, tuple[int, ...]]:
@@ -100,13 +126,27 @@ class ROOTSource(FileSource):
     def __init__(self, path: Path, key: str | None, branches: list[str], layout: str, **kwargs: Any):
         self.path, self.key, self.branches, self.layout = path, key, branches, layout
         self.jagged_length = kwargs.pop("jagged_length")
+        self.jagged = set(kwargs.pop("jagged", ()))
         super().__init__(**kwargs)
 
     def _open(self) -> Any:
         handle = _open(self.path)
         return _Tree(handle, _tree(handle, self.key, self.path)[1])
 
+    def _pad(self, array: ak.Array) -> np.ndarray:
+        """(m, jagged_length): the first jagged_length entries of each event, padded with 0."""
+        return ak.to_numpy(ak.fill_none(ak.pad_none(array, self.jagged_length, axis=1, clip=True), 0))
+
     def _read_file(self, handle: Any, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.layout == "mixed":
+            parts = []
+            for name in self.branches:
+                if name in self.jagged:
+                    parts.append(self._pad(handle.tree[name].array(entry_start=start, entry_stop=stop, library="ak")))
+                else:
+                    array = handle.tree[name].array(entry_start=start, entry_stop=stop, library="np")
+                    parts.append(np.asarray(array).reshape(stop - start, -1))
+            return np.concatenate(parts, axis=1), None
         library = "ak" if self.layout == "jagged" else "np"
         arrays = [handle.tree[name].array(entry_start=start, entry_stop=stop, library=library) for name in self.branches]
         if self.layout == "single":
@@ -124,7 +164,7 @@ class ROOTSource(FileSource):
                     "select branches that share one counter, or read them separately."
                 )
         length = self.jagged_length
-        padded = [ak.to_numpy(ak.fill_none(ak.pad_none(a, length, axis=1, clip=True), 0)) for a in arrays]
+        padded = [self._pad(a) for a in arrays]
         mask = np.arange(length)[None, :] < counts[:, None]
         return np.stack(padded, axis=-1), mask
 
@@ -142,56 +182,77 @@ class _Tree:
 def open_source(path: Path, key: str | None, request: Request) -> ROOTSource:
     handle = _open(path)
     try:
-        key, tree = _tree(handle, key, path)
-        where = request.spec
-        n_rows = int(tree.num_entries)
-        available = list(tree.keys())
-        if n_rows == 0:
-            raise DataError(f"The tree of '{where}' has 0 entries: there are no events to read.")
-        names = select_names(available, request.columns, request.exclude, where, "branch")
-        kinds = {}
-        for name in names:
-            try:
-                kinds[name] = _classify(tree[name].array(entry_stop=1, library="ak"))
-            except Exception as exc:  # an unreadable streamer: report it like a non-numeric branch
-                raise DataError(f"Branch '{name}' of '{where}' cannot be read as numbers ({exc}); exclude it.") from exc
-        if request.columns is None and any(kind == "jagged" for kind, _ in kinds.values()):
-            counters = {getattr(getattr(tree[n], "count_branch", None), "name", None) for n in names}
-            names = [name for name in names if name not in counters]
-        other = [name for name in names if kinds[name][0] == "other"]
-        if other:
-            raise DataError(
-                f"Branch(es) {quoted_list(other)} of '{where}' are not numeric scalars, fixed-size arrays "
-                "or jagged arrays of numbers; exclude them (exclude=...) or select numeric branches."
-            )
-        jagged = [name for name in names if kinds[name][0] == "jagged"]
-        common = {"spec": request.spec, "n_rows": n_rows, "dtype": request.dtype, "jagged_length": request.jagged_length}
-        if jagged:
-            flat = [name for name in names if name not in jagged]
-            if flat:
-                raise DataError(
-                    f"'{where}': the selection mixes jagged branches ({quoted_list(jagged)}) with flat ones "
-                    f"({quoted_list(flat)}); read them separately, e.g. columns={jagged!r} with "
-                    "jagged_length=N, and the flat ones in a second read."
-                )
-            if request.jagged_length is None:
-                raise DataError(
-                    f"'{where}': branch(es) {quoted_list(jagged)} are jagged (a variable number of entries "
-                    "per event); pass jagged_length=N to pad/truncate every event to N entries."
-                )
-            return ROOTSource(
-                path, key, names, "jagged", event_shape=(request.jagged_length, len(names)),
-                columns=names, has_mask=True, **common,
-            )
-        if len(names) == 1 and kinds[names[0]][0] == "fixed":
-            return ROOTSource(path, key, names, "single", event_shape=kinds[names[0]][1], **common)
-        columns: list[str] = []
-        for name in names:
-            inner = kinds[name][1]
-            columns += [name] if not inner else [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*inner)]
-        return ROOTSource(path, key, names, "flat", event_shape=(len(columns),), columns=columns, **common)
+        return _open_source(handle, path, key, request)
+    except DataError:
+        raise
+    except Exception as exc:  # uproot's errors on a truncated or damaged file (OSError, ValueError ...)
+        raise unreadable(path, "ROOT", exc) from exc
     finally:
         handle.close()
+
+
+def _open_source(handle: Any, path: Path, key: str | None, request: Request) -> ROOTSource:
+    _, tree, key_branches = _tree(handle, key, path)  # the source reopens it from the key as given
+    where = request.spec
+    n_rows = int(tree.num_entries)
+    available = list(tree.keys())
+    if n_rows == 0:
+        raise DataError(f"The tree of '{where}' has 0 entries: there are no events to read.")
+    columns = request.columns if request.columns is not None else key_branches
+    names = select_names(available, columns, request.exclude, where, "branch")
+    kinds = {}
+    for name in names:
+        try:
+            kinds[name] = _classify(tree[name].array(entry_stop=1, library="ak"))
+        except Exception as exc:  # an unreadable streamer: report it like a non-numeric branch
+            raise DataError(f"Branch '{name}' of '{where}' cannot be read as numbers ({exc}); exclude it.") from exc
+    if columns is None and any(kind == "jagged" for kind, _ in kinds.values()):
+        counters = {getattr(getattr(tree[n], "count_branch", None), "name", None) for n in names}
+        names = [name for name in names if name not in counters]
+    other = [name for name in names if kinds[name][0] == "other"]
+    if other:
+        raise DataError(
+            f"Branch(es) {quoted_list(other)} of '{where}' are not numeric scalars, fixed-size arrays "
+            "or jagged arrays of numbers; exclude them (exclude=...) or select numeric branches."
+        )
+    jagged = [name for name in names if kinds[name][0] == "jagged"]
+    common = {"spec": request.spec, "n_rows": n_rows, "dtype": request.dtype, "jagged_length": request.jagged_length}
+    if jagged:
+        flat = [name for name in names if name not in jagged]
+        if flat and request.jagged_length is None:
+            raise DataError(
+                f"'{where}': the selection mixes jagged branches ({quoted_list(jagged)}) with flat ones "
+                f"({quoted_list(flat)}); give jagged_length=N (--jagged-length N) to read each jagged "
+                f"branch as N columns ({jagged[0]}[0] ... {jagged[0]}[N-1], padded with 0), or select "
+                "only flat branches (columns=[...] / --columns, exclude=[...] / --exclude)."
+            )
+        if flat:
+            columns_out: list[str] = []
+            for name in names:
+                if name in jagged:
+                    columns_out += [f"{name}[{i}]" for i in range(request.jagged_length)]
+                else:
+                    inner = kinds[name][1]
+                    columns_out += [name] if not inner else [f"{name}[{','.join(map(str, i))}]"
+                                                             for i in np.ndindex(*inner)]
+            return ROOTSource(path, key, names, "mixed", event_shape=(len(columns_out),), columns=columns_out,
+                              jagged=jagged, **common)
+        if request.jagged_length is None:
+            raise DataError(
+                f"'{where}': branch(es) {quoted_list(jagged)} are jagged (a variable number of entries "
+                "per event); pass jagged_length=N to pad/truncate every event to N entries."
+            )
+        return ROOTSource(
+            path, key, names, "jagged", event_shape=(request.jagged_length, len(names)),
+            columns=names, has_mask=True, **common,
+        )
+    if len(names) == 1 and kinds[names[0]][0] == "fixed":
+        return ROOTSource(path, key, names, "single", event_shape=kinds[names[0]][1], **common)
+    columns: list[str] = []
+    for name in names:
+        inner = kinds[name][1]
+        columns += [name] if not inner else [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*inner)]
+    return ROOTSource(path, key, names, "flat", event_shape=(len(columns),), columns=columns, **common)
 
 
 def write(tmp: Path, payload: Payload, key: str | None) -> None:
