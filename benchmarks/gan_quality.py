@@ -76,6 +76,103 @@ def ring_run(loss: str, seed: int, quick: bool) -> dict:
                             "grid_js": r["val_grid_js"]} for r in model.history_]}
 
 
+# -- 4. the 6-mode ring with default settings (issue 11) ------------------------------------------------
+RING6 = {"modes": 6, "radius": 3.0, "sigma": 0.1, "n": 20000, "lr": 5e-4, "batch_size": 256, "critic_steps": 5}
+# GAN's defaults before issue 11, stated explicitly so that the comparison can be rerun after they changed
+PREVIOUS_DEFAULTS = {"latent": 8, "hidden": (128, 128), "activation": "leaky_relu", "ema": 0.0,
+                     "preprocess": "standard"}
+
+
+def ring6_centres() -> np.ndarray:
+    """radius (cos 2πk/6, sin 2πk/6), k = 0..5: (6, 2)."""
+    angle = 2.0 * np.pi * np.arange(RING6["modes"]) / RING6["modes"]
+    return RING6["radius"] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+
+def ring6_data(n: int, seed: int) -> np.ndarray:
+    """Equal mixture of N(c_k, σ² I) at :func:`ring6_centres`: (n, 2) float32."""
+    rng = np.random.default_rng(seed)
+    return (ring6_centres()[rng.integers(0, RING6["modes"], n)]
+            + RING6["sigma"] * rng.standard_normal((n, 2))).astype(np.float32)
+
+
+def plain_wgan_gp(data: np.ndarray, epochs: int, seed: int, latent: int = 2, width: int = 128, depth: int = 3,
+                  lr: float = 5e-4, batch_size: int = 256, critic_steps: int = 5, gp_weight: float = 10.0):
+    """The plain recipe, in plain torch and nothing of hepgen: generator and critic MLPs of ``depth``
+    hidden ReLU layers of ``width``, z ~ N(0, I_latent), no preprocessing, Adam(lr, betas (0.5, 0.9)) for
+    both, λ = 10 on (‖∇D(x̂)‖ − 1)² at x̂ = εx + (1 − ε)x̃, one critic step per batch of shuffled data and
+    a generator step after every ``critic_steps``-th; the last generator is returned (no EMA)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+
+    def mlp(a: int, b: int) -> nn.Sequential:
+        sizes, layers = [a] + [width] * depth, []
+        for i, o in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(i, o), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(sizes[-1], b))
+
+    x = torch.as_tensor(data, dtype=torch.float32)
+    gen, critic = mlp(latent, x.shape[1]), mlp(x.shape[1], 1)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr, betas=(0.5, 0.9))
+    step = 0
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), batch_size):
+            real = x[order[i:i + batch_size]]
+            with torch.no_grad():
+                fake = gen(torch.randn(len(real), latent))
+            eps = torch.rand(len(real), 1)
+            mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+            loss = (critic(fake) - critic(real)).mean() + gp_weight * ((grad.norm(dim=1) - 1) ** 2).mean()
+            opt_d.zero_grad()
+            loss.backward()
+            opt_d.step()
+            step += 1
+            if step % critic_steps == 0:
+                g_loss = -critic(gen(torch.randn(batch_size, latent))).mean()
+                opt_g.zero_grad()
+                g_loss.backward()
+                opt_g.step()
+    return lambda n: gen(torch.randn(n, latent))
+
+
+def ring6_run(variant: str, seed: int, epochs: int) -> dict:
+    """One WGAN-GP on the 6-mode ring: ``defaults`` (``hepgen.WGANGP(2)`` as it is now), ``previous``
+    (:data:`PREVIOUS_DEFAULTS`) or ``plain`` (:func:`plain_wgan_gp`); the same 20k events, epochs, batch
+    size, lr and k for all three, every event used for training."""
+    _threads()
+    import torch
+
+    import hepgen
+    from hepgen.gans.diagnostics import mode_coverage
+
+    data = ring6_data(RING6["n"], seed)
+    start = time.process_time()
+    if variant == "plain":
+        draw = plain_wgan_gp(data, epochs, seed, lr=RING6["lr"], batch_size=RING6["batch_size"],
+                             critic_steps=RING6["critic_steps"])
+        config = {"latent": 2, "hidden": [128, 128, 128], "activation": "relu", "ema": 0.0, "preprocess": "none"}
+    else:
+        model = hepgen.WGANGP(2, critic_steps=RING6["critic_steps"],
+                              **(PREVIOUS_DEFAULTS if variant == "previous" else {}))
+        model.fit(data, epochs=epochs, lr=RING6["lr"], batch_size=RING6["batch_size"], seed=seed, quiet=True,
+                  val_fraction=0)
+        draw = model.sample
+        config = {k: v for k, v in model.get_config().items() if k in ("latent", "hidden", "generator_hidden",
+                                                                      "activation", "ema", "preprocess")}
+    cpu = time.process_time() - start
+    torch.manual_seed(seed + 1)
+    with torch.no_grad():
+        fake = draw(20000).double().numpy()
+    hit, good = mode_coverage(fake, ring6_centres(), RING6["sigma"])
+    return {"variant": variant, "seed": seed, "epochs": epochs, "modes_hit": hit, "high_quality": good,
+            "cpu_s": cpu, "config": config}
+
+
 def w1_run(shift: float, scale: float, steps: int, seed: int = 0) -> dict:
     """Critic estimates between N(0, 1) and N(shift, scale²) against scipy."""
     _threads()

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hepgen.data.preprocess import Preprocessor, PreprocessSpec, resolve_kinds
+from hepgen.data.preprocess import Preprocessor, PreprocessorDict, PreprocessSpec, resolve_kinds
 from hepgen.errors import CheckpointError, ConfigError
 from hepgen.train.protocol import Player, Stream
 
@@ -63,6 +63,15 @@ REGISTRY: dict[str, str] = {
     "conv-gan": "hepgen.gans.gan:ConvGAN",
     "cyclegan": "hepgen.gans.cyclegan:CycleGAN",
 }
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: what a hyper-parameter looks like in config.yaml."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def register(cls: type[Model] | None = None, *, name: str | None = None) -> Any:
@@ -92,7 +101,10 @@ class Model(nn.Module):
     """Base of every hepgen model.
 
     Args:
-        event_shape: shape of one event, ``(features,)`` for tabular data, ``(C, H, W)`` for images.
+        event_shape: shape of one event, ``(features,)`` for tabular data, ``(C, H, W)`` for images, or
+            ``{name: shape}`` for events made of several arrays (calorimeter layers, constituents + mask):
+            then batches, preprocessing (one per array; ``preprocess`` a kind or ``{name: kind}``) and
+            samples are dicts of arrays.
         context: size of the conditioning vector (0: unconditional).
         preprocess: per-feature preprocessing (see :mod:`hepgen.data.preprocess`).
     """
@@ -101,14 +113,21 @@ class Model(nn.Module):
     #: True for models trained without input events (their losses come from a target they evaluate)
     data_free: ClassVar[bool] = False
 
-    def __init__(self, event_shape: Sequence[int], context: int = 0, preprocess: PreprocessSpec = "standard"):
+    def __init__(self, event_shape: Sequence[int] | Mapping[str, Sequence[int]], context: int = 0,
+                 preprocess: PreprocessSpec = "standard"):
         super().__init__()
-        self.event_shape = tuple(int(s) for s in event_shape)
         self.context = int(context)
         self.preprocess = preprocess
-        n = self.event_shape[0] if len(self.event_shape) == 1 else 1
-        default = "standard" if isinstance(preprocess, dict) else preprocess
-        self.preprocessor = Preprocessor(self.event_shape, resolve_kinds(default, n))
+        if isinstance(event_shape, Mapping):  # several arrays per event, one preprocessing each
+            self.event_shape = {str(k): tuple(int(s) for s in v) for k, v in event_shape.items()}
+            if not self.event_shape:
+                raise ConfigError("a multi-array event needs at least one array")
+            self.preprocessor = PreprocessorDict(self.event_shape, "none" if preprocess is None else preprocess)
+        else:
+            self.event_shape = tuple(int(s) for s in event_shape)
+            n = self.event_shape[0] if len(self.event_shape) == 1 else 1
+            default = "standard" if isinstance(preprocess, dict) else preprocess
+            self.preprocessor = Preprocessor(self.event_shape, resolve_kinds(default, n))
         self.context_preprocessor = Preprocessor((self.context,), "standard") if self.context else None
         self.columns_: list[str] | None = None
         self.context_columns_: list[str] | None = None
@@ -121,8 +140,7 @@ class Model(nn.Module):
         for name, p in inspect.signature(type(self).__init__).parameters.items():
             if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
-            value = getattr(self, name)
-            params[name] = list(value) if isinstance(value, tuple) else value
+            params[name] = _plain(getattr(self, name))
         return params
 
     @classmethod
@@ -155,8 +173,18 @@ class Model(nn.Module):
     def _as_tensor(self, x: Tensor | np.ndarray) -> Tensor:
         return torch.as_tensor(x).to(device=self.device, dtype=self.dtype)
 
-    def to_internal(self, x: Tensor | np.ndarray) -> Tensor:
-        """Original units -> the preprocessed space the networks work in."""
+    def to_internal(self, x: Tensor | np.ndarray | Mapping[str, Any]) -> Tensor | dict[str, Tensor]:
+        """Original units -> the preprocessed space the networks work in (a dict for multi-array events)."""
+        if isinstance(self.event_shape, dict):
+            if not isinstance(x, Mapping) or set(x) != set(self.event_shape):
+                got = sorted(x) if isinstance(x, Mapping) else f"one array of shape {tuple(np.shape(x))}"
+                raise ConfigError(f"{self.cli_name} takes events of arrays {sorted(self.event_shape)}, got {got}")
+            out = {k: self._as_tensor(x[k]) for k in self.event_shape}
+            for k, shape in self.event_shape.items():
+                if tuple(out[k].shape[1:]) != shape:
+                    raise ConfigError(f"{self.cli_name}: array {k!r} must have events of shape {shape}, got a batch "
+                                      f"of shape {tuple(out[k].shape)}")
+            return self.preprocessor(out)
         x = self._as_tensor(x)
         if tuple(x.shape[1:]) != self.event_shape:
             raise ConfigError(f"{self.cli_name} was built for events of shape {self.event_shape}, "
@@ -271,6 +299,13 @@ class Model(nn.Module):
     def score_outputs(self, x: Tensor | np.ndarray, context: Any = None) -> dict[str, Tensor]:
         """What ``hepgen score`` writes per event: at least ``score``; density models add ``log_prob``."""
         return {"score": self.score(x, context)}
+
+    def export(self, path: str | Path, what: str | None = None, opset: int = 17, check: bool = True) -> Any:
+        """Write the model as an ONNX graph (``sample``, ``score`` or ``log_prob``, preprocessing folded in);
+        see :func:`hepgen.export.export`. Returns its :class:`~hepgen.export.ExportResult`."""
+        from hepgen.export import export  # the exporter stands above the families it wraps
+
+        return export(self, path, what=what, opset=opset, check=check)
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> Model:

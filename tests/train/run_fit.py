@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 torch.set_num_threads(1)
 
 import hepgen  # noqa: E402
-from tests.train.toy_models import Regressor  # noqa: E402
+from tests.train.toy_models import Regressor, ReverseKL  # noqa: E402
 
 
 def data() -> np.ndarray:
@@ -21,6 +21,11 @@ def data() -> np.ndarray:
 
 
 def fit(kind: str, run_dir: str | None, resume: bool = False, **options) -> torch.nn.Module:
+    if kind == "reverse-kl":  # data-free: no input events, 25 steps of 64 draws per epoch
+        settings = dict(epochs=4, batch_size=64, lr=5e-2, seed=3, quiet=True, monitor=None, steps_per_epoch=25)
+        settings.update(options)
+        model = ReverseKL(2, sleep=float(settings.pop("sleep", 0.0)))
+        return model.fit(None, run_dir=run_dir, resume=resume, **settings)
     x = data()
     w = np.random.default_rng(1).uniform(0.2, 2.0, len(x))
     settings = dict(epochs=4, batch_size=60, lr=1e-2, seed=3, quiet=True, val_fraction=0.0, monitor=None)

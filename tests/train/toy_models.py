@@ -51,3 +51,108 @@ class Duel(Model):
     def player_step(self, player, batch):
         net = self.a if player == "first" else self.b
         return {"loss": net(batch["x"])[:, 0] ** 2}
+
+
+@register(name="test-reverse-kl")
+class ReverseKL(Model):
+    """Data-free: q = N(loc, exp(log_scale)²) per feature trained by reverse KL to p = N(target_mean, target_std²).
+
+    loss per draw x = loc + exp(log_scale) z:  log q(x) − log p(x)  (its mean is KL(q‖p) ≥ 0, 0 at the optimum
+    loc = target_mean, log_scale = log target_std).
+    """
+
+    data_free = True
+
+    def __init__(self, features: int = 2, context: int = 0, target_mean: float = 2.0, target_std: float = 0.5,
+                 sleep: float = 0.0, preprocess: str = "none"):
+        super().__init__((features,), context, preprocess)
+        self.features, self.target_mean, self.target_std, self.sleep = features, target_mean, target_std, sleep
+        self.loc = nn.Parameter(torch.zeros(features))
+        self.log_scale = nn.Parameter(torch.zeros(features))
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.loc.normal_(0.0, 0.1)
+            self.log_scale.zero_()
+
+    def training_losses(self, batch):
+        if self.sleep:
+            time.sleep(self.sleep)
+        n = len(batch["w"])
+        z = torch.randn(n, self.features)
+        x = self.loc + self.log_scale.exp() * z
+        normal = torch.distributions.Normal(0.0, 1.0)
+        log_q = normal.log_prob(z).sum(1) - self.log_scale.sum()
+        log_p = torch.distributions.Normal(self.target_mean, self.target_std, validate_args=False).log_prob(x).sum(1)
+        return {"loss": log_q - log_p}
+
+
+@register(name="test-translator")
+class Translator(Model):
+    """Two streams: learns the shift between domain A (the main events) and domain B (stream "b") by matching
+    weighted means: loss = ‖mean_w(a) + shift − b‖² per pair, minimised at shift = E_w[b] − E_w[a]."""
+
+    def __init__(self, features: int = 2, context: int = 0, domain_b: object = None, preprocess: str = "none"):
+        super().__init__((features,), context, preprocess)
+        self.features, self.domain_b = features, domain_b
+        self.shift = nn.Parameter(torch.zeros(features))
+        self.seen_b = []  # the first B batch of every step (tests look at which events were paired)
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            self.shift.zero_()
+
+    def streams(self):
+        from hepgen.models import Stream
+
+        return {"b": Stream(data=self.domain_b, event_shape=(self.features,))}
+
+    def training_losses(self, batch):
+        a, b = batch["x"], batch["streams"]["b"]["x"]
+        wb = batch["streams"]["b"]["w"]
+        if self.training:
+            self.seen_b.append(b.detach().clone())
+        m = min(len(a), len(b))
+        # per event of A: (a + shift − b)² with B's relative weight, pairs cut to the shorter batch
+        per = ((a[:m] + self.shift - b[:m]) ** 2).sum(1) * (wb[:m] / wb[:m].mean())
+        return {"loss": torch.cat([per, per.new_zeros(len(a) - m)])}
+
+
+@register(name="test-three-arrays")
+class ThreeArrays(Model):
+    """Events of three arrays of different shapes; an independent Gaussian per value (after preprocessing).
+
+    log p(x) = Σ_arrays Σ_cells log N(u; m, s²) + log|det ∂u/∂x| ; sample draws u and maps back per array.
+    """
+
+    def __init__(self, shapes: dict | None = None, context: int = 0, preprocess: object = "standard"):
+        self.shapes = {k: list(v) for k, v in (shapes or {"layer0": (3, 4), "layer1": (2, 2), "energy": (1,)}).items()}
+        super().__init__(self.shapes, context, preprocess)
+        self.means = nn.ParameterDict({k: nn.Parameter(torch.zeros(*v)) for k, v in self.shapes.items()})
+        self.log_stds = nn.ParameterDict({k: nn.Parameter(torch.zeros(*v)) for k, v in self.shapes.items()})
+
+    def reset_parameters(self):
+        with torch.no_grad():
+            for p in list(self.means.values()) + list(self.log_stds.values()):
+                p.zero_()
+
+    def _log_prob_u(self, u):
+        return sum(torch.distributions.Normal(self.means[k], self.log_stds[k].exp()).log_prob(u[k])
+                   .reshape(len(u[k]), -1).sum(1) for k in self.shapes)
+
+    def training_losses(self, batch):
+        return {"loss": -self._log_prob_u(batch["x"])}
+
+    @torch.no_grad()
+    def log_prob(self, x, context=None):
+        x = {k: self._as_tensor(v) for k, v in x.items()}
+        return self._log_prob_u(self.to_internal(x)) + self.preprocessor.log_abs_det_jacobian(x)
+
+    @torch.no_grad()
+    def sample(self, n, context=None):
+        u = {k: self.means[k] + self.log_stds[k].exp() * torch.randn(n, *self.shapes[k]) for k in self.shapes}
+        return self.to_external(u)
+
+    def score_outputs(self, x, context=None):
+        lp = self.log_prob(x)
+        return {"log_prob": lp, "score": -lp}

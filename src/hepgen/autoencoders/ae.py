@@ -15,7 +15,6 @@ away from the training codes, so these samples are often blurred or off the data
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,14 +71,9 @@ class _DeterministicAE(LatentModel):
         return {"score": per.reshape(per.shape[0], -1).mean(dim=1), "score_per_feature": per}
 
     # -- the latent Gaussian -----------------------------------------------------------------------
-    def fit(self, x: Any, val: Any = None, **options: Any) -> Model:
-        """Train with the engine (see :meth:`hepgen.models.Model.fit`), then fit the latent Gaussian on ``x``."""
-        super().fit(x, val, **options)
-        self.fit_latent(x, weights=options.get("weights"), context=options.get("context"))
-        run_dir = options.get("run_dir")
-        if run_dir is not None and int(os.environ.get("RANK", "0")) == 0:
-            self.save(run_dir)  # the engine saved before the latent Gaussian existed
-        return self
+    def on_fit_end(self, events: Any) -> None:
+        """After training (engine hook, every process): fit the latent Gaussian on the training events."""
+        self.fit_latent_events(events)
 
     @torch.no_grad()
     def fit_latent(self, x: Any, weights: Any = None, context: Any = None, chunk_size: int = 65536) -> _DeterministicAE:
@@ -91,6 +85,11 @@ class _DeterministicAE(LatentModel):
         from hepgen.data.sources import load_events
 
         events, _ = load_events(x, weights, context, self)
+        return self.fit_latent_events(events, chunk_size)
+
+    @torch.no_grad()
+    def fit_latent_events(self, events: Any, chunk_size: int = 65536) -> _DeterministicAE:
+        """:meth:`fit_latent` on :class:`hepgen.data.loader.Events` (in memory or streamed), chunk by chunk."""
         total_w, s1, s2 = 0.0, torch.zeros(self.latent, dtype=torch.float64), torch.zeros(
             self.latent, self.latent, dtype=torch.float64)
         was_training = self.training

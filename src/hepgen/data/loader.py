@@ -2,7 +2,9 @@
 
 Events travel together: ``x`` (N, *event_shape), per-event weights ``w`` (N,) and an optional
 ``context`` (N, c) are cut by the same indices, so weights and contexts follow their events through
-shuffling, validation splits, streaming and DDP sharding.
+shuffling, validation splits, streaming and DDP sharding. A multi-array event (calorimeter layers
+of different shapes, constituents plus mask) has ``x`` a dict ``{name: (N, *shape_name)}``: every
+array is cut by the same indices too.
 
 * In memory, the order of an epoch is torch's :class:`~torch.utils.data.DistributedSampler`
   (seeded with ``seed``, ``set_epoch(epoch)``): with one process it is a plain seeded shuffle; with
@@ -25,10 +27,35 @@ import torch
 from torch.utils.data import DistributedSampler
 
 
-def _rows(source: Any, start: int, stop: int) -> np.ndarray:
+def tree_map(fn: Any, value: Any) -> Any:
+    """``fn`` applied to every leaf of a nest of dicts (the arrays of a multi-array event)."""
+    if isinstance(value, dict):
+        return {k: tree_map(fn, v) for k, v in value.items()}
+    return fn(value)
+
+
+def tree_leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in tree_leaves(v)]
+    return [value]
+
+
+def tree_concat(a: Any, b: Any) -> Any:
+    if isinstance(a, dict):
+        return {k: tree_concat(a[k], b[k]) for k in a}
+    return np.concatenate([a, b])
+
+
+def _rows(source: Any, start: int, stop: int) -> Any:
+    if isinstance(source, dict):
+        return {k: _rows(v, start, stop) for k, v in source.items()}
     if hasattr(source, "read_rows"):
         return source.read_rows(start, stop)
     return np.asarray(source[start:stop])
+
+
+def _length(source: Any) -> int:
+    return len(tree_leaves(source)[0])
 
 
 class RowRange:
@@ -57,16 +84,22 @@ class Events:
     context: Any = None
 
     def __len__(self) -> int:
-        return len(self.x)
+        return _length(self.x)
+
+    @property
+    def multi(self) -> bool:
+        """Whether an event is several arrays (``x`` a dict)."""
+        return isinstance(self.x, dict)
 
     @property
     def in_memory(self) -> bool:
-        return not any(hasattr(s, "read_rows") for s in (self.x, self.w, self.context) if s is not None)
+        return not any(hasattr(leaf, "read_rows") for s in (self.x, self.w, self.context) if s is not None
+                       for leaf in tree_leaves(s))
 
-    def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
+    def rows(self, start: int, stop: int) -> dict[str, Any]:
         out = {"x": _rows(self.x, start, stop)}
         out["w"] = (_rows(self.w, start, stop) if self.w is not None
-                    else np.ones(out["x"].shape[0], dtype=np.float64))
+                    else np.ones(_length(out["x"]), dtype=np.float64))
         if self.context is not None:
             out["context"] = _rows(self.context, start, stop)
         return out
@@ -74,17 +107,15 @@ class Events:
     def slice(self, start: int, stop: int) -> Events:
         """The events in rows [start, stop), without reading them."""
         def cut(s: Any) -> Any:
-            if s is None:
-                return None
             return RowRange(s, start, stop) if hasattr(s, "read_rows") else s[start:stop]
 
-        return Events(cut(self.x), cut(self.w), cut(self.context))
+        return Events(*(None if s is None else tree_map(cut, s) for s in (self.x, self.w, self.context)))
 
     def take(self, index: np.ndarray) -> Events:
         """In-memory events at ``index`` (for seeded random validation splits)."""
-        return Events(*(None if s is None else s[index] for s in (self.x, self.w, self.context)))
+        return Events(*(None if s is None else tree_map(lambda a: a[index], s) for s in (self.x, self.w, self.context)))
 
-    def chunks(self, chunk_size: int) -> Iterator[np.ndarray]:
+    def chunks(self, chunk_size: int) -> Iterator[Any]:
         """The event features ``x`` chunk by chunk, in file order (fits preprocessing on streams)."""
         for start in range(0, len(self), chunk_size):
             yield _rows(self.x, start, min(start + chunk_size, len(self)))
@@ -97,14 +128,14 @@ def epoch_order(n: int, epoch: int, seed: int, rank: int = 0, world: int = 1, sh
     return torch.tensor(list(iter(sampler)), dtype=torch.long)
 
 
-def memory_batches(data: dict[str, torch.Tensor], batch_size: int, epoch: int, seed: int,
-                   rank: int = 0, world: int = 1, shuffle: bool = True) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of this rank's share; ``batch_size`` is per rank. data: name -> (N, ...) tensors."""
-    n = len(data["x"])
+def memory_batches(data: dict[str, Any], batch_size: int, epoch: int, seed: int,
+                   rank: int = 0, world: int = 1, shuffle: bool = True) -> Iterator[dict[str, Any]]:
+    """Batches of this rank's share; ``batch_size`` is per rank. data: name -> (N, ...) tensors (or dicts of them)."""
+    n = _length(data["x"])
     order = epoch_order(n, epoch, seed, rank, world, shuffle)
     for i in range(0, len(order), batch_size):
         index = order[i:i + batch_size]
-        yield {k: v[index] for k, v in data.items()}
+        yield tree_map(lambda v: v[index], data)
 
 
 def memory_batch_count(n: int, batch_size: int, world: int = 1) -> int:
@@ -151,16 +182,16 @@ def stream_batches(events: Events, batch_size: int, chunk_size: int, epoch: int,
         block = events.rows(start, stop)
         if shuffle:
             perm = torch.randperm(stop - start, generator=g).numpy()
-            block = {k: v[perm] for k, v in block.items()}
+            block = tree_map(lambda v: v[perm], block)
         if buffer is not None:
-            block = {k: np.concatenate([buffer[k], block[k]]) for k in block}
-        size = len(block["x"])
+            block = tree_concat(buffer, block)
+        size = _length(block["x"])
         full = size - size % batch_size
         for i in range(0, full, batch_size):
-            yield {k: v[i:i + batch_size] for k, v in block.items()}
+            yield tree_map(lambda v: v[i:i + batch_size], block)
             produced += 1
             if produced == limit:
                 return
-        buffer = {k: v[full:] for k, v in block.items()} if full < size else None
+        buffer = tree_map(lambda v: v[full:], block) if full < size else None
     if buffer is not None and produced < limit:
         yield buffer

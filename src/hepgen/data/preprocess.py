@@ -113,11 +113,14 @@ class Preprocessor(nn.Module):
         return all(k == "none" for k in self.kinds)
 
     # -- fitting ---------------------------------------------------------------------------------
-    def fit(self, data: np.ndarray | Tensor | Callable[[], Iterable[np.ndarray]]) -> Preprocessor:
+    def fit(self, data: np.ndarray | Tensor | Callable[[], Iterable[np.ndarray]],
+            columns: Sequence[str] | None = None) -> Preprocessor:
         """Fit the statistics on the training data.
 
         ``data`` is an array (batch, *event_shape), or, for streams larger than memory, a callable
-        returning a fresh iterator of chunks (it is called twice: range, then moments).
+        returning a fresh iterator of chunks (it is called twice: range, then moments). A tabular
+        feature that is constant in the training data cannot be standardised (or min-max scaled):
+        that raises a DataError naming it (``columns`` gives the names for the message).
         """
         if isinstance(data, (np.ndarray, Tensor)):
             array = data.detach().cpu().numpy() if isinstance(data, Tensor) else data
@@ -157,8 +160,17 @@ class Preprocessor(nn.Module):
             total, total_sq = total + v.sum(axis=0), total_sq + (v**2).sum(axis=0)
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-        std = np.where(std > 1e-12, std, 1.0)
         standardised = np.isin(codes, [KINDS.index(k) for k in ("standard", "log", "logit")])
+        scaled = standardised | (codes == KINDS.index("minmax"))
+        constant = (std <= 1e-12 * np.maximum(1.0, np.abs(mean))) | (hi <= lo)
+        if self.tabular and count > 1 and (constant & scaled).any():
+            j = int(np.flatnonzero(constant & scaled)[0])
+            name = f"'{columns[j]}'" if columns is not None and j < len(columns) else f"{j}"
+            raise DataError(
+                f"feature {name} is constant ({lo[j]:.6g}) in all {count} training events: '{self.kinds[j]}' "
+                "preprocessing would divide by a zero spread. Drop it (--exclude / columns=) or give it "
+                "preprocess 'none'.")
+        std = np.where(std > 1e-12, std, 1.0)
         self.shift.copy_(torch.from_numpy(np.where(standardised, mean, 0.0)))
         self.scale.copy_(torch.from_numpy(np.where(standardised, std, 1.0)))
         self.fitted.fill_(True)
@@ -276,3 +288,45 @@ class Preprocessor(nn.Module):
 
     def extra_repr(self) -> str:
         return f"event_shape={self.event_shape}, kinds={self.kinds}"
+
+
+class PreprocessorDict(nn.ModuleDict):
+    """One :class:`Preprocessor` per array of a multi-array event (calorimeter layers, constituents + mask).
+
+    Maps a dict ``{name: (batch, *shape_name)}`` to the dict of preprocessed arrays; the Jacobian term is the
+    sum over arrays. ``kinds`` is one kind per array name (or one for all).
+    """
+
+    def __init__(self, event_shapes: dict[str, Sequence[int]], kinds: str | dict[str, str] = "standard"):
+        modules = {}
+        for name, shape in event_shapes.items():
+            spec = kinds if isinstance(kinds, str) else kinds.get(name, kinds.get("*", "standard"))
+            modules[name] = Preprocessor(shape, resolve_kinds(spec, int(shape[0])) if len(shape) == 1 else spec)
+        super().__init__(modules)
+
+    @property
+    def identity(self) -> bool:
+        return all(p.identity for p in self.values())
+
+    @property
+    def kinds(self) -> list[str]:
+        return [f"{name}: {','.join(sorted(set(p.kinds)))}" for name, p in self.items()]
+
+    def fit(self, data: dict[str, np.ndarray] | Callable[[], Iterable[dict[str, np.ndarray]]],
+            columns: Sequence[str] | None = None) -> PreprocessorDict:
+        """Fit each array's preprocessing; ``data`` is a dict of arrays or a callable of dict chunks."""
+        for name, p in self.items():
+            if callable(data):
+                p.fit(lambda name=name: (chunk[name] for chunk in data()))
+            else:
+                p.fit(data[name])
+        return self
+
+    def forward(self, x: dict[str, Tensor]) -> dict[str, Tensor]:  # type: ignore[override]
+        return {name: p(x[name]) for name, p in self.items()}
+
+    def inverse(self, u: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {name: p.inverse(u[name]) for name, p in self.items()}
+
+    def log_abs_det_jacobian(self, x: dict[str, Tensor]) -> Tensor:
+        return sum(p.log_abs_det_jacobian(x[name]) for name, p in self.items())

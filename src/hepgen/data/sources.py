@@ -68,6 +68,9 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
 
     stream: True keeps file data on disk, False reads it, None decides by ``memory_limit_mb``.
     """
+    shapes = getattr(model, "event_shape", None)
+    if isinstance(x, dict) or isinstance(shapes, dict):
+        return _load_multi(x, weights, context, model, stream=stream, memory_limit_mb=memory_limit_mb)
     names: dict[str, list[str]] = {}
     weight_cols = _split_columns(weights) if is_column_name(weights) else []
     context_cols = _split_columns(context) if is_column_name(context) else []
@@ -122,6 +125,7 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
         if extra is not None and len(extra) != len(features):
             raise DataError(f"the {what} have {len(extra)} rows but the events have {len(features)}; "
                             "they must match row by row")
+    w = _checked_weights(w, x)
     events = Events(features, w, ctx)
     if model is not None:
         shape = tuple(features.event_shape) if hasattr(features, "event_shape") else tuple(features.shape[1:])
@@ -133,3 +137,98 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
         if c != model.context:
             raise DataError(f"the model expects a context of {model.context} columns, got {c}")
     return events, names
+
+
+def _checked_weights(w: Any, where: Any) -> Any:
+    """In-memory weights must have a positive sum (negative weights are fine, but not all of them)."""
+    if w is None or hasattr(w, "read_rows"):
+        return w
+    total = float(np.sum(w))
+    if not total > 0:
+        what = where if isinstance(where, (str, os.PathLike)) else "the data"
+        raise DataError(f"the weights of {what} sum to {total:.6g}: the weighted mean loss needs a positive total "
+                        f"weight ({int(np.sum(w < 0))} of {len(w)} weights are negative, {int(np.sum(w == 0))} "
+                        "are zero)")
+    return w
+
+
+def member_spec(spec: str | os.PathLike, name: str) -> str:
+    """The spec of array ``name`` inside the group ``spec`` names: ``f.h5:calo`` -> ``f.h5:calo/name``."""
+    path, key = io.parse_spec(spec)
+    return f"{path}:{key.rstrip('/')}/{name}" if key else f"{path}:{name}"
+
+
+def _load_multi(x: Any, weights: Any, context: Any, model: Any, *, stream: bool | None,
+                memory_limit_mb: float) -> tuple[Events, dict[str, list[str]]]:
+    """Events made of several arrays: a dict of arrays, or the datasets of one HDF5 group (one per array
+    the model names); weights and context may name further 1-D datasets of that group."""
+    shapes = getattr(model, "event_shape", None)
+    if model is not None and not isinstance(shapes, dict):
+        raise DataError(f"the model {model.cli_name!r} expects single-array events of shape {shapes}, but the data "
+                        "holds several arrays per event")
+    names: dict[str, list[str]] = {}
+    if isinstance(x, dict):
+        features: Any = {k: _array(v, f"array {k!r} of the events") for k, v in x.items()}
+        group_column = None
+    else:
+        wanted = list(shapes) if shapes is not None else io.available_keys(x)
+        sources = {k: io.open_source(member_spec(x, k)) for k in wanted}
+        nbytes = sum(len(s) * int(np.prod(s.event_shape)) * 4 for s in sources.values())
+        keep_on_disk = stream if stream is not None else nbytes > memory_limit_mb * 2**20
+        features = {}
+        for k, s in sources.items():
+            features[k] = s if keep_on_disk else s.read_rows(0, len(s))
+            if not keep_on_disk:
+                s.close()
+
+        def group_column(cols: list[str]) -> np.ndarray:
+            return np.column_stack([io.read_column(member_spec(x, c)) for c in cols])
+    lengths = {k: len(v) for k, v in features.items()}
+    if len(set(lengths.values())) != 1:
+        raise DataError(f"the arrays of {x if isinstance(x, (str, os.PathLike)) else 'the events'} have different "
+                        f"numbers of events: {lengths}; each event needs one row in every array")
+    n = next(iter(lengths.values()))
+    if n == 0:
+        raise DataError("the events are empty (0 rows)")
+
+    def extra(value: Any, what: str) -> np.ndarray | None:
+        if value is None:
+            return None
+        if is_column_name(value):
+            if group_column is None:
+                raise DataError(f"{what} given as column names need the events as a file spec (path[:key])")
+            cols = _split_columns(value)
+            if what == "context":
+                names["context"] = cols
+            return group_column(cols)
+        if isinstance(value, (str, os.PathLike)):
+            return np.asarray(io.read(value).data)
+        return _array(value, f"the {what}")
+
+    w = extra(weights, "weights")
+    if w is not None:
+        w = np.asarray(w, dtype=np.float64).reshape(len(w), -1)
+        if w.shape[1] != 1:
+            raise DataError(f"weights must be one number per event, got shape {w.shape}")
+        w = _checked_weights(w[:, 0], x)
+    ctx = extra(context, "context")
+    if ctx is not None:
+        ctx = np.asarray(ctx, dtype=np.float32)
+        ctx = ctx[:, None] if ctx.ndim == 1 else ctx
+    for what, arr in (("weights", w), ("context", ctx)):
+        if arr is not None and len(arr) != n:
+            raise DataError(f"the {what} have {len(arr)} rows but the events have {n}; they must match row by row")
+    if model is not None:
+        for k, shape in shapes.items():
+            if k not in features:
+                raise DataError(f"the model {model.cli_name!r} needs array {k!r}; the data has "
+                                f"{', '.join(features)}")
+            got = tuple(getattr(features[k], "event_shape", None) or features[k].shape[1:])
+            if got != tuple(shape):
+                raise DataError(f"array {k!r}: the model {model.cli_name!r} expects events of shape {tuple(shape)}, "
+                                f"got {got}")
+        features = {k: features[k] for k in shapes}
+        c = 0 if ctx is None else ctx.shape[1]
+        if c != model.context:
+            raise DataError(f"the model expects a context of {model.context} columns, got {c}")
+    return Events(features, w, ctx), names

@@ -6,16 +6,17 @@
           + λ_id λ_cyc (|G(b) − b|₁ + |F(a) − a|₁)                     (identity terms: same features only)
 
 |·|₁ is the mean absolute difference over features in each domain's preprocessed (standardised)
-units. The engine batches domain A (``fit(x, ...)``); each batch of A is paired with a batch drawn
-at random from domain B (``fit(x, y=...)``, or the ``domain_b`` data spec, which the CLI sets with
-``hepgen fit cyclegan DATA_A --domain-b DATA_B``). Unpaired data make the random pairing exact.
-Domain B's preprocessing is fitted on B and saved with the model.
+units. Domain B is the engine's second event stream ``"b"``: ``fit(x, streams={"b": y})`` (or
+``{"b": {"data": y, "weights": w}}``), or the ``domain_b`` data spec (with ``domain_b_weights``), which
+the CLI sets with ``hepgen fit cyclegan DATA_A --domain-b DATA_B [--domain-b-weights COL]``. The engine
+batches, weights, shuffles, splits across DDP ranks and resumes B like A; each batch of A is paired
+with the next batch of B (unpaired data make the pairing exact). Domain B's preprocessing is fitted
+on B's training events and saved with the model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +24,10 @@ import torch
 from torch import Tensor, nn
 
 from hepgen.data.preprocess import Preprocessor, PreprocessSpec, resolve_kinds
-from hepgen.errors import ConfigError, DataError
+from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic, MLPGenerator
-from hepgen.models import Model
+from hepgen.models import Model, Stream
 
 
 class CycleGAN(Adversarial):
@@ -39,7 +40,8 @@ class CycleGAN(Adversarial):
         loss: adversarial loss (default least-squares, as in the CycleGAN paper).
         cycle_weight: λ_cyc.
         identity_weight: λ_id, relative to λ_cyc (0 when the domains have different features).
-        domain_b: data spec (path[:key]) of domain B, used by ``fit`` when no ``y`` is given.
+        domain_b: data spec (path[:key]) of domain B, used by ``fit`` when ``streams`` gives no ``"b"``.
+        domain_b_weights: per-event weights of domain B: a column of ``domain_b`` or FILE:KEY.
         activation, lr_critic, lr_generator, betas, ema, clip, gp_weight, critic_steps: as for :class:`GAN`.
         context: must be 0.
         preprocess: preprocessing of both domains.
@@ -51,7 +53,8 @@ class CycleGAN(Adversarial):
 
     def __init__(self, features: int, features_b: int | None = None, hidden: Sequence[int] = (128, 128),
                  loss: str = "least-squares", cycle_weight: float = 10.0, identity_weight: float = 0.5,
-                 domain_b: str | None = None, activation: str = "leaky_relu", critic_steps: int = 1,
+                 domain_b: str | None = None, domain_b_weights: str | None = None,
+                 activation: str = "leaky_relu", critic_steps: int = 1,
                  lr_critic: float | None = None, lr_generator: float | None = None,
                  betas: Sequence[float] = (0.5, 0.999), ema: float = 0.0, clip: float = 0.01, gp_weight: float = 10.0,
                  context: int = 0, preprocess: PreprocessSpec = "standard"):
@@ -65,7 +68,7 @@ class CycleGAN(Adversarial):
         if self.identity_weight and self.features_b != self.features:
             raise ConfigError(f"the identity loss needs domains with the same features ({self.features} vs "
                               f"{self.features_b}); set identity_weight=0")
-        self.domain_b, self.activation = domain_b, activation
+        self.domain_b, self.domain_b_weights, self.activation = domain_b, domain_b_weights, activation
         self._init_training(loss, critic_steps, lr_critic, lr_generator, betas, ema, clip, gp_weight)
         self.latent = 0
         default = "standard" if isinstance(preprocess, dict) else preprocess
@@ -74,7 +77,6 @@ class CycleGAN(Adversarial):
         self.generator = nn.ModuleDict({"ab": MLPGenerator(a, b, h, act=activation),
                                         "ba": MLPGenerator(b, a, h, act=activation)})
         self.critic = nn.ModuleDict({"a": MLPCritic(a, h, act=activation), "b": MLPCritic(b, h, act=activation)})
-        self._domain_b: Tensor | None = None
         self._finish_init()
 
     @classmethod
@@ -84,66 +86,52 @@ class CycleGAN(Adversarial):
             raise ConfigError(f"cyclegan models tabular events (batch, features); got events of shape {event_shape}")
         if params.get("domain_b") and params.get("features_b") is None:
             from hepgen.data import io
+            from hepgen.data.sources import is_column_name
 
-            source = io.open_source(params["domain_b"])
+            weights = params.get("domain_b_weights")
+            source = io.open_source(params["domain_b"], exclude=[weights] if is_column_name(weights) else ())
             params["features_b"] = int(np.prod(source.event_shape))
             source.close()
         return cls(event_shape[0], context=context, **params)
 
-    # -- fitting -----------------------------------------------------------------------------------
-    def fit(self, x: Any, val: Any = None, *, y: Any = None, **kwargs: Any) -> CycleGAN:
-        """Train on domain A events ``x`` and domain B events ``y`` (array (m, features_b) or a data spec;
-        default: ``domain_b``). Other arguments as :meth:`hepgen.models.Model.fit`."""
-        y = self.domain_b if y is None else y
-        if y is None:
-            raise ConfigError("cyclegan needs the events of domain B: fit(x, y=...) or "
-                              "'hepgen fit cyclegan DATA_A --domain-b DATA_B'")
-        b = self._read_domain_b(y)
-        if isinstance(self.preprocess, dict):
-            self.preprocessor_b.set_kinds(resolve_kinds("standard", self.features_b))
-        self.preprocessor_b.fit(b)
-        self._domain_b = self.preprocessor_b(torch.as_tensor(b, dtype=torch.get_default_dtype()))
-        try:
-            return super().fit(x, val, **kwargs)
-        finally:
-            self._domain_b = None
+    # -- the engine's second stream ------------------------------------------------------------------
+    def streams(self) -> dict[str, Stream]:
+        """Domain B, a second event stream: batched, weighted, shuffled, split across DDP ranks and resumed
+        by the engine like domain A; its preprocessing is fitted on B's training events."""
+        return {"b": Stream(data=self.domain_b, weights=self.domain_b_weights, preprocessor=self.preprocessor_b,
+                            event_shape=(self.features_b,),
+                            missing="cyclegan needs the events of domain B: fit(x, streams={'b': y}) or "
+                                    "'hepgen fit cyclegan DATA_A --domain-b DATA_B'")}
 
-    def _read_domain_b(self, y: Any) -> np.ndarray:
-        if isinstance(y, (str, Path)):
-            from hepgen.data import io
+    def _paired(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
+        """Domain A's batch, a batch of B of the same size, and B's relative weights w_B / mean(w_B): (batch,).
 
-            b, where = np.asarray(io.read(y).data, dtype=np.float64), str(y)
-        else:
-            b = (y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)).astype(np.float64)
-            where = "domain B (y)"
-        if b.ndim != 2 or b.shape[1] != self.features_b or len(b) == 0:
-            raise DataError(f"{where}: domain B events must have shape (events, {self.features_b}), got {b.shape}")
-        bad = ~np.isfinite(b).all(axis=1)
-        if bad.any():
-            raise DataError(f"{where}: row {int(np.argmax(bad))} of domain B holds NaN or inf")
-        return b
-
-    def _batch_b(self, n: int) -> Tensor:
-        if self._domain_b is None:
-            raise ConfigError("domain B events are only available during fit(x, y=...)")
-        if self._domain_b.device != self.device:
-            self._domain_b = self._domain_b.to(self.device)
-        return self._domain_b[torch.randint(len(self._domain_b), (n,), device=self.device)].to(self.dtype)
+        Each pair (a_i, b_i) is weighted by w_A,i (the engine) times w_B,i / mean(w_B) (here), so that the
+        weighted mean over pairs estimates E_{a ~ w_A} E_{b ~ w_B} of the loss.
+        """
+        a = batch["x"]
+        stream = batch.get("streams", {}).get("b")
+        if stream is None:
+            raise ConfigError("cyclegan steps need a batch of domain B (the engine's stream 'b')")
+        b, wb = stream["x"], stream["w"]
+        if len(b) != len(a):  # the last batch of an epoch pass: pair cyclically
+            index = torch.arange(len(a), device=b.device) % len(b)
+            b, wb = b[index], wb[index]
+        return a, b.to(a.dtype), (wb / wb.mean()).to(a.dtype)
 
     # -- the engine's steps ----------------------------------------------------------------------
     def player_step(self, player: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Per-event losses (batch,) of the ``critic`` (both critics) or the ``generator`` (both generators)."""
         self._sync()
-        a = batch["x"]
-        b = self._batch_b(a.shape[0])
-        G, F, L = self.generator["ab"], self.generator["ba"], self.adversarial_loss
+        a, b, wb = self._paired(batch)
+        G, F = self.generator["ab"], self.generator["ba"]
         if player == "critic":
             with torch.no_grad():
                 fake_b, fake_a = G(a), F(b)
-            return self._critic_losses_ab(a, b, fake_a, fake_b, penalty=True)
+            return _weighted(self._critic_losses_ab(a, b, fake_a, fake_b, penalty=True), wb)
         if player == "generator":
             self._ema_pending = True
-            return self._generator_losses(a, b)
+            return _weighted(self._generator_losses(a, b), wb)
         raise ConfigError(f"cyclegan has players 'critic' and 'generator', not {player!r}")
 
     def _critic_losses_ab(self, a: Tensor, b: Tensor, fake_a: Tensor, fake_b: Tensor,
@@ -181,12 +169,12 @@ class CycleGAN(Adversarial):
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Both players' losses on held-out A events and random B events (no gradient penalty)."""
         self._sync()
-        a = batch["x"]
-        b = self._batch_b(a.shape[0])
+        a, b, wb = self._paired(batch)
         out = self._critic_losses_ab(a, b, self.generator["ba"](b), self.generator["ab"](a), penalty=False)
         out["critic_loss"] = out.pop("loss")
         gen = self._generator_losses(a, b)
-        out["generator_loss"] = gen.pop("loss")
+        out["critic_loss"] = out["critic_loss"] * wb
+        out["generator_loss"] = gen.pop("loss") * wb
         out.update(gen)
         out.update(self._epoch_diagnostics())
         return out
@@ -239,3 +227,9 @@ class CycleGAN(Adversarial):
     def critic_output(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
         """D_A(x) on domain A events in the original units: (batch,)."""
         return self.critic["a"](self.to_internal(x))
+
+
+def _weighted(losses: dict[str, Tensor], wb: Tensor) -> dict[str, Tensor]:
+    """The objective of each pair times domain B's relative weight (diagnostics unweighted)."""
+    losses["loss"] = losses["loss"] * wb
+    return losses

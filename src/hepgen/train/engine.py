@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -34,12 +35,14 @@ from hepgen.data.loader import (
     memory_batches,
     stream_batch_count,
     stream_batches,
+    tree_leaves,
+    tree_map,
 )
 from hepgen.data.sources import is_column_name, load_events
-from hepgen.errors import CheckpointError, ConfigError, TrainingError
+from hepgen.errors import CheckpointError, ConfigError, DataError, TrainingError
 from hepgen.train import distributed
 from hepgen.train.monitor import SAMPLE_METRICS, sample_metric
-from hepgen.train.protocol import Player, Trainable
+from hepgen.train.protocol import Player, Stream, Trainable
 from hepgen.train.rundir import RunDir, load_checkpoint, save_checkpoint
 
 SCHEDULERS = ("none", "cosine", "exponential", "plateau", "step")
@@ -64,6 +67,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return torch.device(name)
 
 
+def _integer(name: str, value: Any, minimum: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"training setting {name!r} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"training setting {name!r} must be >= {minimum}, got {value}")
+
+
+def _number(name: str, value: Any, positive: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"training setting {name!r} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ConfigError(f"training setting {name!r} must be a finite number {'> 0' if positive else '>= 0'}, "
+                          f"got {value}")
+
+
 def _plain(value: Any) -> Any:
     """Tuples as lists, so that a config read back from YAML compares equal to the live one."""
     if isinstance(value, (tuple, list)):
@@ -71,6 +89,103 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def _describe(value: Any) -> Any:
+    """A data argument as config.yaml records it: the spec or column names, or the array's shape."""
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {k: _describe(v) for k, v in value.items()}
+    shape = getattr(value, "shape", None)
+    return f"array of shape {tuple(shape)}" if shape is not None else type(value).__name__
+
+
+class _StreamData:
+    """A further event stream during one fit: its events, validation events, preprocessing and batches."""
+
+    def __init__(self, name: str, spec: Stream, train: Events, val: Events | None, salt: int):
+        self.name, self.spec, self.train, self.val, self.salt = name, spec, train, val, salt
+        self.train_data: Any = train
+        self.val_data: Any = val
+
+    @classmethod
+    def load(cls, name: str, spec: Stream, engine: Engine, salt: int) -> _StreamData:
+        stream = None if engine.stream == "auto" else bool(engine.stream)
+        shape_check = _ShapeOnly(spec.event_shape, spec.context_preprocessor) if spec.event_shape else None
+        train, _ = load_events(spec.data, spec.weights, spec.context, shape_check, stream=stream,
+                               memory_limit_mb=engine.memory_limit_mb)
+        if spec.val is not None:
+            val, _ = load_events(spec.val, spec.weights if is_column_name(spec.weights) else None,
+                                 spec.context if is_column_name(spec.context) else None, shape_check,
+                                 stream=stream, memory_limit_mb=engine.memory_limit_mb)
+        elif engine.val_fraction > 0:
+            train, val = engine._split(train)
+        else:
+            val = None
+        return cls(name, spec, train, val, salt)
+
+    def fit_preprocessing(self, chunk_size: int) -> None:
+        if self.spec.preprocessor is not None:
+            self.spec.preprocessor.fit(lambda: self.train.chunks(chunk_size))
+        if self.spec.context_preprocessor is not None and self.train.context is not None:
+            ctx = Events(self.train.context)
+            self.spec.context_preprocessor.fit(lambda: ctx.chunks(chunk_size))
+
+    def to(self, device: torch.device) -> None:
+        for module in (self.spec.preprocessor, self.spec.context_preprocessor):
+            if module is not None:
+                module.to(device)
+
+    def place(self, engine: Engine) -> None:
+        """Events in memory go to the device once; streamed ones stay on disk."""
+        if self.train.in_memory:
+            self.train_data = engine._to_device(self.train)
+        if self.val is not None and self.val.in_memory:
+            self.val_data = engine._to_device(self.val)
+
+    def cycle(self, engine: Engine, epoch: int, shuffle: bool, world: int, rank: int, batch_size: int | None,
+              validation: bool = False) -> Iterator[dict[str, Any]]:
+        """Endless batches: pass p of main epoch e is the stream's seeded epoch e·1009 + p, so every main
+        epoch (and a resume at its start) sees the same stream batches."""
+        data = self.val_data if validation and self.val_data is not None else self.train_data
+        p = 0
+        while True:
+            batches, _ = engine._batches(data, epoch * 1009 + p, shuffle, world, rank, batch_size,
+                                         seed=engine.seed + 7919 * self.salt)
+            produced = False
+            for batch in batches:
+                produced = True
+                yield batch
+            if not produced:
+                raise DataError(f"stream {self.name!r} has too few events for one batch on each process")
+            p += 1
+
+    def prepare(self, raw: dict[str, Any], engine: Engine) -> dict[str, Tensor]:
+        dtype = torch.get_default_dtype()
+        batch = tree_map(lambda v: torch.as_tensor(v).to(engine.device, dtype=dtype, non_blocking=True), raw)
+        if self.spec.preprocessor is not None:
+            batch["x"] = self.spec.preprocessor(batch["x"])
+        if "context" in batch and self.spec.context_preprocessor is not None:
+            batch["context"] = self.spec.context_preprocessor(batch["context"])
+        return batch
+
+    def describe(self) -> dict[str, Any]:
+        return {"events": _describe(self.spec.data), "weights": _describe(self.spec.weights),
+                "context": _describe(self.spec.context), "n_train": len(self.train),
+                "n_val": 0 if self.val is None else len(self.val)}
+
+
+class _ShapeOnly:
+    """What load_events checks a stream's events against: an event shape and a context size."""
+
+    cli_name = "stream"
+
+    def __init__(self, event_shape: tuple[int, ...], context_preprocessor: Any):
+        self.event_shape = tuple(event_shape)
+        self.context = int(context_preprocessor.event_shape[0]) if context_preprocessor is not None else 0
 
 
 class _Stepper(nn.Module):
@@ -105,6 +220,8 @@ class Engine:
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; fp16 with a GradScaler, CUDA only).
         stream: ``auto`` streams file data larger than ``memory_limit_mb``; True/False forces it.
         chunk_size: rows per read when streaming.
+        steps_per_epoch: steps of a data-free model per epoch (its batches are ``batch_size`` events it
+            draws itself); required when the model is trained with ``x=None``.
     """
 
     def __init__(self, *, epochs: int = 20, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
@@ -115,8 +232,24 @@ class Engine:
                  val_fraction: float = 0.1, precision: str = "fp32", stream: bool | str = "auto",
                  chunk_size: int = 65536, memory_limit_mb: float = 1024.0, log_every: int = 10,
                  steps_per_epoch: int | None = None):
-        if epochs < 1 or batch_size < 1 or lr <= 0:
-            raise ConfigError(f"need epochs >= 1, batch_size >= 1 and lr > 0 (got {epochs}, {batch_size}, {lr})")
+        _integer("epochs", epochs, 1)
+        _integer("batch_size", batch_size, 1)
+        _integer("seed", seed, None)
+        _integer("chunk_size", chunk_size, 1)
+        _integer("monitor_samples", monitor_samples, 1)
+        _integer("log_every", log_every, 1)
+        if patience is not None:
+            _integer("patience", patience, 1)
+        if steps_per_epoch is not None:
+            _integer("steps_per_epoch", steps_per_epoch, 1)
+        _number("lr", lr, positive=True)
+        _number("weight_decay", weight_decay, positive=False)
+        _number("val_fraction", val_fraction, positive=False)
+        _number("memory_limit_mb", memory_limit_mb, positive=True)
+        if clip_grad is not None:
+            _number("clip_grad", clip_grad, positive=True)
+        if not (isinstance(stream, bool) or stream == "auto"):
+            raise ConfigError(f"stream must be 'auto', True or False, got {stream!r}")
         if scheduler not in SCHEDULERS:
             raise ConfigError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         if precision not in PRECISIONS:
@@ -154,27 +287,33 @@ class Engine:
         self.local_batch = self.batch_size // self.dist.world_size
         self._check_run_dir(model)
         self._config_written = False
-
-        stream = None if self.stream == "auto" else bool(self.stream)
-        train, names = load_events(x, weights, context, model, stream=stream,
-                                   memory_limit_mb=self.memory_limit_mb)
-        if val is not None:
-            # columns named for the training file (weights, context) are taken from the validation file too
-            val_weights = weights if val_weights is None and is_column_name(weights) else val_weights
-            val_context = context if val_context is None and is_column_name(context) else val_context
-            val_events, _ = load_events(val, val_weights, val_context, model, stream=stream,
-                                        memory_limit_mb=self.memory_limit_mb)
-        elif self.val_fraction > 0:
-            train, val_events = self._split(train)
+        self.data_free = x is None
+        if self.data_free != bool(getattr(model, "data_free", False)):
+            raise ConfigError(f"{model.cli_name} is trained without input events: call fit(None, steps_per_epoch=N)"
+                              if self.data_free is False else
+                              f"no training events given; {model.cli_name} learns from data (pass x)")
+        if self.data_free:
+            if self.steps_per_epoch is None:
+                raise ConfigError(f"{model.cli_name} is trained without data: give steps_per_epoch (steps of "
+                                  f"batch_size={self.batch_size} events it draws itself per epoch)")
+            train, val_events, names = None, None, {}
         else:
-            val_events = None
-        self.streaming = not train.in_memory
-        model.columns_, model.context_columns_ = names.get("x"), names.get("context")
+            train, val_events, names = self._main_events(model, x, val, weights, val_weights, context, val_context)
+            model.columns_, model.context_columns_ = names.get("x"), names.get("context")
+        self.streaming = train is not None and not train.in_memory
+        extra = self._load_streams(model, streams)
+        self.inputs = self._describe_inputs(x, val, weights, context, train, val_events, names, streams, extra)
 
         torch.manual_seed(self.seed)
         model.reset_parameters()
-        self._fit_preprocessing(model, train)
+        if train is not None:
+            self._fit_preprocessing(model, train)
+        for data in extra.values():
+            data.fit_preprocessing(self.chunk_size)
         model.to(self.device)
+        for data in extra.values():
+            data.to(self.device)
+        model.on_fit_start(train)
         players = model.players()
         self._build_optimisers(players)
         history: list[dict[str, float]] = []
@@ -187,8 +326,11 @@ class Engine:
             runner = nn.parallel.DistributedDataParallel(
                 self.stepper, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=len(players) > 1)
-        train_data = self._to_device(train) if not self.streaming else train
+        train_data = None if train is None else (train if self.streaming else self._to_device(train))
         val_data = self._to_device(val_events) if val_events is not None and val_events.in_memory else val_events
+        for data in extra.values():
+            data.place(self)
+        self.extra = extra
 
         for epoch in range(state["epoch"] + 1, self.epochs + 1):
             start = time.perf_counter()
@@ -223,6 +365,62 @@ class Engine:
         return model
 
     # -- data ------------------------------------------------------------------------------------
+    def _main_events(self, model: Trainable, x: Any, val: Any, weights: Any, val_weights: Any, context: Any,
+                     val_context: Any) -> tuple[Events, Events | None, dict[str, list[str]]]:
+        stream = None if self.stream == "auto" else bool(self.stream)
+        train, names = load_events(x, weights, context, model, stream=stream, memory_limit_mb=self.memory_limit_mb)
+        if val is not None:
+            # columns named for the training file (weights, context) are taken from the validation file too
+            val_weights = weights if val_weights is None and is_column_name(weights) else val_weights
+            val_context = context if val_context is None and is_column_name(context) else val_context
+            val_events, _ = load_events(val, val_weights, val_context, model, stream=stream,
+                                        memory_limit_mb=self.memory_limit_mb)
+        elif self.val_fraction > 0:
+            train, val_events = self._split(train)
+        else:
+            val_events = None
+        if len(train) < 2:
+            held = f" after holding out {len(val_events)} for validation" if val_events is not None else ""
+            raise DataError(f"{x if isinstance(x, (str, os.PathLike)) else 'the data'}: training needs at least 2 "
+                            f"events, got {len(train)}{held}")
+        return train, val_events, names
+
+    def _load_streams(self, model: Trainable, given: Mapping[str, Any] | None) -> dict[str, _StreamData]:
+        declared = dict(model.streams())
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(declared))
+        if unknown:
+            raise ConfigError(f"{model.cli_name} has no event stream {unknown[0]!r}"
+                              + (f"; its streams: {', '.join(declared)}" if declared else "; it takes one stream"))
+        out = {}
+        for index, (name, spec) in enumerate(declared.items(), start=1):
+            value = given.get(name)
+            if isinstance(value, Mapping):
+                spec = Stream(**{**vars(spec), **value})
+            elif value is not None:
+                spec = Stream(**{**vars(spec), "data": value})
+            if spec.data is None:
+                raise ConfigError(spec.missing or f"{model.cli_name} needs the events of its stream {name!r}: "
+                                  f"fit(..., streams={{{name!r}: data}})")
+            out[name] = _StreamData.load(name, spec, self, salt=index)
+        return out
+
+    def _describe_inputs(self, x: Any, val: Any, weights: Any, context: Any, train: Events | None,
+                         val_events: Events | None, names: dict[str, list[str]], streams: Any,
+                         extra: dict[str, _StreamData]) -> dict[str, Any]:
+        """The ``data`` section of config.yaml: what the run was trained on."""
+        if train is None:
+            return {"events": None, "data_free": True, "steps_per_epoch": self.steps_per_epoch,
+                    "events_per_epoch": self.steps_per_epoch * self.batch_size}
+        out = {"events": _describe(x), "columns": names.get("x"), "weights": _describe(weights),
+               "context": _describe(context), "context_columns": names.get("context"),
+               "validation": _describe(val) if val is not None else f"{self.val_fraction:g} of the events (seeded)",
+               "n_train": len(train), "n_val": 0 if val_events is None else len(val_events),
+               "streamed": self.streaming}
+        if extra:
+            out["streams"] = {name: d.describe() for name, d in extra.items()}
+        return out
+
     def _split(self, events: Events) -> tuple[Events, Events | None]:
         n_val = int(round(len(events) * self.val_fraction))
         if n_val == 0 or n_val == len(events):
@@ -234,39 +432,70 @@ class Engine:
         return events.take(np.sort(order[n_val:])), events.take(np.sort(order[:n_val]))
 
     def _fit_preprocessing(self, model: Trainable, events: Events) -> None:
-        if isinstance(model.preprocess, dict):
+        if isinstance(model.preprocess, dict) and not events.multi:
             from hepgen.data.preprocess import resolve_kinds
 
             model.preprocessor.set_kinds(resolve_kinds(model.preprocess, model.event_shape[0], model.columns_))
-        model.preprocessor.fit(lambda: events.chunks(self.chunk_size))
+        model.preprocessor.fit(lambda: events.chunks(self.chunk_size), columns=model.columns_)
         if model.context_preprocessor is not None:
             ctx = Events(events.context)
             model.context_preprocessor.fit(lambda: ctx.chunks(self.chunk_size))
 
-    def _to_device(self, events: Events) -> dict[str, Tensor]:
+    def _to_device(self, events: Events) -> dict[str, Any]:
         dtype = torch.get_default_dtype()
-        out = {"x": torch.as_tensor(np.asarray(events.x) if not isinstance(events.x, Tensor) else events.x)}
-        out["w"] = (torch.as_tensor(events.w) if events.w is not None else torch.ones(len(events), dtype=dtype))
-        if events.context is not None:
-            out["context"] = torch.as_tensor(events.context)
-        return {k: v.to(self.device, dtype=dtype) for k, v in out.items()}
 
-    def _prepare(self, model: Trainable, batch: dict[str, Any]) -> dict[str, Tensor]:
+        def put(v: Any) -> Tensor:
+            return torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).to(self.device, dtype=dtype)
+
+        out = {"x": tree_map(put, events.x)}
+        out["w"] = put(events.w) if events.w is not None else torch.ones(len(events), dtype=dtype, device=self.device)
+        if events.context is not None:
+            out["context"] = put(events.context)
+        return out
+
+    def _prepare(self, model: Trainable, raw: dict[str, Any]) -> dict[str, Any]:
+        """Move a raw batch to the device and preprocess it (the model's events and each stream's)."""
         dtype = torch.get_default_dtype()
-        batch = {k: torch.as_tensor(v).to(self.device, dtype=dtype, non_blocking=True) for k, v in batch.items()}
-        batch["x"] = model.preprocessor(batch["x"])
+        streams = raw.pop("streams", None)
+        batch = tree_map(lambda v: torch.as_tensor(v).to(self.device, dtype=dtype, non_blocking=True), raw)
+        if "x" in batch:
+            batch["x"] = model.preprocessor(batch["x"])
         if "context" in batch:
             batch["context"] = model.context_preprocessor(batch["context"])
+        if streams is not None:
+            batch["streams"] = {name: self.extra[name].prepare(b, self) for name, b in streams.items()}
         return batch
 
     def _batches(self, data: Any, epoch: int, shuffle: bool, world: int = 1, rank: int = 0,
-                 batch_size: int | None = None) -> tuple[Iterator[dict[str, Any]], int]:
+                 batch_size: int | None = None, seed: int | None = None) -> tuple[Iterator[dict[str, Any]], int]:
         bs = batch_size or self.local_batch
+        seed = self.seed if seed is None else seed
         if isinstance(data, dict):
-            return (memory_batches(data, bs, epoch, self.seed, rank, world, shuffle),
-                    memory_batch_count(len(data["x"]), bs, world))
-        return (stream_batches(data, bs, self.chunk_size, epoch, self.seed, rank, world, shuffle),
+            return (memory_batches(data, bs, epoch, seed, rank, world, shuffle),
+                    memory_batch_count(len(tree_leaves(data["x"])[0]), bs, world))
+        return (stream_batches(data, bs, self.chunk_size, epoch, seed, rank, world, shuffle),
                 stream_batch_count(len(data), bs, self.chunk_size, world))
+
+    def _epoch_batches(self, data: Any, epoch: int, shuffle: bool, world: int, rank: int,
+                       batch_size: int | None = None) -> tuple[Iterator[dict[str, Any]], int]:
+        """This epoch's raw batches, each with a batch of every further stream beside it."""
+        if data is None:  # data-free: batches of weights only; the model draws its own events
+            n = batch_size or self.local_batch
+            steps = self.steps_per_epoch
+            batches: Iterator[dict[str, Any]] = ({"w": torch.ones(n)} for _ in range(steps))
+        else:
+            batches, steps = self._batches(data, epoch, shuffle, world, rank, batch_size)
+        if not self.extra:
+            return batches, steps
+        cycles = {name: d.cycle(self, epoch, shuffle, world, rank, batch_size, validation=not shuffle)
+                  for name, d in self.extra.items()}
+
+        def with_streams() -> Iterator[dict[str, Any]]:
+            for raw in batches:
+                raw["streams"] = {name: next(c) for name, c in cycles.items()}
+                yield raw
+
+        return with_streams(), steps
 
     # -- optimisation ----------------------------------------------------------------------------
     def _build_optimisers(self, players: list[Player]) -> None:
@@ -307,7 +536,10 @@ class Engine:
 
     def _train_epoch(self, model: Trainable, runner: nn.Module, players: list[Player], data: Any,
                      epoch: int) -> dict[str, float]:
-        batches, total = self._batches(data, epoch, shuffle=True, world=self.dist.world_size, rank=self.dist.rank)
+        if self.data_free:  # each rank, each epoch its own draws, reproducible on resume
+            torch.manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.dist.rank)
+        batches, total = self._epoch_batches(data, epoch, shuffle=True, world=self.dist.world_size,
+                                             rank=self.dist.rank)
         sums: dict[str, Tensor] = {}
         weight_sums: dict[str, Tensor] = {}
         bar = tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False, file=sys.stderr,
@@ -388,7 +620,8 @@ class Engine:
     # -- validation and monitoring ---------------------------------------------------------------
     @torch.no_grad()
     def _validate(self, model: Trainable, data: Any) -> dict[str, float]:
-        batches, _ = self._batches(data, 0, shuffle=False, batch_size=max(self.local_batch, 1024))
+        batches, _ = self._epoch_batches(data, 0, shuffle=False, world=1, rank=0,
+                                         batch_size=max(self.local_batch, 1024))
         sums: dict[str, float] = {}
         wsum = 0.0
         for raw in batches:

@@ -38,7 +38,8 @@ class Stream:
     ``data``, ``weights``, ``context``, ``val``: as for the main events (arrays or ``path[:key]``
     specs; weights/context may name columns of ``data``). ``preprocessor``: the stream's own
     preprocessing, fitted by the engine on the stream's training events (None: none).
-    ``event_shape``: checked against the data (None: not checked).
+    ``event_shape``: checked against the data (None: not checked). ``missing``: the message when
+    no data is given for the stream.
     In a batch the stream appears as ``batch["streams"][name] = {"x", "w"[, "context"]}``.
     """
 
@@ -49,6 +50,8 @@ class Stream:
     preprocessor: nn.Module | None = None
     context_preprocessor: nn.Module | None = None
     event_shape: tuple[int, ...] | None = None
+    #: what to tell a user who gave no data for this stream
+    missing: str | None = None
 
 
 @runtime_checkable
