@@ -77,7 +77,7 @@ def hepgen_flow(family: str, features: int = FEATURES, context: int = 0) -> Impl
     model = {"maf": lambda: MAF(features, **kw), "realnvp": lambda: RealNVP(features, **kw),
              "nsf": lambda: NSF(features, bins=BINS, tail_bound=BOUND, **kw),
              "nsf_coupling": lambda: NSF(features, bins=BINS, tail_bound=BOUND, coupling=True, **kw)}[family]()
-    return Impl("hepgen", model, model.log_prob, model.sample)
+    return Impl("hepgen", model, lambda x, c=None: model.log_prob(x, c, grad=True), model.sample)
 
 
 def zuko_flow(family: str, features: int = FEATURES, context: int = 0) -> Impl:

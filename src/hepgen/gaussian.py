@@ -5,23 +5,22 @@
 with L lower triangular and a positive diagonal exp(ℓ) (the Cholesky parametrisation keeps Σ
 positive definite for any parameter values). Trained by maximum likelihood on preprocessed u; the
 weighted maximum-likelihood solution is the weighted mean and the weighted (biased) covariance.
+:class:`~hepgen.density.DensityModel` adds the preprocessing Jacobian and gives ``log_prob``,
+``score``, ``sample`` and the differentiable ``rsample`` / ``log_prob(x, grad=True)``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.distributions import MultivariateNormal
 
 from hepgen.data.preprocess import PreprocessSpec
+from hepgen.density import DensityModel
 from hepgen.errors import ConfigError
-from hepgen.models import Model
 
 
-class Gaussian(Model):
+class Gaussian(DensityModel):
     """Full-covariance Gaussian density on ``features`` dimensions.
 
     Args:
@@ -55,30 +54,16 @@ class Gaussian(Model):
         """The Gaussian in preprocessed space."""
         return MultivariateNormal(self.loc, scale_tril=self.scale_tril(), validate_args=False)
 
-    def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Negative log-likelihood per event: (batch,)."""
-        return {"loss": -self.base().log_prob(batch["x"])}
+    # -- the density in the preprocessed space (DensityModel derives log_prob, score, sample ...) ------
+    def log_prob_internal(self, u: Tensor, context: Tensor | None = None) -> Tensor:
+        """log N(u; μ, L Lᵀ): u (batch, features) -> (batch,)."""
+        return self.base().log_prob(u)
 
-    def log_prob(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
-        """log p(x) in the original units (preprocessing Jacobian included): x (batch, features) -> (batch,)."""
-        self.context_to_internal(context)
-        x = self._as_tensor(x)
-        return self.base().log_prob(self.to_internal(x)) + self.preprocessor.log_abs_det_jacobian(x)
-
-    @torch.no_grad()
-    def sample(self, n: int, context: Any = None) -> Tensor:
-        """n events in the original units: (n, features)."""
-        self.context_to_internal(context)
-        return self.to_external(self.base().sample((int(n),)))
-
-    def score(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
-        """Anomaly score −log p(x): (batch,)."""
-        return -self.log_prob(x, context)
-
-    @torch.no_grad()
-    def score_outputs(self, x: Tensor | np.ndarray, context: Any = None) -> dict[str, Tensor]:
-        lp = self.log_prob(x, context)
-        return {"log_prob": lp, "score": -lp}
+    def sample_internal(self, n: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(u = μ + L ε (n, features), log N(u; μ, L Lᵀ) (n,)), ε ~ N(0, I): reparameterised."""
+        base = self.base()
+        u = base.rsample((int(n),))
+        return u, base.log_prob(u)
 
     def _affine(self) -> tuple[Tensor, Tensor]:
         if not self.preprocessor.is_affine():

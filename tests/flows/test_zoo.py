@@ -189,7 +189,7 @@ def test_extreme_float32_inputs_give_finite_log_prob_and_gradients(name, context
                       [1e4, 1e4, 1e4, 1e4], [-1e4, -1e4, -1e4, -1e4], [3.0, 1e2, -1e2, -3.0]])
     c = torch.tensor([[0.5, 1e3]]).expand(len(x), -1) if context else None
     model.train()
-    lp = model.log_prob(x, c)
+    lp = model.log_prob(x, c, grad=True)
     assert torch.isfinite(lp).all()
     lp.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -71,7 +71,6 @@ class LatentModel(Model, metaclass=ABCMeta):
     :meth:`_code` (u -> z, the deterministic code) and :meth:`_decoded` (z -> reconstruction in u).
     """
 
-    score_kind = "anomaly"
     #: rows of (event × sample) pushed through the networks per pass when scoring (memory bound)
     rows_per_pass = 2**16
 

@@ -30,8 +30,6 @@ from hepgen.models import Model
 class _Variational(LatentModel):
     """Shared by the VAEs: posterior, ELBO, IWAE, prior sampling."""
 
-    score_kind = "log_prob"
-
     def _init_variational(self, decoder: str, beta: float, decoder_sigma: float) -> None:
         if decoder not in DECODERS:
             raise ConfigError(f"unknown decoder {decoder!r} for {self.cli_name}; choose one of {', '.join(DECODERS)}")
@@ -151,9 +149,15 @@ class _Variational(LatentModel):
         """Importance-weighted estimate IWAE_K of log p(x) in the original units: (B,) (a lower bound on average)."""
         return self._bounds_all(x, context, k, seed)[1]
 
-    def log_prob(self, x: Tensor | np.ndarray, context: Any = None, k: int = 128) -> Tensor:
-        """log p(x) estimated by :meth:`log_prob_iwae` with k samples: (B,)."""
-        return self.log_prob_iwae(x, context, k=k)
+    def log_prob(self, x: Tensor | np.ndarray, context: Any = None, k: int = 128, *, grad: bool = False) -> Tensor:
+        """log p(x) estimated by :meth:`log_prob_iwae` with k samples (seeded): (B,).
+
+        ``grad=True`` keeps the autograd graph (reparameterised posterior samples: gradients to ``x``,
+        the context and the weights); by default the result is computed under ``torch.no_grad``.
+        """
+        if not grad:
+            return self.log_prob_iwae(x, context, k=k)
+        return self._bounds_all(x, context, k, 0)[1]
 
     @torch.no_grad()
     def score(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
@@ -180,15 +184,27 @@ class _Variational(LatentModel):
         mu, log_sigma = out.chunk(2, dim=-1)
         return mu, torch.exp(log_sigma)
 
+    def rsample(self, n: int, context: Any = None, z: Tensor | None = None) -> Tensor:
+        """Differentiable decoder means x = T⁻¹(E[u | z]), z ~ N(0, I): (n, *event_shape), original units.
+
+        Gradients flow to the decoder weights and to ``context`` (a tensor that requires grad);
+        ``z``: an optional (n, latent) batch of latents (default: fresh N(0, I) draws).
+        """
+        z = torch.randn(int(n), self.latent, device=self.device, dtype=self.dtype) if z is None else self._as_tensor(z)
+        if z.dim() != 2 or z.shape[1] != self.latent:
+            raise ConfigError(f"latent codes must have shape (batch, {self.latent}), got {tuple(z.shape)}")
+        c = self.context_to_internal(context, z.shape[0])
+        return self.to_external(self._decoded(z, c))
+
     @torch.no_grad()
     def sample(self, n: int, context: Any = None, mean: bool = True) -> Tensor:
         """n events from the prior z ~ N(0, I) decoded: the decoder mean (``mean=True``) or x ~ p(x|z).
 
         Returns (n, *event_shape) in the original units.
         """
-        z = torch.randn(int(n), self.latent, device=self.device, dtype=self.dtype)
         if mean:
-            return self.decode(z, context)
+            return self.rsample(n, context)
+        z = torch.randn(int(n), self.latent, device=self.device, dtype=self.dtype)
         c = self.context_to_internal(context, z.shape[0])
         return self.to_external(self.likelihood.sample(self.decoder_net(z, c)))
 

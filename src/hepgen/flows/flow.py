@@ -4,7 +4,8 @@
 
 T is the model's per-feature preprocessing (u = T(x)), f the composed transforms mapping u to the
 base variable z. Sampling draws z ~ p_z and returns T⁻¹(f⁻¹(z; c)). Contexts are vectorised: a
-context (n, c) gives one sample per row, a single row (c,) or (1, c) broadcasts to all n.
+context (n, c) gives one sample per row, a single row (c,) or (1, c) broadcasts to all n. The
+original-unit API (and its no-grad / differentiable split) is :class:`hepgen.density.DensityModel`'s.
 """
 
 from __future__ import annotations
@@ -12,21 +13,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor, nn
 
 from hepgen.data.preprocess import PreprocessSpec
+from hepgen.density import DensityModel
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import BASES, StandardNormal
 from hepgen.flows.transforms.base import Compose, Transform
-from hepgen.models import Model
 
 
-class FlowModel(Model):
-    """What every flow model shares: ``self.base`` (a distribution) and ``self.transform`` (a Compose)."""
+class FlowModel(DensityModel):
+    """What every flow model shares: ``self.base`` (a distribution) and ``self.transform`` (a Compose).
 
-    score_kind = "log_prob"
+    :class:`~hepgen.density.DensityModel` gives ``log_prob`` (``grad=True``: differentiable), ``score``,
+    ``sample``, ``rsample`` and ``sample_and_log_prob`` / ``rsample_and_log_prob`` in the original units.
+    """
+
     base: nn.Module
     transform: Compose
 
@@ -41,61 +43,17 @@ class FlowModel(Model):
             if isinstance(module, Transform):
                 module.reset_to_identity()
 
-    # -- preprocessed space ----------------------------------------------------------------------
+    # -- the density in the preprocessed space (DensityModel derives log_prob, score, sample ...) ------
     def log_prob_internal(self, u: Tensor, context: Tensor | None = None) -> Tensor:
-        """log p_u(u | c) in the preprocessed space: u (batch, features) -> (batch,)."""
+        """log p_u(u | c) = log p_z(f(u; c)) + log|det ∂f/∂u|: u (batch, features) -> (batch,)."""
         z, ladj = self.transform(u, context)
         return self.base.log_prob(z) + ladj
 
     def sample_internal(self, n: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """(u (n, features), log p_u(u | c) (n,)) drawn in one pass through the inverse chain."""
+        """(u (n, features), log p_u(u | c) (n,)) drawn in one pass through the inverse chain (reparameterised)."""
         z, log_pz = self.base.sample_and_log_prob(n)
         u, ladj_inv = self.transform.inverse(z, context)
         return u, log_pz - ladj_inv
-
-    def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Negative log-likelihood per event (preprocessed space): (batch,)."""
-        return {"loss": -self.log_prob_internal(batch["x"], batch.get("context"))}
-
-    # -- original units --------------------------------------------------------------------------
-    def log_prob(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
-        """log p(x | c) in the original units (preprocessing Jacobian included): x (batch, features) -> (batch,)."""
-        x = self._as_tensor(x)
-        c = self.context_to_internal(context, x.shape[0])
-        return self.log_prob_internal(self.to_internal(x), c) + self.preprocessor.log_abs_det_jacobian(x)
-
-    def _sample_count(self, n: int | None, context: Any) -> tuple[int, Tensor | None]:
-        if n is None and context is not None and self.context:
-            shape = tuple(torch.as_tensor(context).shape)
-            n = shape[0] if len(shape) == 2 else 1  # (n, c): one sample per row; (c,): one sample
-        if n is None or int(n) != n or n < 0:
-            raise ConfigError(f"the number of samples must be a non-negative integer, got {n!r}"
-                              + (" (or give one context row per sample)" if self.context else ""))
-        return int(n), self.context_to_internal(context, int(n))
-
-    @torch.no_grad()
-    def sample(self, n: int | None, context: Any = None) -> Tensor:
-        """n events in the original units: (n, features); context (n, c) gives one per row, one row broadcasts."""
-        n, c = self._sample_count(n, context)
-        u, _ = self.sample_internal(n, c)
-        return self.to_external(u)
-
-    def sample_and_log_prob(self, n: int | None, context: Any = None) -> tuple[Tensor, Tensor]:
-        """(x (n, features), log p(x | c) (n,)) in the original units, from one pass."""
-        n, c = self._sample_count(n, context)
-        u, log_pu = self.sample_internal(n, c)
-        x = self.to_external(u)
-        return x, log_pu + self.preprocessor.log_abs_det_jacobian(x)
-
-    def score(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
-        """Anomaly score −log p(x | c): (batch,)."""
-        return -self.log_prob(x, context)
-
-    @torch.no_grad()
-    def score_outputs(self, x: Tensor | np.ndarray, context: Any = None) -> dict[str, Tensor]:
-        """``log_prob`` (original units, preprocessing Jacobian included) and ``score`` = −log_prob."""
-        lp = self.log_prob(x, context)
-        return {"log_prob": lp, "score": -lp}
 
 
 class Flow(FlowModel):
