@@ -271,6 +271,16 @@ def test_models_that_cannot_be_exported_are_refused_and_nothing_is_written(tmp_p
         assert list(tmp_path.iterdir()) == []  # no file and no temporary
 
 
+def test_unknown_classes_and_multi_array_events_are_refused(tmp_path, data):
+    with pytest.raises(ConfigError, match="Linear.*hepgen families"):
+        export(torch.nn.Linear(2, 2), tmp_path / "l.onnx")
+    model = fitted(hepgen.Gaussian(3), data[0])
+    model.event_shape = {"layer0": (3,), "energy": (1,)}  # as a model of several arrays per event has it
+    with pytest.raises(ConfigError, match="several arrays .layer0, energy"):
+        export(model, tmp_path / "g.onnx", what="log_prob")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("bad", [5, 21, 17.5, "17"])
 def test_opset_out_of_range_is_refused(tmp_path, data, bad):
     model = fitted(hepgen.Gaussian(3), data[0])

@@ -307,11 +307,11 @@ def export_graph(model: nn.Module, what: str | None = None) -> ExportGraph:
     what = default_what(model) if what is None else what
     if what not in WHATS:
         raise ConfigError(f"--what must be one of {', '.join(WHATS)}, got {what!r}")
-    kind = _kind(model)
-    name = _name(model)
     if isinstance(getattr(model, "event_shape", None), dict):
         raise _refuse(model, what, f"its events are made of several arrays ({', '.join(model.event_shape)}); "
                                    "export writes models of one array per event")
+    kind = _kind(model)
+    name = _name(model)
     shape = tuple(getattr(model, "event_shape", ()))
     k = int(getattr(model, "context", 0) or 0)
     ctx_cols = getattr(model, "context_columns_", None)
