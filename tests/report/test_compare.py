@@ -191,18 +191,49 @@ def test_weights_reweight_the_candidate_onto_the_reference():
     assert weighted["features"]["x1"]["w1"] < 0.1
 
 
-def test_negative_weights_null_the_metrics_that_need_positive_ones():
+def test_negative_weights_give_signed_w1_abs_weight_fpd_kpd_and_the_kish_n():
+    from scipy.stats import wasserstein_distance
+
+    from hepgen.metrics import fpd, kpd
+
     rng = np.random.default_rng(6)
     ref, cand = rng.normal(size=(400, 2)), rng.normal(size=(400, 2))
     w = np.where(rng.random(400) < 0.1, -0.5, 1.0)
     result = compare(ref, cand, cand_weights=w, seed=0, n_bootstrap=5)
-    assert result["fpd"]["value"] is None and result["kpd"]["value"] is None
-    assert all(f["w1"] is None and f["w1_err"] is None for f in result["features"].values())
+    # W1 of the signed ECDFs: split cand into its positive and negative parts, F = (P F+ − N F−) / (P − N)
+    x = np.sort(np.concatenate([ref[:, 0], cand[:, 0]]))
+    f_ref = np.searchsorted(np.sort(ref[:, 0]), x, side="right") / 400
+    f_cand = np.array([w[cand[:, 0] <= t].sum() for t in x]) / w.sum()
+    signed_w1 = float(np.sum(np.abs(f_ref - f_cand)[:-1] * np.diff(x)))
+    assert result["features"]["x0"]["w1"] == pytest.approx(signed_w1, rel=1e-9)
+    assert result["features"]["x0"]["w1"] != pytest.approx(wasserstein_distance(ref[:, 0], cand[:, 0], None, np.abs(w)))
+    assert result["features"]["x0"]["w1_err"] > 0
+    n_min = 400
+    value, _ = fpd(ref, cand, generated_weights=np.abs(w), min_samples=int(0.4 * n_min), max_samples=n_min,
+                   num_batches=10, num_points=5, seed=0)
+    assert result["fpd"]["value"] == pytest.approx(value, rel=1e-12) and result["fpd"]["weights"].startswith("|w|")
+    value, _ = kpd(ref, cand, generated_weights=np.abs(w), num_batches=10, batch_size=200, seed=0)
+    assert result["kpd"]["value"] == pytest.approx(value, rel=1e-12, abs=1e-15)
+    assert result["n_eff"] == {"ref": 400.0, "cand": pytest.approx(w.sum() ** 2 / (w**2).sum(), rel=1e-12)}
     assert any("negative event weights" in n for n in result["notes"])
     chi2, ndf, kl, js = _numpy_histogram_metrics(ref[:, 0], cand[:, 0], None, w)
     assert result["features"]["x0"]["chi2"] == pytest.approx(chi2, rel=1e-9)
     assert result["features"]["x0"]["js"] == pytest.approx(js, rel=1e-9)
     assert result["c2st"]["auc"] is not None
+
+
+def test_jetnet_protocol_and_progress_steps():
+    from hepgen.metrics import fpd, kpd
+
+    rng = np.random.default_rng(8)
+    ref, cand = rng.normal(size=(300, 2)), rng.normal(0.2, 1.0, size=(300, 2))
+    steps = []
+    result = compare(ref, cand, seed=1, n_bootstrap=3, protocol="jetnet", progress=lambda *a: steps.append(a))
+    assert result["fpd"]["value"] == pytest.approx(fpd(ref, cand, seed=1, protocol="jetnet")[0], rel=1e-12)
+    assert result["kpd"]["value"] == pytest.approx(kpd(ref, cand, seed=1, protocol="jetnet")[0], rel=1e-12)
+    assert result["protocol"] == "jetnet" and result["kpd"]["batch_size"] == 5000
+    assert [s[0] for s in steps] == list(range(1, 6)) and all(s[1] == 5 for s in steps)
+    assert [s[2] for s in steps] == ["x0", "x1", "c2st", "fpd", "kpd"]
 
 
 def _images(rng, n, shape, width):

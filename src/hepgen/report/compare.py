@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +48,22 @@ def compare(
     bins: int = 50,
     n_bootstrap: int = 20,
     max_plots: int = 50,
+    protocol: str = "hepgen",
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Compare ``cand`` with ``ref``: per-feature W1 (± bootstrap), χ²/ndf, KL(ref‖cand), JS; FPD, KPD, C2ST AUC.
 
     ``ref``: (n, d), (n,), (n, H, W) or (n, C, H, W); ``cand`` the same trailing shape; weights (n,)
     and (m,). Histograms use ``bins`` common equal-width bins over the central 99.8 % of both samples.
-    C2ST uses at most ``max_events`` per sample (5-fold boosted trees); FPD extrapolates batches of up
-    to ``max_events`` events; KPD uses 10 batches of ≤ min(2000, n/2) events (so that batches differ).
-    W1, FPD and KPD need non-negative weights: with negative (NLO) weights they are reported as null,
-    with a note; χ², KL, JS and the C2ST take signed weights.
+    C2ST uses at most ``max_events`` per sample (5-fold boosted trees). FPD/KPD ``protocol``:
+    ``"hepgen"`` (default) extrapolates FPD batches of 0.4–1 × min(n, m, ``max_events``) events and
+    draws 10 KPD batches of ≤ min(2000, n/2) events without replacement (so that batches differ);
+    ``"jetnet"`` is jetnet 0.2.5's exact protocol (FPD 20k–50k, 20 batches, 10 points; KPD 10 batches
+    of 5000, with replacement), comparable with published JetNet numbers.
+    Signed (NLO) weights: W1 is that of the signed-weight ECDFs, χ², KL, JS and the C2ST take signed
+    weights, FPD and KPD use |w| (``fpd.weights`` / ``kpd.weights`` say so). ``n_eff`` gives the Kish
+    effective sample size (Σw)²/Σw² of each sample (n when unweighted).
+    ``progress(done, total, what)`` is called after each step (features, C2ST, FPD, KPD, plots).
 
     Uncertainties: ``w1_err``, ``chi2_ndf_err``, ``kl_err``, ``js_err`` and ``c2st.auc_err`` are the
     standard deviations over ``n_bootstrap`` bootstrap resamples (events with their weights) of at most
@@ -89,16 +96,29 @@ def compare(
         names = _feature_names(names, f_ref.shape[1])
     negative = any(w is not None and (w < 0).any() for w in (w_ref, w_cand))
     if negative:
-        notes.append("negative event weights: W1, FPD and KPD are undefined for them and are reported as null.")
+        notes.append("negative event weights: W1 uses the signed-weight ECDFs; FPD and KPD use |w|; "
+                     "χ², KL, JS and the C2ST use the signed weights.")
+    total = len(names) + 4 if report_dir is not None else len(names) + 3
+    done = 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, what)
 
     result: dict[str, Any] = {
         "title": title, "kind": "image" if is_image else "tabular",
         "n_ref": len(x_ref), "n_cand": len(x_cand), "n_features": len(names),
         "weighted": w_ref is not None or w_cand is not None, "seed": seed,
+        "n_eff": {"ref": _kish(w_ref, len(x_ref)), "cand": _kish(w_cand, len(x_cand))},
+        "protocol": protocol,
     }
-    features = {name: _feature_metrics(f_ref[:, k], f_cand[:, k], w_ref, w_cand, bins=bins, negative=negative,
-                                       n_bootstrap=n_bootstrap, max_events=max_events, seed=seed + k)
-                for k, name in enumerate(names)}
+    features = {}
+    for k, name in enumerate(names):
+        features[name] = _feature_metrics(f_ref[:, k], f_cand[:, k], w_ref, w_cand, bins=bins,
+                                          n_bootstrap=n_bootstrap, max_events=max_events, seed=seed + k)
+        step(name)
     undefined = [name for name, f in features.items() if f["chi2"] is None]
     if undefined:
         notes.append(f"χ², KL and JS are null for {', '.join(undefined)}: the total weight inside the histogram "
@@ -106,7 +126,8 @@ def compare(
     for key in ("w1_norm", "chi2_ndf", "kl", "js"):
         vals = [f[key] for f in features.values() if f[key] is not None]
         result[f"{key}_mean"] = float(np.mean(vals)) if vals else None
-    result.update(_joint_metrics(f_ref, f_cand, w_ref, w_cand, negative, max_events, n_bootstrap, seed, notes))
+    result.update(_joint_metrics(f_ref, f_cand, w_ref, w_cand, negative, max_events, n_bootstrap, seed, notes,
+                                 protocol, step))
     if is_image:
         m_ref, m_cand = mean_image(x_ref, w_ref), mean_image(x_cand, w_cand)
         scale = float(np.abs(m_ref).sum())
@@ -126,11 +147,17 @@ def compare(
         result["files"] = ["metrics.json", "index.html", *(path for _, path in figures)]
         result = _jsonable(result)
         _write_report(staging, result, figures)
+        step("report")
     return result
 
 
+def _kish(w: np.ndarray | None, n: int) -> float:
+    """Kish effective sample size (Σw)²/Σw² (n without weights)."""
+    return float(n) if w is None else float(w.sum() ** 2 / np.sum(w**2))
+
+
 def _feature_metrics(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None, wb: np.ndarray | None, *, bins: int,
-                     negative: bool, n_bootstrap: int, max_events: int, seed: int) -> dict[str, Any]:
+                     n_bootstrap: int, max_events: int, seed: int) -> dict[str, Any]:
     """W1, W1 / ref std, χ², ndf, χ²/ndf, KL(ref‖cand) and JS of one feature, with bootstrap errors."""
     edges = common_edges(a, b, bins, quantile=0.001)
     chi2, ndf = _safe(lambda: chi2_histograms(a, b, bins=edges, x_weights=wa, y_weights=wb), (None, None))
@@ -153,17 +180,37 @@ def _feature_metrics(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None, wb: np
 
         _, errs = bootstrap(histogram_metrics, *sub, n=n_bootstrap, seed=seed, groups=(0, 1, 0, 1))
         out.update(chi2_ndf_err=float(errs[0]), kl_err=float(errs[1]), js_err=float(errs[2]))
-    if not negative:
-        w1 = wasserstein_1d(a, b, wa, wb)
-        _, err = bootstrap(wasserstein_1d, *sub, n=n_bootstrap, seed=seed, groups=(0, 1, 0, 1))
+    w1 = _safe(lambda: wasserstein_1d(a, b, wa, wb), None)  # null only when a weight sum is ≤ 0
+    if w1 is not None:
+        _, err = bootstrap(_safe_w1, *sub, n=n_bootstrap, seed=seed, groups=(0, 1, 0, 1))
         err *= np.sqrt((1 / len(a) + 1 / len(b)) / (1 / len(ia) + 1 / len(ib)))
-        std = float(np.sqrt(np.cov(a, aweights=wa))) if len(a) > 1 else 0.0
-        out.update(w1=w1, w1_err=float(err), w1_norm=w1 / std if std > 0 else None)
+        out.update(w1=w1, w1_err=float(err), w1_norm=_w1_norm(w1, a, wa))
     return out
 
 
+def _w1_norm(w1: float, a: np.ndarray, wa: np.ndarray | None) -> float | None:
+    """W1 / σ_ref with the (signed-)weighted reference variance Σw(a − ā)²/Σw (None when not positive)."""
+    if len(a) < 2:
+        return None
+    if wa is None or (wa >= 0).all():
+        var = float(np.cov(a, aweights=wa))
+    else:
+        mean = float(np.sum(wa * a) / wa.sum())
+        var = float(np.sum(wa * (a - mean) ** 2) / wa.sum())
+    return w1 / np.sqrt(var) if var > 0 else None
+
+
+def _safe_w1(x, y, wx, wy) -> float:
+    """W1 of one bootstrap resample; NaN when its signed weights sum to ≤ 0."""
+    try:
+        return wasserstein_1d(x, y, wx, wy)
+    except DataError:
+        return float("nan")
+
+
 def _joint_metrics(f_ref: np.ndarray, f_cand: np.ndarray, w_ref, w_cand, negative: bool, max_events: int,
-                   n_bootstrap: int, seed: int, notes: list[str]) -> dict[str, Any]:
+                   n_bootstrap: int, seed: int, notes: list[str], protocol: str = "hepgen",
+                   step: Callable[[str], None] = lambda what: None) -> dict[str, Any]:
     """C2ST AUC (± bootstrap), FPD and KPD on all features together (each skipped with a note when too few events)."""
     out: dict[str, Any] = {}
     n_min = min(len(f_ref), len(f_cand))
@@ -176,20 +223,38 @@ def _joint_metrics(f_ref: np.ndarray, f_cand: np.ndarray, w_ref, w_cand, negativ
     else:
         out["c2st"] = {"auc": None, "auc_err": None}
         notes.append(f"C2ST skipped: it needs at least {2 * C2ST_FOLDS} events per sample.")
-    if negative or n_min < 4:
+    step("c2st")
+    weights = "|w| (negative weights enter by their magnitude)" if negative else (
+        "w" if w_ref is not None or w_cand is not None else "none")
+    if n_min < 4:
         out["fpd"] = {"value": None, "error": None}
         out["kpd"] = {"value": None, "error": None}
-        if not negative:
-            notes.append("FPD and KPD skipped: they need at least 4 events per sample.")
+        notes.append("FPD and KPD skipped: they need at least 4 events per sample.")
+        step("fpd")
+        step("kpd")
+        return out
+    kw = dict(real_weights=w_ref, generated_weights=w_cand, seed=seed, protocol=protocol)
+    if protocol == "jetnet":  # jetnet 0.2.5's defaults, batches with replacement
+        value, error = fpd(f_ref, f_cand, **kw)
+        out["fpd"] = {"value": value, "error": error, "protocol": "jetnet", "min_batch": 20_000, "max_batch": 50_000,
+                      "num_batches": 20, "num_points": 10, "weights": weights}
+        step("fpd")
+        value, error = kpd(f_ref, f_cand, **kw)
+        out["kpd"] = {"value": value, "error": error, "protocol": "jetnet", "batch_size": 5_000, "num_batches": 10,
+                      "degree": 4, "weights": weights}
+        step("kpd")
         return out
     max_n = min(n_min, max_events)
-    value, error = fpd(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand,
-                       min_samples=max(2, int(0.4 * max_n)), max_samples=max_n, num_batches=10, num_points=5, seed=seed)
-    out["fpd"] = {"value": value, "error": error, "max_batch": max_n}
+    min_n = max(2, int(0.4 * max_n))
+    value, error = fpd(f_ref, f_cand, min_samples=min_n, max_samples=max_n, num_batches=10, num_points=5, **kw)
+    out["fpd"] = {"value": value, "error": error, "protocol": "hepgen", "min_batch": min_n, "max_batch": max_n,
+                  "num_batches": 10, "num_points": 5, "weights": weights}
+    step("fpd")
     batch = min(KPD_BATCH, n_min // 2)  # batches drawn without replacement: at most half, so that they differ
-    value, error = kpd(f_ref, f_cand, real_weights=w_ref, generated_weights=w_cand, num_batches=10,
-                       batch_size=batch, seed=seed)
-    out["kpd"] = {"value": value, "error": error, "batch_size": batch, "degree": 4}
+    value, error = kpd(f_ref, f_cand, num_batches=10, batch_size=batch, **kw)
+    out["kpd"] = {"value": value, "error": error, "protocol": "hepgen", "batch_size": batch, "num_batches": 10,
+                  "degree": 4, "weights": weights}
+    step("kpd")
     return out
 
 
