@@ -235,11 +235,8 @@ def test_vae_decoder_sampler(tmp_path, data):
 def test_cyclegan_score_exports_the_translation(tmp_path, data):
     x, _ = data
     b = (x[:, :2] * [2.0, 0.5] + [5.0, -1.0]).astype(np.float32)
-    torch.manual_seed(0)
     model = hepgen.CycleGAN(3, features_b=2, hidden=(16, 16), identity_weight=0.0)
-    model.preprocessor.fit(x)
-    model.preprocessor_b.fit(b)
-    model.eval()
+    model.fit(x, streams={"b": b}, epochs=1, batch_size=128, seed=0, quiet=True)
     assert default_what(model) == "score"
     export(model, tmp_path / "cyc.onnx")
     out = run(tmp_path / "cyc.onnx", x=x[:200])
