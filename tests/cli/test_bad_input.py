@@ -241,7 +241,6 @@ def _full_disk(what: str) -> Callable:
 
     def build(tmp, runs, monkeypatch):
         import errno
-
         import sys
 
         import hepgen.files

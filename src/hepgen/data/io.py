@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.formats import EXTENSIONS, MULTI_KIND, backend, kind_of
-from hepgen.files import atomic_path
 from hepgen.data.formats.base import ArraySource, Payload, Request, Source
 from hepgen.data.formats.messages import missing_file, quoted_list, require_numeric
 from hepgen.errors import ConfigError, DataError
+from hepgen.files import atomic_path
 
 __all__ = [
     "ArraySource",

@@ -16,8 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from hepgen.data.formats.base import ArraySource, FileSource, Payload, Request, stack_columns
-from hepgen.data.formats.messages import quoted_list, require_numeric, select_names, unknown_name, unnamed, unreadable
+from hepgen.data.formats.base import (
+    ArraySource,
+    FileSource,
+    Payload,
+    Request,
+    stack_columns,
+)
+from hepgen.data.formats.messages import (
+    quoted_list,
+    require_numeric,
+    select_names,
+    unknown_name,
+    unnamed,
+    unreadable,
+)
 from hepgen.errors import DataError
 
 _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)

@@ -29,7 +29,12 @@ import numpy as np
 import uproot
 
 from hepgen.data.formats.base import FileSource, Payload, Request
-from hepgen.data.formats.messages import quoted_list, select_names, unknown_name, unreadable
+from hepgen.data.formats.messages import (
+    quoted_list,
+    select_names,
+    unknown_name,
+    unreadable,
+)
 from hepgen.errors import DataError
 
 TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD", "ROOT::RNTuple")
@@ -63,7 +68,7 @@ def keys(path: Path, key: str | None) -> list[str]:
         return list(branches) if branches else list(tree.keys())
     except DataError:
         raise
-    except Exception as exc:  # uproot decoding errors of a truncated file (OSError, ValueError ...)
+    except Exception as exc:  # noqa: BLE001 - uproot decoding errors of a truncated file (OSError, ValueError ...)
         raise unreadable(path, "ROOT", exc) from exc
     finally:
         handle.close()
