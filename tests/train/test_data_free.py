@@ -103,3 +103,16 @@ def test_two_gloo_processes_train_one_data_free_model(tmp_path):
     # and differs from a one-process run, whose 64 draws per step are one stream, not two
     single = fit("reverse-kl", None, epochs=12)
     assert not torch.equal(single.loc, model.loc)
+
+
+def test_cli_fits_a_data_free_model_without_data(tmp_path, capsys):
+    from hepgen.cli import main
+
+    run = tmp_path / "r"
+    assert main(["fit", "test-reverse-kl", "--steps-per-epoch", "20", "--epochs", "6", "--lr", "0.05",
+                 "--batch-size", "128", "--out", str(run), "-q"]) == 0, capsys.readouterr().err
+    model = hepgen.load(run)
+    assert abs(float(model.loc.detach().mean()) - 2.0) < 0.2
+    assert (run / "plots" / "loss.png").is_file()
+    assert main(["fit", "test-reverse-kl", "--epochs", "1", "--out", str(tmp_path / "s"), "-q"]) == 2
+    assert "--steps-per-epoch" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -156,3 +156,11 @@ class ThreeArrays(Model):
     def score_outputs(self, x, context=None):
         lp = self.log_prob(x)
         return {"log_prob": lp, "score": -lp}
+
+
+def _three_arrays_from_data(cls, event_shape, context, **params):
+    """The arrays of one event come from the data (an HDF5 group), like a calorimeter's layers."""
+    return cls(shapes=event_shape, context=context, **params)
+
+
+ThreeArrays.from_data = classmethod(_three_arrays_from_data)

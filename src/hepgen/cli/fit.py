@@ -21,12 +21,12 @@ from typing import Any
 import yaml
 
 from hepgen.cli.common import column_names, context_size, suggest
-from hepgen.errors import ConfigError, HepgenError
+from hepgen.errors import ConfigError, DataError, HepgenError
 
 #: engine settings a config file or a flag may set (their types are those of Engine.__init__)
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "weight_decay", "scheduler", "clip_grad",
               "patience", "monitor", "monitor_samples", "val_fraction", "precision", "stream", "chunk_size",
-              "memory_limit_mb")
+              "memory_limit_mb", "steps_per_epoch")
 #: data settings a config file or a flag may set, with their annotations
 DATA_KEYS: dict[str, str] = {
     "weights": "str | None", "context": "str | None", "val": "str | None", "val_weights": "str | None",
@@ -40,7 +40,7 @@ BOUNDS: dict[str, tuple[float, bool, float | None]] = {
     "epochs": (1, False, None), "batch_size": (1, False, None), "lr": (0, True, None),
     "monitor_samples": (1, False, None), "chunk_size": (1, False, None), "patience": (1, False, None),
     "clip_grad": (0, True, None), "weight_decay": (0, False, None), "memory_limit_mb": (0, True, None),
-    "val_fraction": (0, False, 1), "jagged_length": (1, False, None),
+    "val_fraction": (0, False, 1), "jagged_length": (1, False, None), "steps_per_epoch": (1, False, None),
 }
 #: values ``stream`` accepts, and what they mean to the engine
 STREAM_VALUES = {"auto": "auto", "true": True, "false": False}
@@ -69,6 +69,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     fit.add_argument("--scheduler", help="none, cosine, exponential, step or plateau")
     fit.add_argument("--clip-grad", dest="clip_grad", help="max gradient norm")
     fit.add_argument("--patience", help="stop after this many epochs without improvement")
+    fit.add_argument("--steps-per-epoch", dest="steps_per_epoch",
+                     help="data-free models (trained from a target they evaluate, no DATA): steps per epoch")
     fit.add_argument("--monitor", help="what picks the best epoch: val_loss (default), a metrics.csv column, "
                                        "or a sample metric (w1, fpd)")
     fit.add_argument("--val", help="validation events, path[:key] (default: a seeded 10%% of DATA)")
@@ -332,26 +334,48 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     if settings.get("model") not in (None, args.model):
         raise ConfigError(f"config file {args.config} is for model {settings['model']!r}, not {args.model!r}")
     data = args.data or settings.get("data")
-    if data is None:
-        raise ConfigError("no training data: give DATA (path[:key]) or 'data:' in the config file")
     out = Path(args.out or settings.get("out") or f"runs/{args.model}")
     params = {k: settings[k] for k in cls.hyperparameters() if k in settings and k not in SHAPE_KEYS}
     train = {k: settings[k] for k in TRAIN_KEYS if k in settings}
+    if getattr(cls, "data_free", False):  # trained from a target it evaluates: no DATA
+        if data is not None:
+            raise ConfigError(f"{args.model} is trained without input events; drop DATA ({data}) and give "
+                              "--steps-per-epoch N")
+        if "steps_per_epoch" not in train:
+            raise ConfigError(f"{args.model} is trained without data: give --steps-per-epoch N (steps of "
+                              "--batch-size events it draws itself per epoch)")
+        model = _build(cls, args.model, lambda: cls(**params))
+        model.fit(None, run_dir=out, resume=args.resume, quiet=args.quiet, **train)
+        draw_loss_plot(out)
+        if not args.quiet:
+            print(f"wrote {out}/ (model.pt, config.yaml, metrics.csv, plots/loss.png)", file=sys.stderr)
+        return 0
+    if data is None:
+        raise ConfigError("no training data: give DATA (path[:key]) or 'data:' in the config file")
+    train.pop("steps_per_epoch", None)
     selection = {"columns": settings.get("columns"), "exclude": settings.get("exclude") or (),
                  "jagged_length": settings.get("jagged_length")}
     spec = DataSpec.parse(data, **selection)
     val = settings.get("val")
     val = DataSpec.parse(val, **selection) if val is not None else None
     context = settings.get("context")
-    with _opened(spec, column_names(settings.get("weights")) + column_names(context)) as source:
-        event_shape = tuple(source.event_shape)
-    n_context = context_size(context, data)
+    named = column_names(settings.get("weights")) + column_names(context)
     try:
-        model = cls.from_data(event_shape, n_context, **params)
-    except HepgenError:
-        raise
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"bad hyper-parameters for {args.model}: {exc}") from None
+        with _opened(spec, named) as source:
+            event_shape: Any = tuple(source.event_shape)
+    except DataError:  # an HDF5 group of arrays of different shapes: events of several arrays
+        from hepgen.data.sources import group_event_shapes
+
+        try:
+            event_shape = group_event_shapes(spec, exclude=named)
+        except HepgenError:
+            raise_first = True
+        else:
+            raise_first = len(event_shape) < 2
+        if raise_first:
+            raise
+    n_context = context_size(context, data)
+    model = _build(cls, args.model, lambda: cls.from_data(event_shape, n_context, **params))
     model.fit(spec, val=val, weights=settings.get("weights"), context=context,
               val_weights=settings.get("val_weights"), val_context=settings.get("val_context"),
               run_dir=out, resume=args.resume, quiet=args.quiet, **train)
@@ -359,6 +383,15 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     if not args.quiet:
         print(f"wrote {out}/ (model.pt, config.yaml, metrics.csv, plots/loss.png)", file=sys.stderr)
     return 0
+
+
+def _build(cls: type, name: str, make: Any) -> Any:
+    try:
+        return make()
+    except HepgenError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"bad hyper-parameters for {name}: {exc}") from None
 
 
 def _opened(spec: Any, exclude: list[str]) -> Any:

@@ -171,7 +171,7 @@ def _load_multi(x: Any, weights: Any, context: Any, model: Any, *, stream: bool 
         features: Any = {k: _array(v, f"array {k!r} of the events") for k, v in x.items()}
         group_column = None
     else:
-        wanted = list(shapes) if shapes is not None else io.available_keys(x)
+        wanted = list(shapes) if shapes is not None else list(group_event_shapes(x))
         sources = {k: io.open_source(member_spec(x, k)) for k in wanted}
         nbytes = sum(len(s) * int(np.prod(s.event_shape)) * 4 for s in sources.values())
         keep_on_disk = stream if stream is not None else nbytes > memory_limit_mb * 2**20
@@ -232,3 +232,24 @@ def _load_multi(x: Any, weights: Any, context: Any, model: Any, *, stream: bool 
         if c != model.context:
             raise DataError(f"the model expects a context of {model.context} columns, got {c}")
     return Events(features, w, ctx), names
+
+
+def group_event_shapes(spec: str | os.PathLike, exclude: Any = ()) -> dict[str, tuple[int, ...]]:
+    """The arrays of one event in an HDF5 group of datasets of different shapes: member name -> event shape.
+
+    ``f.h5:showers`` holding ``layer0 (N, 3, 96)``, ``layer1 (N, 12, 12)`` and ``energy (N,)`` gives
+    ``{"layer0": (3, 96), "layer1": (12, 12), "energy": (1,)}``; members named in ``exclude`` (weight or
+    context columns) are left out.
+    """
+    _, key = io.parse_spec(spec)
+    prefix = f"{key.strip('/')}/" if key else ""
+    members = [k[len(prefix):] for k in io.available_keys(spec) if k.startswith(prefix) and k != prefix.rstrip("/")]
+    shapes = {}
+    for name in members:
+        if "/" in name or name in set(exclude):
+            continue
+        with io.open_source(member_spec(spec, name)) as source:
+            shapes[name] = tuple(source.event_shape)
+    if not shapes:
+        raise DataError(f"{spec} names no group of arrays")
+    return shapes
