@@ -112,3 +112,60 @@ def test_columns_in_a_config_file_and_on_hdf5(tmp_path, capsys):
                            "--epochs", 1, "-q", "--val", f"{data}:jets")
     assert code == 0, err  # the validation file gets the same selection
     assert _fitted(tmp_path / "r2")["fitted"]["columns"] == ["pt", "phi", "m"]
+
+
+def _help_lines(capsys, name: str) -> dict[str, str]:
+    """flag -> its (unwrapped) help text, from 'hepgen fit NAME --help'."""
+    assert main(["fit", name, "--help"]) == 0
+    out = capsys.readouterr().out
+    section = out.split(f"hyper-parameters of {name}", 1)[1].splitlines()[1:]
+    flags: dict[str, str] = {}
+    current = None
+    for line in section:
+        if line.startswith("  --"):
+            current, _, text = line.strip().partition(" ")
+            flags[current] = text.strip()
+        elif current and line.strip():
+            flags[current] += " " + line.strip()
+    return flags
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("nsf", {"--bins": "spline bins K (default: 8)", "--transforms": "number of coupling layers (default: 5)",
+             "--hidden": "conditioner MLP hidden sizes (default: 128,128; a comma-separated list)",
+             "--tail-bound": "B (in preprocessed units) (default: 5.0)",
+             "--coupling": "instead of autoregressive ones (one-pass density) (default: false)"}),
+    ("wgan-gp", {"--gp-weight": "gradient penalty for loss=\"wgan-gp\" (default: 10.0)",
+                 "--critic-steps": "critic steps per generator step (k) (default: 5)",
+                 "--betas": "Adam betas of both players ((0.5, 0.9) as in WGAN-GP) (default: 0.5,0.9",
+                 "--lr-critic": "learning rates of the two players (None: the fit lr) (default: null)",
+                 "--latent": "size of the noise vector z (default: 8)"}),
+])
+def test_fit_model_help_describes_each_hyper_parameter_from_the_docstrings(capsys, name, expected):
+    from hepgen.cli.fit import SHAPE_KEYS
+    from hepgen.models import model_class
+
+    flags = _help_lines(capsys, name)
+    wanted = {f"--{k.replace('_', '-')}" for k in model_class(name).hyperparameters() if k not in SHAPE_KEYS}
+    assert set(flags) == wanted
+    for flag, text in flags.items():  # every flag has a description before its default
+        assert not text.startswith("(default:"), (flag, text)
+    for flag, text in expected.items():
+        assert text in flags[flag], (flag, flags[flag])
+
+
+def test_docstring_args_parser_splits_shared_lines_and_follows_pointers():
+    from hepgen.cli.fit import _args_entries
+
+    doc = """Title.
+
+    Args:
+        a, b: shared text. c: own text
+            continued here.
+        d: see :class:`Other`.
+
+    Returns:
+        e: not an argument.
+    """
+    assert _args_entries(doc, {"a", "b", "c", "d", "e"}) == {
+        "a": "shared text.", "b": "shared text.", "c": "own text continued here.", "d": "see :class:`Other`."}

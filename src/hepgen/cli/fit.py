@@ -400,16 +400,105 @@ def _opened(spec: Any, exclude: list[str]) -> Any:
     return io.open_source(spec, exclude=exclude)
 
 
+# -- help from the docstrings -------------------------------------------------------------------------
+_POINTER = re.compile(r"^(?:as|see)\s+:class:`~?([\w.]+)`\.?$")
+
+
+def _args_text(doc: str | None) -> str:
+    """The ``Args:`` section of a Google-style docstring as one line (empty when there is none)."""
+    if not doc:
+        return ""
+    lines = inspect.cleandoc(doc).splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^Args\b[^:]*:\s*$", line):
+            body = []
+            for entry in lines[i + 1:]:
+                if entry.strip() and not entry[:1].isspace():  # the next section
+                    break
+                body.append(entry.strip())
+            return " ".join(body)
+    return ""
+
+
+def _args_entries(doc: str | None, known: set[str]) -> dict[str, str]:
+    """``name: text`` entries of the Args section; ``a, b: text`` gives both names that text. Entries
+    may share a line (``bins: K. tail_bound: B.``): a new one starts where known names and a colon follow
+    the start or the end of a sentence."""
+    text = _args_text(doc)
+    starts = [m for m in re.finditer(r"(?:^|(?<=[.)]\s))(\w+(?:,\s*\w+)*):\s+", text)
+              if all(n.strip() in known for n in m.group(1).split(","))]
+    out: dict[str, str] = {}
+    for m, after in zip(starts, [*starts[1:], None]):
+        description = text[m.end():after.start() if after else len(text)].strip()
+        for name in m.group(1).split(","):
+            out.setdefault(name.strip(), description)
+    return out
+
+
+def _resolve_class(name: str, home: type) -> type | None:
+    import importlib
+
+    if "." in name:
+        module, _, attribute = name.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), attribute, None)
+        except ImportError:
+            return None
+    return getattr(sys.modules.get(home.__module__), name, None)
+
+
+def describe_hyperparameters(cls: type, _depth: int = 0) -> dict[str, str]:
+    """Each constructor parameter's description from the ``Args:`` sections of ``cls`` and its bases
+    (the nearest class first); ``as/see :class:`Other``` entries are followed to ``Other``."""
+    known = set(cls.hyperparameters()) | {"event_shape"}
+    found: dict[str, str] = {}
+    pointers: dict[str, type] = {}
+    for klass in cls.__mro__:
+        for name, text in _args_entries(klass.__dict__.get("__doc__"), known).items():
+            pointer = _POINTER.match(text)
+            if pointer:
+                target = _resolve_class(pointer.group(1), klass)
+                if target is not None and name not in found:
+                    pointers.setdefault(name, target)
+            elif name not in found:
+                found[name] = text
+    for name, target in pointers.items():
+        if name not in found and _depth < 3 and hasattr(target, "hyperparameters"):
+            text = describe_hyperparameters(target, _depth + 1).get(name)
+            if text:
+                found[name] = text
+    return found
+
+
+def _plain_text(text: str) -> str:
+    """Docstring markup for a terminal: ``x`` -> x, :class:`~a.B` -> B, :mod:`a.b` -> a.b."""
+    text = re.sub(r":\w+:`~([\w.]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], text)
+    text = re.sub(r":\w+:`([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
 def model_help(cls: type, name: str) -> str:
-    """The hyper-parameter section of ``hepgen fit MODEL --help``."""
-    lines = [f"\nhyper-parameters of {name}:"]
+    """The hyper-parameter section of ``hepgen fit MODEL --help``: each flag, its description from the
+    class docstrings, its type and its default."""
+    import textwrap
+
+    described = describe_hyperparameters(cls)
+    lines = [f"\nhyper-parameters of {name} (flags, or keys of a -c config file):"]
     for flag, param in _model_flags(cls).items():
         default = None if param.default is inspect.Parameter.empty else param.default
+        kinds = _kinds(param.annotation, default)
         if isinstance(default, (list, tuple)):
-            shown = ",".join(map(str, default)) + " (comma separated)"
+            shown = ",".join(map(str, default))
         else:
-            shown = repr(default)
-        lines.append(f"  {flag:<24} default: {shown}")
+            shown = "null" if default is None else str(default).lower() if isinstance(default, bool) else str(default)
+        listed = any(re.match(r"(?:Sequence|list|tuple)\[", k) for k in kinds)
+        text = _plain_text(described.get(param.name, "")).rstrip(".")
+        text += (" " if text else "") + f"(default: {shown}" + ("; a comma-separated list" if listed else "") + ")"
+        head = f"  {flag:<22} "
+        lines.append(textwrap.fill(text, width=100, initial_indent=head, subsequent_indent=" " * len(head),
+                                   break_on_hyphens=False)
+                     if len(head) <= 25 else f"{head}\n" + textwrap.fill(text, 100, initial_indent=" " * 25,
+                                                                          subsequent_indent=" " * 25))
     return "\n".join(lines)
 
 
