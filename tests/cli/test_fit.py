@@ -169,3 +169,25 @@ def test_docstring_args_parser_splits_shared_lines_and_follows_pointers():
     """
     assert _args_entries(doc, {"a", "b", "c", "d", "e"}) == {
         "a": "shared text.", "b": "shared text.", "c": "own text continued here.", "d": "see :class:`Other`."}
+
+
+def test_config_yaml_records_the_command_and_the_config_file(tmp_path, capsys, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    np.save("d.npy", np.random.default_rng(0).normal(size=(300, 2)).astype(np.float32))
+    (tmp_path / "c.yaml").write_text("epochs: 1\nlr: 0.01\n")
+    argv = ["fit", "gaussian", "d.npy", "-c", "c.yaml", "--out", "my run", "--seed", "3", "-q"]
+    assert main(argv) == 0, capsys.readouterr().err
+    command = _fitted(tmp_path / "my run")["command"]
+    assert shlex.split(command["line"]) == ["hepgen", *argv]  # quoted: 'my run' survives
+    assert command["cwd"] == str(tmp_path)
+    assert command["config_file"] == str(tmp_path / "c.yaml") and command["config"] == {"epochs": 1, "lr": 0.01}
+    (tmp_path / "c.yaml").write_text("epochs: 2\n")
+    resume = ["fit", "gaussian", "d.npy", "-c", "c.yaml", "--out", "my run", "--seed", "3", "--resume", "-q"]
+    assert main(resume) == 0, capsys.readouterr().err
+    config = _fitted(tmp_path / "my run")
+    assert config["command"]["line"] == command["line"] and config["command"]["config"] == {"epochs": 1, "lr": 0.01}
+    assert [shlex.split(line) for line in config["command"]["resumed"]] == [["hepgen", *resume]]
+    assert config["model"] == "gaussian" and config["train"]["seed"] == 3
+    assert hepgen.load(tmp_path / "my run").sample(3).shape == (3, 2)

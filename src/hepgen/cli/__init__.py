@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if extra and args.command != "fit":
             parser.error(f"unrecognised arguments: {' '.join(extra)}")
+        args.argv = argv  # the command line as given, for the run's config.yaml
         return int(args.handler(args, extra) or 0)
     except HepgenError as exc:
         print(f"hepgen: error: {exc}", file=sys.stderr)

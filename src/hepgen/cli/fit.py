@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import math
+import os
 import re
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -379,6 +381,8 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     model.fit(spec, val=val, weights=settings.get("weights"), context=context,
               val_weights=settings.get("val_weights"), val_context=settings.get("val_context"),
               run_dir=out, resume=args.resume, quiet=args.quiet, **train)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process writes
+        record_command(out, args)
     draw_loss_plot(out)
     if not args.quiet:
         print(f"wrote {out}/ (model.pt, config.yaml, metrics.csv, plots/loss.png)", file=sys.stderr)
@@ -392,6 +396,34 @@ def _build(cls: type, name: str, make: Any) -> Any:
         raise
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"bad hyper-parameters for {name}: {exc}") from None
+
+
+def record_command(run_dir: Path, args: argparse.Namespace) -> None:
+    """The ``command:`` section of the run's config.yaml: what only the CLI knows of how it was trained.
+
+    ``line`` (the command as typed, shell-quoted), ``cwd`` (relative paths in it are relative to
+    that), ``config_file`` (absolute path, or null) and ``config`` (that file's settings as read, so
+    the record survives edits of the file). A ``--resume`` keeps the first command and appends its
+    own line to ``resumed``.
+    """
+    from hepgen.train.rundir import RunDir
+
+    run = RunDir(run_dir)
+    argv = getattr(args, "argv", None)
+    line = shlex.join(["hepgen", *(sys.argv[1:] if argv is None else argv)])
+    previous = (run.read_config().get("command") if run.config_path.is_file() else None) or {}
+    if args.resume and isinstance(previous, dict) and previous.get("line"):
+        command = {**previous, "resumed": [*previous.get("resumed", []), line]}
+    else:
+        config = None
+        if args.config:
+            try:
+                config = yaml.safe_load(Path(args.config).read_text())
+            except (OSError, yaml.YAMLError, UnicodeDecodeError):  # read once already; changed since
+                config = None
+        command = {"line": line, "cwd": os.getcwd(),
+                   "config_file": str(Path(args.config).absolute()) if args.config else None, "config": config}
+    run.write_config(command=command)
 
 
 def _opened(spec: Any, exclude: list[str]) -> Any:
