@@ -1,0 +1,70 @@
+"""data/sources.py: what counts as a column name, and weights/contexts named as columns of the events' file are
+read row by row with their events and removed from the features (in memory and streamed)."""
+
+import numpy as np
+import pytest
+
+import hepgen
+from hepgen.data import io
+from hepgen.data.sources import is_column_name, load_events
+from hepgen.errors import DataError
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("weight", True), ("E,theta", True), ("pt, eta", True),
+    ("events.h5:jets/weight", False), ("w.npy", False), ("table.CSV", False), ("tree.root", False),
+    (None, False), (3, False), (np.ones(3), False),
+])
+def test_is_column_name(value, expected):
+    assert is_column_name(value) is expected
+
+
+def test_an_existing_path_is_not_a_column_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weight").write_text("")
+    assert not is_column_name("weight")
+
+
+@pytest.fixture
+def table(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 200
+    data = np.stack([rng.normal(size=n), rng.normal(size=n), rng.uniform(0.5, 2.0, n), rng.normal(size=n),
+                     np.arange(n, dtype=float)], 1)
+    path = tmp_path / "events.h5"
+    io.write(f"{path}:events", data, columns=["a", "b", "weight", "c1", "row"])
+    return f"{path}:events", data
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_named_weight_and_context_columns_follow_their_rows_and_leave_the_features(table, stream):
+    spec, data = table
+    events, names = load_events(spec, weights="weight", context="c1,row", stream=stream)
+    assert names["x"] == ["a", "b"] and names["context"] == ["c1", "row"]
+    assert len(events) == len(data)
+    rows = events.rows(10, 60)
+    np.testing.assert_allclose(np.asarray(rows["x"]), data[10:60, :2], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(rows["w"]).reshape(-1), data[10:60, 2], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(rows["context"]), data[10:60][:, [3, 4]], rtol=1e-6)
+
+
+def test_columns_not_named_stay_features_and_model_shape_is_checked(table):
+    spec, data = table
+    events, names = load_events(spec, weights="weight")
+    assert names["x"] == ["a", "b", "c1", "row"] and "context" not in names
+    np.testing.assert_allclose(np.asarray(events.rows(0, 5)["x"]), data[:5][:, [0, 1, 3, 4]], rtol=1e-6)
+    with pytest.raises(DataError, match=r"expects events of shape \(3,\)"):
+        load_events(spec, weights="weight", model=hepgen.Gaussian(3))
+    load_events(spec, weights="weight", context="c1,row", model=hepgen.NSF(2, context=2, transforms=1, hidden=(4,)))
+    with pytest.raises(DataError, match="context of 0 columns, got 2"):
+        load_events(spec, weights="weight", context="c1,row", model=hepgen.Gaussian(2))
+
+
+def test_column_names_need_a_file_and_rows_must_match(table):
+    _, data = table
+    with pytest.raises(DataError, match="column names need the events as a file"):
+        load_events(data, weights="weight")
+    with pytest.raises(DataError, match="rows"):
+        load_events(data, weights=np.ones(len(data) - 1))
+    with pytest.raises(DataError, match="NaN"):
+        load_events(np.array([[1.0], [np.nan]]))

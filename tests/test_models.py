@@ -1,0 +1,153 @@
+"""models.py: the registry table, model_class and its suggestions, register, load() and its refusals, and
+the inference contract every registered family keeps (plain tensors out; rsample is the differentiable path)."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import hepgen
+from hepgen.errors import CheckpointError, ConfigError
+from hepgen.models import REGISTRY, Model, load, model_class, register
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_registry_entry_resolves_to_a_model_class_of_that_cli_name(name):
+    cls = model_class(name)
+    assert isinstance(cls, type) and issubclass(cls, Model)
+    assert cls.cli_name == name
+    module, attribute = REGISTRY[name].split(":")
+    assert cls.__module__ == module and cls.__qualname__ == attribute
+
+
+def test_registry_names_are_short_kebab_case_and_only_what_the_cli_can_fit():
+    for name in REGISTRY:
+        assert name == name.lower() and " " not in name and "_" not in name and len(name) <= 12, name
+    assert "flow" not in REGISTRY  # a custom Flow is composed in Python; the CLI cannot fit it
+
+
+@pytest.mark.parametrize(("typo", "suggestion"), [("nfs", "nsf"), ("wgangp", "wgan-gp"), ("conv_vae", "conv-vae"),
+                                                  ("gausian", "gaussian")])
+def test_model_class_suggests_the_nearest_name(typo, suggestion):
+    with pytest.raises(ConfigError, match=f"did you mean '{suggestion}'") as info:
+        model_class(typo)
+    assert "available models" in str(info.value) and "realnvp" in str(info.value)
+
+
+def test_model_class_without_a_near_name_lists_the_models():
+    with pytest.raises(ConfigError) as info:
+        model_class("xyzzy-quux")
+    assert "did you mean" not in str(info.value)
+    assert all(name in str(info.value) for name in REGISTRY)
+
+
+class TwiceGaussian(hepgen.Gaussian):
+    """A user's model (registered only inside the test below: the registry is global)."""
+
+
+def test_register_adds_a_user_model_that_load_rebuilds(tmp_path):
+    try:
+        assert register(TwiceGaussian, name="test-twice-gaussian") is TwiceGaussian
+        assert model_class("test-twice-gaussian") is TwiceGaussian
+        model = TwiceGaussian(2)
+        with torch.no_grad():
+            model.loc.copy_(torch.tensor([0.5, -1.0]))
+        model.save(tmp_path / "run")
+        again = load(tmp_path / "run")
+        assert type(again) is TwiceGaussian
+        torch.testing.assert_close(again.loc, model.loc)
+    finally:
+        REGISTRY.pop("test-twice-gaussian", None)
+
+
+@pytest.fixture
+def saved_run(tmp_path):
+    model = hepgen.Gaussian(3)
+    with torch.no_grad():
+        model.loc.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    return model, model.save(tmp_path / "good")
+
+
+def _variant(run, tmp_path, name, edit):
+    """A copy of ``run`` whose config.yaml is changed by ``edit(config)``."""
+    target = tmp_path / name
+    shutil.copytree(run, target)
+    config = yaml.safe_load((target / "config.yaml").read_text())
+    edit(config)
+    (target / "config.yaml").write_text(yaml.safe_dump(config))
+    return target
+
+
+def test_load_round_trip_is_exact_and_in_eval_mode(saved_run):
+    model, run = saved_run
+    again = load(run)
+    assert type(again) is hepgen.Gaussian and not again.training
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    torch.testing.assert_close(again.log_prob(x), model.log_prob(x))
+
+
+def test_load_refusals_name_the_file(saved_run, tmp_path):
+    _, run = saved_run
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="config.yaml is missing"):
+        load(tmp_path / "empty")
+    bad = _variant(run, tmp_path, "unknown", lambda c: c.update(model="gausian"))
+    with pytest.raises(CheckpointError, match=r"config\.yaml.*unknown model 'gausian'.*did you mean 'gaussian'"):
+        load(bad)
+    bad = _variant(run, tmp_path, "params", lambda c: c["params"].update(colour="red"))
+    with pytest.raises(CheckpointError, match=r"does not fit model 'gaussian'.*colour"):
+        load(bad)
+    bad = _variant(run, tmp_path, "shape", lambda c: c["params"].update(features=4))
+    with pytest.raises(CheckpointError, match=r"model\.pt does not match its config\.yaml"):
+        load(bad)
+    bad = _variant(run, tmp_path, "other", lambda c: c.update(model="nsf", params={"features": 3}))
+    with pytest.raises(CheckpointError, match="holds a 'gaussian' model but config.yaml says 'nsf'"):
+        load(bad)
+    (bad / "config.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(CheckpointError, match="not valid YAML"):
+        load(bad)
+
+
+def _small(name):
+    image = name.startswith("conv")
+    shape = (8, 8) if image else (3,)
+    context = 1 if name == "cgan" else 0
+    model = model_class(name).from_data(shape, context).eval()
+    x = torch.rand(6, *shape, requires_grad=True)
+    c = torch.rand(6, 1) if context else None
+    if hasattr(model, "fit_latent"):  # deterministic AEs sample from a Gaussian fitted to training codes
+        model.fit_latent(x.detach().numpy())
+    return model, x, c
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_inference_returns_plain_tensors_for_every_family(name):
+    """The README's ``model.log_prob(x)`` / ``model.sample(n)`` go straight to NumPy: no autograd graph, even
+    for inputs that require grad; the differentiable path is rsample (and log_prob(x, grad=True))."""
+    model, x, c = _small(name)
+    outputs = [model.score(x, c), *model.score_outputs(x, c).values()]
+    for method in ("log_prob", "encode", "reconstruct"):
+        if hasattr(model, method):
+            outputs.append(getattr(model, method)(x, c))
+    if name != "cyclegan":  # translates events instead of sampling
+        outputs.append(model.sample(6, c))
+        if hasattr(model, "rsample"):  # the samplers: flows, Gaussian, VAE decoders, GAN generators
+            assert model.rsample(6, c).requires_grad, name
+    for out in outputs:
+        assert out.requires_grad is False, name
+        out.numpy()
+    if hasattr(model, "log_prob"):
+        lp = model.log_prob(x, c, grad=True)
+        assert lp.requires_grad and torch.isfinite(lp).all(), name
