@@ -42,7 +42,7 @@ def test_cli_compare_writes_the_report_with_the_api_numbers(files, tmp_path, cap
     ref, cand = io.read(files / "ref.h5").data, io.read(files / "cand.h5").data
     w = io.read(f"{files / 'w.h5'}:w", dtype=float).data.reshape(-1)
     api = compare(ref, cand, names=["pt", "eta", "mass"], cand_weights=w, seed=3,
-                  title=f"{files / 'cand.h5'} vs {files / 'ref.h5'}")
+                  title=f"{files / 'ref.h5'} (reference) vs {files / 'cand.h5'} (candidate)")
     assert {k: v for k, v in metrics.items() if k != "files"} == api
     assert summary["c2st"] == api["c2st"] and summary["n_ref"] == 500 and summary["weighted"] is True
     assert list(metrics["features"]) == ["pt", "eta", "mass"]

@@ -135,3 +135,20 @@ def data_spec(spec: str, args: Any, prefix: str = "") -> Any:
     from hepgen.data.io import DataSpec
 
     return DataSpec.parse(spec, **data_selection(args, prefix))
+
+
+def progress_bar(total: int, desc: str, quiet: bool = False, unit: str = "events") -> Any:
+    """A tqdm bar on stderr, drawn only on a terminal and without ``-q`` (a disabled bar otherwise)."""
+    import sys
+
+    from tqdm import tqdm
+
+    enabled = not quiet and bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, leave=False)
+
+
+def positive(value: int | None, flag: str) -> None:
+    """ConfigError unless ``value`` (of option ``flag``) is a positive integer."""
+    if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+        raise ConfigError(f"{flag} must be a positive integer, got {value!r}")

@@ -1,4 +1,10 @@
-"""``hepgen compare``: metrics and an HTML report of a candidate sample against a reference."""
+"""``hepgen compare``: metrics and an HTML report of a candidate sample against a reference.
+
+Features are matched by name: the columns of REF (after ``--columns``/``--exclude`` and without a
+weight column) are read from CAND by name, so REF may be the training file (with its weight
+column) and CAND a ``hepgen sample`` output. Weights are a column of the file (``--ref-weights
+weight``, as in ``fit``) or FILE:KEY.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hepgen.cli.common import add_data_selection, data_selection, progress_bar
 from hepgen.errors import DataError
 
 
@@ -16,33 +23,79 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     compare.add_argument("ref", metavar="REF", help="reference events, path[:key]")
     compare.add_argument("cand", metavar="CAND", help="candidate (e.g. generated) events, path[:key]")
     compare.add_argument("--report", metavar="DIR", help="write metrics.json, plots and index.html here")
-    compare.add_argument("--ref-weights", dest="ref_weights", help="FILE:KEY")
-    compare.add_argument("--cand-weights", dest="cand_weights", help="FILE:KEY")
+    compare.add_argument("--ref-weights", dest="ref_weights", help="a column of REF, or FILE:KEY")
+    compare.add_argument("--cand-weights", dest="cand_weights", help="a column of CAND, or FILE:KEY")
+    compare.add_argument("--protocol", choices=("hepgen", "jetnet"), default="hepgen",
+                         help="FPD/KPD batches: hepgen (default; batch sizes fitted to the samples, KPD batches "
+                              "without replacement) or jetnet (jetnet 0.2.5's exact defaults)")
     compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_data_selection(compare, what="REF (and, by name, CAND)")
     compare.set_defaults(handler=cmd_compare)
 
     return compare
 
 
-def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
+def _weights(value: str | None, data: str) -> tuple[Any, list[str]]:
+    """(weights (n,) float64 or None, the column of ``data`` they came from, to leave out of the features)."""
     from hepgen.data import io
-    from hepgen.report.compare import compare
+    from hepgen.data.sources import is_column_name
 
-    ref, cand = io.read(args.ref), io.read(args.cand)
+    if value is None:
+        return None, []
+    if is_column_name(value):
+        return io.read_column(data, value.strip()), [value.strip()]
+    return io.read_column(value), []
+
+
+def read_samples(args: argparse.Namespace) -> tuple[Any, Any, list[str] | None, Any, Any]:
+    """REF and CAND events with their features matched by name, and their weights."""
+    from hepgen.data import io
+
+    rw, ref_drop = _weights(args.ref_weights, args.ref)
+    cw, cand_drop = _weights(args.cand_weights, args.cand)
+    selection = data_selection(args)
+    selection["exclude"] = list(selection["exclude"]) + [c for c in ref_drop if c not in selection["exclude"]]
+    ref = io.read(args.ref, **selection)
+    if ref.columns is not None:
+        with io.open_source(args.cand, jagged_length=selection["jagged_length"]) as probe:
+            cand_columns = probe.columns
+        if cand_columns is not None:
+            missing = [c for c in ref.columns if c not in cand_columns]
+            if missing:
+                raise DataError(f"{args.cand} has no column '{missing[0]}' of {args.ref} (its columns: "
+                                f"{', '.join(cand_columns)}); compare needs the same features in both samples "
+                                "(choose them with --columns/--exclude)")
+            cand = io.read(args.cand, columns=[c for c in ref.columns if c not in cand_drop],
+                           jagged_length=selection["jagged_length"])
+        else:
+            cand = io.read(args.cand, jagged_length=selection["jagged_length"])
+    else:
+        cand = io.read(args.cand, exclude=cand_drop, jagged_length=selection["jagged_length"])
     if ref.data.shape[1:] != cand.data.shape[1:]:
         raise DataError(f"{args.ref} has events of shape {ref.data.shape[1:]} but {args.cand} has "
                         f"{cand.data.shape[1:]}; compare needs the same features")
-    rw = io.read(args.ref_weights, dtype=float).data.reshape(-1) if args.ref_weights else None
-    cw = io.read(args.cand_weights, dtype=float).data.reshape(-1) if args.cand_weights else None
-    result = compare(ref.data, cand.data, names=ref.columns or cand.columns, ref_weights=rw, cand_weights=cw,
-                     report_dir=args.report, seed=args.seed, title=f"{args.cand} vs {args.ref}")
+    return ref.data, cand.data, ref.columns or cand.columns, rw, cw
+
+
+def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
+    from hepgen.report.compare import compare
+
+    ref, cand, names, rw, cw = read_samples(args)
+    with progress_bar(0, "compare", args.quiet, unit="steps") as bar:
+        def progress(done: int, total: int, what: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(what, refresh=False)
+            bar.update(done - bar.n)
+
+        result = compare(ref, cand, names=names, ref_weights=rw, cand_weights=cw, report_dir=args.report,
+                         seed=args.seed, title=f"{args.ref} (reference) vs {args.cand} (candidate)",
+                         protocol=args.protocol, progress=progress)
     print(json.dumps(_summary(result), indent=2))
-    if args.report:
+    if args.report and not args.quiet:
         print(f"report: {Path(args.report) / 'index.html'}", file=sys.stderr)
     return 0
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if not isinstance(v, (list, dict)) or k in ("c2st", "fpd", "kpd")}
-
-
+    return {k: v for k, v in result.items() if not isinstance(v, (list, dict)) or k in ("c2st", "fpd", "kpd", "n_eff")}

@@ -1,24 +1,39 @@
-"""``hepgen sample``, ``score`` and ``info``: use and describe a trained run."""
+"""``hepgen sample``, ``score`` and ``info``: use and describe a trained run.
+
+A fitted model knows the names of its features (``model.columns_``) and context
+(``model.context_columns_``); models fitted on unnamed arrays answer to the default names
+``x0 .. x{d-1}`` and ``context_0 ..`` that ``sample`` writes. ``score`` reads those columns by
+name from DATA (a file may hold more, e.g. the weight column it was trained with), and so does
+``sample --context FILE``. Both commands stream: events are produced and appended to the output
+(:class:`hepgen.data.writer.BlockWriter`) ``--batch-size`` at a time, so memory does not grow with
+``-n`` or the file, and the output appears only when complete.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
-from hepgen.cli.common import column_names, load_context, write_outputs
+from hepgen.cli.common import add_data_selection, data_selection, positive, progress_bar
 from hepgen.errors import ConfigError, DataError
+
+OUTPUTS = ".h5, .npy, .npz, .csv, .parquet or .root"
 
 
 def add_sample_parser(sub: Any) -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw events from a trained model")
     sample.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit'")
     sample.add_argument("-n", type=int, required=True, help="number of events")
-    sample.add_argument("-o", "--out", required=True, help="output file: .h5, .root, .npy, .npz or .csv")
-    sample.add_argument("--context", help="one context row 'v1,v2,...' for all events, or FILE:KEY (one per event)")
+    sample.add_argument("-o", "--out", required=True, help=f"output file: {OUTPUTS}")
+    sample.add_argument("--context", help="one context row 'v1,v2,...' for all events, or FILE[:KEY] with one row "
+                                          "per event (the model's context columns are taken from it by name)")
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--batch-size", dest="batch_size", type=int, default=100_000)
+    sample.add_argument("--batch-size", dest="batch_size", type=int, default=100_000,
+                        help="events per block (memory scales with it, not with -n)")
+    sample.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(handler=cmd_sample)
 
     return sample
@@ -27,10 +42,14 @@ def add_sample_parser(sub: Any) -> argparse.ArgumentParser:
 def add_score_parser(sub: Any) -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="log-density or anomaly score per event")
     score.add_argument("run", metavar="RUN")
-    score.add_argument("data", metavar="DATA", help="events to score, path[:key]")
-    score.add_argument("-o", "--out", required=True, help="output file: .h5, .root, .npy, .npz or .csv")
-    score.add_argument("--context", help="columns of DATA, or FILE:KEY")
+    score.add_argument("data", metavar="DATA", help="events to score, path[:key]; the model's feature columns are "
+                                                    "read from it by name")
+    score.add_argument("-o", "--out", required=True, help=f"output file: {OUTPUTS}")
+    score.add_argument("--context", help="columns of DATA (comma separated), or FILE:KEY (default: the model's "
+                                         "context columns from DATA)")
     score.add_argument("--batch-size", dest="batch_size", type=int, default=100_000)
+    score.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_data_selection(score)
     score.set_defaults(handler=cmd_score)
 
     return score
@@ -44,58 +63,167 @@ def add_info_parser(sub: Any) -> argparse.ArgumentParser:
     return info
 
 
-def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
+# -- names the model answers to -------------------------------------------------------------------------
+def feature_names(model: Any) -> list[str] | None:
+    """The model's feature columns, or ``x0 ..`` for a tabular model fitted on an unnamed array."""
+    if model.columns_:
+        return list(model.columns_)
+    return [f"x{j}" for j in range(model.event_shape[0])] if len(model.event_shape) == 1 else None
+
+
+def context_names(model: Any) -> list[str]:
+    """The model's context columns, or ``context_0 ..`` when they had no names."""
+    if model.context_columns_:
+        return list(model.context_columns_)
+    return [f"context_{j}" for j in range(model.context)]
+
+
+def _open_by_names(spec: Any, names: list[str] | None, what: str, **selection: Any) -> Any:
+    """A source over ``spec`` reading ``names`` when the file has named columns (DataError naming a missing
+    one); an unnamed array is taken whole. An explicit ``columns`` selection wins over ``names``."""
+    from hepgen.data import io
+
+    if selection.get("columns") or names is None:
+        return io.open_source(spec, **selection)
+    source = io.open_source(spec, jagged_length=selection.get("jagged_length"))
+    if source.columns is None or source.columns == names:
+        return source
+    source.close()
+    missing = [n for n in names if n not in source.columns]
+    if missing and names[0] == "x0":  # an unnamed model: a named file is read whole
+        return io.open_source(spec, **selection)
+    if missing:
+        raise DataError(f"'{spec}' has no column '{missing[0]}' of the model's {what} ({', '.join(names)}); "
+                        f"its columns: {', '.join(source.columns)}. Select them with --columns, or pass a file "
+                        "with those columns.")
+    return io.open_source(spec, columns=names, jagged_length=selection.get("jagged_length"))
+
+
+def _literal_row(value: str, size: int) -> Any:
+    """``"v1,v2"`` as a (1, size) float32 row, or None when ``value`` is not a list of numbers."""
     import numpy as np
+
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    try:
+        row = np.array([[float(p) for p in parts]], dtype=np.float64)
+    except ValueError:
+        return None
+    bad = [p for p, v in zip(parts, row[0]) if not math.isfinite(v)]
+    if bad:
+        raise ConfigError(f"--context {value!r}: the value {bad[0]!r} is not a finite number")
+    if row.shape[1] != size:
+        raise ConfigError(f"--context {value!r} has {row.shape[1]} value(s); the model's context has {size}")
+    return row.astype(np.float32)
+
+
+def _context_source(value: str | None, model: Any, data: Any = None) -> Any:
+    """What conditions ``model``: None, a (1, c) row (a literal), or a Source of one row per event.
+
+    ``value``: a literal row, FILE[:KEY] (its columns named like the model's context are read by name)
+    or, with ``data``, columns of DATA. Without ``value`` the model's context columns are read from
+    ``data``. Raises ConfigError when a context is given to an unconditional model or is missing.
+    """
+    from hepgen.data import io
+    from hepgen.data.sources import is_column_name
+
+    if not model.context:
+        if value is not None:
+            raise ConfigError(f"--context given, but the model ({model.cli_name}) was trained without a context")
+        return None
+    names = context_names(model)
+    if value is None:
+        if data is None:
+            raise ConfigError(f"the model is conditional on a context of {model.context} value(s) "
+                              f"({', '.join(names)}); give --context v1,v2,... or FILE:KEY")
+        return _open_by_names(data, names, "context")
+    row = _literal_row(value, model.context)
+    if row is not None:
+        return row
+    if is_column_name(value):
+        if data is None:
+            raise ConfigError(f"--context {value!r} is neither a row of numbers nor an existing FILE[:KEY]")
+        return io.open_source(data, columns=[c.strip() for c in value.split(",") if c.strip()])
+    return _open_by_names(value, names, "context")
+
+
+def _rows(source: Any, start: int, stop: int) -> Any:
+    """Rows of a context: a broadcast literal row, or rows ``start:stop`` of a source."""
+    return source if not hasattr(source, "read_rows") else source.read_rows(start, stop)
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     import torch
 
     import hepgen
+    from hepgen.data.writer import BlockWriter
 
-    if args.n < 1:
-        raise ConfigError(f"-n must be a positive number of events, got {args.n}")
+    positive(args.n, "-n")
+    positive(args.batch_size, "--batch-size")
+    writer = BlockWriter(args.out, args.n)  # checks the output spec before the model is even loaded
     model = hepgen.load(args.run)
-    context = load_context(args.context, args.n)
-    if context is not None and len(context) not in (1, args.n):
-        raise DataError(f"--context has {len(context)} rows; give one row or one per event (-n {args.n})")
+    context = _context_source(args.context, model)
+    if hasattr(context, "read_rows") and len(context) != args.n:
+        raise DataError(f"--context {args.context} has {len(context)} rows; give one row 'v1,v2' or one per event "
+                        f"(-n {args.n})")
+    # unnamed models write one plain array (x0 .. beside named context columns: see hepgen.data.writer)
+    writer.columns = {"samples": model.columns_, "context": context_names(model)}
+    writer.bare = {"samples", "context"}
     torch.manual_seed(args.seed)
-    parts = []
-    for start in range(0, args.n, args.batch_size):
-        stop = min(start + args.batch_size, args.n)
-        ctx = None if context is None else (context if len(context) == 1 else context[start:stop])
-        parts.append(model.sample(stop - start, context=ctx).cpu().numpy() if ctx is not None
-                     else model.sample(stop - start).cpu().numpy())
-    samples = np.concatenate(parts)
-    write_outputs(args.out, {"samples": samples}, {"samples": model.columns_})
-    print(f"wrote {args.n} events to {args.out}", file=sys.stderr)
+    with writer, torch.no_grad(), progress_bar(args.n, "sample", args.quiet) as bar:
+        for start in range(0, args.n, args.batch_size):
+            stop = min(start + args.batch_size, args.n)
+            block: dict[str, Any] = {}
+            if context is None:
+                block["samples"] = model.sample(stop - start).cpu().numpy()
+            else:
+                c = _rows(context, start, stop)
+                block["samples"] = model.sample(stop - start, context=c).cpu().numpy()
+                block["context"] = c if len(c) == stop - start else c.repeat(stop - start, axis=0)
+            writer.write(block)
+            bar.update(stop - start)
+    if hasattr(context, "close"):
+        context.close()
+    if not args.quiet:
+        print(f"wrote {args.n} events to {args.out}", file=sys.stderr)
     return 0
 
 
 def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
-    import numpy as np
     import torch
 
     import hepgen
-    from hepgen.data import io
+    from hepgen.data.writer import BlockWriter
 
+    positive(args.batch_size, "--batch-size")
     model = hepgen.load(args.run)
-    table = io.read(args.data, exclude=column_names(args.context))
-    context = None
-    if args.context:
-        names = column_names(args.context)
-        context = io.read(args.data, columns=names).data if names else load_context(args.context, None)
-    outputs: dict[str, list[np.ndarray]] = {}
-    with torch.no_grad():
-        for start in range(0, len(table.data), args.batch_size):
-            stop = min(start + args.batch_size, len(table.data))
-            ctx = None if context is None else (context if len(context) == 1 else context[start:stop])
-            result = model.score_outputs(table.data[start:stop], ctx)
-            for k, v in result.items():
-                outputs.setdefault(k, []).append(v.detach().cpu().numpy())
-    arrays = {k: np.concatenate(v) for k, v in outputs.items()}
-    write_outputs(args.out, arrays, {k: model.columns_ for k, v in arrays.items() if v.ndim == 2 and model.columns_
-                              and v.shape[1] == len(model.columns_)})
-    what = ("log_prob = log p(x) in the original units of DATA (preprocessing Jacobian included); "
-            "score = -log_prob" if "log_prob" in arrays else "score = anomaly score (higher = less like training)")
-    print(f"wrote {', '.join(arrays)} for {len(table.data)} events to {args.out}: {what}", file=sys.stderr)
+    source = _open_by_names(args.data, feature_names(model), "features", **data_selection(args))
+    n = len(source)
+    writer = BlockWriter(args.out, n)
+    context = _context_source(args.context, model, data=args.data)
+    if hasattr(context, "read_rows") and len(context) != n:
+        raise DataError(f"the context has {len(context)} rows but {args.data} has {n} events")
+    names = feature_names(model)
+    what = ""
+    with writer, torch.no_grad(), progress_bar(n, "score", args.quiet) as bar:
+        for start in range(0, n, args.batch_size):
+            stop = min(start + args.batch_size, n)
+            result = model.score_outputs(source.read_rows(start, stop), None if context is None
+                                         else _rows(context, start, stop))
+            block = {k: v.detach().cpu().numpy() for k, v in result.items()}
+            if start == 0:
+                writer.columns = {k: names for k, v in block.items()
+                                  if names and v.ndim == 2 and v.shape[1] == len(names)}
+                what = ("log_prob = log p(x) in the original units of DATA (preprocessing Jacobian included); "
+                        "score = -log_prob" if "log_prob" in block else
+                        "score = anomaly score (higher = less like training)")
+            writer.write(block)
+            bar.update(stop - start)
+    for s in (source, context):
+        if hasattr(s, "close"):
+            s.close()
+    if not args.quiet:
+        print(f"wrote {', '.join(writer._fields)} for {n} events to {args.out}: {what}", file=sys.stderr)
     return 0
 
 
@@ -110,12 +238,14 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"run        {args.run}")
     print(f"model      {config['model']}  ({n_params:,} parameters)")
     print(f"params     {json.dumps(config['params'])}")
-    if config.get("train"):
-        print(f"training   {json.dumps(config['train'])}")
     fitted = config.get("fitted") or {}
     if fitted.get("columns"):
         print(f"features   {', '.join(fitted['columns'])}")
+    if fitted.get("context_columns"):
+        print(f"context    {', '.join(fitted['context_columns'])}")
     print(f"preprocess {', '.join(model.preprocessor.kinds)}")
+    for line in describe_training(config):
+        print(line)
     history = run.read_metrics()
     if history:
         last = history[-1]
@@ -127,3 +257,28 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def describe_training(config: dict[str, Any]) -> list[str]:
+    """Readable lines of config.yaml's ``data`` (inputs, weights, context) and ``train`` (settings) sections."""
+    lines = []
+    data = config.get("data") or {}
+    if isinstance(data, dict) and data:
+        lines.append("data")
+        for key, value in data.items():
+            lines.append(f"  {key:<16} {_plain(value)}")
+    if isinstance(data, dict):
+        lines.append(f"weights    {_plain(data['weights']) if data.get('weights') is not None else 'none (unweighted)'}")
+    train = config.get("train") or {}
+    if isinstance(train, dict) and train:
+        lines.append("training")
+        for key, value in train.items():
+            if value is not None:
+                lines.append(f"  {key:<16} {_plain(value)}")
+    return lines
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items() if v is not None) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value) or "-"
+    return str(value)
