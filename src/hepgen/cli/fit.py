@@ -372,8 +372,9 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
             event_shape = group_event_shapes(spec, exclude=named)
         except HepgenError:
             raise_first = True
-        else:
-            raise_first = len(event_shape) < 2
+        else:  # a table of 1-D columns was readable as such: its DataError (an unknown column ...) stands
+            raise_first = (len(event_shape) < 2 or spec.selects
+                           or all(shape == (1,) for shape in event_shape.values()))
         if raise_first:
             raise
     n_context = context_size(context, data)
