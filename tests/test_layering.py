@@ -1,0 +1,188 @@
+"""The import graph follows the layers of shared/DESIGN.md: each layer imports only the ones below it.
+
+    cli/, __main__, the package top level   the entry point
+    demo/                                   the demo and the figure galleries
+    applications (export.py, jets/ ...)     physics workflows and exports on the families
+    flows/ autoencoders/ gans/ gaussian.py  the families, side by side (density.py is their shared base)
+    report/                                 (does not import train/)
+    models.py
+    train/
+    data/
+    metrics/
+    nn/
+    files.py, errors.py, _version.py
+
+Two checks: what importing a low layer actually loads (in a fresh interpreter), and every import statement
+of every module under src/hepgen (module level and function-local, absolute and relative), read with ast.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "hepgen"
+
+#: layer rank -> (name, module prefixes); a module belongs to the layer of its longest matching prefix
+LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
+    0: ("ground floor", ("hepgen.files", "hepgen.errors", "hepgen._version")),
+    1: ("nn", ("hepgen.nn",)),
+    2: ("metrics", ("hepgen.metrics",)),
+    3: ("data", ("hepgen.data",)),
+    4: ("train", ("hepgen.train",)),
+    5: ("models", ("hepgen.models",)),
+    6: ("report", ("hepgen.report",)),
+    7: ("families", ("hepgen.density", "hepgen.gaussian", "hepgen.flows", "hepgen.autoencoders", "hepgen.gans")),
+    8: ("applications", ("hepgen.export", "hepgen.jets", "hepgen.calo", "hepgen.lattice", "hepgen.unfolding")),
+    9: ("demo", ("hepgen.demo",)),
+    10: ("entry point", ("hepgen.cli", "hepgen.__main__", "hepgen")),
+}
+#: families that must not import one another (the shared bases density.py and gaussian.py may be imported)
+FAMILIES = ("hepgen.flows", "hepgen.autoencoders", "hepgen.gans")
+#: pairs (importer prefix, imported prefix) forbidden although the importer's layer is higher
+FORBIDDEN = (("hepgen.report", "hepgen.train"),)
+#: known upward imports, each with its reason; the test fails when one is no longer needed, so the list only shrinks
+ALLOWED: dict[tuple[str, str], str] = {
+    ("hepgen.models", "hepgen.export"): "Model.export() is a function-local call into the exporter, which "
+                                        "stands above the families it wraps (to be replaced by a dispatch "
+                                        "that needs no upward import)",
+}
+
+
+def _is(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def layer(module: str) -> int:
+    best, rank = -1, None
+    for r, (_, prefixes) in LAYERS.items():
+        for p in prefixes:
+            if _is(module, p) and len(p) > best:
+                best, rank = len(p), r
+    if rank is None:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS in tests/test_layering.py (and to "
+                             "the layer sketch in shared/DESIGN.md)")
+    return rank
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    rel = Path(*name.split("."))
+    return (SRC.parent / rel).with_suffix(".py").is_file() or (SRC.parent / rel / "__init__.py").is_file()
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported hepgen module) for every import in the file, wherever it stands."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if _is(a.name, "hepgen")]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not _is(target, "hepgen"):
+                continue
+            for alias in node.names:  # `from hepgen.data import io` imports the module hepgen.data.io
+                sub = f"{target}.{alias.name}"
+                found.append((node.lineno, sub if _is_module(sub) else target))
+    return found
+
+
+def _family(module: str) -> str | None:
+    return next((f for f in FAMILIES if _is(module, f)), None)
+
+
+def offences(allowed: dict[tuple[str, str], str] | None = None, used: set | None = None) -> list[str]:
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        importer = _module_name(path)
+        rank = layer(importer)
+        for line, imported in imports(path):
+            if (importer, imported) in (allowed or {}):
+                if used is not None:
+                    used.add((importer, imported))
+                continue
+            where = f"{path.relative_to(SRC.parent.parent)}:{line}"
+            if imported == "hepgen" and importer != "hepgen" and rank < 10:
+                out.append(f"{where}: {importer} imports the package top level (only the entry point may)")
+                continue
+            target = layer(imported)
+            if target > rank:
+                out.append(f"{where}: {importer} ({LAYERS[rank][0]}) imports {imported} ({LAYERS[target][0]}), "
+                           "a layer above it")
+            own, other = _family(importer), _family(imported)
+            if own and other and own != other:
+                out.append(f"{where}: {importer} imports {imported}, another family's internals")
+            for low, high in FORBIDDEN:
+                if _is(importer, low) and _is(imported, high):
+                    out.append(f"{where}: {importer} imports {imported} ({low} must not import {high})")
+    return out
+
+
+def test_every_import_respects_the_layers():
+    used: set = set()
+    found = offences(ALLOWED, used)
+    assert not found, "imports against the layering:\n" + "\n".join(found)
+    assert used == set(ALLOWED), f"allowed upward imports that no longer occur (remove them): {set(ALLOWED) - used}"
+
+
+def test_the_check_sees_function_local_relative_and_from_imports(tmp_path, monkeypatch):
+    """The AST reader itself: it must not miss the kinds of imports that hide a layering violation."""
+    fake = tmp_path / "hepgen"
+    (fake / "train").mkdir(parents=True)
+    (fake / "flows").mkdir()
+    for f in ("__init__.py", "train/__init__.py", "flows/__init__.py", "flows/zoo.py", "models.py"):
+        (fake / f).write_text("")
+    (fake / "train" / "engine.py").write_text(
+        "import os\n"
+        "from hepgen import models\n"
+        "def f():\n"
+        "    from ..flows import zoo\n"
+        "    import hepgen.flows.zoo as z\n"
+        "    from hepgen import __version__\n")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", fake)
+    assert imports(fake / "train" / "engine.py") == [(2, "hepgen.models"), (4, "hepgen.flows.zoo"),
+                                                     (5, "hepgen.flows.zoo"), (6, "hepgen")]
+    found = offences()
+    assert len(found) == 4 and all("hepgen/train/engine.py:" in f for f in found), found
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint('\\n'.join(sorted(m for m in sys.modules if m.startswith('hepgen'))))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+ABOVE_MODELS = ("hepgen.flows", "hepgen.gans", "hepgen.autoencoders", "hepgen.gaussian", "hepgen.density",
+                "hepgen.report", "hepgen.demo", "hepgen.cli", "hepgen.export")
+
+
+@pytest.mark.parametrize(("statement", "forbidden"), [
+    ("import hepgen.train, hepgen.train.engine, hepgen.train.rundir, hepgen.train.protocol, hepgen.train.monitor, "
+     "hepgen.train.distributed", ABOVE_MODELS + ("hepgen.models",)),
+    ("import hepgen.models", ABOVE_MODELS),
+    ("import hepgen.report, hepgen.report.compare, hepgen.report.plots, hepgen.report.html",
+     ABOVE_MODELS[:5] + ABOVE_MODELS[6:] + ("hepgen.train",)),
+    ("import hepgen", ABOVE_MODELS + ("hepgen.models", "hepgen.train", "hepgen.data")),
+])
+def test_importing_a_layer_loads_nothing_above_it(statement, forbidden):
+    loaded = _loaded_after(statement)
+    assert any(m.startswith(statement.split()[1].rstrip(",")) for m in loaded)
+    bad = sorted(m for m in loaded if any(_is(m, f) for f in forbidden))
+    assert not bad, f"{statement!r} also imports {bad}"
