@@ -68,7 +68,7 @@ def keys(path: Path, key: str | None) -> list[str]:
         return list(branches) if branches else list(tree.keys())
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - uproot decoding errors of a truncated file (OSError, ValueError ...)
+    except Exception as exc:  # uproot decoding errors of a truncated file (OSError, ValueError ...)
         raise unreadable(path, "ROOT", exc) from exc
     finally:
         handle.close()
