@@ -264,7 +264,8 @@ def describe_training(config: dict[str, Any]) -> list[str]:
     if isinstance(data, dict) and data:
         lines.append("data")
         for key, value in data.items():
-            lines.append(f"  {key:<16} {_plain(value)}")
+            if value is not None:
+                lines.append(f"  {key:<16} {_plain(value)}")
     if isinstance(data, dict):
         lines.append(f"weights    {_plain(data['weights']) if data.get('weights') is not None else 'none (unweighted)'}")
     train = config.get("train") or {}
