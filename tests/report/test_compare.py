@@ -341,7 +341,8 @@ def test_a_new_report_replaces_its_own_figures_and_keeps_other_files(tmp_path):
     rng = np.random.default_rng(2)
     result = compare(rng.normal(size=(40, 2)), rng.normal(size=(40, 2)), report_dir=out, n_bootstrap=2)
     pngs = sorted(p.relative_to(out).as_posix() for p in (out / "plots").glob("*.png"))
-    assert pngs == ["plots/correlations.png", "plots/hist_000_x0.png", "plots/hist_001_x1.png", "plots/my_own.png"]
+    assert pngs == ["plots/correlations.png", "plots/density_2d.png", "plots/hist_000_x0.png", "plots/hist_001_x1.png",
+                    "plots/my_own.png"]
     assert (out / "plots" / "hist_000_x0.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "notes.txt").read_bytes() == b"user"
     assert json.loads((out / "metrics.json").read_text()) == result

@@ -27,3 +27,19 @@ def test_write_index_html_writes_atomically(tmp_path):
     path = write_index_html(tmp_path / "r", Page(title="t"))
     assert path == tmp_path / "r" / "index.html" and path.read_text().startswith("<!DOCTYPE html>")
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["index.html"]
+
+
+def test_thumbnails_are_at_least_600_px_wide_and_open_the_full_size_figure():
+    from hepgen.report.html import CSS, THUMBNAIL_PX
+
+    assert THUMBNAIL_PX >= 600
+    width = re.search(r"figure\.small img \{ width: (\d+)px; \}", CSS)
+    assert width and int(width.group(1)) == THUMBNAIL_PX
+    body = int(re.search(r"body \{[^}]*max-width: (\d+)px", CSS).group(1))
+    assert body >= 2 * THUMBNAIL_PX  # two thumbnails side by side on a wide screen
+    text = render_html(Page(title="t", galleries=[Gallery("G", [("a", "plots/a.png"), ("b", "plots/b.png")])]))
+    for src in ("plots/a.png", "plots/b.png"):
+        assert f'<a href="{src}"><img src="{src}"' in text  # click: the PNG itself, full size
+    from hepgen.report import plots
+
+    assert 7 * plots.DPI >= THUMBNAIL_PX  # a 7-inch histogram is not blown up to the thumbnail width

@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from hepgen.report.image_features import image_feature_names, image_summary_feat
 C2ST_FOLDS = 5
 KPD_BATCH = 2_000
 #: the figures a report writes into plots/ (stale ones of an earlier report are removed)
-_REPORT_PNG = re.compile(r"(hist_\d{3}_.*|correlations|mean_images)\.png")
+_REPORT_PNG = re.compile(r"(hist_\d{3}_.*|correlations|mean_images|density_2d)\.png")
 
 
 def compare(
@@ -48,6 +48,7 @@ def compare(
     bins: int = 50,
     n_bootstrap: int = 20,
     max_plots: int = 50,
+    units: Mapping[str, str] | None = None,
     protocol: str = "hepgen",
     progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
@@ -73,9 +74,13 @@ def compare(
     error of the N → ∞ intercept, half the 16–84 % range over batches.
 
     ``report_dir`` gets ``metrics.json``, ``plots/*.png`` (the first ``max_plots`` feature histograms,
-    correlations, mean images) and ``index.html``. Everything is drawn in a temporary folder beside it
-    and moved in only when complete, so an error (DataError for bad input, raised before anything is
-    written) never leaves a half-written report; an existing report there is replaced file by file.
+    correlations, a 2-D density for two features, mean images) and ``index.html``. The histograms are
+    drawn with :func:`hepgen.report.plots.bin_count` bins (Freedman–Diaconis, 10 to 50, at most
+    ``bins``), so that small samples are not split into mostly empty bins; ``units`` (feature name →
+    unit, e.g. ``{"mass": "GeV"}``, as the generators store them in HDF5) labels their axes.
+    Everything is drawn in a temporary folder beside it and moved in only when complete, so an error
+    (DataError for bad input, raised before anything is written) never leaves a half-written report;
+    an existing report there is replaced file by file.
     """
     x_ref, x_cand = _events(ref, "ref"), _events(cand, "cand")
     if x_ref.shape[1:] != x_cand.shape[1:]:
@@ -143,7 +148,7 @@ def compare(
         return _jsonable(result)
     with _staged(Path(report_dir)) as staging:
         figures = _write_plots(staging, f_ref, f_cand, w_ref, w_cand, names, features, bins, max_plots,
-                               (m_ref, m_cand) if is_image else None, notes)
+                               (m_ref, m_cand) if is_image else None, notes, {} if is_image else {**(units or {})})
         result["files"] = ["metrics.json", "index.html", *(path for _, path in figures)]
         result = _jsonable(result)
         _write_report(staging, result, figures)
@@ -259,7 +264,7 @@ def _joint_metrics(f_ref: np.ndarray, f_cand: np.ndarray, w_ref, w_cand, negativ
 
 
 def _write_plots(report_dir: Path, f_ref, f_cand, w_ref, w_cand, names: Sequence[str], features: dict, bins: int,
-                 max_plots: int, means, notes: list[str]) -> list[tuple[str, str]]:
+                 max_plots: int, means, notes: list[str], units: Mapping[str, str]) -> list[tuple[str, str]]:
     """Draw every figure into ``report_dir/plots``; returns (caption, path relative to ``report_dir``) pairs."""
     from hepgen.report import plots
 
@@ -273,13 +278,23 @@ def _write_plots(report_dir: Path, f_ref, f_cand, w_ref, w_cand, names: Sequence
         plots.plot_correlation_matrices(f_ref, f_cand, plot_dir / "correlations.png", names=names,
                                         ref_weights=w_ref, cand_weights=w_cand)
         files.append(("correlation matrices", "plots/correlations.png"))
+    if len(names) == 2 and means is None:
+        k_2d = [plots.bin_count(f_ref[:, j], f_cand[:, j], weights=(w_ref, w_cand), high=min(bins, 40))
+                for j in range(2)]
+        plots.plot_density_2d(f_ref, f_cand, plot_dir / "density_2d.png", ref_weights=w_ref, cand_weights=w_cand,
+                              edges=tuple(common_edges(f_ref[:, j], f_cand[:, j], k_2d[j], quantile=0.001)
+                                          for j in range(2)),
+                              names=names, units=[units.get(n) for n in names])
+        files.append(("2-D density", "plots/density_2d.png"))
     for k, name in enumerate(names[:max_plots]):
         f = features[name]
-        label = f"χ²/ndf = {f['chi2_ndf']:.3g}" if f["chi2_ndf"] is not None else ""
+        label = f"χ²/ndf = {f['chi2_ndf']:.3g} ({bins} bins)" if f["chi2_ndf"] is not None else ""
         rel = f"plots/hist_{k:03d}_{_slug(name)}.png"
+        k_bins = plots.bin_count(f_ref[:, k], f_cand[:, k], weights=(w_ref, w_cand), high=min(bins, plots.MAX_BINS))
         plots.plot_feature_histogram(f_ref[:, k], f_cand[:, k], report_dir / rel,
-                                     edges=common_edges(f_ref[:, k], f_cand[:, k], bins, quantile=0.001),
-                                     ref_weights=w_ref, cand_weights=w_cand, name=name, annotation=label)
+                                     edges=common_edges(f_ref[:, k], f_cand[:, k], k_bins, quantile=0.001),
+                                     ref_weights=w_ref, cand_weights=w_cand, name=name, unit=units.get(name),
+                                     annotation=label)
         files.append((name, rel))
     if len(names) > max_plots:
         notes.append(f"histograms are drawn for the first {max_plots} of {len(names)} features only.")
@@ -308,8 +323,10 @@ def _write_report(report_dir: Path, result: dict[str, Any], figures: list[tuple[
     joint = [(caption, p) for caption, p in figures if not Path(p).name.startswith("hist_")]
     page = Page(
         title=result["title"] or "hepgen compare",
-        meta=[f"{result['kind']} data · reference: {result['n_ref']} events · candidate: {result['n_cand']} events"
-              f" · {result['n_features']} features · weighted: {result['weighted']} · seed {result['seed']}"],
+        meta=[(f"candidate: {result['n_cand']} events (orange in the histograms) compared with reference: "
+               f"{result['n_ref']} events (blue); ratios are candidate / reference"),
+              (f"{result['kind']} data · {result['n_features']} features · weighted: {result['weighted']}"
+               f" · seed {result['seed']}")],
         notes=result["notes"],
         links=[("metrics.json", "metrics.json")],
         tables=[Table("Overall", ["metric", "value", "error"], [list(r) for r in overall]),

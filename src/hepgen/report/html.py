@@ -1,7 +1,9 @@
 """A self-contained ``index.html``: inline CSS, tables of metrics, figures linked by relative paths.
 
 No scripts, fonts or style sheets are fetched, so the report folder can be copied, zipped or opened
-offline as it is. Every text is HTML-escaped.
+offline as it is. Every text is HTML-escaped. Gallery thumbnails are 640 px wide (:data:`THUMBNAIL_PX`,
+two per row on a wide screen, shrunk to the window on a narrow one) and open the full-size PNG when
+clicked.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from pathlib import Path
 
 from hepgen.files import atomic_write_text
 
+THUMBNAIL_PX = 640
+
 CSS = """
-body { font-family: -apple-system, "Helvetica Neue", Arial, sans-serif; margin: 2em auto; max-width: 1200px;
+body { font-family: -apple-system, "Helvetica Neue", Arial, sans-serif; margin: 2em auto; max-width: 1360px;
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 1.6em; }
 .meta { color: #666; font-size: 0.9em; }
@@ -23,9 +27,9 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; }
 figure { margin: 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figure.small img { width: 360px; } figcaption { font-size: 0.85em; color: #444; }
+figure.small img { width: @THUMB@px; } figcaption { font-size: 0.85em; color: #444; }
 .notes li { color: #8a4b00; }
-"""
+""".replace("@THUMB@", str(THUMBNAIL_PX))
 
 
 @dataclass
