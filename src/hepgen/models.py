@@ -30,6 +30,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -258,18 +259,27 @@ class Model(nn.Module):
             context: Any = None, val_context: Any = None, epochs: int = 20, batch_size: int = 256,
             lr: float = 1e-3, seed: int = 0, device: str = "auto", run_dir: str | Path | None = None,
             resume: bool = False, quiet: bool | None = None, streams: Mapping[str, Any] | None = None,
+            columns: Sequence[str] | None = None, exclude: Sequence[str] = (), jagged_length: int | None = None,
             **options: Any) -> Model:
         """Train with the engine and return ``self``.
 
         ``x`` is a tensor or array (batch, *event_shape) or a data spec ``"file.h5:key"``; weights
         and contexts likewise (a spec or an array of matching length). ``val`` defaults to a seeded
-        ``val_fraction`` (0.1) of ``x``. ``streams`` gives the data of the model's further event
+        ``val_fraction`` (0.1) of ``x``. ``columns``/``exclude``/``jagged_length`` select the columns
+        of a file ``x`` (and ``val``), as the CLI's flags of the same names do. ``streams`` gives the data of the model's further event
         streams by name (``{"b": y}`` or ``{"b": {"data": y, "weights": w}}``); a data-free model
         takes ``x=None`` and ``steps_per_epoch``. Further ``options`` go to :class:`hepgen.train.Engine`
         (``patience``, ``monitor``, ``scheduler``, ``clip_grad``, ``precision``, ``stream`` ...).
         """
+        from hepgen.data.io import DataSpec
         from hepgen.train.engine import Engine
 
+        if columns is not None or exclude or jagged_length is not None:  # the same selection for x and val
+            selection = {"columns": columns, "exclude": exclude, "jagged_length": jagged_length}
+            if not isinstance(x, (str, os.PathLike)):
+                raise ConfigError("columns=, exclude= and jagged_length= select columns of a file; x is an array")
+            x = DataSpec.parse(x, **selection)
+            val = DataSpec.parse(val, **selection) if isinstance(val, (str, os.PathLike)) else val
         engine = Engine(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                         run_dir=run_dir, resume=resume, quiet=quiet, **options)
         engine.fit(self, x, val=val, weights=weights, val_weights=val_weights, context=context,

@@ -330,10 +330,7 @@ def test_bad_input_exits_2_and_leaves_nothing_behind(name, tmp_path, runs, capsy
     (work / "locked").exists() and (work / "locked").chmod(0o755)
 
 
-@pytest.mark.parametrize("what", ["config.yaml", "metrics.csv", pytest.param("last.pt", marks=pytest.mark.xfail(
-    strict=False, reason="the engine writes config.yaml and best.pt before last.pt: a full disk at last.pt leaves "
-                         "a run directory that holds no resumable run (reported to the lead)")),
-    "model.pt", "loss.png"])
+@pytest.mark.parametrize("what", ["config.yaml", "metrics.csv", "last.pt", "model.pt", "loss.png"])
 def test_a_full_disk_is_an_error_not_a_traceback(what, tmp_path, runs, capsys, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()

@@ -136,3 +136,29 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path):
     hepgen.Gaussian(2).fit(x, epochs=1, run_dir=tmp_path / "run", quiet=True)
     with pytest.raises(hepgen.ConfigError, match="--resume"):
         hepgen.Gaussian(2).fit(x, epochs=1, run_dir=tmp_path / "run", quiet=True)
+
+
+def test_fit_selects_columns_of_a_file_like_the_cli(tmp_path):
+    from hepgen.data import io
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(800, 3)) * [1.0, 2.0, 3.0] + [0.0, 5.0, -1.0]
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]})
+    model = hepgen.Gaussian(2).fit(str(tmp_path / "d.h5"), columns=["b", "c"], epochs=1, quiet=True, val_fraction=0)
+    assert model.columns_ == ["b", "c"]
+    np.testing.assert_allclose(model.preprocessor.shift.numpy(), x[:, 1:].mean(0), rtol=1e-5)
+    model = hepgen.Gaussian(2).fit(str(tmp_path / "d.h5"), exclude=["a"], epochs=1, quiet=True, val_fraction=0)
+    assert model.columns_ == ["b", "c"]
+
+
+def test_a_fit_failing_in_its_first_epoch_writes_leaves_nothing(tmp_path, monkeypatch):
+    import hepgen.train.engine as engine_module
+
+    def full_disk(*args, **kwargs):
+        raise hepgen.CheckpointError("cannot write last.pt: No space left on device")
+
+    monkeypatch.setattr(engine_module, "save_checkpoint", full_disk)
+    x = np.random.default_rng(0).normal(size=(300, 2))
+    with pytest.raises(hepgen.CheckpointError, match="No space"):
+        hepgen.Gaussian(2).fit(x, epochs=2, run_dir=tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()

@@ -7,6 +7,7 @@ import difflib
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import yaml
 
 from hepgen.errors import ConfigError
@@ -31,6 +32,7 @@ def column_names(value: Any) -> list[str]:
 
 
 def context_size(context: Any, data: str) -> int:
+    """Columns of a context given as column names of DATA or as FILE:KEY (its shape only; nothing is read)."""
     from hepgen.data import io
 
     if context is None:
@@ -38,8 +40,8 @@ def context_size(context: Any, data: str) -> int:
     names = column_names(context)
     if names:
         return len(names)
-    table = io.read(context)
-    return 1 if table.data.ndim == 1 else int(table.data.shape[1])
+    with io.open_source(context) as source:
+        return int(np.prod(source.event_shape))
 
 
 def load_context(value: str | None, n: int | None) -> Any:

@@ -95,6 +95,8 @@ def _describe(value: Any) -> Any:
     """A data argument as config.yaml records it: the spec or column names, or the array's shape."""
     if value is None:
         return None
+    if hasattr(value, "describe"):  # a DataSpec: the spec with its column selection
+        return value.describe()
     if isinstance(value, (str, os.PathLike)):
         return os.fspath(value)
     if isinstance(value, Mapping):
@@ -287,6 +289,9 @@ class Engine:
         self.local_batch = self.batch_size // self.dist.world_size
         self._check_run_dir(model)
         self._config_written = False
+        self._resumable = bool(self.resume and self.run is not None and self.run.last_checkpoint.is_file())
+        self._created_dir = self.run is not None and not self.run.path.exists()
+        self._written: set[Path] = set()
         self.data_free = x is None
         if self.data_free != bool(getattr(model, "data_free", False)):
             raise ConfigError(f"{model.cli_name} is trained without input events: call fit(None, steps_per_epoch=N)"
@@ -332,34 +337,38 @@ class Engine:
             data.place(self)
         self.extra = extra
 
-        for epoch in range(state["epoch"] + 1, self.epochs + 1):
-            start = time.perf_counter()
-            model.train()
-            row: dict[str, float] = {"epoch": epoch}
-            row.update(self._train_epoch(model, runner, players, train_data, epoch))
-            model.eval()
-            if val_data is not None:
-                row.update(self._validate(model, val_data))
-            row["lr"] = self.optimisers[players[0].name].param_groups[0]["lr"]
-            value = self._monitored(model, row, val_events)
-            if value is not None:
-                row["monitor"] = value
-            row["time"] = time.perf_counter() - start
-            history.append(row)
-            improved = value is not None and value < state["best"]
-            if improved:
-                state.update(best=value, best_epoch=epoch, bad_epochs=0)
-            else:
-                state["bad_epochs"] += 1
-            self._step_schedulers(value)
-            state["epoch"] = epoch
-            self._after_epoch(model, history, state, improved)
-            if self.patience is not None and value is not None and state["bad_epochs"] >= self.patience:
-                self._say(f"early stop after epoch {epoch}: no improvement of {self._monitor_name()} for "
-                          f"{self.patience} epochs (best {state['best']:.5g} at epoch {state['best_epoch']})")
-                break
+        try:
+            for epoch in range(state["epoch"] + 1, self.epochs + 1):
+                start = time.perf_counter()
+                model.train()
+                row: dict[str, float] = {"epoch": epoch}
+                row.update(self._train_epoch(model, runner, players, train_data, epoch))
+                model.eval()
+                if val_data is not None:
+                    row.update(self._validate(model, val_data))
+                row["lr"] = self.optimisers[players[0].name].param_groups[0]["lr"]
+                value = self._monitored(model, row, val_events)
+                if value is not None:
+                    row["monitor"] = value
+                row["time"] = time.perf_counter() - start
+                history.append(row)
+                improved = value is not None and value < state["best"]
+                if improved:
+                    state.update(best=value, best_epoch=epoch, bad_epochs=0)
+                else:
+                    state["bad_epochs"] += 1
+                self._step_schedulers(value)
+                state["epoch"] = epoch
+                self._after_epoch(model, history, state, improved)
+                if self.patience is not None and value is not None and state["bad_epochs"] >= self.patience:
+                    self._say(f"early stop after epoch {epoch}: no improvement of {self._monitor_name()} for "
+                              f"{self.patience} epochs (best {state['best']:.5g} at epoch {state['best_epoch']})")
+                    break
 
-        self._finish(model, history, state, train)
+            self._finish(model, history, state, train)
+        except BaseException:
+            self._remove_unresumable()
+            raise
         model.history_ = history
         model.eval()
         return model
@@ -746,12 +755,30 @@ class Engine:
             self._best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if self.run is None or not self.dist.is_main:
             return
+        self._written.update({self.run.config_path, self.run.last_checkpoint, self.run.metrics_path})
         self._write_run_config(model)
+        save_checkpoint(self._checkpoint_state(model, history, state), self.run.last_checkpoint)
         if improved:
+            self._written.add(self.run.best_checkpoint)
             save_checkpoint({"format": "hepgen", "model": model.cli_name, "state_dict": model.state_dict(),
                              "epoch": row["epoch"]}, self.run.best_checkpoint)
-        save_checkpoint(self._checkpoint_state(model, history, state), self.run.last_checkpoint)
         self.run.write_metrics(history)
+        self._resumable = True
+
+    def _remove_unresumable(self) -> None:
+        """A fit that fails before it wrote a complete checkpoint leaves nothing behind: what it wrote goes,
+        and the run directory too if this fit created it (a later checkpoint stays, for --resume)."""
+        if self.run is None or not self.dist.is_main or getattr(self, "_resumable", True):
+            return
+        for path in sorted(self._written, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.run.clean()
+        for directory in (self.run.checkpoints, self.run.plots, self.run.path):
+            if directory == self.run.path and not self._created_dir:
+                continue
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty
 
     def _finish(self, model: Trainable, history: list[dict[str, float]], state: dict[str, Any],
                 train: Any) -> None:
