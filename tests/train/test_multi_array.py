@@ -92,3 +92,25 @@ def test_missing_or_misshaped_arrays_are_named(tmp_path):
         ThreeArrays(SHAPES).fit(bad, epochs=1, quiet=True)
     with pytest.raises(hepgen.DataError, match="different numbers of events"):
         ThreeArrays(SHAPES).fit(dict(x, energy=x["energy"][:50]), epochs=1, quiet=True)
+
+
+def test_cli_fits_scores_and_samples_three_array_events_from_a_group(tmp_path, capsys):
+    from hepgen.cli import main
+
+    x = _events(800)
+    io.write(tmp_path / "c.h5", {f"showers/{k}": v for k, v in x.items()})
+    run = tmp_path / "run"
+    assert main(["fit", "test-three-arrays", f"{tmp_path / 'c.h5'}:showers", "--out", str(run), "--epochs", "2",
+                 "-q"]) == 0, capsys.readouterr().err
+    model = hepgen.load(run)
+    assert model.event_shape == SHAPES
+    code = main(["sample", str(run), "-n", "300", "-o", str(tmp_path / "s.h5"), "--seed", "2"])
+    assert code == 0, capsys.readouterr().err
+    with h5py.File(tmp_path / "s.h5") as f:
+        layout = {k: f["samples"][k].shape for k in f["samples"]}
+    assert {k: v[1:] for k, v in layout.items()} == SHAPES
+    code = main(["score", str(run), f"{tmp_path / 'c.h5'}:showers", "-o", str(tmp_path / "scores.h5")])
+    assert code == 0, capsys.readouterr().err
+    events, _ = load_events(f"{tmp_path / 'c.h5'}:showers", model=model)
+    np.testing.assert_allclose(io.read(f"{tmp_path / 'scores.h5'}:log_prob").data.reshape(-1),
+                               model.log_prob(events.x).numpy(), rtol=1e-5, atol=1e-4)

@@ -68,6 +68,8 @@ def feature_names(model: Any) -> list[str] | None:
     """The model's feature columns, or ``x0 ..`` for a tabular model fitted on an unnamed array."""
     if model.columns_:
         return list(model.columns_)
+    if isinstance(model.event_shape, dict):  # events of several arrays: no columns
+        return None
     return [f"x{j}" for j in range(model.event_shape[0])] if len(model.event_shape) == 1 else None
 
 
@@ -175,10 +177,15 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
             stop = min(start + args.batch_size, args.n)
             block: dict[str, Any] = {}
             if context is None:
-                block["samples"] = model.sample(stop - start).cpu().numpy()
+                drawn = model.sample(stop - start)
             else:
                 c = _rows(context, start, stop)
-                block["samples"] = model.sample(stop - start, context=c).cpu().numpy()
+                drawn = model.sample(stop - start, context=c)
+            if isinstance(drawn, dict):  # events of several arrays: samples/<name>, the training layout
+                block.update({f"samples/{k}": v.cpu().numpy() for k, v in drawn.items()})
+            else:
+                block["samples"] = drawn.cpu().numpy()
+            if context is not None:
                 block["context"] = c if len(c) == stop - start else c.repeat(stop - start, axis=0)
             writer.write(block)
             bar.update(stop - start)
@@ -197,7 +204,12 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
 
     positive(args.batch_size, "--batch-size")
     model = hepgen.load(args.run)
-    source = _open_by_names(args.data, feature_names(model), "features", **data_selection(args))
+    if isinstance(model.event_shape, dict):  # events of several arrays, from one HDF5 group
+        from hepgen.data.sources import GroupSource
+
+        source = GroupSource(args.data, model.event_shape)
+    else:
+        source = _open_by_names(args.data, feature_names(model), "features", **data_selection(args))
     n = len(source)
     writer = BlockWriter(args.out, n)
     context = _context_source(args.context, model, data=args.data)

@@ -253,3 +253,40 @@ def group_event_shapes(spec: str | os.PathLike, exclude: Any = ()) -> dict[str, 
     if not shapes:
         raise DataError(f"{spec} names no group of arrays")
     return shapes
+
+
+class GroupSource:
+    """Row-range reads of events made of several arrays: ``read_rows(start, stop) -> {name: rows}``.
+
+    ``spec`` names the HDF5 group; ``shapes`` (name -> event shape, e.g. a model's ``event_shape``)
+    chooses and checks its member arrays.
+    """
+
+    def __init__(self, spec: str | os.PathLike, shapes: dict[str, Any]):
+        self.spec = os.fspath(spec)
+        self.sources = {}
+        try:
+            for name, shape in shapes.items():
+                source = io.open_source(member_spec(spec, name))
+                self.sources[name] = source
+                if tuple(source.event_shape) != tuple(shape):
+                    raise DataError(f"array {name!r} of {self.spec} has events of shape {tuple(source.event_shape)}, "
+                                    f"the model expects {tuple(shape)}")
+        except BaseException:
+            self.close()
+            raise
+        lengths = {k: len(v) for k, v in self.sources.items()}
+        if len(set(lengths.values())) != 1:
+            self.close()
+            raise DataError(f"the arrays of {self.spec} have different numbers of events: {lengths}")
+        self._n = next(iter(lengths.values()))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def read_rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        return {k: s.read_rows(start, stop) for k, s in self.sources.items()}
+
+    def close(self) -> None:
+        for source in self.sources.values():
+            source.close()
