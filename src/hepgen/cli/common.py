@@ -60,14 +60,20 @@ def load_context(value: str | None, n: int | None) -> Any:
         raise ConfigError(f"--context {value!r} is neither FILE:KEY nor a comma-separated row of numbers") from None
 
 
-def write_outputs(out: str, arrays: dict[str, Any], columns: dict[str, list[str]] | None = None) -> None:
-    """Write named arrays; a 2-D array with column names becomes named columns (``key/column`` in HDF5)."""
+def write_outputs(out: str, arrays: dict[str, Any], columns: dict[str, list[str]] | None = None,
+                  attrs: dict[str, dict[str, Any]] | None = None) -> None:
+    """Write named arrays; a 2-D array with column names becomes named columns (``key/column`` in HDF5).
+
+    ``attrs``: HDF5 attributes by written path (see :func:`hepgen.data.io.write`), ignored by other formats."""
     from hepgen.data import io
 
     columns = {k: v for k, v in (columns or {}).items() if k in arrays and v}
     if len(arrays) == 1:
         (key, array), = arrays.items()
-        io.write(out, array, columns=columns.get(key)) if key in columns else io.write(out, {key: array})
+        if key in columns:
+            io.write(out, array, columns=columns.get(key), attrs=attrs)
+        else:
+            io.write(out, {key: array}, attrs=attrs)
         return
     suffix = Path(out.split(":")[0]).suffix.lower()
     if suffix in (".csv", ".parquet", ".pq"):  # one flat table: a 2-D array becomes one column per feature
@@ -87,7 +93,7 @@ def write_outputs(out: str, arrays: dict[str, Any], columns: dict[str, list[str]
             else:
                 flat[key] = array
         arrays = flat
-    io.write(out, arrays)
+    io.write(out, arrays, attrs=attrs)
 
 
 

@@ -1,4 +1,11 @@
-"""``hepgen data``: write a sample of a built-in generator."""
+"""``hepgen data``: write a sample of a built-in generator.
+
+``hepgen data --help`` lists the generators; ``hepgen data NAME --help`` lists that generator's
+options with their types, defaults, units and descriptions (from its ``OPTIONS`` table). HDF5
+outputs carry attributes: units per dataset/column, the process, every parameter, the seed and
+the hepgen version (:func:`hepgen.data.generators.file_attributes`). Generators that run in
+chunks (calo, phi4, jets) draw a tqdm bar on stderr when it is a terminal, unless ``-q``.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +16,49 @@ from typing import Any
 import yaml
 
 from hepgen.cli.common import suggest, write_outputs
-from hepgen.errors import ConfigError
+from hepgen.errors import ConfigError, HepgenError
+
+
+class _GeneratorHelp(argparse.Action):
+    """``-h/--help``: the command's help, plus the option table of the generator named before it."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS,
+                 default: Any = argparse.SUPPRESS, help: str | None = None) -> None:  # noqa: A002
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from hepgen.data.generators import options_help
+
+        text = parser.format_help()
+        name = getattr(namespace, "name", None)
+        if name:
+            try:
+                text = f"{text}\n{options_help(name)}"
+            except HepgenError as exc:  # an unknown name (or a generator that cannot be imported)
+                text = f"{text}\n{exc}\n"
+        parser._print_message(text, sys.stdout)
+        parser.exit()
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    data = sub.add_parser("data", help="generate a built-in data set",
-                          description="Generators: toys, jets, calo, phi4, smear. Options: --option key=value.")
-    data.add_argument("name", metavar="NAME")
+    from hepgen.data.generators import SUMMARIES
+
+    listing = "\n".join(f"  {name:<7} {text}" for name, text in SUMMARIES.items())
+    data = sub.add_parser(
+        "data", help="generate a built-in data set", add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write a deterministic sample of a built-in generator.\n\ngenerators:\n" + listing,
+        epilog="Run 'hepgen data NAME --help' for the options of generator NAME (with defaults and units).")
+    data.add_argument("-h", "--help", action=_GeneratorHelp,
+                      help="show this help (after NAME: with that generator's options) and exit")
+    data.add_argument("name", metavar="NAME", help=f"generator: {', '.join(SUMMARIES)}")
     data.add_argument("-n", type=int, required=True, help="number of events")
-    data.add_argument("-o", "--out", required=True, help="output file (.h5 recommended)")
+    data.add_argument("-o", "--out", required=True, help="output file (.h5 recommended: it keeps units and parameters)")
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                      help="generator option, repeatable (e.g. --option name=moons)")
+                      help="generator option, repeatable (e.g. --option name=moons); see 'hepgen data NAME --help'")
+    data.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
     data.set_defaults(handler=cmd_data)
 
     return data
@@ -29,7 +67,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
     import numpy as np
 
-    from hepgen.data.generators import get_generator
+    from hepgen.data.generators import file_attributes, get_generator
+    from hepgen.data.generators.toys import progress_enabled
 
     generator = get_generator(args.name)
     options: dict[str, Any] = {}
@@ -40,19 +79,21 @@ def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
         key, value = item.split("=", 1)
         if key not in valid:
             raise ConfigError(f"unknown option {key!r} for generator {args.name!r}{suggest(key, list(valid))}; "
-                              f"valid: {', '.join(valid)}")
+                              f"valid: {', '.join(valid)} (see 'hepgen data {args.name} --help')")
         options[key] = valid[key][0](yaml.safe_load(value)) if valid[key][0] is not bool else bool(
             yaml.safe_load(value))
     if args.n < 1:
         raise ConfigError(f"-n must be a positive number of events, got {args.n}")
-    arrays = generator.generate(args.n, seed=args.seed, **options)
+    with progress_enabled(not args.quiet):
+        arrays = generator.generate(args.n, seed=args.seed, **options)
     names = generator.columns(**options) if hasattr(generator, "columns") else {}
     arrays = {k: v for k, v in arrays.items() if getattr(v, "ndim", 0) > 0 or k not in names}
-    write_outputs(args.out, arrays, names)
+    attrs = file_attributes(args.name, args.n, args.seed, options, arrays)
+    write_outputs(args.out, arrays, names, attrs=attrs)
+    if args.quiet:
+        return 0
     summary = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items() if getattr(v, "ndim", 0))
     scalars = ", ".join(f"{k} = {float(v):.4g}" for k, v in arrays.items()
                         if getattr(v, "ndim", 1) == 0 and np.issubdtype(np.asarray(v).dtype, np.number))
     print(f"wrote {args.out}: {summary}" + (f"; {scalars}" if scalars else ""), file=sys.stderr)
     return 0
-
-

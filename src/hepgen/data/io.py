@@ -319,8 +319,14 @@ def write(
     arrays: Mapping[str, np.ndarray] | np.ndarray,
     *,
     columns: Sequence[str] | None = None,
+    attrs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write ``arrays`` to ``spec`` (``path[:key]``), the format chosen by the extension; returns the path.
+
+    ``attrs`` (HDF5 only; other formats have no place for them and ignore them): attributes to set,
+    ``{path: {name: value}}`` with paths relative to where the arrays go (``"/"``: that group, or the
+    file), e.g. ``{"/": {"seed": 3}, "truth/pt": {"unit": "GeV"}}``; values are numbers, strings or
+    lists of them.
 
     A single array (with ``columns``: a 2-D array written as named 1-D columns) or a mapping of
     named arrays. ``.h5``: one dataset per key (``file.h5:key`` names the dataset or group);
@@ -332,6 +338,7 @@ def write(
     path, key = parse_spec(spec)
     kind = kind_of(path)
     payload = _payload(arrays, columns)
+    payload.attrs = {str(k): dict(v) for k, v in (attrs or {}).items()}
     if path.is_dir():
         raise DataError(f"Cannot write '{path}': it is a directory.")
     try:

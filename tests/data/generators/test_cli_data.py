@@ -81,3 +81,70 @@ def test_workers_minus_one_means_every_usable_core():
     assert jets.resolve_options(workers="-1")["workers"] == -1
     with pytest.raises(ConfigError, match="'workers'"):
         jets.resolve_options(workers=0)
+
+
+# ---- hepgen data --help and hepgen data NAME --help ----
+
+from hepgen.data.generators import GENERATORS, SUMMARIES  # noqa: E402
+
+
+def _help(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", *argv])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    return out
+
+
+def test_data_help_lists_every_generator(capsys):
+    out = _help(capsys, "--help")
+    assert sorted(SUMMARIES) == sorted(GENERATORS)
+    for name, summary in SUMMARIES.items():
+        assert f"  {name:<7} {summary}" in out
+    assert "hepgen data NAME --help" in out
+
+
+# what a physicist looks for, written out by hand (not read from OPTIONS): key, default, unit
+KNOWN = {
+    "smear": [("pt_min", "20.0", "GeV"), ("pt_max", "1000.0", "GeV"), ("reco_pt_min", "30.0", "GeV"),
+              ("stochastic", "1.0", "sqrt(GeV)"), ("fake_rate", "0.0", None)],
+    "calo": [("particle", "e+", None), ("energy_min", "1.0", "GeV"), ("energy_max", "100.0", "GeV"),
+             ("noise", "1.0", "MeV"), ("workers", "none", None)],
+    "jets": [("process", "qcd", None), ("ptmin", "550.0", "GeV"), ("ptmax", "650.0", "GeV"), ("R", "0.8", None)],
+    "phi4": [("L", "8", "sites"), ("m2", "-4.0", "lattice units"), ("lam", "8.0", None), ("thin", "10", "trajectories")],
+    "toys": [("name", "moons", None), ("dim", "2", None), ("noise", "none", None)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_generator_help_lists_its_options_with_defaults_and_units(capsys, name):
+    out = _help(capsys, name, "--help")
+    assert "usage: hepgen data" in out and SUMMARIES[name] in out
+    table = out[out.index("options (--option KEY=VALUE"):].splitlines()[1:]
+    assert table[0].split() == ["KEY", "TYPE", "DEFAULT", "UNIT", "DESCRIPTION"]
+    rows = {line.split()[0]: line for line in table[1:] if line.strip()}
+    module = get_generator(name)
+    assert list(rows) == list(module.OPTIONS)  # every option, in order, nothing else
+    for key, (kind, _, description) in module.OPTIONS.items():
+        assert description and description in rows[key] and f" {kind.__name__} " in rows[key]
+    for key, default, unit in KNOWN[name]:
+        assert rows[key].split()[2] == default, rows[key]
+        columns = rows[key].split(module.OPTIONS[key][2])[0]  # KEY TYPE DEFAULT UNIT
+        assert (f"[{unit}]" in columns) if unit else ("[" not in columns), rows[key]
+    # an option whose description speaks of GeV or MeV has that unit in the UNIT column
+    for key, (_, _, description) in module.OPTIONS.items():
+        for unit in ("GeV", "MeV"):
+            if f"in {unit}" in description or f"[{unit}]" in description:
+                assert module.OPTION_UNITS.get(key) == unit, key
+
+
+def test_help_for_an_unknown_generator_names_the_valid_ones(capsys):
+    out = _help(capsys, "nosuch", "--help")
+    assert "unknown data generator 'nosuch'" in out and "smear" in out
+
+
+def test_unknown_option_points_to_the_help(tmp_path, capsys):
+    code = main(["data", "smear", "-n", "5", "-o", str(tmp_path / "x.h5"), "--option", "ptmin=3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "did you mean 'pt_min'" in err and "hepgen data smear --help" in err
+    assert not (tmp_path / "x.h5").exists()

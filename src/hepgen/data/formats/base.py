@@ -41,6 +41,8 @@ class Payload:
 
     arrays: dict[str, Any]
     single: bool
+    #: HDF5 attributes, {path relative to where the arrays go ("/" for that group itself): {name: value}}
+    attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def first(self) -> Any:
         return next(iter(self.arrays.values()))

@@ -175,6 +175,7 @@ def write(tmp: Path, payload: Payload, key: str | None) -> None:
     with h5py.File(tmp, "w", track_order=True) as handle:
         if payload.single:
             handle.create_dataset(key or "data", data=payload.first())
+            _set_attrs(handle, payload.attrs)
             return
         group = handle.create_group(key, track_order=True) if key else handle
         for name, array in payload.arrays.items():
@@ -183,3 +184,17 @@ def write(tmp: Path, payload: Payload, key: str | None) -> None:
             for part in parents:  # intermediate groups keep creation order too (columns read back in order)
                 parent = parent[part] if part in parent else parent.create_group(part, track_order=True)
             parent.create_dataset(leaf, data=array)
+        _set_attrs(group, payload.attrs)
+
+
+def _set_attrs(group: h5py.Group, attrs: dict[str, dict[str, Any]]) -> None:
+    """Attributes ``{path relative to group ("/": group itself): {name: value}}``; lists of strings as UTF-8."""
+    for where, values in attrs.items():
+        rel = where.strip("/")
+        if rel and rel not in group:
+            raise DataError(f"Cannot set HDF5 attributes on '{where}': no such dataset or group is written.")
+        obj = group[rel] if rel else group
+        for name, value in values.items():
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                value = np.array(value, dtype=h5py.string_dtype())
+            obj.attrs[name] = value

@@ -103,6 +103,20 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "max_spots": (int, 4000, "cap on the energy spots per shower component"),
     "workers": (int, None, "processes to simulate on in chunks of 500 showers (none: this process; -1: every core)"),
 }
+OPTION_UNITS: dict[str, str] = {"energy_min": "GeV", "energy_max": "GeV", "noise": "MeV"}
+
+
+def units(**options: Any) -> dict[str, str]:
+    """Units of the outputs: visible cell energies in MeV, the incident energy in GeV."""
+    check_options(options, OPTIONS, "calo")
+    return {"layer_0": "MeV", "layer_1": "MeV", "layer_2": "MeV", "energy": "GeV"}
+
+
+def process(**options: Any) -> str:
+    """One line on what was simulated, e.g. ``"e+ showers, 1-100 GeV uniform, ..."``."""
+    opts = check_options(options, OPTIONS, "calo")
+    return (f"{opts['particle']} showers at normal incidence, {opts['energy_min']:g}-{opts['energy_max']:g} GeV "
+            f"{opts['spectrum']}, CaloGAN-like Pb/LAr calorimeter (GFLASH parametrisation)")
 
 
 def longitudinal_parameters(energy: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.generators import jet_features as jf
-from hepgen.data.generators.toys import resolve_workers
+from hepgen.data.generators.toys import resolve_workers, show_progress
 from hepgen.errors import ConfigError, DataError
 
 PROCESSES: tuple[str, ...] = ("qcd", "top", "w")
@@ -75,6 +75,10 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "block_size": (int, 100, "jets per independently seeded Pythia run (the output depends on it)"),
     "progress": (bool, True, "show a tqdm progress bar on a terminal"),
 }
+OPTION_UNITS: dict[str, str] = {"ptmin": "GeV", "ptmax": "GeV", "image_size": "pixels"}
+#: units of ``columns()["features"]`` and ``columns()["constituents"]`` ("" for dimensionless ones)
+FEATURE_UNITS: dict[str, str] = {"pt": "GeV", "mass": "GeV"}
+CONSTITUENT_UNITS: list[str] = ["GeV", "", "rad"]
 
 _PYTHIA_MAX_SEED = 900_000_000
 _ETA_PARTICLES = 2.5
@@ -135,6 +139,21 @@ def columns(**options: Any) -> dict[str, list[str]]:
     """Names of the last axis of the tabular arrays: ``features`` and ``constituents``."""
     resolve_options(**options)
     return {"features": list(jf.FEATURE_COLUMNS), "constituents": list(jf.CONSTITUENT_COLUMNS)}
+
+
+def units(**options: Any) -> dict[str, Any]:
+    """Units: features pt and mass in GeV (the rest dimensionless), constituents (pT [GeV], deta, dphi [rad]),
+    image pixels in GeV of pT."""
+    resolve_options(**options)
+    return {"features": [FEATURE_UNITS.get(c, "") for c in jf.FEATURE_COLUMNS], "constituents": list(CONSTITUENT_UNITS),
+            "images": "GeV"}
+
+
+def process(**options: Any) -> str:
+    """One line on what was simulated, e.g. ``"qcd jets, Pythia 8 + FastJet anti-kT R=0.8, ..."``."""
+    opts = resolve_options(**options)
+    return (f"{opts['process']} jets, pp at 13 TeV, Pythia 8 + FastJet anti-kT R={opts['R']:g}, "
+            f"leading-jet pT {opts['ptmin']:g}-{opts['ptmax']:g} GeV, |eta| < {opts['eta_max']:g}")
 
 
 def shipped_sample_path() -> Path:
@@ -365,7 +384,7 @@ def _generate(n: int, seed: int, opts: dict[str, Any]) -> tuple[dict[str, np.nda
     start = time.perf_counter()
     from tqdm.auto import tqdm
 
-    show = opts["progress"] and sys.stderr.isatty()
+    show = opts["progress"] and show_progress()
     bar = tqdm(total=n, desc=f"jets:{opts['process']}", unit="jet", disable=not show)
     try:
         workers = min(resolve_workers(opts["workers"]), len(jobs))

@@ -58,6 +58,21 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "chains": (int, 4, "independent Markov chains (vectorised; split over workers)"),
     "workers": (int, None, "processes to run the chains on (none: this process; -1: every core)"),
 }
+OPTION_UNITS: dict[str, str] = {"L": "sites", "m2": "lattice units", "tau": "MD time", "therm": "trajectories",
+                                "thin": "trajectories"}
+
+
+def units(**options: Any) -> dict[str, str]:
+    """Units of the outputs: fields and the action in lattice units, tau_int in trajectories."""
+    check_options(options, OPTIONS, "phi4")
+    return {"configs": "lattice units", "magnetisation": "lattice units", "action": "lattice units",
+            "acceptance": "", "tau_int": "trajectories"}
+
+
+def process(**options: Any) -> str:
+    """One line on what was simulated."""
+    opts = check_options(options, OPTIONS, "phi4")
+    return f"2-D lattice phi^4 by HMC, L={opts['L']}, m2={opts['m2']:g}, lam={opts['lam']:g}"
 
 
 def action(phi: np.ndarray, m2: float, lam: float) -> np.ndarray:

@@ -62,6 +62,21 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "eta_max": (float, 2.5, "acceptance: |eta_reco| below this"),
     "fake_rate": (float, 0.0, "fraction of rows that are fake reco jets without truth"),
 }
+OPTION_UNITS: dict[str, str] = {"pt_min": "GeV", "pt_max": "GeV", "stochastic": "sqrt(GeV)", "efficiency_pt50": "GeV",
+                                "efficiency_width": "GeV", "reco_pt_min": "GeV"}
+#: units of ``COLUMNS`` ("" for dimensionless ones)
+COLUMN_UNITS: list[str] = ["GeV", "", "GeV", "", ""]
+
+
+def units(**options: Any) -> dict[str, list[str]]:
+    """Units of the columns of ``truth`` and ``reco``: pt and mass in GeV, the others dimensionless."""
+    check_options(options, OPTIONS, "smear")
+    return {"truth": list(COLUMN_UNITS), "reco": list(COLUMN_UNITS)}
+
+
+def process(**options: Any) -> str:
+    """One line on what was simulated."""
+    return "parametric jets (truth) through a Gaussian detector response (reco)"
 
 
 def pt_resolution(pt: np.ndarray, stochastic: float = 1.0, constant: float = 0.05) -> np.ndarray:

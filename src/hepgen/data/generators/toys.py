@@ -28,10 +28,12 @@ This module also holds the small plumbing every generator shares: option checkin
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import contextvars
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -116,9 +118,22 @@ def check_range(value: float, key: str, generator: str, low: float | None = None
         )
 
 
+_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar("hepgen_data_progress", default=True)
+
+
 def show_progress() -> bool:
-    """Whether to draw a tqdm bar: only when stderr is a terminal."""
-    return sys.stderr.isatty()
+    """Whether to draw a tqdm bar: only when stderr is a terminal, and not inside ``progress_enabled(False)``."""
+    return _PROGRESS.get() and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def progress_enabled(enabled: bool) -> Iterator[None]:
+    """Within the block, generators draw progress bars only if ``enabled`` (``hepgen data -q``: False)."""
+    token = _PROGRESS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def usable_cores() -> int:
@@ -294,6 +309,18 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "spread": (float, 4.0, "means uniform in [-spread, spread]^dim (gaussian-mixture)"),
     "layout_seed": (int, 0, "seed of the mixture means, independent of seed (gaussian-mixture)"),
 }
+OPTION_UNITS: dict[str, str] = {}  # toys are dimensionless
+
+
+def units(**options: Any) -> dict[str, list[str]]:
+    """Units of the columns of ``x``: none, the toys are dimensionless (``""`` for each column)."""
+    return {"x": [""] * _resolve(options)["dim"]}
+
+
+def process(**options: Any) -> str:
+    """One line on what was drawn, e.g. ``"toy density moons in 2 dimensions"``."""
+    opts = _resolve(options)
+    return f"toy density {opts['name']} in {opts['dim']} dimensions"
 
 # Options that each toy reads (beyond ``name``); setting any other one is an error.
 _USES = {
