@@ -125,7 +125,7 @@ def compare_files(ref: str, cand: str, report: Path, seed: int = 0) -> dict[str,
 
     a, b = io.read(ref), io.read(cand)
     return compare(a.data, b.data, names=a.columns or b.columns, report_dir=report, seed=seed,
-                   title=f"{cand} vs {ref}")
+                   title=f"{ref} (reference) vs {cand} (candidate)")
 
 
 def _density_model(name: str, train: str, test: str, n_test: int, out: Path, epochs: int | None,
