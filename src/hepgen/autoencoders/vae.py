@@ -20,8 +20,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hepgen.autoencoders.base import LatentModel, check_common, conv_from_data, conv_networks, dense_networks, log_mean_exp
-from hepgen.autoencoders.likelihoods import DECODERS, gaussian_kl, make_likelihood, normal_log_prob
+from hepgen.autoencoders.base import (
+    LatentModel,
+    check_common,
+    conv_from_data,
+    conv_networks,
+    dense_networks,
+    log_mean_exp,
+)
+from hepgen.autoencoders.likelihoods import (
+    DECODERS,
+    gaussian_kl,
+    make_likelihood,
+    normal_log_prob,
+)
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError, DataError
 from hepgen.models import Model

@@ -175,8 +175,8 @@ def _gan_lab(out_dir: Path, quick: bool) -> dict[str, Any]:
 
     result = gan_lab_figure(out_dir / "gans", quick=quick)
     main, frames = result.pop("figures")
-    captions = (f"WGAN-GP on the 8-Gaussian ring: critic map, samples, generator gradients; "
-                f"{result['modes_hit']}/{result['modes']} modes, {result['high_quality']:.0%} within 3σ",
+    captions = ((f"WGAN-GP on the 8-Gaussian ring: critic map, samples, generator gradients; "
+                 f"{result['modes_hit']}/{result['modes']} modes, {result['high_quality']:.0%} within 3σ"),
                 "the critic's map and the samples during training")
     return {"figures": list(zip(captions, (main, frames))), **result}
 

@@ -3,6 +3,7 @@ files and summary against an independent recomputation from the saved run."""
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,7 +64,7 @@ def test_draw_gan_lab_writes_a_png_with_the_logged_panels(tmp_path):
 def test_gan_lab_figure_files_and_summary_match_the_saved_run(tmp_path):
     summary = gan_lab_figure(tmp_path, quick=True, seed=0, epochs=1)
     for path in summary["figures"]:
-        assert open(path, "rb").read(4) == b"\x89PNG"
+        assert Path(path).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "gan_lab.json").read_text()) == summary
     with open(tmp_path / "run_wgan_gp" / "metrics.csv") as fh:
         rows = list(csv.DictReader(fh))

@@ -30,11 +30,11 @@ import numpy as np
 
 #: training budgets; quick mode must run in about a minute and a half on one core
 SETTINGS: dict[bool, dict[str, Any]] = {
-    True: dict(pool=2, digits_epochs=15, vae_epochs=30, jet_epochs=20, feature_epochs=30),
-    False: dict(pool=1, digits_epochs=40, vae_epochs=80, jet_epochs=40, feature_epochs=80),
+    True: {"pool": 2, "digits_epochs": 15, "vae_epochs": 30, "jet_epochs": 20, "feature_epochs": 30},
+    False: {"pool": 1, "digits_epochs": 40, "vae_epochs": 80, "jet_epochs": 40, "feature_epochs": 80},
 }
 LATENT = 4  # the latent size shared by every ConvAE / PCA comparison and the anomaly detectors
-TRAIN = dict(batch_size=64, lr=3e-3, scheduler="cosine", val_fraction=0.0, monitor=None, quiet=True)
+TRAIN = {"batch_size": 64, "lr": 3e-3, "scheduler": "cosine", "val_fraction": 0.0, "monitor": None, "quiet": True}
 
 
 def _say(quiet: bool, message: str) -> None:
