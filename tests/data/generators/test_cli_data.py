@@ -85,7 +85,7 @@ def test_workers_minus_one_means_every_usable_core():
 
 # ---- hepgen data --help and hepgen data NAME --help ----
 
-from hepgen.data.generators import GENERATORS, SUMMARIES  # noqa: E402
+from hepgen.data.generators import GENERATORS, SUMMARIES
 
 
 def _help(capsys, *argv):
