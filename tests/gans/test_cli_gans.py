@@ -74,7 +74,9 @@ def test_conditional_gan_fit_and_sample_with_context(tmp_path, events, capsys):
     # one context row for all events, written through the CLI, equals the API's draw
     code, err = run_cli(capsys, "sample", run, "-n", 2000, "--context", "1.5", "-o", tmp_path / "c15.npy")
     assert code == 0, err
-    at_15 = io.read(tmp_path / "c15.npy").data
+    written = io.read(tmp_path / "c15.npy").data
+    np.testing.assert_array_equal(written[:, 2], 1.5)  # the context column is kept beside the features
+    at_15 = written[:, :2]
     torch.manual_seed(0)
     np.testing.assert_allclose(at_15, model.sample(2000, context=np.array([[1.5]], dtype=np.float32)).numpy(),
                                rtol=1e-6, atol=1e-6)
@@ -83,7 +85,7 @@ def test_conditional_gan_fit_and_sample_with_context(tmp_path, events, capsys):
     code, err = run_cli(capsys, "sample", run, "-n", 2000, "--context", tmp_path / "ctx.npy", "-o",
                         tmp_path / "c025.npy")
     assert code == 0, err
-    at_025 = io.read(tmp_path / "c025.npy").data
+    at_025 = io.read(tmp_path / "c025.npy").data[:, :2]
     # the generator follows its context: the x0 means move by about the context difference (1.25)
     shift = at_15[:, 0].mean() - at_025[:, 0].mean()
     assert 0.95 < shift < 1.55

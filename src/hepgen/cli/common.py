@@ -7,7 +7,6 @@ import difflib
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import yaml
 
 from hepgen.errors import ConfigError
@@ -29,19 +28,6 @@ def column_names(value: Any) -> list[str]:
     from hepgen.data.sources import is_column_name
 
     return [c.strip() for c in value.split(",") if c.strip()] if is_column_name(value) else []
-
-
-def context_size(context: Any, data: str) -> int:
-    """Columns of a context given as column names of DATA or as FILE:KEY (its shape only; nothing is read)."""
-    from hepgen.data import io
-
-    if context is None:
-        return 0
-    names = column_names(context)
-    if names:
-        return len(names)
-    with io.open_source(context) as source:
-        return int(np.prod(source.event_shape))
 
 
 def load_context(value: str | None, n: int | None) -> Any:

@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from hepgen.cli.common import column_names, context_size, suggest
-from hepgen.errors import ConfigError, DataError, HepgenError
+from hepgen.cli.common import suggest
+from hepgen.errors import ConfigError, HepgenError
 
 #: engine settings a config file or a flag may set (their types are those of Engine.__init__)
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "weight_decay", "scheduler", "clip_grad",
@@ -361,25 +361,14 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     val = settings.get("val")
     val = DataSpec.parse(val, **selection) if val is not None else None
     context = settings.get("context")
-    named = column_names(settings.get("weights")) + column_names(context)
-    try:
-        with _opened(spec, named) as source:
-            event_shape: Any = tuple(source.event_shape)
-    except DataError:  # an HDF5 group of arrays of different shapes: events of several arrays
-        from hepgen.data.sources import group_event_shapes
+    from hepgen.data.sources import open_events
 
-        try:
-            event_shape = group_event_shapes(spec, exclude=named)
-        except HepgenError:
-            raise_first = True
-        else:  # a table of 1-D columns was readable as such: its DataError (an unknown column ...) stands
-            raise_first = (len(event_shape) < 2 or spec.selects
-                           or all(shape == (1,) for shape in event_shape.values()))
-        if raise_first:
-            raise
-    n_context = context_size(context, data)
-    model = _build(cls, args.model, lambda: cls.from_data(event_shape, n_context, **params))
-    model.fit(spec, val=val, weights=settings.get("weights"), context=context,
+    stream = train.get("stream", "auto")
+    # DATA is opened once, here: its shape builds the model and the same events train it
+    events = open_events(spec, settings.get("weights"), context, stream=None if stream == "auto" else stream,
+                         memory_limit_mb=train.get("memory_limit_mb", 1024.0))
+    model = _build(cls, args.model, lambda: cls.from_data(events.event_shape, events.context_size, **params))
+    model.fit(events, val=val, weights=settings.get("weights"), context=context,
               val_weights=settings.get("val_weights"), val_context=settings.get("val_context"),
               run_dir=out, resume=args.resume, quiet=args.quiet, **train)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one process writes
@@ -425,12 +414,6 @@ def record_command(run_dir: Path, args: argparse.Namespace) -> None:
         command = {"line": line, "cwd": os.getcwd(),
                    "config_file": str(Path(args.config).absolute()) if args.config else None, "config": config}
     run.write_config(command=command)
-
-
-def _opened(spec: Any, exclude: list[str]) -> Any:
-    from hepgen.data import io
-
-    return io.open_source(spec, exclude=exclude)
 
 
 # -- help from the docstrings -------------------------------------------------------------------------

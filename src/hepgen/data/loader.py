@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -82,9 +82,27 @@ class Events:
     x: Any
     w: Any = None
     context: Any = None
+    #: column names of ``x`` and ``context`` (``{"x": [...], "context": [...]}``) and where they were read from
+    names: dict = field(default_factory=dict)
+    spec: Any = None
 
     def __len__(self) -> int:
         return _length(self.x)
+
+    @property
+    def event_shape(self) -> Any:
+        """Shape of one event: a tuple, or {name: tuple} for events of several arrays."""
+        def shape(a: Any) -> tuple[int, ...]:
+            return tuple(a.event_shape) if hasattr(a, "event_shape") else tuple(np.shape(a)[1:])
+
+        return {k: shape(v) for k, v in self.x.items()} if isinstance(self.x, dict) else shape(self.x)
+
+    @property
+    def context_size(self) -> int:
+        if self.context is None:
+            return 0
+        shape = self.context.event_shape if hasattr(self.context, "event_shape") else np.shape(self.context)[1:]
+        return int(np.prod(shape))
 
     @property
     def multi(self) -> bool:

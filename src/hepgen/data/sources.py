@@ -17,7 +17,7 @@ import torch
 
 from hepgen.data import io
 from hepgen.data.loader import Events
-from hepgen.errors import DataError
+from hepgen.errors import DataError, HepgenError
 
 
 DATA_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".root", ".csv", ".parquet", ".pq")
@@ -68,6 +68,10 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
 
     stream: True keeps file data on disk, False reads it, None decides by ``memory_limit_mb``.
     """
+    if isinstance(x, Events):  # opened once already (open_events): check it against the model
+        if model is not None:
+            _check_against(model, x)
+        return x, x.names
     shapes = getattr(model, "event_shape", None)
     if isinstance(x, dict) or isinstance(shapes, dict):
         return _load_multi(x, weights, context, model, stream=stream, memory_limit_mb=memory_limit_mb)
@@ -229,7 +233,7 @@ def _load_multi(x: Any, weights: Any, context: Any, model: Any, *, stream: bool 
                                 f"got {got}")
         features = {k: features[k] for k in shapes}
         c = 0 if ctx is None else ctx.shape[1]
-        if c != model.context:
+        if model.context is not None and c != model.context:
             raise DataError(f"the model expects a context of {model.context} columns, got {c}")
     return Events(features, w, ctx), names
 
@@ -290,3 +294,51 @@ class GroupSource:
     def close(self) -> None:
         for source in self.sources.values():
             source.close()
+
+
+def _check_against(model: Any, events: Events) -> None:
+    shape = events.event_shape
+    expected = model.event_shape
+    if isinstance(expected, dict) != isinstance(shape, dict) or (
+            not isinstance(shape, dict) and tuple(shape) != tuple(expected)) or (
+            isinstance(shape, dict) and {k: tuple(v) for k, v in expected.items()} != shape):
+        raise DataError(f"the model {model.cli_name!r} expects events of shape {expected}, but "
+                        f"{events.spec or 'the data'} has events of shape {shape}")
+    if events.context_size != model.context:
+        raise DataError(f"the model expects a context of {model.context} columns, got {events.context_size}")
+
+
+def open_events(x: Any, weights: Any = None, context: Any = None, *, stream: bool | None = None,
+                memory_limit_mb: float = 1024.0) -> Events:
+    """The events of a data argument, opened once, with their weights, context, column names and shape.
+
+    A spec naming an HDF5 group of arrays of different shapes gives events of several arrays; anything
+    else is read as one array per event (a table's columns, an image dataset ...). Pass the result to
+    ``Model.fit``: the data are not opened a second time.
+    """
+    try:
+        events, names = load_events(x, weights, context, stream=stream, memory_limit_mb=memory_limit_mb)
+    except DataError as single_error:
+        if not isinstance(x, (str, os.PathLike)) or getattr(x, "selects", False):
+            raise
+        named = [c for v in (weights, context) if is_column_name(v) for c in _split_columns(v)]
+        try:
+            shapes = group_event_shapes(x, exclude=named)
+        except HepgenError:
+            raise single_error from None
+        if len(shapes) < 2 or all(s == (1,) for s in shapes.values()):
+            raise single_error from None
+        events, names = _load_multi(x, weights, context, _Shapes(shapes), stream=stream,
+                                    memory_limit_mb=memory_limit_mb)
+    events.names, events.spec = names, x
+    return events
+
+
+class _Shapes:
+    """A stand-in model for reading a group: only its arrays' shapes are known (any context size)."""
+
+    cli_name = "data"
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]]):
+        self.event_shape = shapes
+        self.context = None

@@ -95,6 +95,8 @@ def _describe(value: Any) -> Any:
     """A data argument as config.yaml records it: the spec or column names, or the array's shape."""
     if value is None:
         return None
+    if isinstance(value, Events):  # opened by the caller: where it came from
+        return _describe(value.spec) if value.spec is not None else f"events of shape {value.event_shape}"
     if hasattr(value, "describe"):  # a DataSpec: the spec with its column selection
         return value.describe()
     if isinstance(value, (str, os.PathLike)):
@@ -390,7 +392,8 @@ class Engine:
             val_events = None
         if len(train) < 2:
             held = f" after holding out {len(val_events)} for validation" if val_events is not None else ""
-            raise DataError(f"{x if isinstance(x, (str, os.PathLike)) else 'the data'}: training needs at least 2 "
+            raise DataError(f"{_describe(x) if isinstance(x, (str, os.PathLike, Events)) else 'the data'}: training "
+                            "needs at least 2 "
                             f"events, got {len(train)}{held}")
         return train, val_events, names
 
