@@ -87,8 +87,10 @@ def test_conditional_nsf_fit_sample_score(tmp_path, events, capsys):
     code, _, err = run_cli(capsys, "sample", run, "-n", 10, "--context", f"{tmp_path / 'ctx.h5'}:e",
                            "-o", tmp_path / "bad.h5")
     assert code == 2 and "rows" in err
-    code, _, err = run_cli(capsys, "score", run, events, "-o", tmp_path / "bad.h5")
-    assert code == 2 and "context" in err
+    # without --context, score takes the model's context column 'e' from DATA by name, as fit did
+    code, _, err = run_cli(capsys, "score", run, events, "-o", tmp_path / "by_name.h5")
+    assert code == 0, err
+    np.testing.assert_allclose(io.read(tmp_path / "by_name.h5").data, scores.data, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name,extra", [("maf", []), ("iaf", []), ("realnvp", []), ("nsf", ["--coupling", "true"])])
