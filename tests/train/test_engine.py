@@ -1,5 +1,7 @@
 """The training engine: seeding, weights, player schedules, NaN stops, early stopping, streaming."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -162,3 +164,26 @@ def test_a_fit_failing_in_its_first_epoch_writes_leaves_nothing(tmp_path, monkey
     with pytest.raises(hepgen.CheckpointError, match="No space"):
         hepgen.Gaussian(2).fit(x, epochs=2, run_dir=tmp_path / "run", quiet=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_fit_shows_an_epoch_bar_with_the_loss_on_a_terminal_and_none_when_quiet(monkeypatch, capsys):
+    x = np.random.default_rng(0).normal(size=(400, 2))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    hepgen.Gaussian(2).fit(x, epochs=3, quiet=False)
+    err = capsys.readouterr().err
+    assert "fit: 100%" in err and "3/3" in err and "train_loss=" in err and "epoch 3/3" in err
+    hepgen.Gaussian(2).fit(x, epochs=3, quiet=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_resume_removes_the_temporaries_a_killed_run_left(tmp_path):
+    x = np.random.default_rng(0).normal(size=(300, 2))
+    run = tmp_path / "run"
+    hepgen.Gaussian(2).fit(x, epochs=1, run_dir=run, quiet=True, val_fraction=0, monitor=None)
+    (run / "model.pt").unlink()  # as if killed before the end
+    left = [run / "checkpoints" / ".best.pt.abc123.tmp", run / ".metrics.csv.x1y2.tmp"]
+    for path in left:
+        path.write_bytes(b"")
+    hepgen.Gaussian(2).fit(x, epochs=2, run_dir=run, resume=True, quiet=True, val_fraction=0, monitor=None)
+    assert not any(p.exists() for p in left) and not list(run.rglob("*.tmp"))
+    assert (run / "model.pt").stat().st_mode & 0o777 == (run / "metrics.csv").stat().st_mode & 0o777

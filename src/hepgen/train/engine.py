@@ -340,6 +340,8 @@ class Engine:
         self.extra = extra
 
         try:
+            self._epochs_bar = tqdm(total=self.epochs, initial=state["epoch"], desc="fit", unit="epoch",
+                                    file=sys.stderr, disable=self._bar_disabled(), dynamic_ncols=True)
             for epoch in range(state["epoch"] + 1, self.epochs + 1):
                 start = time.perf_counter()
                 model.train()
@@ -362,6 +364,9 @@ class Engine:
                 self._step_schedulers(value)
                 state["epoch"] = epoch
                 self._after_epoch(model, history, state, improved)
+                self._epochs_bar.update(1)
+                self._epochs_bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()
+                                              if k in ("train_loss", "val_loss", "monitor")})
                 if self.patience is not None and value is not None and state["bad_epochs"] >= self.patience:
                     self._say(f"early stop after epoch {epoch}: no improvement of {self._monitor_name()} for "
                               f"{self.patience} epochs (best {state['best']:.5g} at epoch {state['best_epoch']})")
@@ -371,6 +376,9 @@ class Engine:
         except BaseException:
             self._remove_unresumable()
             raise
+        finally:
+            if hasattr(self, "_epochs_bar"):
+                self._epochs_bar.close()
         model.history_ = history
         model.eval()
         return model
@@ -677,6 +685,7 @@ class Engine:
             self.run.check_new()
             return
         self.run.check_writable()
+        self.run.clean(older_than_s=0.0)  # temporaries of the killed process this resume continues
         if not self.run.last_checkpoint.is_file():
             if self.run.model_path.is_file():
                 raise ConfigError(f"{self.run.path} holds a finished run (model.pt) and no checkpoints/last.pt "
@@ -802,10 +811,15 @@ class Engine:
 
     # -- messages --------------------------------------------------------------------------------
     def _bar_disabled(self) -> bool:
+        """Bars (an outer one over epochs with ETA and losses, an inner one over batches) only on a terminal."""
         return bool(self.quiet) or not self.dist.is_main or not sys.stderr.isatty()
 
     def _say(self, message: str) -> None:
         """Epoch lines and notices on stderr: shown unless quiet; by default only on a terminal."""
         shown = (not self.quiet) if self.quiet is not None else sys.stderr.isatty()
         if shown and self.dist.is_main:
-            print(message, file=sys.stderr, flush=True)
+            bar = getattr(self, "_epochs_bar", None)
+            if bar is not None and not bar.disable:
+                bar.write(message, file=sys.stderr)  # above the bars, not through them
+            else:
+                print(message, file=sys.stderr, flush=True)

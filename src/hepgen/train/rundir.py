@@ -129,10 +129,14 @@ class RunDir:
         if problem is not None:
             raise ConfigError(f"cannot write the run directory {self.path}: {problem}")
 
-    def clean(self) -> None:
-        """Remove temporaries that a killed writer left here and in checkpoints/."""
+    def clean(self, older_than_s: float | None = None) -> None:
+        """Remove temporaries that a killed writer left here, in checkpoints/ and plots/ (by default those
+        older than :data:`hepgen.files.STALE_AFTER_S`; ``--resume`` removes all: their writer is dead)."""
         for directory in (self.path, self.checkpoints, self.plots):
-            remove_stale_temporaries(directory)
+            if older_than_s is None:
+                remove_stale_temporaries(directory)
+            else:
+                remove_stale_temporaries(directory, older_than_s=older_than_s)
 
     # -- config.yaml -----------------------------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:
