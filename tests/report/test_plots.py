@@ -192,7 +192,9 @@ def test_histogram_labels_and_ticks_lie_inside_the_figure(tmp_path, layouts):
     ref, cand = rng.normal(5e4, 1e4, 625), rng.normal(5.2e4, 1e4, 625)
     plots.plot_feature_histogram(ref, cand, tmp_path / "h.png", edges=np.linspace(1e4, 9e4, 21),
                                  name="n_constituents_of_the_leading_jet", unit="GeV")
-    plots.plot_feature_histogram(ref, cand, tmp_path / "m.png", edges=np.linspace(1e4, 9e4, 21), name="mass")
+    # a y label flush with the top of the panel: its "]" was cut off by the figure's edge
+    plots.plot_feature_histogram(ref / 1e3, cand / 1e3, tmp_path / "m.png", edges=np.linspace(10, 90, 21), name="mass",
+                                 unit="GeV", annotation="χ²/ndf = 0.938 (50 bins)")
     for (fig, boxes), png in zip(layouts, ("h.png", "m.png"), strict=True):
         _assert_inside(fig, boxes, tmp_path / png)
     ax, rax = layouts[0][0].axes

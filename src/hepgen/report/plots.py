@@ -110,9 +110,10 @@ def fit_axis_labels(fig: Figure, smallest: float = 7.0) -> None:
     renderer = fig._get_renderer()
     box = fig.bbox
 
-    def outside(label) -> bool:
+    def outside(label, margin: float = 3.0) -> bool:  # rendered glyphs overshoot their text box by ~2 px
         ext = label.get_window_extent(renderer)
-        return ext.x0 < box.x0 - 0.5 or ext.x1 > box.x1 + 0.5 or ext.y0 < box.y0 - 0.5 or ext.y1 > box.y1 + 0.5
+        return (ext.x0 < box.x0 + margin or ext.x1 > box.x1 - margin or ext.y0 < box.y0 + margin
+                or ext.y1 > box.y1 - margin)
 
     changed = True
     while changed:
@@ -176,14 +177,15 @@ def plot_feature_histogram(
     margin = 0.06 * (hi - lo)
     with matplotlib.style.context(STYLE):
         fig = Figure(figsize=(7, 7), layout="constrained")
-        fig.get_layout_engine().set(hspace=0.0, h_pad=0.02, w_pad=0.04)
+        fig.get_layout_engine().set(hspace=0.0, h_pad=0.06, w_pad=0.06)  # glyphs overshoot their boxes by ~2 px
         ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
         mplhep.histplot(d_r, edges, ax=ax, histtype="fill", color=REF_COLOR, alpha=0.35, label=ref_label)
         mplhep.histplot(d_r, edges, ax=ax, histtype="step", color=REF_COLOR, yerr=e_r)
         mplhep.histplot(d_c, edges, ax=ax, histtype="step", color=CAND_COLOR, yerr=e_c, label=cand_label)
         ax.set_ylabel(f"density [1/{unit}]" if unit else "density")
         ax.legend(loc="upper right", fontsize="small", title=annotation or None, title_fontsize="x-small")
-        ax.set_ylim(bottom=min(0.0, float(np.min(d_r)), float(np.min(d_c))))
+        peak = max(float(np.max(d_r + e_r)), float(np.max(d_c + e_c)))
+        ax.set_ylim(min(0.0, float(np.min(d_r)), float(np.min(d_c))), 1.45 * peak if peak > 0 else None)  # legend room
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
         rax.errorbar(centres[inside], ratio[inside], yerr=r_err[inside], xerr=0.5 * width[inside], fmt="o",
                      ms=3, lw=1, color=CAND_COLOR)
