@@ -22,6 +22,7 @@ Output: benchmarks/results/gan_quality.json (``--quick``: gan_quality_quick.json
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -46,8 +47,8 @@ def ring_run(loss: str, seed: int, quick: bool) -> dict:
     import torch
 
     from hepgen.data.generators.toys import eight_gaussian_centres, eight_gaussians
-    from hepgen.gans.diagnostics import GridDivergence, ModeCoverage, mode_coverage
     from hepgen.demo.figures.gans import ring_settings
+    from hepgen.gans.diagnostics import GridDivergence, ModeCoverage, mode_coverage
     from hepgen.gans.gan import GAN
     from hepgen.metrics import kl_js_from_samples, wasserstein_per_feature
 
@@ -109,7 +110,7 @@ def plain_wgan_gp(data: np.ndarray, epochs: int, seed: int, latent: int = 2, wid
 
     def mlp(a: int, b: int) -> nn.Sequential:
         sizes, layers = [a] + [width] * depth, []
-        for i, o in zip(sizes[:-1], sizes[1:]):
+        for i, o in itertools.pairwise(sizes):
             layers += [nn.Linear(i, o), nn.ReLU()]
         return nn.Sequential(*layers, nn.Linear(sizes[-1], b))
 
@@ -184,7 +185,7 @@ def w1_run(shift: float, scale: float, steps: int, seed: int = 0) -> dict:
 
     rng = np.random.default_rng(seed)
     real = torch.tensor(rng.normal(size=(8192, 1)), dtype=torch.float32)
-    draw = lambda n: shift + scale * torch.randn(n, 1)  # noqa: E731  (fresh generator samples each step)
+    draw = lambda n: shift + scale * torch.randn(n, 1)  # fresh generator samples each step
     out = {"p": "N(0, 1)", "q": f"N({shift}, {scale}^2)"}
     fresh_real = rng.normal(size=(100_000, 1))
     fresh_fake = shift + scale * rng.normal(size=(100_000, 1))
@@ -232,49 +233,97 @@ def cycle_run(epochs: int, seed: int = 0) -> dict:
             "cpu_s": time.process_time() - start}
 
 
+def _spread(values: list[float]) -> dict:
+    """mean and sample standard deviation (ddof 1) over seeds, and the values themselves."""
+    v = np.asarray(values, dtype=float)
+    return {"mean": round(float(v.mean()), 4), "std": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 4),
+            "values": [round(float(a), 4) for a in v]}
+
+
+def ring6_summary(runs: list[dict]) -> dict:
+    """Per variant: modes hit and high-quality fraction, mean ± std over seeds, and CPU seconds per run."""
+    out: dict = {"task": {**RING6, "epochs": runs[0]["epochs"], "samples": 20000,
+                          "criterion": "mode within 3 sigma; hit when it holds >= 1/(4*6) of the samples"}}
+    for variant in ("previous", "defaults", "plain"):
+        rs = [r for r in runs if r["variant"] == variant]
+        out[variant] = {"modes_hit": _spread([r["modes_hit"] for r in rs]),
+                        "high_quality": _spread([r["high_quality"] for r in rs]),
+                        "cpu_s_per_run": round(float(np.mean([r["cpu_s"] for r in rs])), 1), "config": rs[0]["config"]}
+    return out
+
+
+SECTIONS = ("ring", "w1", "cycle", "ring6")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed, fewer epochs (a smoke run)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per ring model (default 3, quick 1)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (one thread each)")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated subset of {','.join(SECTIONS)}; the others keep their results "
+                             "from the existing output file")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {','.join(SECTIONS)}")
     seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 3))
+    path = Path(args.out) if args.out else RESULTS / ("gan_quality_quick.json" if args.quick else "gan_quality.json")
     start = time.perf_counter()
-    jobs = [("ring", (loss, s, args.quick)) for loss in ("wgan-gp", "non-saturating") for s in seeds]
-    jobs += [("w1", (shift, scale, 800 if args.quick else 3000)) for shift, scale in
-             ((0.25, 1.0), (0.5, 0.75), (1.0, 0.5), (2.0, 1.5))]
-    jobs += [("cycle", (10 if args.quick else 40,))]
-    funcs = {"ring": ring_run, "w1": w1_run, "cycle": cycle_run}
+    jobs = []
+    if "ring6" in sections:  # the longest runs first
+        jobs += [("ring6", (v, s, 30 if args.quick else 100)) for s in seeds for v in ("previous", "defaults", "plain")]
+    if "ring" in sections:
+        jobs += [("ring", (loss, s, args.quick)) for loss in ("wgan-gp", "non-saturating") for s in seeds]
+    if "w1" in sections:
+        jobs += [("w1", (shift, scale, 800 if args.quick else 3000)) for shift, scale in
+                 ((0.25, 1.0), (0.5, 0.75), (1.0, 0.5), (2.0, 1.5))]
+    if "cycle" in sections:
+        jobs += [("cycle", (10 if args.quick else 40,))]
+    funcs = {"ring": ring_run, "w1": w1_run, "cycle": cycle_run, "ring6": ring6_run}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [(kind, pool.submit(funcs[kind], *a)) for kind, a in jobs]
         results = [(kind, f.result()) for kind, f in futures]
-    ring = [r for k, r in results if k == "ring"]
-    wgan = [r for r in ring if r["loss"] == "wgan-gp"]
-    ns = [r for r in ring if r["loss"] != "wgan-gp"]
-    w1 = [r for k, r in results if k == "w1"]
-    cycle = next(r for k, r in results if k == "cycle")
-    summary = {
-        "wgan_gp_modes_hit": [r["modes_hit"] for r in wgan],
-        "wgan_gp_high_quality": [round(r["high_quality"], 4) for r in wgan],
-        "wgan_gp_runs_passing_8_of_8_and_80pct": f"{sum(r['passes_issue_criterion'] for r in wgan)}/{len(wgan)}",
-        "non_saturating_modes_hit": [r["modes_hit"] for r in ns],
-        "non_saturating_high_quality": [round(r["high_quality"], 4) for r in ns],
-        "wgan_gp_w1_relative_error": [round(r["wgan_gp_relative_error"], 4) for r in w1],
-        "max_abs_w1_relative_error": round(max(abs(r["wgan_gp_relative_error"]) for r in w1), 4),
-        "cycle_error_a_b": [round(cycle["cycle_error_a"], 4), round(cycle["cycle_error_b"], 4)],
-        "cpu_ratio_wgan_gp_over_non_saturating": round(np.mean([r["cpu_s"] for r in wgan])
-                                                       / np.mean([r["cpu_s"] for r in ns]), 2),
-    }
-    out = {"benchmark": "gan_quality", "quick": args.quick, "summary": summary, "ring": ring, "w1": w1,
-           "cycle": cycle, "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                                       "workers": args.workers},
-           "wall_time_s": round(time.perf_counter() - start, 1)}
-    path = Path(args.out) if args.out else RESULTS / ("gan_quality_quick.json" if args.quick else "gan_quality.json")
+    out = json.loads(path.read_text()) if path.exists() else {"benchmark": "gan_quality", "summary": {}}
+    summary = out.setdefault("summary", {})
+    if "ring" in sections:
+        ring = [r for k, r in results if k == "ring"]
+        wgan = [r for r in ring if r["loss"] == "wgan-gp"]
+        ns = [r for r in ring if r["loss"] != "wgan-gp"]
+        out["ring"] = ring
+        summary.update({
+            "wgan_gp_modes_hit": [r["modes_hit"] for r in wgan],
+            "wgan_gp_high_quality": [round(r["high_quality"], 4) for r in wgan],
+            "wgan_gp_runs_passing_8_of_8_and_80pct": f"{sum(r['passes_issue_criterion'] for r in wgan)}/{len(wgan)}",
+            "non_saturating_modes_hit": [r["modes_hit"] for r in ns],
+            "non_saturating_high_quality": [round(r["high_quality"], 4) for r in ns],
+            "cpu_ratio_wgan_gp_over_non_saturating": round(np.mean([r["cpu_s"] for r in wgan])
+                                                           / np.mean([r["cpu_s"] for r in ns]), 2),
+        })
+    if "w1" in sections:
+        w1 = out["w1"] = [r for k, r in results if k == "w1"]
+        summary["wgan_gp_w1_relative_error"] = [round(r["wgan_gp_relative_error"], 4) for r in w1]
+        summary["max_abs_w1_relative_error"] = round(max(abs(r["wgan_gp_relative_error"]) for r in w1), 4)
+    if "cycle" in sections:
+        cycle = out["cycle"] = next(r for k, r in results if k == "cycle")
+        summary["cycle_error_a_b"] = [round(cycle["cycle_error_a"], 4), round(cycle["cycle_error_b"], 4)]
+    if "ring6" in sections:
+        out["ring6"] = [r for k, r in results if k == "ring6"]
+        summary["ring6_defaults"] = ring6_summary(out["ring6"])
+    out.update(quick=args.quick, machine={"platform": platform.platform(), "cpus": os.cpu_count(),
+                                          "workers": args.workers})
+    out.setdefault("wall_time_s", {})
+    if not isinstance(out["wall_time_s"], dict):  # results written before sections: one figure for all of them
+        out["wall_time_s"] = {"ring,w1,cycle": out["wall_time_s"]}
+    out["wall_time_s"][",".join(sections)] = round(time.perf_counter() - start, 1)
+    from hepgen.files import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    atomic_write_text(path, json.dumps(out, indent=2, default=float) + "\n")
     print(json.dumps(summary, indent=2))
-    print(f"wrote {path} in {out['wall_time_s']} s")
+    print(f"wrote {path} ({', '.join(sections)}) in {out['wall_time_s'][','.join(sections)]} s")
 
 
 if __name__ == "__main__":

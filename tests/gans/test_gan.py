@@ -85,26 +85,67 @@ def test_fit_logs_named_diagnostics_and_steps_the_generator_every_k_batches():
                                                             rel=1e-5, abs=1e-6)
 
 
-def test_ema_follows_the_update_rule_after_each_generator_step():
+def _generator_step(m, batch, lr=0.5):
+    opt = torch.optim.SGD(m.generator.parameters(), lr=lr)
+    m.player_step("generator", batch)["loss"].mean().backward()
+    opt.step()
+    opt.zero_grad()
+    return [p.detach().clone() for p in m.generator.parameters()]
+
+
+def test_ema_follows_the_warmed_up_update_rule_after_each_generator_step():
+    """θ_ema ← d_t θ_ema + (1 − d_t) θ with d_t = min(decay, (1 + t) / (10 + t)) after the t-th step."""
     torch.manual_seed(0)
     m = GAN(2, hidden=(8,), ema=0.9, preprocess="none")
     theta0 = [p.detach().clone() for p in m.generator.parameters()]
     for q, p in zip(m.generator_ema.parameters(), theta0):
         torch.testing.assert_close(q, p)
-    opt = torch.optim.SGD(m.generator.parameters(), lr=0.5)
     batch = {"x": torch.randn(32, 2), "w": torch.ones(32)}
-    m.player_step("generator", batch)["loss"].mean().backward()
-    opt.step()
-    theta1 = [p.detach().clone() for p in m.generator.parameters()]
+    theta1 = _generator_step(m, batch)
     m.eval()  # the pending update is applied on eval() ...
-    for q, a, b in zip(m.generator_ema.parameters(), theta0, theta1):
-        torch.testing.assert_close(q, 0.9 * a + 0.1 * b)
+    d0 = 1 / 10  # t = 0: the EMA mostly follows the generator at first
+    expected = [d0 * a + (1 - d0) * b for a, b in zip(theta0, theta1)]
+    for q, e in zip(m.generator_ema.parameters(), expected):
+        torch.testing.assert_close(q, e)
     m.eval()  # ... exactly once
-    for q, a, b in zip(m.generator_ema.parameters(), theta0, theta1):
+    for q, e in zip(m.generator_ema.parameters(), expected):
+        torch.testing.assert_close(q, e)
+    assert int(m.ema_updates) == 1
+    m.train()
+    theta2 = _generator_step(m, batch)
+    m.eval()
+    d1 = 2 / 11
+    expected = [d1 * e + (1 - d1) * b for e, b in zip(expected, theta2)]
+    for q, e in zip(m.generator_ema.parameters(), expected):
+        torch.testing.assert_close(q, e)
+    # after many steps the decay is capped at ema: (1 + 100) / 110 > 0.9
+    m.ema_updates.fill_(100)
+    m.train()
+    before = [q.detach().clone() for q in m.generator_ema.parameters()]
+    theta3 = _generator_step(m, batch)
+    m.eval()
+    for q, a, b in zip(m.generator_ema.parameters(), before, theta3):
         torch.testing.assert_close(q, 0.9 * a + 0.1 * b)
     # sample() uses the averaged generator
     z = torch.randn(5, m.latent)
     torch.testing.assert_close(m.rsample(5, z=z), m.generator_ema(z))
+    # the step count is part of the state (saved, resumed) and reset with the weights
+    assert "ema_updates" in m.state_dict() and "ema_updates" not in GAN(2, hidden=(8,), ema=0.0).state_dict()
+    m.reset_parameters()
+    assert int(m.ema_updates) == 0
+
+
+def test_default_networks_are_three_layers_of_128_with_an_ema_generator():
+    """The defaults of issue 11 (see benchmarks/gan_quality.py, ring6): both networks 3×128, EMA 0.99."""
+    m = WGANGP(2)
+    linear = [mod for mod in m.generator.modules() if isinstance(mod, torch.nn.Linear)]
+    assert [(a.in_features, a.out_features) for a in linear] == [(8, 128), (128, 128), (128, 128), (128, 2)]
+    linear = [mod for mod in m.critic.modules() if isinstance(mod, torch.nn.Linear)]
+    assert [(a.in_features, a.out_features) for a in linear] == [(2, 128), (128, 128), (128, 128), (128, 1)]
+    assert m.ema == 0.99 and m.generator_ema is not None
+    for cls in (GAN, WGAN, WGANGP, CGAN):
+        params = cls.hyperparameters()
+        assert params["hidden"].default == (128, 128, 128) and params["ema"].default == 0.99
 
 
 def test_weight_clipping_is_applied_before_the_critic_is_used_again():

@@ -15,8 +15,10 @@ applied lazily at the start of the next player step and whenever the model is sw
 
 * weight clipping (``loss="wgan"``): every critic parameter is clamped to [−clip, clip] before the
   critic or the generator reads it, which is the same as clipping right after the critic's step;
-* the exponential moving average of the generator weights (``ema`` = decay):
-  θ_ema ← decay · θ_ema + (1 − decay) · θ after each generator step. ``sample`` uses θ_ema.
+* the exponential moving average of the generator weights (``ema`` = decay), warmed up:
+  θ_ema ← d_t · θ_ema + (1 − d_t) · θ after the t-th generator step (t = 0, 1, ...), with
+  d_t = min(decay, (1 + t) / (10 + t)), so that a short fit is not averaged with the initial weights
+  (d_t reaches 0.99 after ~900 steps). ``sample`` uses θ_ema. The count t is the buffer ``ema_updates``.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class Adversarial(Model):
         critic_steps: critic steps per generator step (k).
         lr_critic, lr_generator: learning rates of the two players (None: the fit ``lr``).
         betas: Adam betas of both players ((0.5, 0.9) as in WGAN-GP).
-        ema: decay of the generator's exponential moving average (0: no EMA).
+        ema: decay of the generator's exponential moving average (0: no EMA), warmed up as above.
         clip: weight-clipping bound c for ``loss="wgan"``.
         gp_weight: λ of the gradient penalty for ``loss="wgan-gp"``.
     """
@@ -100,6 +102,8 @@ class Adversarial(Model):
     def _finish_init(self) -> None:
         """Call at the end of a subclass ``__init__``, after ``generator`` and ``critic`` exist."""
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if self.ema > 0 else None
+        if self.generator_ema is not None:  # saved and resumed with the weights
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
         self._ema_pending = False
         self._diagnostics: list[Any] = []
         self._diagnostic_values: dict[str, float] | None = None
@@ -116,6 +120,7 @@ class Adversarial(Model):
         reset_module(self.critic)
         if self.generator_ema is not None:
             self.generator_ema.load_state_dict(self.generator.state_dict())
+            self.ema_updates.zero_()
         self._ema_pending = False
 
     def players(self) -> list[Player]:
@@ -140,8 +145,11 @@ class Adversarial(Model):
             for p in self.critic.parameters():
                 p.clamp_(-self.clip, self.clip)
         if self._ema_pending and self.generator_ema is not None:
+            t = int(self.ema_updates)
+            decay = min(self.ema, (1.0 + t) / (10.0 + t))
             for q, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-                q.lerp_(p.detach(), 1.0 - self.ema)
+                q.lerp_(p.detach(), 1.0 - decay)
+            self.ema_updates += 1
             for q, p in zip(self.generator_ema.buffers(), self.generator.buffers()):
                 q.copy_(p)
         self._ema_pending = False

@@ -36,22 +36,30 @@ class GAN(Adversarial):
         loss: minimax, non-saturating, wgan, wgan-gp, hinge or least-squares (see :mod:`hepgen.gans.losses`).
         critic_steps: critic steps per generator step (k).
         context: size of the conditioning vector (0: unconditional).
-        hidden: hidden layer sizes of the critic.
+        hidden: hidden layer sizes of the critic (three layers of 128).
         generator_hidden: hidden layer sizes of the generator (None: same as ``hidden``).
         activation: hidden activation of both networks.
         conditioning: ``concat`` ([x, c] into the critic) or ``projection`` (⟨V c, φ(x)⟩ term).
         spectral_norm: spectral normalisation of every critic layer.
-        lr_critic, lr_generator, betas, ema, clip, gp_weight: see :class:`hepgen.gans.adversarial.Adversarial`.
+        ema: decay of the generator's moving average, which ``sample`` uses (0.99, warmed up; 0: the
+            last generator).
+        lr_critic, lr_generator, betas, clip, gp_weight: see :class:`hepgen.gans.adversarial.Adversarial`.
         preprocess: per-feature preprocessing.
+
+    The defaults (3×128 for both networks, latent 8, EMA 0.99, standardised inputs) are those of
+    benchmarks/gan_quality.py's ``ring6`` section (issue 11): on a 6-mode ring a WGAN-GP with them puts
+    at least as many samples within 3σ of a mode as a plain 3×128 WGAN-GP in torch; the previous
+    2×128 without EMA did worse.
     """
 
     cli_name = "gan"
 
     def __init__(self, features: int, latent: int = 8, loss: str = "non-saturating", critic_steps: int = 1,
-                 context: int = 0, hidden: Sequence[int] = (128, 128), generator_hidden: Sequence[int] | None = None,
-                 activation: str = "leaky_relu", conditioning: str = "concat", spectral_norm: bool = False,
+                 context: int = 0, hidden: Sequence[int] = (128, 128, 128),
+                 generator_hidden: Sequence[int] | None = None, activation: str = "leaky_relu",
+                 conditioning: str = "concat", spectral_norm: bool = False,
                  lr_critic: float | None = None, lr_generator: float | None = None,
-                 betas: Sequence[float] = (0.5, 0.9), ema: float = 0.0, clip: float = 0.01, gp_weight: float = 10.0,
+                 betas: Sequence[float] = (0.5, 0.9), ema: float = 0.99, clip: float = 0.01, gp_weight: float = 10.0,
                  preprocess: PreprocessSpec = "standard"):
         super().__init__((int(features),), context, preprocess)
         _check_sizes(features=features, latent=latent, hidden=hidden)
