@@ -708,3 +708,19 @@ def test_hdf5_nested_column_names_read_back_in_written_order(tmp_path):
     table = read(f"{path}:per")
     assert table.columns == ["zeta", "alpha", "mid"]
     np.testing.assert_array_equal(table.data, np.stack([np.ones(3), np.zeros(3), np.full(3, 2.0)], axis=1))
+
+
+def test_column_units_come_from_hdf5_unit_attributes(tmp_path):
+    import h5py
+
+    from hepgen.data.io import column_units
+
+    write(tmp_path / "u.h5", {"f/pt": np.ones(3), "f/eta": np.zeros(3), "f/mass": np.ones(3)})
+    with h5py.File(tmp_path / "u.h5", "a") as f:
+        f["f/pt"].attrs["unit"] = "GeV"
+        f["f/mass"].attrs["unit"] = "GeV"
+        f["f/eta"].attrs["unit"] = ""
+    assert column_units(f"{tmp_path / 'u.h5'}:f") == {"pt": "GeV", "mass": "GeV"}
+    assert column_units(f"{tmp_path / 'u.h5'}:f/pt") == {"pt": "GeV"}
+    np.save(tmp_path / "a.npy", np.ones((3, 2)))
+    assert column_units(tmp_path / "a.npy") == {}

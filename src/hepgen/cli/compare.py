@@ -90,11 +90,19 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
 
         result = compare(ref, cand, names=names, ref_weights=rw, cand_weights=cw, report_dir=args.report,
                          seed=args.seed, title=f"{args.ref} (reference) vs {args.cand} (candidate)",
-                         protocol=args.protocol, progress=progress)
+                         protocol=args.protocol, progress=progress, units=_units(args.ref, names))
     print(json.dumps(_summary(result), indent=2))
     if args.report and not args.quiet:
         print(f"report: {Path(args.report) / 'index.html'}", file=sys.stderr)
     return 0
+
+
+def _units(spec: str, names: Any) -> dict[str, str]:
+    """Units of REF's columns recorded in the file (``hepgen data`` writes them) for the figures' axes."""
+    from hepgen.data.io import column_units
+
+    units = column_units(spec)
+    return {n: units[n] for n in names or () if n in units}
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -271,6 +271,26 @@ def read_column(spec: str | os.PathLike | DataSpec, column: str | None = None) -
         return source.read_rows(0, len(source))[:, 0]
 
 
+def column_units(spec: str | os.PathLike) -> dict[str, str]:
+    """Units of the columns of ``spec`` where the file records them (HDF5 ``unit`` attributes, as
+    ``hepgen data`` writes them: ``{"pt": "GeV", ...}``); ``{}`` for other formats or unlabelled data."""
+    path, key = parse_spec(spec)
+    if not path.is_file() or kind_of(path) != "hdf5":
+        return {}
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            node = handle[key] if key else handle
+            if isinstance(node, h5py.Dataset):
+                unit = node.attrs.get("unit")
+                return {key.rsplit("/", 1)[-1] if key else "data": str(unit)} if unit is not None and str(unit) else {}
+            return {name: str(member.attrs["unit"]) for name, member in node.items()
+                    if isinstance(member, h5py.Dataset) and str(member.attrs.get("unit", ""))}
+    except (OSError, KeyError):
+        return {}
+
+
 def available_keys(path: str | os.PathLike) -> list[str]:
     """What ``path`` offers to select: HDF5 datasets and groups, ROOT trees, ``.npz`` arrays,
     CSV/Parquet columns, ``.npy`` structured fields.
