@@ -46,44 +46,6 @@ def load_context(value: str | None, n: int | None) -> Any:
         raise ConfigError(f"--context {value!r} is neither FILE:KEY nor a comma-separated row of numbers") from None
 
 
-def write_outputs(out: str, arrays: dict[str, Any], columns: dict[str, list[str]] | None = None,
-                  attrs: dict[str, dict[str, Any]] | None = None) -> None:
-    """Write named arrays; a 2-D array with column names becomes named columns (``key/column`` in HDF5).
-
-    ``attrs``: HDF5 attributes by written path (see :func:`hepgen.data.io.write`), ignored by other formats."""
-    from hepgen.data import io
-
-    columns = {k: v for k, v in (columns or {}).items() if k in arrays and v}
-    if len(arrays) == 1:
-        (key, array), = arrays.items()
-        if key in columns:
-            io.write(out, array, columns=columns.get(key), attrs=attrs)
-        else:
-            io.write(out, {key: array}, attrs=attrs)
-        return
-    suffix = Path(out.split(":")[0]).suffix.lower()
-    if suffix in (".csv", ".parquet", ".pq"):  # one flat table: a 2-D array becomes one column per feature
-        flat = {}
-        for key, array in arrays.items():
-            if getattr(array, "ndim", 1) == 2:
-                names = columns.get(key) or [str(j) for j in range(array.shape[1])]
-                flat.update({f"{key}_{c}": array[:, j] for j, c in enumerate(names)})
-            else:
-                flat[key] = array
-        arrays = flat
-    elif suffix in (".h5", ".hdf5", ".hdf"):
-        flat: dict[str, Any] = {}
-        for key, array in arrays.items():
-            if key in columns and getattr(array, "ndim", 0) == 2 and array.shape[1] == len(columns[key]):
-                flat.update({f"{key}/{c}": array[:, j] for j, c in enumerate(columns[key])})
-            else:
-                flat[key] = array
-        arrays = flat
-    io.write(out, arrays, attrs=attrs)
-
-
-
-
 def _positive_int(text: str) -> int:
     import argparse
 

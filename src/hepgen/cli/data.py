@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from hepgen.cli.common import suggest, write_outputs
+from hepgen.cli.common import suggest
+from hepgen.data.io import write_arrays
 from hepgen.errors import ConfigError, HepgenError
 
 
@@ -89,7 +90,7 @@ def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
     names = generator.columns(**options) if hasattr(generator, "columns") else {}
     arrays = {k: v for k, v in arrays.items() if getattr(v, "ndim", 0) > 0 or k not in names}
     attrs = file_attributes(args.name, args.n, args.seed, options, arrays)
-    write_outputs(args.out, arrays, names, attrs=attrs)
+    write_arrays(args.out, arrays, names, attrs=attrs)
     if args.quiet:
         return 0
     summary = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items() if getattr(v, "ndim", 0))

@@ -367,3 +367,37 @@ def write(
     except OSError as exc:
         raise DataError(f"Cannot write '{path}': {exc}.") from exc
     return path
+
+
+def write_arrays(out: str | os.PathLike, arrays: Mapping[str, Any], columns: Mapping[str, Sequence[str]] | None = None,
+                 attrs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Write named arrays in the layout of the format: a 2-D array with column names becomes named columns
+    (``key/column`` in HDF5, ``key_column`` in one flat CSV/Parquet table); a single named array is written
+    as the file's table. ``attrs``: HDF5 attributes by written path (see :func:`write`)."""
+    columns = {k: v for k, v in (columns or {}).items() if k in arrays and v}
+    if len(arrays) == 1:
+        (key, array), = arrays.items()
+        if key in columns:
+            write(out, array, columns=columns.get(key), attrs=attrs)
+        else:
+            write(out, {key: array}, attrs=attrs)
+        return
+    suffix = Path(os.fspath(out).split(":")[0]).suffix.lower()
+    if suffix in (".csv", ".parquet", ".pq"):  # one flat table: a 2-D array becomes one column per feature
+        flat = {}
+        for key, array in arrays.items():
+            if getattr(array, "ndim", 1) == 2:
+                names = columns.get(key) or [str(j) for j in range(array.shape[1])]
+                flat.update({f"{key}_{c}": array[:, j] for j, c in enumerate(names)})
+            else:
+                flat[key] = array
+        arrays = flat
+    elif suffix in (".h5", ".hdf5", ".hdf"):
+        flat: dict[str, Any] = {}
+        for key, array in arrays.items():
+            if key in columns and getattr(array, "ndim", 0) == 2 and array.shape[1] == len(columns[key]):
+                flat.update({f"{key}/{c}": array[:, j] for j, c in enumerate(columns[key])})
+            else:
+                flat[key] = array
+        arrays = flat
+    write(out, arrays, attrs=attrs)

@@ -74,7 +74,7 @@ def file_attributes(name: str, n: int, seed: int, options: Mapping[str, Any],
     ``parameters`` (every option, defaults included, as JSON) and ``hepgen_version``. Each dataset
     gets ``unit`` (its values' unit) or ``units`` (one per column of its last axis) where the
     generator knows them; a 2-D array written as a group of named columns gets ``unit`` on each
-    column (``truth/pt``) and ``units`` on the group. Paths are those of :func:`hepgen.cli.common.write_outputs`.
+    column (``truth/pt``) and ``units`` on the group. Paths are those of :func:`hepgen.data.io.write_arrays`.
     """
     from hepgen._version import __version__
 
