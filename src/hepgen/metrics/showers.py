@@ -1,0 +1,239 @@
+"""Calorimeter-shower metrics in the CaloChallenge conventions: pure functions on arrays.
+
+Showers are a list of layers ``(n, rows, cols)`` of cell energies (MeV; rows along y, columns along x,
+every layer spanning ``width`` mm in both) and the incident energy ``(n,)`` in GeV. Per shower:
+
+    E_k            = Σ_cells x                                     energy of layer k  [MeV]
+    response       = Σ_k E_k / (1000 E_inc)                        E_dep / E_inc
+    frac_k         = E_k / Σ_k E_k
+    centroid x_k   = Σ x_c w_c / Σ w_c,   w_c = x_c if x_c > threshold else 0     [mm]
+    width x_k      = sqrt(Σ x_c² w_c / Σ w_c − centroid²)                          [mm]   (same in y)
+    sparsity_k     = fraction of cells with x_c > threshold
+    brightest_k    = the largest cell energy of layer k [MeV]; second_k the second largest
+
+A layer with no cell above the threshold has centroid and width 0. The classifier two-sample test
+(:func:`classifier_auc`) follows the CaloChallenge 2022 protocol: a fully connected DNN trained to
+separate reference (label 1) from candidate (label 0) on a fixed, seeded train / validation / test
+split (60/20/20), the epoch with the lowest validation loss kept, the AUC measured on the test part.
+:func:`classifier_inputs` builds its two input sets: high-level features (layer energies and
+response as logarithms, centroids, widths, sparsities, log E_inc) and normalised cells
+(x / (1000 E_inc) with log10 E_inc appended).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from hepgen.errors import ConfigError, DataError
+from hepgen.metrics.classification import roc_auc
+
+__all__ = ["cell_centres", "classifier_auc", "classifier_inputs", "response_in_bins", "shower_features"]
+
+WIDTH_MM = 480.0
+
+
+def cell_centres(rows: int, cols: int, width: float = WIDTH_MM) -> tuple[np.ndarray, np.ndarray]:
+    """(x centres (cols,), y centres (rows,)) in mm of a layer spanning ``[-width/2, width/2]`` both ways."""
+    x = -width / 2 + (np.arange(cols) + 0.5) * width / cols
+    y = -width / 2 + (np.arange(rows) + 0.5) * width / rows
+    return x, y
+
+
+def _check(layers: Sequence[np.ndarray], energy: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    layers = [np.asarray(layer, dtype=np.float64) for layer in layers]
+    energy = np.asarray(energy, dtype=np.float64).reshape(-1)
+    for k, layer in enumerate(layers):
+        if layer.ndim != 3:
+            raise DataError(f"shower layer {k} must be (showers, rows, cols), got shape {layer.shape}")
+        if len(layer) != len(energy):
+            raise DataError(f"shower layer {k} has {len(layer)} showers but the incident energy has {len(energy)}")
+    if not len(energy):
+        raise DataError("no showers (0 rows)")
+    if not np.all(energy > 0):
+        raise DataError(f"the incident energy must be positive; row {int(np.argmax(~(energy > 0)))} is {energy[~(energy > 0)][0]}")
+    return layers, energy
+
+
+def shower_features(layers: Sequence[np.ndarray], energy: np.ndarray, *, threshold: float = 0.0,
+                    width: float = WIDTH_MM) -> dict[str, np.ndarray]:
+    """High-level features per shower (module doc), ``{name: (n,)}`` in a fixed order.
+
+    ``layers``: K arrays (n, rows_k, cols_k) in MeV; ``energy``: (n,) in GeV; ``threshold``: the cell
+    energy (MeV) above which a cell counts as hit (sparsity, centroids, widths).
+    """
+    layers, energy = _check(layers, energy)
+    out: dict[str, np.ndarray] = {}
+    sums = [layer.sum(axis=(1, 2)) for layer in layers]
+    total = np.sum(sums, axis=0)
+    for k, s in enumerate(sums):
+        out[f"E_{k}"] = s
+    out["E_total"] = total
+    out["response"] = total / (1000.0 * energy)
+    safe_total = np.where(total != 0, total, 1.0)
+    for k, s in enumerate(sums):
+        out[f"frac_{k}"] = np.where(total != 0, s / safe_total, 0.0)
+    for k, layer in enumerate(layers):
+        n, rows, cols = layer.shape
+        xc, yc = cell_centres(rows, cols, width)
+        w = np.where(layer > threshold, layer, 0.0)
+        norm = w.sum(axis=(1, 2))
+        hit = norm > 0
+        safe = np.where(hit, norm, 1.0)
+        wx, wy = w.sum(axis=1), w.sum(axis=2)  # (n, cols), (n, rows)
+        for axis, centres, marginal in (("x", xc, wx), ("y", yc, wy)):
+            mean = marginal @ centres / safe
+            second = marginal @ centres**2 / safe
+            out[f"centroid_{axis}_{k}"] = np.where(hit, mean, 0.0)
+            out[f"width_{axis}_{k}"] = np.where(hit, np.sqrt(np.maximum(second - mean**2, 0.0)), 0.0)
+        out[f"sparsity_{k}"] = (layer > threshold).reshape(n, -1).mean(axis=1)
+        flat = np.sort(layer.reshape(n, -1), axis=1)
+        out[f"brightest_{k}"] = flat[:, -1]
+        out[f"second_{k}"] = flat[:, -2] if flat.shape[1] > 1 else np.zeros(n)
+    return out
+
+
+def response_in_bins(response: np.ndarray, energy: np.ndarray, edges: Sequence[float]) -> dict[str, np.ndarray]:
+    """Mean response and resolution per bin of incident energy: ``{"centre", "mean", "mean_err", "resolution",
+    "resolution_err", "count"}`` (bins,) each.
+
+    ``resolution`` = σ(response) / mean(response) in the bin (= σ_E / E of the deposited energy at fixed
+    E_inc); errors: σ/√n for the mean and resolution/√(2(n−1)) for the resolution (Gaussian). Bins with
+    fewer than 2 showers give NaN.
+    """
+    response = np.asarray(response, dtype=np.float64).reshape(-1)
+    energy = np.asarray(energy, dtype=np.float64).reshape(-1)
+    edges = np.asarray(edges, dtype=np.float64)
+    if len(response) != len(energy):
+        raise DataError(f"response has {len(response)} rows but the energy has {len(energy)}")
+    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ConfigError(f"energy bin edges must be increasing, got {edges.tolist()}")
+    index = np.digitize(energy, edges) - 1
+    bins = len(edges) - 1
+    out = {k: np.full(bins, np.nan) for k in ("mean", "mean_err", "resolution", "resolution_err")}
+    out["count"] = np.zeros(bins, dtype=int)
+    out["centre"] = 0.5 * (edges[1:] + edges[:-1])
+    for b in range(bins):
+        r = response[index == b]
+        out["count"][b] = len(r)
+        if len(r) < 2:
+            continue
+        mean, std = r.mean(), r.std(ddof=1)
+        out["mean"][b], out["mean_err"][b] = mean, std / np.sqrt(len(r))
+        res = std / mean if mean != 0 else np.nan
+        out["resolution"][b], out["resolution_err"][b] = res, res / np.sqrt(2 * (len(r) - 1))
+    return out
+
+
+def classifier_inputs(layers: Sequence[np.ndarray], energy: np.ndarray, kind: str = "high", *,
+                      threshold: float = 0.0) -> np.ndarray:
+    """The classifier's inputs (n, d): ``kind="high"`` high-level features, ``"cells"`` normalised cells.
+
+    high: log(ε + E_k/(1000 E_inc)) per layer, log response, centroids and widths / 100 mm, sparsities,
+    log10 E_inc; cells: every cell x / (1000 E_inc) (so a cell's value is its share of the incident
+    energy), then log10 E_inc (as in the CaloChallenge's evaluation).
+    """
+    layers, energy = _check(layers, energy)
+    log_e = np.log10(energy)[:, None]
+    if kind == "cells":
+        cells = np.concatenate([layer.reshape(len(layer), -1) for layer in layers], axis=1)
+        return np.concatenate([cells / (1000.0 * energy[:, None]), log_e], axis=1)
+    if kind != "high":
+        raise ConfigError(f"classifier inputs are 'high' (high-level features) or 'cells', not {kind!r}")
+    f = shower_features(layers, energy, threshold=threshold)
+    eps = 1e-6
+    cols = [np.log(eps + np.maximum(f[f"E_{k}"], 0.0) / (1000.0 * energy)) for k in range(len(layers))]
+    cols.append(np.log(eps + np.maximum(f["response"], 0.0)))
+    for k in range(len(layers)):
+        cols += [f[f"{name}_{axis}_{k}"] / 100.0 for name in ("centroid", "width") for axis in "xy"]
+        cols.append(f[f"sparsity_{k}"])
+    return np.concatenate([np.column_stack(cols), log_e], axis=1)
+
+
+def classifier_auc(reference: np.ndarray, candidate: np.ndarray, *, hidden: Sequence[int] = (512, 512),
+                   epochs: int = 30, batch_size: int = 1000, lr: float = 2e-4, split: Sequence[float] = (0.6, 0.2, 0.2),
+                   dropout: float = 0.2, seed: int = 0, max_per_class: int | None = None) -> dict[str, float]:
+    """CaloChallenge classifier test: AUC on the test part of a DNN separating ``reference`` from ``candidate``.
+
+    ``reference``: (n, d) (label 1), ``candidate``: (m, d) (label 0). Both classes are cut to the same
+    size (the smaller; at most ``max_per_class``) by a seeded subsample, shuffled and split into
+    train / validation / test by ``split``; inputs are standardised on the training part. The DNN
+    (``hidden`` leaky-ReLU layers with ``dropout``, a logit output) is trained with Adam on the binary
+    cross-entropy for ``epochs``; the epoch with the lowest validation loss is kept. Returns ``{"auc",
+    "auc_err", "val_loss", "best_epoch", "n_train", "n_test"}``; ``auc_err`` is the Hanley-McNeil standard
+    error. An AUC near 0.5 means the classifier cannot tell the samples apart (the floor is the AUC of
+    the reference against an independent sample of itself).
+    """
+    import torch
+    from torch import nn
+
+    a, b = np.asarray(reference, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise DataError(f"classifier_auc needs (n, d) and (m, d) arrays, got {a.shape} and {b.shape}")
+    for name, arr in (("reference", a), ("candidate", b)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise DataError(f"classifier_auc: the {name} holds a NaN/inf value in row {row}, column {col}")
+    if len(split) != 3 or any(s <= 0 for s in split):
+        raise ConfigError(f"split takes three positive fractions (train, validation, test), got {list(split)}")
+    rng = np.random.default_rng(seed)
+    m = min(len(a), len(b), max_per_class or len(a) + len(b))
+    if m < 10:
+        raise DataError(f"classifier_auc needs at least 10 events per sample, got {len(a)} and {len(b)}")
+    a, b = a[rng.permutation(len(a))[:m]], b[rng.permutation(len(b))[:m]]
+    x = np.concatenate([a, b])
+    y = np.concatenate([np.ones(m), np.zeros(m)])
+    order = rng.permutation(2 * m)
+    x, y = x[order], y[order]
+    frac = np.asarray(split, dtype=np.float64) / np.sum(split)
+    n_train, n_val = int(frac[0] * 2 * m), int(frac[1] * 2 * m)
+    parts = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val), "test": slice(n_train + n_val, None)}
+    mean, std = x[parts["train"]].mean(0), x[parts["train"]].std(0)
+    std[std == 0] = 1.0
+    x = (x - mean) / std
+    gen = torch.Generator().manual_seed(seed)
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    width = x.shape[1]
+    for h in hidden:
+        layers += [nn.Linear(width, int(h)), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+        width = int(h)
+    net = nn.Sequential(*layers, nn.Linear(width, 1)).double()
+    torch.random.set_rng_state(torch_state)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    loss_fn = nn.BCEWithLogitsLoss()
+    xt = {k: torch.as_tensor(x[s]) for k, s in parts.items()}
+    yt = {k: torch.as_tensor(y[s]) for k, s in parts.items()}
+    best, best_state, best_epoch = np.inf, None, 0
+    for epoch in range(int(epochs)):
+        net.train()
+        perm = torch.randperm(len(xt["train"]), generator=gen)
+        for start in range(0, len(perm), batch_size):
+            idx = perm[start:start + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(net(xt["train"][idx])[:, 0], yt["train"][idx])
+            loss.backward()
+            opt.step()
+        net.eval()
+        with torch.no_grad():
+            val = float(loss_fn(net(xt["val"])[:, 0], yt["val"])) if len(xt["val"]) else float(loss)
+        if val < best:
+            best, best_epoch = val, epoch + 1
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    with torch.no_grad():
+        score = torch.sigmoid(net(xt["test"])[:, 0]).numpy()
+    labels = y[parts["test"]]
+    auc = roc_auc(score[labels == 1], score[labels == 0])
+    return {"auc": float(auc), "auc_err": _hanley_mcneil(auc, int((labels == 1).sum()), int((labels == 0).sum())),
+            "val_loss": float(best), "best_epoch": int(best_epoch), "n_train": int(n_train), "n_test": int(len(labels))}
+
+
+def _hanley_mcneil(auc: float, n1: int, n0: int) -> float:
+    """Standard error of an AUC (Hanley and McNeil 1982)."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / max(n1 * n0, 1)
+    return float(np.sqrt(max(var, 0.0)))
