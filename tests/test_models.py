@@ -175,3 +175,23 @@ def test_inference_returns_plain_tensors_for_every_family(name):
     if hasattr(model, "log_prob"):
         lp = model.log_prob(x, c, grad=True)
         assert lp.requires_grad and torch.isfinite(lp).all(), name
+
+
+def test_register_finds_a_class_defined_inside_a_function(tmp_path):
+    import numpy as np
+
+    import hepgen
+    from hepgen.models import REGISTRY, model_class, register
+
+    def make():
+        class Local(hepgen.Gaussian):
+            cli_name = "test-local-gaussian"
+        return Local
+
+    cls = register(make())
+    try:
+        assert model_class("test-local-gaussian") is cls
+        cls(2).fit(np.random.default_rng(0).normal(size=(100, 2)), epochs=1, quiet=True).save(tmp_path / "r")
+        assert type(hepgen.load(tmp_path / "r")) is cls
+    finally:
+        REGISTRY.pop("test-local-gaussian", None)

@@ -22,6 +22,9 @@ from hepgen.errors import (
 
 #: public name -> the module that defines it
 _LAZY = {
+    "Phi4Flow": "hepgen.lattice",
+    "HypercubeFlow": "hepgen.phasespace",
+    "make_target": "hepgen.targets",
     "Gaussian": "hepgen.gaussian",
     "Flow": "hepgen.flows", "NSF": "hepgen.flows", "MAF": "hepgen.flows", "IAF": "hepgen.flows",
     "RealNVP": "hepgen.flows",
@@ -29,8 +32,9 @@ _LAZY = {
     "DenoisingAutoencoder": "hepgen.autoencoders", "VAE": "hepgen.autoencoders", "ConvVAE": "hepgen.autoencoders",
     "GAN": "hepgen.gans", "WGAN": "hepgen.gans", "WGANGP": "hepgen.gans", "CGAN": "hepgen.gans",
     "ConvGAN": "hepgen.gans", "CycleGAN": "hepgen.gans",
-    "Model": "hepgen.models", "REGISTRY": "hepgen.models", "load": "hepgen.models",
+    "Model": "hepgen.models", "DensityModel": "hepgen.density", "REGISTRY": "hepgen.models", "load": "hepgen.models",
     "Engine": "hepgen.train.engine",
+    "Classifier": "hepgen.jets", "Pivot": "hepgen.jets", "DisCo": "hepgen.jets",
 }
 
 __all__ = [*sorted(_LAZY), "CheckpointError", "ConfigError", "DataError", "HepgenError", "TrainingError", "__version__"]

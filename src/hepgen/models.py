@@ -63,6 +63,11 @@ REGISTRY: dict[str, str] = {
     "cgan": "hepgen.gans.gan:CGAN",
     "conv-gan": "hepgen.gans.gan:ConvGAN",
     "cyclegan": "hepgen.gans.cyclegan:CycleGAN",
+    "calo-gan": "hepgen.calo.gan:CaloGAN",
+    "calo-flow": "hepgen.calo.flow:CaloFlow",
+    "classifier": "hepgen.jets.taggers:Classifier", "pivot": "hepgen.jets.taggers:Pivot", "disco": "hepgen.jets.taggers:DisCo",
+    "phi4-flow": "hepgen.lattice.flow:Phi4Flow",
+    "hypercube-flow": "hepgen.phasespace.flow:HypercubeFlow",
 }
 
 
@@ -75,6 +80,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: classes added by :func:`register` in this process, found without importing their module again
+_REGISTERED: dict[str, type] = {}
+
+
 def register(cls: type[Model] | None = None, *, name: str | None = None) -> Any:
     """Class decorator adding a model defined outside hepgen (a user's, a test's) to :data:`REGISTRY`,
     under ``name`` or its ``cli_name``, so that the CLI can fit it and :func:`load` rebuild it."""
@@ -82,6 +91,7 @@ def register(cls: type[Model] | None = None, *, name: str | None = None) -> Any:
     def wrap(c: type[Model]) -> type[Model]:
         c.cli_name = name or c.cli_name
         REGISTRY[c.cli_name] = f"{c.__module__}:{c.__qualname__}"
+        _REGISTERED[c.cli_name] = c  # classes defined in a function have no importable path
         return c
 
     return wrap(cls) if cls is not None else wrap
@@ -90,6 +100,8 @@ def register(cls: type[Model] | None = None, *, name: str | None = None) -> Any:
 def model_class(name: str) -> type[Model]:
     """The model class registered under CLI name ``name``; unknown names raise a ConfigError with a hint."""
     target = REGISTRY.get(name)
+    if name in _REGISTERED and target == f"{_REGISTERED[name].__module__}:{_REGISTERED[name].__qualname__}":
+        return _REGISTERED[name]
     if target is None:
         near = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
