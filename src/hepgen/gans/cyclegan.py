@@ -49,7 +49,6 @@ class CycleGAN(Adversarial):
 
     cli_name = "cyclegan"
 
-
     def __init__(self, features: int, features_b: int | None = None, hidden: Sequence[int] = (128, 128),
                  loss: str = "least-squares", cycle_weight: float = 10.0, identity_weight: float = 0.5,
                  domain_b: str | None = None, domain_b_weights: str | None = None,
