@@ -34,6 +34,10 @@ def add_sample_parser(sub: Any) -> argparse.ArgumentParser:
     sample.add_argument("--batch-size", dest="batch_size", type=int, default=100_000,
                         help="events per block (memory scales with it, not with -n)")
     sample.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sample.add_argument("--mcmc", action="store_true", help="a model trained on a lattice target (phi4-flow): an "
+                        "independence Metropolis-Hastings chain of N steps (configs, acceptance, tau_int); .h5/.npz")
+    sample.add_argument("--unweighted", action="store_true", help="a model trained on an integrand "
+                        "(hypercube-flow): N unweighted events by accept-reject against the max weight; .h5/.npz")
     sample.set_defaults(handler=cmd_sample)
 
     return sample
@@ -162,6 +166,8 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
 
     positive(args.n, "-n")
     positive(args.batch_size, "--batch-size")
+    if args.mcmc or args.unweighted:
+        return _sample_exact(args)
     writer = BlockWriter(args.out, args.n)  # checks the output spec before the model is even loaded
     model = hepgen.load(args.run)
     context = _context_source(args.context, model)
@@ -176,7 +182,10 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
         for start in range(0, args.n, args.batch_size):
             stop = min(start + args.batch_size, args.n)
             block: dict[str, Any] = {}
-            if context is None:
+            if context is None and hasattr(model, "sample_weighted"):  # trained on a target: events and weights
+                drawn, weights = model.sample_weighted(stop - start)
+                block.update(weights)
+            elif context is None:
                 drawn = model.sample(stop - start)
             else:
                 c = _rows(context, start, stop)
@@ -193,6 +202,35 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
         context.close()
     if not args.quiet:
         print(f"wrote {args.n} events to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _sample_exact(args: argparse.Namespace) -> int:
+    """--mcmc / --unweighted: the whole chain or event set in memory, then written with its summary numbers."""
+    from pathlib import Path
+
+    import hepgen
+    from hepgen.data import io
+
+    flag = "--mcmc" if args.mcmc else "--unweighted"
+    if args.mcmc and args.unweighted:
+        raise ConfigError("give --mcmc (lattice flows) or --unweighted (integration flows), not both")
+    if args.context is not None:
+        raise ConfigError(f"{flag} samples a model trained on a target, which takes no --context")
+    if Path(args.out.split(":")[0]).suffix.lower() not in (".h5", ".hdf5", ".npz"):
+        raise ConfigError(f"{flag} writes arrays and summary numbers: -o must be .h5 or .npz, got {args.out}")
+    model = hepgen.load(args.run)
+    method = "sample_mcmc" if args.mcmc else "sample_unweighted"
+    if not hasattr(model, method):
+        kind = "lattice target (phi4-flow)" if args.mcmc else "integrand (hypercube-flow)"
+        raise ConfigError(f"{flag} needs a model trained on a {kind}; {args.run} holds a {model.cli_name}")
+    result = getattr(model, method)(args.n, seed=args.seed, batch_size=args.batch_size)
+    io.write(args.out, result)
+    if not args.quiet:
+        keys = ("acceptance", "tau_int", "tau_int_action") if args.mcmc else \
+            ("efficiency", "max_weight", "overweight_fraction", "integral", "integral_error", "calls")
+        print(f"wrote {args.n} {'configurations' if args.mcmc else 'events'} to {args.out}; "
+              + ", ".join(f"{k} = {float(result[k]):.4g}" for k in keys), file=sys.stderr)
     return 0
 
 

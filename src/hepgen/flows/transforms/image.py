@@ -82,10 +82,11 @@ class ConvCoupling(Transform):
         channels: hidden channel counts of the conditioner's same-size convolutions.
         context: context size.
         kernel_size: odd kernel size.
+        padding_mode: the convolutions' padding, "zeros" (images) or "circular" (periodic lattices).
     """
 
     def __init__(self, shape: Sequence[int], mask: Tensor, transformer, channels: Sequence[int] = (64, 64),
-                 context: int = 0, kernel_size: int = 3, activation: str = "relu"):
+                 context: int = 0, kernel_size: int = 3, activation: str = "relu", padding_mode: str = "zeros"):
         super().__init__()
         self.shape = image_shape(shape)
         c, h, w = self.shape
@@ -102,8 +103,10 @@ class ConvCoupling(Transform):
         sizes = [c + self.context, *[int(k) for k in channels]]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Conv2d(a, b, kernel_size, padding=kernel_size // 2), make_activation(activation)]
-        layers.append(nn.Conv2d(sizes[-1], c * transformer.params, kernel_size, padding=kernel_size // 2))
+            layers += [nn.Conv2d(a, b, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode),
+                       make_activation(activation)]
+        layers.append(nn.Conv2d(sizes[-1], c * transformer.params, kernel_size, padding=kernel_size // 2,
+                                padding_mode=padding_mode))
         self.conditioner = nn.Sequential(*layers)
 
     def reset_to_identity(self) -> None:

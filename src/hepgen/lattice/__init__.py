@@ -1,0 +1,14 @@
+"""Lattice field theory with flows: flow-based MCMC for 2-D φ⁴ (Albergo, Kanwar & Shanahan 2019).
+
+:class:`Phi4Flow` (``hepgen fit phi4-flow --L 8 --m2 -4 --lam 6.008 --steps-per-epoch N``) is trained by
+reverse KL to exp(−S) of :class:`hepgen.targets.Phi4`; :func:`flow_mcmc` (``hepgen sample RUN -n N --mcmc``)
+runs an independence Metropolis–Hastings chain on its proposals, :mod:`hepgen.lattice.observables` measures
+⟨|M|⟩, χ₂, the Ising energy and the pole mass with jackknife errors.
+"""
+
+from hepgen.lattice.flow import Phi4Flow
+from hepgen.lattice.mcmc import flow_mcmc, metropolis_chain, propose, self_normalised_weights, tau_int
+from hepgen.lattice.observables import jackknife, observables, two_point
+
+__all__ = ["Phi4Flow", "flow_mcmc", "jackknife", "metropolis_chain", "observables", "propose",
+           "self_normalised_weights", "tau_int", "two_point"]

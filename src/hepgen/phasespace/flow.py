@@ -1,0 +1,152 @@
+"""A flow on the unit hypercube for integration and unweighted event generation (i-flow, Gao et al. 2020).
+
+x = f⁻¹(z) + ½ with z uniform on [−½, ½]^d and f⁻¹ a chain of rational-quadratic spline couplings whose
+box is exactly [−½, ½] (:func:`hepgen.flows.transforms.spline_coupling` with ``bound = 0.5``), alternating
+masks: q(x) = |det ∂f/∂x| is a density on [0, 1]^d with no mass outside. Trained on an integrand
+f ≥ 0 (:mod:`hepgen.targets`) from its own draws, without gradients of f (phase-space cuts are steps):
+
+    kl        ∇ KL(f/I ‖ q) = −E_q[w ∇ log q] / I,      per-event loss −(w/w̄) log q(x)
+    variance  ∇ Var_q(w)     = −E_q[w² ∇ log q],         per-event loss −(w²/⟨w²⟩) log q(x)
+
+with w = f(x)/q(x) drawn without gradient and log q(x) re-evaluated with gradient (the batch means w̄,
+⟨w²⟩ only set the scale). ``train_weight`` in metrics.csv is the running integral estimate.
+Then ∫f = E_q[w] (:meth:`HypercubeFlow.integrate`), and unweighted events come from accept–reject
+against the maximum weight (:func:`hepgen.phasespace.integration.unweight`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from hepgen.errors import ConfigError
+from hepgen.flows.flow import FlowModel
+from hepgen.flows.transforms import alternating_mask, spline_coupling
+from hepgen.targets import INTEGRANDS, make_target
+
+LOSSES = ("kl", "variance")
+
+
+class CentredUniform(nn.Module):
+    """U([−½, ½]^d): log density 0 inside, −inf outside."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.features = int(features)
+        self.register_buffer("_anchor", torch.zeros(()))
+
+    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        inside = (z.abs() <= 0.5).all(-1)
+        return torch.where(inside, 0.0, -torch.inf).to(z.dtype)
+
+    def sample_and_log_prob(self, n: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        z = torch.rand(int(n), self.features, dtype=self._anchor.dtype, device=self._anchor.device) - 0.5
+        return z, z.new_zeros(int(n))
+
+
+class HypercubeFlow(FlowModel):
+    """Spline-coupling flow on [0, 1]^dims trained to an integrand (module doc).
+
+    Args:
+        target: the integrand, one of gaussian, camel, ring, eeqqg (:mod:`hepgen.targets`).
+        dims: dimensions d (eeqqg: 2).
+        width: peak width of gaussian / camel / ring (None: the target's default).
+        ycut: eeqqg's resolution cut y_ij > ycut. alpha_s: eeqqg's strong coupling.
+        transforms: coupling layers (masks alternate). hidden: conditioner MLP sizes. bins: spline bins.
+        loss: "kl" or "variance".
+    """
+
+    cli_name = "hypercube-flow"
+    data_free = True
+
+    def __init__(self, target: str = "camel", dims: int = 2, width: float | None = None, ycut: float = 0.01,
+                 alpha_s: float = 0.118, transforms: int = 6, hidden: Sequence[int] = (64, 64), bins: int = 16,
+                 loss: str = "kl"):
+        if target not in INTEGRANDS:
+            raise ConfigError(f"hypercube-flow: target must be one of {', '.join(INTEGRANDS)}, got {target!r}")
+        if target == "eeqqg":
+            if int(dims) != 2:
+                raise ConfigError(f"hypercube-flow: target 'eeqqg' has dims 2 (x1, x2), got dims={dims}")
+            self_target = make_target("eeqqg", ycut=ycut, alpha_s=alpha_s)
+        else:
+            self_target = make_target(target, dims=dims, width=width)
+        if self_target.dim < 2:
+            raise ConfigError(f"hypercube-flow needs dims >= 2 (coupling layers), got {dims}")
+        if loss not in LOSSES:
+            raise ConfigError(f"hypercube-flow: loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if int(transforms) < 1 or int(bins) < 1 or not hidden or any(int(h) < 1 for h in hidden):
+            raise ConfigError(f"hypercube-flow needs transforms >= 1, bins >= 1 and positive hidden sizes (got "
+                              f"transforms={transforms}, bins={bins}, hidden={list(hidden)})")
+        d = self_target.dim
+        super().__init__((d,), 0, "none")
+        self.target = self_target
+        self.dims, self.width, self.ycut, self.alpha_s = d, width, float(ycut), float(alpha_s)
+        self.transforms, self.hidden, self.bins, self.loss = int(transforms), tuple(int(h) for h in hidden), int(bins), loss
+        self._set_parts(CentredUniform(d), [spline_coupling(alternating_mask(d, i % 2), self.hidden, 0, self.bins, 0.5)
+                                            for i in range(self.transforms)])
+        self.reset_parameters()
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "target": self.target.name}
+
+    # -- the density on [0, 1]^d ---------------------------------------------------------------------------
+    def log_prob_internal(self, u: Tensor, context: Tensor | None = None) -> Tensor:
+        """log q(x): x (batch, d) in [0, 1]^d -> (batch,); −inf outside the cube."""
+        return super().log_prob_internal(u - 0.5, context)
+
+    def sample_internal(self, n: int, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(x (n, d), log q(x) (n,))."""
+        v, log_q = super().sample_internal(n, context)
+        return (v + 0.5).clamp(0.0, 1.0), log_q
+
+    def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Per-event loss (module doc) and ``weight`` w = f/q (its mean: the integral estimate)."""
+        with torch.no_grad():
+            x, log_q = self.sample_internal(len(batch["w"]))
+            w = torch.exp(self.target.log_prob(x.double()) - log_q.double())
+            c = w if self.loss == "kl" else w * w
+            c = (c / c.mean().clamp_min(1e-300)).to(x.dtype)
+        return {"loss": -c * self.log_prob_internal(x), "weight": w.to(x.dtype)}
+
+    # -- integration and events -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def weighted_events(self, n: int, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """(x (n, d), w = f(x)/q(x) (n,)) as float64 NumPy, from the current torch RNG."""
+        xs, ws = [], []
+        for start in range(0, int(n), int(batch_size)):
+            x, log_q = self.sample_internal(min(int(batch_size), int(n) - start))
+            ws.append(torch.exp(self.target.log_prob(x.double()) - log_q.double()).cpu().numpy())
+            xs.append(x.cpu().double().numpy())
+        return np.concatenate(xs), np.concatenate(ws)
+
+    def sample_weighted(self, n: int, batch_size: int = 100_000) -> tuple[Tensor, dict[str, np.ndarray]]:
+        """(x (n, d), {"weight": w (n,)}): weighted events, E[w] = ∫ f."""
+        x, w = self.weighted_events(n, batch_size)
+        return torch.as_tensor(x), {"weight": w}
+
+    def integrate(self, n: int, seed: int | None = None, batch_size: int = 100_000) -> dict[str, float]:
+        """∫ f over the cube from n calls: integral, error, variance per call, unweighting efficiency, ESS."""
+        from hepgen.phasespace.integration import summarise
+
+        if seed is not None:
+            torch.manual_seed(seed)
+        return summarise(self.weighted_events(n, batch_size)[1])
+
+    def sample_unweighted(self, n: int, seed: int = 0, batch_size: int = 100_000, calibration: int = 100_000,
+                          quantile: float = 1.0) -> dict[str, Any]:
+        """n unweighted events by accept–reject (:func:`hepgen.phasespace.integration.unweight`)."""
+        from hepgen.phasespace.integration import unweight
+
+        torch.manual_seed(seed)
+        return unweight(lambda k: self.weighted_events(k, batch_size), n, seed=seed, calibration=calibration,
+                        quantile=quantile, batch_size=batch_size)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {**super().extra_state(), "target_config": self.target.get_config()}
+
+
+__all__ = ["CentredUniform", "HypercubeFlow"]
