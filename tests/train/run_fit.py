@@ -34,6 +34,30 @@ def fit(kind: str, run_dir: str | None, resume: bool = False, **options) -> torc
     return model.fit(x, weights=w, run_dir=run_dir, resume=resume, **settings)
 
 
+def kill_in_third_epoch(kind: str, run: Path, sleep: float, pause: float) -> None:
+    """Start ``fit(kind)`` into ``run`` in a subprocess and SIGKILL it once two epochs are written,
+    ``pause`` seconds into the third (for the resume tests)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([sys.executable, __file__, kind, str(run), "fresh", json.dumps({"sleep": sleep})],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    metrics = run / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if metrics.exists() and metrics.read_text().count("\n") >= 3:  # header + epochs 1 and 2 done
+            break
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before it could be killed: {proc.stderr.read().decode()}")
+        time.sleep(0.02)
+    time.sleep(pause)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "model.pt").exists(), "killed too late: the run had finished"
+
+
 if __name__ == "__main__":
     kind, run_dir = sys.argv[1], sys.argv[2]
     resume = len(sys.argv) > 3 and sys.argv[3] == "resume"

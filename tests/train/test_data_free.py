@@ -3,10 +3,8 @@ with its steps, schedules, NaN guard, checkpoints, resume (bit-exact after SIGKI
 
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import torch
 
 import hepgen
 import hepgen.train.rundir
-from tests.train.run_fit import fit
+from tests.train.run_fit import fit, kill_in_third_epoch
 from tests.train.toy_models import Regressor, ReverseKL
 
 SCRIPT = Path(__file__).with_name("run_fit.py")
@@ -64,20 +62,7 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), "reverse-kl", str(run), "fresh", '{"sleep": 0.02}'],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    metrics = run / "metrics.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if metrics.exists() and metrics.read_text().count("\n") >= 3:  # header + epochs 1 and 2
-            break
-        if proc.poll() is not None:
-            raise AssertionError(f"training ended before it could be killed: {proc.stderr.read().decode()}")
-        time.sleep(0.02)
-    time.sleep(0.15)  # into epoch 3
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (run / "model.pt").exists(), "killed too late: the run had finished"
+    kill_in_third_epoch("reverse-kl", run, sleep=0.02, pause=0.15)
     ckpt = hepgen.train.rundir.load_checkpoint(run / "checkpoints" / "last.pt")
     assert ckpt["state"]["epoch"] in (2, 3)
     resumed = fit("reverse-kl", str(run), resume=True, sleep=0.02)
