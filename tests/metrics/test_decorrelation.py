@@ -6,7 +6,11 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 
 from hepgen.errors import DataError
-from hepgen.metrics.decorrelation import distance_correlation, efficiency_threshold, mass_sculpting
+from hepgen.metrics.decorrelation import (
+    distance_correlation,
+    efficiency_threshold,
+    mass_sculpting,
+)
 
 
 def brute_dcor2(x, y):
@@ -21,7 +25,7 @@ def brute_dcor2(x, y):
         return [[m[j][k] - rows[j] - rows[k] + grand for k in range(n)] for j in range(n)]
 
     ca, cb = centre(a), centre(b)
-    v = lambda p, q: sum(p[j][k] * q[j][k] for j in range(n) for k in range(n)) / n**2  # noqa: E731
+    v = lambda p, q: sum(p[j][k] * q[j][k] for j in range(n) for k in range(n)) / n**2
     return v(ca, cb) / np.sqrt(v(ca, ca) * v(cb, cb))
 
 

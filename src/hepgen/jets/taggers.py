@@ -1,0 +1,451 @@
+"""Supervised taggers on tabular events, plain and decorrelated from a nuisance.
+
+* :class:`Classifier` — an MLP f(x) ∈ [0, 1] trained by weighted binary cross-entropy
+  L_f = −Σ w [y log f + (1 − y) log(1 − f)] / Σ w; ``score`` is f(x).
+* :class:`Pivot` — Louppe, Kagan & Cranmer (2017), "Learning to pivot with adversarial networks":
+  an adversary r predicts the nuisance Z from f(X) (a Gaussian mixture density network for a
+  continuous Z, a softmax for a categorical one) with L_r = −log p_r(Z | f(X)); f minimises
+  L_f − λ L_r. Schedule: ``pretrain_classifier`` epochs of f alone, ``pretrain_adversary`` epochs of
+  r alone, then both, r taking ``adversary_steps`` steps per step of f (the engine's ``every=k``).
+* :class:`DisCo` — Kasieczka & Shih (2020): L_f + α dCor²_w(f(X), M) with the weighted distance
+  correlation computed per batch on the background events (y = 0).
+
+The label (0 = background, 1 = signal) and the nuisance are columns of the training data named by
+the ``label`` / ``nuisance`` / ``decorrelate`` hyper-parameters. They travel to the engine as the
+model's *context* (read from ``batch["context"]``, never an input of the networks): during ``fit``
+the model declares a context of those columns, and after training it drops it, so a fitted tagger
+scores events that have only the features (``hepgen score RUN DATA``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from hepgen.data.io import DataSpec
+from hepgen.data.loader import Events
+from hepgen.data.preprocess import Preprocessor, PreprocessSpec
+from hepgen.errors import ConfigError, DataError
+from hepgen.models import Model, Player
+from hepgen.nn import MLP
+
+__all__ = ["Classifier", "DisCo", "Pivot", "distance_correlation_sqr"]
+
+ADVERSARY_ON = ("all", "background")
+
+
+def distance_correlation_sqr(x: Tensor, y: Tensor, weights: Tensor | None = None) -> Tensor:
+    """Differentiable weighted dCor²(x, y) of two (n,) tensors (as :func:`hepgen.metrics.decorrelation.
+    distance_correlation`): p = w/Σw, A_ij = a_ij − ā_i − ā_j + ā with a_ij = |x_i − x_j|, ā_i = Σ_j p_j a_ij,
+    dCor² = Σ p_i p_j A_ij B_ij / √(Σ p p A² · Σ p p B²). O(n²) memory: one batch at a time."""
+    p = torch.ones_like(x) if weights is None else weights.to(x.dtype)
+    p = p / p.sum()
+
+    def centred(v: Tensor) -> Tensor:
+        a = (v[:, None] - v[None, :]).abs()
+        row = a @ p
+        return a - row[:, None] - row[None, :] + row @ p
+
+    a, b = centred(x), centred(y)
+    pp = p[:, None] * p[None, :]
+    ab, aa, bb = (pp * a * b).sum(), (pp * a * a).sum(), (pp * b * b).sum()
+    return ab / torch.sqrt(aa * bb).clamp_min(1e-20)
+
+
+def _default(cls: type, name: str) -> Any:
+    return inspect.signature(cls.__init__).parameters[name].default
+
+
+class Classifier(Model):
+    """Binary classifier: an MLP on the features, sigmoid output, weighted binary cross-entropy.
+
+    Args:
+        features: number of input features (the label and nuisance columns are not features).
+        context: data-decided; the number of label/nuisance columns while fitting (0 otherwise).
+        label: name of the column of DATA holding the class, 0 (background) or 1 (signal).
+        hidden: sizes of the hidden layers.
+        dropout: dropout probability after each hidden layer.
+        preprocess: preprocessing of the features (default: standard).
+    """
+
+    cli_name = "classifier"
+
+    def __init__(self, features: int, context: int = 0, label: str = "label", hidden: Sequence[int] = (64, 64),
+                 dropout: float = 0.0, preprocess: PreprocessSpec = "standard"):
+        super().__init__((features,), 0, preprocess)
+        self.features, self.label, self.hidden, self.dropout = int(features), str(label), tuple(hidden), dropout
+        self.net = MLP(self.features, 1, self.hidden, dropout=dropout)
+        self._begin_training_columns(int(context))
+
+    # -- the label and nuisance columns ---------------------------------------------------------
+    def training_columns(self) -> list[str]:
+        """Columns of the training data the model reads beside the features: the label, then any nuisance."""
+        return [self.label]
+
+    @classmethod
+    def _training_column_names(cls, params: dict[str, Any]) -> list[str]:
+        probe = {k: params.get(k, _default(cls, k)) for k in ("label", "nuisance", "decorrelate")
+                 if k in inspect.signature(cls.__init__).parameters}
+        return [str(probe[k]) for k in ("label", "nuisance", "decorrelate") if k in probe]
+
+    def _context_kinds(self) -> list[str]:
+        return ["none"] * len(self.training_columns())
+
+    def _begin_training_columns(self, size: int) -> None:
+        """Declare the label/nuisance columns as the (unconditioned) context of ``size`` columns, or none."""
+        if size and size != len(self.training_columns()):
+            raise ConfigError(f"{self.cli_name} reads {len(self.training_columns())} column(s) beside the features "
+                              f"({', '.join(self.training_columns())}), got a context of {size}")
+        self.context = size
+        self.context_preprocessor = Preprocessor((size,), self._context_kinds()) if size else None
+
+    @classmethod
+    def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Classifier:
+        """From the CLI: DATA's columns include the label (and nuisance) columns, which are not features."""
+        if len(event_shape) != 1:
+            raise ConfigError(f"{cls.cli_name} takes tabular events (batch, features); this data has events of "
+                              f"shape {event_shape}")
+        extra = 0 if context else len(cls._training_column_names(params))
+        if event_shape[0] - extra < 1:
+            raise DataError(f"{cls.cli_name}: the data have {event_shape[0]} column(s), all of them label/nuisance "
+                            "columns; no features are left")
+        return cls(event_shape[0] - extra, **params)
+
+    def _split_events(self, events: Events) -> Events:
+        """Events opened with every column as a feature (``hepgen fit``): the named columns become the context."""
+        names = list((events.names or {}).get("x") or [])
+        wanted = self.training_columns()
+        where = events.spec if events.spec is not None else "the data"
+        missing = [c for c in wanted if c not in names]
+        if missing:
+            role = "label" if missing[0] == self.label else "nuisance"
+            raise DataError(f"{where}: no {role} column '{missing[0]}' (columns: {', '.join(names) or 'unnamed'}); "
+                            f"name it with --{role if role == 'label' else self._nuisance_flag()}")
+        x = events.x
+        x = np.asarray(x.read_rows(0, len(x)) if hasattr(x, "read_rows") else x)
+        idx = [names.index(c) for c in wanted]
+        keep = [j for j in range(len(names)) if j not in idx]
+        return Events(x=x[:, keep], w=events.w, context=x[:, idx], names={"x": [names[j] for j in keep],
+                                                                         "context": wanted}, spec=events.spec)
+
+    def _nuisance_flag(self) -> str:
+        return "nuisance"
+
+    def check_training_columns(self, values: np.ndarray, where: Any) -> None:
+        """DataError unless the label is 0/1 with both classes present and the nuisance columns are finite."""
+        values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        y = values[:, 0]
+        bad = ~np.isin(y, (0.0, 1.0))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{where}: label column '{self.label}' must be 0 (background) or 1 (signal); row {row} "
+                            f"has {y[row]:g}")
+        for value, what in ((0.0, "background (label 0)"), (1.0, "signal (label 1)")):
+            if not (y == value).any():
+                raise DataError(f"{where}: label column '{self.label}' has no {what} events; a classifier needs both "
+                                "classes")
+        for j, name in enumerate(self.training_columns()[1:], start=1):
+            bad = ~np.isfinite(values[:, j])
+            if bad.any():
+                raise DataError(f"{where}: column '{name}' is NaN or infinite at row {int(np.flatnonzero(bad)[0])}")
+
+    def fit(self, x: Any, val: Any = None, *, labels: Any = None, nuisance: Any = None, weights: Any = None,
+            context: Any = None, val_context: Any = None, **kwargs: Any) -> Classifier:
+        """Train on ``x``: a file spec whose columns include the label (and nuisance) named by the
+        hyper-parameters, the events ``hepgen fit`` opened, or an array (n, features) with ``labels=``
+        (n,) (and ``nuisance=`` (n,)). ``context=`` may give the label/nuisance columns explicitly
+        (column names of ``x`` or an (n, k) array, in the order of :meth:`training_columns`)."""
+        n_cols = len(self.training_columns())
+        where = x.describe() if isinstance(x, DataSpec) else os.fspath(x) if isinstance(x, (str, os.PathLike)) \
+            else "the data"
+        if context is None and labels is None and isinstance(x, (str, os.PathLike, DataSpec)):
+            context = ",".join(self.training_columns())
+        if context is None and labels is not None:
+            arrays = [np.asarray(labels, dtype=np.float64).reshape(-1)]
+            if n_cols > 1:
+                if nuisance is None:
+                    raise ConfigError(f"{self.cli_name}.fit: give nuisance= (one value per event) beside labels=")
+                arrays.append(np.asarray(nuisance, dtype=np.float64).reshape(-1))
+            if len({len(a) for a in arrays} | {len(x)}) != 1:
+                raise DataError(f"{self.cli_name}.fit: {len(x)} events but {', '.join(str(len(a)) for a in arrays)} "
+                                "label/nuisance values")
+            context = np.stack(arrays, axis=1)
+        if isinstance(val, (str, os.PathLike, DataSpec)) and val_context is None:
+            val_context = ",".join(self.training_columns())
+        from hepgen.data.sources import open_events
+
+        if isinstance(x, Events):
+            events = self._split_events(x) if x.context is None else x
+        elif isinstance(x, (str, os.PathLike, DataSpec)):
+            events = open_events(x, weights, context)
+        elif context is not None:
+            events = Events(x=np.asarray(x), context=np.asarray(context, dtype=np.float64).reshape(len(x), -1),
+                            w=None if weights is None else np.asarray(weights, dtype=np.float64))
+            weights = None
+        else:
+            raise ConfigError(f"{self.cli_name}.fit needs the labels: give labels= (one 0/1 value per event) or a "
+                              f"file whose column '{self.label}' holds them")
+        ctx = events.context
+        ctx = ctx.read_rows(0, len(ctx)) if hasattr(ctx, "read_rows") else np.asarray(ctx)
+        if np.asarray(ctx).reshape(len(events), -1).shape[1] != n_cols:
+            raise DataError(f"{where}: {self.cli_name} reads {n_cols} column(s) beside the features "
+                            f"({', '.join(self.training_columns())})")
+        self.check_training_columns(ctx, events.spec or where)
+        self._begin_training_columns(n_cols)
+        try:
+            super().fit(events, val, weights=weights, val_context=val_context, **kwargs)
+        finally:
+            self._begin_training_columns(0)
+        return self
+
+    def on_fit_end(self, events: Any) -> None:
+        """Training is over: the label/nuisance context is dropped, so the saved model takes features only."""
+        self._begin_training_columns(0)
+        self.context_columns_ = None
+
+    # -- the networks ------------------------------------------------------------------------------
+    def logits(self, u: Tensor) -> Tensor:
+        """(batch,) logit of the preprocessed features ``u`` (batch, features)."""
+        return self.net(u)[:, 0]
+
+    def _targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        ctx = batch["context"]
+        return ctx[:, 0], ctx[:, 1:]
+
+    def classification_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        y, _ = self._targets(batch)
+        logit = self.logits(batch["x"])
+        return {"loss": F.binary_cross_entropy_with_logits(logit, y, reduction="none"), "logit": logit}
+
+    def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        out = self.classification_losses(batch)
+        out.pop("logit")
+        return out
+
+    @torch.no_grad()
+    def score_outputs(self, x: Tensor | np.ndarray, context: Any = None) -> dict[str, Tensor]:
+        """``score`` = f(x) ∈ [0, 1] (signal probability) and its ``logit``, per event (batch,)."""
+        was = self.training
+        self.eval()
+        try:
+            logit = torch.cat([self.logits(self.to_internal(x[i:i + 65536])) for i in range(0, len(x), 65536)]) \
+                if len(x) else torch.zeros(0)
+        finally:
+            self.train(was)
+        return {"score": torch.sigmoid(logit), "logit": logit}
+
+    def score(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
+        """f(x) ∈ [0, 1] per event (batch,): higher = more signal-like."""
+        return self.score_outputs(x)["score"]
+
+    def predict_proba(self, x: Tensor | np.ndarray) -> Tensor:
+        """The same as :meth:`score`, by scikit-learn's name."""
+        return self.score(x)
+
+
+class DisCo(Classifier):
+    """Classifier + α · weighted distance correlation² between f(x) and a variable, on background events.
+
+    Args:
+        features: as :class:`Classifier`.
+        context: as :class:`Classifier`.
+        label: as :class:`Classifier`.
+        decorrelate: name of the column of DATA to decorrelate the output from (e.g. the jet mass).
+        alpha: strength α of the distance-correlation term.
+        hidden: as :class:`Classifier`.
+        dropout: as :class:`Classifier`.
+        preprocess: as :class:`Classifier`.
+    """
+
+    cli_name = "disco"
+
+    def __init__(self, features: int, context: int = 0, label: str = "label", decorrelate: str = "mass",
+                 alpha: float = 10.0, hidden: Sequence[int] = (64, 64), dropout: float = 0.0,
+                 preprocess: PreprocessSpec = "standard"):
+        self.decorrelate = str(decorrelate)
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+            raise ConfigError(f"disco: alpha must be a finite number >= 0, got {alpha!r}")
+        self.alpha = float(alpha)
+        super().__init__(features, context, label, hidden, dropout, preprocess)
+
+    def training_columns(self) -> list[str]:
+        return [self.label, self.decorrelate]
+
+    def _nuisance_flag(self) -> str:
+        return "decorrelate"
+
+    def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        out = self.classification_losses(batch)
+        y, m = batch["context"][:, 0], batch["context"][:, 1]
+        bkg = y == 0
+        if int(bkg.sum()) >= 2:
+            dcorr = distance_correlation_sqr(torch.sigmoid(out.pop("logit"))[bkg], m[bkg], batch["w"][bkg])
+        else:
+            out.pop("logit")
+            dcorr = out["loss"].new_zeros(())
+        bce = out["loss"]
+        return {"loss": bce + self.alpha * dcorr, "bce": bce, "dcorr2": dcorr.detach()}
+
+
+class Pivot(Classifier):
+    """Classifier f against an adversary r that predicts the nuisance Z from f(X); f minimises L_f − λ L_r.
+
+    Args:
+        features: as :class:`Classifier`.
+        context: as :class:`Classifier`.
+        label: as :class:`Classifier`.
+        nuisance: name of the column of DATA holding the nuisance Z.
+        lam: λ, the weight of the adversary's loss in the classifier's objective.
+        nuisance_classes: 0 for a continuous Z (a Gaussian mixture density network), K > 1 for a
+            categorical Z with values 0 .. K−1 (a softmax).
+        components: Gaussians of the mixture density network.
+        adversary_hidden: hidden layer sizes of the adversary.
+        adversary_steps: adversary steps per classifier step (the classifier steps every k-th batch).
+        pretrain_classifier: epochs training f alone first.
+        pretrain_adversary: epochs then training r alone (on the frozen f).
+        adversary_on: ``all`` events, or ``background`` only (mass decorrelation of a tagger).
+        adversary_lr: learning rate of the adversary (null: the fit lr).
+        hidden: as :class:`Classifier`.
+        dropout: as :class:`Classifier`.
+        preprocess: as :class:`Classifier`.
+    """
+
+    cli_name = "pivot"
+    #: the validation loss of the epochs before the adversarial phase is offset by this, so that the best epoch
+    #: (early stopping, the restored weights) is always one of the adversarial phase
+    PRETRAINING_OFFSET = 1e6
+
+    def __init__(self, features: int, context: int = 0, label: str = "label", nuisance: str = "z", lam: float = 1.0,
+                 nuisance_classes: int = 0, components: int = 5, adversary_hidden: Sequence[int] = (32, 32),
+                 adversary_steps: int = 5, pretrain_classifier: int = 2, pretrain_adversary: int = 2,
+                 adversary_on: str = "all", adversary_lr: float | None = None, hidden: Sequence[int] = (64, 64),
+                 dropout: float = 0.0, preprocess: PreprocessSpec = "standard"):
+        if adversary_on not in ADVERSARY_ON:
+            raise ConfigError(f"pivot: adversary_on must be one of {', '.join(ADVERSARY_ON)}, got {adversary_on!r}")
+        for name, value, low in (("nuisance_classes", nuisance_classes, 0), ("components", components, 1),
+                                 ("adversary_steps", adversary_steps, 1), ("pretrain_classifier", pretrain_classifier, 0),
+                                 ("pretrain_adversary", pretrain_adversary, 0)):
+            if isinstance(value, bool) or int(value) != value or value < low:
+                raise ConfigError(f"pivot: {name} must be an integer >= {low}, got {value!r}")
+        if nuisance_classes == 1:
+            raise ConfigError("pivot: nuisance_classes must be 0 (continuous) or at least 2")
+        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+            raise ConfigError(f"pivot: lam must be a finite number >= 0, got {lam!r}")
+        self.nuisance, self.lam, self.nuisance_classes = str(nuisance), float(lam), int(nuisance_classes)
+        self.components, self.adversary_hidden = int(components), tuple(adversary_hidden)
+        self.adversary_steps, self.pretrain_classifier = int(adversary_steps), int(pretrain_classifier)
+        self.pretrain_adversary, self.adversary_on, self.adversary_lr = int(pretrain_adversary), adversary_on, adversary_lr
+        super().__init__(features, context, label, hidden, dropout, preprocess)
+        outputs = self.nuisance_classes if self.nuisance_classes else 3 * self.components
+        self.adversary = MLP(1, outputs, self.adversary_hidden)
+        self.register_buffer("epoch_", torch.zeros((), dtype=torch.long))
+        self._fitting = False
+
+    def training_columns(self) -> list[str]:
+        return [self.label, self.nuisance]
+
+    def _context_kinds(self) -> list[str]:
+        return ["none", "none" if self.nuisance_classes else "standard"]
+
+    def check_training_columns(self, values: np.ndarray, where: Any) -> None:
+        super().check_training_columns(values, where)
+        if self.nuisance_classes:
+            z = np.asarray(values, dtype=np.float64).reshape(len(values), -1)[:, 1]
+            bad = (z != np.round(z)) | (z < 0) | (z >= self.nuisance_classes)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(f"{where}: nuisance column '{self.nuisance}' must hold classes 0 .. "
+                                f"{self.nuisance_classes - 1} (nuisance_classes={self.nuisance_classes}); row {row} "
+                                f"has {z[row]:g}")
+
+    # -- the schedule ------------------------------------------------------------------------------
+    def on_fit_start(self, events: Any) -> None:
+        self.epoch_.zero_()  # a resume restores it from the checkpoint after this
+        self._fitting = True
+        super().train(False)
+
+    def on_fit_end(self, events: Any) -> None:
+        self._fitting = False
+        super().on_fit_end(events)
+
+    def train(self, mode: bool = True) -> Pivot:
+        """The engine switches the model to training mode at the start of every epoch: that counts the epochs."""
+        if mode and not self.training and getattr(self, "_fitting", False):
+            self.epoch_ += 1
+        return super().train(mode)
+
+    def phase(self) -> str:
+        """``classifier`` (pretraining f), ``adversary`` (pretraining r) or ``adversarial`` in the current epoch."""
+        epoch = int(self.epoch_)
+        if epoch <= self.pretrain_classifier:
+            return "classifier"
+        if epoch <= self.pretrain_classifier + self.pretrain_adversary:
+            return "adversary"
+        return "adversarial"
+
+    def players(self) -> list[Player]:
+        return [Player("adversary", list(self.adversary.parameters()), lr=self.adversary_lr),
+                Player("classifier", list(self.net.parameters()), every=self.adversary_steps)]
+
+    # -- losses ------------------------------------------------------------------------------------
+    def adversary_nll(self, f: Tensor, z: Tensor) -> Tensor:
+        """−log p_r(z | f) per event (batch,): the mixture density (continuous z) or the softmax (classes)."""
+        out = self.adversary(f[:, None])
+        if self.nuisance_classes:
+            return F.cross_entropy(out, z.long(), reduction="none")
+        k = self.components
+        log_pi = torch.log_softmax(out[:, :k], dim=1)
+        mu, log_sigma = out[:, k:2 * k], out[:, 2 * k:].clamp(-7.0, 5.0)
+        log_n = -0.5 * ((z[:, None] - mu) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
+        return -torch.logsumexp(log_pi + log_n, dim=1)
+
+    def _adversary_mask(self, batch: dict[str, Tensor]) -> Tensor:
+        """Per-event factor of L_r: 1, or (background only) 1[y = 0] · Σw / Σ_bkg w so its weighted mean is the
+        background's."""
+        if self.adversary_on == "all":
+            return torch.ones_like(batch["w"])
+        bkg = (batch["context"][:, 0] == 0).to(batch["w"].dtype)
+        total = (batch["w"] * bkg).sum()
+        return bkg * (batch["w"].sum() / total) if float(total) > 0 else bkg
+
+    @staticmethod
+    def _frozen(value: Tensor) -> Tensor:
+        """A loss that shows ``value`` but moves no parameter (the player sits this phase out)."""
+        return value.detach() + torch.zeros((), device=value.device, requires_grad=True)
+
+    def player_step(self, player: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        phase = self.phase()
+        y, z = batch["context"][:, 0], batch["context"][:, 1]
+        mask = self._adversary_mask(batch)
+        if player == "adversary":
+            f = torch.sigmoid(self.logits(batch["x"])).detach()
+            nll = self.adversary_nll(f, z) * mask
+            return {"loss": self._frozen(nll) if phase == "classifier" else nll}
+        logit = self.logits(batch["x"])
+        bce = F.binary_cross_entropy_with_logits(logit, y, reduction="none")
+        if phase == "adversary":
+            return {"loss": self._frozen(bce), "bce": bce.detach()}
+        if phase == "classifier" or self.lam == 0:
+            return {"loss": bce, "bce": bce.detach()}
+        nll = self.adversary_nll(torch.sigmoid(logit), z) * mask
+        return {"loss": bce - self.lam * nll, "bce": bce.detach(), "adversary_nll": nll.detach()}
+
+    def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``loss`` = L_f − λ L_r (offset by :data:`PRETRAINING_OFFSET` before the adversarial phase), ``bce``,
+        ``adversary_nll``."""
+        y, z = batch["context"][:, 0], batch["context"][:, 1]
+        logit = self.logits(batch["x"])
+        bce = F.binary_cross_entropy_with_logits(logit, y, reduction="none")
+        nll = self.adversary_nll(torch.sigmoid(logit), z) * self._adversary_mask(batch)
+        loss = bce - self.lam * nll
+        if self.phase() != "adversarial":
+            loss = loss + self.PRETRAINING_OFFSET
+        return {"loss": loss, "bce": bce, "adversary_nll": nll}
