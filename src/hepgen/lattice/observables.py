@@ -68,8 +68,8 @@ def effective_mass(g: np.ndarray) -> np.ndarray:
 
 def pole_mass(g: np.ndarray) -> float:
     """The effective pole mass averaged over t = 1 … L/2 − 1 (at least t = 1)."""
-    m = effective_mass(g)
-    return float(np.nanmean(m[: max(1, g.shape[0] // 2 - 1)]))
+    m = effective_mass(g)[: max(1, g.shape[0] // 2 - 1)]
+    return float(np.mean(m[np.isfinite(m)])) if np.isfinite(m).any() else float("nan")
 
 
 def observables(phi: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:

@@ -1,0 +1,56 @@
+"""Independence Metropolis–Hastings, τ_int and reweighting, checked against closed forms."""
+
+import numpy as np
+import pytest
+
+from hepgen.lattice import metropolis_chain, self_normalised_weights, tau_int
+
+
+def test_independence_mh_leaves_a_discrete_target_invariant():
+    pi = np.array([0.1, 0.2, 0.3, 0.4])
+    q = np.array([0.4, 0.3, 0.2, 0.1])  # a poor proposal: the chain must correct it
+    w = pi / q
+    # the rule's transition matrix T_ij = q_j min(1, w_j/w_i) leaves π exactly invariant
+    t = q[None, :] * np.minimum(1.0, w[None, :] / w[:, None])
+    np.fill_diagonal(t, 0.0)
+    t[np.diag_indices(4)] = 1.0 - t.sum(1)
+    np.testing.assert_allclose(pi @ t, pi, rtol=1e-14)
+    # the code implements that rule: its transition frequencies match T, its state frequencies match π
+    rng = np.random.default_rng(1)
+    states = rng.choice(4, size=400_000, p=q)
+    indices, accepted, acceptance = metropolis_chain(np.log(pi[states]), np.log(q[states]), seed=2)
+    chain = states[indices]
+    counts = np.zeros((4, 4))
+    np.add.at(counts, (chain[:-1], chain[1:]), 1.0)
+    t_hat = counts / counts.sum(1, keepdims=True)
+    err = np.sqrt(t * (1 - t) / counts.sum(1, keepdims=True)) + 1e-12
+    assert np.all(np.abs(t_hat - t) < 5 * err)
+    freq = np.bincount(chain, minlength=4) / len(chain)
+    tau = tau_int(chain.astype(float))
+    assert np.all(np.abs(freq - pi) < 5 * np.sqrt(pi * (1 - pi) * tau / len(chain)))
+    assert acceptance == pytest.approx(accepted[1:].mean())
+    # accepted proposals, a repeat of the current state included: Σ_i π_i Σ_j q_j min(1, w_j/w_i)
+    expected = float(np.sum(pi[:, None] * q[None, :] * np.minimum(1.0, w[None, :] / w[:, None])))
+    assert acceptance == pytest.approx(expected, abs=0.005)
+
+
+def test_tau_int_of_an_ar1_chain():
+    rng = np.random.default_rng(0)
+    phi, n = 0.8, 200_000
+    x = np.empty(n)
+    x[0] = rng.standard_normal() / np.sqrt(1 - phi**2)
+    noise = rng.standard_normal(n)
+    for i in range(1, n):
+        x[i] = phi * x[i - 1] + noise[i]
+    assert tau_int(x) == pytest.approx((1 + phi) / (1 - phi), rel=0.08)
+    assert tau_int(np.ones(10)) == float("inf")
+
+
+def test_reweighting_recovers_a_gaussian_mean():
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 2.0, 200_000)  # q = N(0, 4), p ∝ N(1, 1)
+    log_q = -x**2 / 8
+    log_p = -((x - 1.0) ** 2) / 2
+    w = self_normalised_weights(log_p, log_q)
+    assert float(np.dot(w, x)) == pytest.approx(1.0, abs=0.02)
+    assert w.sum() == pytest.approx(1.0)
