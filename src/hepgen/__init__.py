@@ -23,6 +23,7 @@ from hepgen.errors import (
 #: public name -> the module that defines it
 _LAZY = {
     "Phi4Flow": "hepgen.lattice",
+    "CaloGAN": "hepgen.calo.gan", "CaloFlow": "hepgen.calo.flow",
     "HypercubeFlow": "hepgen.phasespace",
     "make_target": "hepgen.targets",
     "Gaussian": "hepgen.gaussian",

@@ -68,7 +68,8 @@ def layout(fields: Mapping[str, tuple[tuple[int, ...], list[str] | None, bool]],
     Raises DataError when the layout does not fit the format or two columns get one name.
     """
     table = (kind in ("csv", "parquet") or (kind == "npy" and not _single_array(fields))
-             or any(names is not None and bare for _, names, bare in fields.values()))
+             or (any(names is not None and bare for _, names, bare in fields.values())  # named context beside
+                 and any(names is None and bare for _, names, bare in fields.values())))  # unnamed samples
     sep = "/" if kind == "hdf5" else "_"
     out: list[Column] = []
     for field, (shape, names, bare) in fields.items():
