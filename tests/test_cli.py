@@ -7,6 +7,7 @@ import yaml
 import hepgen
 from hepgen.cli import main
 from hepgen.data import io
+from tests.helpers import run_cli
 
 
 @pytest.fixture
@@ -17,12 +18,6 @@ def events(tmp_path):
     path = tmp_path / "events.h5"
     io.write(path, np.column_stack([x, w]), columns=["a", "b", "c", "weight"])
     return path
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_fit_sample_score_info_end_to_end(tmp_path, events, capsys):

@@ -7,15 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from hepgen.cli import main
 from hepgen.data import io
 from hepgen.metrics import fpd, kpd
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

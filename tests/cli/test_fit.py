@@ -11,12 +11,7 @@ import yaml
 import hepgen
 from hepgen.cli import main
 from hepgen.data import io
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_cli
 
 
 @pytest.fixture

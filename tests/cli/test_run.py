@@ -15,14 +15,9 @@ import uproot
 import hepgen
 from hepgen.cli import main
 from hepgen.data import io
+from tests.helpers import run_cli
 
 FORMATS = ["h5", "npy", "npz", "csv", "parquet", "root"]
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

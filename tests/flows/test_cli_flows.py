@@ -11,9 +11,9 @@ import torch
 import yaml
 
 import hepgen
-from hepgen.cli import main
 from hepgen.data import io
 from tests.flows._helpers import autograd_log_prob
+from tests.helpers import run_cli
 
 
 @pytest.fixture
@@ -26,12 +26,6 @@ def events(tmp_path):
     path = tmp_path / "events.h5"
     io.write(path, np.column_stack([a, b, e]), columns=["a", "b", "e"])
     return path
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_conditional_nsf_fit_sample_score(tmp_path, events, capsys):
