@@ -69,6 +69,7 @@ def unweight(draw: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int, seed:
     limit = int(max_calls) if max_calls is not None else int(min(1000 * n / expected, 1e12))
     kept: list[np.ndarray] = []
     have, calls, over, w_sum, w_sq, excess = 0, 0, 0, float(w_cal.sum()), float((w_cal**2).sum()), 0.0
+    drawn = 0.0  # Σ w of the events drawn after calibration
     while have < n:
         if calls >= limit:
             raise DataError(f"unweighting stopped after {calls} calls with {have} of {n} events (efficiency "
@@ -77,6 +78,7 @@ def unweight(draw: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int, seed:
         calls += len(w)
         w_sum, w_sq = w_sum + float(w.sum()), w_sq + float((w**2).sum())
         excess += float(np.clip(w - w_max, 0.0, None).sum())
+        drawn += float(w.sum())
         keep = rng.random(len(w)) * w_max < w
         over += int(np.count_nonzero(w[keep] > w_max))
         kept.append(x[keep])
@@ -86,7 +88,7 @@ def unweight(draw: Callable[[int], tuple[np.ndarray, np.ndarray]], n: int, seed:
     mean = w_sum / total
     var = max(w_sq / total - mean**2, 0.0) * total / (total - 1)
     return {"samples": samples, "efficiency": np.asarray(have / calls), "max_weight": np.asarray(w_max),
-            "overweight_fraction": np.asarray(over / have), "overweight_excess": np.asarray(excess / max(w_sum, 1e-300)),
+            "overweight_fraction": np.asarray(over / have), "overweight_excess": np.asarray(excess / max(drawn, 1e-300)),
             "calls": np.asarray(total), "integral": np.asarray(mean), "integral_error": np.asarray(np.sqrt(var / total))}
 
 
