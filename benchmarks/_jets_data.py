@@ -1,0 +1,36 @@
+"""Jets for the jets benchmarks: the shipped sample (--quick) or ``hepgen data jets`` cached in benchmarks/data/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+DATA = Path(__file__).parent / "data"
+COLUMNS = ['pt', 'eta', 'mass', 'tau1', 'tau2', 'tau3', 'tau21', 'tau32', 'c2', 'd2', 'n_constituents']
+
+
+def jets(quick: bool, n: int, processes=("qcd", "top", "w"), seed: int = 11) -> dict[str, dict[str, np.ndarray]]:
+    """{process: {"features": (n, 11), "images": (n, 40, 40)}}; quick: the shipped 2500 jets per process."""
+    if quick:
+        import hepgen.data.generators.jets as gen
+
+        path = {p: (gen.shipped_sample_path(), p) for p in processes}
+    else:
+        DATA.mkdir(exist_ok=True)
+        path = {}
+        for p in processes:
+            out = DATA / f"jets_{p}_{n}_{seed}.h5"
+            if not out.exists():  # generated once (both cores), then cached outside git
+                subprocess.run([sys.executable, "-m", "hepgen", "data", "jets", "-n", str(n), "--seed", str(seed),
+                                "--option", f"process={p}", "--option", "workers=-1", "-o", str(out)], check=True)
+            path[p] = (out, None)
+    result = {}
+    for p, (file, key) in path.items():
+        with h5py.File(file) as f:
+            g = f[key] if key else f
+            result[p] = {"features": g["features"][:].astype(np.float64), "images": g["images"][:]}
+    return result
