@@ -30,6 +30,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                               "without replacement) or jetnet (jetnet 0.2.5's exact defaults)")
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    compare.add_argument("--showers", action="store_true", help="calorimeter showers (layer_0..2 + energy, as "
+                         "'hepgen data calo' and 'hepgen sample' write them; detected without the flag): CaloChallenge "
+                         "features, classifier AUCs, response per E_inc bin")
+    compare.add_argument("--floor", help="showers: a second, independent reference sample; its AUCs against REF are "
+                                         "the floor a candidate is judged against")
     add_data_selection(compare, what="REF (and, by name, CAND)")
     compare.set_defaults(handler=cmd_compare)
 
@@ -81,6 +86,13 @@ def read_samples(args: argparse.Namespace) -> tuple[Any, Any, list[str] | None, 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     from hepgen.report.compare import compare
 
+    from hepgen.calo.showers import is_shower_file
+    if args.showers or args.floor or (is_shower_file(args.ref) and is_shower_file(args.cand)):
+        from hepgen.calo.compare import compare_showers
+
+        result = compare_showers(args.ref, args.cand, floor=args.floor, report_dir=args.report, seed=args.seed)
+        print(json.dumps({k: v for k, v in result.items() if k not in ("features", "figures")}, indent=2))
+        return 0
     ref, cand, names, rw, cw = read_samples(args)
     with progress_bar(0, "compare", args.quiet, unit="steps") as bar:
         def progress(done: int, total: int, what: str) -> None:
