@@ -237,7 +237,7 @@ class Model(nn.Module):
 
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Single-player families: named per-event losses (batch,) with the objective under ``"loss"``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement training_losses or player_step")
+        raise TypeError(f"{type(self).__name__} must implement training_losses or player_step")
 
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Per-event validation losses (batch,); default: every player's losses, prefixed when several."""
@@ -316,7 +316,7 @@ class Model(nn.Module):
 
     def score(self, x: Tensor | np.ndarray, context: Tensor | np.ndarray | None = None) -> Tensor:
         """Anomaly score per event (batch,): higher means less like the training data."""
-        raise NotImplementedError
+        raise ConfigError(f"{self.cli_name} gives no per-event score")
 
     def score_outputs(self, x: Tensor | np.ndarray, context: Any = None) -> dict[str, Tensor]:
         """What ``hepgen score`` writes per event: at least ``score``; density models add ``log_prob``."""

@@ -32,6 +32,8 @@ is named (samples of an unnamed model beside their named context columns form on
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import os
 import shutil
 import tempfile
@@ -201,7 +203,9 @@ def _float_dtype(dtype: np.dtype, name: str) -> np.dtype:
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
-class _Backend:
+class _Backend(ABC):
+    """One output format: ``open`` the temporary file, ``append`` blocks of columns, ``close`` it."""
+
     def __init__(self, tmp: Path, key: str | None, n_rows: int, columns: list[Column],
                  shapes: dict[str, tuple[int, ...]], dtypes: dict[str, np.dtype]) -> None:
         self.tmp, self.key, self.n_rows = tmp, key, n_rows
@@ -212,8 +216,9 @@ class _Backend:
 
     def open(self) -> None: ...
 
+    @abstractmethod
     def append(self, columns: dict[str, np.ndarray], start: int, rows: int) -> None:
-        raise NotImplementedError  # every backend below implements it
+        """Write ``rows`` rows of every column, starting at row ``start``."""
 
     def close(self) -> None: ...
 

@@ -12,6 +12,8 @@ as the identity map. ``context > 0`` makes every conditioner take the context ve
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from collections.abc import Sequence
 
 from hepgen.data.preprocess import PreprocessSpec
@@ -26,7 +28,7 @@ def _orders(features: int, transforms: int) -> list[list[int]]:
     return [forward if i % 2 == 0 else backward for i in range(transforms)]
 
 
-class _ZooFlow(FlowModel):
+class _ZooFlow(FlowModel, ABC):
     """Shared constructor: checks, the standard-normal base, then ``_layers()`` from the subclass."""
 
     def __init__(self, features: int, context: int = 0, transforms: int = 5, hidden: Sequence[int] = (128, 128),
@@ -44,8 +46,9 @@ class _ZooFlow(FlowModel):
         self._set_parts(StandardNormal(self.features), self._layers())
         self.reset_parameters()
 
+    @abstractmethod
     def _layers(self) -> list[Transform]:
-        raise NotImplementedError
+        """The flow's transforms, data to base."""
 
     def _needs_pairs(self) -> None:
         if self.features < 2:

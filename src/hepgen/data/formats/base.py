@@ -7,6 +7,8 @@ File-backed sources read only the requested rows, so files larger than memory ca
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +50,7 @@ class Payload:
         return next(iter(self.arrays.values()))
 
 
-class Source:
+class Source(ABC):
     """``n`` events of shape ``event_shape``, read by row range.
 
     Attributes: ``spec`` (where the data comes from, for messages), ``columns`` (names of the last
@@ -82,8 +84,9 @@ class Source:
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self.spec}', rows={len(self)}, event_shape={self.event_shape})"
 
+    @abstractmethod
     def _read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
-        raise NotImplementedError
+        """Raw rows [start, stop) and their mask (or None)."""
 
     def read_masked(
         self, start: int, stop: int, *, check_finite: bool = True
@@ -174,11 +177,13 @@ class FileSource(Source):
         self._handle: Any = None
         self._pid: int | None = None
 
+    @abstractmethod
     def _open(self) -> Any:
-        raise NotImplementedError
+        """A new handle on the file (per process)."""
 
+    @abstractmethod
     def _read_file(self, handle: Any, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
-        raise NotImplementedError
+        """Raw rows [start, stop) read through ``handle``, and their mask (or None)."""
 
     def _file(self) -> Any:
         if self._handle is None or self._pid != os.getpid():

@@ -11,21 +11,23 @@ A chain f = f_K ∘ ... ∘ f_1 runs forward in order, inverse in reverse order,
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from collections.abc import Iterable
 
 from torch import Tensor, nn
 
 
-class Transform(nn.Module):
+class Transform(nn.Module, ABC):
     """Base of every invertible layer: subclasses implement ``forward`` and ``inverse``."""
 
+    @abstractmethod
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x: (batch, features) -> (y (batch, features), log|det J| (batch,))."""
-        raise NotImplementedError
 
+    @abstractmethod
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """y: (batch, features) -> (x (batch, features), log|det J⁻¹| (batch,))."""
-        raise NotImplementedError
 
     def reset_to_identity(self) -> None:
         """Make the layer (close to) the identity; default: leave the drawn parameters alone."""
