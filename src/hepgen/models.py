@@ -11,7 +11,8 @@ For the training engine a family supplies (see :class:`hepgen.train.protocol.Tra
 * ``player_step(player, batch)`` — named per-event losses, shape (batch,), for that player; the
   key ``"loss"`` is the objective (the engine takes its weighted mean and back-propagates it);
 * optionally ``validation_step(batch)`` (default: every player's losses under ``no_grad``),
-  ``on_fit_start(events)`` / ``on_fit_end(events)`` (run on every process, before the engine saves),
+  ``on_fit_start(events)`` / ``on_epoch_start(epoch)`` / ``on_fit_end(events)`` (run on every process; the
+  engine saves after on_fit_end),
   ``streams()`` (further event streams, e.g. CycleGAN's domain B) and ``data_free = True`` (trained
   from a target it evaluates, with no input events).
 
@@ -255,6 +256,10 @@ class Model(nn.Module):
 
     def on_fit_start(self, events: Any) -> None:
         """Called by the engine on every process after preprocessing is fitted, before the first epoch."""
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called by the engine on every process before each training epoch (1-based; after a resume, the
+        epoch it continues with): epoch-based schedules (a pivot's pretraining phases) read it here."""
 
     def on_fit_end(self, events: Any) -> None:
         """Called by the engine on every process after the last epoch (best weights restored), before the

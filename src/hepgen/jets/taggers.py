@@ -347,7 +347,6 @@ class Pivot(Classifier):
         outputs = self.nuisance_classes if self.nuisance_classes else 3 * self.components
         self.adversary = MLP(1, outputs, self.adversary_hidden)
         self.register_buffer("epoch_", torch.zeros((), dtype=torch.long))
-        self._fitting = False
 
     def training_columns(self) -> list[str]:
         return [self.label, self.nuisance]
@@ -367,20 +366,9 @@ class Pivot(Classifier):
                                 f"has {z[row]:g}")
 
     # -- the schedule ------------------------------------------------------------------------------
-    def on_fit_start(self, events: Any) -> None:
-        self.epoch_.zero_()  # a resume restores it from the checkpoint after this
-        self._fitting = True
-        super().train(False)
-
-    def on_fit_end(self, events: Any) -> None:
-        self._fitting = False
-        super().on_fit_end(events)
-
-    def train(self, mode: bool = True) -> Pivot:
-        """The engine switches the model to training mode at the start of every epoch: that counts the epochs."""
-        if mode and not self.training and getattr(self, "_fitting", False):
-            self.epoch_ += 1
-        return super().train(mode)
+    def on_epoch_start(self, epoch: int) -> None:
+        """The engine's hook before every training epoch (1-based, a resume included): the schedule's clock."""
+        self.epoch_.fill_(epoch)
 
     def phase(self) -> str:
         """``classifier`` (pretraining f), ``adversary`` (pretraining r) or ``adversarial`` in the current epoch."""

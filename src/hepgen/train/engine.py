@@ -344,6 +344,7 @@ class Engine:
                                     file=sys.stderr, disable=self._bar_disabled(), dynamic_ncols=True)
             for epoch in range(state["epoch"] + 1, self.epochs + 1):
                 start = time.perf_counter()
+                model.on_epoch_start(epoch)
                 model.train()
                 row: dict[str, float] = {"epoch": epoch}
                 row.update(self._train_epoch(model, runner, players, train_data, epoch))
