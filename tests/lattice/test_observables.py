@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from hepgen.lattice.observables import effective_mass, ising_energy, jackknife, observables, two_point
+from hepgen.lattice.observables import (
+    effective_mass,
+    ising_energy,
+    jackknife,
+    observables,
+    two_point,
+)
 
 
 def test_two_point_function_against_a_double_loop():
@@ -43,5 +49,6 @@ def test_jackknife_error_of_iid_samples_is_the_standard_error():
     phi = rng.normal(size=(4000, 2, 2))
     est = jackknife(lambda p, w: {"phi2": float((p**2).mean())}, phi, blocks=40)
     value, err = est["phi2"]
+    assert value == pytest.approx((phi**2).mean())
     expected = (phi**2).mean(axis=(1, 2)).std() / np.sqrt(4000)
     assert err == pytest.approx(expected, rel=0.35)

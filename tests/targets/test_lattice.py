@@ -24,7 +24,7 @@ def test_free_theory_log_norm_against_a_dense_determinant():
     target = Phi4(L=L, m2=m2, lam=0.0)
     v = L * L
     eye = np.eye(v).reshape(v, L, L)
-    s = lambda x: phi4.action(x, m2, 0.0)  # noqa: E731
+    s = lambda x: phi4.action(x, m2, 0.0)
     diag = s(eye)
     k = np.array([[(s(eye[i] + eye[j]) - diag[i] - diag[j]) / 2.0 if i != j else diag[i] for j in range(v)]
                   for i in range(v)])

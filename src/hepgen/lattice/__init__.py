@@ -7,7 +7,13 @@ runs an independence Metropolis–Hastings chain on its proposals, :mod:`hepgen.
 """
 
 from hepgen.lattice.flow import Phi4Flow
-from hepgen.lattice.mcmc import flow_mcmc, metropolis_chain, propose, self_normalised_weights, tau_int
+from hepgen.lattice.mcmc import (
+           flow_mcmc,
+           metropolis_chain,
+           propose,
+           self_normalised_weights,
+           tau_int,
+)
 from hepgen.lattice.observables import jackknife, observables, two_point
 
 __all__ = ["Phi4Flow", "flow_mcmc", "jackknife", "metropolis_chain", "observables", "propose",

@@ -25,7 +25,12 @@ from torch import Tensor
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import StandardNormal
 from hepgen.flows.flow import FlowModel
-from hepgen.flows.transforms import AffineTransformer, ConvCoupling, SplineTransformer, checkerboard_mask
+from hepgen.flows.transforms import (
+    AffineTransformer,
+    ConvCoupling,
+    SplineTransformer,
+    checkerboard_mask,
+)
 from hepgen.targets import Phi4
 
 KINDS = ("affine", "spline")

@@ -21,8 +21,11 @@ import numpy as np
 import torch
 
 from hepgen.errors import DataError
-from hepgen.metrics.sampling import (effective_sample_size_from_log_weights, independence_metropolis,
-                                     integrated_autocorrelation_time)
+from hepgen.metrics.sampling import (
+    effective_sample_size_from_log_weights,
+    independence_metropolis,
+    integrated_autocorrelation_time,
+)
 
 
 @torch.no_grad()
