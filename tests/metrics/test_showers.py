@@ -5,8 +5,13 @@ import pytest
 from scipy.stats import norm
 
 from hepgen.errors import DataError
-from hepgen.metrics.showers import (cell_centres, classifier_auc, classifier_inputs, response_in_bins,
-                                    shower_features)
+from hepgen.metrics.showers import (
+    cell_centres,
+    classifier_auc,
+    classifier_inputs,
+    response_in_bins,
+    shower_features,
+)
 
 SHAPES = ((3, 96), (12, 12), (12, 6))
 

@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 
 from hepgen.calo.showers import Showers, read_showers
-from hepgen.metrics.showers import classifier_auc, classifier_inputs, response_in_bins, shower_features
+from hepgen.metrics.showers import (
+    classifier_auc,
+    classifier_inputs,
+    response_in_bins,
+    shower_features,
+)
 from hepgen.metrics.two_sample import wasserstein_1d
 
 __all__ = ["compare_showers"]

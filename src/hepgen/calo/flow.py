@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from hepgen.calo.gan import energy_condition
 from hepgen.calo.showers import LAYERS

@@ -229,7 +229,7 @@ def classifier_auc(reference: np.ndarray, candidate: np.ndarray, *, hidden: Sequ
     labels = y[parts["test"]]
     auc = roc_auc(score[labels == 1], score[labels == 0])
     return {"auc": float(auc), "auc_err": _hanley_mcneil(auc, int((labels == 1).sum()), int((labels == 0).sum())),
-            "val_loss": float(best), "best_epoch": int(best_epoch), "n_train": int(n_train), "n_test": int(len(labels))}
+            "val_loss": float(best), "best_epoch": int(best_epoch), "n_train": int(n_train), "n_test": len(labels)}
 
 
 def _hanley_mcneil(auc: float, n1: int, n0: int) -> float:

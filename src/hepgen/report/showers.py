@@ -10,7 +10,13 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 
-from hepgen.report.plots import CAND_COLOR, REF_COLOR, STYLE, plot_feature_histogram, save_figure
+from hepgen.report.plots import (
+    CAND_COLOR,
+    REF_COLOR,
+    STYLE,
+    plot_feature_histogram,
+    save_figure,
+)
 
 __all__ = ["plot_feature_in_energy_bins", "plot_response"]
 
