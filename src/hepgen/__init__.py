@@ -35,6 +35,7 @@ _LAZY = {
     "ConvGAN": "hepgen.gans", "CycleGAN": "hepgen.gans",
     "Model": "hepgen.models", "DensityModel": "hepgen.density", "REGISTRY": "hepgen.models", "load": "hepgen.models",
     "Engine": "hepgen.train.engine",
+    "unfold": "hepgen.unfolding",
     "Classifier": "hepgen.jets", "Pivot": "hepgen.jets", "DisCo": "hepgen.jets",
 }
 

@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from hepgen.cli import compare, data, demo, export, fit, run
+    from hepgen.cli import unfold as unfold_cli
     from hepgen.cli import roc
 
     parser = argparse.ArgumentParser(
@@ -53,5 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parser(sub)
     demo.add_parser(sub)
     export.add_parser(sub)
+    unfold_cli.add_parser(sub)
     roc.add_parser(sub)
     return parser

@@ -1,0 +1,409 @@
+"""``hepgen.unfold(method, sim_truth, sim_reco, data, ...)``: one entry point for the four methods, reading the
+user's files, checking them, unfolding, computing the metrics against the data's truth when it is known,
+and writing the unfolded output and the report.
+
+Every method's result is a weighted truth-level sample (:class:`UnfoldingResult`): IBU and OmniFold
+reweight the simulated truth (IBU one weight column per observable), the flow posterior and the
+marginal-likelihood method draw new truth events. Bootstrap replicas of the same form give the bands.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepgen.errors import ConfigError, DataError
+from hepgen.unfolding.inputs import UnfoldingInputs, check_inputs, truth_edges
+
+METHODS = ("ibu", "omnifold", "posterior", "marginal")
+#: defaults of each method's options (``iterations``, ``bootstrap`` ...); unknown options are refused
+OPTIONS: dict[str, dict[str, Any]] = {
+    "ibu": {"iterations": 4, "bootstrap": 20, "min_efficiency": 0.05},
+    "omnifold": {"iterations": 3, "bootstrap": 4, "folds": 2},
+    "posterior": {"iterations": 1, "bootstrap": 10, "epochs": 30, "samples": 1, "transforms": 4,
+                  "hidden": (64, 64), "batch_size": 512, "lr": 2e-3, "device": "cpu", "min_efficiency": 0.05},
+    "marginal": {"bootstrap": 3, "epochs": 30, "unfold_epochs": 30, "proposals": 16, "samples": None,
+                 "transforms": 4, "hidden": (64, 64), "batch_size": 256, "lr": 1e-3, "device": "cpu"},
+}
+
+
+@dataclass
+class UnfoldingResult:
+    """``events: (N, d)`` truth-level events and ``weights: (N,)`` (or ``(N, d)``, one column per observable
+    for IBU); ``replicas``: bootstrap ``(events, weights)``; ``edges``: truth-level bins per observable;
+    ``metrics``: against the data's truth when given (else only what needs no truth)."""
+
+    method: str
+    inputs: UnfoldingInputs
+    events: np.ndarray
+    weights: np.ndarray
+    replicas: list[tuple[np.ndarray, np.ndarray]]
+    edges: list[np.ndarray]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return self.inputs.names
+
+    def observable(self, j: int, replica: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(values (N,), weights (N,)) of observable ``j`` (of a bootstrap replica)."""
+        events, weights = (self.events, self.weights) if replica is None else self.replicas[replica]
+        return events[:, j], weights[:, j] if weights.ndim == 2 else weights
+
+    def histogram(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """(unit-area density, its bootstrap standard deviation) of observable ``j`` on ``edges[j]``."""
+        dens = _density(*self.observable(j), self.edges[j])
+        reps = np.array([_density(*self.observable(j, b), self.edges[j]) for b in range(len(self.replicas))])
+        return dens, (reps.std(axis=0, ddof=1) if len(reps) > 1 else np.zeros_like(dens))
+
+    def write(self, out: str | os.PathLike) -> Path:
+        """Write the unfolded output (see :func:`unfold`)."""
+        from hepgen.data import io
+
+        arrays: dict[str, np.ndarray] = {}
+        if self.method in ("ibu", "omnifold"):
+            arrays["truth"] = self.events.astype(np.float64)
+            arrays["weights"] = self.weights.astype(np.float64)
+        else:
+            arrays["events"] = self.events.astype(np.float64)
+            arrays["weights"] = self.weights.astype(np.float64)
+        if self.method == "ibu":
+            for j, name in enumerate(self.names):
+                arrays[f"edges_{name}"] = self.edges[j]
+                arrays[f"unfolded_{name}"] = self.extra[f"counts_{name}"]
+                arrays[f"error_{name}"] = self.extra[f"error_{name}"]
+        arrays.update({k: v for k, v in self.extra.items() if not k.startswith(("counts_", "error_"))})
+        suffix = Path(str(out).split(":")[0]).suffix.lower()
+        if suffix in (".h5", ".hdf5", ".hdf"):
+            flat: dict[str, np.ndarray] = {}
+            for key, a in arrays.items():
+                if key in ("truth", "events") or (key == "weights" and a.ndim == 2):
+                    flat.update({f"{key}/{c}": a[:, j] for j, c in enumerate(self.names)})
+                else:
+                    flat[key] = a
+            attrs = {"/": {"method": self.method, "observables": list(self.names)}}
+            return io.write(out, flat, attrs=attrs)
+        if suffix == ".npz":
+            return io.write(out, arrays)
+        raise ConfigError(f"unfolded output {out}: write .h5 (recommended) or .npz (several arrays of different "
+                          "lengths: edges, counts, events, weights)")
+
+
+def _density(x: np.ndarray, w: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    h = np.histogram(np.clip(x, edges[0], edges[-1]), bins=edges, weights=w)[0]
+    total = h.sum()
+    return h / ((total if total != 0 else 1.0) * np.diff(edges))
+
+
+# -- reading the user's files ---------------------------------------------------------------------------
+def _is_spec(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _flag_or_column(value: Any, table_spec: Any, role: str) -> tuple[Any, str | None, str]:
+    """(array or None, the column of ``table_spec`` it names (to leave out of the features), its label)."""
+    from hepgen.data import io
+    from hepgen.data.sources import is_column_name
+
+    if value is None or not _is_spec(value):
+        return value, None, role
+    if is_column_name(value):
+        if not _is_spec(table_spec):
+            raise ConfigError(f"{role}={value!r} names a column, but that table is an array; pass the flags as an "
+                              "array or FILE:KEY")
+        return io.read_column(table_spec, str(value).strip()), str(value).strip(), f"column '{value}' of {table_spec}"
+    return io.read_column(value), None, str(value)
+
+
+def _table(spec: Any, exclude: list[str], role: str, names: list[str] | None = None,
+           ref: str | None = None, strict: bool = True) -> tuple[np.ndarray, list[str] | None, str, dict[str, str]]:
+    """(events (n, d) float64, column names, label, units); with ``names`` those columns are read by name
+    (a missing one is a DataError, or with ``strict=False`` the table is read without ``exclude``)."""
+    from hepgen.data import io
+
+    if not _is_spec(spec):
+        return np.asarray(spec, dtype=np.float64), None, role, {}
+    label = str(spec)
+    if names is not None:
+        with io.open_source(spec) as probe:
+            have = probe.columns
+        if have is not None:
+            missing = [c for c in names if c not in have]
+            if missing and strict:
+                raise DataError(f"{label} has no column '{missing[0]}' of {ref} (its columns: {', '.join(have)}); "
+                                f"the {role} must have the observables of {ref}")
+            if not missing:
+                table = io.read(spec, columns=names, dtype=np.float64)
+                return table.data, table.columns, label, _units(spec)
+    table = io.read(spec, exclude=[c for c in exclude if c], dtype=np.float64)
+    if table.data.ndim != 2:
+        raise DataError(f"{label} holds events of shape {table.data.shape[1:]}; unfolding needs a table "
+                        "(events, observables)")
+    return table.data, table.columns, label, _units(spec)
+
+
+def _units(spec: Any) -> dict[str, str]:
+    from hepgen.data import io
+
+    try:
+        return io.column_units(spec)
+    except (DataError, OSError):
+        return {}
+
+
+def read_inputs(sim_truth: Any, sim_reco: Any, data: Any, *, pass_truth: Any = None, pass_reco: Any = None,
+                sim_weights: Any = None, data_weights: Any = None, data_truth: Any = None,
+                pass_data: Any = None, pass_data_truth: Any = None) -> UnfoldingInputs:
+    """Arrays or ``path[:key]`` specs -> checked :class:`UnfoldingInputs`.
+
+    Flags and weights are arrays, ``FILE:KEY`` specs or column names: ``pass_reco``, ``sim_weights`` of
+    ``sim_reco``; ``pass_truth`` of ``sim_truth``; ``data_weights``, ``pass_data`` of ``data``;
+    ``pass_data_truth`` of ``data_truth``. ``data`` (and ``data_truth``) are read by the column names of
+    ``sim_reco`` (``sim_truth``) when both are named; a missing column is a DataError naming it.
+    ``pass_data`` / ``pass_data_truth`` select the observed events / the data's real truth rows (as
+    ``hepgen data smear`` writes them, every row with its flags)."""
+    pr, pr_col, pr_lab = _flag_or_column(pass_reco, sim_reco, "pass_reco")
+    ws, ws_col, ws_lab = _flag_or_column(sim_weights, sim_reco, "sim_weights")
+    pt, pt_col, pt_lab = _flag_or_column(pass_truth, sim_truth, "pass_truth")
+    truth, truth_names, truth_lab, t_units = _table(sim_truth, [pt_col], "sim_truth")
+    # the reco observables by the truth's names when the reco table has them (it may hold flags and more)
+    reco, reco_names, reco_lab, units = _table(sim_reco, [pr_col, ws_col], "sim_reco", truth_names,
+                                               str(sim_truth), strict=False)
+    wd, wd_col, wd_lab = _flag_or_column(data_weights, data, "data_weights")
+    pd, pd_col, pd_lab = _flag_or_column(pass_data, data, "pass_data")
+    d, _, data_lab, _ = _table(data, [wd_col, pd_col], "data", reco_names, reco_lab)
+    dt = dt_lab = None
+    if data_truth is not None:
+        pdt, pdt_col, _ = _flag_or_column(pass_data_truth, data_truth, "pass_data_truth")
+        dt, _, dt_lab, _ = _table(data_truth, [pdt_col], "data truth", truth_names, truth_lab)
+        if pdt is not None:
+            dt = dt[_as_flags(pdt, len(dt), str(pass_data_truth))]
+    elif pass_data_truth is not None:
+        raise ConfigError("pass_data_truth selects rows of data_truth; give data_truth too")
+    if pd is not None:
+        sel = _as_flags(pd, len(d), pd_lab)
+        d = d[sel]
+        if wd is not None:
+            wd = np.asarray(wd, dtype=np.float64)
+            if len(wd) != len(sel):
+                raise DataError(f"{wd_lab} has {len(wd)} weights for {len(sel)} rows of {data_lab}")
+            wd = wd[sel]
+    names = truth_names or reco_names
+    units = {**t_units, **units}
+    labels = {"sim_truth": truth_lab, "sim_reco": reco_lab, "data": data_lab, "pass_truth": pt_lab,
+              "pass_reco": pr_lab, "sim_weights": ws_lab, "data_weights": wd_lab, "data_truth": dt_lab or "data_truth"}
+    return check_inputs(truth, reco, d, pass_truth=pt, pass_reco=pr, sim_weights=ws, data_weights=wd,
+                        data_truth=dt, names=names, units=units, labels=labels)
+
+
+def _as_flags(x: Any, n: int, label: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim != 1 or len(a) != n:
+        raise DataError(f"{label} must hold one flag per row ({n}); got shape {a.shape}")
+    return a.astype(np.float64) > 0.5
+
+
+# -- the methods ---------------------------------------------------------------------------------------
+def run_method(method: str, inputs: UnfoldingInputs, *, bins: int = 20, seed: int = 0,
+               quiet: bool = True, **options: Any) -> UnfoldingResult:
+    """Unfold ``inputs`` with ``method`` (one of :data:`METHODS`) and its ``options`` (:data:`OPTIONS`)."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown unfolding method {method!r}; choose one of {', '.join(METHODS)}")
+    unknown = sorted(set(options) - set(OPTIONS[method]))
+    if unknown:
+        raise ConfigError(f"unfolding method {method!r} has no option {unknown[0]!r} (its options: "
+                          f"{', '.join(OPTIONS[method])})")
+    opts = {**OPTIONS[method], **{k: v for k, v in options.items() if v is not None}}
+    if int(opts["bootstrap"]) != opts["bootstrap"] or opts["bootstrap"] < 0 or opts["bootstrap"] == 1:
+        raise ConfigError(f"bootstrap must be 0 or at least 2 replicas, got {opts['bootstrap']!r}")
+    if int(bins) != bins or bins < 2:
+        raise ConfigError(f"bins must be an integer >= 2, got {bins!r}")
+    edges = truth_edges(inputs, bins)
+    real = inputs.pass_truth
+    rng = np.random.default_rng(seed + 17)
+    if method == "ibu":
+        from hepgen.unfolding.ibu import unfold_ibu
+
+        r = unfold_ibu(inputs, bins=bins, iterations=opts["iterations"], bootstrap=opts["bootstrap"], seed=seed,
+                       min_efficiency=opts["min_efficiency"])
+        extra = {}
+        for j, name in enumerate(inputs.names):
+            extra[f"counts_{name}"] = r.counts[j]
+            extra[f"error_{name}"] = (r.replicas[j].std(axis=0, ddof=1) if len(r.replicas[j]) > 1
+                                      else np.zeros_like(r.counts[j]))
+        reps = [(inputs.truth[real], rw[real]) for rw in r.replica_weights]
+        return UnfoldingResult(method, inputs, inputs.truth[real], r.weights[real], reps, r.edges, extra=extra)
+    if method == "omnifold":
+        from hepgen.unfolding.omnifold import omnifold
+
+        kw = {"iterations": opts["iterations"], "folds": opts["folds"]}
+        nu = omnifold(inputs, seed=seed, **kw)
+        reps = []
+        for b in range(int(opts["bootstrap"])):
+            wd = inputs.data_weights * rng.poisson(1.0, len(inputs.data))
+            nub = omnifold(inputs, seed=seed + 7919 * (b + 1), data_weights=wd, **kw)
+            reps.append((inputs.truth[real], (inputs.sim_weights * nub)[real]))
+        return UnfoldingResult(method, inputs, inputs.truth[real], (inputs.sim_weights * nu)[real], reps, edges,
+                               extra={"nu": nu})
+    if method == "posterior":
+        from hepgen.unfolding.posterior import unfold_posterior
+
+        events, weights, reps, extra = unfold_posterior(inputs, seed=seed, quiet=quiet, **opts)
+        return UnfoldingResult(method, inputs, events, weights, reps, edges, extra=extra)
+    from hepgen.unfolding.marginal import unfold_marginal
+
+    events, weights, reps, extra = unfold_marginal(inputs, seed=seed, quiet=quiet, **opts)
+    return UnfoldingResult(method, inputs, events, weights, reps, edges, extra=extra)
+
+
+# -- metrics --------------------------------------------------------------------------------------------
+def default_pair(names: list[str]) -> tuple[int, int] | None:
+    """The 2-D pair of the report: (mass, width) when present, else the first two observables."""
+    if len(names) < 2:
+        return None
+    if "mass" in names and "width" in names:
+        return names.index("mass"), names.index("width")
+    return 0, 1
+
+
+def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None, pair_bins: int = 8) -> dict:
+    """χ²/ndf (unit-area histograms on the result's edges, bootstrap variance of the result plus the
+    truth's sumw2) and W1 (with its bootstrap error) per observable against the data's true truth, the
+    prior's values for reference; for unbinned methods a 2-D χ²/ndf and the change of the correlation
+    coefficient of ``pair``."""
+    from hepgen.metrics.two_sample import wasserstein_1d
+
+    inp = result.inputs
+    out: dict[str, Any] = {"method": result.method, "has_truth": inp.data_truth is not None, "observables": {},
+                           "n_sim": len(inp.truth), "n_data": len(inp.data), "bootstrap": len(result.replicas)}
+    if inp.data_truth is None:
+        return out
+    t, tw = inp.data_truth, inp.data_truth_weights
+    prior_x, prior_w = inp.truth[inp.pass_truth], inp.sim_weights[inp.pass_truth]
+    for j, name in enumerate(inp.names):
+        e = result.edges[j]
+        dens, band = result.histogram(j)
+        th, tv = _hist_var(t[:, j], tw, e)
+        ph, pv = _hist_var(prior_x[:, j], prior_w, e)
+        chi2 = _chi2(dens, band**2, th, tv)
+        chi2_prior = _chi2(ph, pv, th, tv)
+        x, w = result.observable(j)
+        w1 = wasserstein_1d(x, t[:, j], w, tw)
+        w1_reps = []
+        for b in range(len(result.replicas)):
+            xb, wb = result.observable(j, b)
+            w1_reps.append(wasserstein_1d(xb, t[:, j], wb, tw))
+        out["observables"][name] = {"chi2_ndf": chi2, "chi2_ndf_prior": chi2_prior, "w1": w1,
+                                    "w1_error": float(np.std(w1_reps, ddof=1)) if len(w1_reps) > 1 else None,
+                                    "w1_prior": wasserstein_1d(prior_x[:, j], t[:, j], prior_w, tw)}
+    if pair is not None and result.weights.ndim == 1:
+        a, b = pair
+        e2 = [np.unique(np.quantile(prior_x[:, k], np.linspace(0.002, 0.998, pair_bins + 1))) for k in (a, b)]
+        key = f"{inp.names[a]}:{inp.names[b]}"
+
+        def h2(x, w):
+            x = np.stack([np.clip(x[:, a], e2[0][0], e2[0][-1]), np.clip(x[:, b], e2[1][0], e2[1][-1])], 1)
+            h = np.histogram2d(x[:, 0], x[:, 1], bins=e2, weights=w)[0]
+            v = np.histogram2d(x[:, 0], x[:, 1], bins=e2, weights=w * w)[0]
+            return h / h.sum(), v / h.sum() ** 2
+
+        rh, rv = h2(result.events, result.weights)
+        if len(result.replicas) > 1:
+            rv = np.var([h2(*rep)[0] for rep in result.replicas], axis=0, ddof=1)
+        th2, tv2 = h2(t, tw)
+        ph2, pv2 = h2(prior_x, prior_w)
+        def corr(x: np.ndarray, w: np.ndarray) -> float:
+            c = np.cov(x[:, a], x[:, b], aweights=np.clip(w, 0, None))
+            return float(c[0, 1] / np.sqrt(c[0, 0] * c[1, 1]))
+
+        ct = corr(t, tw)
+        out["pairs"] = {key: {"chi2_ndf": _chi2(rh, rv, th2, tv2), "chi2_ndf_prior": _chi2(ph2, pv2, th2, tv2),
+                              "dcorr": corr(result.events, result.weights) - ct, "dcorr_prior": corr(prior_x, prior_w) - ct,
+                              "corr_truth": ct}}
+    return out
+
+
+def _hist_var(x: np.ndarray, w: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xc = np.clip(x, edges[0], edges[-1])
+    h = np.histogram(xc, bins=edges, weights=w)[0]
+    v = np.histogram(xc, bins=edges, weights=w * w)[0]
+    width = np.diff(edges)
+    return h / (h.sum() * width), v / (h.sum() * width) ** 2
+
+
+def _chi2(h1: np.ndarray, v1: np.ndarray, h2: np.ndarray, v2: np.ndarray) -> float:
+    from hepgen.metrics.histograms import chi2_from_histograms
+
+    chi2, ndf = chi2_from_histograms(h1, v1, h2, v2)
+    return chi2 / max(ndf - 1, 1)
+
+
+# -- the entry point ------------------------------------------------------------------------------------
+def unfold(method: str, sim_truth: Any, sim_reco: Any, data: Any, *, pass_truth: Any = None, pass_reco: Any = None,
+           sim_weights: Any = None, data_weights: Any = None, data_truth: Any = None, pass_data: Any = None,
+           pass_data_truth: Any = None, bins: int = 20, seed: int = 0, report_dir: str | os.PathLike | None = None,
+           out: str | os.PathLike | None = None, quiet: bool = True, **options: Any) -> UnfoldingResult:
+    """Unfold ``data`` (observed reco events) with the detector response of the simulation.
+
+    ``method``: ``"ibu"`` (binned, per observable), ``"omnifold"`` (per-event weights of the simulated
+    truth), ``"posterior"`` (a conditional flow p(x | y) sampled per observed event) or ``"marginal"``
+    (a truth flow fitted to the observed-data likelihood). Inputs are arrays or ``path[:key]`` specs,
+    flags/weights also column names (see :func:`read_inputs`). ``options``: the method's (see
+    :data:`OPTIONS`: iterations, bootstrap, epochs ...). ``out``: ``.h5`` (or ``.npz``) with ``truth`` and
+    ``weights`` (IBU: one weight column per observable, plus ``edges_*``, ``unfolded_*``, ``error_*``
+    per observable; OmniFold: ``nu``) or, for the flows, ``events`` and ``weights``. ``report_dir``:
+    figures, ``metrics.json`` and ``index.html``. Nothing is written unless every check passed and the
+    unfolding succeeded.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown unfolding method {method!r}; choose one of {', '.join(METHODS)}")
+    if out is not None and Path(str(out).split(":")[0]).suffix.lower() not in (".h5", ".hdf5", ".hdf", ".npz"):
+        raise ConfigError(f"unfolded output {out}: write .h5 (recommended) or .npz")
+    inputs = read_inputs(sim_truth, sim_reco, data, pass_truth=pass_truth, pass_reco=pass_reco,
+                         sim_weights=sim_weights, data_weights=data_weights, data_truth=data_truth,
+                         pass_data=pass_data, pass_data_truth=pass_data_truth)
+    result = run_method(method, inputs, bins=bins, seed=seed, quiet=quiet, **options)
+    pair = default_pair(inputs.names)
+    result.metrics = compute_metrics(result, pair)
+    if out is not None:
+        result.write(out)
+    if report_dir is not None:
+        write_report(result, report_dir, pair)
+    return result
+
+
+def write_report(result: UnfoldingResult, report_dir: str | os.PathLike, pair: tuple[int, int] | None = None) -> Path:
+    """The report of ``result`` (see :mod:`hepgen.report.unfolding`)."""
+    from hepgen.report.unfolding import write_report as _write
+
+    inp = result.inputs
+    hists = []
+    prior_x, prior_w = inp.truth[inp.pass_truth], inp.sim_weights[inp.pass_truth]
+    for j, e in enumerate(result.edges):
+        dens, band = result.histogram(j)
+        h = {"unfolded": dens, "band": band, "prior": _density(prior_x[:, j], prior_w, e),
+             "detector": _density(inp.data[:, j], inp.data_weights, e)}
+        if inp.data_truth is not None:
+            th, tv = _hist_var(inp.data_truth[:, j], inp.data_truth_weights, e)
+            h["truth"], h["truth_error"] = th, np.sqrt(tv)
+        hists.append(h)
+    pair_events = pair_edges = None
+    if pair is not None and result.weights.ndim == 1:
+        a, b = pair
+        ref = ((inp.data_truth[:, [a, b]], inp.data_truth_weights) if inp.data_truth is not None
+               else (prior_x[:, [a, b]], prior_w))
+        pair_events = {("data truth" if inp.data_truth is not None else "prior"): ref,
+                       result.method: (result.events[:, [a, b]], result.weights)}
+        pair_edges = (result.edges[a], result.edges[b])
+    meta = [f"method: {result.method}", f"simulation: {inp.labels.get('sim_truth')} / {inp.labels.get('sim_reco')} "
+            f"({len(inp.truth)} events, {int(inp.pass_reco.sum())} reconstructed, {int((~inp.pass_truth).sum())} fakes)",
+            f"data: {inp.labels.get('data')} ({len(inp.data)} events)",
+            f"bands: ±1σ over {len(result.replicas)} bootstrap replicas"]
+    return _write(report_dir, title=f"unfolding: {result.method}", method=result.method, names=inp.names,
+                  units=inp.units, edges=result.edges, histograms=hists, metrics=result.metrics, pair=pair,
+                  pair_events=pair_events, pair_edges=pair_edges, meta=meta)

@@ -1,0 +1,177 @@
+"""The inputs every unfolding method shares, read and checked once.
+
+Simulation: ``truth (n, d)`` and ``reco (n, d)`` row-paired (row i of both is one simulated event),
+``pass_truth (n,)`` (False: a fake, a reco object without a truth partner; its truth row is ignored),
+``pass_reco (n,)`` (False: not reconstructed or not accepted; its reco row is ignored) and weights.
+Data: ``data (m, d)`` observed reco events with the columns of ``reco`` (and optional weights); the
+data's true truth ``data_truth`` when known (a closure or non-closure study).
+
+Without ``pass_truth`` every simulated row has a truth partner; a simulated truth row of all zeros
+(how ``hepgen data smear`` writes fakes) then raises a DataError asking for the flag. Without
+``pass_reco`` every simulated row is reconstructed and accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hepgen.errors import DataError
+
+
+@dataclass
+class UnfoldingInputs:
+    """Checked arrays (float64) of one unfolding problem; see the module doc."""
+
+    truth: np.ndarray
+    reco: np.ndarray
+    pass_truth: np.ndarray
+    pass_reco: np.ndarray
+    sim_weights: np.ndarray
+    data: np.ndarray
+    data_weights: np.ndarray
+    names: list[str]
+    units: dict[str, str] = field(default_factory=dict)
+    data_truth: np.ndarray | None = None
+    data_truth_weights: np.ndarray | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def features(self) -> int:
+        return self.truth.shape[1]
+
+    @property
+    def has_fakes(self) -> bool:
+        return bool((~self.pass_truth).any())
+
+    def resampled(self, rng: np.random.Generator, sim: bool = True, data: bool = True) -> UnfoldingInputs:
+        """A bootstrap replica: Poisson(1) factors on the weights of the simulation and/or the data."""
+        return UnfoldingInputs(
+            self.truth, self.reco, self.pass_truth, self.pass_reco,
+            self.sim_weights * (rng.poisson(1.0, len(self.truth)) if sim else 1.0),
+            self.data, self.data_weights * (rng.poisson(1.0, len(self.data)) if data else 1.0),
+            self.names, self.units, self.data_truth, self.data_truth_weights, self.labels)
+
+
+def _array(x: Any, what: str, label: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or len(a) == 0:
+        raise DataError(f"{label} ({what}) must be a non-empty table (events, observables); got shape {a.shape}")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataError(f"{label} ({what}) has a non-finite value at row {row}, column {col}")
+    return a
+
+
+def _flags(x: Any, n: int, what: str, label: str, default: bool) -> np.ndarray:
+    if x is None:
+        return np.full(n, default)
+    a = np.asarray(x)
+    if a.ndim != 1 or len(a) != n:
+        raise DataError(f"{label} ({what}) must hold one flag per event ({n}); got shape {a.shape}")
+    if a.dtype != bool:
+        values = np.unique(a.astype(np.float64))
+        if not np.isin(values, (0.0, 1.0)).all():
+            raise DataError(f"{label} ({what}) must be boolean (0/1); it holds the value {values[~np.isin(values, (0, 1))][0]!r}")
+        a = a.astype(np.float64) > 0.5
+    return a
+
+
+def _weights(x: Any, n: int, what: str, label: str) -> np.ndarray:
+    if x is None:
+        return np.ones(n)
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1 or len(a) != n:
+        raise DataError(f"{label} ({what}) must hold one weight per event ({n}); got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise DataError(f"{label} ({what}) has a non-finite weight at row {int(np.argmax(~np.isfinite(a)))}")
+    return a
+
+
+def check_inputs(truth: Any, reco: Any, data: Any, *, pass_truth: Any = None, pass_reco: Any = None,
+                 sim_weights: Any = None, data_weights: Any = None, data_truth: Any = None,
+                 data_truth_weights: Any = None, names: list[str] | None = None,
+                 units: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> UnfoldingInputs:
+    """Arrays -> :class:`UnfoldingInputs`, or a DataError naming the input (``labels``: file names by role)."""
+    labels = dict(labels or {})
+    lab = lambda role: labels.get(role, role)  # noqa: E731
+    truth = _array(truth, "simulated truth", lab("sim_truth"))
+    reco = _array(reco, "simulated reco", lab("sim_reco"))
+    if len(truth) != len(reco):
+        raise DataError(f"{lab('sim_truth')} has {len(truth)} events but {lab('sim_reco')} has {len(reco)}: "
+                        "simulated truth and reco must be row-paired (one row per simulated event in both)")
+    if truth.shape[1] != reco.shape[1]:
+        raise DataError(f"{lab('sim_truth')} has {truth.shape[1]} observables but {lab('sim_reco')} has "
+                        f"{reco.shape[1]}: unfolding maps each reco observable to its truth observable")
+    n, d = truth.shape
+    pt = _flags(pass_truth, n, "pass_truth flags", lab("pass_truth"), True)
+    pr = _flags(pass_reco, n, "pass_reco flags", lab("pass_reco"), True)
+    if pass_truth is None:
+        zero = np.flatnonzero(np.all(truth == 0.0, axis=1))
+        if len(zero):
+            raise DataError(f"{lab('sim_truth')}: row {zero[0]} (and {len(zero) - 1} more) is all zeros, a fake "
+                            "without a truth partner; give the pass_truth flags (--pass-truth COL|FILE:KEY) so "
+                            "fakes are handled")
+    if not (pt & pr).any():
+        raise DataError(f"{lab('sim_truth')}: no simulated event passes both truth and reco; nothing to learn the "
+                        "detector response from")
+    data = _array(data, "observed data", lab("data"))
+    if data.shape[1] != d:
+        raise DataError(f"{lab('data')} has {data.shape[1]} observables but {lab('sim_reco')} has {d}")
+    w = _weights(sim_weights, n, "simulation weights", lab("sim_weights"))
+    wd = _weights(data_weights, len(data), "data weights", lab("data_weights"))
+    dt = dtw = None
+    if data_truth is not None:
+        dt = _array(data_truth, "the data's true truth", lab("data_truth"))
+        if dt.shape[1] != d:
+            raise DataError(f"{lab('data_truth')} has {dt.shape[1]} observables but {lab('sim_truth')} has {d}")
+        dtw = _weights(data_truth_weights, len(dt), "data-truth weights", lab("data_truth"))
+    names = list(names) if names else [f"x{j}" for j in range(d)]
+    if len(names) != d:
+        raise DataError(f"{len(names)} observable names for {d} observables")
+    return UnfoldingInputs(truth, reco, pt, pr, w, data, wd, names, dict(units or {}), dt, dtw, labels)
+
+
+def integer_columns(x: np.ndarray) -> np.ndarray:
+    """(d,) bool: columns whose values are all integers (multiplicities): binned on integer edges, dequantised by flows."""
+    return np.all(np.equal(np.mod(x, 1.0), 0.0), axis=0)
+
+
+def truth_edges(inputs: UnfoldingInputs, bins: int = 20, quantile: float = 0.002) -> list[np.ndarray]:
+    """Bin edges per observable from the simulated truth (events passing truth): equal-population bins
+    between the ``quantile`` and 1 − ``quantile`` points (integer-aligned for integer columns); values
+    beyond them go to the first/last bin where a method bins (IBU) and are clipped in the report."""
+    x = inputs.truth[inputs.pass_truth]
+    integer = integer_columns(x)
+    out = []
+    for j in range(x.shape[1]):
+        col = x[:, j]
+        lo, hi = np.quantile(col, [quantile, 1 - quantile])
+        if integer[j]:
+            lo, hi = np.floor(lo) - 0.5, np.ceil(hi) + 0.5
+            step = max(1, int(np.ceil((hi - lo) / bins)))
+            e = np.arange(lo, hi + step, step, dtype=float)
+        else:
+            e = np.unique(np.quantile(col[(col >= lo) & (col <= hi)], np.linspace(0, 1, bins + 1)))
+        if len(e) < 3:
+            e = np.linspace(lo - 0.5, hi + 0.5, 3) if hi <= lo else np.linspace(lo, hi, 3)
+        out.append(np.asarray(e, float))
+    return out
+
+
+def reco_edges(inputs: UnfoldingInputs, bins: int = 20, quantile: float = 0.002) -> list[np.ndarray]:
+    """As :func:`truth_edges`, from the simulated reco events passing reco."""
+    proxy = UnfoldingInputs(inputs.reco[inputs.pass_reco], inputs.reco[inputs.pass_reco],
+                            np.ones(int(inputs.pass_reco.sum()), bool), np.ones(int(inputs.pass_reco.sum()), bool),
+                            inputs.sim_weights[inputs.pass_reco], inputs.data, inputs.data_weights, inputs.names)
+    return truth_edges(proxy, bins, quantile)
+
+
+def bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin of each value of ``x: (n,)`` on ``edges`` with under/overflow clipped into the first/last bin: (n,) int."""
+    return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
