@@ -114,3 +114,23 @@ def test_cli_fits_scores_and_samples_three_array_events_from_a_group(tmp_path, c
     events, _ = load_events(f"{tmp_path / 'c.h5'}:showers", model=model)
     np.testing.assert_allclose(io.read(f"{tmp_path / 'scores.h5'}:log_prob").data.reshape(-1),
                                model.log_prob(events.x).numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_cli_scores_a_conditional_multi_array_model_with_its_context_beside_the_arrays(tmp_path, capsys):
+    from hepgen.cli import main
+
+    x = _events(600)
+    energy = x.pop("energy")
+    shapes = {k: v.shape[1:] for k, v in x.items()}
+    io.write(tmp_path / "c.h5", {**x, "e_inc": energy[:, 0]})  # layers and the energy at the top level
+    run = tmp_path / "run"
+    assert main(["fit", "test-three-arrays", str(tmp_path / "c.h5"), "--context", "e_inc", "--out", str(run),
+                 "--epochs", "1", "-q"]) == 0, capsys.readouterr().err
+    model = hepgen.load(run)
+    assert model.event_shape == shapes and model.context == 1 and model.context_columns_ == ["e_inc"]
+    for extra in ([], ["--context", "e_inc"]):  # the context column by the model's name, or named again
+        out = tmp_path / f"s{len(extra)}.h5"
+        assert main(["score", str(run), str(tmp_path / "c.h5"), "-o", str(out), *extra]) == 0, capsys.readouterr().err
+        events, _ = load_events(str(tmp_path / "c.h5"), context="e_inc", model=model)
+        np.testing.assert_allclose(io.read(f"{out}:log_prob").data.reshape(-1), model.log_prob(events.x).numpy(),
+                                   rtol=1e-5, atol=1e-4)

@@ -137,10 +137,15 @@ def _context_source(value: str | None, model: Any, data: Any = None) -> Any:
             raise ConfigError(f"--context given, but the model ({model.cli_name}) was trained without a context")
         return None
     names = context_names(model)
+    multi = isinstance(model.event_shape, dict)  # context columns are datasets beside the arrays
     if value is None:
         if data is None:
             raise ConfigError(f"the model is conditional on a context of {model.context} value(s) "
                               f"({', '.join(names)}); give --context v1,v2,... or FILE:KEY")
+        if multi:
+            from hepgen.data.sources import GroupColumns
+
+            return GroupColumns(data, names)
         return _open_by_names(data, names, "context")
     row = _literal_row(value, model.context)
     if row is not None:
@@ -148,7 +153,12 @@ def _context_source(value: str | None, model: Any, data: Any = None) -> Any:
     if is_column_name(value):
         if data is None:
             raise ConfigError(f"--context {value!r} is neither a row of numbers nor an existing FILE[:KEY]")
-        return io.open_source(data, columns=[c.strip() for c in value.split(",") if c.strip()])
+        columns = [c.strip() for c in value.split(",") if c.strip()]
+        if multi:
+            from hepgen.data.sources import GroupColumns
+
+            return GroupColumns(data, columns)
+        return io.open_source(data, columns=columns)
     return _open_by_names(value, names, "context")
 
 

@@ -342,3 +342,28 @@ class _Shapes:
     def __init__(self, shapes: dict[str, tuple[int, ...]]):
         self.event_shape = shapes
         self.context = None
+
+
+class GroupColumns:
+    """Columns kept as 1-D datasets beside the arrays of a group (a calorimeter file's ``energy``), read as
+    one table: ``read_rows(start, stop) -> (rows, len(names))``."""
+
+    def __init__(self, spec: str | os.PathLike, names: list[str]):
+        self.spec, self.names = os.fspath(spec), list(names)
+        self.sources = [io.open_source(member_spec(spec, name)) for name in self.names]
+        lengths = {n: len(s) for n, s in zip(self.names, self.sources)}
+        if len(set(lengths.values())) != 1:
+            self.close()
+            raise DataError(f"the columns of {self.spec} have different numbers of events: {lengths}")
+        self.event_shape = (len(self.names),)
+        self._n = next(iter(lengths.values()))
+
+    def __len__(self) -> int:
+        return self._n
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        return np.column_stack([s.read_rows(start, stop).reshape(stop - start, -1) for s in self.sources])
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
