@@ -44,7 +44,7 @@ def test_ibu_run(files, tmp_path, capsys):
 ])
 def test_bad_input_exits_2(files, tmp_path, capsys, change, message):
     np.save(files / "short.npy", np.ones(7))
-    code, out, err = run_cli(capsys, *_argv(files, *[c.format(t=files) for c in change], "-o", tmp_path / "u.h5"))
+    code, _, err = run_cli(capsys, *_argv(files, *[c.format(t=files) for c in change], "-o", tmp_path / "u.h5"))
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "u.h5").exists()
 

@@ -29,10 +29,10 @@ def files(tmp_path_factory):
 
 
 def _args(tmp):
-    return dict(sim_truth=f"{tmp}/sim.h5:truth", sim_reco=f"{tmp}/sim.h5:reco", data=f"{tmp}/data.h5:reco",
-                pass_reco=f"{tmp}/sim.h5:pass_reco", pass_truth=f"{tmp}/sim.h5:pass_truth",
-                pass_data=f"{tmp}/data.h5:pass_reco", data_truth=f"{tmp}/data.h5:truth",
-                pass_data_truth=f"{tmp}/data.h5:pass_truth")
+    return {"sim_truth": f"{tmp}/sim.h5:truth", "sim_reco": f"{tmp}/sim.h5:reco", "data": f"{tmp}/data.h5:reco",
+            "pass_reco": f"{tmp}/sim.h5:pass_reco", "pass_truth": f"{tmp}/sim.h5:pass_truth",
+            "pass_data": f"{tmp}/data.h5:pass_reco", "data_truth": f"{tmp}/data.h5:truth",
+            "pass_data_truth": f"{tmp}/data.h5:pass_truth"}
 
 
 def test_ibu_on_files_writes_output_and_report(files, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from hepgen.data.generators import smear
 from hepgen.errors import ConfigError
-from hepgen.unfolding.ibu import ibu, response, unfold_ibu
+from hepgen.unfolding.ibu import ibu, response
 from hepgen.unfolding.inputs import check_inputs, reco_edges, truth_edges
 
 

@@ -21,7 +21,14 @@ from matplotlib.figure import Figure
 
 from hepgen.files import atomic_write_text
 from hepgen.report.html import Gallery, Page, Table, write_index_html
-from hepgen.report.plots import CAND_COLOR, REF_COLOR, STYLE, axis_label, plot_density_2d, save_figure
+from hepgen.report.plots import (
+    CAND_COLOR,
+    REF_COLOR,
+    STYLE,
+    axis_label,
+    plot_density_2d,
+    save_figure,
+)
 
 PRIOR_COLOR, DATA_COLOR, TRUTH_COLOR = "#94a4a2", "#832db6", "black"
 

@@ -400,8 +400,8 @@ def write_report(result: UnfoldingResult, report_dir: str | os.PathLike, pair: t
         pair_events = {("data truth" if inp.data_truth is not None else "prior"): ref,
                        result.method: (result.events[:, [a, b]], result.weights)}
         pair_edges = (result.edges[a], result.edges[b])
-    meta = [f"method: {result.method}", f"simulation: {inp.labels.get('sim_truth')} / {inp.labels.get('sim_reco')} "
-            f"({len(inp.truth)} events, {int(inp.pass_reco.sum())} reconstructed, {int((~inp.pass_truth).sum())} fakes)",
+    meta = [f"method: {result.method}", (f"simulation: {inp.labels.get('sim_truth')} / {inp.labels.get('sim_reco')} "
+             f"({len(inp.truth)} events, {int(inp.pass_reco.sum())} reconstructed, {int((~inp.pass_truth).sum())} fakes)"),
             f"data: {inp.labels.get('data')} ({len(inp.data)} events)",
             f"bands: ±1σ over {len(result.replicas)} bootstrap replicas"]
     return _write(report_dir, title=f"unfolding: {result.method}", method=result.method, names=inp.names,

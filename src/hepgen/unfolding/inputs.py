@@ -99,7 +99,7 @@ def check_inputs(truth: Any, reco: Any, data: Any, *, pass_truth: Any = None, pa
                  units: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> UnfoldingInputs:
     """Arrays -> :class:`UnfoldingInputs`, or a DataError naming the input (``labels``: file names by role)."""
     labels = dict(labels or {})
-    lab = lambda role: labels.get(role, role)  # noqa: E731
+    lab = lambda role: labels.get(role, role)
     truth = _array(truth, "simulated truth", lab("sim_truth"))
     reco = _array(reco, "simulated reco", lab("sim_reco"))
     if len(truth) != len(reco):

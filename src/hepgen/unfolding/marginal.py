@@ -108,7 +108,7 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     xe = tcoder.encode(inputs.truth[both], rng)
     detector = train_posterior(inputs.reco[both], xe, inputs.sim_weights[both], rcoder, seed=seed + 1, **kw)
     eps = efficiency_model(inputs, seed)
-    eps_safe = lambda x: np.clip(eps(x), 1e-6, 1.0)  # noqa: E731
+    eps_safe = lambda x: np.clip(eps(x), 1e-6, 1.0)
     torch.manual_seed(seed)
     x_prior = tcoder.encode(inputs.truth[real], rng)
     truth_flow = NSF(inputs.features, transforms=int(transforms), hidden=tuple(hidden), preprocess=preprocessing(x_prior))
@@ -146,5 +146,5 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
                 batch_size=int(batch_size), lr=float(lr), seed=seed + b + 1, device=device, quiet=quiet)
         reps.append((draw(rep.truth_flow, seed + 100 + b), np.ones(n_out)))
     history = objective.history_
-    extra = {"log_py": np.array([h.get("log_py", np.nan) for h in history], dtype=float)} if history else {}
+    extra = {"log_py": np.array([h.get("train_log_py", np.nan) for h in history], dtype=float)} if history else {}
     return out, np.ones(n_out), reps, extra

@@ -144,7 +144,7 @@ def coverage(flow, coder: Coder, x: np.ndarray, y: np.ndarray, samples: int = 20
         below = (draws < x[None]).mean(axis=0)
         ties = (draws == x[None]).mean(axis=0)
         u = below + ties * np.random.default_rng(seed + 1).random(below.shape)
-        out[f"{int(round(level * 100))}"] = [float(v) for v in ((u >= lo_q) & (u <= hi_q)).mean(axis=0)]
+        out[f"{round(level * 100)}"] = [float(v) for v in ((u >= lo_q) & (u <= hi_q)).mean(axis=0)]
     return out
 
 
