@@ -39,7 +39,8 @@ class GaussianSampler(nn.Module):
 
 
 def _fixed_generator_gan(mean, scale, **params):
-    model = GAN(len(mean), latent=len(mean), critic_steps=NEVER, preprocess="none", **params)
+    # no EMA copy: the generator is replaced by a fixed sampler after construction
+    model = GAN(len(mean), latent=len(mean), critic_steps=NEVER, preprocess="none", ema=0.0, **params)
     model.generator = GaussianSampler(mean, scale)
     return model
 
@@ -50,7 +51,7 @@ def test_saturating_generator_gradient_vanishes_against_a_near_perfect_discrimin
     and −(1 − σ(f)) ∂f/∂θ (non-saturating): the first collapses with σ(f), the second does not."""
     rng = np.random.default_rng(0)
     data = (3.0 + 0.5 * rng.normal(size=(2048, 2))).astype(np.float32)
-    model = GAN(2, latent=2, hidden=(32, 32), loss="non-saturating", critic_steps=NEVER, preprocess="none")
+    model = GAN(2, latent=2, hidden=(32, 32), loss="non-saturating", critic_steps=NEVER, preprocess="none", ema=0.0)
     model.generator = GaussianSampler([0.0, 0.0], [0.5, 0.5])
     # after every epoch the engine logs both generator losses' gradient norms against the current critic
     model.fit(data, epochs=12, batch_size=128, lr=3e-3, seed=0, quiet=True, val_fraction=0.1,
