@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.hepgen-installed
 BENCH_STAMP := $(VENV)/.hepgen-bench-installed
 DEMO_OUT ?= demo-out
 JOBS ?= 2
+# extra arguments for every benchmark script: `make bench BENCH_ARGS=--quick` runs the reduced versions
+BENCH_ARGS ?=
 
 .PHONY: demo test bench install clean
 
@@ -35,8 +37,8 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	@mkdir -p benchmarks/results
-	@set -e; for script in benchmarks/*.py; do \
-		echo "== $$script"; OMP_NUM_THREADS=2 $(BIN)/python $$script; \
+	@set -e; for script in benchmarks/[!_]*.py; do \
+		echo "== $$script $(BENCH_ARGS)"; OMP_NUM_THREADS=2 $(BIN)/python $$script $(BENCH_ARGS); \
 	done
 
 clean:

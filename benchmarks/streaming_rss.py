@@ -62,7 +62,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-gb", type=float, nargs="+", default=[2.0, 4.0])
     parser.add_argument("--dir", default=tempfile.gettempdir())
+    parser.add_argument("--quick", action="store_true",
+                        help="0.25 and 0.5 GB files, results in streaming_rss_quick.json (the full run keeps its own)")
     args = parser.parse_args()
+    results_path = RESULTS.with_name("streaming_rss_quick.json") if args.quick else RESULTS
+    if args.quick:
+        args.sizes_gb = [0.25, 0.5]
     results = {"features": FEATURES, "batch_size": 8192, "chunk_size": 65536, "runs": [],
                "import_baseline_rss_mb": round(baseline_rss() / 2**20, 1)}
     for size in args.sizes_gb:
@@ -85,11 +90,10 @@ def main() -> None:
             path.unlink(missing_ok=True)
     peaks = [r["peak_rss_mb"] for r in results["runs"]]
     results["peak_rss_growth_mb"] = round(max(peaks) - min(peaks), 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, RESULTS)
-    print(f"wrote {RESULTS}")
+    from hepgen.files import atomic_write_text
+
+    atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":
