@@ -189,12 +189,12 @@ def test_resume_removes_the_temporaries_a_killed_run_left(tmp_path):
     assert (run / "model.pt").stat().st_mode & 0o777 == (run / "metrics.csv").stat().st_mode & 0o777
 
 
-def test_every_k_counts_batches_over_the_whole_fit_not_per_epoch():
+def test_a_player_stepping_every_k_batches_is_not_starved_by_short_epochs():
     x = regression_data(500)
-    # 450 training events / 200 = 3 batches per epoch (200, 200, 50) with k = 4: a per-epoch count would
-    # never step the second player; over 4 epochs the 12 batches give it 3 steps
+    # 450 training events / 200 = 3 batches per epoch (200, 200, 50) with k = 4: every 4th batch of an epoch
+    # would never come; the player steps once per epoch instead, on the last batch: 4 steps in 4 epochs
     model = Duel(5, k=4)
     engine = hepgen.Engine(epochs=4, batch_size=200, seed=0, quiet=True, monitor=None)
     engine.fit(model, x)
     assert int(engine.optimisers["first"].state[model.a.weight]["step"]) == 12
-    assert int(engine.optimisers["second"].state[model.b.weight]["step"]) == 3
+    assert int(engine.optimisers["second"].state[model.b.weight]["step"]) == 4

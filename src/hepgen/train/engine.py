@@ -324,7 +324,7 @@ class Engine:
         players = model.players()
         self._build_optimisers(players)
         history: list[dict[str, float]] = []
-        state = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad_epochs": 0, "steps": 0}
+        state = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad_epochs": 0}
         if self.resume:
             history, state = self._restore(model, state)
         self.stepper = _Stepper(model)
@@ -347,7 +347,7 @@ class Engine:
                 model.on_epoch_start(epoch)
                 model.train()
                 row: dict[str, float] = {"epoch": epoch}
-                row.update(self._train_epoch(model, runner, players, train_data, epoch, state))
+                row.update(self._train_epoch(model, runner, players, train_data, epoch))
                 model.eval()
                 if val_data is not None:
                     row.update(self._validate(model, val_data))
@@ -556,9 +556,9 @@ class Engine:
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def _train_epoch(self, model: Trainable, runner: nn.Module, players: list[Player], data: Any,
-                     epoch: int, state: dict[str, Any]) -> dict[str, float]:
-        """One pass; a player with ``every=k`` steps on every k-th batch counted over the whole fit (not per
-        epoch), so a generator with k critic steps still steps when an epoch has fewer than k batches."""
+                     epoch: int) -> dict[str, float]:
+        """One pass; a player with ``every=k`` steps on every k-th batch of the epoch, and an epoch of fewer
+        than k batches still steps it once, on its last batch (a generator with k critic steps is never starved)."""
         if self.data_free:  # each rank, each epoch its own draws, reproducible on resume
             torch.manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.dist.rank)
         batches, total = self._epoch_batches(data, epoch, shuffle=True, world=self.dist.world_size,
@@ -567,12 +567,10 @@ class Engine:
         weight_sums: dict[str, Tensor] = {}
         bar = tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False, file=sys.stderr,
                    disable=self._bar_disabled(), dynamic_ncols=True)
-        done = int(state.get("steps", 0))  # batches of the previous epochs (0 in checkpoints that predate it)
-        step = 0
         for step, raw in enumerate(batches, start=1):
             batch = self._prepare(model, raw)
             for p in players:
-                if (done + step) % p.every:
+                if step % p.every and not (step == total < p.every):
                     continue
                 losses, wsum, grad_norm = self._player_step(runner, p, batch, epoch, step)
                 for name, value in losses.items():
@@ -586,7 +584,6 @@ class Engine:
             if step % self.log_every == 0 and not bar.disable:
                 bar.set_postfix({k: f"{float(sums[k] / weight_sums[k]):.4g}" for k in list(sums)[:4]})
         bar.close()
-        state["steps"] = done + step
         row = {}
         for key in sums:
             s = torch.stack([torch.as_tensor(sums[key], dtype=torch.float64, device=self.device),
