@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -557,12 +558,18 @@ class Engine:
 
     def _train_epoch(self, model: Trainable, runner: nn.Module, players: list[Player], data: Any,
                      epoch: int) -> dict[str, float]:
-        """One pass; a player with ``every=k`` steps on every k-th batch of the epoch, and an epoch of fewer
-        than k batches still steps it once, on its last batch (a generator with k critic steps is never starved)."""
+        """One pass; a player with ``every=k`` steps on every k-th batch of the epoch (an epoch of fewer than k
+        batches never steps it: a warning says so once)."""
         if self.data_free:  # each rank, each epoch its own draws, reproducible on resume
             torch.manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.dist.rank)
         batches, total = self._epoch_batches(data, epoch, shuffle=True, world=self.dist.world_size,
                                              rank=self.dist.rank)
+        starved = [p.name for p in players if p.every > total]
+        if starved and not getattr(self, "_warned_starved", False) and len(players) > 1:
+            self._warned_starved = True
+            warnings.warn(f"player(s) {', '.join(starved)} step every {max(p.every for p in players)} batches but an "
+                          f"epoch has {total}: they will not be trained. Lower critic_steps or batch_size.",
+                          UserWarning, stacklevel=2)
         sums: dict[str, Tensor] = {}
         weight_sums: dict[str, Tensor] = {}
         bar = tqdm(total=total, desc=f"epoch {epoch}/{self.epochs}", leave=False, file=sys.stderr,
@@ -570,7 +577,7 @@ class Engine:
         for step, raw in enumerate(batches, start=1):
             batch = self._prepare(model, raw)
             for p in players:
-                if step % p.every and not (step == total < p.every):
+                if step % p.every:
                     continue
                 losses, wsum, grad_norm = self._player_step(runner, p, batch, epoch, step)
                 for name, value in losses.items():
