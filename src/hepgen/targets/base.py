@@ -11,6 +11,8 @@ p̃ vanishes (a phase-space cut), ``log_prob`` is −inf. ``domain`` is ``"real"
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 from typing import Any, ClassVar
 
@@ -22,16 +24,16 @@ from hepgen.errors import ConfigError
 DOMAINS = ("real", "unit-hypercube")
 
 
-class Target:
+class Target(ABC):
     """Base of every target: subclasses set ``name``, ``event_shape``, ``domain`` and implement ``log_prob``."""
 
     name: ClassVar[str] = "target"
     domain: ClassVar[str] = "real"
     event_shape: tuple[int, ...]
 
+    @abstractmethod
     def log_prob(self, x: Tensor) -> Tensor:
         """Unnormalised log-density log p̃(x): x (batch, *event_shape) -> (batch,)."""
-        raise NotImplementedError
 
     @property
     def log_norm(self) -> float | None:
@@ -60,8 +62,9 @@ class Target:
                               f", got {tuple(x.shape)}")
         return x
 
+    @abstractmethod
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The options that rebuild this target (``make_target(name, **config)``)."""
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

@@ -13,6 +13,8 @@ exact to that level. Values are computed in float64; ``log_prob`` is −inf outs
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import math
 from typing import Any
 
@@ -55,8 +57,9 @@ class _Integrand(Target):
         v = self._log_f(x.double())
         return torch.where(_inside(x), v, -math.inf).to(x.dtype)
 
+    @abstractmethod
     def _log_f(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        """log f on points inside the cube: x (batch, dims) float64 -> (batch,)."""
 
     def get_config(self) -> dict[str, Any]:
         return {"dims": self.dims, "width": self.width}
