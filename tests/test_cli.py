@@ -35,10 +35,14 @@ def test_fit_sample_score_info_end_to_end(tmp_path, events, capsys):
     samples = io.read(tmp_path / "s.h5")
     assert samples.data.shape == (500, 3) and samples.columns == ["a", "b", "c"]
     torch_model = hepgen.load(run)
-    code, _, err = run_cli(capsys, "score", run, f"{events}", "-o", tmp_path / "scores.h5")
-    assert code != 0 and "expects events of shape (3,)" in err or "3" in err  # weight column is a 4th feature
+    # the training file itself: the model's features a, b, c are selected by name, the weight column left out
+    code, _, err = run_cli(capsys, "score", run, f"{events}", "-o", tmp_path / "train_scores.h5")
+    assert code == 0, err
+    train = io.read(events, columns=["a", "b", "c"]).data
+    np.testing.assert_allclose(io.read(tmp_path / "train_scores.h5").data[:, 0],
+                               torch_model.log_prob(train).numpy(), rtol=1e-5)
     code, _, err = run_cli(capsys, "score", run, f"{tmp_path}/s.h5", "-o", tmp_path / "scores.h5")
-    assert code == 0, err and "Jacobian" in err
+    assert code == 0 and "Jacobian" in err, err
     scores = io.read(tmp_path / "scores.h5")
     assert scores.columns == ["log_prob", "score"]
     np.testing.assert_allclose(scores.data[:, 0], torch_model.log_prob(samples.data).detach().numpy(), rtol=1e-5)
