@@ -192,6 +192,9 @@ def _autoencoders(out_dir: Path, quick: bool) -> dict[str, Any]:
         "samples": "VAE prior samples next to samples from a Gaussian fitted to AE latents",
         "anomaly": "trained on QCD only: ROC and significance improvement for top and W jets",
         "anomaly_breakdown": "per-feature reconstruction error of the dense AE",
+        "roc_sic": "hepgen roc on the ConvAE's scores (trained on QCD only): background rejection 1/eps_B and "
+                   "significance improvement eps_S/sqrt(eps_B) against eps_S for top and W jets",
+        "mass_sculpting": "hepgen roc --mass: the QCD jet mass after cuts on the ConvAE score at fixed eps_B",
     }
     figures = result.pop("figures")
     return {"figures": [(captions.get(k, k.replace("_", " ")), str(p)) for k, p in figures.items()], **result}

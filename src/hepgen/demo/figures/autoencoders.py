@@ -11,7 +11,10 @@ One entry point, :func:`autoencoder_figures`, trains every model it shows (seede
   training codes (the classic failure that motivates the VAE) and real digits;
 * ``anomaly.png``, ``anomaly_breakdown.png``: a ConvAE on QCD jet images and a dense AE on the 11
   high-level jet features, both trained on QCD only, scoring top and W jets: 1/ε_B and
-  SIC = ε_S/√ε_B against ε_S, score distributions, and the per-feature (per-pixel) error breakdown.
+  SIC = ε_S/√ε_B against ε_S, score distributions, and the per-feature (per-pixel) error breakdown;
+* ``roc/``: the ConvAE's scores through :func:`hepgen.report.roc.roc_report` (what ``hepgen roc``
+  writes): ``roc_sic.png`` (1/ε_B and SIC against ε_S), ``mass_sculpting.png`` (the QCD jet mass
+  after cuts at fixed ε_B), ``metrics.json`` with bootstrap errors and ``index.html``.
 
 It returns (and writes to ``summary.json``) the test MSEs, the anomaly figures of merit (AUC, max
 SIC, 1/ε_B at ε_S = 0.3 and 0.5), and the paths of the figures, the saved runs and the data files,
@@ -303,6 +306,24 @@ def jet_detectors(data: dict[str, Any], image_epochs: int, feature_epochs: int, 
     return {"image_study": study, "conv_ae": study["model"], "ae": ae, "results": results}
 
 
+def anomaly_roc_report(result: Any, out_dir: str | Path, *, mass: np.ndarray | None = None,
+                       background_weights: np.ndarray | None = None,
+                       signal_weights: dict[str, np.ndarray | None] | None = None, n_bootstrap: int = 20,
+                       title: str = "anomaly score", score_name: str = "score") -> dict[str, Any]:
+    """What ``hepgen roc BACKGROUND top=... w=... --mass ... --report OUT_DIR`` writes, for one detector's scores.
+
+    ``result``: an :class:`~hepgen.autoencoders.anomaly.AnomalyResult` (its background and signal
+    scores, higher = more anomalous); ``mass``: the background events' jet mass (mass sculpting).
+    Writes ``roc_sic.png``/``.pdf``, ``mass_sculpting.png``/``.pdf``, ``metrics.json`` and
+    ``index.html`` through :func:`hepgen.report.roc.roc_report`; returns metrics.json's content.
+    """
+    from hepgen.report.roc import roc_report
+
+    return roc_report(result.background_scores, result.signal_scores, out_dir,
+                      background_weights=background_weights, signal_weights=signal_weights, mass=mass,
+                      mass_label="jet mass [GeV]", n_bootstrap=n_bootstrap, title=title, score_name=score_name)
+
+
 def public_summary(study: dict[str, Any]) -> dict[str, Any]:
     """A study of :func:`conv_ae_vs_pca` without its model and reconstruction arrays (what JSON can hold)."""
     return {k: v for k, v in study.items() if k not in ("model", "reconstructions")}
@@ -434,7 +455,16 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
     ], per_row=6))
 
     labels = {"conv_ae_images": f"ConvAE, {h}×{w} images", "ae_features": "dense AE, 11 features"}
+    signal_weights = {p: weights[p] for p in ("top", "w")}
     figs["anomaly"] = str(_anomaly_figure(out / "anomaly.png", detectors, labels))
+    mass = feats["qcd"][j_test][:, list(FEATURE_COLUMNS).index("mass")].astype(np.float64)
+    roc = anomaly_roc_report(detectors["conv_ae_images"], out / "roc", mass=mass,
+                             background_weights=weights["qcd"][j_test], signal_weights=signal_weights,
+                             title=f"ConvAE on {h}×{w} QCD jet images: top and W jets as anomalies",
+                             score_name="ConvAE reconstruction error")
+    summary["roc"] = {"detector": "conv_ae_images", "report": str(out / "roc" / "index.html"), **roc}
+    figs["roc_sic"] = str(out / "roc" / "roc_sic.png")
+    figs["mass_sculpting"] = str(out / "roc" / "mass_sculpting.png")
     breakdown = {"QCD (test)": feature_breakdown(ae_feats, feats["qcd"][j_test]),
                  "top": feature_breakdown(ae_feats, feats["top"]), "w": feature_breakdown(ae_feats, feats["w"])}
     pixels = {"QCD (test)": feature_breakdown(conv_jets, qcd_test),
