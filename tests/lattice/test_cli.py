@@ -38,3 +38,19 @@ def test_bad_options_exit_2_naming_them(tmp_path, capsys):
     assert "-o must be .h5" in capsys.readouterr().err
     assert main(["sample", str(run), "-n", "10", "--unweighted", "-o", str(tmp_path / "c.h5")]) == 2
     assert "--unweighted needs" in capsys.readouterr().err and not (tmp_path / "c.h5").exists()
+
+
+def test_mcmc_of_a_non_lattice_model_and_a_too_small_lattice_exit_2(tmp_path, capsys):
+    events = tmp_path / "x.npy"
+    np.save(events, np.random.default_rng(0).normal(size=(200, 2)))
+    run = tmp_path / "gauss"
+    assert main(["fit", "gaussian", str(events), "--epochs", "1", "--out", str(run), "-q"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "c.h5"
+    assert main(["sample", str(run), "-n", "10", "--mcmc", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--mcmc needs a model trained on a lattice target" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main(["fit", "phi4-flow", "--L", "1", "--steps-per-epoch", "2", "--out", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "'L'" in err and "Traceback" not in err and not (tmp_path / "r").exists()
