@@ -1,5 +1,6 @@
 """The hypercube flow: a normalised density on [0, 1]^d, integrals within their errors, unweighting, the CLI."""
 
+import itertools
 import math
 
 import h5py
@@ -90,3 +91,116 @@ def test_cli_fits_an_integrand_and_writes_unweighted_events(tmp_path, capsys):
     assert "target must be one of" in capsys.readouterr().err
     assert main(["fit", "hypercube-flow", "--target", "eeqqg", "--dims", "3", "--steps-per-epoch", "1", "--out",
                  str(tmp_path / "bad"), "-q"]) == 2
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 8, 16])
+def test_binary_masks_condition_every_dimension_on_every_other(d):
+    from hepgen.phasespace.flow import binary_masks
+
+    masks = binary_masks(d)
+    assert len(masks) == 2 * math.ceil(math.log2(d))
+    for m in masks:  # both sides non-empty: a valid coupling
+        assert 0 < int(m.sum()) < d
+    changed = torch.stack([~m for m in masks]).int()
+    assert (changed.sum(0) == math.ceil(math.log2(d))).all()  # each dimension transformed ceil(log2 d) times
+    for i in range(d):
+        for j in range(d):
+            if i != j:  # some layer transforms i conditioned on j
+                assert any(bool(~m[i] & m[j]) for m in masks), (i, j)
+    model = HypercubeFlow("gaussian", d if d > 1 else 2, hidden=(4,), bins=2)
+    assert model.transforms == 2 * len(masks)  # default: two passes of the masks
+
+
+def test_annealing_raises_the_exponent_to_one_and_counts_steps():
+    model = HypercubeFlow("camel", 2, transforms=2, hidden=(8,), bins=4, anneal=10, anneal_start=0.01)
+    assert model.beta() == pytest.approx(0.01)
+    model.fit(None, steps_per_epoch=5, epochs=1, batch_size=64, seed=0, quiet=True)
+    assert int(model.steps_) == 5 and model.beta() == pytest.approx(0.01**0.5)
+    model.fit(None, steps_per_epoch=5, epochs=2, batch_size=64, seed=0, quiet=True)
+    assert int(model.steps_) == 15 and model.beta() == 1.0
+    with pytest.raises(ConfigError, match="anneal"):
+        HypercubeFlow("camel", 2, anneal=-1)
+    with pytest.raises(ConfigError, match="anneal_start"):
+        HypercubeFlow("camel", 2, anneal_start=0.0)
+
+
+def test_weights_far_below_the_float_range_still_train():
+    # a 16-d camel seen by a uniform flow: f/q of most draws underflows float32; the log-space
+    # normalisation keeps a finite, non-zero loss coefficient on the largest weights
+    model = HypercubeFlow("camel", 16, transforms=2, hidden=(8,), bins=4, loss="variance")
+    out = model.training_losses({"w": torch.ones(256)})
+    assert torch.isfinite(out["loss"]).all() and bool((out["loss"] != 0).any())
+
+
+def test_unweighted_events_of_a_trained_flow_follow_the_exact_marginal():
+    # a Gaussian of width 0.15 in d = 2: the x_1 marginal is a normal truncated to [0, 1]
+    model = HypercubeFlow("gaussian", 2, width=0.15, transforms=4, hidden=(16,), bins=8)
+    model.fit(None, steps_per_epoch=20, epochs=2, batch_size=512, lr=3e-3, seed=0, quiet=True)
+    out = model.sample_unweighted(4000, seed=3, batch_size=20_000, calibration=50_000)
+    x = out["samples"]
+    assert x.shape == (4000, 2) and float(out["overweight_fraction"]) < 0.01
+    dist = stats.truncnorm(-0.5 / 0.15, 0.5 / 0.15, loc=0.5, scale=0.15)
+    for k in range(2):
+        assert stats.kstest(x[:, k], dist.cdf).pvalue > 1e-3
+    assert abs(float(out["integral"]) - model.target.integral) < 4 * float(out["integral_error"])
+
+
+def test_unweighted_matrix_element_events_follow_the_exact_x1_distribution():
+    # e+e- -> q qbar g: chi2 of the x_1 histogram of unweighted events against the exact marginal,
+    # g(x1) = ∫ f dx2 = C/(1-x1) [(1 + x1²) ln(t_hi/t_lo) - 2 (t_hi - t_lo) + (t_hi² - t_lo²)/2] with t = 1 - x2
+    # from t_lo = y to t_hi = x1 - y (the cuts), binned by quadrature
+    from scipy import integrate
+
+    y = 0.05
+    model = HypercubeFlow("eeqqg", 2, ycut=y, transforms=4, hidden=(16,), bins=8)
+    model.fit(None, steps_per_epoch=20, epochs=2, batch_size=512, lr=3e-3, seed=0, quiet=True)
+    x = model.sample_unweighted(4000, seed=5, batch_size=20_000, calibration=50_000)["samples"]
+
+    def g(x1):
+        lo, hi = y, x1 - y
+        return ((1 + x1 * x1) * math.log(hi / lo) - 2 * (hi - lo) + (hi * hi - lo * lo) / 2) / (1 - x1)
+
+    edges = np.linspace(2 * y, 1 - y, 11)
+    expected = np.array([integrate.quad(g, a, b)[0] for a, b in itertools.pairwise(edges)])
+    from hepgen.targets.matrix_elements import C_F
+
+    assert expected.sum() * C_F * 0.118 / (2 * math.pi) == pytest.approx(model.target.integral, rel=1e-8)
+    expected *= len(x) / expected.sum()
+    observed = np.histogram(x[:, 0], edges)[0]
+    assert observed.sum() == len(x)
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    assert stats.chi2.sf(chi2, len(expected) - 1) > 1e-3, (observed, expected.round())
+    # a mismatched reference (x_1 of uniform phase space, density ∝ x1 - 2y) is rejected: the test can fail
+    flat = np.diff((edges - 2 * y) ** 2)
+    flat *= len(x) / flat.sum()
+    assert stats.chi2.sf(float(((observed - flat) ** 2 / flat).sum()), len(flat) - 1) < 1e-6
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--loss", "l1"], "loss"),
+    (["--anneal", "-3"], "anneal"),
+    (["--anneal-start", "2"], "anneal_start"),
+    (["--bins", "0"], "bins"),
+    (["--target", "camel", "--dims", "1"], "dims"),
+    (["--target", "ring", "--dims", "2", "--width", "0.1"], "radius"),
+])
+def test_cli_bad_options_exit_2_naming_the_option(tmp_path, capsys, argv, named):
+    base = ["fit", "hypercube-flow", "--steps-per-epoch", "1", "--epochs", "1", "--out", str(tmp_path / "run"), "-q"]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_unweighted_sampling_bad_options_exit_2(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "hypercube-flow", "--target", "camel", "--transforms", "2", "--hidden", "4", "--bins", "2",
+                 "--steps-per-epoch", "2", "--epochs", "1", "--batch-size", "64", "--out", str(run), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "-n", "10", "--unweighted", "-o", str(tmp_path / "e.csv")]) == 2
+    assert "-o" in capsys.readouterr().err
+    assert main(["sample", str(run), "-n", "10", "--unweighted", "--mcmc", "-o", str(tmp_path / "e.h5")]) == 2
+    assert "--mcmc" in capsys.readouterr().err
+    assert main(["sample", str(run), "-n", "0", "--unweighted", "-o", str(tmp_path / "e.h5")]) == 2
+    assert "-n" in capsys.readouterr().err
+    assert not (tmp_path / "e.h5").exists() and not (tmp_path / "e.csv").exists()
