@@ -46,6 +46,29 @@ showers (MIP fraction 0.317 times e/mip = 0.63) and 0.317 for the MIP track, a =
 (electromagnetic, MIP) and 0.4 sqrt(GeV) (hadronic); then Gaussian electronic noise of
 ``noise`` MeV per cell (so cells below zero occur only through noise).
 
+Design parameters (continuous, with physical effect; the defaults give the geometry above exactly, the
+same showers bit for bit): ``absorber_mm`` (2) and ``active_mm`` (4), the lead and liquid-argon thickness
+of one sampling cell, and ``layer_0_mm``, ``layer_1_mm``, ``layer_2_mm`` (90, 347, 40), the depths of the
+three layers. The effective medium follows the mixture rules of the PDG review (Pb: X0 5.612 mm,
+R_M 16.02 mm, lambda_int 175.9 mm, 11.35 g/cm3, Z 82, Ec 7.43 MeV, MIP dE/dx 1.274 MeV/mm; LAr: 140.0,
+90.43, 857.7 mm, 1.396 g/cm3, 18, 32.84 MeV, 0.2105 MeV/mm), applied as ratios to the default so that
+the default medium is the one quoted above:
+
+- ``1/X0 = v/X0_Pb + (1-v)/X0_LAr`` (v: the lead volume fraction), likewise lambda_int;
+  ``1/R_M = sum_j w_j / R_M,j`` (mass fractions w_j, in g/cm2), ``Ec = X0 sum_j w_j Ec_j / X0_j``,
+  ``Z = sum_j w_j Z_j``: a thinner absorber stretches the shower (fewer X0 in the same depth, more
+  longitudinal leakage) and widens it;
+- the MIP sampling fraction ``f_mip = d_act dE/dx_LAr / (d_act dE/dx_LAr + d_abs dE/dx_Pb)`` scales both
+  sampling fractions (shower and track), and the stochastic terms scale as the textbook
+  ``sqrt(d_abs / f_samp)``: ``a = 0.07 sqrt((d_abs/f_mip) / (2 mm / 0.317))`` = 2.79 % sqrt(d_abs[mm]/f_mip)
+  (the textbook lead/LAr value is 2.7 %, Fabjan and Gianotti, Rev. Mod. Phys. 75 (2003) 1243);
+- the MIP track deposits dE/dx of the stack per X0; the layer boundaries lie at the layer depths in
+  the medium's X0, so deeper layers contain more and leak less.
+
+``vary="absorber_mm:0.5:4,layer_1_mm:150:650"`` draws these per shower, uniformly in the ranges, and adds
+one column ``(n,)`` per varied parameter (mm) beside the energy: a training set that spans designs.
+:func:`design_quantities` gives the medium, the depth in X0 and the material (g/cm2) of a design.
+
 Outputs: ``layer_0: (n, 3, 96)``, ``layer_1: (n, 12, 12)``, ``layer_2: (n, 12, 6)`` visible cell
 energies in MeV (float32), ``energy: (n,)`` incident energy in GeV, uniform or log-uniform in
 [energy_min, energy_max] (default 1 - 100 GeV), the condition of a conditional model.
@@ -94,6 +117,22 @@ PARTICLES = ("e+", "gamma", "pi+")
 SPECTRA = ("uniform", "log-uniform")
 CHUNK = 500  # showers per random stream: results do not depend on the number of workers
 
+# Materials (PDG): X0, R_M, lambda_int [mm], density [g/cm3], Z, Ec [GeV], MIP dE/dx [MeV/mm].
+LEAD = {"x0": 5.612, "moliere": 16.02, "lambda": 175.9, "density": 11.35, "z": 82.0, "ec": 7.43e-3,
+        "dedx": 1.274}
+ARGON = {"x0": 140.0, "moliere": 90.43, "lambda": 857.7, "density": 1.396, "z": 18.0, "ec": 32.84e-3,
+         "dedx": 0.2105}
+#: the continuous design parameters (all in mm) and their defaults, which give the geometry above
+DESIGN: dict[str, float] = {"absorber_mm": 2.0, "active_mm": 4.0, "layer_0_mm": 90.0, "layer_1_mm": 347.0,
+                            "layer_2_mm": 40.0}
+DESIGN_LIMITS: dict[str, tuple[float, float]] = {"absorber_mm": (0.05, 50.0), "active_mm": (0.05, 50.0),
+                                                 "layer_0_mm": (1.0, 5000.0), "layer_1_mm": (1.0, 5000.0),
+                                                 "layer_2_mm": (1.0, 5000.0)}
+_DESIGN_TEXT = {"absorber_mm": "lead absorber thickness of one sampling cell",
+                "active_mm": "liquid-argon gap of one sampling cell",
+                "layer_0_mm": "depth of layer_0 (the strip layer)", "layer_1_mm": "depth of layer_1",
+                "layer_2_mm": "depth of layer_2"}
+
 OPTIONS: dict[str, tuple[type, Any, str]] = {
     "particle": (str, "e+", f"incident particle: {', '.join(PARTICLES)}"),
     "energy_min": (float, 1.0, "lowest incident energy in GeV"),
@@ -102,36 +141,130 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "noise": (float, 1.0, "electronic noise per cell in MeV (visible scale)"),
     "max_spots": (int, 4000, "cap on the energy spots per shower component"),
     "workers": (int, None, "processes to simulate on in chunks of 500 showers (none: this process; -1: every core)"),
+    **{key: (float, value, _DESIGN_TEXT[key]) for key, value in DESIGN.items()},
+    "vary": (str, None, "design parameters drawn per shower, uniform: KEY:LOW:HIGH[,KEY:LOW:HIGH] with KEY one of "
+                        f"{', '.join(DESIGN)}; each adds a column (n,) in mm"),
 }
-OPTION_UNITS: dict[str, str] = {"energy_min": "GeV", "energy_max": "GeV", "noise": "MeV"}
+OPTION_UNITS: dict[str, str] = {"energy_min": "GeV", "energy_max": "GeV", "noise": "MeV",
+                                **{key: "mm" for key in DESIGN}}
+
+
+def parse_vary(text: str | None, generator: str = "calo") -> dict[str, tuple[float, float]]:
+    """``"absorber_mm:0.5:4,layer_1_mm:150:650"`` -> {key: (low, high)} (ConfigError naming 'vary')."""
+    if text is None or str(text).strip().lower() in ("", "none"):
+        return {}
+    out: dict[str, tuple[float, float]] = {}
+    for item in str(text).split(","):
+        parts = item.strip().split(":")
+        if len(parts) != 3 or parts[0] not in DESIGN:
+            raise ConfigError(f"option 'vary' of data generator {generator!r}: {item.strip()!r} is not KEY:LOW:HIGH "
+                              f"with KEY one of {', '.join(DESIGN)}")
+        try:
+            low, high = float(parts[1]), float(parts[2])
+        except ValueError:
+            raise ConfigError(f"option 'vary' of data generator {generator!r}: {item.strip()!r} needs numbers "
+                              "LOW:HIGH") from None
+        lo, hi = DESIGN_LIMITS[parts[0]]
+        if not (np.isfinite(low) and np.isfinite(high) and lo <= low < high <= hi):
+            raise ConfigError(f"option 'vary' of data generator {generator!r}: {parts[0]} range {low}:{high} must "
+                              f"satisfy {lo} <= LOW < HIGH <= {hi} (mm)")
+        if parts[0] in out:
+            raise ConfigError(f"option 'vary' of data generator {generator!r} names {parts[0]} twice")
+        out[parts[0]] = (low, high)
+    return out
 
 
 def units(**options: Any) -> dict[str, str]:
-    """Units of the outputs: visible cell energies in MeV, the incident energy in GeV."""
-    check_options(options, OPTIONS, "calo")
-    return {"layer_0": "MeV", "layer_1": "MeV", "layer_2": "MeV", "energy": "GeV"}
+    """Units of the outputs: visible cell energies in MeV, the incident energy in GeV, varied design in mm."""
+    opts = check_options(options, OPTIONS, "calo")
+    return ({"layer_0": "MeV", "layer_1": "MeV", "layer_2": "MeV", "energy": "GeV"}
+            | {key: "mm" for key in parse_vary(opts["vary"])})
 
 
 def process(**options: Any) -> str:
     """One line on what was simulated, e.g. ``"e+ showers, 1-100 GeV uniform, ..."``."""
     opts = check_options(options, OPTIONS, "calo")
+    vary = parse_vary(opts["vary"])
+    design = ", ".join(f"{k.removesuffix('_mm')} {vary[k][0]:g}-{vary[k][1]:g} mm per shower" if k in vary else
+                       f"{k.removesuffix('_mm')} {opts[k]:g} mm" for k in DESIGN)
     return (f"{opts['particle']} showers at normal incidence, {opts['energy_min']:g}-{opts['energy_max']:g} GeV "
-            f"{opts['spectrum']}, CaloGAN-like Pb/LAr calorimeter (GFLASH parametrisation)")
+            f"{opts['spectrum']}, CaloGAN-like Pb/LAr calorimeter (GFLASH parametrisation; {design})")
 
 
-def longitudinal_parameters(energy: np.ndarray) -> tuple[np.ndarray, ...]:
+def _mixture(absorber_mm: Any, active_mm: Any) -> dict[str, Any]:
+    """Mixture-rule properties of a lead/argon stack (module doc); scalars or arrays broadcast."""
+    a, g = np.asarray(absorber_mm, dtype=float), np.asarray(active_mm, dtype=float)
+    v = a / (a + g)
+    m_pb, m_ar = a * LEAD["density"], g * ARGON["density"]
+    w = m_pb / (m_pb + m_ar)
+    density = (m_pb + m_ar) / (a + g)
+    x0 = 1.0 / (v / LEAD["x0"] + (1.0 - v) / ARGON["x0"])
+    lam = 1.0 / (v / LEAD["lambda"] + (1.0 - v) / ARGON["lambda"])
+    moliere_g = 1.0 / (w / (LEAD["moliere"] * LEAD["density"]) + (1.0 - w) / (ARGON["moliere"] * ARGON["density"]))
+    ec = x0 * density * (w * LEAD["ec"] / (LEAD["x0"] * LEAD["density"])
+                         + (1.0 - w) * ARGON["ec"] / (ARGON["x0"] * ARGON["density"]))
+    f_mip = g * ARGON["dedx"] / (g * ARGON["dedx"] + a * LEAD["dedx"])
+    return {"x0": x0, "lambda": lam, "moliere": moliere_g / density, "ec": ec, "z": w * LEAD["z"] + (1 - w) * ARGON["z"],
+            "f_mip": f_mip, "dedx": v * LEAD["dedx"] + (1.0 - v) * ARGON["dedx"], "density": density}
+
+
+def design_quantities(**design: Any) -> dict[str, Any]:
+    """The simulator's medium for a design (scalars or arrays of the :data:`DESIGN` keys, mm; defaults fill in).
+
+    Returns ``x0_mm``, ``moliere_mm``, ``lambda_x0`` (lambda_int in X0), ``ec_gev``, ``z``, the sampling
+    fractions ``f_em`` (showers) and ``f_mip`` (tracks), the stochastic terms ``stochastic_em`` and
+    ``stochastic_hadronic`` (sqrt(GeV)), ``mip_gev_per_x0``, ``bounds_x0`` (the four layer boundaries in X0),
+    ``depth_x0``, ``depth_mm``, and the material per unit area ``lead_g_cm2`` and ``argon_g_cm2``.
+    At the defaults every value is exactly the module's constant (ratios to the default medium are 1.0).
+    """
+    unknown = sorted(set(design) - set(DESIGN))
+    if unknown:
+        raise ConfigError(f"unknown design parameter {unknown[0]!r}; valid: {', '.join(DESIGN)}")
+    d = {key: design.get(key, value) for key, value in DESIGN.items()}
+    ref, mix = _mixture(DESIGN["absorber_mm"], DESIGN["active_mm"]), _mixture(d["absorber_mm"], d["active_mm"])
+    ratio = {key: mix[key] / ref[key] for key in mix}
+    x0 = X0_MM * ratio["x0"]
+    sampling = (np.asarray(d["absorber_mm"], dtype=float) / mix["f_mip"]) / (DESIGN["absorber_mm"] / ref["f_mip"])
+    scale = np.sqrt(sampling)
+    l0, l1, l2 = (np.asarray(d[k], dtype=float) for k in ("layer_0_mm", "layer_1_mm", "layer_2_mm"))
+    bounds = (0.0 * x0, l0 / x0, (l0 + l1) / x0, (l0 + l1 + l2) / x0)
+    depth = l0 + l1 + l2
+    cell = np.asarray(d["absorber_mm"], dtype=float) + np.asarray(d["active_mm"], dtype=float)
+    return {"x0_mm": x0, "moliere_mm": MOLIERE_MM * ratio["moliere"], "lambda_x0": LAMBDA_X0 * ratio["lambda"] / ratio["x0"],
+            "ec_gev": EC_GEV * ratio["ec"], "z": Z_EFF * ratio["z"], "f_em": SAMPLING_FRACTION * ratio["f_mip"],
+            "f_mip": MIP_SAMPLING_FRACTION * ratio["f_mip"], "stochastic_em": STOCHASTIC_EM * scale,
+            "stochastic_hadronic": STOCHASTIC_HADRONIC * scale,
+            "mip_gev_per_x0": MIP_DEPOSIT_GEV_PER_X0 * (ratio["dedx"] * ratio["x0"]),
+            "bounds_x0": bounds, "depth_x0": bounds[3], "depth_mm": depth,
+            "lead_g_cm2": 0.1 * depth * np.asarray(d["absorber_mm"], dtype=float) / cell * LEAD["density"],
+            "argon_g_cm2": 0.1 * depth * np.asarray(d["active_mm"], dtype=float) / cell * ARGON["density"]}
+
+
+def _scalar(value: Any) -> Any:
+    """A 0-d array as a Python float (so the default design runs the scalar arithmetic of the original code)."""
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def _take(value: Any, index: np.ndarray) -> Any:
+    """``value[index]`` for a per-shower array, ``value`` itself for a scalar."""
+    return value if np.ndim(value) == 0 else value[index]
+
+
+def longitudinal_parameters(energy: np.ndarray, z: Any = Z_EFF, ec: Any = EC_GEV) -> tuple[np.ndarray, ...]:
     """GFLASH (<ln T>, <ln alpha>, sigma ln T, sigma ln alpha, rho) for energies ``(m,)`` in GeV.
 
-    Below ``EM_MIN_GEV`` (where the fit's sigmas diverge) the parameters of EM_MIN_GEV are used.
+    ``z``, ``ec``: the medium's Z and critical energy (GeV), scalars or ``(m,)``. Below ``EM_MIN_GEV``
+    (where the fit's sigmas diverge) the parameters of EM_MIN_GEV are used.
     """
-    log_y = np.log(np.maximum(np.asarray(energy, dtype=float), EM_MIN_GEV) / EC_GEV)
-    return (np.log(log_y - 0.812), np.log(0.81 + (0.458 + 2.26 / Z_EFF) * log_y),
+    log_y = np.log(np.maximum(np.asarray(energy, dtype=float), EM_MIN_GEV) / ec)
+    return (np.log(log_y - 0.812), np.log(0.81 + (0.458 + 2.26 / z) * log_y),
             1.0 / (-1.4 + 1.26 * log_y), 1.0 / (-0.58 + 0.86 * log_y), 0.705 - 0.023 * log_y)
 
 
-def sample_longitudinal(energy: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_longitudinal(energy: np.ndarray, rng: np.random.Generator, z: Any = Z_EFF,
+                        ec: Any = EC_GEV) -> tuple[np.ndarray, np.ndarray]:
     """Per-shower depth of maximum T (X0) and shape alpha from the correlated lognormal: ``(m,)`` each."""
-    mean_t, mean_a, sigma_t, sigma_a, rho = longitudinal_parameters(energy)
+    mean_t, mean_a, sigma_t, sigma_a, rho = longitudinal_parameters(energy, z, ec)
     z1, z2 = rng.standard_normal((2, len(mean_t)))
     plus, minus = np.sqrt((1.0 + rho) / 2.0), np.sqrt((1.0 - rho) / 2.0)
     t_max = np.exp(mean_t + sigma_t * (plus * z1 + minus * z2))
@@ -139,14 +272,14 @@ def sample_longitudinal(energy: np.ndarray, rng: np.random.Generator) -> tuple[n
     return t_max, np.maximum(alpha, 1.0 + 1e-6)
 
 
-def _radial(energy: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _radial(energy: np.ndarray, tau: np.ndarray, z: Any = Z_EFF) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GFLASH core radius, tail radius (R_M units) and core probability at relative depth ``tau``."""
     log_e = np.log(energy)
-    r_core = 0.0251 + 0.00319 * log_e + (0.1162 - 0.000381 * Z_EFF) * tau
+    r_core = 0.0251 + 0.00319 * log_e + (0.1162 - 0.000381 * z) * tau
     k4 = 0.3585 + 0.0412 * log_e
-    r_tail = (0.659 - 0.00309 * Z_EFF) * (np.exp(-2.59 * (tau - 0.645)) + np.exp(k4 * (tau - 0.645)))
-    u = (0.401 + 0.00187 * Z_EFF - tau) / (1.313 - 0.0686 * log_e)
-    p_core = np.clip((2.632 - 0.00094 * Z_EFF) * np.exp(u - np.exp(u)), 0.0, 1.0)
+    r_tail = (0.659 - 0.00309 * z) * (np.exp(-2.59 * (tau - 0.645)) + np.exp(k4 * (tau - 0.645)))
+    u = (0.401 + 0.00187 * z - tau) / (1.313 - 0.0686 * log_e)
+    p_core = np.clip((2.632 - 0.00094 * z) * np.exp(u - np.exp(u)), 0.0, 1.0)
     return r_core, r_tail, p_core
 
 
@@ -159,9 +292,9 @@ def sample_radius(rng: np.random.Generator, r_core: np.ndarray, r_tail: np.ndarr
     return radius * np.sqrt(u / (1.0 - u))
 
 
-def spot_count(energy: np.ndarray, max_spots: int) -> np.ndarray:
+def spot_count(energy: np.ndarray, max_spots: int, z: Any = Z_EFF) -> np.ndarray:
     """GFLASH's number of spots 93 ln(Z) (E/GeV)^0.876, at least 20 and at most ``max_spots``."""
-    return np.clip(np.rint(93.0 * np.log(Z_EFF) * np.asarray(energy) ** 0.876), 20, max_spots).astype(int)
+    return np.clip(np.rint(93.0 * np.log(z) * np.asarray(energy) ** 0.876), 20, max_spots).astype(int)
 
 
 class _Spots:
@@ -176,13 +309,19 @@ class _Spots:
                            ("y", radius_mm * np.sin(phi)), ("energy", energy)):
             self.parts[key].append(np.asarray(value))
 
-    def deposit(self, showers: int) -> list[np.ndarray]:
-        """Sum the spots into cells: one array ``(showers, rows, columns)`` (GeV) per layer."""
+    def deposit(self, showers: int, bounds: tuple[Any, ...] | None = None) -> list[np.ndarray]:
+        """Sum the spots into cells: one array ``(showers, rows, columns)`` (GeV) per layer.
+
+        ``bounds``: the four layer boundaries in X0, scalars or per-shower ``(showers,)`` (default: LAYERS).
+        """
+        if bounds is None:
+            bounds = (LAYERS[0][2], *(end for _, _, _, end in LAYERS))
         if not self.parts["shower"]:
             return [np.zeros((showers, rows, cols)) for rows, cols, _, _ in LAYERS]
         spot = {key: np.concatenate(value) for key, value in self.parts.items()}
         out = []
-        for rows, cols, start, end in LAYERS:
+        for i, (rows, cols, _, _) in enumerate(LAYERS):
+            start, end = _take(bounds[i], spot["shower"]), _take(bounds[i + 1], spot["shower"])
             row = np.floor((spot["y"] + HALF_WIDTH_MM) / (2 * HALF_WIDTH_MM / rows)).astype(int)
             col = np.floor((spot["x"] + HALF_WIDTH_MM) / (2 * HALF_WIDTH_MM / cols)).astype(int)
             inside = ((spot["depth"] >= start) & (spot["depth"] < end) & (row >= 0) & (row < rows)
@@ -194,25 +333,44 @@ class _Spots:
 
 
 def _add_em(spots: _Spots, shower: np.ndarray, energy: np.ndarray, start: np.ndarray, max_spots: int,
-            rng: np.random.Generator) -> None:
-    """GFLASH electromagnetic showers of ``energy`` (GeV) starting at depth ``start`` (X0)."""
-    t_max, alpha = sample_longitudinal(energy, rng)
-    count = spot_count(energy, max_spots)
+            rng: np.random.Generator, medium: dict[str, Any] | None = None) -> None:
+    """GFLASH electromagnetic showers of ``energy`` (GeV) starting at depth ``start`` (X0).
+
+    ``medium``: :func:`design_quantities` of the chunk (scalars or per-shower arrays indexed by ``shower``).
+    """
+    medium = medium or {}
+    z = _take(medium.get("z", Z_EFF), shower)
+    ec = _take(medium.get("ec_gev", EC_GEV), shower)
+    moliere = _take(medium.get("moliere_mm", MOLIERE_MM), shower)
+    t_max, alpha = sample_longitudinal(energy, rng, z, ec)
+    count = spot_count(energy, max_spots, z)
     index = np.repeat(np.arange(len(energy)), count)
     beta = (alpha - 1.0) / t_max
     depth = rng.gamma(alpha[index], 1.0 / beta[index])
-    mean_alpha = np.exp(longitudinal_parameters(energy)[1])
+    mean_alpha = np.exp(longitudinal_parameters(energy, z, ec)[1])
     # GFLASH's tau: depth over the shower's centre of gravity, rescaled to the average shape.
     a, a_mean = alpha[index], mean_alpha[index]
     tau = depth / t_max[index] * (a - 1.0) / a * a_mean / (a_mean - 1.0)
-    r_core, r_tail, p_core = _radial(energy[index], tau)
-    radius = sample_radius(rng, r_core, r_tail, p_core) * MOLIERE_MM
+    r_core, r_tail, p_core = _radial(energy[index], tau, _take(z, index))
+    radius = sample_radius(rng, r_core, r_tail, p_core) * _take(moliere, index)
     spots.add(shower[index], start[index] + depth, radius, (energy / count)[index], rng)
 
 
+def _draw_design(seed: np.random.SeedSequence, n: int, vary: dict[str, tuple[float, float]]) -> dict[str, np.ndarray]:
+    """Per-shower design parameters, uniform in their ranges, from a stream of their own."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, 2**31 - 1)))
+    return {key: rng.uniform(low, high, n) for key, (low, high) in vary.items()}
+
+
 def _simulate_chunk(seed: np.random.SeedSequence, n: int, particle: str, energy_min: float,
-                    energy_max: float, spectrum: str, noise: float, max_spots: int) -> dict[str, np.ndarray]:
+                    energy_max: float, spectrum: str, noise: float, max_spots: int,
+                    design: dict[str, float] | None = None,
+                    vary: dict[str, tuple[float, float]] | None = None) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
+    drawn = _draw_design(seed, n, vary) if vary else {}
+    medium = {key: (_scalar(value) if key != "bounds_x0" else tuple(_scalar(b) for b in value))
+              for key, value in design_quantities(**{**(design or {}), **drawn}).items()}
+    lambda_x0, depth_x0, per_x0 = medium["lambda_x0"], medium["depth_x0"], medium["mip_gev_per_x0"]
     if spectrum == "uniform":
         energy = rng.uniform(energy_min, energy_max, n)
     else:
@@ -220,59 +378,66 @@ def _simulate_chunk(seed: np.random.SeedSequence, n: int, particle: str, energy_
     shower = np.arange(n)
     em, mip, hadronic = _Spots(), _Spots(), _Spots()
     if particle == "e+":
-        _add_em(em, shower, energy, np.zeros(n), max_spots, rng)
+        _add_em(em, shower, energy, np.zeros(n), max_spots, rng, medium)
     elif particle == "gamma":
-        _add_em(em, shower, energy, rng.exponential(PHOTON_CONVERSION_X0, n), max_spots, rng)
+        _add_em(em, shower, energy, rng.exponential(PHOTON_CONVERSION_X0, n), max_spots, rng, medium)
     else:
-        interaction = rng.exponential(LAMBDA_X0, n)
-        track = np.minimum(interaction, DEPTH_X0)
+        interaction = rng.exponential(lambda_x0, n)
+        track = np.minimum(interaction, depth_x0)
         mip_spots = 20
         index = np.repeat(shower, mip_spots)
         depth = rng.random(n * mip_spots) * track[index]
-        mip.add(index, depth, np.zeros(len(index)), (track * MIP_DEPOSIT_GEV_PER_X0 / mip_spots)[index], rng)
-        showering = interaction < DEPTH_X0
-        remaining = np.maximum(energy - interaction * MIP_DEPOSIT_GEV_PER_X0, 0.01)
+        mip.add(index, depth, np.zeros(len(index)), (track * per_x0 / mip_spots)[index], rng)
+        showering = interaction < depth_x0
+        remaining = np.maximum(energy - interaction * per_x0, 0.01)
         mean_em = np.clip(1.0 - energy ** -0.15, 0.02, 0.98)
         concentration = 8.0
         f_em = rng.beta(mean_em * concentration, (1.0 - mean_em) * concentration)
         # EM part: only for showers that interact inside and carry at least 10 MeV of EM energy.
         em_energy = f_em * remaining
         use = showering & (em_energy > 0.01)
-        _add_em(em, shower[use], em_energy[use], interaction[use], max_spots, rng)
+        _add_em(em, shower[use], em_energy[use], interaction[use], max_spots, rng, medium)
         had_energy = (1.0 - f_em) * remaining
         use = showering & (had_energy > 0.0)
         # Bock et al.'s hadronic component: Gamma(a, lambda/d) after the interaction point.
         log_e = np.log(energy[use])
         shape = np.maximum(0.6165 + 0.3183 * log_e, 0.3)
-        scale = LAMBDA_X0 / (0.9099 - 0.0237 * log_e) * np.exp(0.25 * rng.standard_normal(use.sum()))
-        count = spot_count(had_energy[use], max_spots)
+        scale = _take(lambda_x0, use) / (0.9099 - 0.0237 * log_e) * np.exp(0.25 * rng.standard_normal(use.sum()))
+        count = spot_count(had_energy[use], max_spots, _take(medium["z"], use))
         index = np.repeat(np.arange(use.sum()), count)
         depth = rng.gamma(shape[index], scale[index])
         u = rng.random(len(index))
-        radius = 0.23 * LAMBDA_X0 * X0_MM * np.sqrt(u / (1.0 - u))  # 2r R^2/(r^2+R^2)^2, inverse CDF
-        hadronic.add(shower[use][index], interaction[use][index] + depth, radius,
-                     (had_energy[use] / count)[index], rng)
+        showers_at = shower[use][index]
+        # 2r R^2/(r^2+R^2)^2 with R = 0.23 lambda_int, inverse CDF
+        radius = 0.23 * _take(lambda_x0, showers_at) * _take(medium["x0_mm"], showers_at) * np.sqrt(u / (1.0 - u))
+        hadronic.add(showers_at, interaction[use][index] + depth, radius, (had_energy[use] / count)[index], rng)
 
     out: dict[str, np.ndarray] = {}
-    responses = ((em, SAMPLING_FRACTION, STOCHASTIC_EM), (mip, MIP_SAMPLING_FRACTION, STOCHASTIC_EM),
-                 (hadronic, SAMPLING_FRACTION * H_OVER_E, STOCHASTIC_HADRONIC))
+    responses = ((em, medium["f_em"], medium["stochastic_em"]), (mip, medium["f_mip"], medium["stochastic_em"]),
+                 (hadronic, medium["f_em"] * H_OVER_E, medium["stochastic_hadronic"]))
     layers = [np.zeros((n, rows, cols)) for rows, cols, _, _ in LAYERS]
     for spots, fraction, stochastic in responses:
-        for i, deposited in enumerate(spots.deposit(n)):
+        for i, deposited in enumerate(spots.deposit(n, medium["bounds_x0"])):
             positive = deposited > 0.0
             visible = np.zeros_like(deposited)
-            visible[positive] = rng.gamma(deposited[positive] / stochastic**2, fraction * stochastic**2)
+            if np.ndim(stochastic) or np.ndim(fraction):  # per-shower design: per-cell parameters
+                cell = np.nonzero(positive)[0]
+                s, f = _take(stochastic, cell), _take(fraction, cell)
+                visible[positive] = rng.gamma(deposited[positive] / s**2, f * s**2)
+            else:
+                visible[positive] = rng.gamma(deposited[positive] / stochastic**2, fraction * stochastic**2)
             layers[i] += 1000.0 * visible  # GeV -> MeV
     for i, layer in enumerate(layers):
         noisy = layer + noise * rng.standard_normal(layer.shape) if noise > 0 else layer
         out[f"layer_{i}"] = noisy.astype(np.float32)  # 504 cells a shower: halve the file size
     out["energy"] = energy
+    out.update(drawn)
     return out
 
 
 def generate(n: int, seed: int = 0, **options: Any) -> dict[str, np.ndarray]:
     """Simulate ``n`` showers: ``layer_0 (n,3,96)``, ``layer_1 (n,12,12)``, ``layer_2 (n,12,6)`` in MeV,
-    ``energy (n,)`` in GeV (module doc)."""
+    ``energy (n,)`` in GeV, and one column ``(n,)`` in mm per parameter named in ``vary`` (module doc)."""
     if int(n) != n or n < 1:
         raise ConfigError(f"data generator 'calo' needs a positive number of samples; got n={n!r}")
     opts = check_options(options, OPTIONS, "calo")
@@ -282,10 +447,18 @@ def generate(n: int, seed: int = 0, **options: Any) -> dict[str, np.ndarray]:
     check_range(opts["energy_max"], "energy_max", "calo", opts["energy_min"], 10_000.0)
     check_range(opts["noise"], "noise", "calo", 0.0)
     check_range(opts["max_spots"], "max_spots", "calo", 20)
+    for key, (low, high) in DESIGN_LIMITS.items():
+        check_range(opts[key], key, "calo", low, high)
+    vary = parse_vary(opts["vary"])
+    both = sorted(set(vary) & set(options))
+    if both:
+        raise ConfigError(f"option {both[0]!r} of data generator 'calo' is both fixed and drawn per shower by "
+                          "'vary'; give one of them")
+    design = {key: opts[key] for key in DESIGN}
     chunks = split_counts(n, -(-n // CHUNK))
     seeds = np.random.SeedSequence(seed).spawn(len(chunks))
     settings = (opts["particle"], opts["energy_min"], opts["energy_max"], opts["spectrum"], opts["noise"],
-                opts["max_spots"])
+                opts["max_spots"], design, vary)
     results = parallel_map(_simulate_chunk, [(s, k, *settings) for s, k in zip(seeds, chunks)],
                            opts["workers"], f"calo {opts['particle']}")
     return {key: np.concatenate([r[key] for r in results]) for key in results[0]}
