@@ -48,6 +48,10 @@ class Phi4Flow(FlowModel):
         kind: "affine" or "spline" couplings.
         bins: spline bins. tail_bound: spline box [-B, B] (identity outside).
         activation: hidden activation of the conditioners.
+        z2: propose from the Z₂-symmetrised q_s(φ) = ½[q(φ) + q(−φ)] (a random global sign flip of each
+            draw; exact for MH and reweighting since S(−φ) = S(φ)): a flow that has dropped or
+            under-weighted one sign of the magnetisation still proposes both equally. Costs one density
+            evaluation per proposal; training (reverse KL of q) is unchanged.
     """
 
     cli_name = "phi4-flow"
@@ -55,7 +59,7 @@ class Phi4Flow(FlowModel):
 
     def __init__(self, L: int = 8, m2: float = -4.0, lam: float = 6.008, layers: int = 8,
                  channels: Sequence[int] = (16, 16), kernel_size: int = 3, kind: str = "affine", bins: int = 8,
-                 tail_bound: float = 4.0, activation: str = "leaky_relu"):
+                 tail_bound: float = 4.0, activation: str = "leaky_relu", z2: bool = True):
         target = Phi4(L, m2, lam)
         if int(layers) < 2 or int(kernel_size) < 1 or int(kernel_size) % 2 == 0:
             raise ConfigError(f"phi4-flow needs layers >= 2 (both colours) and an odd kernel_size, got layers={layers}"
@@ -69,6 +73,7 @@ class Phi4Flow(FlowModel):
         self.L, self.m2, self.lam = target.L, target.m2, target.lam
         self.layers, self.channels, self.kernel_size = int(layers), tuple(int(c) for c in channels), int(kernel_size)
         self.kind, self.bins, self.tail_bound, self.activation = kind, int(bins), float(tail_bound), activation
+        self.z2 = bool(z2)
         shape = (1, self.L, self.L)
         transforms = []
         for i in range(self.layers):
@@ -101,7 +106,8 @@ class Phi4Flow(FlowModel):
     # -- exact sampling from the flow's proposals --------------------------------------------------------------
     @torch.no_grad()
     def sample_weighted(self, n: int, batch_size: int = 10_000) -> tuple[Tensor, dict[str, np.ndarray]]:
-        """(φ (n, L, L), {"log_weight": log w = −S(φ) − log q(φ) (n,)}): reweight with w (self-normalised)."""
+        """(φ (n, L, L), {"log_weight": log w = −S(φ) − log q(φ) (n,)}): reweight with w (self-normalised);
+        q is the proposal density (q_s when ``z2``)."""
         from hepgen.lattice.mcmc import propose
 
         phi, log_p, log_q = propose(self, n, batch_size)

@@ -15,6 +15,7 @@ here and of HMC trajectories there; N chain steps are worth N/τ_int independent
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -31,11 +32,19 @@ from hepgen.metrics.sampling import (
 @torch.no_grad()
 def propose(model: Any, n: int, batch_size: int = 10_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n proposals of ``model`` (a flow with a ``target``): (φ (n, *shape), log p̃(φ) (n,), log q(φ) (n,)),
-    float64 NumPy, drawn in blocks of ``batch_size`` from the current torch RNG."""
+    float64 NumPy, drawn in blocks of ``batch_size`` from the current torch RNG.
+
+    A model with ``z2 = True`` (a Z₂-even target) proposes from q_s(φ) = ½[q(φ) + q(−φ)]: each draw's
+    sign flipped with probability ½, log q_s = logaddexp(log q(φ), log q(−φ)) − log 2 (the same for ±φ).
+    """
     xs, lps, lqs = [], [], []
     for start in range(0, int(n), int(batch_size)):
         k = min(int(batch_size), int(n) - start)
         x, log_q = model.sample_internal(k)
+        if getattr(model, "z2", False):
+            log_q = torch.logaddexp(log_q, model.log_prob_internal(-x)) - math.log(2.0)
+            sign = torch.randint(0, 2, (k,), device=x.device).to(x.dtype) * 2 - 1
+            x = x * sign.reshape(k, *([1] * (x.dim() - 1)))
         xs.append(x.cpu().double().numpy())
         lqs.append(log_q.cpu().double().numpy())
         lps.append(model.target.log_prob(x).cpu().double().numpy())
