@@ -8,7 +8,7 @@ Model: hepgen's NSF (rational-quadratic coupling splines, ``hepgen fit nsf``) on
 tau1, tau21, tau32, c2, d2 and n_constituents; tau2 = tau21 tau1 and tau3 = tau32 tau2 are *derived* from the
 sampled ratios (in the generator's output they are exactly those products, which a flow on all eleven columns
 could not reproduce: a degenerate, 9-dimensional density). The integer n_constituents is **dequantised**: the
-flow learns n + u with u ~ U(0, 1) (one fresh draw per training epoch copy; ``--dequant-copies``) and the
+flow learns n + u with u ~ U(0, 1) (one draw per jet, or per copy with ``--dequant-copies``) and the
 surrogate's value is floor(x), clipped to >= 1, so its probability mass on each integer is the flow's density
 integrated over [n, n + 1). Preprocessing: logit for pt and eta (bounded by the selection), log for the rest.
 
@@ -22,8 +22,8 @@ Measured in one run:
   jets on all eleven columns, next to the floor: the same test of the training jets against the held-out ones;
 * per-feature W1 against the held-out jets, relative to the held-out standard deviation.
 
-    .venv/bin/python benchmarks/jet_surrogate.py --quick     # few epochs, a 200k-jet speed sample
-    .venv/bin/python benchmarks/jet_surrogate.py             # 50k training jets, 150 epochs
+    .venv/bin/python benchmarks/jet_surrogate.py --quick     # 15 epochs, a 300k-jet speed sample
+    .venv/bin/python benchmarks/jet_surrogate.py             # 100 epochs, a 1e6-jet speed sample
 
 Output: benchmarks/results/jet_surrogate.json and jet_surrogate.png (feature histograms, surrogate vs Pythia).
 """
@@ -142,20 +142,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few epochs and a smaller speed sample")
     parser.add_argument("--data", type=Path, default=DATA / "jets_qcd_70000_11.h5")
     parser.add_argument("--n-train", type=int, default=50_000)
-    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=None, help="default 100 (--quick 15)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--transforms", type=int, default=6)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
-    parser.add_argument("--bins", type=int, default=12)
-    parser.add_argument("--dequant-copies", type=int, default=2)
-    parser.add_argument("--speed-jets", type=int, default=1_000_000)
+    parser.add_argument("--transforms", type=int, default=4)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[32, 32])
+    parser.add_argument("--bins", type=int, default=8)
+    parser.add_argument("--dequant-copies", type=int, default=1)
+    parser.add_argument("--speed-jets", type=int, default=None, help="default 1e6 (--quick 3e5)")
     parser.add_argument("--pythia-jets", type=int, default=200)
     parser.add_argument("--c2st-max", type=int, default=20_000, help="events per class in the C2ST")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    if args.quick:
-        args.epochs, args.speed_jets = 20, 200_000
+    args.epochs = args.epochs or (15 if args.quick else 100)
+    args.speed_jets = args.speed_jets or (300_000 if args.quick else 1_000_000)
     torch.set_num_threads(1)
     from hepgen.flows.zoo import NSF
     from hepgen.metrics.two_sample import c2st_auc, wasserstein_per_feature
