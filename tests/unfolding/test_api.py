@@ -47,7 +47,8 @@ def test_ibu_on_files_writes_output_and_report(files, tmp_path):
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert set(metrics["observables"]) == set(smear.COLUMNS)
     assert len(list((tmp_path / "rep" / "plots").glob("unfolded_*.png"))) == 5
-    assert "unfolding: ibu" in (tmp_path / "rep" / "index.html").read_text()
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "unfolding: ibu" in html and "efficiency, acceptance, fakes: efficiency and acceptance: 1/eps_j" in html
 
 
 def test_flags_and_weights_as_columns_give_the_same_result(files):
@@ -59,19 +60,58 @@ def test_flags_and_weights_as_columns_give_the_same_result(files):
     np.testing.assert_allclose(b.weights / 2, a.weights, rtol=1e-5)
 
 
-def test_bad_input_is_named(files, tmp_path):
+def _bad(files, tmp_path, case):
+    """The API keyword arguments of one bad-input case and the message that must name it."""
     args = _args(files)
-    short = tmp_path / "short.npy"
-    np.save(short, np.ones((10, 5)))
-    with pytest.raises(DataError, match="3000 events but .*short.npy has 10"):
-        hepgen.unfold("ibu", **{**args, "sim_reco": str(short), "pass_reco": None})
-    with pytest.raises(DataError, match="row .* all zeros.*pass-truth"):
-        hepgen.unfold("ibu", **{**args, "pass_truth": None})
-    io.write(tmp_path / "other.csv", np.ones((20, 3)), columns=["a", "b", "c"])
-    with pytest.raises(DataError, match="other.csv has no column 'pt'"):
-        hepgen.unfold("ibu", **{**args, "data": str(tmp_path / "other.csv"), "pass_data": None})
+    if case == "lengths":      # simulated truth and reco of different lengths
+        io.write(tmp_path / "short.csv", np.ones((10, 5)), columns=smear.COLUMNS)
+        return {**args, "sim_reco": str(tmp_path / "short.csv"), "pass_reco": None}, r"3000 events but .*short.csv has 10"
+    if case == "no_pass_truth":  # fakes (all-zero truth rows) without the pass flags
+        return {**args, "pass_truth": None}, r"sim.h5:truth: row \d+ .*all zeros.*pass-truth"
+    if case == "other_columns":  # a data file with other columns
+        io.write(tmp_path / "other.csv", np.ones((20, 3)), columns=["a", "b", "c"])
+        return {**args, "data": str(tmp_path / "other.csv"), "pass_data": None}, r"other.csv has no column 'pt'"
+    if case == "flag_length":  # a pass flag of the wrong length
+        np.save(tmp_path / "flags.npy", np.ones(7))
+        return {**args, "pass_reco": str(tmp_path / "flags.npy")}, r"flags.npy \(pass_reco flags\) must hold one flag per event"
+    if case == "non_finite":  # a NaN in the data, named by row and column
+        g = smear.generate(50, seed=9, pt_min=30.0)
+        g["reco"][7, 2] = np.nan
+        io.write(tmp_path / "nan.h5", {f"reco/{c}": g["reco"][:, j] for j, c in enumerate(smear.COLUMNS)})
+        return {**args, "data": f"{tmp_path}/nan.h5:reco", "pass_data": None}, r"nan.h5:reco.* non-finite .*row 7, column 'mass'"
+    raise AssertionError(case)
+
+
+_FLAGS = {"sim_truth": "--sim-truth", "sim_reco": "--sim-reco", "data": "--data", "pass_reco": "--pass-reco",
+          "pass_truth": "--pass-truth", "pass_data": "--pass-data", "data_truth": "--data-truth",
+          "pass_data_truth": "--pass-data-truth"}
+CASES = ["lengths", "no_pass_truth", "other_columns", "flag_length", "non_finite"]
+
+
+@pytest.mark.parametrize("method", ["ibu", "omnifold", "posterior", "marginal"])
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_named(files, tmp_path, capsys, case, method):
+    """Every method, API and CLI: a DataError naming the file (and column/row); the CLI exits 2 without a
+    traceback; nothing is written (the checks run before any training)."""
+    import re
+
+    from tests.helpers import run_cli
+
+    kwargs, message = _bad(files, tmp_path, case)
+    with pytest.raises(DataError, match=message):
+        hepgen.unfold(method, **kwargs, out=tmp_path / "u.h5", report_dir=tmp_path / "rep")
+    argv = ["unfold", method, "-o", tmp_path / "u.h5", "--report", tmp_path / "rep"]
+    for key, value in kwargs.items():
+        if value is not None:
+            argv += [_FLAGS[key], value]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and re.search(message, err) and "Traceback" not in err, err
+    assert not (tmp_path / "u.h5").exists() and not (tmp_path / "rep").exists()
+
+
+def test_bad_options_are_named(files):
+    args = _args(files)
     with pytest.raises(ConfigError, match="no option 'epochs'"):
         hepgen.unfold("ibu", **args, epochs=3)
     with pytest.raises(ConfigError, match="unknown unfolding method"):
         hepgen.unfold("svd", **args)
-    assert not list(tmp_path.glob("*.h5"))

@@ -25,9 +25,30 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "ibu": {"iterations": 4, "bootstrap": 20, "min_efficiency": 0.05},
     "omnifold": {"iterations": 3, "bootstrap": 4, "folds": 2},
     "posterior": {"iterations": 1, "bootstrap": 10, "epochs": 30, "samples": 1, "transforms": 4,
-                  "hidden": (64, 64), "batch_size": 512, "lr": 2e-3, "device": "cpu", "min_efficiency": 0.05},
+                  "hidden": (64, 64), "batch_size": 512, "lr": 2e-3, "device": "cpu", "min_efficiency": 0.05,
+                  "coverage_samples": 400},
     "marginal": {"bootstrap": 3, "epochs": 30, "unfold_epochs": 30, "proposals": 16, "samples": None,
-                 "transforms": 4, "hidden": (64, 64), "batch_size": 256, "lr": 1e-3, "device": "cpu"},
+                 "transforms": 4, "hidden": (64, 64), "batch_size": 256, "lr": 3e-4, "device": "cpu",
+                 "min_efficiency": 0.05, "posterior_epochs": None, "posterior_batch_size": 512, "posterior_lr": 2e-3,
+                 "coverage_samples": 400},
+}
+
+
+#: how each method treats efficiency < 1, acceptance cuts and fakes (stated in every report; details in the
+#: method's module docstring)
+HANDLING: dict[str, str] = {
+    "ibu": ("efficiency and acceptance: 1/eps_j per truth bin (eps_j = P(pass_reco | truth bin j)); truth bins with "
+            "eps_j < min_efficiency (outside the acceptance) take the prior's shape scaled to the measured total; "
+            "fakes: each reco bin scaled by 1 - f_i, the simulated fake fraction of that bin"),
+    "omnifold": ("efficiency and acceptance: simulated events failing pass_reco sit out step 1 (keeping their weight) "
+                 "and receive the data's information through step 2 on their truth; fakes: in step 1 (the data hold "
+                 "fakes too), not in step 2, their weight fixed at 1 (the fake rate taken as simulated)"),
+    "posterior": ("efficiency and acceptance: each sample x weighted 1/eps(x) (a classifier P(pass_reco | x)); where "
+                  "eps(x) < min_efficiency the prior fills in, scaled to the unfolded total; fakes: each observed "
+                  "event weighted 1 - P(fake | y) (a classifier on the simulated reco)"),
+    "marginal": ("efficiency and acceptance: inside the likelihood, p(y, pass | x) = eps_psi(x) p_phi(y | x) with a "
+                 "differentiable MLP eps_psi and log Z(theta) = log E_theta[eps_psi] by rsample; where eps(x) < "
+                 "min_efficiency the prior fills in; fakes: each observed event weighted 1 - P(fake | y)"),
 }
 
 
@@ -210,8 +231,12 @@ def _as_flags(x: Any, n: int, label: str) -> np.ndarray:
 
 # -- the methods ---------------------------------------------------------------------------------------
 def run_method(method: str, inputs: UnfoldingInputs, *, bins: int = 20, seed: int = 0,
-               quiet: bool = True, **options: Any) -> UnfoldingResult:
-    """Unfold ``inputs`` with ``method`` (one of :data:`METHODS`) and its ``options`` (:data:`OPTIONS`)."""
+               quiet: bool = True, cache: dict | None = None, **options: Any) -> UnfoldingResult:
+    """Unfold ``inputs`` with ``method`` (one of :data:`METHODS`) and its ``options`` (:data:`OPTIONS`).
+
+    ``cache``: a dict shared between calls that unfold several data sets with the same simulation: the
+    flows' simulation-only fits (the posterior p(x | y), the detector model, eps(x), the prior flow) are
+    trained once and reused (the marginal method reuses the posterior method's flow as its proposal)."""
     if method not in METHODS:
         raise ConfigError(f"unknown unfolding method {method!r}; choose one of {', '.join(METHODS)}")
     unknown = sorted(set(options) - set(OPTIONS[method]))
@@ -253,11 +278,11 @@ def run_method(method: str, inputs: UnfoldingInputs, *, bins: int = 20, seed: in
     if method == "posterior":
         from hepgen.unfolding.posterior import unfold_posterior
 
-        events, weights, reps, extra = unfold_posterior(inputs, seed=seed, quiet=quiet, **opts)
+        events, weights, reps, extra = unfold_posterior(inputs, seed=seed, quiet=quiet, cache=cache, **opts)
         return UnfoldingResult(method, inputs, events, weights, reps, edges, extra=extra)
     from hepgen.unfolding.marginal import unfold_marginal
 
-    events, weights, reps, extra = unfold_marginal(inputs, seed=seed, quiet=quiet, **opts)
+    events, weights, reps, extra = unfold_marginal(inputs, seed=seed, quiet=quiet, cache=cache, **opts)
     return UnfoldingResult(method, inputs, events, weights, reps, edges, extra=extra)
 
 
@@ -274,8 +299,9 @@ def default_pair(names: list[str]) -> tuple[int, int] | None:
 def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None, pair_bins: int = 8) -> dict:
     """χ²/ndf (unit-area histograms on the result's edges, bootstrap variance of the result plus the
     truth's sumw2) and W1 (with its bootstrap error) per observable against the data's true truth, the
-    prior's values for reference; for unbinned methods a 2-D χ²/ndf and the change of the correlation
-    coefficient of ``pair``."""
+    prior's values for reference; a 2-D χ²/ndf and the change of the correlation coefficient of ``pair``
+    (for IBU, which unfolds one observable at a time, the simulated truth under the first observable's
+    weights: ``weights_of``)."""
     from hepgen.metrics.two_sample import wasserstein_1d
 
     inp = result.inputs
@@ -301,8 +327,11 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
         out["observables"][name] = {"chi2_ndf": chi2, "chi2_ndf_prior": chi2_prior, "w1": w1,
                                     "w1_error": float(np.std(w1_reps, ddof=1)) if len(w1_reps) > 1 else None,
                                     "w1_prior": wasserstein_1d(prior_x[:, j], t[:, j], prior_w, tw)}
-    if pair is not None and result.weights.ndim == 1:
+    if pair is not None:
         a, b = pair
+        # IBU unfolds one observable at a time: its 2-D is the simulated truth under the first observable's weights
+        ev_w = result.weights if result.weights.ndim == 1 else result.weights[:, a]
+        reps_2d = [(x, w if w.ndim == 1 else w[:, a]) for x, w in result.replicas]
         e2 = [np.unique(np.quantile(prior_x[:, k], np.linspace(0.002, 0.998, pair_bins + 1))) for k in (a, b)]
         key = f"{inp.names[a]}:{inp.names[b]}"
 
@@ -312,9 +341,9 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
             v = np.histogram2d(x[:, 0], x[:, 1], bins=e2, weights=w * w)[0]
             return h / h.sum(), v / h.sum() ** 2
 
-        rh, rv = h2(result.events, result.weights)
-        if len(result.replicas) > 1:
-            rv = np.var([h2(*rep)[0] for rep in result.replicas], axis=0, ddof=1)
+        rh, rv = h2(result.events, ev_w)
+        if len(reps_2d) > 1:
+            rv = np.var([h2(*rep)[0] for rep in reps_2d], axis=0, ddof=1)
         th2, tv2 = h2(t, tw)
         ph2, pv2 = h2(prior_x, prior_w)
         def corr(x: np.ndarray, w: np.ndarray) -> float:
@@ -323,8 +352,8 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
 
         ct = corr(t, tw)
         out["pairs"] = {key: {"chi2_ndf": _chi2(rh, rv, th2, tv2), "chi2_ndf_prior": _chi2(ph2, pv2, th2, tv2),
-                              "dcorr": corr(result.events, result.weights) - ct, "dcorr_prior": corr(prior_x, prior_w) - ct,
-                              "corr_truth": ct}}
+                              "dcorr": corr(result.events, ev_w) - ct, "dcorr_prior": corr(prior_x, prior_w) - ct,
+                              "corr_truth": ct, **({"weights_of": inp.names[a]} if result.weights.ndim == 2 else {})}}
     return out
 
 
@@ -403,7 +432,8 @@ def write_report(result: UnfoldingResult, report_dir: str | os.PathLike, pair: t
     meta = [f"method: {result.method}", (f"simulation: {inp.labels.get('sim_truth')} / {inp.labels.get('sim_reco')} "
              f"({len(inp.truth)} events, {int(inp.pass_reco.sum())} reconstructed, {int((~inp.pass_truth).sum())} fakes)"),
             f"data: {inp.labels.get('data')} ({len(inp.data)} events)",
-            f"bands: ±1σ over {len(result.replicas)} bootstrap replicas"]
+            f"bands: ±1σ over {len(result.replicas)} bootstrap replicas",
+            f"efficiency, acceptance, fakes: {HANDLING[result.method]}"]
     return _write(report_dir, title=f"unfolding: {result.method}", method=result.method, names=inp.names,
                   units=inp.units, edges=result.edges, histograms=hists, metrics=result.metrics, pair=pair,
                   pair_events=pair_events, pair_edges=pair_edges, meta=meta)

@@ -1,26 +1,33 @@
 """Marginal-likelihood unfolding (neural empirical Bayes: Vandegar, Kagan, Wehenkel, Louppe, AISTATS 2021):
-a truth flow p_theta(x) whose parameters maximise the likelihood of the observed data,
+a truth flow p_theta(x) whose parameters maximise the likelihood of the observed (reconstructed) data,
 
-    log p(y | pass) = log int p_phi(y | x) eps(x) p_theta(x) dx  -  log Z(theta),   Z(theta) = E_{p_theta}[eps(x)],
+    log p(y | pass) = log int p_phi(y | x, pass) eps_psi(x) p_theta(x) dx  −  log Z(theta),
+    Z(theta) = E_{x ~ p_theta}[eps_psi(x)],          i.e.  p(y, pass | x) = eps_psi(x) p_phi(y | x, pass),
 
-with a learned detector model p_phi(y | x) (a conditional NSF on the simulated pairs, context = truth)
-and eps(x) = P(pass_reco | x) (efficiency and acceptance folded in; a classifier on the simulated truth).
+with a learned detector model p_phi(y | x, pass) (a conditional NSF of y relative to x, trained on the
+simulated pairs passing truth and reco: :class:`hepgen.unfolding.posterior.Coder` with the roles swapped)
+and a learned, differentiable efficiency eps_psi(x) = P(pass_reco | x) (:class:`EfficiencyNet`, an MLP
+classifier on the simulated truth): efficiency < 1 and the acceptance cuts are folded into the likelihood.
 
 * The integral is estimated by importance sampling with K proposals per observed event from the flow
-  posterior q(x | y) of :mod:`hepgen.unfolding.posterior` (sampling from p_theta itself would almost never
-  land inside a 2 % eta resolution):
-  log p(y) ~ logsumexp_k [log p_phi(y | x_k) + log eps(x_k) - log q(x_k | y) + log p_theta(x_k)] - log K.
+  posterior q(x | y) of :mod:`hepgen.unfolding.posterior` (the same fit, shared through ``cache``):
+  log p(y) ~ logsumexp_k [log p_phi(y | x_k) + log eps_psi(x_k) − log q(x_k | y) + log p_theta(x_k)] − log K.
   The proposals and every term but log p_theta are fixed before training, so the events the engine
   batches are the K (x_k, c_k) of each observed event; the gradient reaches theta through
   ``log_prob(x, grad=True)`` of the truth flow.
-* log Z(theta) is estimated per batch from samples of p_theta with the score-function gradient
-  sum_m eps_m grad log p_theta(x_m) / sum_m eps_m (eps is a tree classifier, not differentiable, so
-  ``rsample``'s path-wise gradient through eps is not available; a differentiable efficiency model would
-  allow it).
-* Fakes: each observed event is weighted by 1 - P(fake | y). Integer columns are dequantised for all
-  flows and floored on output. p_theta starts from the prior (a fit to the simulated truth): where
-  eps(x) ~ 0 the data leave it there. Output: ``samples`` (default: as many as the simulated truth) events
-  drawn from p_theta, weight 1.
+* log Z(theta) = log mean_m eps_psi(x_m), x_m = ``rsample`` of p_theta (``z_samples`` per batch): the
+  path-wise gradient through the differentiable eps_psi.
+* Fakes (``pass_truth`` False): each observed event is weighted by 1 − P(fake | y) (the posterior's fake
+  classifier): the likelihood is that of the real jets among the data.
+* Acceptance edges: where eps(x) < ``min_efficiency`` the likelihood does not constrain p_theta (moving
+  mass there changes both terms alike); the output keeps p_theta's samples where eps >= min_efficiency
+  and fills the rest with the simulated truth there, scaled by the unfolded total inside (as IBU and the
+  posterior do). Events migrating into the acceptance from outside are part of p_phi and eps_psi.
+* Integer columns are dequantised for all flows and floored on output; p_theta is a flow of z = log(x − lo)
+  on the columns with a hard lower edge (pt), logit on those with two (eta) (:class:`EdgeSpace`), of x
+  elsewhere. p_theta starts from the prior (a
+  fit to the simulated truth). Output: ``samples`` (default: as many as the simulated truth) events from
+  p_theta with the acceptance treatment above.
 * Bands: bootstrap replicas continue the training from the fitted theta on Poisson-weighted data for a
   third of ``unfold_epochs``.
 """
@@ -33,34 +40,164 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from hepgen.models import Model, Player
+from hepgen.nn import MLP
 from hepgen.unfolding.inputs import UnfoldingInputs
 from hepgen.unfolding.posterior import (
     Coder,
-    efficiency_model,
-    fake_probability,
+    cached_fit,
     preprocessing,
+    simulation_key,
     train_posterior,
 )
 
 
+class EfficiencyNet(Model):
+    """eps_psi(x) = sigmoid(MLP(T(x))), T the (log/standard) preprocessing: a differentiable P(pass | x)
+    trained by weighted binary cross-entropy on the simulated truth (``fit(x, targets=pass[:, None])``).
+    Built by :func:`unfold_marginal`, not from a user's file (not in the registry)."""
+
+    cli_name = "unfolding-efficiency"
+
+    def __init__(self, features: int, hidden: Any = (64, 64), preprocess: Any = "standard"):
+        super().__init__((int(features),), 0, preprocess)
+        self.features, self.hidden = int(features), tuple(hidden)
+        self.net = MLP(self.features, 1, self.hidden)
+
+    def target_columns(self) -> list[str]:
+        return ["pass_reco"]
+
+    def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        logit = self.net(batch["x"])[:, 0]
+        return {"loss": F.binary_cross_entropy_with_logits(logit, batch["targets"][:, 0], reduction="none")}
+
+    def probability(self, x: Tensor) -> Tensor:
+        """eps_psi(x), differentiable in x and psi: (n, d) -> (n,)."""
+        return torch.sigmoid(self.net(self.to_internal(x))[:, 0])
+
+    def numpy(self, x: Any) -> np.ndarray:
+        """eps_psi of truth events (n, d) as a numpy array (n,), no autograd."""
+        with torch.no_grad():
+            t = torch.as_tensor(np.asarray(x, dtype=np.float32))
+            return np.concatenate([self.probability(t[i:i + 65536]).numpy() for i in range(0, len(t), 65536)]
+                                  ).astype(np.float64) if len(t) else np.zeros(0)
+
+
+def fit_efficiency(x: np.ndarray, passed: np.ndarray, w: np.ndarray, *, seed: int = 0, epochs: int = 10,
+                   hidden: Any = (64, 64), batch_size: int = 512, lr: float = 2e-3, device: str = "cpu",
+                   quiet: bool = True) -> EfficiencyNet:
+    """:class:`EfficiencyNet` on truth events ``x: (n, d)`` with their ``passed: (n,)`` flags and weights."""
+    net = EfficiencyNet(x.shape[1], hidden, preprocessing(x))
+    torch.manual_seed(seed)
+    net.fit(x.astype(np.float32), weights=np.clip(w, 0, None).astype(np.float32),
+            targets=np.asarray(passed, dtype=np.float32)[:, None], epochs=int(epochs), batch_size=int(batch_size),
+            lr=float(lr), seed=seed, device=device, quiet=quiet)
+    net.eval()
+    return net
+
+
+def hard_edges(x: np.ndarray, log: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lo (d,), hi (d,)): just beyond a hard edge of each column (NaN: none). An edge is hard when the
+    density stays flat up to it: the 1 % quantile lies within a fifth of the way from the minimum to the
+    10 % quantile (mirrored for the maximum; the upper edge only on columns that are not ``log``)."""
+    d = x.shape[1]
+    lo, hi = np.full(d, np.nan), np.full(d, np.nan)
+    for j in range(d):
+        v = x[:, j]
+        mn, mx = v.min(), v.max()
+        q = np.quantile(v, [0.01, 0.1, 0.9, 0.99])
+        if q[1] > mn and (q[0] - mn) < 0.2 * (q[1] - mn):
+            lo[j] = mn - max(q[0] - mn, 1e-9 * max(abs(mn), 1.0))
+        if not log[j] and mx > q[2] and (mx - q[3]) < 0.2 * (mx - q[2]):
+            hi[j] = mx + max(mx - q[3], 1e-9 * max(abs(mx), 1.0))
+    return lo, hi
+
+
+class EdgeSpace:
+    """The truth flow's variable z, so that p_theta sees soft tails instead of cliffs it would smear out:
+    z_j = log(x_j − lo_j) on a column with a hard lower edge only (the generator's pt cut), z_j =
+    logit((x_j − lo_j) / (hi_j − lo_j)) with both (a uniform eta), z_j = x_j otherwise (:func:`hard_edges`);
+    ``log_jacobian`` = log |dz/dx|."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray):
+        self.lo, self.hi = np.asarray(lo, float), np.asarray(hi, float)
+        self.low = np.isfinite(self.lo) & ~np.isfinite(self.hi)
+        self.both = np.isfinite(self.lo) & np.isfinite(self.hi)
+
+    def to_z(self, x: np.ndarray) -> np.ndarray:
+        z = np.array(x, dtype=np.float64)
+        z[:, self.low] = np.log(np.maximum(z[:, self.low] - self.lo[self.low], 1e-300))
+        b = self.both
+        t = np.clip((z[:, b] - self.lo[b]) / (self.hi[b] - self.lo[b]), 1e-12, 1 - 1e-12)
+        z[:, b] = np.log(t) - np.log1p(-t)
+        return z
+
+    def to_x(self, z: Any) -> Any:
+        if isinstance(z, Tensor):
+            lo = torch.as_tensor(np.nan_to_num(self.lo), dtype=z.dtype, device=z.device)
+            span = torch.as_tensor(np.nan_to_num(self.hi - self.lo, nan=1.0), dtype=z.dtype, device=z.device)
+            low = torch.as_tensor(self.low, device=z.device)
+            both = torch.as_tensor(self.both, device=z.device)
+            return torch.where(low, torch.exp(z) + lo, torch.where(both, lo + span * torch.sigmoid(z), z))
+        x = np.array(z, dtype=np.float64)
+        x[:, self.low] = np.exp(x[:, self.low]) + self.lo[self.low]
+        b = self.both
+        x[:, b] = self.lo[b] + (self.hi[b] - self.lo[b]) / (1 + np.exp(-x[:, b]))
+        return x
+
+    def inside(self, x: np.ndarray) -> np.ndarray:
+        """(n,) bool: every column within its edges."""
+        x = np.asarray(x, float)
+        ok = np.ones(len(x), bool)
+        for j in np.flatnonzero(self.low | self.both):
+            ok &= x[:, j] > self.lo[j]
+        for j in np.flatnonzero(self.both):
+            ok &= x[:, j] < self.hi[j]
+        return ok
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        """``x`` moved just inside its edges (for proposals outside, whose weight is then set to zero)."""
+        x = np.array(x, dtype=np.float64)
+        for j in np.flatnonzero(self.low | self.both):
+            span = (self.hi[j] - self.lo[j]) if self.both[j] else max(abs(self.lo[j]), 1.0)
+            top = self.hi[j] - 1e-6 * span if self.both[j] else np.inf
+            x[:, j] = np.clip(x[:, j], self.lo[j] + 1e-6 * span, top)
+        return x
+
+    def log_jacobian(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, float)
+        out = -np.log(np.maximum(x[:, self.low] - self.lo[self.low], 1e-300)).sum(axis=1)
+        b = self.both
+        span = self.hi[b] - self.lo[b]
+        t = np.clip((x[:, b] - self.lo[b]) / span, 1e-12, 1 - 1e-12)
+        return out - (np.log(t) + np.log1p(-t) + np.log(span)).sum(axis=1)
+
+
+def log_marginal(c: Tensor, log_pt: Tensor) -> Tensor:
+    """The importance-sampling estimate log (1/K) sum_k exp(c_k + log p_theta(x_k)): (b, K), (b, K) -> (b,)."""
+    return torch.logsumexp(c + log_pt, dim=1) - math.log(c.shape[1])
+
+
 class MarginalObjective(Model):
     """The engine's view of the marginal likelihood: events are the K proposals of one observed event,
-    flattened as (K * (d + 1),) = (x_1 .. x_K, c_1 .. c_K); the one player is the truth flow.
+    flattened as (K * (d + 1),) = (x_1 .. x_K, c_1 .. c_K); the one player is the truth flow. Per event
+    the loss is −log p(y) + log Z(theta) (module doc).
 
     Not in the registry: its events are built by :func:`unfold_marginal` (``hepgen unfold marginal``),
     not read from a user's file."""
 
     cli_name = "marginal-objective"
 
-    def __init__(self, truth_flow: Any, features: int, proposals: int, efficiency: Any = None,
-                 z_samples: int = 256):
+    def __init__(self, truth_flow: Any, features: int, proposals: int, efficiency: EfficiencyNet | None = None,
+                 z_samples: int = 256, space: EdgeSpace | None = None):
         super().__init__((int(proposals) * (int(features) + 1),), 0, "none")
         self.truth_flow = truth_flow
         self.features, self.proposals, self.z_samples = int(features), int(proposals), int(z_samples)
         self.efficiency = efficiency
+        self.space = space
 
     def players(self) -> list[Player]:
         return [Player("theta", list(self.truth_flow.parameters()))]
@@ -68,28 +205,37 @@ class MarginalObjective(Model):
     def reset_parameters(self) -> None:
         """Keep the truth flow as fitted to the prior: the marginal likelihood starts from it."""
 
+    def log_z(self) -> Tensor:
+        """log Z(theta) = log mean eps_psi(x_m), x_m ~ p_theta by ``rsample`` (path-wise differentiable; the
+        flow's z mapped to x by ``space``)."""
+        if self.efficiency is None:
+            return torch.zeros(())
+        zs = self.truth_flow.rsample(self.z_samples)
+        eps = self.efficiency.probability(self.space.to_x(zs) if self.space is not None else zs)
+        return torch.log(eps.mean().clamp_min(1e-12))
+
     def player_step(self, player: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         z = batch["x"]
         b, K, d = z.shape[0], self.proposals, self.features
         x = z[:, :K * d].reshape(b * K, d)
         c = z[:, K * d:]
         log_pt = self.truth_flow.log_prob(x, grad=True).reshape(b, K)
-        log_py = torch.logsumexp(c + log_pt, dim=1) - math.log(K)
-        with torch.no_grad():
-            xs = self.truth_flow.sample(self.z_samples)
-            eps = torch.as_tensor(self.efficiency(xs.cpu().numpy().astype(np.float64)), dtype=z.dtype,
-                                  device=z.device).clamp_min(1e-6)
-        log_ps = self.truth_flow.log_prob(xs, grad=True)
-        log_z_surrogate = (eps * log_ps).sum() / eps.sum()
-        loss = -log_py + log_z_surrogate
+        log_py = log_marginal(c, log_pt)
+        loss = -log_py + self.log_z()
         return {"loss": loss, "log_py": log_py.detach()}
 
 
 def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = True, bootstrap: int = 3,
                     epochs: int = 30, unfold_epochs: int = 30, proposals: int = 16, samples: int | None = None,
-                    transforms: int = 4, hidden: Any = (64, 64), batch_size: int = 256, lr: float = 1e-3,
-                    device: str = "cpu") -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
-    """(events, weights, bootstrap replicas, extra) of the marginal-likelihood unfolding (module doc)."""
+                    transforms: int = 4, hidden: Any = (64, 64), batch_size: int = 256, lr: float = 3e-4,
+                    device: str = "cpu", min_efficiency: float = 0.05, posterior_epochs: int | None = None,
+                    posterior_batch_size: int = 512, posterior_lr: float = 2e-3, coverage_samples: int = 400,
+                    cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
+    """(events, weights, bootstrap replicas, extra) of the marginal-likelihood unfolding (module doc).
+
+    ``posterior_*``: the options of the proposal flow q(x | y) (``hepgen unfold posterior``'s epochs,
+    batch_size, lr; ``posterior_epochs`` defaults to ``epochs``); with a shared ``cache`` the posterior
+    method's fit on the same simulation is reused."""
     from hepgen.errors import ConfigError
     from hepgen.flows import NSF
 
@@ -98,53 +244,87 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     rng = np.random.default_rng(seed)
     both = inputs.pass_truth & inputs.pass_reco
     real = inputs.pass_truth
-    kw = {"epochs": epochs, "transforms": transforms, "hidden": hidden, "batch_size": batch_size, "lr": lr,
-          "device": device, "quiet": quiet}
-    tcoder = Coder(inputs.truth[both], inputs.reco[both])       # truth side: dequantised x, log context of y
-    rcoder = Coder(inputs.reco[both], inputs.truth[both])       # reco side: dequantised y, log context of x
-    posterior = train_posterior(inputs.truth[both], inputs.reco[both], inputs.sim_weights[both], tcoder,
-                                seed=seed, **kw)
-    # the detector model p_phi(y | x): the truth (dequantised, log) as context
-    xe = tcoder.encode(inputs.truth[both], rng)
-    detector = train_posterior(inputs.reco[both], xe, inputs.sim_weights[both], rcoder, seed=seed + 1, **kw)
-    eps = efficiency_model(inputs, seed)
-    eps_safe = lambda x: np.clip(eps(x), 1e-6, 1.0)
-    torch.manual_seed(seed)
-    x_prior = tcoder.encode(inputs.truth[real], rng)
-    truth_flow = NSF(inputs.features, transforms=int(transforms), hidden=tuple(hidden), preprocess=preprocessing(x_prior))
-    truth_flow.fit(x_prior.astype(np.float32), weights=inputs.sim_weights[real].astype(np.float32), epochs=int(epochs),
-                   batch_size=int(batch_size), lr=float(lr), seed=seed, device=device, quiet=quiet)
-    # proposals x_k ~ q(x | y) and the fixed terms c_k per observed event
     m, K, d = len(inputs.data), int(proposals), inputs.features
-    ctx = tcoder.context(inputs.data).astype(np.float32)
-    rows = np.repeat(ctx, K, axis=0)
+    # the proposal q(x | y): the posterior method's fit (shared through the cache)
+    pcache = cache if cache is not None else {}
+    fit = cached_fit(inputs, pcache, seed=seed, quiet=quiet, epochs=posterior_epochs or epochs, transforms=transforms,
+                     hidden=hidden, batch_size=posterior_batch_size, lr=posterior_lr, device=device,
+                     coverage_samples=coverage_samples)
+    tcoder = fit.coder
+    x_real = tcoder.dequantise(inputs.truth[real], rng)
+    space = EdgeSpace(*hard_edges(x_real, tcoder.log | tcoder.integer))
+    key = ("marginal-sim", seed, simulation_key(inputs, epochs=epochs, transforms=transforms, hidden=hidden,
+                                                batch_size=batch_size, lr=lr, device=device))
+    if key in pcache:
+        rcoder, detector, eff, prior_state = pcache[key]
+    else:
+        kw = {"epochs": epochs, "transforms": transforms, "hidden": hidden, "batch_size": max(512, int(batch_size)),
+              "lr": 2e-3, "device": device, "quiet": quiet}
+        x_both = tcoder.dequantise(inputs.truth[both], rng)
+        rcoder = Coder(inputs.reco[both], x_both)            # p_phi(y | x): reco relative to the dequantised truth
+        detector = train_posterior(inputs.reco[both], x_both, inputs.sim_weights[both], rcoder, seed=seed + 1, **kw)
+        eff = fit_efficiency(x_real, inputs.pass_reco[real], inputs.sim_weights[real], seed=seed + 2,
+                             epochs=max(10, int(epochs)), batch_size=256, device=device, quiet=quiet)
+        torch.manual_seed(seed)
+        z_real = space.to_z(x_real)
+        prior = NSF(d, transforms=int(transforms), hidden=tuple(hidden), preprocess=preprocessing(z_real))
+        prior.fit(z_real.astype(np.float32), weights=inputs.sim_weights[real].astype(np.float32), epochs=int(epochs),
+                  batch_size=max(512, int(batch_size)), lr=2e-3, seed=seed, device=device, quiet=quiet)
+        prior_state = prior
+        pcache[key] = (rcoder, detector, eff, prior_state)
+    truth_flow = copy.deepcopy(prior_state)
+    # proposals x_k ~ q(x | y) and the fixed terms c_k per observed event
+    xk, log_q = _proposals(fit, inputs.data, K, seed + 5)
+    valid = space.inside(xk)          # a proposal beyond a hard truth edge has p_theta = 0: weight zero
+    xk = space.clip(xk)
+    y_deq = rcoder.dequantise(inputs.data, rng)
+    yk = np.repeat(y_deq, K, axis=0)
     with torch.no_grad():
-        xk, log_q = posterior.sample_and_log_prob(None, context=rows)
-    xk = xk.cpu().numpy().astype(np.float64)
-    y_deq = rcoder.encode(inputs.data, rng)
-    det_ctx = rcoder.context(xk).astype(np.float32)
-    log_det = detector.log_prob(np.repeat(y_deq, K, axis=0).astype(np.float32), context=det_ctx).cpu().numpy()
-    c = (log_det + np.log(eps_safe(xk)) - log_q.cpu().numpy()).reshape(m, K)
-    c = np.nan_to_num(c, nan=-1e4, neginf=-1e4, posinf=-1e4)
-    events = np.concatenate([xk.reshape(m, K * d), c], axis=1).astype(np.float32)
-    w = (inputs.data_weights * (1.0 - fake_probability(inputs, inputs.data, seed))).astype(np.float32)
-    objective = MarginalObjective(truth_flow, d, K, eps_safe, z_samples=max(64, int(batch_size)))
+        log_det = (detector.log_prob(rcoder.encode(yk, xk, None).astype(np.float32),
+                                     context=rcoder.context(xk).astype(np.float32)).cpu().numpy().astype(np.float64)
+                   + rcoder.log_det(yk))
+    # p_theta is a density of z: log p_theta,x(x_k) = log p_theta,z(z_k) + log |dz/dx|, folded into c_k
+    c = log_det + np.log(np.clip(eff.numpy(xk), 1e-6, 1.0)) - log_q + space.log_jacobian(xk)
+    c = np.nan_to_num(np.where(valid, c, -1e4), nan=-1e4, neginf=-1e4, posinf=-1e4).reshape(m, K)
+    c = c - c.max(axis=1, keepdims=True)          # a per-event constant: no effect on the gradient
+    events = np.concatenate([space.to_z(xk).reshape(m, K * d), c], axis=1).astype(np.float32)
+    w = (inputs.data_weights * (1.0 - fit.fake(inputs.data))).astype(np.float32)
+    objective = MarginalObjective(truth_flow, d, K, eff, z_samples=max(256, int(batch_size)), space=space)
+    for p in eff.parameters():
+        p.requires_grad_(False)
     objective.fit(events, weights=w, epochs=int(unfold_epochs), batch_size=int(batch_size), lr=float(lr), seed=seed,
                   device=device, quiet=quiet)
     n_out = int(samples) if samples else int(real.sum())
+    eps_sim = fit.efficiency(inputs.truth[real])
+    outside = eps_sim < min_efficiency
 
-    def draw(flow: Any, s: int) -> np.ndarray:
+    def draw(flow: Any, s: int) -> tuple[np.ndarray, np.ndarray]:
         torch.manual_seed(s)
         with torch.no_grad():
-            return tcoder.decode(flow.sample(n_out).cpu().numpy().astype(np.float64))
+            x = tcoder.quantise(space.to_x(flow.sample(n_out).cpu().numpy().astype(np.float64)))
+        wx = np.full(len(x), 1.0)
+        if outside.any() and (~outside).any():  # the prior's extrapolation where the data say nothing
+            x = x[fit.efficiency(x) >= min_efficiency]
+            wx = np.full(len(x), 1.0)
+            prior_x, prior_w = inputs.truth[real][outside], inputs.sim_weights[real][outside]
+            scale = len(x) / inputs.sim_weights[real][~outside].sum()
+            x, wx = np.concatenate([x, prior_x]), np.concatenate([wx, prior_w * scale])
+        return x, wx
 
-    out = draw(truth_flow, seed + 3)
+    out, out_w = draw(truth_flow, seed + 3)
     reps = []
     for b in range(int(bootstrap)):
         rep = copy.deepcopy(objective)
         rep.fit(events, weights=w * rng.poisson(1.0, m).astype(np.float32), epochs=max(1, int(unfold_epochs) // 3),
                 batch_size=int(batch_size), lr=float(lr), seed=seed + b + 1, device=device, quiet=quiet)
-        reps.append((draw(rep.truth_flow, seed + 100 + b), np.ones(n_out)))
+        reps.append(draw(rep.truth_flow, seed + 100 + b))
     history = objective.history_
     extra = {"log_py": np.array([h.get("train_log_py", np.nan) for h in history], dtype=float)} if history else {}
-    return out, np.ones(n_out), reps, extra
+    return out, out_w, reps, extra
+
+
+def _proposals(fit: Any, y: np.ndarray, K: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from hepgen.unfolding.posterior import sample_and_log_prob
+
+    return sample_and_log_prob(fit.flow, fit.coder, y, K, seed)
+
