@@ -24,6 +24,7 @@ from hepgen.errors import (
 _LAZY = {
     "Phi4Flow": "hepgen.lattice",
     "CaloGAN": "hepgen.calo.gan", "CaloFlow": "hepgen.calo.flow",
+    "DesignStudy": "hepgen.calo.design", "optimise_design": "hepgen.calo.design",
     "HypercubeFlow": "hepgen.phasespace",
     "make_target": "hepgen.targets",
     "Gaussian": "hepgen.gaussian",

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     from hepgen.cli import compare, data, demo, export, fit, run
     from hepgen.cli import unfold as unfold_cli
     from hepgen.cli import roc
+    from hepgen.cli import design as design_cli
 
     parser = argparse.ArgumentParser(
         prog="hepgen", description="Generative models for particle physics: fit, sample, score and compare.",
@@ -56,4 +57,5 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parser(sub)
     unfold_cli.add_parser(sub)
     roc.add_parser(sub)
+    design_cli.add_parser(sub)
     return parser
