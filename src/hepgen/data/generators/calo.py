@@ -88,8 +88,13 @@ from typing import Any
 
 import numpy as np
 
-from hepgen.data.generators.toys import (check_choice, check_options, check_range, parallel_map,
-                                         split_counts)
+from hepgen.data.generators.toys import (
+    check_choice,
+    check_options,
+    check_range,
+    parallel_map,
+    split_counts,
+)
 from hepgen.errors import ConfigError
 
 # Effective medium of the Pb/LAr stack (see the module docstring).
@@ -142,8 +147,8 @@ OPTIONS: dict[str, tuple[type, Any, str]] = {
     "max_spots": (int, 4000, "cap on the energy spots per shower component"),
     "workers": (int, None, "processes to simulate on in chunks of 500 showers (none: this process; -1: every core)"),
     **{key: (float, value, _DESIGN_TEXT[key]) for key, value in DESIGN.items()},
-    "vary": (str, None, "design parameters drawn per shower, uniform: KEY:LOW:HIGH[,KEY:LOW:HIGH] with KEY one of "
-                        f"{', '.join(DESIGN)}; each adds a column (n,) in mm"),
+    "vary": (str, None, ("design parameters drawn per shower, uniform: KEY:LOW:HIGH[,KEY:LOW:HIGH] with KEY one of "
+                         f"{', '.join(DESIGN)}; each adds a column (n,) in mm")),
 }
 OPTION_UNITS: dict[str, str] = {"energy_min": "GeV", "energy_max": "GeV", "noise": "MeV",
                                 **{key: "mm" for key in DESIGN}}
