@@ -13,8 +13,16 @@ DATA = Path(__file__).parent / "data"
 COLUMNS = ['pt', 'eta', 'mass', 'tau1', 'tau2', 'tau3', 'tau21', 'tau32', 'c2', 'd2', 'n_constituents']
 
 
-def jets(quick: bool, n: int, processes=("qcd", "top", "w"), seed: int = 11) -> dict[str, dict[str, np.ndarray]]:
-    """{process: {"features": (n, 11), "images": (n, 40, 40)}}; quick: the shipped 2500 jets per process."""
+def cached_path(process: str, n: int, seed: int = 11) -> Path:
+    """Where ``hepgen data jets -n N --seed S --option process=P`` is cached."""
+    return DATA / f"jets_{process}_{n}_{seed}.h5"
+
+
+def jets(quick: bool, n: int | dict[str, int], processes=("qcd", "top", "w"), seed: int = 11
+         ) -> dict[str, dict[str, np.ndarray]]:
+    """{process: {"features": (n, 11), "images": (n, 40, 40)}}; quick: the shipped 2500 jets per process.
+
+    ``n``: jets per process, or {process: n} (e.g. 70000 QCD, 20000 top and W)."""
     if quick:
         import hepgen.data.generators.jets as gen
 
@@ -23,9 +31,10 @@ def jets(quick: bool, n: int, processes=("qcd", "top", "w"), seed: int = 11) -> 
         DATA.mkdir(exist_ok=True)
         path = {}
         for p in processes:
-            out = DATA / f"jets_{p}_{n}_{seed}.h5"
+            n_p = n[p] if isinstance(n, dict) else n
+            out = cached_path(p, n_p, seed)
             if not out.exists():  # generated once (both cores), then cached outside git
-                subprocess.run([sys.executable, "-m", "hepgen", "data", "jets", "-n", str(n), "--seed", str(seed),
+                subprocess.run([sys.executable, "-m", "hepgen", "data", "jets", "-n", str(n_p), "--seed", str(seed),
                                 "--option", f"process={p}", "--option", "workers=-1", "-o", str(out)], check=True)
             path[p] = (out, None)
     result = {}
