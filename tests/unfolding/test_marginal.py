@@ -95,3 +95,15 @@ def test_edge_space_round_trip_and_jacobian():
               for j in range(5))
     np.testing.assert_allclose(space.log_jacobian(g[:200]), num[:200], rtol=1e-4)
     assert space.inside(g).all() and not space.inside(np.array([[29.0, 0, 1, 0.1, 5]])).any()
+
+
+def test_bad_marginal_options():
+    from hepgen.errors import ConfigError
+    from hepgen.unfolding.api import run_method
+
+    g = smear.generate(300, seed=1, pt_min=30.0)
+    inp = check_inputs(g["truth"], g["reco"], g["reco"][g["pass_reco"]], pass_reco=g["pass_reco"])
+    with pytest.raises(ConfigError, match="output is 'posterior' or 'flow'"):
+        run_method("marginal", inp, output="histogram")
+    with pytest.raises(ConfigError, match="proposals >= 1"):
+        run_method("marginal", inp, proposals=0)

@@ -110,7 +110,7 @@ def test_posterior_coverage_at_20k():
     from hepgen.unfolding.api import compute_metrics, run_method
 
     inp = _inputs(20_000)
-    r = run_method("posterior", inp, bins=20, epochs=10, bootstrap=4)
+    r = run_method("posterior", inp, bins=20, epochs=10, bootstrap=4, batch_size=256)
     for level in (68, 95):
         cov = r.extra[f"coverage_{level}"]
         assert np.all(np.abs(cov - level / 100) < 0.03), (level, cov)

@@ -30,7 +30,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "marginal": {"bootstrap": 3, "epochs": 30, "unfold_epochs": 30, "proposals": 16, "samples": None,
                  "transforms": 4, "hidden": (64, 64), "batch_size": 256, "lr": 3e-4, "device": "cpu",
                  "min_efficiency": 0.05, "posterior_epochs": None, "posterior_batch_size": 512, "posterior_lr": 2e-3,
-                 "coverage_samples": 400},
+                 "coverage_samples": 400, "output": "posterior"},
 }
 
 
@@ -301,7 +301,8 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
     truth's sumw2) and W1 (with its bootstrap error) per observable against the data's true truth, the
     prior's values for reference; a 2-D χ²/ndf and the change of the correlation coefficient of ``pair``
     (for IBU, which unfolds one observable at a time, the simulated truth under the first observable's
-    weights: ``weights_of``)."""
+    weights: ``weights_of``). The 2-D variance is the bootstrap variance, plus, for the methods that
+    reweight the fixed simulated sample (IBU, OmniFold), that sample's sumw2."""
     from hepgen.metrics.two_sample import wasserstein_1d
 
     inp = result.inputs
@@ -343,7 +344,9 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
 
         rh, rv = h2(result.events, ev_w)
         if len(reps_2d) > 1:
-            rv = np.var([h2(*rep)[0] for rep in reps_2d], axis=0, ddof=1)
+            # replicas of IBU/OmniFold reweight the same simulated events: add that sample's own noise (sumw2)
+            fixed = rv if result.method in ("ibu", "omnifold") else 0.0
+            rv = np.var([h2(*rep)[0] for rep in reps_2d], axis=0, ddof=1) + fixed
         th2, tv2 = h2(t, tw)
         ph2, pv2 = h2(prior_x, prior_w)
         def corr(x: np.ndarray, w: np.ndarray) -> float:

@@ -23,13 +23,19 @@ classifier on the simulated truth): efficiency < 1 and the acceptance cuts are f
   mass there changes both terms alike); the output keeps p_theta's samples where eps >= min_efficiency
   and fills the rest with the simulated truth there, scaled by the unfolded total inside (as IBU and the
   posterior do). Events migrating into the acceptance from outside are part of p_phi and eps_psi.
+* Output (``output``): ``"posterior"`` (default) the empirical-Bayes posterior of every observed event
+  under the fitted p_theta -- its K proposals with self-normalised weights exp(c_k + log p_theta(x_k)),
+  summed over the data (weighted 1 − P(fake | y)) and divided by eps_psi -- so p_theta's errors enter
+  only through weight ratios, and bands are Poisson replicas of the data with theta fixed; the draws
+  of p_theta are kept as ``flow_events`` / ``flow_weights``. ``"flow"``: draws of p_theta itself, bands
+  from bootstrap refits (below).
 * Integer columns are dequantised for all flows and floored on output; p_theta is a flow of z = log(x − lo)
   on the columns with a hard lower edge (pt), logit on those with two (eta) (:class:`EdgeSpace`), of x
   elsewhere. p_theta starts from the prior (a
-  fit to the simulated truth). Output: ``samples`` (default: as many as the simulated truth) events from
-  p_theta with the acceptance treatment above.
-* Bands: bootstrap replicas continue the training from the fitted theta on Poisson-weighted data for a
-  third of ``unfold_epochs``.
+  fit to the simulated truth); ``samples`` (default: as many as the simulated truth) draws of p_theta,
+  with the acceptance treatment above.
+* Bands (``output="flow"``): bootstrap replicas continue the training from the fitted theta on
+  Poisson-weighted data for a third of ``unfold_epochs``.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from hepgen.unfolding.inputs import UnfoldingInputs
 from hepgen.unfolding.posterior import (
     Coder,
     cached_fit,
+    efficiency_corrected,
     preprocessing,
     simulation_key,
     train_posterior,
@@ -230,17 +237,20 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
                     transforms: int = 4, hidden: Any = (64, 64), batch_size: int = 256, lr: float = 3e-4,
                     device: str = "cpu", min_efficiency: float = 0.05, posterior_epochs: int | None = None,
                     posterior_batch_size: int = 512, posterior_lr: float = 2e-3, coverage_samples: int = 400,
-                    cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
+                    output: str = "posterior", cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
     """(events, weights, bootstrap replicas, extra) of the marginal-likelihood unfolding (module doc).
 
     ``posterior_*``: the options of the proposal flow q(x | y) (``hepgen unfold posterior``'s epochs,
-    batch_size, lr; ``posterior_epochs`` defaults to ``epochs``); with a shared ``cache`` the posterior
-    method's fit on the same simulation is reused."""
+    batch_size, lr; ``posterior_epochs`` defaults to ``epochs``; ``posterior_batch_size`` also trains the
+    detector model and the prior flow); ``batch_size`` and ``lr`` are those of the marginal-likelihood
+    training itself. With a shared ``cache`` the posterior method's fit on the same simulation is reused."""
     from hepgen.errors import ConfigError
     from hepgen.flows import NSF
 
     if int(proposals) != proposals or proposals < 1:
         raise ConfigError(f"marginal unfolding needs proposals >= 1, got {proposals!r}")
+    if output not in ("posterior", "flow"):
+        raise ConfigError(f"marginal unfolding's output is 'posterior' or 'flow', got {output!r}")
     rng = np.random.default_rng(seed)
     both = inputs.pass_truth & inputs.pass_reco
     real = inputs.pass_truth
@@ -258,18 +268,18 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     if key in pcache:
         rcoder, detector, eff, prior_state = pcache[key]
     else:
-        kw = {"epochs": epochs, "transforms": transforms, "hidden": hidden, "batch_size": max(512, int(batch_size)),
+        kw = {"epochs": epochs, "transforms": transforms, "hidden": hidden, "batch_size": int(posterior_batch_size),
               "lr": 2e-3, "device": device, "quiet": quiet}
         x_both = tcoder.dequantise(inputs.truth[both], rng)
         rcoder = Coder(inputs.reco[both], x_both)            # p_phi(y | x): reco relative to the dequantised truth
         detector = train_posterior(inputs.reco[both], x_both, inputs.sim_weights[both], rcoder, seed=seed + 1, **kw)
         eff = fit_efficiency(x_real, inputs.pass_reco[real], inputs.sim_weights[real], seed=seed + 2,
-                             epochs=max(10, int(epochs)), batch_size=256, device=device, quiet=quiet)
+                             epochs=max(10, 3 * int(epochs)), batch_size=256, lr=3e-3, device=device, quiet=quiet)
         torch.manual_seed(seed)
         z_real = space.to_z(x_real)
         prior = NSF(d, transforms=int(transforms), hidden=tuple(hidden), preprocess=preprocessing(z_real))
         prior.fit(z_real.astype(np.float32), weights=inputs.sim_weights[real].astype(np.float32), epochs=int(epochs),
-                  batch_size=max(512, int(batch_size)), lr=2e-3, seed=seed, device=device, quiet=quiet)
+                  batch_size=int(posterior_batch_size), lr=2e-3, seed=seed, device=device, quiet=quiet)
         prior_state = prior
         pcache[key] = (rcoder, detector, eff, prior_state)
     truth_flow = copy.deepcopy(prior_state)
@@ -311,16 +321,39 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
             x, wx = np.concatenate([x, prior_x]), np.concatenate([wx, prior_w * scale])
         return x, wx
 
-    out, out_w = draw(truth_flow, seed + 3)
+    zk = events[:, :K * d].reshape(m * K, d)
+    x_agg = tcoder.quantise(xk)
+    sim_x, sim_w = inputs.truth[real], inputs.sim_weights[real]
+
+    def aggregate(flow: Any, data_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The empirical-Bayes posterior of each observed event under p_theta (self-normalised importance
+        weights of its K proposals), summed over the data, divided by eps_psi (the efficiency in the
+        posterior cancels)."""
+        with torch.no_grad():
+            lp = np.concatenate([flow.log_prob(zk[i:i + 65536]).cpu().numpy() for i in range(0, len(zk), 65536)])
+        a = c + lp.astype(np.float64).reshape(m, K)
+        a = np.exp(a - a.max(axis=1, keepdims=True))
+        wk = (a / a.sum(axis=1, keepdims=True) * data_w[:, None]).reshape(-1)
+        return efficiency_corrected(x_agg, wk, eff.numpy, sim_x, sim_w, eff.numpy(sim_x), min_efficiency)
+
+    flow_x, flow_w = draw(truth_flow, seed + 3)
+    extra: dict[str, Any] = {}
+    history = objective.history_
+    if history:
+        extra["log_py"] = np.array([h.get("train_log_py", np.nan) for h in history], dtype=float)
     reps = []
+    if output == "posterior":
+        out, out_w = aggregate(truth_flow, w.astype(np.float64))
+        extra["flow_events"], extra["flow_weights"] = flow_x, flow_w
+        for _ in range(int(bootstrap)):
+            reps.append(aggregate(truth_flow, w.astype(np.float64) * rng.poisson(1.0, m)))
+        return out, out_w, reps, extra
     for b in range(int(bootstrap)):
         rep = copy.deepcopy(objective)
         rep.fit(events, weights=w * rng.poisson(1.0, m).astype(np.float32), epochs=max(1, int(unfold_epochs) // 3),
                 batch_size=int(batch_size), lr=float(lr), seed=seed + b + 1, device=device, quiet=quiet)
         reps.append(draw(rep.truth_flow, seed + 100 + b))
-    history = objective.history_
-    extra = {"log_py": np.array([h.get("train_log_py", np.nan) for h in history], dtype=float)} if history else {}
-    return out, out_w, reps, extra
+    return flow_x, flow_w, reps, extra
 
 
 def _proposals(fit: Any, y: np.ndarray, K: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
