@@ -117,7 +117,8 @@ def run_lattice(L: int, steps: int, args: argparse.Namespace) -> dict:
     return {
         "L": L, "m2": -4.0, "lam": lam,
         "flow": {"acceptance": float(chain["acceptance"]), "tau_int_abs_m": flow_tau,
-                 "tau_int_action": float(chain["tau_int_action"]), "ess_per_config": 1.0 / flow_tau,
+                 "tau_int_action": float(chain["tau_int_action"]), "tau_int_m": tau_int(chain["magnetisation"]),
+                 "ess_per_config": 1.0 / flow_tau,
                  "ess_reweighting_per_proposal": float(chain["ess_reweighting"]),
                  "proposals": n, "train_steps": epochs * args.steps_per_epoch, "train_cpu_s": train_s,
                  "sample_cpu_s": sample_s, "final_loss": model.history_[-1]["train_loss"],
