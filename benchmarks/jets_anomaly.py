@@ -189,6 +189,10 @@ def main() -> int:
                         help="tasks the image scorers (and the combination) run in (default: all; --quick: "
                              "direct and inverted)")
     parser.add_argument("--bootstrap", type=int, default=50)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="retrain the direct task's --seed-scorers with these training seeds (the main run: 1)")
+    parser.add_argument("--seed-scorers", nargs="*", default=["conv_ae_sqrt", "nsf_m_tau", "combined"],
+                        choices=[n for n in SCORERS if n != "supervised"])
     parser.add_argument("--output", type=Path, default=None, help="JSON (default results/jets_anomaly[_quick].json)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -317,6 +321,32 @@ def main() -> int:
             eps_b, eps_s, _ = roc_curve(s, b)
             curves[sig]["supervised"], sics[sig]["supervised"] = (eps_b, eps_s), sic_curve(s, b)
             print("direct supervised", sig, round(result["signals"][sig]["auc"], 3), flush=True)
+
+    if args.seeds and "direct" in tasks:  # the spread from training: the direct task retrained with other seeds
+        x_train, bkg, sigs = tasks["direct"]
+        aucs = {n: {sig: [out["tasks"]["direct"][n][sig]["auc"]] for sig in sigs}
+                for n in args.seed_scorers if n in out["tasks"]["direct"]}
+        for seed in args.seeds:
+            trained = {}
+            for name in [n for n in SCORERS if n in aucs]:
+                if name == "combined" and not {"conv_ae_sqrt", "nsf_m_tau"} <= set(trained):
+                    continue
+                t0 = time.perf_counter()
+                scorer = Scorer(name, args)
+                scorer = scorer.use(trained).fit(x_train) if name == "combined" else scorer.fit(x_train, seed=seed)
+                trained[name] = scorer
+                b = scorer.score(bkg)
+                result = roc_report(b, {n: scorer.score(v) for n, v in sigs.items()}, None, n_bootstrap=0)
+                for sig in sigs:
+                    aucs[name][sig].append(result["signals"][sig]["auc"])
+                out["timings_s"][f"direct/{name}/seed {seed}"] = round(time.perf_counter() - t0, 1)
+                print("seed", seed, name, {n: round(v["auc"], 3) for n, v in result["signals"].items()}, flush=True)
+        out["training_spread_direct"] = {
+            "seeds": [1, *args.seeds],
+            "what": "AUC of the direct task retrained with each seed (the first is the main run); std: sample "
+                    "standard deviation over seeds (training variance, beside the bootstrap error of the test jets)",
+            "scorers": {n: {sig: {"aucs": v, "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1))}
+                            for sig, v in per.items()} for n, per in aucs.items()}}
 
     for sig in ("top", "w"):
         if curves[sig]:
