@@ -57,11 +57,79 @@ def test_calo_gan_response_follows_the_conditioning_energy(showers):
     # deposited energy scales with the incident energy (a response of order the simulator's 0.2 at both ends)
     ratio = high["E_total"].mean() / low["E_total"].mean()
     assert 8.0 < ratio < 24.0, ratio
-    assert 0.05 < low["response"].mean() < 0.6 and 0.05 < high["response"].mean() < 0.6
+    for e, got in ((5.0, low), (80.0, high)):  # the simulator's response at that energy, within 5 %
+        sim = calo.generate(300, seed=5, energy_min=e * 0.999, energy_max=e * 1.001)
+        want = shower_features([sim[k] for k in LAYERS], sim["energy"])["response"].mean()
+        assert got["response"].mean() == pytest.approx(want, rel=0.05), e
     # gradients reach the condition (the design study differentiates through it)
     e = torch.tensor([[40.0]], requires_grad=True)
     sum(v.sum() for v in model.rsample(8, context=e).values()).backward()
     assert e.grad is not None and float(e.grad) > 0
+
+
+def test_calo_gan_starts_at_the_mean_shower_of_its_training_data(showers):
+    """The warm start: after a fit with a vanishing learning rate the generator is the mean shower at every energy."""
+    x = read_showers(showers)
+    model = CaloGAN(hidden=(64, 64), critic_hidden=(64, 64), energy_weight=0.0).fit(
+        x.layers, context=x.energy, epochs=1, batch_size=100, lr=1e-12, quiet=True, seed=0)
+    torch.manual_seed(1)
+    s = model.sample(len(x), context=x.energy[:, None])
+    for k in ("layer_0", "layer_1"):  # layer_2 holds ~0.03 % of E_inc, below the noise at low energies
+        want, got = x.layers[k].mean(0), s[k].numpy().mean(0)
+        bright = want > 0.05 * want.max()
+        np.testing.assert_allclose(got[bright], want[bright], rtol=0.15)
+        assert got.sum() == pytest.approx(want.sum(), rel=0.05), k
+    sim, gen = shower_features(x.list(), x.energy), shower_features([s[k].numpy() for k in LAYERS], x.energy)
+    for lo, hi in ((1, 20), (20, 60), (60, 100)):
+        inside = (x.energy >= lo) & (x.energy < hi)
+        assert gen["response"][inside].mean() == pytest.approx(sim["response"][inside].mean(), rel=0.03), (lo, hi)
+
+
+def test_calo_gan_fast_sample_is_rsample_without_the_graph():
+    model = CaloGAN(hidden=(16,), critic_hidden=(16,))
+    model.eval()
+    e = np.array([[3.0], [40.0], [90.0]])
+    torch.manual_seed(5)
+    fast = model.sample(3, context=e)
+    torch.manual_seed(5)
+    slow = model.rsample(3, context=e)
+    for k in LAYERS:
+        assert fast[k].shape == slow[k].shape == (3, *LAYERS[k])
+        torch.testing.assert_close(fast[k], slow[k].detach(), rtol=1e-5, atol=1e-4)
+    # one row broadcasts; a wrong number of rows or a non-positive energy is refused
+    assert model.sample(4, context=np.array([10.0]))["layer_0"].shape == (4, 3, 96)
+    with pytest.raises(hepgen.ConfigError, match="rows"):
+        model.sample(4, context=np.ones((3, 1)))
+    with pytest.raises(hepgen.ConfigError, match="positive"):
+        model.sample(2, context=np.array([[1.0], [0.0]]))
+
+
+def test_energy_term_matches_its_formula_and_does_not_shrink_fluctuations():
+    model = CaloGAN(hidden=(16,), critic_hidden=(16,), energy_group=4)
+    rng = np.random.default_rng(0)
+    fake, real, energy = rng.random((10, 3)), rng.random((10, 3)), rng.permutation(10) + 1.0
+    got = float(model._energy_loss(torch.tensor(fake), torch.tensor(real), torch.tensor(energy)))
+    f, r = np.c_[fake, fake.sum(1)], np.c_[real, real.sum(1)]
+    s = r.mean(0)
+    order = np.argsort(energy)
+    terms = []
+    for idx in (order[:4], order[4:8], order[8:]):
+        terms.append(np.sum(((f[idx].mean(0) - r[idx].mean(0)) ** 2 - f[idx].var(0, ddof=1) / len(idx)) / s**2))
+    assert got == pytest.approx(np.mean(terms), rel=1e-9)
+    # fake = mu + sigma * eps drawn like the real showers: the expected gradient in sigma vanishes (no shrinkage),
+    # the one in mu is 0 too; a mean offset gives a positive gradient in mu
+    torch.manual_seed(0)
+    grads = {0.0: [], 0.2: []}
+    for offset, values in grads.items():
+        for _ in range(400):
+            mu, sigma = torch.tensor(1.0 + offset, requires_grad=True), torch.tensor(0.3, requires_grad=True)
+            fake = mu + sigma * torch.randn(64, 1)
+            loss = model._energy_loss(fake, 1.0 + 0.3 * torch.randn(64, 1), torch.rand(64))
+            values.append(torch.stack(torch.autograd.grad(loss, (mu, sigma))).numpy())
+    g0, g1 = np.mean(grads[0.0], 0), np.mean(grads[0.2], 0)
+    se = np.std(grads[0.0], 0) / np.sqrt(400)
+    assert abs(g0[0]) < 4 * se[0] and abs(g0[1]) < 4 * se[1], (g0, se)
+    assert g1[0] > 10 * se[0]
 
 
 def test_calo_flow_response_within_ten_percent_of_the_simulator_after_a_short_fit(showers):

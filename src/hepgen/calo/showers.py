@@ -102,7 +102,7 @@ def read_showers(spec: str | os.PathLike, limit: int | None = None) -> Showers:
             raise DataError(f"{path}:{prefix}{name} has showers of shape {tuple(arr.shape[1:])}, expected {shape} "
                             "(the layout of 'hepgen data calo')")
         layers[name] = arr if limit is None else arr[:limit]
-    energy = np.asarray(io.read(f"{path}:{energy_key}").data, dtype=np.float64).reshape(-1)
+    energy = np.asarray(io.read(f"{path}:{energy_key}", dtype=np.float64).data, dtype=np.float64).reshape(-1)
     energy = energy if limit is None else energy[:limit]
     n = {k: len(v) for k, v in layers.items()}
     if len(set(n.values())) != 1 or len(energy) != next(iter(n.values())):

@@ -200,12 +200,19 @@ def _autoencoders(out_dir: Path, quick: bool) -> dict[str, Any]:
     return {"figures": [(captions.get(k, k.replace("_", " ")), str(p)) for k, p in figures.items()], **result}
 
 
+def _calo_showers(out_dir: Path, quick: bool) -> dict[str, Any]:
+    from hepgen.demo.figures.calo import calo_panel
+
+    return calo_panel(out_dir / "calo", quick=quick)
+
+
 def family_figures() -> list[Family]:
     """(title, function(out_dir, quick) -> {"figures": [(caption, path)], ...numbers}) of each family."""
     return [("Normalizing flows: 2D toy gallery", _flow_gallery),
             ("Autoencoders: PCA comparison, interpolation, samples, anomaly detection on top and W jets",
              _autoencoders),
-            ("GANs: a GAN-Lab view", _gan_lab)]
+            ("GANs: a GAN-Lab view", _gan_lab),
+            ("Calorimeter showers: mean images per layer, simulator next to calo-gan and calo-flow", _calo_showers)]
 
 
 def run_demo(out: str | Path, epochs: int | None = None, quiet: bool = False, quick: bool = True,
