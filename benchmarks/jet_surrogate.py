@@ -123,12 +123,13 @@ def figure(held: np.ndarray, fake: np.ndarray, path: Path, title: str) -> None:
     fig, axes = plt.subplots(3, 4, figsize=(12, 8), constrained_layout=True)
     for k, (ax, name) in enumerate(zip(axes.flat, COLUMNS)):
         lo, hi = np.quantile(held[:, k], [0.001, 0.999])
-        if name == "n_constituents":
-            edges = np.arange(np.floor(lo), np.ceil(hi) + 2) - 0.5
+        if name == "n_constituents":  # integer edges, several values per bin
+            step = max(1, int(np.ceil((hi - lo) / 40)))
+            edges = np.arange(np.floor(lo), np.ceil(hi) + step + 1, step) - 0.5
         else:
             edges = np.linspace(lo, hi, 41)
-        ax.hist(held[:, k], edges, density=True, histtype="step", color="k", label="Pythia (held out)")
-        ax.hist(fake[:, k], edges, density=True, histtype="step", color="C1", label="NSF surrogate")
+        ax.hist(held[:, k], edges, density=True, histtype="step", color="k", label=f"Pythia, held out ({len(held)})")
+        ax.hist(fake[:, k], edges, density=True, histtype="step", color="C1", label=f"NSF surrogate ({len(fake)})")
         ax.set_xlabel(name)
     axes.flat[-1].axis("off")
     axes.flat[0].legend(frameon=False, fontsize=8)
@@ -145,8 +146,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="default 100 (--quick 15)")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--transforms", type=int, default=4)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[32, 32])
+    parser.add_argument("--transforms", type=int, default=3)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[32])
     parser.add_argument("--bins", type=int, default=8)
     parser.add_argument("--dequant-copies", type=int, default=1)
     parser.add_argument("--speed-jets", type=int, default=None, help="default 1e6 (--quick 3e5)")
@@ -207,7 +208,7 @@ def main() -> None:
     print(json.dumps({k: out[k] for k in ("data", "speed", "c2st")}, indent=1), flush=True)
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "jet_surrogate.json", json.dumps(out, indent=1) + "\n")
-    figure(held, fake, RESULTS / "jet_surrogate.png",
+    figure(held, speed[:200_000], RESULTS / "jet_surrogate.png",
            f"QCD jets: NSF surrogate vs held-out Pythia ({len(train)} training jets, {args.epochs} epochs); "
            f"C2ST AUC {auc:.3f} (floor {floor:.3f}); {surrogate_rate / pythia['jets_per_cpu_s']:.3g}x Pythia jets/CPU-s")
 
