@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from hepgen.data.preprocess import Preprocessor, PreprocessorDict, PreprocessSpec, resolve_kinds
-from hepgen.errors import CheckpointError, ConfigError
+from hepgen.errors import CheckpointError, ConfigError, DataError
 from hepgen.train.protocol import Player, Stream
 
 __all__ = ["REGISTRY", "Model", "Player", "Stream", "load", "model_class", "register"]
@@ -254,6 +254,35 @@ class Model(nn.Module):
         """Further event streams the engine batches beside the main events (default: none)."""
         return {}
 
+    #: the family's defaults for :meth:`fit`'s engine options (a GAN keeps its last epoch: ``monitor=None``)
+    fit_defaults: ClassVar[dict[str, Any]] = {}
+
+    #: keyword arguments of ``fit`` that give the target columns as arrays, in the order of
+    #: :meth:`target_columns` (a tagger's ``labels=``, ``nuisance=``)
+    target_keywords: tuple[str, ...] = ()
+
+    @classmethod
+    def target_columns_for(cls, params: Mapping[str, Any]) -> list[str]:
+        """The :meth:`target_columns` a model built with ``params`` will declare (the CLI reads them
+        from DATA before the model exists); default: none."""
+        return []
+
+    def target_columns(self) -> list[str]:
+        """Columns of the training data that only training reads, beside the features (a tagger's
+        label and nuisance): the engine removes them from the features and hands them over as
+        ``batch["targets"]`` (batch, k), not preprocessed; a fitted model never takes them."""
+        return []
+
+    def check_targets(self, targets: np.ndarray, where: str) -> None:
+        """Refuse bad training targets (N, k) with a DataError naming ``where``, the column and the row;
+        default: every value finite."""
+        bad = ~np.isfinite(targets)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            names = self.target_columns()
+            name = names[col] if col < len(names) else str(col)
+            raise DataError(f"{where}: column '{name}' is NaN or infinite at row {row}")
+
     def on_fit_start(self, events: Any) -> None:
         """Called by the engine on every process after preprocessing is fitted, before the first epoch."""
 
@@ -277,7 +306,7 @@ class Model(nn.Module):
             lr: float = 1e-3, seed: int = 0, device: str = "auto", run_dir: str | Path | None = None,
             resume: bool = False, quiet: bool | None = None, streams: Mapping[str, Any] | None = None,
             columns: Sequence[str] | None = None, exclude: Sequence[str] = (), jagged_length: int | None = None,
-            **options: Any) -> Model:
+            targets: Any = None, val_targets: Any = None, **options: Any) -> Model:
         """Train with the engine and return ``self``.
 
         ``x`` is a tensor or array (batch, *event_shape) or a data spec ``"file.h5:key"``; weights
@@ -285,8 +314,12 @@ class Model(nn.Module):
         ``val_fraction`` (0.1) of ``x``. ``columns``/``exclude``/``jagged_length`` select the columns
         of a file ``x`` (and ``val``), as the CLI's flags of the same names do. ``streams`` gives the data of the model's further event
         streams by name (``{"b": y}`` or ``{"b": {"data": y, "weights": w}}``); a data-free model
-        takes ``x=None`` and ``steps_per_epoch``. Further ``options`` go to :class:`hepgen.train.Engine`
-        (``patience``, ``monitor``, ``scheduler``, ``clip_grad``, ``precision``, ``stream`` ...).
+        takes ``x=None`` and ``steps_per_epoch``. ``targets``/``val_targets``: what only training reads
+        (see :meth:`target_columns`; by default the declared columns of a file ``x``), column names or an
+        (N, k) array — or, per column, the family's :attr:`target_keywords` (``labels=y, nuisance=z``).
+        Further ``options`` go to :class:`hepgen.train.Engine` (``patience``, ``monitor``, ``scheduler``,
+        ``clip_grad``, ``precision``, ``stream``, ``diagnostics`` ...), over the family's
+        :attr:`fit_defaults`.
         """
         from hepgen.data.io import DataSpec
         from hepgen.train.engine import Engine
@@ -297,11 +330,31 @@ class Model(nn.Module):
                 raise ConfigError("columns=, exclude= and jagged_length= select columns of a file; x is an array")
             x = DataSpec.parse(x, **selection)
             val = DataSpec.parse(val, **selection) if isinstance(val, (str, os.PathLike)) else val
+        options = {**self.fit_defaults, **options}
+        given = {k: options.pop(k) for k in self.target_keywords if k in options}
+        if given:
+            if targets is not None:
+                raise ConfigError(f"{self.cli_name}.fit: give targets= or {', '.join(given)}=, not both")
+            targets = self._stack_targets(given, len(x) if hasattr(x, "__len__") and not isinstance(
+                x, (str, os.PathLike)) else None)
         engine = Engine(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                         run_dir=run_dir, resume=resume, quiet=quiet, **options)
         engine.fit(self, x, val=val, weights=weights, val_weights=val_weights, context=context,
-                   val_context=val_context, streams=streams)
+                   val_context=val_context, streams=streams, targets=targets, val_targets=val_targets)
         return self
+
+    def _stack_targets(self, given: dict[str, Any], n: int | None) -> np.ndarray:
+        """(N, k) targets from per-column keyword arrays (``labels=``, ``nuisance=``), all of them needed."""
+        missing = [k for k in self.target_keywords[:len(self.target_columns())] if k not in given]
+        if missing:
+            raise ConfigError(f"{self.cli_name}.fit: give {missing[0]}= (one value per event) beside "
+                              f"{', '.join(given)}=")
+        arrays = [np.asarray(given[k], dtype=np.float64).reshape(-1) for k in self.target_keywords if k in given]
+        lengths = {len(a) for a in arrays} | ({n} if n is not None else set())
+        if len(lengths) != 1:
+            raise DataError(f"{self.cli_name}.fit: {n} events but " + ", ".join(
+                f"{len(a)} {k}" for k, a in zip(given, arrays)) + " values; one per event")
+        return np.stack(arrays, axis=1)
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``config.yaml`` and ``model.pt`` into ``run_dir`` (atomically); returns the directory."""

@@ -1,7 +1,7 @@
 """Batches for the training engine, from memory or streamed from files larger than memory.
 
-Events travel together: ``x`` (N, *event_shape), per-event weights ``w`` (N,) and an optional
-``context`` (N, c) are cut by the same indices, so weights and contexts follow their events through
+Events travel together: ``x`` (N, *event_shape), per-event weights ``w`` (N,), an optional
+``context`` (N, c) and optional training ``targets`` (N, k) are cut by the same indices, so they follow their events through
 shuffling, validation splits, streaming and DDP sharding. A multi-array event (calorimeter layers
 of different shapes, constituents plus mask) has ``x`` a dict ``{name: (N, *shape_name)}``: every
 array is cut by the same indices too.
@@ -76,12 +76,14 @@ class Events:
     """Events with what travels with them.
 
     x: (N, *event_shape) array/tensor or a row reader with ``read_rows``; w: (N,) or None;
-    context: (N, c) or None.
+    context: (N, c) or None; targets: (N, k) or None — columns only training reads (a tagger's label
+    and nuisance), never preprocessed and not part of what a fitted model takes.
     """
 
     x: Any
     w: Any = None
     context: Any = None
+    targets: Any = None
     #: column names of ``x`` and ``context`` (``{"x": [...], "context": [...]}``) and where they were read from
     names: dict = field(default_factory=dict)
     spec: Any = None
@@ -111,8 +113,11 @@ class Events:
 
     @property
     def in_memory(self) -> bool:
-        return not any(hasattr(leaf, "read_rows") for s in (self.x, self.w, self.context) if s is not None
+        return not any(hasattr(leaf, "read_rows") for s in self._parts() if s is not None
                        for leaf in tree_leaves(s))
+
+    def _parts(self) -> tuple[Any, Any, Any, Any]:
+        return self.x, self.w, self.context, self.targets
 
     def rows(self, start: int, stop: int) -> dict[str, Any]:
         out = {"x": _rows(self.x, start, stop)}
@@ -120,6 +125,8 @@ class Events:
                     else np.ones(_length(out["x"]), dtype=np.float64))
         if self.context is not None:
             out["context"] = _rows(self.context, start, stop)
+        if self.targets is not None:
+            out["targets"] = _rows(self.targets, start, stop)
         return out
 
     def slice(self, start: int, stop: int) -> Events:
@@ -127,11 +134,11 @@ class Events:
         def cut(s: Any) -> Any:
             return RowRange(s, start, stop) if hasattr(s, "read_rows") else s[start:stop]
 
-        return Events(*(None if s is None else tree_map(cut, s) for s in (self.x, self.w, self.context)))
+        return Events(*(None if s is None else tree_map(cut, s) for s in self._parts()))
 
     def take(self, index: np.ndarray) -> Events:
         """In-memory events at ``index`` (for seeded random validation splits)."""
-        return Events(*(None if s is None else tree_map(lambda a: a[index], s) for s in (self.x, self.w, self.context)))
+        return Events(*(None if s is None else tree_map(lambda a: a[index], s) for s in self._parts()))
 
     def chunks(self, chunk_size: int) -> Iterator[Any]:
         """The event features ``x`` chunk by chunk, in file order (fits preprocessing on streams)."""

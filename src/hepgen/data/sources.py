@@ -2,7 +2,8 @@
 
 ``x`` is an array/tensor (batch, *event_shape) or a spec. Weights and contexts are arrays, specs
 (``FILE:KEY``) or, when ``x`` is a file, names of its columns (``--weights weight``,
-``--context E,theta``); named columns are removed from the features. File data larger than the
+``--context E,theta``); named columns are removed from the features. Training ``targets`` (a
+tagger's label and nuisance) come the same ways and are removed from the features too. File data larger than the
 memory limit (or any file data with ``stream=True``) stays on disk and is read chunk by chunk.
 """
 
@@ -47,7 +48,7 @@ class _Squeezed:
         return np.asarray(self.source.read_rows(start, stop), dtype=np.float64).reshape(-1)
 
 
-def _array(value: Any, what: str) -> np.ndarray:
+def _array(value: Any, what: str, finite: bool = True) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     array = np.asarray(value)
@@ -55,34 +56,72 @@ def _array(value: Any, what: str) -> np.ndarray:
         raise DataError(f"{what} must be numeric, got an array of {array.dtype}")
     if array.ndim == 0:
         raise DataError(f"{what} must have one row per event, got a scalar")
-    if array.size and not np.isfinite(array).all():
+    if finite and array.size and not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array.reshape(len(array), -1)))
         raise DataError(f"{what} holds {len(bad)} NaN/inf values; the first is in row {bad[0][0]}, "
                         f"column {bad[0][1]}")
     return array
 
 
+def _target_columns(targets: Any) -> list[str]:
+    """Column names given as targets: ``"label,z"`` or a list/tuple of names (an array gives none)."""
+    if is_column_name(targets):
+        return _split_columns(targets)
+    if isinstance(targets, (list, tuple)) and targets and all(isinstance(t, str) for t in targets):
+        return [str(t) for t in targets]
+    return []
+
+
+def split_targets(events: Events, targets: Any) -> Events:
+    """Events opened with every column as a feature, with the named ``targets`` columns moved out of
+    ``x`` into ``targets`` (in the order named). A DataError names a missing column."""
+    cols = _target_columns(targets)
+    if not cols:
+        raise DataError("targets of opened events must be column names")
+    names = list((events.names or {}).get("x") or [])
+    where = events.spec if events.spec is not None else "the data"
+    missing = [c for c in cols if c not in names]
+    if missing:
+        raise DataError(f"{where}: no column '{missing[0]}' (columns: {', '.join(names) or 'unnamed'})")
+    if events.multi:
+        raise DataError(f"{where}: training targets (label/nuisance columns) need single-array events")
+    idx = [names.index(c) for c in cols]
+    keep = [j for j in range(len(names)) if j not in idx]
+    x = events.x
+    x = np.asarray(x.read_rows(0, len(x)) if hasattr(x, "read_rows") else x)
+    out = Events(x[:, keep], events.w, events.context, np.asarray(x[:, idx], dtype=np.float64),
+                 names={**events.names, "x": [names[j] for j in keep], "targets": cols}, spec=events.spec)
+    return out
+
+
 def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = None, *,
-                stream: bool | None = None, memory_limit_mb: float = 1024.0) -> tuple[Events, dict[str, list[str]]]:
-    """Events (features, weights, context) and their column names, checked against ``model``.
+                stream: bool | None = None, memory_limit_mb: float = 1024.0,
+                targets: Any = None) -> tuple[Events, dict[str, list[str]]]:
+    """Events (features, weights, context, targets) and their column names, checked against ``model``.
 
     stream: True keeps file data on disk, False reads it, None decides by ``memory_limit_mb``.
+    targets: column names of ``x`` (a list or ``"label,z"``) or an (N,) / (N, k) array.
     """
     if isinstance(x, Events):  # opened once already (open_events): check it against the model
+        if targets is not None and x.targets is None:
+            x = split_targets(x, targets)
         if model is not None:
             _check_against(model, x)
         return x, x.names
     shapes = getattr(model, "event_shape", None)
     if isinstance(x, dict) or isinstance(shapes, dict):
+        if targets is not None:
+            raise DataError("training targets (label/nuisance columns) need single-array events")
         return _load_multi(x, weights, context, model, stream=stream, memory_limit_mb=memory_limit_mb)
     names: dict[str, list[str]] = {}
     weight_cols = _split_columns(weights) if is_column_name(weights) else []
     context_cols = _split_columns(context) if is_column_name(context) else []
-    if (weight_cols or context_cols) and not isinstance(x, (str, os.PathLike)):
-        raise DataError("weights or context given as column names need the events as a file spec "
+    target_cols = _target_columns(targets)
+    if (weight_cols or context_cols or target_cols) and not isinstance(x, (str, os.PathLike)):
+        raise DataError("weights, context or targets given as column names need the events as a file spec "
                         "(path[:key]); with arrays, pass arrays")
     if isinstance(x, (str, os.PathLike)):
-        source = io.open_source(x, exclude=weight_cols + context_cols)
+        source = io.open_source(x, exclude=weight_cols + context_cols + target_cols)
         nbytes = len(source) * int(np.prod(source.event_shape)) * 4
         keep_on_disk = stream if stream is not None else nbytes > memory_limit_mb * 2**20
         names["x"] = list(source.columns) if source.columns else None
@@ -105,6 +144,9 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
         ctx: Any = column_source(context_cols) if context_cols else None
         if context_cols:
             names["context"] = context_cols
+        tgt: Any = column_source(target_cols) if target_cols else None
+        if target_cols:
+            names["targets"] = target_cols
     else:
         features = _array(x, "the events")
         if features.ndim < 2:
@@ -112,7 +154,7 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
                             "reshape a single feature with x[:, None]")
         if len(features) == 0:
             raise DataError("the events are empty (0 rows)")
-        w, ctx = None, None
+        w, ctx, tgt = None, None, None
     if weights is not None and not weight_cols:
         w = (io.read(weights, dtype=np.float64).data if isinstance(weights, (str, os.PathLike))
              else _array(weights, "the weights").astype(np.float64))
@@ -125,12 +167,16 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
                else _array(context, "the context"))
         ctx = np.asarray(ctx, dtype=np.float32)
         ctx = ctx[:, None] if ctx.ndim == 1 else ctx
-    for what, extra in (("weights", w), ("context", ctx)):
+    if targets is not None and not target_cols:
+        # finiteness is the model's check (check_targets), which names the column
+        tgt = np.asarray(_array(targets, "the targets", finite=False), dtype=np.float64)
+        tgt = tgt[:, None] if tgt.ndim == 1 else tgt.reshape(len(tgt), -1)
+    for what, extra in (("weights", w), ("context", ctx), ("targets", tgt)):
         if extra is not None and len(extra) != len(features):
             raise DataError(f"the {what} have {len(extra)} rows but the events have {len(features)}; "
                             "they must match row by row")
     w = _checked_weights(w, x)
-    events = Events(features, w, ctx)
+    events = Events(features, w, ctx, tgt)
     if model is not None:
         shape = tuple(features.event_shape) if hasattr(features, "event_shape") else tuple(features.shape[1:])
         if shape != tuple(model.event_shape):
@@ -309,7 +355,7 @@ def _check_against(model: Any, events: Events) -> None:
 
 
 def open_events(x: Any, weights: Any = None, context: Any = None, *, stream: bool | None = None,
-                memory_limit_mb: float = 1024.0) -> Events:
+                memory_limit_mb: float = 1024.0, targets: Any = None) -> Events:
     """The events of a data argument, opened once, with their weights, context, column names and shape.
 
     A spec naming an HDF5 group of arrays of different shapes gives events of several arrays; anything
@@ -317,9 +363,10 @@ def open_events(x: Any, weights: Any = None, context: Any = None, *, stream: boo
     ``Model.fit``: the data are not opened a second time.
     """
     try:
-        events, names = load_events(x, weights, context, stream=stream, memory_limit_mb=memory_limit_mb)
+        events, names = load_events(x, weights, context, stream=stream, memory_limit_mb=memory_limit_mb,
+                                    targets=targets)
     except DataError as single_error:
-        if not isinstance(x, (str, os.PathLike)) or getattr(x, "selects", False):
+        if targets is not None or not isinstance(x, (str, os.PathLike)) or getattr(x, "selects", False):
             raise
         named = [c for v in (weights, context) if is_column_name(v) for c in _split_columns(v)]
         try:

@@ -11,17 +11,16 @@
   correlation computed per batch on the background events (y = 0).
 
 The label (0 = background, 1 = signal) and the nuisance are columns of the training data named by
-the ``label`` / ``nuisance`` / ``decorrelate`` hyper-parameters. They travel to the engine as the
-model's *context* (read from ``batch["context"]``, never an input of the networks): during ``fit``
-the model declares a context of those columns, and after training it drops it, so a fitted tagger
-scores events that have only the features (``hepgen score RUN DATA``).
+the ``label`` / ``nuisance`` / ``decorrelate`` hyper-parameters. They are the model's training
+*targets* (:meth:`hepgen.models.Model.target_columns`): the engine removes them from the features
+and hands them over as ``batch["targets"]`` (batch, k), so a fitted tagger scores events that have
+only the features (``hepgen score RUN DATA`` picks its features by name from a file with more).
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,9 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hepgen.data.io import DataSpec
 from hepgen.data.loader import Events
-from hepgen.data.preprocess import Preprocessor, PreprocessSpec
+from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError, DataError
 from hepgen.models import Model, Player
 from hepgen.nn import MLP
@@ -69,79 +67,49 @@ class Classifier(Model):
 
     Args:
         features: number of input features (the label and nuisance columns are not features).
-        context: data-decided; the number of label/nuisance columns while fitting (0 otherwise).
         label: name of the column of DATA holding the class, 0 (background) or 1 (signal).
         hidden: sizes of the hidden layers.
         dropout: dropout probability after each hidden layer.
         preprocess: preprocessing of the features (default: standard).
+
+    ``fit(x, labels=y)`` with arrays, or ``fit("file.h5:key")`` whose column ``label`` holds the class.
     """
 
     cli_name = "classifier"
+    target_keywords = ("labels",)
 
-    def __init__(self, features: int, context: int = 0, label: str = "label", hidden: Sequence[int] = (64, 64),
+    def __init__(self, features: int, label: str = "label", hidden: Sequence[int] = (64, 64),
                  dropout: float = 0.0, preprocess: PreprocessSpec = "standard"):
         super().__init__((features,), 0, preprocess)
         self.features, self.label, self.hidden, self.dropout = int(features), str(label), tuple(hidden), dropout
         self.net = MLP(self.features, 1, self.hidden, dropout=dropout)
-        self._begin_training_columns(int(context))
 
-    # -- the label and nuisance columns ---------------------------------------------------------
-    def training_columns(self) -> list[str]:
-        """Columns of the training data the model reads beside the features: the label, then any nuisance."""
-        return [self.label]
-
+    # -- the label and nuisance columns: the training targets --------------------------------------
     @classmethod
-    def _training_column_names(cls, params: dict[str, Any]) -> list[str]:
-        probe = {k: params.get(k, _default(cls, k)) for k in ("label", "nuisance", "decorrelate")
-                 if k in inspect.signature(cls.__init__).parameters}
-        return [str(probe[k]) for k in ("label", "nuisance", "decorrelate") if k in probe]
+    def target_columns_for(cls, params: Any) -> list[str]:
+        """The label, then any nuisance/decorrelated column, as named by ``params`` (or the defaults)."""
+        signature = inspect.signature(cls.__init__).parameters
+        return [str(params.get(k, _default(cls, k))) for k in ("label", "nuisance", "decorrelate") if k in signature]
 
-    def _context_kinds(self) -> list[str]:
-        return ["none"] * len(self.training_columns())
-
-    def _begin_training_columns(self, size: int) -> None:
-        """Declare the label/nuisance columns as the (unconditioned) context of ``size`` columns, or none."""
-        if size and size != len(self.training_columns()):
-            raise ConfigError(f"{self.cli_name} reads {len(self.training_columns())} column(s) beside the features "
-                              f"({', '.join(self.training_columns())}), got a context of {size}")
-        self.context = size
-        self.context_preprocessor = Preprocessor((size,), self._context_kinds()) if size else None
+    def target_columns(self) -> list[str]:
+        return type(self).target_columns_for(vars(self))
 
     @classmethod
     def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Classifier:
-        """From the CLI: DATA's columns include the label (and nuisance) columns, which are not features."""
+        """From the CLI: DATA's features (the label/nuisance columns are already set apart as targets)."""
         if len(event_shape) != 1:
             raise ConfigError(f"{cls.cli_name} takes tabular events (batch, features); this data has events of "
                               f"shape {event_shape}")
-        extra = 0 if context else len(cls._training_column_names(params))
-        if event_shape[0] - extra < 1:
-            raise DataError(f"{cls.cli_name}: the data have {event_shape[0]} column(s), all of them label/nuisance "
-                            "columns; no features are left")
-        return cls(event_shape[0] - extra, **params)
+        if context:
+            raise ConfigError(f"{cls.cli_name} takes no --context: every column it should see is a feature")
+        if event_shape[0] < 1:
+            raise DataError(f"{cls.cli_name}: the data have no feature columns beside "
+                            f"{', '.join(cls.target_columns_for(params))}")
+        return cls(event_shape[0], **params)
 
-    def _split_events(self, events: Events) -> Events:
-        """Events opened with every column as a feature (``hepgen fit``): the named columns become the context."""
-        names = list((events.names or {}).get("x") or [])
-        wanted = self.training_columns()
-        where = events.spec if events.spec is not None else "the data"
-        missing = [c for c in wanted if c not in names]
-        if missing:
-            role = "label" if missing[0] == self.label else "nuisance"
-            raise DataError(f"{where}: no {role} column '{missing[0]}' (columns: {', '.join(names) or 'unnamed'}); "
-                            f"name it with --{role if role == 'label' else self._nuisance_flag()}")
-        x = events.x
-        x = np.asarray(x.read_rows(0, len(x)) if hasattr(x, "read_rows") else x)
-        idx = [names.index(c) for c in wanted]
-        keep = [j for j in range(len(names)) if j not in idx]
-        return Events(x=x[:, keep], w=events.w, context=x[:, idx], names={"x": [names[j] for j in keep],
-                                                                         "context": wanted}, spec=events.spec)
-
-    def _nuisance_flag(self) -> str:
-        return "nuisance"
-
-    def check_training_columns(self, values: np.ndarray, where: Any) -> None:
+    def check_targets(self, targets: np.ndarray, where: str) -> None:
         """DataError unless the label is 0/1 with both classes present and the nuisance columns are finite."""
-        values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+        values = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
         y = values[:, 0]
         bad = ~np.isin(y, (0.0, 1.0))
         if bad.any():
@@ -152,64 +120,10 @@ class Classifier(Model):
             if not (y == value).any():
                 raise DataError(f"{where}: label column '{self.label}' has no {what} events; a classifier needs both "
                                 "classes")
-        for j, name in enumerate(self.training_columns()[1:], start=1):
+        for j, name in enumerate(self.target_columns()[1:], start=1):
             bad = ~np.isfinite(values[:, j])
             if bad.any():
                 raise DataError(f"{where}: column '{name}' is NaN or infinite at row {int(np.flatnonzero(bad)[0])}")
-
-    def fit(self, x: Any, val: Any = None, *, labels: Any = None, nuisance: Any = None, weights: Any = None,
-            context: Any = None, val_context: Any = None, **kwargs: Any) -> Classifier:
-        """Train on ``x``: a file spec whose columns include the label (and nuisance) named by the
-        hyper-parameters, the events ``hepgen fit`` opened, or an array (n, features) with ``labels=``
-        (n,) (and ``nuisance=`` (n,)). ``context=`` may give the label/nuisance columns explicitly
-        (column names of ``x`` or an (n, k) array, in the order of :meth:`training_columns`)."""
-        n_cols = len(self.training_columns())
-        where = x.describe() if isinstance(x, DataSpec) else os.fspath(x) if isinstance(x, (str, os.PathLike)) \
-            else "the data"
-        if context is None and labels is None and isinstance(x, (str, os.PathLike, DataSpec)):
-            context = ",".join(self.training_columns())
-        if context is None and labels is not None:
-            arrays = [np.asarray(labels, dtype=np.float64).reshape(-1)]
-            if n_cols > 1:
-                if nuisance is None:
-                    raise ConfigError(f"{self.cli_name}.fit: give nuisance= (one value per event) beside labels=")
-                arrays.append(np.asarray(nuisance, dtype=np.float64).reshape(-1))
-            if len({len(a) for a in arrays} | {len(x)}) != 1:
-                raise DataError(f"{self.cli_name}.fit: {len(x)} events but {', '.join(str(len(a)) for a in arrays)} "
-                                "label/nuisance values")
-            context = np.stack(arrays, axis=1)
-        if isinstance(val, (str, os.PathLike, DataSpec)) and val_context is None:
-            val_context = ",".join(self.training_columns())
-        from hepgen.data.sources import open_events
-
-        if isinstance(x, Events):
-            events = self._split_events(x) if x.context is None else x
-        elif isinstance(x, (str, os.PathLike, DataSpec)):
-            events = open_events(x, weights, context)
-        elif context is not None:
-            events = Events(x=np.asarray(x), context=np.asarray(context, dtype=np.float64).reshape(len(x), -1),
-                            w=None if weights is None else np.asarray(weights, dtype=np.float64))
-            weights = None
-        else:
-            raise ConfigError(f"{self.cli_name}.fit needs the labels: give labels= (one 0/1 value per event) or a "
-                              f"file whose column '{self.label}' holds them")
-        ctx = events.context
-        ctx = ctx.read_rows(0, len(ctx)) if hasattr(ctx, "read_rows") else np.asarray(ctx)
-        if np.asarray(ctx).reshape(len(events), -1).shape[1] != n_cols:
-            raise DataError(f"{where}: {self.cli_name} reads {n_cols} column(s) beside the features "
-                            f"({', '.join(self.training_columns())})")
-        self.check_training_columns(ctx, events.spec or where)
-        self._begin_training_columns(n_cols)
-        try:
-            super().fit(events, val, weights=weights, val_context=val_context, **kwargs)
-        finally:
-            self._begin_training_columns(0)
-        return self
-
-    def on_fit_end(self, events: Any) -> None:
-        """Training is over: the label/nuisance context is dropped, so the saved model takes features only."""
-        self._begin_training_columns(0)
-        self.context_columns_ = None
 
     # -- the networks ------------------------------------------------------------------------------
     def logits(self, u: Tensor) -> Tensor:
@@ -217,8 +131,9 @@ class Classifier(Model):
         return self.net(u)[:, 0]
 
     def _targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        ctx = batch["context"]
-        return ctx[:, 0], ctx[:, 1:]
+        """The label (batch,) and the further target columns (batch, k − 1) of a training batch."""
+        t = batch["targets"]
+        return t[:, 0], t[:, 1:]
 
     def classification_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         y, _ = self._targets(batch)
@@ -256,7 +171,6 @@ class DisCo(Classifier):
 
     Args:
         features: as :class:`Classifier`.
-        context: as :class:`Classifier`.
         label: as :class:`Classifier`.
         decorrelate: name of the column of DATA to decorrelate the output from (e.g. the jet mass).
         alpha: strength α of the distance-correlation term.
@@ -266,25 +180,20 @@ class DisCo(Classifier):
     """
 
     cli_name = "disco"
+    target_keywords = ("labels", "nuisance")
 
-    def __init__(self, features: int, context: int = 0, label: str = "label", decorrelate: str = "mass",
+    def __init__(self, features: int, label: str = "label", decorrelate: str = "mass",
                  alpha: float = 10.0, hidden: Sequence[int] = (64, 64), dropout: float = 0.0,
                  preprocess: PreprocessSpec = "standard"):
         self.decorrelate = str(decorrelate)
         if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
             raise ConfigError(f"disco: alpha must be a finite number >= 0, got {alpha!r}")
         self.alpha = float(alpha)
-        super().__init__(features, context, label, hidden, dropout, preprocess)
-
-    def training_columns(self) -> list[str]:
-        return [self.label, self.decorrelate]
-
-    def _nuisance_flag(self) -> str:
-        return "decorrelate"
+        super().__init__(features, label, hidden, dropout, preprocess)
 
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         out = self.classification_losses(batch)
-        y, m = batch["context"][:, 0], batch["context"][:, 1]
+        y, m = batch["targets"][:, 0], batch["targets"][:, 1]
         bkg = y == 0
         if int(bkg.sum()) >= 2:
             dcorr = distance_correlation_sqr(torch.sigmoid(out.pop("logit"))[bkg], m[bkg], batch["w"][bkg])
@@ -300,7 +209,6 @@ class Pivot(Classifier):
 
     Args:
         features: as :class:`Classifier`.
-        context: as :class:`Classifier`.
         label: as :class:`Classifier`.
         nuisance: name of the column of DATA holding the nuisance Z.
         lam: λ, the weight of the adversary's loss in the classifier's objective.
@@ -323,7 +231,9 @@ class Pivot(Classifier):
     #: (early stopping, the restored weights) is always one of the adversarial phase
     PRETRAINING_OFFSET = 1e6
 
-    def __init__(self, features: int, context: int = 0, label: str = "label", nuisance: str = "z", lam: float = 1.0,
+    target_keywords = ("labels", "nuisance")
+
+    def __init__(self, features: int, label: str = "label", nuisance: str = "z", lam: float = 1.0,
                  nuisance_classes: int = 0, components: int = 5, adversary_hidden: Sequence[int] = (32, 32),
                  adversary_steps: int = 5, pretrain_classifier: int = 2, pretrain_adversary: int = 2,
                  adversary_on: str = "all", adversary_lr: float | None = None, hidden: Sequence[int] = (64, 64),
@@ -343,19 +253,31 @@ class Pivot(Classifier):
         self.components, self.adversary_hidden = int(components), tuple(adversary_hidden)
         self.adversary_steps, self.pretrain_classifier = int(adversary_steps), int(pretrain_classifier)
         self.pretrain_adversary, self.adversary_on, self.adversary_lr = int(pretrain_adversary), adversary_on, adversary_lr
-        super().__init__(features, context, label, hidden, dropout, preprocess)
+        super().__init__(features, label, hidden, dropout, preprocess)
         outputs = self.nuisance_classes if self.nuisance_classes else 3 * self.components
         self.adversary = MLP(1, outputs, self.adversary_hidden)
         self.register_buffer("epoch_", torch.zeros((), dtype=torch.long))
+        #: a continuous nuisance is standardised for the mixture density network: (z − loc) / scale
+        self.register_buffer("nuisance_loc_", torch.zeros(()))
+        self.register_buffer("nuisance_scale_", torch.ones(()))
 
-    def training_columns(self) -> list[str]:
-        return [self.label, self.nuisance]
+    def on_fit_start(self, events: Events) -> None:
+        """Fit the standardisation of a continuous nuisance on the training events (weighted)."""
+        if self.nuisance_classes or events is None or events.targets is None:
+            return
+        t = events.targets
+        z = np.asarray(t.read_rows(0, len(t)) if hasattr(t, "read_rows") else t, dtype=np.float64)
+        z = z.reshape(len(z), -1)[:, 1]
+        w = np.ones_like(z) if events.w is None else np.abs(np.asarray(
+            events.w.read_rows(0, len(events.w)) if hasattr(events.w, "read_rows") else events.w, dtype=np.float64))
+        loc = float(np.average(z, weights=w))
+        scale = float(np.sqrt(np.average((z - loc) ** 2, weights=w)))
+        self.nuisance_loc_.fill_(loc)
+        self.nuisance_scale_.fill_(scale if scale > 0 else 1.0)
 
-    def _context_kinds(self) -> list[str]:
-        return ["none", "none" if self.nuisance_classes else "standard"]
-
-    def check_training_columns(self, values: np.ndarray, where: Any) -> None:
-        super().check_training_columns(values, where)
+    def check_targets(self, targets: np.ndarray, where: str) -> None:
+        super().check_targets(targets, where)
+        values = targets
         if self.nuisance_classes:
             z = np.asarray(values, dtype=np.float64).reshape(len(values), -1)[:, 1]
             bad = (z != np.round(z)) | (z < 0) | (z >= self.nuisance_classes)
@@ -395,12 +317,17 @@ class Pivot(Classifier):
         log_n = -0.5 * ((z[:, None] - mu) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
         return -torch.logsumexp(log_pi + log_n, dim=1)
 
+    def _label_and_nuisance(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """y (batch,) and Z (batch,): the class index, or the standardised continuous nuisance."""
+        y, z = batch["targets"][:, 0], batch["targets"][:, 1]
+        return y, z if self.nuisance_classes else (z - self.nuisance_loc_) / self.nuisance_scale_
+
     def _adversary_mask(self, batch: dict[str, Tensor]) -> Tensor:
         """Per-event factor of L_r: 1, or (background only) 1[y = 0] · Σw / Σ_bkg w so its weighted mean is the
         background's."""
         if self.adversary_on == "all":
             return torch.ones_like(batch["w"])
-        bkg = (batch["context"][:, 0] == 0).to(batch["w"].dtype)
+        bkg = (batch["targets"][:, 0] == 0).to(batch["w"].dtype)
         total = (batch["w"] * bkg).sum()
         return bkg * (batch["w"].sum() / total) if float(total) > 0 else bkg
 
@@ -411,7 +338,7 @@ class Pivot(Classifier):
 
     def player_step(self, player: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         phase = self.phase()
-        y, z = batch["context"][:, 0], batch["context"][:, 1]
+        y, z = self._label_and_nuisance(batch)
         mask = self._adversary_mask(batch)
         if player == "adversary":
             f = torch.sigmoid(self.logits(batch["x"])).detach()
@@ -429,7 +356,7 @@ class Pivot(Classifier):
     def validation_step(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """``loss`` = L_f − λ L_r (offset by :data:`PRETRAINING_OFFSET` before the adversarial phase), ``bce``,
         ``adversary_nll``."""
-        y, z = batch["context"][:, 0], batch["context"][:, 1]
+        y, z = self._label_and_nuisance(batch)
         logit = self.logits(batch["x"])
         bce = F.binary_cross_entropy_with_logits(logit, y, reduction="none")
         nll = self.adversary_nll(torch.sigmoid(logit), z) * self._adversary_mask(batch)

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,13 @@ def _describe(value: Any) -> Any:
         return {k: _describe(v) for k, v in value.items()}
     shape = getattr(value, "shape", None)
     return f"array of shape {tuple(shape)}" if shape is not None else type(value).__name__
+
+
+def _materialised(values: Any) -> np.ndarray:
+    """(N, k) array of a column source or an array (targets are a few columns: read whole)."""
+    if hasattr(values, "read_rows"):
+        values = values.read_rows(0, len(values))
+    return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
 
 
 class _StreamData:
@@ -227,6 +234,8 @@ class Engine:
         chunk_size: rows per read when streaming.
         steps_per_epoch: steps of a data-free model per epoch (its batches are ``batch_size`` events it
             draws itself); required when the model is trained with ``x=None``.
+        diagnostics: callables ``d(model) -> {name: value}`` (or objects with ``evaluate(model)``) run after
+            each epoch's validation pass and logged as ``val_<name>`` (monitorable); they need validation events.
     """
 
     def __init__(self, *, epochs: int = 20, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
@@ -236,7 +245,7 @@ class Engine:
                  monitor: str | Callable | None = "val_loss", monitor_samples: int = 5000,
                  val_fraction: float = 0.1, precision: str = "fp32", stream: bool | str = "auto",
                  chunk_size: int = 65536, memory_limit_mb: float = 1024.0, log_every: int = 10,
-                 steps_per_epoch: int | None = None):
+                 steps_per_epoch: int | None = None, diagnostics: Sequence[Callable[..., Any]] | None = None):
         _integer("epochs", epochs, 1)
         _integer("batch_size", batch_size, 1)
         _integer("seed", seed, None)
@@ -274,14 +283,23 @@ class Engine:
         self.stream, self.chunk_size, self.memory_limit_mb = stream, int(chunk_size), memory_limit_mb
         self.log_every = log_every
         self.steps_per_epoch = steps_per_epoch
+        self.diagnostics = list(diagnostics or [])
+        if not all(callable(d) or hasattr(d, "evaluate") for d in self.diagnostics):
+            raise ConfigError("diagnostics must be callables d(model) -> {name: value} (or have evaluate(model))")
         self.inputs: dict[str, Any] = {}
         if precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("fp16 mixed precision needs CUDA; use bf16 on the CPU")
 
     # -- public ----------------------------------------------------------------------------------
     def fit(self, model: Trainable, x: Any, val: Any = None, *, weights: Any = None, val_weights: Any = None,
-            context: Any = None, val_context: Any = None, streams: Mapping[str, Any] | None = None) -> Trainable:
-        """Train ``model`` on ``x`` (array, tensor or data spec) and return it."""
+            context: Any = None, val_context: Any = None, streams: Mapping[str, Any] | None = None,
+            targets: Any = None, val_targets: Any = None) -> Trainable:
+        """Train ``model`` on ``x`` (array, tensor or data spec) and return it.
+
+        ``targets``: what only training reads beside the features (a tagger's label and nuisance;
+        ``batch["targets"]`` (batch, k), never preprocessed): column names of ``x`` — by default the
+        model's :meth:`target_columns` — or an (N, k) array; ``val_targets`` likewise for ``val``.
+        """
         self.dist = distributed.setup(self.device)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
@@ -306,8 +324,12 @@ class Engine:
                                   f"batch_size={self.batch_size} events it draws itself per epoch)")
             train, val_events, names = None, None, {}
         else:
-            train, val_events, names = self._main_events(model, x, val, weights, val_weights, context, val_context)
+            train, val_events, names = self._main_events(model, x, val, weights, val_weights, context, val_context,
+                                                         targets, val_targets)
             model.columns_, model.context_columns_ = names.get("x"), names.get("context")
+        if self.diagnostics and val_events is None:
+            raise ConfigError("diagnostics are evaluated in the validation pass after each epoch; give val= or "
+                              "val_fraction > 0")
         self.streaming = train is not None and not train.in_memory
         extra = self._load_streams(model, streams)
         self.inputs = self._describe_inputs(x, val, weights, context, train, val_events, names, streams, extra)
@@ -352,6 +374,7 @@ class Engine:
                 model.eval()
                 if val_data is not None:
                     row.update(self._validate(model, val_data))
+                    row.update(self._diagnose(model))
                 row["lr"] = self.optimisers[players[0].name].param_groups[0]["lr"]
                 value = self._monitored(model, row, val_events)
                 if value is not None:
@@ -387,25 +410,64 @@ class Engine:
 
     # -- data ------------------------------------------------------------------------------------
     def _main_events(self, model: Trainable, x: Any, val: Any, weights: Any, val_weights: Any, context: Any,
-                     val_context: Any) -> tuple[Events, Events | None, dict[str, list[str]]]:
+                     val_context: Any, targets: Any = None,
+                     val_targets: Any = None) -> tuple[Events, Events | None, dict[str, list[str]]]:
         stream = None if self.stream == "auto" else bool(self.stream)
-        train, names = load_events(x, weights, context, model, stream=stream, memory_limit_mb=self.memory_limit_mb)
+        declared = list(model.target_columns()) if hasattr(model, "target_columns") else []
+        targets = self._targets_for(model, x, targets, declared)
+        try:
+            train, names = load_events(x, weights, context, model, stream=stream,
+                                       memory_limit_mb=self.memory_limit_mb, targets=targets)
+        except DataError as exc:
+            missing = [c for c in declared if f"column '{c}'" in str(exc)]
+            if not missing:
+                raise
+            raise DataError(f"{exc} ({model.cli_name} reads its training targets {', '.join(declared)} from the "
+                            "columns of the data; name them with its hyper-parameters, e.g. --label)") from None
         if val is not None:
-            # columns named for the training file (weights, context) are taken from the validation file too
+            # columns named for the training file (weights, context, targets) are taken from the validation file too
             val_weights = weights if val_weights is None and is_column_name(weights) else val_weights
             val_context = context if val_context is None and is_column_name(context) else val_context
+            val_targets = self._targets_for(model, val, val_targets, declared, "val")
             val_events, _ = load_events(val, val_weights, val_context, model, stream=stream,
-                                        memory_limit_mb=self.memory_limit_mb)
+                                        memory_limit_mb=self.memory_limit_mb, targets=val_targets)
         elif self.val_fraction > 0:
             train, val_events = self._split(train)
         else:
             val_events = None
+        for events, where in ((train, x), (val_events, val)):
+            if declared and events is not None:
+                spec = where.spec if isinstance(where, Events) else where
+                model.check_targets(_materialised(events.targets),
+                                    os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else "the data")
         if len(train) < 2:
             held = f" after holding out {len(val_events)} for validation" if val_events is not None else ""
             raise DataError(f"{_describe(x) if isinstance(x, (str, os.PathLike, Events)) else 'the data'}: training "
                             "needs at least 2 "
                             f"events, got {len(train)}{held}")
         return train, val_events, names
+
+    @staticmethod
+    def _targets_for(model: Trainable, x: Any, targets: Any, declared: list[str], what: str = "x") -> Any:
+        """The targets to read with ``x``: the ones given, else the model's declared columns of a file."""
+        if targets is None and declared and isinstance(x, (str, os.PathLike, Events)):
+            if not (isinstance(x, Events) and x.targets is not None):
+                targets = declared
+        has = targets is not None or (isinstance(x, Events) and x.targets is not None)
+        if declared and not has:
+            raise ConfigError(f"{model.cli_name} trains on {', '.join(declared)} beside the features: give "
+                              f"{'val_targets' if what == 'val' else 'targets'}= (an array with one row per event) "
+                              "or the events as a file whose columns include them")
+        if not declared and has:
+            raise ConfigError(f"{model.cli_name} takes no training targets; drop targets=")
+        if declared and targets is not None:
+            k = (len([c for c in targets.split(",") if c.strip()]) if isinstance(targets, str)
+                 else len(targets) if isinstance(targets, (list, tuple)) and all(isinstance(t, str) for t in targets)
+                 else 1 if np.ndim(targets) == 1 else int(np.shape(targets)[1]))
+            if k != len(declared):
+                raise DataError(f"{model.cli_name} reads {len(declared)} target column(s) ({', '.join(declared)}), "
+                                f"got {k}")
+        return targets
 
     def _load_streams(self, model: Trainable, given: Mapping[str, Any] | None) -> dict[str, _StreamData]:
         declared = dict(model.streams())
@@ -436,6 +498,7 @@ class Engine:
                     "events_per_epoch": self.steps_per_epoch * self.batch_size}
         out = {"events": _describe(x), "columns": names.get("x"), "weights": _describe(weights),
                "context": _describe(context), "context_columns": names.get("context"),
+               **({"targets": names["targets"]} if names.get("targets") else {}),
                "validation": _describe(val) if val is not None else f"{self.val_fraction:g} of the events (seeded)",
                "n_train": len(train), "n_val": 0 if val_events is None else len(val_events),
                "streamed": self.streaming}
@@ -473,6 +536,8 @@ class Engine:
         out["w"] = put(events.w) if events.w is not None else torch.ones(len(events), dtype=dtype, device=self.device)
         if events.context is not None:
             out["context"] = put(events.context)
+        if events.targets is not None:
+            out["targets"] = put(events.targets)
         return out
 
     def _prepare(self, model: Trainable, raw: dict[str, Any]) -> dict[str, Any]:
@@ -664,6 +729,18 @@ class Engine:
                 sums[k] = sums.get(k, 0.0) + float((v * w).sum())
             wsum += float(w.sum())
         return {f"val_{k}": v / wsum for k, v in sums.items()} if wsum else {}
+
+    def _diagnose(self, model: Trainable) -> dict[str, float]:
+        """``val_<name>`` of every diagnostic ``d(model) -> {name: value}`` (or ``d.evaluate(model)``) after an
+        epoch, logged beside the validation losses (a GAN's mode coverage, a grid divergence ...)."""
+        out: dict[str, float] = {}
+        for d in self.diagnostics:
+            values = d.evaluate(model) if hasattr(d, "evaluate") else d(model)
+            for key, value in values.items():
+                if f"val_{key}" in out:
+                    raise ConfigError(f"two diagnostics both report {key!r}; give each quantity once")
+                out[f"val_{key}"] = float(value)
+        return out
 
     def _monitor_name(self) -> str:
         return getattr(self.monitor, "__name__", str(self.monitor))

@@ -1,0 +1,103 @@
+"""Training-only target columns (a tagger's label and nuisance): the engine removes them from the features,
+batches them with their events (shuffled, split, streamed) unpreprocessed as ``batch["targets"]``, and a
+fitted model takes the features only."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import hepgen
+from hepgen.data import io
+from hepgen.errors import ConfigError, DataError
+from tests.helpers import run_cli
+from tests.train.toy_models import Regressor, TargetRegressor
+
+
+def _data(n=800, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)) * [1.0, 3.0, 0.5] + [0.0, 10.0, -2.0]
+    t = 1.5 * x[:, 0] - 0.4 * x[:, 1] + 2.0 * x[:, 2] + 7.0 + 0.1 * rng.normal(size=n)
+    w = rng.uniform(0.5, 2.0, n)
+    return x.astype(np.float32), t, w
+
+
+def _weighted_lstsq_predictions(x, t, w):
+    a = np.column_stack([x, np.ones(len(x))]).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(a * np.sqrt(w)[:, None], t * np.sqrt(w), rcond=None)
+    return a @ coef
+
+
+def _predict(model, x):
+    with torch.no_grad():
+        return model.linear(model.to_internal(x))[:, 0].numpy()
+
+
+FIT = dict(epochs=60, batch_size=100, lr=0.05, seed=0, quiet=True, val_fraction=0.0, monitor=None)
+
+
+def test_array_targets_train_to_the_weighted_least_squares_fit():
+    x, t, w = _data()
+    model = TargetRegressor(3).fit(x, t=t, weights=w, **FIT)
+    np.testing.assert_allclose(_predict(model, x), _weighted_lstsq_predictions(x, t, w), atol=0.05)
+    assert model.context == 0 and model.context_preprocessor is None  # the target is no input
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_target_column_of_a_file_is_removed_from_the_features_and_not_preprocessed(tmp_path, stream):
+    x, t, w = _data()
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "t": t, "b": x[:, 1], "wt": w, "c": x[:, 2]})
+    model = TargetRegressor(3).fit(f"{tmp_path}/d.h5", weights="wt", stream=stream, chunk_size=256,
+                                   run_dir=tmp_path / "run", **FIT)
+    assert model.columns_ == ["a", "b", "c"]
+    # targets in their own units (a standardised t would not reach the fit of t itself)
+    np.testing.assert_allclose(_predict(model, x), _weighted_lstsq_predictions(x, t, w), atol=0.05)
+    data = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
+    assert data["targets"] == ["t"] and data["columns"] == ["a", "b", "c"]
+    again = hepgen.load(tmp_path / "run")
+    np.testing.assert_allclose(_predict(again, x), _predict(model, x), rtol=1e-6)
+
+
+def test_targets_follow_their_events_through_the_validation_split_and_shuffling():
+    x, t, _ = _data(n=500)
+    model = TargetRegressor(3, record=True, preprocess="none").fit(x, t=t, epochs=2, batch_size=64, seed=3,
+                                                                   quiet=True, val_fraction=0.2)
+    row_of = {tuple(np.round(r, 4)): i for i, r in enumerate(x.astype(np.float64))}
+    seen = 0
+    for xb, tb in model.seen:
+        rows = [row_of[tuple(np.round(r, 4))] for r in xb.numpy().astype(np.float64)]
+        np.testing.assert_allclose(tb[:, 0].numpy(), t[rows], rtol=1e-6)
+        seen += len(rows)
+    assert seen == 2 * 400  # two epochs of the 80 % training part
+
+
+def test_missing_or_misplaced_targets_are_refused_with_the_column_named(tmp_path):
+    x, t, _ = _data(n=100)
+    with pytest.raises(ConfigError, match="trains on t beside the features"):
+        TargetRegressor(3).fit(x, **FIT)
+    with pytest.raises(ConfigError, match="takes no training targets"):
+        Regressor(3).fit(x, targets=t, **FIT)
+    with pytest.raises(DataError, match="the targets have 99 rows but the events have 100"):
+        TargetRegressor(3).fit(x, targets=t[:99], **FIT)
+    with pytest.raises(DataError, match="reads 1 target column"):
+        TargetRegressor(3).fit(x, targets=np.c_[t, t], **FIT)
+    with pytest.raises(DataError, match=r"column 't' is NaN or infinite at row 5"):
+        TargetRegressor(3).fit(x, t=np.where(np.arange(100) == 5, np.nan, t), **FIT)
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]})
+    with pytest.raises(DataError, match=r"(?s)'t'.*test-target-regressor reads its training targets t"):
+        TargetRegressor(3).fit(f"{tmp_path}/d.h5", **FIT)
+    assert not any(tmp_path.glob("run*"))
+
+
+def test_cli_fit_reads_the_declared_target_column_not_as_a_feature(tmp_path, capsys):
+    x, t, _ = _data(n=400)
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": t})
+    code, _, err = run_cli(capsys, "fit", "test-target-regressor", f"{tmp_path}/d.h5", "--target", "y",
+                           "--epochs", 2, "-q", "-o", tmp_path / "run")
+    assert code == 0, err
+    model = hepgen.load(tmp_path / "run")
+    assert model.columns_ == ["a", "b", "c"] and model.target_columns() == ["y"]
+    code, _, err = run_cli(capsys, "fit", "test-target-regressor", f"{tmp_path}/d.h5", "--target", "nope",
+                           "--epochs", 1, "-q", "-o", tmp_path / "run2")
+    assert code == 2 and "'nope'" in err and "Traceback" not in err
+    assert not (tmp_path / "run2").exists()
