@@ -40,6 +40,12 @@ def test_quick_figures_summary_is_reproduced_by_the_cli(tmp_path):
     assert summary["digits"]["mse_conv_ae"] < summary["digits"]["mse_pca"]
     assert summary["jet_images"]["mse_conv_ae"] < summary["jet_images"]["mse_pca"]
     assert summary["anomaly"]["conv_ae_images"]["top"]["auc"] > 0.85
+    # the report's ROC/SIC figure (hepgen roc) is of the same scores as the anomaly figure
+    assert (tmp_path / "roc" / "roc_sic.png").stat().st_size > 10_000
+    for p in ("top", "w"):
+        for key in ("auc", "max_sic", "rejection_at_eps_s_0.5"):
+            assert summary["roc"]["signals"][p][key] == pytest.approx(summary["anomaly"]["conv_ae_images"][p][key],
+                                                                    rel=1e-9)
     # the saved run and data file give the same AUC through `hepgen score` and scikit-learn
     data = summary["data"]["jets"]
     run = summary["runs"]["conv_ae_jet_images"]
