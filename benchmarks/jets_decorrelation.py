@@ -100,7 +100,7 @@ def main() -> None:
     features = load(args)
     epochs = args.epochs or (25 if args.quick else 20)
     args.batch_size = args.batch_size or (256 if args.quick else 1024)
-    lams = [float(v) for v in args.lams.split(",")] if args.lams else [1.0, 10.0, 100.0]
+    lams = [float(v) for v in args.lams.split(",")] if args.lams else [1.0, 3.0, 10.0, 30.0]
     alphas = [float(v) for v in args.alphas.split(",")] if args.alphas else [0.3, 1.0, 3.0, 10.0]
     idx = [COLUMNS.index(c) for c in INPUTS]
     rng = np.random.default_rng(0)
