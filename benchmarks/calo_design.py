@@ -121,7 +121,9 @@ def main() -> None:
     p.add_argument("--grid-showers", type=int, help="grid showers per energy and point (default 1000; quick 200)")
     p.add_argument("--max-spots", type=int, help="the simulator's spot cap (default 4000; quick 1000)")
     p.add_argument("--measure", type=int, help="showers per energy re-measuring each ψ* (default 5000; quick 2000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the grid's and the re-measurement's seed")
+    p.add_argument("--method-seed", type=int, default=0, help="the seed of the gradient method and of BO")
+    p.add_argument("--output", default="calo_design", help="results/OUTPUT.json and .png (repeats with other seeds)")
     args = p.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", module="sklearn")  # GP hyper-parameters at their bounds on few points
@@ -148,7 +150,7 @@ def main() -> None:
     sim = CaloSimulator(max_spots=max_spots)
     study = DesignStudy(PARAMS, start=START, simulator=sim, objective=objective, points=points,
                         showers=per_iteration, trust=0.2, min_trust=0.03, steps=80, lr=0.03,
-                        iterations=50, budget=budget, samples=2000, surrogate={"epochs": 20}, seed=args.seed,
+                        iterations=50, budget=budget, samples=2000, surrogate={"epochs": 20}, seed=args.method_seed,
                         verbose=True).fit()
     timings["gradient_s"] = time.time() - t
 
@@ -156,9 +158,10 @@ def main() -> None:
     # many evaluations of a fifth of the showers each (noisier C, more designs).
     t = time.time()
     bo = bayesian_optimisation(objective, max(study.showers_ // (5 * grid_showers), 5), grid_showers, max_spots,
-                               args.seed)
+                               args.method_seed)
     few = max(grid_showers // 5, 20)
-    bo_many = bayesian_optimisation(objective, max(study.showers_ // (5 * few), 5), few, max_spots, args.seed + 1)
+    bo_many = bayesian_optimisation(objective, max(study.showers_ // (5 * few), 5), few, max_spots,
+                                    args.method_seed + 1)
     timings["bo_s"] = time.time() - t
 
     t = time.time()
@@ -172,6 +175,7 @@ def main() -> None:
     result = {
         "scale": {"quick": bool(args.quick), "grid": grid, "grid_showers_per_energy": grid_showers,
                   "max_spots": max_spots, "measure_showers_per_energy": measure, "particle": "e+",
+                  "seed": args.seed, "method_seed": args.method_seed,
                   "energies_gev": list(objective.energies), "per_metre": objective.per_metre,
                   "parameters": [{"name": q.name, "low": q.low, "high": q.high} for q in PARAMS], "start": START},
         "grid": {"design": grid_best, "objective_on_grid": float(values[i, j]), "showers": truth["showers"],
@@ -194,8 +198,8 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(OUT / "calo_design.json", json.dumps(result, indent=2, default=float) + "\n")
-    plot(result, OUT / "calo_design.png")
+    atomic_write_text(OUT / f"{args.output}.json", json.dumps(result, indent=2, default=float) + "\n")
+    plot(result, OUT / f"{args.output}.png")
     print(json.dumps({k: result[k] for k in ("measured", "ratios", "showers_fraction_of_grid", "goal")}, indent=1,
                      default=float))
 

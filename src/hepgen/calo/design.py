@@ -17,8 +17,8 @@ with the base draws z_m fixed per iteration (common random numbers: a smooth, de
 objective). The surrogate is trusted only near where it was trained (L-GSO, arXiv:2002.04632): each
 iteration samples designs uniformly in the trust box ψ ± ``trust``·(high − low) (one per shower with the
 calo simulator, else ``points`` designs of ``showers`` each; E uniform in the energy range), retrains the flow on every simulated shower
-inside the box, and takes Adam steps on ψ (in the unit box coordinates) until ψ reaches the box's edge
-(it leaves the trusted region: refresh) or ``steps`` are done, with a step size proportional to the box.
+inside the box, and takes Adam steps on ψ (in the unit box coordinates) until ψ reaches the edge of the inner box
+ψ ± ``margin``·``trust`` (it leaves the trusted region: refresh) or ``steps`` are done, with a step size proportional to the box.
 When an iteration moves ψ less than a quarter of the box, or turns back against the previous move (an
 overshot minimum), the box halves (refinement); the study stops after ``iterations``, below
 ``min_trust`` or when the next iteration would exceed ``budget`` simulated showers. ``showers_`` counts
@@ -229,6 +229,7 @@ class DesignStudy:
             ``simulate_box`` (CaloSimulator) instead draws one design per shower for the points x showers.
         trust, min_trust: the trust box half-width and its lower limit, fractions of each range.
         steps, lr: Adam steps on ψ (unit coordinates) per iteration and their rate.
+        margin: the steps stay within ψ ± margin·trust (the surrogate is least reliable at its box's edges).
         iterations: most surrogate refreshes. budget: most simulated showers (None: no limit).
         samples: surrogate samples per energy in the objective. features: how many of FEATURES to model (1-3).
         surrogate: flow options (flow "nsf"/"maf", transforms, hidden, bins, epochs, batch_size, lr).
@@ -241,6 +242,7 @@ class DesignStudy:
                  points: int = 6, showers: int = 1000, trust: float = 0.15, min_trust: float = 0.02,
                  steps: int = 60, lr: float = 0.02, iterations: int = 8, budget: int | None = None,
                  samples: int = 2000, features: int = 1, surrogate: Mapping[str, Any] | None = None, seed: int = 0,
+                 margin: float = 0.6,
                  valid: Sequence[str] | None = None, verbose: bool = False):
         self.parameters = [parse_parameter(p, valid) for p in parameters]
         if not self.parameters:
@@ -268,6 +270,9 @@ class DesignStudy:
                               f"(--points x --showers)")
         if lr <= 0:
             raise ConfigError(f"--lr must be positive, got {lr}")
+        if not 0 < margin <= 1:
+            raise ConfigError(f"margin must lie in (0, 1], got {margin}")
+        self.margin = float(margin)
         self.points, self.showers, self.steps, self.iterations = int(points), int(showers), int(steps), int(iterations)
         self.samples, self.features, self.trust, self.min_trust, self.lr = (int(samples), int(features), float(trust),
                                                                              float(min_trust), float(lr))
@@ -390,7 +395,9 @@ class DesignStudy:
             start = u.copy()
             psi = torch.tensor(u, dtype=torch.float64, requires_grad=True)
             optimiser = torch.optim.Adam([psi], lr=self.lr * trust / self.trust)  # steps shrink with the box
-            lo_t, hi_t = torch.tensor(low), torch.tensor(high)
+            # Steps stay in the inner part of the box, where the surrogate saw showers on every side.
+            lo_t = torch.tensor(np.clip(u - self.margin * trust, 0.0, 1.0))
+            hi_t = torch.tensor(np.clip(u + self.margin * trust, 0.0, 1.0))
             value = float("nan")
             left = False
             for _ in range(self.steps):
@@ -446,7 +453,7 @@ class DesignStudy:
                 "objective": {"energies": list(self.objective.energies), "per_metre": self.objective.per_metre,
                               "per_lead": self.objective.per_lead},
                 "settings": {"points": self.points, "showers": self.showers, "trust": self.trust, "steps": self.steps,
-                             "lr": self.lr, "iterations": self.iterations, "budget": self.budget,
+                             "lr": self.lr, "margin": self.margin, "iterations": self.iterations, "budget": self.budget,
                              "samples": self.samples, "energy": list(self.energy), "seed": self.seed}}
 
 

@@ -51,8 +51,8 @@ def test_medium_follows_the_pdg_mixture_rules_and_is_exact_at_the_default():
     assert (q["x0_mm"], q["moliere_mm"], q["lambda_x0"], q["z"], q["ec_gev"]) == (15.6, 38.0, 24.0, 69.0, 8.7e-3)
     assert (q["f_em"], q["f_mip"], q["stochastic_em"], q["depth_x0"]) == (0.2, 0.317, 0.07, calo.DEPTH_X0)
     # 1 mm Pb + 4 mm LAr, by hand: X0 = 5 / (1/5.612 + 4/140) mm, relative to the same formula at 2 + 4 mm.
-    x0 = lambda a, g: (a + g) / (a / 5.612 + g / 140.0)  # noqa: E731
-    fmip = lambda a, g: g * 0.2105 / (g * 0.2105 + a * 1.274)  # noqa: E731
+    x0 = lambda a, g: (a + g) / (a / 5.612 + g / 140.0)
+    fmip = lambda a, g: g * 0.2105 / (g * 0.2105 + a * 1.274)
     q1 = calo.design_quantities(absorber_mm=1.0)
     assert q1["x0_mm"] == pytest.approx(15.6 * x0(1, 4) / x0(2, 4), rel=1e-12)
     assert q1["f_mip"] == pytest.approx(0.317 * fmip(1, 4) / fmip(2, 4), rel=1e-12)
