@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -74,9 +73,16 @@ class Adversarial(Model):
         ema: decay of the generator's exponential moving average (0: no EMA), warmed up as above.
         clip: weight-clipping bound c for ``loss="wgan"``.
         gp_weight: λ of the gradient penalty for ``loss="wgan-gp"``.
+
+    GAN losses say little about sample quality, so ``fit`` picks no epoch by a loss unless asked
+    (``monitor`` defaults to None: keep the last epoch); ``monitor="w1"`` picks the epoch whose samples
+    are closest to the validation events. ``fit(x, diagnostics=[...])``: callables ``d(model) -> dict``
+    (:mod:`hepgen.gans.diagnostics`: ``ModeCoverage``, ``GridDivergence``, ``GeneratorGradNorms``) that
+    the engine evaluates after every epoch and logs as ``val_<name>`` in ``history_`` and
+    ``metrics.csv``; they need validation events; ``monitor="val_grid_js"`` then picks an epoch by one.
     """
 
-    score_kind = "anomaly"
+    fit_defaults = {"monitor": None}
 
     def _init_training(self, loss: str, critic_steps: int, lr_critic: float | None, lr_generator: float | None,
                        betas: Any, ema: float, clip: float, gp_weight: float) -> None:
@@ -105,8 +111,6 @@ class Adversarial(Model):
         if self.generator_ema is not None:  # saved and resumed with the weights
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.int64))
         self._ema_pending = False
-        self._diagnostics: list[Any] = []
-        self._diagnostic_values: dict[str, float] | None = None
         self.reset_parameters()
 
     # -- parameters ------------------------------------------------------------------------------
@@ -134,8 +138,6 @@ class Adversarial(Model):
     def train(self, mode: bool = True) -> Adversarial:
         if not mode:
             self._sync()
-        else:
-            self._diagnostic_values = None  # a new epoch: the diagnostics are evaluated again after it
         return super().train(mode)
 
     @torch.no_grad()
@@ -198,41 +200,7 @@ class Adversarial(Model):
         out = self._critic_losses(x, fake, c, penalty=False)
         out["critic_loss"] = out.pop("loss")
         out["generator_loss"] = self.adversarial_loss.generator(self.critic(fake, c))
-        out.update(self._epoch_diagnostics())
         return out
-
-    def _epoch_diagnostics(self) -> dict[str, Tensor]:
-        """The ``fit(diagnostics=...)`` values as 0-dim tensors, evaluated once per validation pass (the
-        engine spreads a 0-dim value over the batch, so its weighted mean over all batches is the value)."""
-        if not self._diagnostics:
-            return {}
-        if self._diagnostic_values is None:
-            from hepgen.gans.diagnostics import evaluate_diagnostics
-
-            self._diagnostic_values = evaluate_diagnostics(self, self._diagnostics)
-        return {k: torch.tensor(v, dtype=torch.float64, device=self.device) for k, v in self._diagnostic_values.items()}
-
-    def fit(self, x: Any, val: Any = None, *, diagnostics: Sequence[Any] | None = None,
-            **kwargs: Any) -> Adversarial:
-        """Train (see :meth:`hepgen.models.Model.fit`). GAN losses say little about sample quality, so
-        no epoch is picked by a loss unless asked: ``monitor`` defaults to None (keep the last epoch);
-        ``monitor="w1"`` picks the epoch whose samples are closest to the validation events.
-
-        ``diagnostics``: callables ``d(model) -> dict[str, float]`` (see :mod:`hepgen.gans.diagnostics`:
-        ``ModeCoverage``, ``GridDivergence``, ``GeneratorGradNorms``) evaluated after every epoch and
-        logged as ``val_<name>`` in ``history_`` and ``metrics.csv``; they need validation events
-        (``val`` or ``val_fraction`` > 0). ``monitor="val_grid_js"`` then picks an epoch by one of them.
-        """
-        kwargs.setdefault("monitor", None)
-        diagnostics = list(diagnostics or [])
-        if diagnostics and val is None and kwargs.get("val_fraction", 0.1) == 0:
-            raise ConfigError("GAN diagnostics are evaluated in the validation pass after each epoch; give val= or "
-                              "val_fraction > 0")
-        self._diagnostics, self._diagnostic_values = diagnostics, None
-        try:
-            return super().fit(x, val, **kwargs)
-        finally:
-            self._diagnostics, self._diagnostic_values = [], None
 
     # -- public API --------------------------------------------------------------------------------
     def _sampler(self) -> nn.Module:

@@ -174,7 +174,6 @@ class CycleGAN(Adversarial):
         out["critic_loss"] = out["critic_loss"] * wb
         out["generator_loss"] = gen.pop("loss") * wb
         out.update(gen)
-        out.update(self._epoch_diagnostics())
         return out
 
     # -- public API --------------------------------------------------------------------------------

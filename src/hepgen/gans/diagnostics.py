@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hepgen.errors import ConfigError, DataError
+from hepgen.errors import DataError
 from hepgen.gans.losses import get_loss, gradient_penalty
 
 
@@ -151,19 +151,6 @@ def grid_range(x: np.ndarray, pad: float = 0.1) -> list[tuple[float, float]]:
     lo, hi = x.min(0), x.max(0)
     span = np.where(hi > lo, hi - lo, 1.0)
     return [(float(a - pad * s), float(b + pad * s)) for a, b, s in zip(lo, hi, span)]
-
-
-def evaluate_diagnostics(model: Any, diagnostics: Sequence[Callable[..., dict[str, float]]]) -> dict[str, float]:
-    """Run every diagnostic on ``model`` (its ``evaluate(model)`` if it has one, else ``d(model)``) and merge
-    their values; clashing names raise a ConfigError."""
-    out: dict[str, float] = {}
-    for d in diagnostics:
-        values = d.evaluate(model) if hasattr(d, "evaluate") else d(model)
-        for key, value in values.items():
-            if key in out:
-                raise ConfigError(f"two diagnostics both report {key!r}; give each quantity once")
-            out[key] = float(value)
-    return out
 
 
 class GridDivergence:
