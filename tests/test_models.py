@@ -34,6 +34,14 @@ def test_every_registry_entry_resolves_to_a_model_class_of_that_cli_name(name):
     assert cls.__module__ == module and cls.__qualname__ == attribute
 
 
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_no_family_overrides_fit_or_the_engine_lacks_a_hook(name):
+    """Every family trains through Model.fit and the engine's hooks (targets, streams, diagnostics, fit_defaults,
+    on_fit_start/end): a family that needs its own fit means the engine is missing something."""
+    cls = model_class(name)
+    assert cls.fit is Model.fit, f"{cls.__name__} overrides fit"
+
+
 def test_registry_names_are_short_kebab_case_and_only_what_the_cli_can_fit():
     assert len(BUILTIN) >= 16
     for name in BUILTIN:
