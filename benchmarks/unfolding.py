@@ -139,6 +139,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None, help="flow epochs (default 40; quick 8)")
     p.add_argument("--replicas", type=int, default=None, help="posterior bootstrap replicas (default 20; quick 4)")
     p.add_argument("--methods", default=ALL, help=f"comma-separated subset of {ALL}")
+    p.add_argument("--studies", default="closure,non_closure", help="comma-separated subset of closure,non_closure")
     args = p.parse_args()
     torch.set_num_threads(1)
     n = args.n or (6000 if args.quick else 200_000)
@@ -169,6 +170,8 @@ def main() -> None:
     for method in methods:
         name, opts = options[method]
         for study, dat in samples.items():
+            if study not in args.studies.split(","):
+                continue
             inp = check_inputs(sim["truth"], sim["reco"], dat["reco"][dat["pass_reco"]], pass_truth=sim["pass_truth"],
                                pass_reco=sim["pass_reco"], data_truth=dat["truth"][dat["pass_truth"]],
                                names=smear.COLUMNS, units={"pt": "GeV", "mass": "GeV"})
@@ -182,12 +185,23 @@ def main() -> None:
                 m["coverage"] = {"68": dict(zip(smear.COLUMNS, r.extra["coverage_68"].tolist())),
                                  "95": dict(zip(smear.COLUMNS, r.extra["coverage_95"].tolist())),
                                  "held_out_events": int(min(3000, round(0.1 * (inp.pass_truth & inp.pass_reco).sum())))}
+            if "flow_events" in r.extra:  # the marginal method's draws of p_theta itself, for reference
+                from hepgen.unfolding.api import UnfoldingResult
+
+                draws = UnfoldingResult(name, inp, r.extra["flow_events"], r.extra["flow_weights"], [], r.edges)
+                m["flow_draws"] = {k: {"chi2_ndf": v["chi2_ndf"], "w1": v["w1"]}
+                                   for k, v in compute_metrics(draws)["observables"].items()}
             results["runs"][f"{study}/{method}"] = m
             write_report(r, OUT / "unfolding" / study / method, (2, 3))
             obs = " ".join(f"{k}:{v['chi2_ndf']:.2f}/{v['w1']:.3g}" for k, v in m["observables"].items())
             pair = next(iter(m.get("pairs", {}).values()), {}).get("chi2_ndf", float("nan"))
             print(f"{study:12s} {method:10s} {seconds:6.1f}s  chi2/ndf / W1  {obs}  2-D {pair:.2f}", flush=True)
     results["goals"] = goals(results["runs"])
+    results["table"] = {key: {**{k: f"{v['chi2_ndf']:.2f} / {v['w1']:.3g} +- {v['w1_error'] or 0:.2g}"
+                                 for k, v in m["observables"].items()},
+                              **{f"2-D {k}": f"{v['chi2_ndf']:.2f}" for k, v in m.get("pairs", {}).items()}}
+                        for key, m in results["runs"].items()}
+    results["table_legend"] = "chi2/ndf / W1 +- bootstrap error, against the data's true truth (20 truth bins)"
     results["wall_seconds_this_run"] = time.perf_counter() - t_start
     atomic_write_text(path, json.dumps(results, indent=2, default=float) + "\n")
     figure(results["runs"], OUT / "unfolding.png")

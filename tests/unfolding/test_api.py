@@ -115,3 +115,23 @@ def test_bad_options_are_named(files):
         hepgen.unfold("ibu", **args, epochs=3)
     with pytest.raises(ConfigError, match="unknown unfolding method"):
         hepgen.unfold("svd", **args)
+
+
+@pytest.mark.parametrize("method", ["posterior", pytest.param("marginal", marks=pytest.mark.slow)])
+def test_flow_methods_from_the_cli(files, tmp_path, capsys, method):
+    """The flow methods from the CLI on the user's files (3000 events, 2 epochs): unfolded events written,
+    integers floored, metrics printed."""
+    from tests.helpers import run_cli
+
+    a = _args(files)
+    argv = ["unfold", method, "--epochs", "2", "--bootstrap", "0", "--bins", "8", "--option", "coverage_samples=0",
+            "--option", "batch_size=512", "-o", tmp_path / "u.h5"]
+    if method == "marginal":
+        argv += ["--option", "unfold_epochs=1", "--option", "proposals=4"]
+    for key, value in a.items():
+        argv += [_FLAGS[key], value]
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert '"chi2_ndf"' in out
+    mult = io.read_column(f"{tmp_path}/u.h5:events/multiplicity")
+    assert len(mult) > 1000 and np.all(mult == np.floor(mult))
