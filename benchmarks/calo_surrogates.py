@@ -85,8 +85,8 @@ def main() -> None:
         args.speed_batch, args.min_seconds = 2000, 1.0
     torch.set_num_threads(1)
     path = OUT / "calo_surrogates.json"
-    result = json.loads(path.read_text()) if path.exists() and not args.quick else {}
-    if result.get("quick", True) != args.quick:
+    result = json.loads(path.read_text()) if path.exists() else {}
+    if result.get("quick") != args.quick:  # per-particle runs of one mode merge; the other mode starts afresh
         result = {}
     result.update(quick=args.quick, models={"calo-gan": GAN, "calo-flow": FLOW},
                   particles=result.get("particles", {}))

@@ -47,6 +47,7 @@ def test_panel_rejects_showers_of_another_layout(tmp_path):
     assert not (tmp_path / "p.png").exists()
 
 
+@pytest.mark.slow  # ~5 s of CPU: simulation and two short fits
 def test_demo_section_fits_both_surrogates_and_writes_the_panel(tmp_path):
     result = calo_panel(tmp_path, quick=True)
     (_caption, png), = result["figures"]
