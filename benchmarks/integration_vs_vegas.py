@@ -148,6 +148,7 @@ def figure(rows: list[dict], path: Path) -> None:
                 ax.plot([2], [r["vegas"][key]], "x", color="C3", ms=8, label="eeqqg VEGAS")
         ax.set(xlabel="d", xscale="log", yscale="log", title=title)
         ax.set_xticks([2, 4, 8, 16], ["2", "4", "8", "16"])
+        ax.minorticks_off()
     axes[0].set_ylabel("unweighting efficiency")
     axes[1].legend(frameon=False, fontsize=7, ncol=2)
     fig.savefig(path, dpi=100)
