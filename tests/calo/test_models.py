@@ -141,6 +141,13 @@ def test_calo_flow_response_within_ten_percent_of_the_simulator_after_a_short_fi
         sim = calo.generate(300, seed=5, energy_min=e * 0.999, energy_max=e * 1.001)
         want = shower_features([sim[k] for k in LAYERS], sim["energy"])["response"].mean()
         assert got == pytest.approx(want, rel=0.10), (e, got, want)
+    # sampled layer energies never leave the training range of E_k / E_inc (the clip of flow 1's tail)
+    torch.manual_seed(2)
+    s = model.sample(3000, context=np.geomspace(1.0, 100.0, 3000)[:, None])
+    for k in LAYERS:
+        got = s[k].double().sum((1, 2)).numpy() / (1000 * np.geomspace(1.0, 100.0, 3000))
+        train = x.layers[k].astype(np.float64).sum((1, 2)) / (1000 * x.energy)
+        assert got.max() <= train.max() * (1 + 1e-4) + 1e-7, k
     score = model.score(x.take(np.arange(5)).layers, context=x.energy[:5, None])
     assert score.shape == (5,) and torch.isfinite(score).all()
 
