@@ -62,7 +62,12 @@ def mean_image_figure(means: Mapping[str, Mapping[str, np.ndarray]], floor: floa
     """Rows: samples (in the given order), columns: layers; log colour scale shared down each column.
 
     Cells whose mean is below ``floor`` MeV (noise-only cells average to about 0, possibly negative)
-    are drawn at the floor."""
+    are drawn in the floor's colour; the images hold the exact means."""
+    import matplotlib
+
+    base = matplotlib.colormaps["viridis"]
+    # means <= 0 (noise-only cells) have no logarithm: drawn in the floor's colour
+    cmap = base.with_extremes(bad=base(0.0), under=base(0.0))
     labels = list(means)
     fig = Figure(figsize=(3.2 * len(LAYERS) + 1.5, 2.4 * len(labels) + 0.6), layout="constrained")
     axes = fig.subplots(len(labels), len(LAYERS), squeeze=False)
@@ -71,7 +76,7 @@ def mean_image_figure(means: Mapping[str, Mapping[str, np.ndarray]], floor: floa
         norm = LogNorm(vmin=floor, vmax=max(top, 10 * floor))
         for i, label in enumerate(labels):
             ax = axes[i, j]
-            image = ax.imshow(means[label][name], norm=norm, cmap="viridis", aspect="auto", origin="lower",
+            image = ax.imshow(means[label][name], norm=norm, cmap=cmap, aspect="auto", origin="lower",
                               interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
