@@ -302,8 +302,11 @@ class Pivot(Classifier):
         return "adversarial"
 
     def players(self) -> list[Player]:
+        """r steps on every batch; f on every ``adversary_steps``-th, except while f is pretrained alone
+        (the engine reads ``every`` again after each ``on_epoch_start``)."""
+        every = 1 if self.phase() == "classifier" else self.adversary_steps
         return [Player("adversary", list(self.adversary.parameters()), lr=self.adversary_lr),
-                Player("classifier", list(self.net.parameters()), every=self.adversary_steps)]
+                Player("classifier", list(self.net.parameters()), every=every)]
 
     # -- losses ------------------------------------------------------------------------------------
     def adversary_nll(self, f: Tensor, z: Tensor) -> Tensor:

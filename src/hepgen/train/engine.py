@@ -16,6 +16,7 @@ multiplies by the world size, which DDP's gradient averaging divides back out.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -368,6 +369,7 @@ class Engine:
             for epoch in range(state["epoch"] + 1, self.epochs + 1):
                 start = time.perf_counter()
                 model.on_epoch_start(epoch)
+                players = self._players_this_epoch(model, players)
                 model.train()
                 row: dict[str, float] = {"epoch": epoch}
                 row.update(self._train_epoch(model, runner, players, train_data, epoch))
@@ -620,6 +622,17 @@ class Engine:
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    @staticmethod
+    def _players_this_epoch(model: Trainable, players: list[Player]) -> list[Player]:
+        """The step schedule may follow the epoch (a pivot's classifier steps on every batch while it is
+        pretrained alone): each player's ``every`` is read again from ``model.players()`` after
+        ``on_epoch_start``; the players themselves (names, parameters, optimisers) stay."""
+        now = model.players()
+        if [p.name for p in now] != [p.name for p in players]:
+            raise TrainingError(f"{model.cli_name}.players() changed from {[p.name for p in players]} to "
+                                f"{[p.name for p in now]} during fit; only a player's 'every' may change")
+        return [dataclasses.replace(p, every=int(q.every)) for p, q in zip(players, now)]
 
     def _train_epoch(self, model: Trainable, runner: nn.Module, players: list[Player], data: Any,
                      epoch: int) -> dict[str, float]:
