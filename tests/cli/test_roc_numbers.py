@@ -191,3 +191,14 @@ def test_mass_sculpting_jsd_is_scipys_on_the_passing_and_failing_background(tmp_
     assert code == 0, err
     flat = json.loads(out)["mass_sculpting"]["by_background_efficiency"]
     assert flat["0.1"]["jsd"] < 0.2 * sculpt["0.1"]["jsd"]
+
+
+def test_a_nan_in_an_existing_mass_column_is_reported_as_a_nan_not_as_a_missing_column(tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    (tmp_path / "s.csv").write_text("score,mass\n0.1,50\n0.2,nan\n0.3,70\n")
+    code, _, err = run_cli(capsys, "roc", tmp_path / "s.csv", tmp_path / "s.csv", "--mass", "mass", "--report",
+                           tmp_path / "rep")
+    assert code == 2 and "Traceback" not in err
+    assert "row 1" in err and "mass" in err and "no mass column" not in err
+    assert not (tmp_path / "rep").exists()

@@ -77,6 +77,8 @@ def read_values(spec: str, column: str | None, what: str) -> np.ndarray:
         try:
             values = io.read_column(member, None)
         except DataError as second:
+            if "NaN" in str(first) or "infinite" in str(first):  # the column exists; its values are bad
+                raise DataError(f"{spec}: {what} '{column}': {first}") from None
             if "0 events" in str(second) or "0 events" in str(first):
                 raise DataError(f"{spec}: the {what} '{column}' has no events; a ROC needs at least one event per "
                                 "sample") from None
