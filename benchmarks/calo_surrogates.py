@@ -5,6 +5,8 @@ simulator over 1-100 GeV, showers/s at batch 1 and 10,000 against the simulator 
     python benchmarks/calo_surrogates.py --particles e+               # full mode, one particle per run (~10 min
     python benchmarks/calo_surrogates.py --particles gamma            #  each on one core); results merge into the
     python benchmarks/calo_surrogates.py --particles pi+              #  JSON, each particle with its own scale
+    python benchmarks/calo_surrogates.py --particles e+ --train 5000 --test 2000 --gan-epochs 10 --flow-epochs 4 \
+        --out benchmarks/results/calo_surrogates_medium.json         # the medium e+ run that was committed
 
 Per particle: ``--train`` simulator showers (seed 1) to fit calo-gan and calo-flow, a reference sample (seed 2)
 and the floor sample (seed 3, ``--test`` showers each). The floor sample is also the simulator's timing at batch
@@ -79,12 +81,13 @@ def main() -> None:
     p.add_argument("--classifier-epochs", type=int, default=10)
     p.add_argument("--speed-batch", type=int, default=10_000)
     p.add_argument("--min-seconds", type=float, default=3.0)
+    p.add_argument("--out", default=str(OUT / "calo_surrogates.json"), help="the JSON (per-particle runs merge)")
     args = p.parse_args()
     if args.quick:
         args.train, args.test, args.gan_epochs, args.flow_epochs, args.classifier_epochs = 2000, 1500, 10, 3, 10
         args.speed_batch, args.min_seconds = 2000, 1.0
     torch.set_num_threads(1)
-    path = OUT / "calo_surrogates.json"
+    path = Path(args.out)
     result = json.loads(path.read_text()) if path.exists() else {}
     if result.get("quick") != args.quick:  # per-particle runs of one mode merge; the other mode starts afresh
         result = {}
@@ -120,7 +123,7 @@ def main() -> None:
             cand = Showers({k: v.numpy() for k, v in s.items()}, ref.energy.copy())
             out = compare_showers(ref, cand, floor=floor if floor_auc is None else None,
                                   classifier_epochs=args.classifier_epochs,
-                                  report_dir=OUT / "calo_surrogates" / f"{particle}_{name}")
+                                  report_dir=path.parent / path.stem / f"{particle}_{name}")
             if floor_auc is None:  # the floor does not depend on the model: train its classifiers once
                 floor_auc = {k: v for k, v in out["classifier"].items() if k.startswith("floor")}
                 entry["floor_auc"] = {k.removeprefix("floor_"): v["auc"] for k, v in floor_auc.items()}
@@ -145,7 +148,7 @@ def main() -> None:
         entry["seconds"] = time.perf_counter() - t0
         result["particles"][particle] = entry
         print(particle, json.dumps(entry, indent=1, default=float), flush=True)
-        OUT.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2, default=float) + "\n")
 
 
