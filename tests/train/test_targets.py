@@ -101,3 +101,13 @@ def test_cli_fit_reads_the_declared_target_column_not_as_a_feature(tmp_path, cap
                            "--epochs", 1, "-q", "-o", tmp_path / "run2")
     assert code == 2 and "'nope'" in err and "Traceback" not in err
     assert not (tmp_path / "run2").exists()
+
+
+@pytest.mark.parametrize("also", ["weights", "context"])
+def test_a_target_column_also_named_as_weights_or_context_is_refused(tmp_path, also):
+    """A column read as both a training target and the weights (``--weights label`` for a tagger) would train
+    silently with the label as event weights: refused, naming the file and the column."""
+    x, t, _ = _data(n=100)
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "t": t})
+    with pytest.raises(DataError, match=r"(?s)d\.h5.*'t'.*both"):
+        TargetRegressor(3).fit(f"{tmp_path}/d.h5", **{also: "t"}, **FIT)
