@@ -103,6 +103,22 @@ def test_cli_fit_reads_the_declared_target_column_not_as_a_feature(tmp_path, cap
     assert not (tmp_path / "run2").exists()
 
 
+def test_target_columns_named_for_the_training_file_are_read_from_the_validation_file_too(tmp_path):
+    """As weights and context named for the training file: ``targets="y"`` reads column y of ``val`` as well
+    (not the model's default column name, which neither file has)."""
+    x, t, _ = _data(n=400)
+    xv, tv, _ = _data(n=200, seed=1)
+    io.write(tmp_path / "tr.h5", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": t})
+    io.write(tmp_path / "va.h5", {"a": xv[:, 0], "b": xv[:, 1], "c": xv[:, 2], "y": tv})
+    model = TargetRegressor(3).fit(f"{tmp_path}/tr.h5", targets="y", val=f"{tmp_path}/va.h5",
+                                   **{**FIT, "epochs": 40, "monitor": "val_loss"})
+    assert model.columns_ == ["a", "b", "c"]
+    # the best logged validation loss (its weights are restored) is the mean squared residual of the
+    # validation file's y
+    pred = _predict(model, xv)
+    assert min(r["val_loss"] for r in model.history_) == pytest.approx(float(np.mean((pred - tv) ** 2)), rel=1e-4)
+
+
 @pytest.mark.parametrize("also", ["weights", "context"])
 def test_a_target_column_also_named_as_weights_or_context_is_refused(tmp_path, also):
     """A column read as both a training target and the weights (``--weights label`` for a tagger) would train

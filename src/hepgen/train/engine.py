@@ -430,6 +430,9 @@ class Engine:
             # columns named for the training file (weights, context, targets) are taken from the validation file too
             val_weights = weights if val_weights is None and is_column_name(weights) else val_weights
             val_context = context if val_context is None and is_column_name(context) else val_context
+            named = isinstance(targets, (list, tuple)) and bool(targets) and all(isinstance(t, str) for t in targets)
+            if val_targets is None and isinstance(val, (str, os.PathLike)) and (is_column_name(targets) or named):
+                val_targets = targets
             val_targets = self._targets_for(model, val, val_targets, declared, "val")
             val_events, _ = load_events(val, val_weights, val_context, model, stream=stream,
                                         memory_limit_mb=self.memory_limit_mb, targets=val_targets)
