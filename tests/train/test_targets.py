@@ -127,3 +127,44 @@ def test_a_target_column_also_named_as_weights_or_context_is_refused(tmp_path, a
     io.write(tmp_path / "d.h5", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "t": t})
     with pytest.raises(DataError, match=r"(?s)d\.h5.*'t'.*both"):
         TargetRegressor(3).fit(f"{tmp_path}/d.h5", **{also: "t"}, **FIT)
+
+
+DDP_ENTRY = """
+import sys, torch
+sys.path.insert(0, {root!r})
+torch.set_num_threads(1)
+from tests.train.test_targets import ddp_fit
+ddp_fit(sys.argv[1], sys.argv[2])
+"""
+
+
+def ddp_fit(data, run_dir):
+    """The fit both sides of the DDP test run: a file's target column t beside weights, a seeded split."""
+    return TargetRegressor(3).fit(f"{data}", weights="wt", epochs=3, batch_size=60, lr=0.05, seed=0, quiet=True,
+                                  val_fraction=0.2, monitor=None, device="cpu", run_dir=run_dir)
+
+
+def test_two_gloo_processes_shard_the_targets_with_their_events(tmp_path):
+    """Each DDP rank's batches carry the target rows of its own events: two gloo processes train to the
+    weights (and log the losses) of one process on the same global batches."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    x, t, w = _data(n=600)
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "t": t, "b": x[:, 1], "wt": w, "c": x[:, 2]})
+    entry = tmp_path / "entry.py"
+    entry.write_text(DDP_ENTRY.format(root=str(Path(__file__).resolve().parents[2])))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(entry),
+           str(tmp_path / "d.h5"), str(tmp_path / "ddp")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = hepgen.load(tmp_path / "ddp")
+    single = ddp_fit(tmp_path / "d.h5", None)
+    for (name, a), b in zip(ddp.state_dict().items(), single.state_dict().values()):
+        if a.is_floating_point():
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0, msg=name)
+    rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
+    header, last = rows[0].split(","), rows[-1].split(",")
+    assert float(last[header.index("val_loss")]) == pytest.approx(single.history_[-1]["val_loss"], rel=1e-5)
