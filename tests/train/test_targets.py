@@ -168,3 +168,23 @@ def test_two_gloo_processes_shard_the_targets_with_their_events(tmp_path):
     rows = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
     header, last = rows[0].split(","), rows[-1].split(",")
     assert float(last[header.index("val_loss")]) == pytest.approx(single.history_[-1]["val_loss"], rel=1e-5)
+
+
+def test_events_opened_on_disk_stay_on_disk_when_their_target_columns_are_set_apart(tmp_path):
+    """open_events(stream=True) then fit: the declared target column is moved out of the features without
+    reading the file into memory (the events stay streamed), and the same fit as from the file results."""
+    from hepgen.data.sources import open_events, split_targets
+
+    x, t, w = _data(n=600)
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "t": t, "b": x[:, 1], "wt": w, "c": x[:, 2]})
+    events = open_events(f"{tmp_path}/d.h5", weights="wt", stream=True)
+    assert not events.in_memory
+    split = split_targets(events, ["t"])
+    assert not split.in_memory and split.names["x"] == ["a", "b", "c"]
+    np.testing.assert_allclose(split.x.read_rows(10, 20), x[10:20], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(split.targets.read_rows(10, 20)).reshape(-1), t[10:20], rtol=1e-6)
+    fit = {**FIT, "epochs": 3, "chunk_size": 128}
+    opened = TargetRegressor(3).fit(events, run_dir=tmp_path / "run", **fit)
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]["streamed"] is True
+    direct = TargetRegressor(3).fit(f"{tmp_path}/d.h5", weights="wt", stream=True, **fit)
+    np.testing.assert_allclose(_predict(opened, x), _predict(direct, x), rtol=1e-6)

@@ -88,6 +88,11 @@ def split_targets(events: Events, targets: Any) -> Events:
     idx = [names.index(c) for c in cols]
     keep = [j for j in range(len(names)) if j not in idx]
     x = events.x
+    if hasattr(x, "read_rows") and isinstance(events.spec, (str, os.PathLike)):
+        # streamed: the features and the targets are read from the file by name, still chunk by chunk
+        features, tgt = (io.open_source(events.spec, columns=c) for c in ([names[j] for j in keep], cols))
+        return Events(features, events.w, events.context, tgt,
+                      names={**events.names, "x": [names[j] for j in keep], "targets": cols}, spec=events.spec)
     x = np.asarray(x.read_rows(0, len(x)) if hasattr(x, "read_rows") else x)
     out = Events(x[:, keep], events.w, events.context, np.asarray(x[:, idx], dtype=np.float64),
                  names={**events.names, "x": [names[j] for j in keep], "targets": cols}, spec=events.spec)
