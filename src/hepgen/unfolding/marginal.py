@@ -25,7 +25,8 @@ classifier on the simulated truth): efficiency < 1 and the acceptance cuts are f
   posterior do). Events migrating into the acceptance from outside are part of p_phi and eps_psi.
 * Output (``output``): ``"posterior"`` (default) the empirical-Bayes posterior of every observed event
   under the fitted p_theta -- its K proposals with self-normalised weights exp(c_k + log p_theta(x_k)),
-  summed over the data (weighted 1 − P(fake | y)) and divided by eps_psi -- so p_theta's errors enter
+  summed over the data (weighted 1 − P(fake | y)) and divided by eps_psi (the acceptance region cut with
+  the posterior's tree eps, sharp at a cut) -- so p_theta's errors enter
   only through weight ratios, and bands are Poisson replicas of the data with theta fixed; the draws
   of p_theta are kept as ``flow_events`` / ``flow_weights``. ``"flow"``: draws of p_theta itself, bands
   from bootstrap refits (below).
@@ -324,6 +325,7 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     zk = events[:, :K * d].reshape(m * K, d)
     x_agg = tcoder.quantise(xk)
     sim_x, sim_w = inputs.truth[real], inputs.sim_weights[real]
+    tree_agg, psi_agg = fit.efficiency(x_agg), eff.numpy(xk)
 
     def aggregate(flow: Any, data_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The empirical-Bayes posterior of each observed event under p_theta (self-normalised importance
@@ -334,7 +336,11 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
         a = c + lp.astype(np.float64).reshape(m, K)
         a = np.exp(a - a.max(axis=1, keepdims=True))
         wk = (a / a.sum(axis=1, keepdims=True) * data_w[:, None]).reshape(-1)
-        return efficiency_corrected(x_agg, wk, eff.numpy, sim_x, sim_w, eff.numpy(sim_x), min_efficiency)
+        # divided by eps_psi (it cancels the eps_psi inside the weights); the acceptance region cut with the
+        # sharper tree eps, as the posterior method does (eps_psi is smooth across a cut such as |eta| < 2.5)
+        keep = tree_agg >= min_efficiency
+        wk = wk[keep] / np.clip(psi_agg[keep], 1e-3, None)
+        return efficiency_corrected(x_agg[keep], wk, None, sim_x, sim_w, eps_sim, min_efficiency)
 
     flow_x, flow_w = draw(truth_flow, seed + 3)
     extra: dict[str, Any] = {}

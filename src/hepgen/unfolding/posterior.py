@@ -167,9 +167,8 @@ def efficiency_corrected(x: np.ndarray, w: np.ndarray, efficiency: Callable[[np.
                          min_efficiency: float) -> tuple[np.ndarray, np.ndarray]:
     """From unfolded events of the reconstructed population (``x: (n, d)``, ``w: (n,)``) to the full truth:
 
-    w -> w / eps(x) where eps(x) >= ``min_efficiency`` (``efficiency`` None: ``x`` already describes
-    the full population, as p_theta does, and keeps w); events with eps(x) < ``min_efficiency`` are
-    dropped, and that region is filled with the prior's events there (``prior_x``, ``prior_w``; their
+    w -> w / eps(x) where eps(x) >= ``min_efficiency`` (``efficiency`` None: ``x`` and ``w`` are already
+    corrected and cut by the caller); events with eps(x) < ``min_efficiency`` are dropped, and that region is filled with the prior's events there (``prior_x``, ``prior_w``; their
     efficiencies ``prior_eps``) scaled by (unfolded total inside) / (prior total inside)."""
     e = efficiency(x) if efficiency is not None else None
     if e is not None:
@@ -177,10 +176,6 @@ def efficiency_corrected(x: np.ndarray, w: np.ndarray, efficiency: Callable[[np.
         x, w = x[keep], w[keep] / e[keep]
     outside = prior_eps < min_efficiency
     if outside.any() and (~outside).any():
-        if e is None:
-            from hepgen.errors import ConfigError
-
-            raise ConfigError("efficiency_corrected: give the efficiency to cut the region outside the acceptance")
         scale = w.sum() / prior_w[~outside].sum()
         x, w = np.concatenate([x, prior_x[outside]]), np.concatenate([w, prior_w[outside] * scale])
     return x, w
