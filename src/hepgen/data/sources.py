@@ -128,8 +128,8 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
     twice = [c for c in target_cols if c in weight_cols + context_cols]
     if twice:
         role = "weights" if twice[0] in weight_cols else "context"
-        raise DataError(f"{x}: column '{twice[0]}' is named both as a training target (label/"
-                        f"nuisance) and as the {role}; give each column one role")
+        raise DataError(f"{x}: '{twice[0]}' is both a training target (label/nuisance) and the {role} "
+                        "column; give each column one role")
     if isinstance(x, (str, os.PathLike)):
         source = io.open_source(x, exclude=weight_cols + context_cols + target_cols)
         nbytes = len(source) * int(np.prod(source.event_shape)) * 4
