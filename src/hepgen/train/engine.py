@@ -346,6 +346,11 @@ class Engine:
             data.to(self.device)
         model.on_fit_start(train)
         players = model.players()
+        if self.monitor == "val_loss" and val_events is None and len(players) > 1:
+            # the val_loss default falls back on train_loss, which players with their own losses do not log
+            raise ConfigError(f"{model.cli_name} trains {', '.join(p.name for p in players)} on losses of their "
+                              "own: without validation events there is no loss to pick an epoch by; give val= "
+                              "(--val) or val_fraction > 0, or monitor=None to keep the last epoch")
         self._build_optimisers(players)
         history: list[dict[str, float]] = []
         state = {"epoch": 0, "best": math.inf, "best_epoch": 0, "bad_epochs": 0}
