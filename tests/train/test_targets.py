@@ -189,3 +189,17 @@ def test_events_opened_on_disk_stay_on_disk_when_their_target_columns_are_set_ap
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]["streamed"] is True
     direct = TargetRegressor(3).fit(f"{tmp_path}/d.h5", weights="wt", stream=True, **fit)
     np.testing.assert_allclose(_predict(opened, x), _predict(direct, x), rtol=1e-6)
+
+
+def test_array_targets_beside_events_opened_once(tmp_path):
+    """open_events on a file of features only, the targets an array (a tagger's labels from elsewhere): the
+    same fit as with the features as an array; a row-count mismatch is refused."""
+    from hepgen.data.sources import open_events
+
+    x, t, _ = _data(n=400)
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]})
+    opened = TargetRegressor(3).fit(open_events(f"{tmp_path}/d.h5"), t=t, **{**FIT, "epochs": 3})
+    direct = TargetRegressor(3).fit(x, t=t, **{**FIT, "epochs": 3})
+    np.testing.assert_allclose(_predict(opened, x), _predict(direct, x), rtol=1e-5)
+    with pytest.raises(DataError, match="the targets have 399 rows but the events have 400"):
+        TargetRegressor(3).fit(open_events(f"{tmp_path}/d.h5"), targets=t[:399], **FIT)

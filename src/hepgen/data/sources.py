@@ -108,7 +108,14 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
     targets: column names of ``x`` (a list or ``"label,z"``) or an (N,) / (N, k) array.
     """
     if isinstance(x, Events):  # opened once already (open_events): check it against the model
-        if targets is not None and x.targets is None:
+        if targets is not None and x.targets is None and not _target_columns(targets):  # an array beside them
+            tgt = np.asarray(_array(targets, "the targets", finite=False), dtype=np.float64)
+            tgt = tgt[:, None] if tgt.ndim == 1 else tgt.reshape(len(tgt), -1)
+            if len(tgt) != len(x):
+                raise DataError(f"the targets have {len(tgt)} rows but the events have {len(x)}; "
+                                "they must match row by row")
+            x = Events(x.x, x.w, x.context, tgt, names=x.names, spec=x.spec)
+        elif targets is not None and x.targets is None:
             x = split_targets(x, targets)
         if model is not None:
             _check_against(model, x)
