@@ -337,6 +337,11 @@ class Model(nn.Module):
                 raise ConfigError(f"{self.cli_name}.fit: give targets= or {', '.join(given)}=, not both")
             targets = self._stack_targets(given, len(x) if hasattr(x, "__len__") and not isinstance(
                 x, (str, os.PathLike)) else None)
+        unknown = sorted(set(options) - set(inspect.signature(Engine.__init__).parameters))
+        if unknown:
+            raise ConfigError(f"{self.cli_name}.fit got an unknown option {unknown[0]!r}"
+                              + (f" (its per-column targets are {', '.join(self.target_keywords)}=)"
+                                 if self.target_keywords else ""))
         engine = Engine(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                         run_dir=run_dir, resume=resume, quiet=quiet, **options)
         engine.fit(self, x, val=val, weights=weights, val_weights=val_weights, context=context,

@@ -203,3 +203,9 @@ def test_array_targets_beside_events_opened_once(tmp_path):
     np.testing.assert_allclose(_predict(opened, x), _predict(direct, x), rtol=1e-5)
     with pytest.raises(DataError, match="the targets have 399 rows but the events have 400"):
         TargetRegressor(3).fit(open_events(f"{tmp_path}/d.h5"), targets=t[:399], **FIT)
+
+
+def test_an_unknown_fit_option_is_a_config_error_naming_it():
+    x, t, _ = _data(n=100)
+    with pytest.raises(ConfigError, match="unknown option 'nuisance'.*t="):
+        TargetRegressor(3).fit(x, t=t, nuisance=t, **FIT)
