@@ -235,6 +235,9 @@ class Engine:
         chunk_size: rows per read when streaming.
         steps_per_epoch: steps of a data-free model per epoch (its batches are ``batch_size`` events it
             draws itself); required when the model is trained with ``x=None``.
+        warm_start: continue from the model's current weights and fitted preprocessing (fine-tuning on new
+            events, e.g. a surrogate refreshed around a moved design point) instead of re-drawing them; the
+            optimiser state starts fresh.
         diagnostics: callables ``d(model) -> {name: value}`` (or objects with ``evaluate(model)``) run after
             each epoch's validation pass and logged as ``val_<name>`` (monitorable); they need validation events.
     """
@@ -246,7 +249,8 @@ class Engine:
                  monitor: str | Callable | None = "val_loss", monitor_samples: int = 5000,
                  val_fraction: float = 0.1, precision: str = "fp32", stream: bool | str = "auto",
                  chunk_size: int = 65536, memory_limit_mb: float = 1024.0, log_every: int = 10,
-                 steps_per_epoch: int | None = None, diagnostics: Sequence[Callable[..., Any]] | None = None):
+                 steps_per_epoch: int | None = None, diagnostics: Sequence[Callable[..., Any]] | None = None,
+                 warm_start: bool = False):
         _integer("epochs", epochs, 1)
         _integer("batch_size", batch_size, 1)
         _integer("seed", seed, None)
@@ -284,6 +288,9 @@ class Engine:
         self.stream, self.chunk_size, self.memory_limit_mb = stream, int(chunk_size), memory_limit_mb
         self.log_every = log_every
         self.steps_per_epoch = steps_per_epoch
+        if not isinstance(warm_start, bool):
+            raise ConfigError(f"warm_start must be True or False, got {warm_start!r}")
+        self.warm_start = warm_start
         self.diagnostics = list(diagnostics or [])
         if not all(callable(d) or hasattr(d, "evaluate") for d in self.diagnostics):
             raise ConfigError("diagnostics must be callables d(model) -> {name: value} (or have evaluate(model))")
@@ -336,8 +343,13 @@ class Engine:
         self.inputs = self._describe_inputs(x, val, weights, context, train, val_events, names, streams, extra)
 
         torch.manual_seed(self.seed)
-        model.reset_parameters()
-        if train is not None:
+        if self.warm_start:  # continue from the current weights and fitted preprocessing (fine-tuning)
+            fitted = getattr(model.preprocessor, "fitted", None)
+            if train is not None and fitted is not None and not bool(fitted):
+                raise ConfigError(f"warm_start continues a fitted {model.cli_name}; this one was never fitted")
+        else:
+            model.reset_parameters()
+        if train is not None and not self.warm_start:
             self._fit_preprocessing(model, train)
         for data in extra.values():
             data.fit_preprocessing(self.chunk_size)
@@ -814,7 +826,7 @@ class Engine:
         """The training settings, as recorded in the run's config.yaml."""
         keys = ("epochs", "batch_size", "lr", "seed", "optimizer", "weight_decay", "scheduler", "clip_grad",
                 "patience", "val_fraction", "precision", "stream", "chunk_size", "memory_limit_mb",
-                "steps_per_epoch")
+                "steps_per_epoch", "warm_start")
         out = {k: getattr(self, k) for k in keys}
         out["device"] = str(self.device)
         out["monitor"] = self._monitor_name() if self.monitor is not None else None
