@@ -8,3 +8,13 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def run_cli_for_error(capsys, argv) -> tuple[int, str]:
+    """Run ``hepgen ARGV`` in-process for its exit code and stderr; argparse's own usage errors (SystemExit 2)
+    count as an exit code too."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err

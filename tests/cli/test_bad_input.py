@@ -18,6 +18,7 @@ import pytest
 
 from hepgen.cli import main
 from hepgen.data import io
+from tests.helpers import run_cli_for_error as run_cli
 
 TINY_NSF = ["--transforms", "1", "--hidden", "8,8", "--bins", "4"]
 
@@ -31,12 +32,6 @@ class Case:
     extra: dict = field(default_factory=dict)
 
 
-def run_cli(capsys, argv) -> tuple[int, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse's own usage errors exit 2 too
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:

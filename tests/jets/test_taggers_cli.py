@@ -9,17 +9,11 @@ import numpy as np
 import pytest
 
 import hepgen
-from hepgen.cli import main
+from tests.helpers import run_cli_for_error as run_cli
 
 N = 300
 
 
-def run_cli(capsys, argv) -> tuple[int, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse's own usage errors exit 2 too
-        code = exc.code
-    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
