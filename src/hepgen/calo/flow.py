@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from hepgen.calo.gan import energy_condition
-from hepgen.calo.showers import LAYERS
+from hepgen.calo.showers import layer_shapes, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import StandardNormal
 from hepgen.flows.transforms.autoregressive import spline_autoregressive
@@ -73,12 +73,7 @@ class CaloFlow(Model):
                  energy_transforms: int = 4, energy_hidden: Sequence[int] = (64, 64), cell_transforms: int = 6,
                  cell_hidden: Sequence[int] = (256,), bins: int = 8, tail_bound: float = 6.0, offset: float = 5.0,
                  floor: float = 1e-3, alpha: float = 1e-6, preprocess: Any = "none"):
-        self.shapes = {str(k): [int(s) for s in v] for k, v in (shapes or LAYERS).items()}
-        if int(context) < 1:
-            raise ConfigError("calo-flow is conditional on the incident energy: fit it with --context energy "
-                              "(context=1, the energy in GeV first)")
-        if preprocess != "none":
-            raise ConfigError("calo-flow preprocesses showers itself (shift, normalise, logit); preprocess must be 'none'")
+        self.shapes = layer_shapes("calo-flow", shapes, context, preprocess, "preprocesses showers itself (shift, normalise, logit)")
         super().__init__(self.shapes, int(context), "none")
         for name, v in (("energy_transforms", energy_transforms), ("cell_transforms", cell_transforms), ("bins", bins)):
             if int(v) < 1:
@@ -106,12 +101,7 @@ class CaloFlow(Model):
         self.register_buffer("a_high", torch.full((k,), float(tail_bound)))
         self.reset_parameters()
 
-    @classmethod
-    def from_data(cls, event_shape: Any, context: int, **params: Any) -> CaloFlow:
-        if not isinstance(event_shape, dict):
-            raise ConfigError(f"calo-flow models showers of several layers (an HDF5 file or group holding "
-                              f"{', '.join(LAYERS)}); this data has single-array events of shape {event_shape}")
-        return cls(shapes=event_shape, context=context, **params)
+    from_data = classmethod(shower_model_from_data)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()

@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from hepgen.calo.showers import LAYERS
+from hepgen.calo.showers import layer_shapes, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic
@@ -126,12 +126,7 @@ class CaloGAN(Adversarial):
                  lr_critic: float | None = None, lr_generator: float | None = None,
                  betas: Sequence[float] = (0.5, 0.9), ema: float = 0.99, gp_weight: float = 10.0,
                  energy_weight: float = 10.0, energy_group: int = 16, preprocess: Any = "none"):
-        self.shapes = {str(k): [int(s) for s in v] for k, v in (shapes or LAYERS).items()}
-        if int(context) < 1:
-            raise ConfigError("calo-gan is conditional on the incident energy: fit it with --context energy "
-                              "(context=1, the energy in GeV first)")
-        if preprocess != "none":
-            raise ConfigError("calo-gan normalises showers itself (by the incident energy); preprocess must be 'none'")
+        self.shapes = layer_shapes("calo-gan", shapes, context, preprocess, "normalises showers itself (by the incident energy)")
         super().__init__(self.shapes, int(context), "none")
         self.latent = int(latent)
         self.hidden, self.critic_hidden = tuple(int(h) for h in hidden), tuple(int(h) for h in critic_hidden)
@@ -151,12 +146,7 @@ class CaloGAN(Adversarial):
         self.critic = MLPCritic(cells + len(self.shapes), self.critic_hidden, cond)
         self._finish_init()
 
-    @classmethod
-    def from_data(cls, event_shape: Any, context: int, **params: Any) -> CaloGAN:
-        if not isinstance(event_shape, dict):
-            raise ConfigError(f"calo-gan models showers of several layers (an HDF5 file or group holding "
-                              f"{', '.join(LAYERS)}); this data has single-array events of shape {event_shape}")
-        return cls(shapes=event_shape, context=context, **params)
+    from_data = classmethod(shower_model_from_data)
 
     def on_fit_start(self, events: Any) -> None:
         """Start the generator at the mean shower of (up to 20,000 of) the training showers (module doc)."""

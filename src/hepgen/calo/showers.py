@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from hepgen.errors import DataError
+from hepgen.errors import ConfigError, DataError
 
 LAYERS: dict[str, tuple[int, int]] = {"layer_0": (3, 96), "layer_1": (12, 12), "layer_2": (12, 6)}
 ENERGY = "energy"
 
-__all__ = ["ENERGY", "LAYERS", "Showers", "find_layout", "is_shower_file", "read_showers", "write_showers"]
+__all__ = ["ENERGY", "LAYERS", "Showers", "find_layout", "is_shower_file", "layer_shapes", "read_showers",
+           "shower_model_from_data", "write_showers"]
 
 
 @dataclass
@@ -126,3 +128,23 @@ def write_showers(spec: str | os.PathLike, layers: dict[str, np.ndarray], energy
     arrays = {k: np.asarray(layers[k], dtype=np.float32) for k in LAYERS}
     arrays[ENERGY] = np.asarray(energy, dtype=np.float64).reshape(-1)
     io.write(spec, arrays, attrs={k: {"unit": "MeV"} for k in LAYERS} | {ENERGY: {"unit": "GeV"}})
+
+
+def layer_shapes(name: str, shapes: Any, context: int, preprocess: Any, own: str) -> dict[str, list[int]]:
+    """{layer: [rows, cols]} of a shower model (default :data:`LAYERS`), after the checks every shower model
+    shares: conditional on the incident energy, and no generic preprocessing (``own`` says what it does)."""
+    if int(context) < 1:
+        raise ConfigError(f"{name} is conditional on the incident energy: fit it with --context energy "
+                          "(context=1, the energy in GeV first)")
+    if preprocess != "none":
+        raise ConfigError(f"{name} {own}; preprocess must be 'none'")
+    return {str(k): [int(x) for x in v] for k, v in (shapes or LAYERS).items()}
+
+
+def shower_model_from_data(cls: type, event_shape: Any, context: int, **params: Any) -> Any:
+    """``from_data`` of a shower model (``from_data = classmethod(shower_model_from_data)``): the CLI found
+    events of several arrays, one per layer."""
+    if not isinstance(event_shape, dict):
+        raise ConfigError(f"{cls.cli_name} models showers of several layers (an HDF5 file or group holding "
+                          f"{', '.join(LAYERS)}); this data has single-array events of shape {event_shape}")
+    return cls(shapes=event_shape, context=context, **params)
