@@ -42,7 +42,8 @@ from hepgen.calo.design import (
     ResolutionObjective,
     parse_parameter,
 )
-from hepgen.files import atomic_path, atomic_write_text
+from hepgen.files import atomic_write_text
+from hepgen.report.plots import save_figure
 
 HERE = Path(__file__).resolve().parent
 OUT, CACHE = HERE / "results", HERE / "data"
@@ -238,8 +239,7 @@ def plot(result: dict, out: Path) -> None:
                  f"BO {m['bo']['objective']:.4f} / {m['bo_many']['objective']:.4f}", fontsize=10)
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    save_figure(fig, out)
     plt.close(fig)
 
 

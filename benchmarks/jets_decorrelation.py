@@ -39,9 +39,10 @@ import torch
 from matplotlib.figure import Figure
 
 import hepgen
-from hepgen.files import atomic_path, atomic_write_text
+from hepgen.files import atomic_write_text
 from hepgen.metrics import background_rejection, bootstrap, roc_curve
 from hepgen.metrics.decorrelation import mass_sculpting, passing_fraction
+from hepgen.report.plots import save_figure
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _jets_data import COLUMNS, DATA, jets
@@ -206,8 +207,7 @@ def figure(rows: dict[str, dict], n_test: int, args: argparse.Namespace) -> None
     ax.set_title(f"W vs QCD, {n_test} test jets" + (" (shipped sample)" if args.quick else ""))
     ax.legend(fontsize="small")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with atomic_path(RESULTS / "jets_decorrelation.png") as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
+    save_figure(fig, RESULTS / "jets_decorrelation.png")
 
 
 if __name__ == "__main__":

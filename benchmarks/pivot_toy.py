@@ -37,8 +37,9 @@ from matplotlib.figure import Figure
 from scipy.stats import ks_2samp, norm
 
 import hepgen
-from hepgen.files import atomic_path, atomic_write_text
+from hepgen.files import atomic_write_text
 from hepgen.metrics import bootstrap, roc_auc, roc_curve
+from hepgen.report.plots import save_figure
 
 RESULTS = Path(__file__).parent / "results"
 BKG_COV = [[1.0, -0.5], [-0.5, 1.0]]
@@ -195,8 +196,7 @@ def figure(out: dict, outputs: dict, lams: list[float]) -> None:
     ax.set_title(f"dependence on Z against λ ({out['n_train']} training events, {out['epochs']} epochs)")
     ax.legend(fontsize="small")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with atomic_path(RESULTS / "pivot_toy.png") as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+    save_figure(fig, RESULTS / "pivot_toy.png")
 
 
 if __name__ == "__main__":
