@@ -138,6 +138,13 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
         raise DataError(f"{x}: '{twice[0]}' is both a training target (label/nuisance) and the {role} "
                         "column; give each column one role")
     if isinstance(x, (str, os.PathLike)):
+        if target_cols:  # the target columns exist, or the error says what reads them
+            try:
+                io.open_source(x, columns=target_cols).close()
+            except DataError as exc:
+                who = getattr(model, "cli_name", None) or "the model"
+                raise DataError(f"{exc} ({who} reads its training targets {', '.join(target_cols)} from the columns "
+                                "of the data; name them with its hyper-parameters, e.g. --label)") from None
         source = io.open_source(x, exclude=weight_cols + context_cols + target_cols)
         nbytes = len(source) * int(np.prod(source.event_shape)) * 4
         keep_on_disk = stream if stream is not None else nbytes > memory_limit_mb * 2**20

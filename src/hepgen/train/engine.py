@@ -434,15 +434,8 @@ class Engine:
         stream = None if self.stream == "auto" else bool(self.stream)
         declared = list(model.target_columns()) if hasattr(model, "target_columns") else []
         targets = self._targets_for(model, x, targets, declared)
-        try:
-            train, names = load_events(x, weights, context, model, stream=stream,
-                                       memory_limit_mb=self.memory_limit_mb, targets=targets)
-        except DataError as exc:
-            missing = [c for c in declared if f"column '{c}'" in str(exc)]
-            if not missing:
-                raise
-            raise DataError(f"{exc} ({model.cli_name} reads its training targets {', '.join(declared)} from the "
-                            "columns of the data; name them with its hyper-parameters, e.g. --label)") from None
+        train, names = load_events(x, weights, context, model, stream=stream, memory_limit_mb=self.memory_limit_mb,
+                                   targets=targets)
         if val is not None:
             # columns named for the training file (weights, context, targets) are taken from the validation file too
             val_weights = weights if val_weights is None and is_column_name(weights) else val_weights
