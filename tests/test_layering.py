@@ -3,7 +3,8 @@
     cli/, __main__, the package top level   the entry point
     demo/                                   the demo and the figure galleries
     applications (export.py, jets/ ...)     physics workflows and exports on the families
-    flows/ autoencoders/ gans/ gaussian.py  the families, side by side (density.py is their shared base)
+    flows/ autoencoders/ gans/ gaussian.py  the families, side by side (density.py is their shared base),
+    classifier.py                           and the plain binary classifier
     report/                                 (does not import train/)
     models.py
     train/
@@ -36,7 +37,8 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     4: ("train", ("hepgen.train",)),
     5: ("models", ("hepgen.models",)),
     6: ("report", ("hepgen.report",)),
-    7: ("families", ("hepgen.density", "hepgen.gaussian", "hepgen.flows", "hepgen.autoencoders", "hepgen.gans")),
+    7: ("families", ("hepgen.density", "hepgen.gaussian", "hepgen.classifier", "hepgen.flows", "hepgen.autoencoders",
+                     "hepgen.gans")),
     8: ("applications", ("hepgen.export", "hepgen.jets", "hepgen.calo", "hepgen.lattice", "hepgen.unfolding",
                           "hepgen.targets", "hepgen.phasespace")),
     9: ("demo", ("hepgen.demo",)),

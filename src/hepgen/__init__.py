@@ -37,7 +37,7 @@ _LAZY = {
     "Model": "hepgen.models", "DensityModel": "hepgen.density", "REGISTRY": "hepgen.models", "load": "hepgen.models",
     "Engine": "hepgen.train.engine",
     "unfold": "hepgen.unfolding",
-    "Classifier": "hepgen.jets", "Pivot": "hepgen.jets", "DisCo": "hepgen.jets",
+    "Classifier": "hepgen.classifier", "Pivot": "hepgen.jets", "DisCo": "hepgen.jets",
 }
 
 __all__ = [*sorted(_LAZY), "CheckpointError", "ConfigError", "DataError", "HepgenError", "TrainingError", "__version__"]

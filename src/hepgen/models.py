@@ -66,7 +66,7 @@ REGISTRY: dict[str, str] = {
     "cyclegan": "hepgen.gans.cyclegan:CycleGAN",
     "calo-gan": "hepgen.calo.gan:CaloGAN",
     "calo-flow": "hepgen.calo.flow:CaloFlow",
-    "classifier": "hepgen.jets.taggers:Classifier", "pivot": "hepgen.jets.taggers:Pivot", "disco": "hepgen.jets.taggers:DisCo",
+    "classifier": "hepgen.classifier:Classifier", "pivot": "hepgen.jets.taggers:Pivot", "disco": "hepgen.jets.taggers:DisCo",
     "phi4-flow": "hepgen.lattice.flow:Phi4Flow",
     "hypercube-flow": "hepgen.phasespace.flow:HypercubeFlow",
 }
