@@ -107,7 +107,7 @@ def bench_calo(n: int) -> dict:
 def bench_phi4(n: int) -> dict:
     from hepgen.data.generators import phi4
 
-    opts = {key: spec[1] for key, spec in phi4.OPTIONS.items() if key != "workers"}
+    opts = {key: spec.default for key, spec in phi4.OPTIONS.items() if key != "workers"}
     chains = opts["chains"]
     trajectories = chains * opts["therm"] + n * opts["thin"]  # every chain thermalises, then n configs thinned
     phi4.generate(8, seed=0, therm=5)  # warm-up

@@ -127,7 +127,7 @@ class CaloSimulator:
                      energy_max: float, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """``n`` showers, each at its own design drawn uniformly in [low, high] (the generator's ``vary``):
         ({name: (n,)}, energy (n,), features (n, 3))."""
-        vary = ",".join(f"{k}:{low[k]!r}:{high[k]!r}" for k in low if high[k] > low[k])
+        vary = ",".join(f"{k}={low[k]!r}:{high[k]!r}" for k in low if high[k] > low[k])
         fixed = {k: float(low[k]) for k in low if not high[k] > low[k]}
         out = calo_generator.generate(int(n), seed=int(seed), energy_min=energy_min, energy_max=energy_max,
                                       vary=vary or None, **self.options(fixed))

@@ -13,11 +13,10 @@ import argparse
 import sys
 from typing import Any
 
-import yaml
-
-from hepgen.cli.common import suggest
 from hepgen.data.io import write_arrays
 from hepgen.errors import ConfigError, HepgenError
+from hepgen.files import writable_location
+from hepgen.options import parse_options
 
 
 class _GeneratorHelp(argparse.Action):
@@ -72,19 +71,17 @@ def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
     from hepgen.data.generators.toys import progress_enabled
 
     generator = get_generator(args.name)
-    options: dict[str, Any] = {}
-    valid = getattr(generator, "OPTIONS", {})
-    for item in args.option:
-        if "=" not in item:
-            raise ConfigError(f"--option {item!r} must be KEY=VALUE")
-        key, value = item.split("=", 1)
-        if key not in valid:
-            raise ConfigError(f"unknown option {key!r} for generator {args.name!r}{suggest(key, list(valid))}; "
-                              f"valid: {', '.join(valid)} (see 'hepgen data {args.name} --help')")
-        options[key] = valid[key][0](yaml.safe_load(value)) if valid[key][0] is not bool else bool(
-            yaml.safe_load(value))
+    # every option converted and checked against the generator's schema before anything is simulated
+    try:
+        options = parse_options(args.option, generator.OPTIONS, owner=f"data generator {args.name!r}", fill=False)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (see 'hepgen data {args.name} --help')") from None
+    generator.process(**options)  # the generator's own checks of option values that need parsing (calo's vary)
     if args.n < 1:
         raise ConfigError(f"-n must be a positive number of events, got {args.n}")
+    why = writable_location(args.out)
+    if why:
+        raise ConfigError(f"-o {args.out}: {why}")
     with progress_enabled(not args.quiet):
         arrays = generator.generate(args.n, seed=args.seed, **options)
     names = generator.columns(**options) if hasattr(generator, "columns") else {}

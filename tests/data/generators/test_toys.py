@@ -167,9 +167,9 @@ def test_invalid_options_raise_config_error_naming_the_option(options, words):
 
 def test_registry_finds_the_module_and_options_table_is_well_formed():
     assert get_generator("toys") is toys
-    for key, (kind, default, help_text) in toys.OPTIONS.items():
-        assert isinstance(kind, type) and help_text
-        assert default is None or isinstance(default, kind)
+    for key, option in toys.OPTIONS.items():
+        assert isinstance(option.type, type) and option.help
+        assert option.default is None or isinstance(option.default, option.type)
     for name in toys.NAMES:
         assert name in toys.__doc__
 

@@ -2,7 +2,7 @@
 
 Each generator module exposes ``generate(n: int, seed: int = 0, **options) -> dict[str, np.ndarray]``
 (arrays keyed by the dataset name they are written under), an ``OPTIONS`` table (option name ->
-(type, default, description)), ``OPTION_UNITS`` (option name -> unit, for those that have one),
+:class:`hepgen.options.Option`: default, type, bounds, description), ``OPTION_UNITS`` (option name -> unit, for those that have one),
 ``units(**options)`` (dataset -> unit of its values, or list of units of its last axis' columns),
 ``process(**options)`` (what was simulated, one line) and a module docstring describing the physics.
 Modules are imported lazily so that a missing optional generator (e.g. Pythia on an unsupported
@@ -54,10 +54,12 @@ def options_help(name: str) -> str:
     module = get_generator(name)
     units = getattr(module, "OPTION_UNITS", {})
     rows = []
-    for key, (kind, default, text) in module.OPTIONS.items():
-        unit = units.get(key, "")
-        rows.append((key, kind.__name__, "none" if default is None else str(default), f"[{unit}]" if unit else "",
-                     text))
+    for key, option in module.OPTIONS.items():
+        unit, default = units.get(key, ""), option.default
+        kind = "list" if option.type is tuple else option.type.__name__
+        bounded = option.low is not None or option.high is not None or option.choices
+        text = option.help + (f" ({option.describe()})" if bounded else "")
+        rows.append((key, kind, "none" if default is None else str(default), f"[{unit}]" if unit else "", text))
     header = ("KEY", "TYPE", "DEFAULT", "UNIT", "DESCRIPTION")
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
     lines = [f"generator {name!r}: {SUMMARIES.get(name, '')}", "", "options (--option KEY=VALUE, repeatable):"]
@@ -106,6 +108,6 @@ def file_attributes(name: str, n: int, seed: int, options: Mapping[str, Any],
 
 def _resolved_options(module: ModuleType, options: Mapping[str, Any]) -> dict[str, Any]:
     """Every option with its default filled in (the generator's own checks run on generate())."""
-    resolved = {key: default for key, (_, default, _) in module.OPTIONS.items()}
+    resolved = {key: option.default for key, option in module.OPTIONS.items()}
     resolved.update(options)
     return resolved

@@ -96,6 +96,7 @@ from hepgen.data.generators.toys import (
     split_counts,
 )
 from hepgen.errors import ConfigError
+from hepgen.options import Option, parse_named_range, suggest
 
 # Effective medium of the Pb/LAr stack (see the module docstring).
 Z_EFF = 69.0
@@ -138,44 +139,53 @@ _DESIGN_TEXT = {"absorber_mm": "lead absorber thickness of one sampling cell",
                 "layer_0_mm": "depth of layer_0 (the strip layer)", "layer_1_mm": "depth of layer_1",
                 "layer_2_mm": "depth of layer_2"}
 
-OPTIONS: dict[str, tuple[type, Any, str]] = {
-    "particle": (str, "e+", f"incident particle: {', '.join(PARTICLES)}"),
-    "energy_min": (float, 1.0, "lowest incident energy in GeV"),
-    "energy_max": (float, 100.0, "highest incident energy in GeV"),
-    "spectrum": (str, "uniform", f"incident energy spectrum: {', '.join(SPECTRA)}"),
-    "noise": (float, 1.0, "electronic noise per cell in MeV (visible scale)"),
-    "max_spots": (int, 4000, "cap on the energy spots per shower component"),
-    "workers": (int, None, "processes to simulate on in chunks of 500 showers (none: this process; -1: every core)"),
-    **{key: (float, value, _DESIGN_TEXT[key]) for key, value in DESIGN.items()},
-    "vary": (str, None, ("design parameters drawn per shower, uniform: KEY:LOW:HIGH[,KEY:LOW:HIGH] with KEY one of "
-                         f"{', '.join(DESIGN)}; each adds a column (n,) in mm")),
+OPTIONS: dict[str, Option] = {
+    "particle": Option("e+", choices=PARTICLES, help=f"incident particle: {', '.join(PARTICLES)}"),
+    "energy_min": Option(1.0, low=0.05, high=10_000.0, help="lowest incident energy in GeV"),
+    "energy_max": Option(100.0, low=0.05, high=10_000.0, help="highest incident energy in GeV"),
+    "spectrum": Option("uniform", choices=SPECTRA, help=f"incident energy spectrum: {', '.join(SPECTRA)}"),
+    "noise": Option(1.0, low=0, help="electronic noise per cell in MeV (visible scale)"),
+    "max_spots": Option(4000, low=20, help="cap on the energy spots per shower component"),
+    "workers": Option(None, kind=int, low=-1,
+                      help="processes to simulate on in chunks of 500 showers (none: this process; -1: every core)"),
+    **{key: Option(value, low=DESIGN_LIMITS[key][0], high=DESIGN_LIMITS[key][1], help=_DESIGN_TEXT[key])
+       for key, value in DESIGN.items()},
+    "vary": Option(None, kind=str, help=("design parameters drawn per shower, uniform: KEY=LOW:HIGH[,KEY=LOW:HIGH] "
+                                         f"with KEY one of {', '.join(DESIGN)}; each adds a column (n,) in mm")),
 }
 OPTION_UNITS: dict[str, str] = {"energy_min": "GeV", "energy_max": "GeV", "noise": "MeV",
                                 **{key: "mm" for key in DESIGN}}
 
 
 def parse_vary(text: str | None, generator: str = "calo") -> dict[str, tuple[float, float]]:
-    """``"absorber_mm:0.5:4,layer_1_mm:150:650"`` -> {key: (low, high)} (ConfigError naming 'vary')."""
+    """``"absorber_mm=0.5:4,layer_1_mm=150:650"`` -> {key: (low, high)} (ConfigError naming 'vary').
+
+    Each item is ``KEY=LOW:HIGH``, the one range grammar of :func:`hepgen.options.parse_named_range`;
+    the older ``KEY:LOW:HIGH`` is still read, with a DeprecationWarning.
+    """
     if text is None or str(text).strip().lower() in ("", "none"):
         return {}
+    what = f"option 'vary' of data generator {generator!r}:"
     out: dict[str, tuple[float, float]] = {}
     for item in str(text).split(","):
-        parts = item.strip().split(":")
-        if len(parts) != 3 or parts[0] not in DESIGN:
-            raise ConfigError(f"option 'vary' of data generator {generator!r}: {item.strip()!r} is not KEY:LOW:HIGH "
-                              f"with KEY one of {', '.join(DESIGN)}")
-        try:
-            low, high = float(parts[1]), float(parts[2])
-        except ValueError:
-            raise ConfigError(f"option 'vary' of data generator {generator!r}: {item.strip()!r} needs numbers "
-                              "LOW:HIGH") from None
-        lo, hi = DESIGN_LIMITS[parts[0]]
-        if not (np.isfinite(low) and np.isfinite(high) and lo <= low < high <= hi):
-            raise ConfigError(f"option 'vary' of data generator {generator!r}: {parts[0]} range {low}:{high} must "
-                              f"satisfy {lo} <= LOW < HIGH <= {hi} (mm)")
-        if parts[0] in out:
-            raise ConfigError(f"option 'vary' of data generator {generator!r} names {parts[0]} twice")
-        out[parts[0]] = (low, high)
+        item = item.strip()
+        if "=" not in item and item.count(":") == 2:  # the old KEY:LOW:HIGH spelling
+            import warnings
+
+            key, _, rest = item.partition(":")
+            warnings.warn(f"{what} {key}:{rest} is the old spelling; write {key}={rest}", DeprecationWarning,
+                          stacklevel=2)
+            item = f"{key}={rest}"
+        key, (low, high) = parse_named_range(item, what)
+        if key not in DESIGN:
+            raise ConfigError(f"{what} {key!r} is not a design parameter; KEY=LOW:HIGH with KEY one of "
+                              f"{', '.join(DESIGN)}{suggest(key, DESIGN)}")
+        lo, hi = DESIGN_LIMITS[key]
+        if not lo <= low < high <= hi:
+            raise ConfigError(f"{what} {key} range {low:g}:{high:g} must satisfy {lo:g} <= LOW < HIGH <= {hi:g} (mm)")
+        if key in out:
+            raise ConfigError(f"{what} names {key} twice")
+        out[key] = (low, high)
     return out
 
 

@@ -54,26 +54,29 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.generators import jet_features as jf
-from hepgen.data.generators.toys import resolve_workers, show_progress
+from hepgen.data.generators.toys import check_options, resolve_workers, show_progress
 from hepgen.errors import ConfigError, DataError
+from hepgen.options import Option
 
 PROCESSES: tuple[str, ...] = ("qcd", "top", "w")
 SHIPPED_SAMPLE: Path = Path(__file__).resolve().parent.parent / "shipped" / "jets.h5"
 DATASETS: tuple[str, ...] = ("constituents", "mask", "images", "features", "weights")
 
-OPTIONS: dict[str, tuple[type, Any, str]] = {
-    "process": (str, "qcd", "physics process: qcd (dijets), top (hadronic ttbar) or w (hadronic WW)"),
-    "ptmin": (float, 550.0, "lower edge of the leading-jet pT window [GeV]"),
-    "ptmax": (float, 650.0, "upper edge of the leading-jet pT window [GeV]"),
-    "R": (float, 0.8, "anti-kT radius (0.8 default, 1.0 for large-R jets)"),
-    "eta_max": (float, 2.0, "maximum |eta| of the kept jet"),
-    "max_constituents": (int, 30, "number N of pT-ordered constituents kept per jet (zero-padded)"),
-    "image_size": (int, 40, "jet image side in pixels, covering +-1.5 R in both directions"),
-    "nsub_axes": (str, "kt", "N-subjettiness axes: kt (exclusive kT, E-scheme) or wta_kt (winner-take-all)"),
-    "truth_match": (bool, True, "top/w: keep only jets matched to a top/W with all decay quarks inside"),
-    "workers": (int, 1, "processes generating blocks in parallel, -1 for every core (the output does not depend on it)"),
-    "block_size": (int, 100, "jets per independently seeded Pythia run (the output depends on it)"),
-    "progress": (bool, True, "show a tqdm progress bar on a terminal"),
+OPTIONS: dict[str, Option] = {
+    "process": Option("qcd", help="physics process: qcd (dijets), top (hadronic ttbar) or w (hadronic WW)"),
+    "ptmin": Option(550.0, low=0, low_open=True, help="lower edge of the leading-jet pT window [GeV]"),
+    "ptmax": Option(650.0, low=0, low_open=True, help="upper edge of the leading-jet pT window [GeV]"),
+    "R": Option(0.8, low=0.05, high=2.0, help="anti-kT radius (0.8 default, 1.0 for large-R jets)"),
+    "eta_max": Option(2.0, low=0, high=2.5, low_open=True, help="maximum |eta| of the kept jet"),
+    "max_constituents": Option(30, low=1, help="number N of pT-ordered constituents kept per jet (zero-padded)"),
+    "image_size": Option(40, low=1, help="jet image side in pixels, covering +-1.5 R in both directions"),
+    "nsub_axes": Option("kt", choices=tuple(jf.AXES),
+                        help="N-subjettiness axes: kt (exclusive kT, E-scheme) or wta_kt (winner-take-all)"),
+    "truth_match": Option(True, help="top/w: keep only jets matched to a top/W with all decay quarks inside"),
+    "workers": Option(1, low=-1, help="processes generating blocks in parallel, -1 for every core (the output does "
+                                      "not depend on it)"),
+    "block_size": Option(100, low=1, help="jets per independently seeded Pythia run (the output depends on it)"),
+    "progress": Option(True, help="show a tqdm progress bar on a terminal"),
 }
 OPTION_UNITS: dict[str, str] = {"ptmin": "GeV", "ptmax": "GeV", "image_size": "pixels"}
 #: units of ``columns()["features"]`` and ``columns()["constituents"]`` ("" for dimensionless ones)
@@ -91,46 +94,20 @@ _MIN_MAX_EVENTS = 2000
 # --------------------------------------------------------------------------------------------- options
 
 
-def _to_bool(key: str, value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    raise ConfigError(f"jets option {key!r} must be a boolean (true/false), got {value!r}")
-
-
 def resolve_options(**options: Any) -> dict[str, Any]:
     """Defaults of :data:`OPTIONS` updated by ``options`` (strings from the CLI are converted).
 
     Raises ConfigError naming the option for an unknown key, a value of the wrong type or out of range.
     """
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ConfigError(f"unknown jets option(s) {', '.join(map(repr, unknown))}; valid: {', '.join(OPTIONS)}")
-    opts: dict[str, Any] = {}
-    for key, (kind, default, _) in OPTIONS.items():
-        value = options.get(key, default)
-        try:
-            opts[key] = _to_bool(key, value) if kind is bool else kind(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"jets option {key!r} must be {kind.__name__}, got {value!r}") from None
+    opts = check_options(options, OPTIONS, "jets")
     opts["process"] = opts["process"].lower()
     if opts["process"] not in PROCESSES:
         raise ConfigError(f"jets option 'process' must be one of {', '.join(PROCESSES)}, got {opts['process']!r}")
-    if opts["nsub_axes"] not in jf.AXES:
-        raise ConfigError(f"jets option 'nsub_axes' must be one of {', '.join(jf.AXES)}, got {opts['nsub_axes']!r}")
     if not 0 < opts["ptmin"] < opts["ptmax"]:
         raise ConfigError(f"jets options need 0 < ptmin < ptmax, got ptmin={opts['ptmin']}, ptmax={opts['ptmax']}")
-    if not 0.05 <= opts["R"] <= 2.0:
-        raise ConfigError(f"jets option 'R' must lie in [0.05, 2.0], got {opts['R']}")
     if not 0 < opts["eta_max"] <= _ETA_PARTICLES:
         raise ConfigError(f"jets option 'eta_max' must lie in (0, {_ETA_PARTICLES}], got {opts['eta_max']}")
-    for key in ("max_constituents", "image_size", "block_size"):
-        if opts[key] < 1:
-            raise ConfigError(f"jets option {key!r} must be a positive integer, got {opts[key]}")
-    if opts["workers"] < 1 and opts["workers"] != -1:
+    if opts["workers"] == 0:
         raise ConfigError(f"jets option 'workers' must be a positive integer or -1 (every core), got {opts['workers']}")
     return opts
 

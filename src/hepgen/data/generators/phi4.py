@@ -44,19 +44,20 @@ import numpy as np
 from hepgen.data.generators.toys import (check_options, check_range, parallel_map, resolve_workers, show_progress,
                                          split_counts)
 from hepgen.errors import ConfigError, DataError
+from hepgen.options import Option
 from hepgen.metrics.sampling import integrated_autocorrelation_time
 
-OPTIONS: dict[str, tuple[type, Any, str]] = {
-    "L": (int, 8, "lattice extent (L x L sites, periodic)"),
-    "m2": (float, -4.0, "bare mass squared m2"),
-    "lam": (float, 8.0, "quartic coupling lam >= 0"),
-    "tau": (float, 1.0, "trajectory length (molecular-dynamics time)"),
-    "steps": (int, 10, "leapfrog steps per trajectory (step size tau/steps)"),
-    "jitter": (float, 0.2, "step size drawn uniformly in (1 +- jitter) tau/steps per trajectory"),
-    "therm": (int, 200, "thermalisation trajectories per chain, discarded"),
-    "thin": (int, 10, "keep one configuration every `thin` trajectories"),
-    "chains": (int, 4, "independent Markov chains (vectorised; split over workers)"),
-    "workers": (int, None, "processes to run the chains on (none: this process; -1: every core)"),
+OPTIONS: dict[str, Option] = {
+    "L": Option(8, low=2, help="lattice extent (L x L sites, periodic; L >= 2 as for phi4-flow)"),
+    "m2": Option(-4.0, help="bare mass squared m2"),
+    "lam": Option(8.0, low=0, help="quartic coupling lam >= 0"),
+    "tau": Option(1.0, low=0, low_open=True, help="trajectory length (molecular-dynamics time)"),
+    "steps": Option(10, low=1, help="leapfrog steps per trajectory (step size tau/steps)"),
+    "jitter": Option(0.2, low=0, high=0.9, help="step size drawn uniformly in (1 +- jitter) tau/steps per trajectory"),
+    "therm": Option(200, low=0, help="thermalisation trajectories per chain, discarded"),
+    "thin": Option(10, low=1, help="keep one configuration every `thin` trajectories"),
+    "chains": Option(4, low=1, help="independent Markov chains (vectorised; split over workers)"),
+    "workers": Option(None, kind=int, low=-1, help="processes to run the chains on (none: this process; -1: every core)"),
 }
 OPTION_UNITS: dict[str, str] = {"L": "sites", "m2": "lattice units", "tau": "MD time", "therm": "trajectories",
                                 "thin": "trajectories"}

@@ -45,22 +45,23 @@ from scipy.special import ndtr
 
 from hepgen.data.generators.toys import check_options, check_range
 from hepgen.errors import ConfigError
+from hepgen.options import Option
 
 COLUMNS = ["pt", "eta", "mass", "width", "multiplicity"]
 
-OPTIONS: dict[str, tuple[type, Any, str]] = {
-    "pt_min": (float, 20.0, "lowest truth jet pt in GeV"),
-    "pt_max": (float, 1000.0, "highest truth jet pt in GeV"),
-    "index": (float, 4.5, "power of the truth spectrum dN/dpt ~ pt^-index"),
-    "stochastic": (float, 1.0, "stochastic term a of sigma/pt = sqrt(a^2/pt + c^2), sqrt(GeV)"),
-    "constant": (float, 0.05, "constant term c of the pt resolution"),
-    "scale": (float, 0.97, "jet energy scale: mean pt_reco/pt"),
-    "efficiency_max": (float, 0.98, "plateau of the efficiency turn-on"),
-    "efficiency_pt50": (float, 25.0, "truth pt (GeV) at half the plateau efficiency"),
-    "efficiency_width": (float, 5.0, "width (GeV) of the efficiency turn-on"),
-    "reco_pt_min": (float, 30.0, "acceptance: reco pt threshold in GeV"),
-    "eta_max": (float, 2.5, "acceptance: |eta_reco| below this"),
-    "fake_rate": (float, 0.0, "fraction of rows that are fake reco jets without truth"),
+OPTIONS: dict[str, Option] = {
+    "pt_min": Option(20.0, low=0, low_open=True, help="lowest truth jet pt in GeV"),
+    "pt_max": Option(1000.0, low=0, low_open=True, help="highest truth jet pt in GeV"),
+    "index": Option(4.5, low=0, help="power of the truth spectrum dN/dpt ~ pt^-index"),
+    "stochastic": Option(1.0, low=0, help="stochastic term a of sigma/pt = sqrt(a^2/pt + c^2), sqrt(GeV)"),
+    "constant": Option(0.05, low=0, help="constant term c of the pt resolution"),
+    "scale": Option(0.97, low=0, low_open=True, help="jet energy scale: mean pt_reco/pt"),
+    "efficiency_max": Option(0.98, low=0, high=1, help="plateau of the efficiency turn-on"),
+    "efficiency_pt50": Option(25.0, low=0, help="truth pt (GeV) at half the plateau efficiency"),
+    "efficiency_width": Option(5.0, low=0, help="width (GeV) of the efficiency turn-on"),
+    "reco_pt_min": Option(30.0, low=0, help="acceptance: reco pt threshold in GeV"),
+    "eta_max": Option(2.5, low=0, low_open=True, help="acceptance: |eta_reco| below this"),
+    "fake_rate": Option(0.0, low=0, high=1, help="fraction of rows that are fake reco jets without truth"),
 }
 OPTION_UNITS: dict[str, str] = {"pt_min": "GeV", "pt_max": "GeV", "stochastic": "sqrt(GeV)", "efficiency_pt50": "GeV",
                                 "efficiency_width": "GeV", "reco_pt_min": "GeV"}

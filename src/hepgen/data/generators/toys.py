@@ -40,8 +40,10 @@ import numpy as np
 from scipy.special import logsumexp
 
 from hepgen.errors import ConfigError
+from hepgen.options import Option
+from hepgen.options import check_options as _check_options
 
-OptionSpec = Mapping[str, tuple[type, Any, str]]
+OptionSpec = Mapping[str, Option]  # (older: (type, default, help) tuples)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -49,48 +51,18 @@ OptionSpec = Mapping[str, tuple[type, Any, str]]
 # --------------------------------------------------------------------------------------------------
 
 
-def _coerce(value: Any, kind: type, key: str, generator: str) -> Any:
-    if value is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
-        return value
-    if isinstance(value, str) and value.strip().lower() == "none" and kind is not str:
-        return None
-    try:
-        if kind is bool and isinstance(value, str):
-            lowered = value.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if kind is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        if kind is int and isinstance(value, str):
-            return int(float(value)) if float(value).is_integer() else int(value)
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"option {key!r} of data generator {generator!r} must be of type {kind.__name__}, "
-            f"got {value!r}"
-        ) from None
-
-
 def check_options(options: Mapping[str, Any], spec: OptionSpec, generator: str) -> dict[str, Any]:
     """Return ``options`` completed with the defaults of ``spec`` and converted to its types.
 
-    ``spec`` maps option name -> (type, default, help). Raises ConfigError naming an unknown option
-    and the valid ones, or an option whose value cannot be converted to its type (strings such as
-    ``"3"``, ``"0.5"``, ``"true"``, ``"none"`` from the CLI's ``--option key=value`` are converted).
+    ``spec`` maps option name -> :class:`hepgen.options.Option` (type, default, bounds, help). Raises
+    ConfigError naming an unknown option (and the nearest valid one), or an option whose value does not
+    fit: strings such as ``"3"``, ``"0.5"``, ``"true"``, ``"none"`` from the CLI's ``--option key=value``
+    are converted by the one grammar of :mod:`hepgen.options` (``"maybe"`` is no boolean, ``"2.5"`` no
+    integer). The older ``(type, default, help)`` tuples of a spec are read as that Option.
     """
-    unknown = sorted(set(options) - set(spec))
-    if unknown:
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} for data generator {generator!r}; "
-            f"valid options: {', '.join(spec)}"
-        )
-    resolved = {key: default for key, (_, default, _) in spec.items()}
-    for key, value in options.items():
-        resolved[key] = _coerce(value, spec[key][0], key, generator)
-    return resolved
+    schema = {key: Option(entry[1], kind=entry[0], help=entry[2]) if isinstance(entry, tuple) else entry
+              for key, entry in spec.items()}
+    return _check_options(options, schema, owner=f"data generator {generator!r}")
 
 
 def check_choice(value: Any, choices: Sequence[Any], key: str, generator: str) -> None:
@@ -298,16 +270,18 @@ def gaussian_mixture_log_prob(x: np.ndarray, means: np.ndarray, std: float = 0.5
 NAMES = ("moons", "eight-gaussians", "checkerboard", "rings", "spirals", "correlated-gaussian",
          "gaussian-mixture")
 
-OPTIONS: dict[str, tuple[type, Any, str]] = {
-    "name": (str, "moons", f"which toy: {', '.join(NAMES)}"),
-    "dim": (int, 2, "dimension (correlated-gaussian, gaussian-mixture only)"),
-    "noise": (float, None, "Gaussian noise (moons 0.05, rings 0.08, spirals 0.1 by default)"),
-    "radius": (float, 2.0, "radius of the circle of modes (eight-gaussians)"),
-    "std": (float, None, "std of each mode (eight-gaussians 0.02, gaussian-mixture 0.5 by default)"),
-    "correlation": (float, 0.8, "rho of Sigma_ij = rho^|i-j| (correlated-gaussian)"),
-    "components": (int, 8, "number of mixture components (gaussian-mixture)"),
-    "spread": (float, 4.0, "means uniform in [-spread, spread]^dim (gaussian-mixture)"),
-    "layout_seed": (int, 0, "seed of the mixture means, independent of seed (gaussian-mixture)"),
+OPTIONS: dict[str, Option] = {
+    "name": Option("moons", choices=NAMES, help=f"which toy: {', '.join(NAMES)}"),
+    "dim": Option(2, low=1, help="dimension (correlated-gaussian, gaussian-mixture only)"),
+    "noise": Option(None, kind=float, low=0, help="Gaussian noise (moons 0.05, rings 0.08, spirals 0.1 by default)"),
+    "radius": Option(2.0, low=0, low_open=True, help="radius of the circle of modes (eight-gaussians)"),
+    "std": Option(None, kind=float, low=0,
+                  help="std of each mode (eight-gaussians 0.02, gaussian-mixture 0.5 by default)"),
+    "correlation": Option(0.8, low=-1, high=1, low_open=True, high_open=True,
+                          help="rho of Sigma_ij = rho^|i-j| (correlated-gaussian)"),
+    "components": Option(8, low=1, help="number of mixture components (gaussian-mixture)"),
+    "spread": Option(4.0, low=0, help="means uniform in [-spread, spread]^dim (gaussian-mixture)"),
+    "layout_seed": Option(0, help="seed of the mixture means, independent of seed (gaussian-mixture)"),
 }
 OPTION_UNITS: dict[str, str] = {}  # toys are dimensionless
 

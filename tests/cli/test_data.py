@@ -125,16 +125,17 @@ def test_generator_help_lists_its_options_with_defaults_and_units(capsys, name):
     rows = {line.split()[0]: line for line in table[1:] if line.strip()}
     module = get_generator(name)
     assert list(rows) == list(module.OPTIONS)  # every option, in order, nothing else
-    for key, (kind, _, description) in module.OPTIONS.items():
-        assert description and description in rows[key] and f" {kind.__name__} " in rows[key]
+    for key, option in module.OPTIONS.items():
+        kind = "list" if option.type is tuple else option.type.__name__
+        assert option.help and option.help in rows[key] and f" {kind} " in rows[key]
     for key, default, unit in KNOWN[name]:
         assert rows[key].split()[2] == default, rows[key]
-        columns = rows[key].split(module.OPTIONS[key][2])[0]  # KEY TYPE DEFAULT UNIT
+        columns = rows[key].split(module.OPTIONS[key].help)[0]  # KEY TYPE DEFAULT UNIT
         assert (f"[{unit}]" in columns) if unit else ("[" not in columns), rows[key]
     # an option whose description speaks of GeV or MeV has that unit in the UNIT column
-    for key, (_, _, description) in module.OPTIONS.items():
+    for key, option in module.OPTIONS.items():
         for unit in ("GeV", "MeV"):
-            if f"in {unit}" in description or f"[{unit}]" in description:
+            if f"in {unit}" in option.help or f"[{unit}]" in option.help:
                 assert module.OPTION_UNITS.get(key) == unit, key
 
 
@@ -148,3 +149,52 @@ def test_unknown_option_points_to_the_help(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "did you mean 'pt_min'" in err and "hepgen data smear --help" in err
     assert not (tmp_path / "x.h5").exists()
+
+
+# -- #26: every option parsed and checked before any work, exit 2 naming it, nothing written -----------------
+BAD_OPTIONS = [
+    ("smear", "fake_rate=abc", ["fake_rate", "'abc'"]),
+    ("smear", "fake_rate=2", ["fake_rate", "<= 1"]),
+    ("phi4", "L=abc", ["'L'", "integer", "'abc'"]),
+    ("phi4", "L=2.5", ["'L'", "integer", "'2.5'"]),
+    ("phi4", "L=1", ["'L'", ">= 2", "got 1"]),
+    ("jets", "truth_match=maybe", ["truth_match", "true or false", "'maybe'"]),
+    ("toys", "name=moonz", ["'name'", "did you mean 'moons'"]),
+    ("calo", "vary=absorber_mm=3:1", ["vary", "LOW must be < HIGH"]),
+    ("calo", "vary=absorber=1:2", ["vary", "absorber_mm"]),
+    ("calo", "max_spots=" + "9" * 5000, ["max_spots"]),
+]
+
+
+@pytest.mark.parametrize("name, option, words", BAD_OPTIONS)
+def test_a_bad_option_exits_2_naming_it_before_any_work(tmp_path, capsys, monkeypatch, name, option, words):
+    from tests.helpers import run_cli_for_error
+
+    generator = get_generator(name)
+    monkeypatch.setattr(generator, "generate", lambda *a, **k: pytest.fail("work started before the check"))
+    out = tmp_path / "out.h5"
+    code, err = run_cli_for_error(capsys, ["data", name, "-n", "5", "-o", out, "--option", option])
+    assert code == 2 and "Traceback" not in err
+    for word in words:
+        assert word in err, err
+    assert len(err) < 600  # the value is quoted as a short excerpt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_integer_option_refuses_a_fraction_and_a_bool_refuses_other_words():
+    from hepgen.data.generators import phi4
+
+    with pytest.raises(ConfigError, match="'L'"):
+        phi4.generate(4, L=2.5)
+    with pytest.raises(ConfigError, match="truth_match"):
+        jets.resolve_options(truth_match="maybe")
+    assert jets.resolve_options(truth_match="no")["truth_match"] is False
+
+
+def test_calo_vary_reads_the_one_range_grammar_and_the_old_spelling_with_a_warning():
+    from hepgen.data.generators.calo import parse_vary
+
+    assert parse_vary("absorber_mm=0.5:4,layer_1_mm=150:650") == {"absorber_mm": (0.5, 4.0),
+                                                                    "layer_1_mm": (150.0, 650.0)}
+    with pytest.warns(DeprecationWarning, match="absorber_mm=0.5:4"):
+        assert parse_vary("absorber_mm:0.5:4") == {"absorber_mm": (0.5, 4.0)}
