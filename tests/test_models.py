@@ -1,8 +1,11 @@
-"""models.py: the registry table, model_class and its suggestions, register, load() and its refusals, and
-the inference contract every registered family keeps (plain tensors out; rsample is the differentiable path)."""
+"""models.py: the registry (filled where the classes are defined), model_class and its suggestions, register,
+load() and its refusals, and the inference contract every registered family keeps (plain tensors out; rsample is
+the differentiable path)."""
 
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,8 +16,8 @@ import hepgen
 from hepgen.errors import CheckpointError, ConfigError
 from hepgen.models import REGISTRY, Model, load, model_class, register
 
-#: hepgen's own entries (tests register toy models into the same global table)
-BUILTIN = sorted(name for name, target in REGISTRY.items() if target.startswith("hepgen."))
+#: hepgen's own entries, as the package top level declares them (tests register toy models into the same table)
+BUILTIN = sorted(hepgen._MODELS)
 
 
 @pytest.fixture(autouse=True)
@@ -29,9 +32,31 @@ def _one_thread():
 def test_every_registry_entry_resolves_to_a_model_class_of_that_cli_name(name):
     cls = model_class(name)
     assert isinstance(cls, type) and issubclass(cls, Model)
-    assert cls.cli_name == name
-    module, attribute = REGISTRY[name].split(":")
-    assert cls.__module__ == module and cls.__qualname__ == attribute
+    assert cls.cli_name == name and REGISTRY[name] is cls
+    assert cls.__module__ == hepgen._MODELS[name]  # registered where it is defined, in the declared module
+
+
+def test_every_registered_hepgen_class_is_declared_so_a_fresh_process_finds_it():
+    """A class that registers itself but is missing from the top level's declarations would be found only once
+    something else imported its module: load() of its run would fail in a fresh process."""
+    for name in BUILTIN:
+        model_class(name)
+    own = {name for name, cls in REGISTRY.items() if cls.__module__.startswith("hepgen.")}
+    assert own == set(BUILTIN)
+
+
+def test_a_name_is_found_in_a_fresh_process_importing_only_its_family():
+    code = ("import sys, hepgen\n"
+            "loaded = lambda: {m for m in sys.modules if m.startswith('hepgen.')}\n"
+            "assert not loaded() & {'hepgen.flows', 'hepgen.calo', 'hepgen.models'}, loaded()\n"
+            "names = sorted(hepgen.REGISTRY)\n"
+            "assert 'calo-gan' in names and not loaded() & {'hepgen.calo', 'hepgen.flows'}, loaded()\n"
+            "from hepgen.models import model_class\n"
+            "assert model_class('hypercube-flow').__name__ == 'HypercubeFlow'\n"
+            "assert not loaded() & {'hepgen.calo', 'hepgen.jets', 'hepgen.gans', 'hepgen.autoencoders'}, loaded()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)})
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -47,6 +72,25 @@ def test_registry_names_are_short_kebab_case_and_only_what_the_cli_can_fit():
     for name in BUILTIN:
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) and len(name) <= 16, name
     assert "flow" not in REGISTRY  # a custom Flow is composed in Python; the CLI cannot fit it
+    # no base class registered: Model itself, DensityModel, FlowModel, the GAN and autoencoder bases
+    assert not {cls.__name__ for cls in REGISTRY.values()} & {"Model", "DensityModel", "FlowModel", "Flow",
+                                                                "Adversarial", "LatentModel"}
+
+
+def test_registry_mapping_declares_imports_on_lookup_and_forgets():
+    from hepgen.registry import Registry
+
+    table = Registry()
+    table.declare("test-json", "json")  # a module that registers nothing under that name
+    assert "test-json" in table and list(table) == ["test-json"] and len(table) == 1
+    with pytest.raises(LookupError, match="declared in json, which registers no class"):
+        table["test-json"]
+    table["test-json"] = dict
+    assert table["test-json"] is dict and len(table) == 1
+    del table["test-json"]
+    assert "test-json" not in table and len(table) == 0
+    with pytest.raises(KeyError):
+        del table["test-json"]
 
 
 @pytest.mark.parametrize(("typo", "suggestion"), [("nfs", "nsf"), ("wgangp", "wgan-gp"), ("conv_vae", "conv-vae"),

@@ -3,7 +3,9 @@
 Public API: the model classes (``hepgen.Gaussian``, ``hepgen.NSF``, ``hepgen.VAE``, ``hepgen.GAN`` ...),
 :func:`load`, the data layer (:mod:`hepgen.data`), metrics (:mod:`hepgen.metrics`) and reports
 (:mod:`hepgen.report`). Names are imported on first use, so ``import hepgen.train`` (or any lower
-layer) does not pull in the model families.
+layer) does not pull in the model families. The top level also tells the model registry which module
+defines each built-in model (the class registers itself there), so ``hepgen fit NAME`` and
+:func:`load` find every family while importing only the one they need.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from hepgen import registry as _registry
 from hepgen._version import __version__
 from hepgen.errors import (
     CheckpointError,
@@ -19,6 +22,22 @@ from hepgen.errors import (
     HepgenError,
     TrainingError,
 )
+
+#: CLI name -> the module whose import registers it: every built-in model ``hepgen fit NAME`` can train
+_MODELS = {
+    "gaussian": "hepgen.gaussian",
+    "nsf": "hepgen.flows.zoo", "maf": "hepgen.flows.zoo", "iaf": "hepgen.flows.zoo", "realnvp": "hepgen.flows.zoo",
+    "ae": "hepgen.autoencoders.ae", "conv-ae": "hepgen.autoencoders.ae", "dae": "hepgen.autoencoders.ae",
+    "vae": "hepgen.autoencoders.vae", "conv-vae": "hepgen.autoencoders.vae",
+    "gan": "hepgen.gans.gan", "wgan": "hepgen.gans.gan", "wgan-gp": "hepgen.gans.gan", "cgan": "hepgen.gans.gan",
+    "conv-gan": "hepgen.gans.gan", "cyclegan": "hepgen.gans.cyclegan",
+    "calo-gan": "hepgen.calo.gan", "calo-flow": "hepgen.calo.flow",
+    "classifier": "hepgen.classifier", "pivot": "hepgen.jets.taggers", "disco": "hepgen.jets.taggers",
+    "phi4-flow": "hepgen.lattice.flow",
+    "hypercube-flow": "hepgen.phasespace.flow",
+}
+for _name, _module in _MODELS.items():
+    _registry.REGISTRY.declare(_name, _module)
 
 #: public name -> the module that defines it
 _LAZY = {
@@ -34,7 +53,7 @@ _LAZY = {
     "DenoisingAutoencoder": "hepgen.autoencoders", "VAE": "hepgen.autoencoders", "ConvVAE": "hepgen.autoencoders",
     "GAN": "hepgen.gans", "WGAN": "hepgen.gans", "WGANGP": "hepgen.gans", "CGAN": "hepgen.gans",
     "ConvGAN": "hepgen.gans", "CycleGAN": "hepgen.gans",
-    "Model": "hepgen.models", "DensityModel": "hepgen.density", "REGISTRY": "hepgen.models", "load": "hepgen.models",
+    "Model": "hepgen.models", "DensityModel": "hepgen.density", "REGISTRY": "hepgen.registry", "load": "hepgen.models",
     "Engine": "hepgen.train.engine",
     "unfold": "hepgen.unfolding",
     "Classifier": "hepgen.classifier", "Pivot": "hepgen.jets", "DisCo": "hepgen.jets",

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError, DataError
-from hepgen.models import Model
+from hepgen.models import Model, register
 from hepgen.nn import MLP
 
 __all__ = ["Classifier"]
@@ -37,6 +37,7 @@ def _default(cls: type, name: str) -> Any:
     return inspect.signature(cls.__init__).parameters[name].default
 
 
+@register
 class Classifier(Model):
     """Binary classifier: an MLP on the features, sigmoid output, weighted binary cross-entropy.
 

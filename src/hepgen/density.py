@@ -23,12 +23,27 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from hepgen.errors import ConfigError
+from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
 from hepgen.models import Model
 
 __all__ = ["DensityModel"]
+
+
+class _LogProbGraph(GraphModule):
+    """x (batch, D) [, c] -> log p(x|c) (batch,) [, score = −log p(x|c)] in original units (preprocessing
+    Jacobian included)."""
+
+    def __init__(self, model: DensityModel, with_score: bool):
+        super().__init__(model)
+        self.with_score = with_score
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, ...]:
+        m = self.model
+        lp = m.log_prob_internal(m.preprocessor(x), self.ctx(c)) + m.preprocessor.log_abs_det_jacobian(x)
+        return (lp, -lp) if self.with_score else (lp,)
 
 
 def _autograd(grad: bool) -> contextlib.AbstractContextManager:
@@ -114,3 +129,24 @@ class DensityModel(Model, metaclass=ABCMeta):
     def sample_and_log_prob(self, n: int | None, context: Any = None) -> tuple[Tensor, Tensor]:
         """(x (n, *event_shape), log p(x | c) (n,)) in the original units, from one pass (no autograd graph)."""
         return self.rsample_and_log_prob(n, context)
+
+    # -- ONNX export -----------------------------------------------------------------------------------
+    def export_graph(self, what: str) -> ExportGraph:
+        """What :func:`hepgen.export.export` traces: ``sample`` z (batch, D) standard normal [, c] -> (x, log p(x|c));
+        ``log_prob`` x [, c] -> log p(x|c); ``score`` x [, c] -> (log p(x|c), −log p(x|c)); original units."""
+        ports = event_ports(self)
+        if what == "sample":
+            noise = Port("z", (int(self.event_shape[0]),), "standard normal N(0, I) noise")
+            return ExportGraph(self._sample_graph(), [noise, *ports.context], [ports.x, ports.log_prob])
+        with_score = what == "score"
+        return ExportGraph(self._log_prob_graph(with_score), [ports.x, *ports.context],
+                           [ports.log_prob, Port("score", (), "−log p(x)")] if with_score else [ports.log_prob])
+
+    def _sample_graph(self) -> nn.Module:
+        """z (batch, D) standard normal [, c] -> (x, log p(x|c)) in original units; a subclass that can sample
+        as a function of N(0, I) noise overrides it."""
+        raise refusal(self, "sample", "its sampler is not a known function of N(0, I) noise")
+
+    def _log_prob_graph(self, with_score: bool) -> nn.Module:
+        """x [, c] -> log p(x|c) [, −log p(x|c)] through :meth:`log_prob_internal`."""
+        return _LogProbGraph(self, with_score)

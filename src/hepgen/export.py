@@ -1,7 +1,12 @@
 """Export a trained model to ONNX, for experiment software (onnxruntime in C++/Python, TMVA SOFIE, Triton).
 
 Each export is one graph of plain tensor operations with the model's preprocessing T (and the context
-preprocessing T_c) folded in, so the file takes and returns events in the original units of the data:
+preprocessing T_c) folded in, so the file takes and returns events in the original units of the data.
+The model knows what it exports: its ``export_graph(what)`` returns the module to trace and its named
+ports (an :class:`ExportGraph`, built from :class:`GraphModule`, :class:`Port` and :func:`event_ports`),
+its ``export_default`` says what is written when not told, and :func:`refusal` says why it cannot be.
+This module holds only the mechanics: the checks every export shares, tracing, validation, the
+onnxruntime cross-check, metadata and the atomic write. What the families write:
 
     sample     GAN              z ~ N(0, I) (batch, latent) [, c]  ->  x = T⁻¹(G(z, T_c(c)))
                flow             z ~ N(0, I) (batch, D) [, c]       ->  x = T⁻¹(f⁻¹(z; T_c(c))),
@@ -24,7 +29,7 @@ sequential passes per layer, unrolled: the graph grows with D and runs as fast a
 Refused, with a :class:`~hepgen.errors.ConfigError` naming the model and the reason, and nothing
 written: densities of models that have none (GANs, autoencoders), the VAE's −ELBO / IWAE (Monte-Carlo
 estimates over posterior samples), CycleGAN sampling (it translates events), and any layer whose
-operations the chosen opset lacks (e.g. :class:`~hepgen.flows.transforms.LULinear`'s triangular solve).
+operations the chosen opset lacks (e.g. the triangular solve of the flows' LULinear layer).
 
 The graph is traced by the TorchScript-based exporter (``torch.onnx.export(dynamo=False)``, which
 needs no onnxscript), checked with ``onnx.checker`` and, when onnxruntime is installed, run once on a
@@ -38,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,7 +56,6 @@ from torch import Tensor, nn
 from hepgen._version import __version__
 from hepgen.errors import ConfigError
 from hepgen.files import atomic_path, writable_location
-from hepgen.flows.distributions import DiagonalGaussian, StandardNormal
 
 #: what an export computes
 WHATS = ("sample", "score", "log_prob")
@@ -65,7 +68,8 @@ TRACE_ROWS, CHECK_ROWS = 3, 64
 #: max |onnx − torch| / max(1, max |torch|) accepted by the check at export time
 CHECK_TOLERANCE = 1e-3
 
-__all__ = ["DEFAULT_OPSET", "WHATS", "ExportResult", "Port", "default_what", "export", "export_graph"]
+__all__ = ["DEFAULT_OPSET", "WHATS", "EventPorts", "ExportGraph", "ExportResult", "GraphModule", "Port", "default_what",
+           "event_ports", "export", "export_graph", "read_metadata", "refusal"]
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,9 @@ class ExportGraph:
     module: nn.Module
     inputs: list[Port]
     outputs: list[Port]
-    what: str
-    model_name: str
+    #: set by :func:`export_graph`
+    what: str = ""
+    model_name: str = ""
 
 
 @dataclass
@@ -117,7 +122,7 @@ class ExportResult:
                 f"outputs: {'; '.join(p.describe() for p in self.outputs)}; {checked}")
 
 
-# -- the graphs ------------------------------------------------------------------------------------------
+# -- the vocabulary the families build their graphs with ------------------------------------------------------
 class _Context(nn.Module):
     """c (batch, k) in original units -> T_c(c), or None for an unconditional model."""
 
@@ -129,8 +134,9 @@ class _Context(nn.Module):
         return None if self.pre is None else self.pre(c)
 
 
-class _Graph(nn.Module):
-    """Base of the wrappers: ``model`` is held so its parameters and buffers become the graph's constants."""
+class GraphModule(nn.Module):
+    """Base of the modules the families trace: ``model`` is held so that its parameters and buffers become the
+    graph's constants, and ``self.ctx(c)`` folds its context preprocessing in (T_c(c), or None)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -138,146 +144,33 @@ class _Graph(nn.Module):
         self.ctx = _Context(model)
 
 
-class _FlowSample(_Graph):
-    """z (batch, D) standard normal [, c] -> (x (batch, D), log p(x|c) (batch,)), original units."""
-
-    def forward(self, eps: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        m = self.model
-        base = m.base
-        if isinstance(base, DiagonalGaussian):  # z = μ + σ ε
-            z = base.loc + torch.exp(base.log_scale) * eps
-        else:
-            z = eps
-        u, ladj_inv = m.transform.inverse(z, self.ctx(c))
-        x = m.preprocessor.inverse(u)
-        return x, base.log_prob(z) - ladj_inv + m.preprocessor.log_abs_det_jacobian(x)
+def refusal(model: nn.Module, what: str, reason: str) -> ConfigError:
+    """The error for a model that cannot be exported as ``what``, naming the model and the reason."""
+    return ConfigError(f"cannot export {_name(model)} ({type(model).__name__}) --what {what}: {reason}")
 
 
-class _FlowLogProb(_Graph):
-    """x (batch, D) [, c] -> log p(x|c) (batch,) in original units (preprocessing Jacobian included)."""
+@dataclass(frozen=True)
+class EventPorts:
+    """The ports most graphs share: events ``x`` in the original units, the context (none or one port) and
+    ``log_prob``."""
 
-    def __init__(self, model: nn.Module, with_score: bool):
-        super().__init__(model)
-        self.with_score = with_score
-
-    def forward(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, ...]:
-        m = self.model
-        lp = m.log_prob_internal(m.preprocessor(x), self.ctx(c)) + m.preprocessor.log_abs_det_jacobian(x)
-        return (lp, -lp) if self.with_score else (lp,)
-
-
-class _GaussianSample(_Graph):
-    """z (batch, D) standard normal -> (x = T⁻¹(μ + L z), log p(x)), original units.
-
-    L and L⁻¹ are constants of the graph, computed once in torch (ONNX has neither ``diag_embed`` nor a
-    triangular solve, and both are fixed after training): call :meth:`freeze` before tracing.
-    """
-
-    def freeze(self) -> None:
-        tril = self.model.scale_tril().detach()
-        self.register_buffer("tril", tril, persistent=False)
-        self.register_buffer("tril_inverse", torch.linalg.inv(tril), persistent=False)
-        self.register_buffer("log_det", torch.log(torch.diagonal(tril)).sum(), persistent=False)
-
-    def forward(self, eps: Tensor) -> tuple[Tensor, Tensor]:
-        m = self.model
-        u = m.loc + eps @ self.tril.T
-        x = m.preprocessor.inverse(u)
-        return x, self._log_prob_u(u) + m.preprocessor.log_abs_det_jacobian(x)
-
-    def _log_prob_u(self, u: Tensor) -> Tensor:
-        """log N(u; μ, L Lᵀ) = −½ ‖L⁻¹(u − μ)‖² − Σ log L_ii − (D/2) log 2π."""
-        w = (u - self.model.loc) @ self.tril_inverse.T
-        return -0.5 * (w * w).sum(-1) - self.log_det - 0.5 * self.model.features * math.log(2 * math.pi)
+    x: Port
+    context: list[Port]
+    log_prob: Port
+    #: "original units [e, eta, m]": how the events' values are given (the training columns when known)
+    units: str
 
 
-class _GaussianLogProb(_GaussianSample):
-    """x (batch, D) -> log p(x) [, score = −log p(x)] in original units."""
-
-    def __init__(self, model: nn.Module, with_score: bool):
-        super().__init__(model)
-        self.with_score = with_score
-
-    def forward(self, x: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
-        m = self.model
-        lp = self._log_prob_u(m.preprocessor(x)) + m.preprocessor.log_abs_det_jacobian(x)
-        return (lp, -lp) if self.with_score else (lp,)
-
-
-class _GeneratorSample(_Graph):
-    """z (batch, latent) standard normal [, c] -> x = T⁻¹(G(z, T_c(c))) (batch, *event_shape)."""
-
-    def __init__(self, model: nn.Module, generator: nn.Module):
-        super().__init__(model)
-        self.generator = generator
-
-    def forward(self, z: Tensor, c: Tensor | None = None) -> tuple[Tensor]:
-        return (self.model.preprocessor.inverse(self.generator(z, self.ctx(c))),)
-
-
-class _CriticScore(_Graph):
-    """x [, c] -> score = −D(T(x), T_c(c)) (batch,)."""
-
-    def forward(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor]:
-        return (-self.model.critic(self.model.preprocessor(x), self.ctx(c)),)
-
-
-class _CycleScore(_Graph):
-    """a (batch, D_A) -> score −D_A(T(a)), translated T_B⁻¹(G(T(a))), cycle_error mean_d |F(G(u)) − u|."""
-
-    def __init__(self, model: nn.Module, generator: nn.Module):
-        super().__init__(model)
-        self.generator = generator
-
-    def forward(self, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        m = self.model
-        u = m.preprocessor(a)
-        b = self.generator["ab"](u)
-        cycle = (self.generator["ba"](b) - u).abs().mean(1)
-        return -m.critic["a"](u), m.preprocessor_b.inverse(b), cycle
-
-
-class _AEScore(_Graph):
-    """x [, c] -> (score (batch,), score_per_feature (batch, *event_shape)): squared errors in u = T(x)."""
-
-    def forward(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        m = self.model
-        u, cc = m.preprocessor(x), self.ctx(c)
-        per = (m._decoded(m._code(u, cc), cc) - u).square()
-        return per.reshape(per.shape[0], -1).mean(dim=1), per
-
-
-class _AESample(_Graph):
-    """z (batch, latent) standard normal [, c] -> x = T⁻¹(g(m + S z, T_c(c))), S the fitted latent Cholesky factor."""
-
-    def forward(self, eps: Tensor, c: Tensor | None = None) -> tuple[Tensor]:
-        m = self.model
-        z = m.latent_mean_ + eps @ m.latent_scale_tril_.T
-        return (m.preprocessor.inverse(m._decoded(z, self.ctx(c))),)
-
-
-class _VAESample(_Graph):
-    """z (batch, latent) ~ N(0, I) [, c] -> the decoder mean x = T⁻¹(E[u | z]) (``model.sample(n, mean=True)``)."""
-
-    def forward(self, z: Tensor, c: Tensor | None = None) -> tuple[Tensor]:
-        m = self.model
-        return (m.preprocessor.inverse(m._decoded(z, self.ctx(c))),)
-
-
-# -- choosing the graph ------------------------------------------------------------------------------------
-def _kind(model: nn.Module) -> str:
-    """The family of ``model`` as export sees it: flow, gaussian, gan, cyclegan, ae or vae."""
-    from hepgen.autoencoders import VAE, Autoencoder, ConvAutoencoder, ConvVAE
-    from hepgen.flows.flow import FlowModel
-    from hepgen.gans.adversarial import Adversarial
-    from hepgen.gans.cyclegan import CycleGAN
-    from hepgen.gaussian import Gaussian
-
-    for kind, classes in (("flow", (FlowModel,)), ("gaussian", (Gaussian,)), ("cyclegan", (CycleGAN,)),
-                          ("gan", (Adversarial,)), ("ae", (Autoencoder, ConvAutoencoder)), ("vae", (VAE, ConvVAE))):
-        if isinstance(model, classes):
-            return kind
-    return "unknown"
+def event_ports(model: nn.Module) -> EventPorts:
+    """:class:`EventPorts` for ``model``, documented with its training columns and context columns."""
+    columns = getattr(model, "columns_", None)
+    units = f"original units [{', '.join(columns)}]" if columns else "original units"
+    k = int(getattr(model, "context", 0) or 0)
+    ctx_cols = getattr(model, "context_columns_", None)
+    context = ([Port("context", (k,), "context in original units" + (f" [{', '.join(ctx_cols)}]" if ctx_cols else ""))]
+               if k else [])
+    return EventPorts(Port("x", tuple(getattr(model, "event_shape", ())), f"events in {units}"), context,
+                      Port("log_prob", (), "log p(x) in the original units (preprocessing Jacobian included)"), units)
 
 
 def _name(model: nn.Module) -> str:
@@ -285,22 +178,14 @@ def _name(model: nn.Module) -> str:
 
 
 def default_what(model: nn.Module) -> str:
-    """What ``export`` writes when not told: samplers for generative models, ``score`` for autoencoders and
-    CycleGAN (their use is the per-event score or translation)."""
-    return "score" if _kind(model) in ("ae", "cyclegan") else "sample"
-
-
-def _refuse(model: nn.Module, what: str, reason: str) -> ConfigError:
-    return ConfigError(f"cannot export {_name(model)} ({type(model).__name__}) --what {what}: {reason}")
-
-
-def _units(model: nn.Module) -> str:
-    columns = getattr(model, "columns_", None)
-    return f"original units [{', '.join(columns)}]" if columns else "original units"
+    """What ``export`` writes when not told: the model's ``export_default`` (samplers for generative models,
+    ``score`` for autoencoders and CycleGAN, whose use is the per-event score or translation)."""
+    return getattr(model, "export_default", "sample")
 
 
 def export_graph(model: nn.Module, what: str | None = None) -> ExportGraph:
-    """The pure-tensor module and named ports that :func:`export` traces for ``model`` and ``what``.
+    """The pure-tensor module and named ports that :func:`export` traces for ``model`` and ``what``: the checks
+    every export shares, then the model's own ``export_graph(what)``.
 
     Raises ConfigError where the model cannot be exported that way (the message names model and reason).
     """
@@ -308,86 +193,16 @@ def export_graph(model: nn.Module, what: str | None = None) -> ExportGraph:
     if what not in WHATS:
         raise ConfigError(f"--what must be one of {', '.join(WHATS)}, got {what!r}")
     if isinstance(getattr(model, "event_shape", None), dict):
-        raise _refuse(model, what, f"its events are made of several arrays ({', '.join(model.event_shape)}); "
+        raise refusal(model, what, f"its events are made of several arrays ({', '.join(model.event_shape)}); "
                                    "export writes models of one array per event")
-    kind = _kind(model)
-    name = _name(model)
-    shape = tuple(getattr(model, "event_shape", ()))
-    k = int(getattr(model, "context", 0) or 0)
-    ctx_cols = getattr(model, "context_columns_", None)
-    context = ([Port("context", (k,), "context in original units" + (f" [{', '.join(ctx_cols)}]" if ctx_cols else ""))]
-               if k else [])
-    x_in = Port("x", shape, f"events in {_units(model)}")
-    x_out = Port("x", shape, f"events in {_units(model)}")
-    lp = Port("log_prob", (), "log p(x) in the original units (preprocessing Jacobian included)")
-
-    if kind == "unknown":
-        raise _refuse(model, what, "export knows the hepgen families (flows, gaussian, GANs, CycleGAN, "
+    build = getattr(model, "export_graph", None)
+    if not callable(build):
+        raise refusal(model, what, "export knows the hepgen families (flows, gaussian, GANs, CycleGAN, "
                                    "autoencoders, VAEs), not this class")
-    if kind in ("flow", "gaussian"):
-        features = int(shape[0])
-        if what == "sample":
-            if kind == "gaussian":
-                module: _Graph = _GaussianSample(model)
-            else:
-                base = model.base
-                if not isinstance(base, StandardNormal):  # DiagonalGaussian derives from it
-                    raise _refuse(model, what, f"its base distribution {type(base).__name__} is not a known function "
-                                               "of N(0, I) noise (StandardNormal and DiagonalGaussian are)")
-                module = _FlowSample(model)
-            noise = Port("z", (features,), "standard normal N(0, I) noise")
-            inputs, outputs = [noise, *context], [x_out, lp]
-        else:
-            with_score = what == "score"
-            module = _GaussianLogProb(model, with_score) if kind == "gaussian" else _FlowLogProb(model, with_score)
-            inputs = [x_in, *context]
-            outputs = [lp, Port("score", (), "−log p(x)")] if with_score else [lp]
-        if isinstance(module, _GaussianSample):
-            module.freeze()
-    elif kind == "gan":
-        if what == "log_prob":
-            raise _refuse(model, what, "a GAN is an implicit model: it draws events but has no density; export "
-                                       "--what sample (the generator) or --what score (−critic)")
-        if what == "sample":
-            generator = model.generator_ema if getattr(model, "generator_ema", None) is not None else model.generator
-            module = _GeneratorSample(model, generator)
-            inputs = [Port("z", (int(model.latent),), "standard normal N(0, I) latent noise"), *context]
-            outputs = [x_out]
-        else:
-            module, inputs, outputs = _CriticScore(model), [x_in, *context], [Port("score", (), "−D(x), the critic")]
-    elif kind == "cyclegan":
-        if what != "score":
-            raise _refuse(model, what, "CycleGAN translates events rather than drawing them and has no density; "
-                                       "--what score exports the translation A -> B with −D_A(a) and the cycle error")
-        generator = model.generator_ema if getattr(model, "generator_ema", None) is not None else model.generator
-        module = _CycleScore(model, generator)
-        inputs = [Port("x", shape, "domain A events in original units")]
-        outputs = [Port("score", (), "−D_A(x)"),
-                   Port("translated", (int(model.features_b),), "G(x): the events translated to domain B, its units"),
-                   Port("cycle_error", (), "mean |F(G(u)) − u| in domain A's preprocessed units")]
-    elif kind == "ae":
-        if what == "log_prob":
-            raise _refuse(model, what, "an autoencoder has no density; export --what score (reconstruction error)")
-        if what == "score":
-            module, inputs = _AEScore(model), [x_in, *context]
-            outputs = [Port("score", (), "reconstruction error (1/D) Σ (g(f(u)) − u)², u = T(x)"),
-                       Port("score_per_feature", shape, "squared reconstruction error per value, preprocessed units")]
-        else:
-            if not bool(model.latent_fitted_):
-                raise _refuse(model, what, "it samples from a Gaussian fitted to its training codes, which this model "
-                                           "does not have yet (train it with fit() or call fit_latent(x))")
-            module = _AESample(model)
-            inputs = [Port("z", (int(model.latent),), "standard normal N(0, I) noise (z = m + S·noise)"), *context]
-            outputs = [x_out]
-    else:  # vae
-        if what != "sample":
-            raise _refuse(model, what, "the VAE's −ELBO and importance-weighted log p(x) are Monte-Carlo estimates "
-                                       "over posterior samples, not one deterministic graph; export --what sample "
-                                       "(the decoder) or score with 'hepgen score'")
-        module = _VAESample(model)
-        inputs = [Port("z", (int(model.latent),), "prior draws z ~ N(0, I)"), *context]
-        outputs = [Port("x", shape, f"decoder mean E[x | z] in {_units(model)}")]
-    return ExportGraph(module.eval(), inputs, outputs, what, name)
+    graph = build(what)
+    graph.what, graph.model_name = what, _name(model)
+    graph.module.eval()
+    return graph
 
 
 # -- tracing and writing -------------------------------------------------------------------------------------

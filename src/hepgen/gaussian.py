@@ -11,6 +11,8 @@ weighted maximum-likelihood solution is the weighted mean and the weighted (bias
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.distributions import MultivariateNormal
@@ -18,8 +20,50 @@ from torch.distributions import MultivariateNormal
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.density import DensityModel
 from hepgen.errors import ConfigError
+from hepgen.export import GraphModule
+from hepgen.models import register
 
 
+class _SampleGraph(GraphModule):
+    """z (batch, D) standard normal -> (x = T⁻¹(μ + L z), log p(x)), original units.
+
+    L and L⁻¹ are constants of the graph, computed once in torch when it is built (ONNX has neither
+    ``diag_embed`` nor a triangular solve, and both are fixed after training).
+    """
+
+    def __init__(self, model: Gaussian):
+        super().__init__(model)
+        tril = model.scale_tril().detach()
+        self.register_buffer("tril", tril, persistent=False)
+        self.register_buffer("tril_inverse", torch.linalg.inv(tril), persistent=False)
+        self.register_buffer("log_det", torch.log(torch.diagonal(tril)).sum(), persistent=False)
+
+    def forward(self, eps: Tensor) -> tuple[Tensor, Tensor]:
+        m = self.model
+        u = m.loc + eps @ self.tril.T
+        x = m.preprocessor.inverse(u)
+        return x, self._log_prob_u(u) + m.preprocessor.log_abs_det_jacobian(x)
+
+    def _log_prob_u(self, u: Tensor) -> Tensor:
+        """log N(u; μ, L Lᵀ) = −½ ‖L⁻¹(u − μ)‖² − Σ log L_ii − (D/2) log 2π."""
+        w = (u - self.model.loc) @ self.tril_inverse.T
+        return -0.5 * (w * w).sum(-1) - self.log_det - 0.5 * self.model.features * math.log(2 * math.pi)
+
+
+class _LogProbGraph(_SampleGraph):
+    """x (batch, D) -> log p(x) [, score = −log p(x)] in original units, with the constants of :class:`_SampleGraph`."""
+
+    def __init__(self, model: Gaussian, with_score: bool):
+        super().__init__(model)
+        self.with_score = with_score
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        m = self.model
+        lp = self._log_prob_u(m.preprocessor(x)) + m.preprocessor.log_abs_det_jacobian(x)
+        return (lp, -lp) if self.with_score else (lp,)
+
+
+@register
 class Gaussian(DensityModel):
     """Full-covariance Gaussian density on ``features`` dimensions.
 
@@ -64,6 +108,13 @@ class Gaussian(DensityModel):
         base = self.base()
         u = base.rsample((int(n),))
         return u, base.log_prob(u)
+
+    # -- ONNX graphs (see DensityModel.export_graph): L and L⁻¹ folded in as constants ------------------
+    def _sample_graph(self) -> nn.Module:
+        return _SampleGraph(self)
+
+    def _log_prob_graph(self, with_score: bool) -> nn.Module:
+        return _LogProbGraph(self, with_score)
 
     def _affine(self) -> tuple[Tensor, Tensor]:
         if not self.preprocessor.is_affine():

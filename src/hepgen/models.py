@@ -21,15 +21,17 @@ multi-array events), ``w`` (batch,) per-event weights, ``context`` (batch, conte
 the model is conditional, and ``streams`` ({name: {"x", "w", ...}}) when the model has further streams.
 
 Names: every class that the CLI can fit states ``cli_name`` (short, kebab-case: ``conv-vae``,
-``wgan-gp``), and :data:`REGISTRY` below maps each of those names to its class, the one place that
-does. Families are imported when a name is first looked up, so importing the engine or this module
-does not import any family.
+``wgan-gp``) and is added to :data:`REGISTRY` (:mod:`hepgen.registry`, re-exported here) by the
+:func:`register` decorator where it is defined. The package top level declares which module defines
+each built-in name, so a family is imported when its name is first looked up: importing the engine or
+this module imports no family, and this module names none.
+
+Export: a family knows how it exports itself (``export_graph(what)``, ``export_default``);
+:meth:`Model.export` hands it to the ONNX mechanics in :mod:`hepgen.export`.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import inspect
 import os
 from collections.abc import Mapping, Sequence
@@ -42,35 +44,10 @@ from torch import Tensor, nn
 
 from hepgen.data.preprocess import Preprocessor, PreprocessorDict, PreprocessSpec, resolve_kinds
 from hepgen.errors import CheckpointError, ConfigError, DataError
+from hepgen.registry import REGISTRY, model_class, register
 from hepgen.train.protocol import Player, Stream
 
 __all__ = ["REGISTRY", "Model", "Player", "Stream", "load", "model_class", "register"]
-
-#: CLI name -> "module:Class": every model ``hepgen fit NAME`` can train (imported on first use).
-REGISTRY: dict[str, str] = {
-    "gaussian": "hepgen.gaussian:Gaussian",
-    "nsf": "hepgen.flows.zoo:NSF",
-    "maf": "hepgen.flows.zoo:MAF",
-    "iaf": "hepgen.flows.zoo:IAF",
-    "realnvp": "hepgen.flows.zoo:RealNVP",
-    "ae": "hepgen.autoencoders.ae:Autoencoder",
-    "conv-ae": "hepgen.autoencoders.ae:ConvAutoencoder",
-    "dae": "hepgen.autoencoders.ae:DenoisingAutoencoder",
-    "vae": "hepgen.autoencoders.vae:VAE",
-    "conv-vae": "hepgen.autoencoders.vae:ConvVAE",
-    "gan": "hepgen.gans.gan:GAN",
-    "wgan": "hepgen.gans.gan:WGAN",
-    "wgan-gp": "hepgen.gans.gan:WGANGP",
-    "cgan": "hepgen.gans.gan:CGAN",
-    "conv-gan": "hepgen.gans.gan:ConvGAN",
-    "cyclegan": "hepgen.gans.cyclegan:CycleGAN",
-    "calo-gan": "hepgen.calo.gan:CaloGAN",
-    "calo-flow": "hepgen.calo.flow:CaloFlow",
-    "classifier": "hepgen.classifier:Classifier", "pivot": "hepgen.jets.taggers:Pivot", "disco": "hepgen.jets.taggers:DisCo",
-    "phi4-flow": "hepgen.lattice.flow:Phi4Flow",
-    "hypercube-flow": "hepgen.phasespace.flow:HypercubeFlow",
-}
-
 
 def _plain(value: Any) -> Any:
     """Tuples as lists, recursively: what a hyper-parameter looks like in config.yaml."""
@@ -79,36 +56,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
-
-
-#: classes added by :func:`register` in this process, found without importing their module again
-_REGISTERED: dict[str, type] = {}
-
-
-def register(cls: type[Model] | None = None, *, name: str | None = None) -> Any:
-    """Class decorator adding a model defined outside hepgen (a user's, a test's) to :data:`REGISTRY`,
-    under ``name`` or its ``cli_name``, so that the CLI can fit it and :func:`load` rebuild it."""
-
-    def wrap(c: type[Model]) -> type[Model]:
-        c.cli_name = name or c.cli_name
-        REGISTRY[c.cli_name] = f"{c.__module__}:{c.__qualname__}"
-        _REGISTERED[c.cli_name] = c  # classes defined in a function have no importable path
-        return c
-
-    return wrap(cls) if cls is not None else wrap
-
-
-def model_class(name: str) -> type[Model]:
-    """The model class registered under CLI name ``name``; unknown names raise a ConfigError with a hint."""
-    target = REGISTRY.get(name)
-    if name in _REGISTERED and target == f"{_REGISTERED[name].__module__}:{_REGISTERED[name].__qualname__}":
-        return _REGISTERED[name]
-    if target is None:
-        near = difflib.get_close_matches(str(name), list(REGISTRY), n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise ConfigError(f"unknown model {name!r}{hint}; available models: {', '.join(sorted(REGISTRY))}")
-    module, attribute = target.split(":")
-    return getattr(importlib.import_module(module), attribute)
 
 
 class Model(nn.Module):
@@ -385,10 +332,15 @@ class Model(nn.Module):
         """What ``hepgen score`` writes per event: at least ``score``; density models add ``log_prob``."""
         return {"score": self.score(x, context)}
 
+    #: what :meth:`export` writes unless told (``score`` where a family's use is the per-event score)
+    export_default: ClassVar[str] = "sample"
+
     def export(self, path: str | Path, what: str | None = None, opset: int = 17, check: bool = True) -> Any:
         """Write the model as an ONNX graph (``sample``, ``score`` or ``log_prob``, preprocessing folded in);
-        see :func:`hepgen.export.export`. Returns its :class:`~hepgen.export.ExportResult`."""
-        from hepgen.export import export  # the exporter stands above the families it wraps
+        see :func:`hepgen.export.export`. Returns its :class:`~hepgen.export.ExportResult`.
+
+        The graph is the family's own ``export_graph(what)``; a family without one is refused."""
+        from hepgen.export import export  # the ONNX mechanics, which know no family (onnx is imported there)
 
         return export(self, path, what=what, opset=opset, check=check)
 

@@ -25,13 +25,35 @@ from torch import Tensor
 from hepgen.autoencoders.base import LatentModel, check_common, conv_from_data, conv_networks, dense_networks
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
-from hepgen.models import Model
+from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
+from hepgen.models import Model, register
 
 NOISES = ("gaussian", "mask")
 
 
+class _ScoreGraph(GraphModule):
+    """x [, c] -> (score (batch,), score_per_feature (batch, *event_shape)): squared errors in u = T(x)."""
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        m = self.model
+        per = m._squared_errors(m.preprocessor(x), self.ctx(c))
+        return per.reshape(per.shape[0], -1).mean(dim=1), per
+
+
+class _SampleGraph(GraphModule):
+    """z (batch, latent) standard normal [, c] -> x = T⁻¹(g(m + S z, T_c(c))), S the fitted latent Cholesky factor."""
+
+    def forward(self, eps: Tensor, c: Tensor | None = None) -> tuple[Tensor]:
+        m = self.model
+        z = m.latent_mean_ + eps @ m.latent_scale_tril_.T
+        return (m.preprocessor.inverse(m._decoded(z, self.ctx(c))),)
+
+
 class _DeterministicAE(LatentModel):
     """Shared by the deterministic autoencoders: MSE loss, reconstruction score, latent-Gaussian sampling."""
+
+    #: what ``export`` writes unless told: the anomaly score, the autoencoders' use
+    export_default = "score"
 
     def _init_latent_gaussian(self) -> None:
         self.register_buffer("latent_mean_", torch.zeros(self.latent))
@@ -123,7 +145,26 @@ class _DeterministicAE(LatentModel):
         z = self.latent_mean_ + eps @ self.latent_scale_tril_.T
         return self.decode(z, context)
 
+    # -- ONNX export -----------------------------------------------------------------------------------
+    def export_graph(self, what: str) -> ExportGraph:
+        """What :func:`hepgen.export.export` traces: ``score`` x [, c] -> the reconstruction error and its values per
+        feature (preprocessed units), ``sample`` z [, c] -> x = T⁻¹(g(m + S z)) from the fitted latent Gaussian."""
+        if what == "log_prob":
+            raise refusal(self, what, "an autoencoder has no density; export --what score (reconstruction error)")
+        ports = event_ports(self)
+        if what == "score":
+            outputs = [Port("score", (), "reconstruction error (1/D) Σ (g(f(u)) − u)², u = T(x)"),
+                       Port("score_per_feature", ports.x.shape, "squared reconstruction error per value, "
+                                                                "preprocessed units")]
+            return ExportGraph(_ScoreGraph(self), [ports.x, *ports.context], outputs)
+        if not bool(self.latent_fitted_):
+            raise refusal(self, what, "it samples from a Gaussian fitted to its training codes, which this model "
+                                      "does not have yet (train it with fit() or call fit_latent(x))")
+        noise = Port("z", (self.latent,), "standard normal N(0, I) noise (z = m + S·noise)")
+        return ExportGraph(_SampleGraph(self), [noise, *ports.context], [ports.x])
 
+
+@register
 class Autoencoder(_DeterministicAE):
     """Dense autoencoder ``features -> hidden -> latent -> reversed(hidden) -> features``.
 
@@ -149,6 +190,7 @@ class Autoencoder(_DeterministicAE):
         self._init_latent_gaussian()
 
 
+@register
 class ConvAutoencoder(_DeterministicAE):
     """Convolutional autoencoder on images (C, H, W) or (H, W): conv stack -> latent -> mirrored stack.
 
@@ -184,6 +226,7 @@ class ConvAutoencoder(_DeterministicAE):
         return conv_from_data(cls, event_shape, context, **params)
 
 
+@register
 class DenoisingAutoencoder(Autoencoder):
     """Dense denoising autoencoder: reconstructs the clean x from a corrupted x̃.
 

@@ -36,7 +36,16 @@ from hepgen.autoencoders.likelihoods import (
 )
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError, DataError
-from hepgen.models import Model
+from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
+from hepgen.models import Model, register
+
+
+class _DecoderGraph(GraphModule):
+    """z (batch, latent) ~ N(0, I) [, c] -> the decoder mean x = T⁻¹(E[u | z]) (``model.sample(n, mean=True)``)."""
+
+    def forward(self, z: Tensor, c: Tensor | None = None) -> tuple[Tensor]:
+        m = self.model
+        return (m.preprocessor.inverse(m._decoded(z, self.ctx(c))),)
 
 
 class _Variational(LatentModel):
@@ -220,7 +229,20 @@ class _Variational(LatentModel):
         c = self.context_to_internal(context, z.shape[0])
         return self.to_external(self.likelihood.sample(self.decoder_net(z, c)))
 
+    # -- ONNX export -----------------------------------------------------------------------------------
+    def export_graph(self, what: str) -> ExportGraph:
+        """What :func:`hepgen.export.export` traces: only ``sample``, prior draws z [, c] -> the decoder mean."""
+        if what != "sample":
+            raise refusal(self, what, "the VAE's −ELBO and importance-weighted log p(x) are Monte-Carlo estimates "
+                                      "over posterior samples, not one deterministic graph; export --what sample "
+                                      "(the decoder) or score with 'hepgen score'")
+        ports = event_ports(self)
+        outputs = [Port("x", ports.x.shape, f"decoder mean E[x | z] in {ports.units}")]
+        return ExportGraph(_DecoderGraph(self), [Port("z", (self.latent,), "prior draws z ~ N(0, I)"), *ports.context],
+                           outputs)
 
+
+@register
 class VAE(_Variational):
     """Dense VAE ``features -> hidden -> (μ, log σ) ; z -> reversed(hidden) -> likelihood parameters``.
 
@@ -249,6 +271,7 @@ class VAE(_Variational):
                                                     activation)
 
 
+@register
 class ConvVAE(_Variational):
     """Convolutional VAE on images (C, H, W) or (H, W).
 

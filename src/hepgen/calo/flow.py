@@ -38,7 +38,7 @@ from hepgen.flows.distributions import StandardNormal
 from hepgen.flows.transforms.autoregressive import spline_autoregressive
 from hepgen.flows.transforms.base import Compose
 from hepgen.flows.transforms.coupling import spline_coupling
-from hepgen.models import Model
+from hepgen.models import Model, register
 
 
 def _mask(features: int, i: int) -> Tensor:
@@ -54,6 +54,7 @@ def _mask(features: int, i: int) -> Tensor:
     return idx >= features // 2
 
 
+@register
 class CaloFlow(Model):
     """The two-flow shower model (module doc).
 

@@ -61,6 +61,7 @@ from hepgen.calo.showers import layer_shapes, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic
+from hepgen.models import register
 from hepgen.nn.mlp import MLP, activation
 
 LOG10 = math.log(10.0)
@@ -104,6 +105,7 @@ class LayerGenerator(nn.Module):
         return fractions, [torch.softmax(logits[:, b], dim=1) for b in self.blocks()]
 
 
+@register
 class CaloGAN(Adversarial):
     """Conditional WGAN-GP for showers of the calo generator's layout (module doc).
 

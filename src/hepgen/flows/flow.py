@@ -13,13 +13,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.density import DensityModel
 from hepgen.errors import ConfigError
-from hepgen.flows.distributions import BASES, StandardNormal
+from hepgen.export import GraphModule, refusal
+from hepgen.flows.distributions import BASES, DiagonalGaussian, StandardNormal
 from hepgen.flows.transforms.base import Compose, Transform
+
+
+class _SampleGraph(GraphModule):
+    """ε (batch, D) standard normal [, c] -> (x (batch, D), log p(x|c) (batch,)), original units."""
+
+    def forward(self, eps: Tensor, c: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        m = self.model
+        base = m.base
+        z = base.loc + torch.exp(base.log_scale) * eps if isinstance(base, DiagonalGaussian) else eps  # z = μ + σ ε
+        u, ladj_inv = m.transform.inverse(z, self.ctx(c))
+        x = m.preprocessor.inverse(u)
+        return x, base.log_prob(z) - ladj_inv + m.preprocessor.log_abs_det_jacobian(x)
 
 
 class FlowModel(DensityModel):
@@ -54,6 +68,13 @@ class FlowModel(DensityModel):
         z, log_pz = self.base.sample_and_log_prob(n)
         u, ladj_inv = self.transform.inverse(z, context)
         return u, log_pz - ladj_inv
+
+    def _sample_graph(self) -> nn.Module:
+        """The ONNX sampler (see :meth:`DensityModel.export_graph`): z = μ + σ ε through the inverse chain."""
+        if not isinstance(self.base, StandardNormal):  # DiagonalGaussian derives from it
+            raise refusal(self, "sample", f"its base distribution {type(self.base).__name__} is not a known function "
+                                          "of N(0, I) noise (StandardNormal and DiagonalGaussian are)")
+        return _SampleGraph(self)
 
 
 class Flow(FlowModel):

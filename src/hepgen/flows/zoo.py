@@ -23,6 +23,9 @@ from hepgen.flows.flow import FlowModel
 from hepgen.flows.transforms.autoregressive import affine_autoregressive, spline_autoregressive
 from hepgen.flows.transforms.base import Inverse, Transform
 from hepgen.flows.transforms.coupling import affine_coupling, alternating_mask, spline_coupling
+from hepgen.models import register
+
+
 def _orders(features: int, transforms: int) -> list[list[int]]:
     forward, backward = list(range(features)), list(range(features - 1, -1, -1))
     return [forward if i % 2 == 0 else backward for i in range(transforms)]
@@ -56,6 +59,7 @@ class _ZooFlow(FlowModel, ABC):
                               f"{self.features}; use MAF or NSF(coupling=False) for 1-D data")
 
 
+@register
 class RealNVP(_ZooFlow):
     """RealNVP (Dinh et al. 2017): affine coupling layers with alternating masks.
 
@@ -77,6 +81,7 @@ class RealNVP(_ZooFlow):
                 for i in range(self.transforms)]
 
 
+@register
 class MAF(_ZooFlow):
     """Masked autoregressive flow (Papamakarios et al. 2017): affine MADE layers, orders alternating.
 
@@ -95,6 +100,7 @@ class MAF(_ZooFlow):
                 for order in _orders(self.features, self.transforms)]
 
 
+@register
 class IAF(_ZooFlow):
     """Inverse autoregressive flow (Kingma et al. 2016): inverted MAF layers.
 
@@ -113,6 +119,7 @@ class IAF(_ZooFlow):
                 for order in _orders(self.features, self.transforms)]
 
 
+@register
 class NSF(_ZooFlow):
     """Neural spline flow (Durkan et al. 2019): rational-quadratic splines with linear tails outside [-B, B].
 

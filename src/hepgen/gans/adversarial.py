@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from hepgen.errors import ConfigError
+from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
 from hepgen.gans.losses import AdversarialLoss, get_loss, gradient_penalty
 from hepgen.models import Model, Player
 
@@ -59,6 +60,24 @@ def reset_module(module: nn.Module) -> None:
                             buf.copy_(nn.functional.normalize(torch.randn_like(buf), dim=0))
         elif m is not module and hasattr(m, "reset_parameters") and not list(m.children()):
             m.reset_parameters()
+
+
+class _GeneratorGraph(GraphModule):
+    """z (batch, latent) standard normal [, c] -> x = T⁻¹(G(z, T_c(c))) (batch, *event_shape)."""
+
+    def __init__(self, model: Adversarial, generator: nn.Module):
+        super().__init__(model)
+        self.generator = generator
+
+    def forward(self, z: Tensor, c: Tensor | None = None) -> tuple[Tensor]:
+        return (self.model.preprocessor.inverse(self.generator(z, self.ctx(c))),)
+
+
+class _CriticGraph(GraphModule):
+    """x [, c] -> score = −D(T(x), T_c(c)) (batch,)."""
+
+    def forward(self, x: Tensor, c: Tensor | None = None) -> tuple[Tensor]:
+        return (-self.model.critic(self.model.preprocessor(x), self.ctx(c)),)
 
 
 class Adversarial(Model):
@@ -233,3 +252,17 @@ class Adversarial(Model):
     def score(self, x: Tensor | np.ndarray, context: Tensor | np.ndarray | None = None) -> Tensor:
         """Anomaly score −D(x): high where the critic finds the event unlike the training data: (batch,)."""
         return -self.critic_output(x, context)
+
+    # -- ONNX export -----------------------------------------------------------------------------------
+    def export_graph(self, what: str) -> ExportGraph:
+        """What :func:`hepgen.export.export` traces: ``sample`` z (batch, latent) [, c] -> x = T⁻¹(G(z, T_c(c)))
+        (the EMA generator when there is one), ``score`` x [, c] -> −D(T(x), T_c(c)); no density."""
+        if what == "log_prob":
+            raise refusal(self, what, "a GAN is an implicit model: it draws events but has no density; export "
+                                      "--what sample (the generator) or --what score (−critic)")
+        ports = event_ports(self)
+        if what == "sample":
+            generator = self.generator_ema if self.generator_ema is not None else self.generator
+            noise = Port("z", (self.latent_size,), "standard normal N(0, I) latent noise")
+            return ExportGraph(_GeneratorGraph(self, generator), [noise, *ports.context], [ports.x])
+        return ExportGraph(_CriticGraph(self), [ports.x, *ports.context], [Port("score", (), "−D(x), the critic")])

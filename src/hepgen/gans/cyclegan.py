@@ -25,11 +25,28 @@ from torch import Tensor, nn
 
 from hepgen.data.preprocess import Preprocessor, PreprocessSpec, resolve_kinds
 from hepgen.errors import ConfigError
+from hepgen.export import ExportGraph, GraphModule, Port, refusal
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic, MLPGenerator
-from hepgen.models import Model, Stream
+from hepgen.models import Model, Stream, register
 
 
+class _TranslationGraph(GraphModule):
+    """a (batch, D_A) -> score −D_A(T(a)), translated T_B⁻¹(G(T(a))), cycle_error mean_d |F(G(u)) − u|."""
+
+    def __init__(self, model: CycleGAN, generator: nn.Module):
+        super().__init__(model)
+        self.generator = generator
+
+    def forward(self, a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        m = self.model
+        u = m.preprocessor(a)
+        b = self.generator["ab"](u)
+        cycle = (self.generator["ba"](b) - u).abs().mean(1)
+        return -m.critic["a"](u), m.preprocessor_b.inverse(b), cycle
+
+
+@register
 class CycleGAN(Adversarial):
     """Two dense generators A→B, B→A and two critics, trained adversarially with cycle consistency.
 
@@ -48,6 +65,8 @@ class CycleGAN(Adversarial):
     """
 
     cli_name = "cyclegan"
+    #: its use is translating events (with a per-event score), not drawing them
+    export_default = "score"
 
     def __init__(self, features: int, features_b: int | None = None, hidden: Sequence[int] = (128, 128),
                  loss: str = "least-squares", cycle_weight: float = 10.0, identity_weight: float = 0.5,
@@ -224,6 +243,19 @@ class CycleGAN(Adversarial):
     def critic_output(self, x: Tensor | np.ndarray, context: Any = None) -> Tensor:
         """D_A(x) on domain A events in the original units: (batch,)."""
         return self.critic["a"](self.to_internal(x))
+
+    def export_graph(self, what: str) -> ExportGraph:
+        """What :func:`hepgen.export.export` traces: only ``score``, a (batch, D_A) -> −D_A(T(a)), the translation
+        T_B⁻¹(G(T(a))) and the cycle error (the EMA generators when there are some)."""
+        if what != "score":
+            raise refusal(self, what, "CycleGAN translates events rather than drawing them and has no density; "
+                                      "--what score exports the translation A -> B with −D_A(a) and the cycle error")
+        generator = self.generator_ema if self.generator_ema is not None else self.generator
+        outputs = [Port("score", (), "−D_A(x)"),
+                   Port("translated", (self.features_b,), "G(x): the events translated to domain B, its units"),
+                   Port("cycle_error", (), "mean |F(G(u)) − u| in domain A's preprocessed units")]
+        inputs = [Port("x", (self.features,), "domain A events in original units")]
+        return ExportGraph(_TranslationGraph(self, generator), inputs, outputs)
 
 
 def _weighted(losses: dict[str, Tensor], wb: Tensor) -> dict[str, Tensor]:

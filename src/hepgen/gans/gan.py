@@ -17,7 +17,7 @@ from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import ConvCritic, ConvGenerator, MLPCritic, MLPGenerator
-from hepgen.models import Model
+from hepgen.models import Model, register
 
 
 def _check_sizes(**sizes: Any) -> None:
@@ -27,6 +27,7 @@ def _check_sizes(**sizes: Any) -> None:
             raise ConfigError(f"{name} must be positive (got {value!r})")
 
 
+@register
 class GAN(Adversarial):
     """Dense GAN for tabular events (batch, features).
 
@@ -78,6 +79,7 @@ class GAN(Adversarial):
         self._finish_init()
 
 
+@register
 class ConvGAN(Adversarial):
     """DCGAN-style GAN for images (batch, C, H, W) or (batch, H, W): jet images, calorimeter layers.
 
@@ -138,6 +140,7 @@ def _preset(base: type, **defaults: Any) -> Callable[..., None]:
     return __init__
 
 
+@register
 class WGAN(GAN):
     """Wasserstein GAN with weight clipping (Arjovsky et al. 2017): loss="wgan", clip=0.01, 5 critic steps."""
 
@@ -146,6 +149,7 @@ class WGAN(GAN):
     __init__ = _preset(GAN, loss="wgan", critic_steps=5, clip=0.01)
 
 
+@register
 class WGANGP(GAN):
     """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017): loss="wgan-gp", λ=10, 5 critic steps."""
 
@@ -154,6 +158,7 @@ class WGANGP(GAN):
     __init__ = _preset(GAN, loss="wgan-gp", critic_steps=5, gp_weight=10.0)
 
 
+@register
 class CGAN(GAN):
     """Conditional GAN: a :class:`GAN` that requires a context (``hepgen fit cgan DATA --context COLS``)."""
 

@@ -32,7 +32,7 @@ from hepgen.classifier import Classifier
 from hepgen.data.loader import Events
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError, DataError
-from hepgen.models import Player
+from hepgen.models import Player, register
 from hepgen.nn import MLP
 
 __all__ = ["Classifier", "DisCo", "Pivot", "distance_correlation_sqr"]
@@ -58,6 +58,7 @@ def distance_correlation_sqr(x: Tensor, y: Tensor, weights: Tensor | None = None
     return ab / torch.sqrt(aa * bb).clamp_min(1e-20)
 
 
+@register
 class DisCo(Classifier):
     """Classifier + α · weighted distance correlation² between f(x) and a variable, on background events.
 
@@ -96,6 +97,7 @@ class DisCo(Classifier):
         return {"loss": bce + self.alpha * dcorr, "bce": bce, "dcorr2": dcorr.detach()}
 
 
+@register
 class Pivot(Classifier):
     """Classifier f against an adversary r that predicts the nuisance Z from f(X); f minimises L_f − λ L_r.
 

@@ -31,11 +31,13 @@ from hepgen.flows.transforms import (
     SplineTransformer,
     checkerboard_mask,
 )
+from hepgen.models import register
 from hepgen.targets import Phi4
 
 KINDS = ("affine", "spline")
 
 
+@register
 class Phi4Flow(FlowModel):
     """Flow on 2-D φ⁴ configurations (L, L), data-free (module doc).
 

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from hepgen.errors import ConfigError
 from hepgen.flows.flow import FlowModel
 from hepgen.flows.transforms import spline_coupling
+from hepgen.models import register
 from hepgen.targets import INTEGRANDS, make_target
 
 LOSSES = ("kl", "variance")
@@ -72,6 +73,7 @@ class CentredUniform(nn.Module):
         return z, z.new_zeros(int(n))
 
 
+@register
 class HypercubeFlow(FlowModel):
     """Spline-coupling flow on [0, 1]^dims trained to an integrand (module doc).
 
