@@ -61,3 +61,20 @@ def test_progress_bar_on_a_terminal_only(files, capsys, monkeypatch):
     code, _, err = run_cli(capsys, "compare", tmp / "ref.h5", tmp / "cand.csv", "--exclude", "eta",
                            "--cand-weights", "w", "-q")
     assert code == 0 and err == ""
+
+
+def test_compare_takes_the_weight_column_by_name_and_matches_features_by_name(flat, tmp_path, capsys):
+    tmp, x, w = flat
+    assert run_cli(capsys, "sample", tmp / "run", "-n", 3000, "-o", tmp_path / "gen.h5", "-q")[0] == 0
+    code, out, err = run_cli(capsys, "compare", f"{tmp / 'flat.root'}:events", tmp_path / "gen.h5",
+                             "--ref-weights", "weight", "-q")
+    assert code == 0, err
+    from hepgen.report.compare import compare
+
+    summary = json.loads(out)
+    gen = io.read(tmp_path / "gen.h5").data
+    api = compare(x, gen, names=["a", "b", "c", "d"], ref_weights=w.astype(np.float64),
+                  title=summary["title"])
+    assert summary["c2st"] == api["c2st"] and summary["fpd"] == api["fpd"]
+    assert summary["n_eff"]["ref"] == pytest.approx(w.astype(float).sum() ** 2 / (w.astype(float) ** 2).sum())
+    assert summary["title"].index("flat.root") < summary["title"].index("gen.h5")  # REF first

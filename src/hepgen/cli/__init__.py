@@ -1,7 +1,7 @@
 """The ``hepgen`` command: argument parsing and error-to-exit-code mapping over the Python API.
 
-Each sub-command lives in its own module (``fit``, ``run`` for sample/score/info, ``data``,
-``compare``, ``demo``) as ``add_parser(sub)`` and a ``cmd_*`` handler of a few API calls. Errors
+Each sub-command lives in its own module of the same name (``fit``, ``sample``, ``score``, ``info``,
+``data``, ``compare``, ``roc``, ``export``, ``unfold``, ``design``, ``demo``) as ``add_parser(sub)`` and a ``cmd_*`` handler of a few API calls. Errors
 caused by the user's input (HepgenError) print one paragraph on stderr and exit with code 2,
 never a traceback.
 """
@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hepgen.cli import compare, data, demo, export, fit, run
+    from hepgen.cli import compare, data, demo, export, fit, info, sample, score
     from hepgen.cli import unfold as unfold_cli
     from hepgen.cli import roc
     from hepgen.cli import design as design_cli
@@ -48,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                "x.npy. Run 'hepgen COMMAND --help' for each command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fit.add_parser(sub)
-    run.add_sample_parser(sub)
-    run.add_score_parser(sub)
-    run.add_info_parser(sub)
+    sample.add_parser(sub)
+    score.add_parser(sub)
+    info.add_parser(sub)
     data.add_parser(sub)
     compare.add_parser(sub)
     demo.add_parser(sub)

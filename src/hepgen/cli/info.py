@@ -1,0 +1,73 @@
+"""``hepgen info``: describe a run directory (model, features, preprocessing, training record, last epoch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    info = sub.add_parser("info", help="describe a run directory")
+    info.add_argument("run", metavar="RUN")
+    info.set_defaults(handler=cmd_info)
+
+    return info
+
+
+def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
+    import hepgen
+    from hepgen.train.rundir import RunDir
+
+    run = RunDir(args.run)
+    config = run.read_config()
+    model = hepgen.load(args.run)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"run        {args.run}")
+    print(f"model      {config['model']}  ({n_params:,} parameters)")
+    print(f"params     {json.dumps(config['params'])}")
+    fitted = config.get("fitted") or {}
+    if fitted.get("columns"):
+        print(f"features   {', '.join(fitted['columns'])}")
+    if fitted.get("context_columns"):
+        print(f"context    {', '.join(fitted['context_columns'])}")
+    print(f"preprocess {', '.join(model.preprocessor.kinds)}")
+    for line in describe_training(config):
+        print(line)
+    history = run.read_metrics()
+    if history:
+        last = history[-1]
+        print(f"epochs     {len(history)}; last: " + ", ".join(f"{k}={v:.6g}" for k, v in last.items()
+                                                             if k != "epoch" and v is not None))
+        best = run.best_epoch()
+        if best is not None:
+            print(f"best       monitor={best[0]:.6g} at epoch {best[1]}")
+    return 0
+
+
+def describe_training(config: dict[str, Any]) -> list[str]:
+    """Readable lines of config.yaml's ``data`` (inputs, weights, context) and ``train`` (settings) sections."""
+    lines = []
+    data = config.get("data") or {}
+    if isinstance(data, dict) and data:
+        lines.append("data")
+        for key, value in data.items():
+            if value is not None:
+                lines.append(f"  {key:<16} {_plain(value)}")
+    if isinstance(data, dict):
+        lines.append(f"weights    {_plain(data['weights']) if data.get('weights') is not None else 'none (unweighted)'}")
+    train = config.get("train") or {}
+    if isinstance(train, dict) and train:
+        lines.append("training")
+        for key, value in train.items():
+            if value is not None:
+                lines.append(f"  {key:<16} {_plain(value)}")
+    return lines
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items() if v is not None) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value) or "-"
+    return str(value)

@@ -1,0 +1,113 @@
+"""``hepgen sample``: draw events from a trained run and write them in the layout of the data it imitates.
+
+Events are produced and appended to the output (:class:`hepgen.data.writer.BlockWriter`) ``--batch-size``
+at a time, so memory does not grow with ``-n``, and the output appears only when complete. A
+conditional model takes ``--context``: one literal row for every event, or FILE[:KEY] with one row
+per event (the model's context columns read by name, see :mod:`hepgen.cli.columns`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from hepgen.cli.columns import OUTPUTS, context_names, context_rows, context_source
+from hepgen.cli.common import positive, progress_bar
+from hepgen.errors import ConfigError, DataError
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    sample = sub.add_parser("sample", help="draw events from a trained model")
+    sample.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit'")
+    sample.add_argument("-n", type=int, required=True, help="number of events")
+    sample.add_argument("-o", "--out", required=True, help=f"output file: {OUTPUTS}")
+    sample.add_argument("--context", help="one context row 'v1,v2,...' for all events, or FILE[:KEY] with one row "
+                                          "per event (the model's context columns are taken from it by name)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--batch-size", dest="batch_size", type=int, default=100_000,
+                        help="events per block (memory scales with it, not with -n)")
+    sample.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sample.add_argument("--mcmc", action="store_true", help="a model trained on a lattice target (phi4-flow): an "
+                        "independence Metropolis-Hastings chain of N steps (configs, acceptance, tau_int); .h5/.npz")
+    sample.add_argument("--unweighted", action="store_true", help="a model trained on an integrand "
+                        "(hypercube-flow): N unweighted events by accept-reject against the max weight; .h5/.npz")
+    sample.set_defaults(handler=cmd_sample)
+
+    return sample
+
+
+def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
+    import torch
+
+    import hepgen
+    from hepgen.data.writer import BlockWriter
+
+    positive(args.n, "-n")
+    positive(args.batch_size, "--batch-size")
+    if args.mcmc or args.unweighted:
+        return _sample_exact(args)
+    writer = BlockWriter(args.out, args.n)  # checks the output spec before the model is even loaded
+    model = hepgen.load(args.run)
+    context = context_source(args.context, model)
+    if hasattr(context, "read_rows") and len(context) != args.n:
+        raise DataError(f"--context {args.context} has {len(context)} rows; give one row 'v1,v2' or one per event "
+                        f"(-n {args.n})")
+    # unnamed models write one plain array (x0 .. beside named context columns: see hepgen.data.writer)
+    writer.columns = {"samples": model.columns_, "context": context_names(model)}
+    writer.bare = {"samples", "context"}
+    torch.manual_seed(args.seed)
+    with writer, torch.no_grad(), progress_bar(args.n, "sample", args.quiet) as bar:
+        for start in range(0, args.n, args.batch_size):
+            stop = min(start + args.batch_size, args.n)
+            block: dict[str, Any] = {}
+            if context is None and hasattr(model, "sample_weighted"):  # trained on a target: events and weights
+                drawn, weights = model.sample_weighted(stop - start)
+                block.update(weights)
+            elif context is None:
+                drawn = model.sample(stop - start)
+            else:
+                c = context_rows(context, start, stop)
+                drawn = model.sample(stop - start, context=c)
+            if isinstance(drawn, dict):  # events of several arrays: samples/<name>, the training layout
+                block.update({f"samples/{k}": v.cpu().numpy() for k, v in drawn.items()})
+            else:
+                block["samples"] = drawn.cpu().numpy()
+            if context is not None:
+                block["context"] = c if len(c) == stop - start else c.repeat(stop - start, axis=0)
+            writer.write(block)
+            bar.update(stop - start)
+    if hasattr(context, "close"):
+        context.close()
+    if not args.quiet:
+        print(f"wrote {args.n} events to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _sample_exact(args: argparse.Namespace) -> int:
+    """--mcmc / --unweighted: the whole chain or event set in memory, then written with its summary numbers."""
+    from pathlib import Path
+
+    import hepgen
+    from hepgen.data import io
+
+    flag = "--mcmc" if args.mcmc else "--unweighted"
+    if args.mcmc and args.unweighted:
+        raise ConfigError("give --mcmc (lattice flows) or --unweighted (integration flows), not both")
+    if args.context is not None:
+        raise ConfigError(f"{flag} samples a model trained on a target, which takes no --context")
+    if Path(args.out.split(":")[0]).suffix.lower() not in (".h5", ".hdf5", ".npz"):
+        raise ConfigError(f"{flag} writes arrays and summary numbers: -o must be .h5 or .npz, got {args.out}")
+    model = hepgen.load(args.run)
+    method = "sample_mcmc" if args.mcmc else "sample_unweighted"
+    if not hasattr(model, method):
+        kind = "lattice target (phi4-flow)" if args.mcmc else "integrand (hypercube-flow)"
+        raise ConfigError(f"{flag} needs a model trained on a {kind}; {args.run} holds a {model.cli_name}")
+    result = getattr(model, method)(args.n, seed=args.seed, batch_size=args.batch_size)
+    io.write(args.out, result)
+    if not args.quiet:
+        keys = ("acceptance", "tau_int", "tau_int_action") if args.mcmc else \
+            ("efficiency", "max_weight", "overweight_fraction", "integral", "integral_error", "calls")
+        print(f"wrote {args.n} {'configurations' if args.mcmc else 'events'} to {args.out}; "
+              + ", ".join(f"{k} = {float(result[k]):.4g}" for k in keys), file=sys.stderr)
+    return 0
