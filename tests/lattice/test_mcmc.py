@@ -86,3 +86,18 @@ def test_z2_symmetrised_proposals_balance_a_one_sided_flow():
     chain = model.sample_mcmc(4000, seed=2)
     m = chain["magnetisation"]
     assert abs(m.mean()) < 4 * m.std() * np.sqrt(tau_int(m) / len(m))
+
+
+def test_flow_mcmc_leaves_the_callers_rng_alone():
+    import torch
+
+    from hepgen.lattice import Phi4Flow, flow_mcmc
+
+    model = Phi4Flow(L=4, m2=1.0, lam=0.0, layers=2, channels=(4,))
+    torch.manual_seed(7)
+    state = torch.random.get_rng_state()
+    first = flow_mcmc(model, 50, seed=3, batch_size=20)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    again = flow_mcmc(model, 50, seed=3, batch_size=20)
+    np.testing.assert_array_equal(first["configs"], again["configs"])
+    assert not np.array_equal(first["configs"], flow_mcmc(model, 50, seed=4, batch_size=20)["configs"])

@@ -204,3 +204,17 @@ def test_cli_unweighted_sampling_bad_options_exit_2(tmp_path, capsys):
     assert main(["sample", str(run), "-n", "0", "--unweighted", "-o", str(tmp_path / "e.h5")]) == 2
     assert "-n" in capsys.readouterr().err
     assert not (tmp_path / "e.h5").exists() and not (tmp_path / "e.csv").exists()
+
+
+def test_seeded_integration_and_unweighting_leave_the_callers_rng_alone():
+    model = HypercubeFlow("camel", 2, transforms=2, hidden=(8,), bins=6)
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = model.integrate(2000, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    model.sample_unweighted(50, seed=4, batch_size=2000, calibration=2000)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert model.integrate(2000, seed=4) == first  # the seed alone fixes the draws
+    expected = torch.rand(3)  # the caller's stream continues where it was
+    torch.random.set_rng_state(state)
+    assert torch.equal(torch.rand(3), expected)

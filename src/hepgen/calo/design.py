@@ -44,6 +44,7 @@ from torch import Tensor
 
 from hepgen.data.generators import calo as calo_generator
 from hepgen.errors import ConfigError, DataError
+from hepgen.nn.rng import seeded
 
 __all__ = ["CaloSimulator", "DesignStudy", "Parameter", "ResolutionObjective", "optimise_design", "parse_parameter"]
 
@@ -308,9 +309,8 @@ class DesignStudy:
         energies = torch.tensor(self.objective.energies, dtype=torch.float32)
         m, j = self.samples, len(energies)
         context = torch.cat([psi.expand(j * m, -1), torch.log(energies).repeat_interleave(m)[:, None]], dim=1)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            x = model.rsample(j * m, context)
+        with seeded(seed, model.device):
+            x = model.rsample(j * m, context.to(model.device))
         response = x[:, 0].reshape(j, m)
         return self.objective.resolution(response).mean() + self.objective.cost(design)
 

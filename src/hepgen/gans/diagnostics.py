@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from hepgen.errors import DataError
 from hepgen.gans.losses import get_loss, gradient_penalty
+from hepgen.nn.rng import seeded
 
 
 def mode_coverage(samples: Any, centres: Any, sigma: float, min_fraction: float | None = None) -> tuple[int, float]:
@@ -62,13 +63,8 @@ def generator_grad_norm(model: Any, n: int = 1024, loss: str | None = None, cont
 
 def sample_seeded(model: Any, n: int, seed: int) -> np.ndarray:
     """n samples (n, ...) as float64 NumPy, drawn under ``seed`` without moving the global torch RNG."""
-    state = torch.get_rng_state()  # sampling for a diagnostic must not shift the training RNG stream
-    try:
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            return model.sample(n).detach().cpu().double().numpy()
-    finally:
-        torch.set_rng_state(state)
+    with seeded(seed, getattr(model, "device", None)), torch.no_grad():  # must not shift the training RNG stream
+        return model.sample(n).detach().cpu().double().numpy()
 
 
 class ModeCoverage:
@@ -100,16 +96,11 @@ class GeneratorGradNorms:
         self.losses, self.n, self.seed = tuple(losses), int(n), int(seed)
 
     def __call__(self, model: Any) -> dict[str, float]:
-        state = torch.get_rng_state()
-        try:
-            out = {}
-            for name in self.losses:
-                torch.manual_seed(self.seed)
-                with torch.enable_grad():
-                    out[f"grad_norm_{name.replace('-', '_')}"] = generator_grad_norm(model, self.n, loss=name)
-            return out
-        finally:
-            torch.set_rng_state(state)
+        out = {}
+        for name in self.losses:
+            with seeded(self.seed, model.device), torch.enable_grad():
+                out[f"grad_norm_{name.replace('-', '_')}"] = generator_grad_norm(model, self.n, loss=name)
+        return out
 
 
 def train_critic(critic: nn.Module, real: Tensor, fake: Tensor | Callable[[int], Tensor], loss: str = "wgan-gp",

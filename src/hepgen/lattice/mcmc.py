@@ -27,6 +27,7 @@ from hepgen.metrics.sampling import (
     independence_metropolis,
     integrated_autocorrelation_time,
 )
+from hepgen.nn.rng import seeded
 
 
 @torch.no_grad()
@@ -74,12 +75,13 @@ def flow_mcmc(model: Any, n: int, seed: int = 0, batch_size: int = 10_000) -> di
     Returns ``configs: (n, L, L)`` (the chain's state at every step, float32), ``magnetisation: (n,)``,
     ``action: (n,)``, ``accepted: (n,)`` bool, and 0-d arrays ``acceptance``, ``tau_int`` (of |M|, in
     proposals), ``tau_int_action`` and ``ess_reweighting`` (Kish ESS of the proposals' weights per
-    proposal). Proposals come from ``torch.manual_seed(seed)``, the accept draws from ``seed`` too.
+    proposal). Proposals are drawn on torch's RNG seeded with ``seed`` (:func:`hepgen.nn.rng.seeded`: the caller's RNG state
+    is left as it was), the accept draws from a NumPy generator seeded with ``seed`` too.
     """
     if int(n) != n or n < 2:
         raise DataError(f"an MCMC chain needs at least 2 steps, got n={n!r}")
-    torch.manual_seed(seed)
-    phi, log_p, log_q = propose(model, int(n), batch_size)
+    with seeded(seed, getattr(model, "device", "cpu")):
+        phi, log_p, log_q = propose(model, int(n), batch_size)
     indices, accepted, acceptance = metropolis_chain(log_p, log_q, seed=seed)
     configs = phi[indices]
     mag = configs.reshape(len(configs), -1).mean(-1)

@@ -39,6 +39,7 @@ from hepgen.errors import ConfigError
 from hepgen.flows.flow import FlowModel
 from hepgen.flows.transforms import spline_coupling
 from hepgen.models import register
+from hepgen.nn.rng import seeded
 from hepgen.targets import INTEGRANDS, make_target
 
 LOSSES = ("kl", "variance")
@@ -178,21 +179,26 @@ class HypercubeFlow(FlowModel):
         return torch.as_tensor(x), {"weight": w}
 
     def integrate(self, n: int, seed: int | None = None, batch_size: int = 100_000) -> dict[str, float]:
-        """∫ f over the cube from n calls: integral, error, variance per call, unweighting efficiency, ESS."""
+        """∫ f over the cube from n calls: integral, error, variance per call, unweighting efficiency, ESS.
+
+        ``seed``: draw on torch's RNG seeded with it, leaving the caller's RNG state as it was (None: draw
+        from the current RNG, advancing it)."""
         from hepgen.phasespace.integration import summarise
 
-        if seed is not None:
-            torch.manual_seed(seed)
-        return summarise(self.weighted_events(n, batch_size)[1])
+        if seed is None:
+            return summarise(self.weighted_events(n, batch_size)[1])
+        with seeded(seed, self.device):
+            return summarise(self.weighted_events(n, batch_size)[1])
 
     def sample_unweighted(self, n: int, seed: int = 0, batch_size: int = 100_000, calibration: int = 100_000,
                           quantile: float = 1.0) -> dict[str, Any]:
-        """n unweighted events by accept–reject (:func:`hepgen.phasespace.integration.unweight`)."""
+        """n unweighted events by accept–reject (:func:`hepgen.phasespace.integration.unweight`), drawn on
+        torch's RNG seeded with ``seed`` (the caller's RNG state is left as it was)."""
         from hepgen.phasespace.integration import unweight
 
-        torch.manual_seed(seed)
-        return unweight(lambda k: self.weighted_events(k, batch_size), n, seed=seed, calibration=calibration,
-                        quantile=quantile, batch_size=batch_size)
+        with seeded(seed, self.device):
+            return unweight(lambda k: self.weighted_events(k, batch_size), n, seed=seed, calibration=calibration,
+                            quantile=quantile, batch_size=batch_size)
 
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "target_config": self.target.get_config()}
