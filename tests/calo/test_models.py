@@ -159,3 +159,39 @@ def test_models_refuse_a_missing_energy_context_and_single_array_data():
         CaloFlow(context=0)
     with pytest.raises(hepgen.ConfigError, match="several layers"):
         CaloGAN.from_data((10,), 1)
+
+
+@pytest.mark.parametrize("cls", [CaloGAN, CaloFlow])
+def test_shower_models_refuse_non_physical_energies_and_record_the_training_range(cls, tmp_path):
+    from hepgen.errors import ConfigError, DataError
+
+    sim = calo.generate(120, seed=3, energy_min=10.0, energy_max=40.0)
+    layers = {k: sim[k] for k in LAYERS}
+    small = {"hidden": (16,), "critic_hidden": (16,)} if cls is CaloGAN else {"cell_transforms": 1, "cell_hidden": (8,)}
+    energy = sim["energy"].copy()
+    energy[17] = -20.0
+    with pytest.raises(DataError, match="is -20 at row 17"):
+        cls(**small).fit(layers, context=energy, epochs=1, batch_size=60, quiet=True, run_dir=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    model = cls(**small).fit(layers, context=sim["energy"], epochs=1, batch_size=60, quiet=True, val_fraction=0,
+                             run_dir=tmp_path / "run")
+    assert model.energy_range_ == pytest.approx((sim["energy"].min(), sim["energy"].max()), rel=1e-6)
+    loaded = hepgen.load(tmp_path / "run")
+    assert loaded.energy_range_ == pytest.approx(model.energy_range_)
+    for m in (model, loaded):
+        for bad in (-5.0, 0.0):
+            with pytest.raises(ConfigError, match="positive number of GeV"):
+                m.sample(4, context=np.array([bad]))
+        with pytest.raises(ConfigError, match="far outside the training range"):
+            m.sample(4, context=np.array([1e9]))
+        with pytest.raises(ConfigError, match="far outside the training range"):
+            m.rsample(4, context=torch.tensor([[1.0]]))
+        assert m.sample(4, context=np.array([1e3]), extrapolate=True)["layer_0"].shape == (4, 3, 96)
+        assert m.sample(4, context=np.array([25.0]))["layer_0"].shape == (4, 3, 96)
+    # a warm start widens the range by the new showers' energies; a fresh fit forgets the old range
+    more = calo.generate(120, seed=4, energy_min=60.0, energy_max=70.0)
+    model.fit({k: more[k] for k in LAYERS}, context=more["energy"], epochs=1, batch_size=60, quiet=True, val_fraction=0,
+              warm_start=True)
+    assert model.energy_range_ == pytest.approx((sim["energy"].min(), more["energy"].max()), rel=1e-6)
+    model.fit({k: more[k] for k in LAYERS}, context=more["energy"], epochs=1, batch_size=60, quiet=True, val_fraction=0)
+    assert model.energy_range_ == pytest.approx((more["energy"].min(), more["energy"].max()), rel=1e-6)

@@ -106,3 +106,60 @@ def test_fit_on_the_wrong_data_exits_2_and_writes_no_run(good, tmp_path, capsys,
     assert main(["fit", name, str(bad), "--context", "energy", "--out", str(run), "--epochs", "1", "-q"]) == 2
     err = capsys.readouterr().err
     assert "bad.h5" in err and "Traceback" not in err and not run.exists(), err
+
+
+# -- incident energies: physical everywhere, and the training range --------------------------------------------------
+def test_training_energies_must_be_positive_naming_the_file_column_and_row():
+    from hepgen.calo.showers import check_training_energy
+
+    context = np.array([[10.0], [20.0], [-20.0], [0.0]])
+    with pytest.raises(DataError, match=r"sim\.h5: column 'E_inc' .* is -20 at row 2; calo-gan"):
+        check_training_energy(context, ["E_inc"], "sim.h5", "calo-gan")
+    context[2, 0] = np.nan
+    with pytest.raises(DataError, match="is nan at row 2"):
+        check_training_energy(context, None, "sim.h5", "calo-flow")
+    assert check_training_energy(np.array([[3.0], [40.0], [7.0]]), ["energy"], "x", "m") == (3.0, 40.0)
+
+
+def test_generation_energies_physical_and_within_a_factor_of_the_training_range():
+    import torch
+
+    from hepgen.calo.showers import EXTRAPOLATION_FACTOR, check_incident_energy
+    from hepgen.errors import ConfigError
+
+    for bad in (-5.0, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="must be a positive number of GeV"):
+            check_incident_energy(torch.tensor([bad]), "calo-flow")
+        with pytest.raises(ConfigError, match="must be a positive number of GeV"):  # extrapolating or not
+            check_incident_energy(torch.tensor([bad]), "calo-flow", (1.0, 100.0), extrapolate=True)
+    with pytest.raises(ConfigError, match=r"row 2"):
+        check_incident_energy(torch.tensor([5.0, 6.0, -1.0]), "calo-gan")
+    low, high = 2.0, 50.0
+    inside = torch.tensor([low / EXTRAPOLATION_FACTOR, 1.0, 30.0, high * EXTRAPOLATION_FACTOR])
+    check_incident_energy(inside, "calo-gan", (low, high))  # up to the factor: allowed
+    for far in (0.99 / EXTRAPOLATION_FACTOR * low, 1.01 * EXTRAPOLATION_FACTOR * high, 1e9):
+        with pytest.raises(ConfigError, match=r"far outside the training range 2 to 50 GeV.*extrapolate=True "
+                                              r"\(hepgen sample --extrapolate\)"):
+            check_incident_energy(torch.tensor([far]), "calo-gan", (low, high))
+        check_incident_energy(torch.tensor([far]), "calo-gan", (low, high), extrapolate=True)
+    check_incident_energy(torch.tensor([1e9]), "calo-gan", None)  # a run saved before the range was recorded
+
+
+def test_the_shapes_hyper_parameter_is_accepted_when_it_is_the_datas():
+    from hepgen.calo.flow import CaloFlow
+    from hepgen.calo.gan import CaloGAN
+    from hepgen.errors import ConfigError
+
+    data = {k: tuple(v) for k, v in LAYERS.items()}
+    for cls in (CaloGAN, CaloFlow):
+        small = {"hidden": (8,), "critic_hidden": (8,)} if cls is CaloGAN else {"cell_transforms": 1, "cell_hidden": (8,)}
+        model = cls.from_data(data, 1, shapes={k: list(v) for k, v in LAYERS.items()}, **small)
+        assert model.shapes == {k: list(v) for k, v in LAYERS.items()}
+        wrong = {**{k: list(v) for k, v in LAYERS.items()}, "layer_1": [10, 12]}
+        with pytest.raises(ConfigError, match=r"shapes gives layer 'layer_1' the shape \[10, 12\], but the training "
+                                              r"data's layer 'layer_1' is \[12, 12\]"):
+            cls.from_data(data, 1, shapes=wrong, **small)
+        with pytest.raises(ConfigError, match="names layer 'layer_9'"):
+            cls.from_data(data, 1, shapes={**wrong, "layer_1": [12, 12], "layer_9": [1, 1]}, **small)
+        with pytest.raises(ConfigError, match="no shape for the training data's layer 'layer_2'"):
+            cls.from_data(data, 1, shapes={"layer_0": [3, 96], "layer_1": [12, 12]}, **small)

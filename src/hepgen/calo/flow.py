@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from hepgen.calo.gan import energy_condition
-from hepgen.calo.showers import layer_shapes, shower_model_from_data
+from hepgen.calo.showers import IncidentEnergyChecks, layer_shapes, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import StandardNormal
 from hepgen.flows.transforms.autoregressive import spline_autoregressive
@@ -55,7 +55,7 @@ def _mask(features: int, i: int) -> Tensor:
 
 
 @register
-class CaloFlow(Model):
+class CaloFlow(IncidentEnergyChecks, Model):
     """The two-flow shower model (module doc).
 
     Args:
@@ -66,6 +66,9 @@ class CaloFlow(Model):
         bins, tail_bound: spline bins and bound (standardised units).
         offset: the shift of every cell above the noise (MeV); floor: its lower clip (MeV).
         alpha: the logit's margin.
+
+    Incident energies must be positive GeV values in training, scoring and sampling; ``sample``/``rsample``
+    refuse energies far outside the training range (``energy_range_``) unless called with ``extrapolate=True``.
     """
 
     cli_name = "calo-flow"
@@ -131,6 +134,7 @@ class CaloFlow(Model):
 
     def on_fit_start(self, events: Any) -> None:
         """Fit the standardisation of a and l on (up to 20,000 of) the training showers."""
+        self._record_energy_range(events)
         m = min(len(events), 20_000)
         part = events.take(np.arange(m))
         c = self.context_preprocessor(self._as_tensor(np.asarray(part.context)))
@@ -162,6 +166,7 @@ class CaloFlow(Model):
         x = self.to_internal(x)
         n = len(next(iter(x.values())))
         energy, cond = self._conditions(self.context_to_internal(context, n))
+        self._check_energy(energy, extrapolate=True)  # physical; a density is defined at any energy
         lp1, lp2 = self._log_prob_internal(*self._internal(x, energy), cond)
         return lp1 + lp2
 
@@ -174,12 +179,14 @@ class CaloFlow(Model):
         return self.score_outputs(x, context)["score"]
 
     # -- sampling ----------------------------------------------------------------------------------
-    def rsample(self, n: int | None, context: Any = None) -> dict[str, Tensor]:
-        """Showers {layer: (n, rows, cols)} in MeV given the context (energy in GeV first), reparameterised."""
+    def rsample(self, n: int | None, context: Any = None, extrapolate: bool = False) -> dict[str, Tensor]:
+        """Showers {layer: (n, rows, cols)} in MeV given the context (energy in GeV first), reparameterised;
+        ``extrapolate``: allow energies far outside the training range."""
         if n is None:
             n = int(torch.as_tensor(context).reshape(-1, self.context).shape[0])
         n = int(n)
         energy, cond = self._conditions(self.context_to_internal(context, n))
+        self._check_energy(energy, extrapolate)
         z1 = self.base1.rsample(n)
         a, _ = self.flow1.inverse(z1, cond)
         a = torch.maximum(torch.minimum(a, self.a_high), self.a_low)  # no layer energy beyond the training range
@@ -198,6 +205,6 @@ class CaloFlow(Model):
         return out
 
     @torch.no_grad()
-    def sample(self, n: int | None, context: Any = None) -> dict[str, Tensor]:
-        """n showers {layer: (n, rows, cols)} in MeV."""
-        return self.rsample(n, context)
+    def sample(self, n: int | None, context: Any = None, extrapolate: bool = False) -> dict[str, Tensor]:
+        """n showers {layer: (n, rows, cols)} in MeV; ``extrapolate`` as in :meth:`rsample`."""
+        return self.rsample(n, context, extrapolate)

@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from hepgen.calo.showers import layer_shapes, shower_model_from_data
+from hepgen.calo.showers import IncidentEnergyChecks, layer_shapes, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic
@@ -106,7 +106,7 @@ class LayerGenerator(nn.Module):
 
 
 @register
-class CaloGAN(Adversarial):
+class CaloGAN(IncidentEnergyChecks, Adversarial):
     """Conditional WGAN-GP for showers of the calo generator's layout (module doc).
 
     Args:
@@ -118,6 +118,9 @@ class CaloGAN(Adversarial):
         energy_weight, energy_group: weight of the per-layer energy term and the showers per E_inc group
             (module doc); energy_weight=0 trains on the adversarial loss alone.
         lr_critic, lr_generator, betas, ema, gp_weight: see :class:`hepgen.gans.adversarial.Adversarial`.
+
+    Incident energies must be positive GeV values in training and sampling; ``sample``/``rsample`` refuse energies
+    far outside the training range (``energy_range_``) unless called with ``extrapolate=True``.
     """
 
     cli_name = "calo-gan"
@@ -154,6 +157,7 @@ class CaloGAN(Adversarial):
         """Start the generator at the mean shower of (up to 20,000 of) the training showers (module doc)."""
         if events is None or not len(events):
             return
+        self._record_energy_range(events)
         part = events.take(np.arange(min(len(events), 20_000)))
         c = self.context_preprocessor(self._as_tensor(np.asarray(part.context)))
         energy, cond = self._conditions(c)
@@ -270,22 +274,25 @@ class CaloGAN(Adversarial):
         return out
 
     # -- public API ----------------------------------------------------------------------------------
-    def rsample(self, n: int | None, context: Any = None, z: Tensor | None = None) -> dict[str, Tensor]:
+    def rsample(self, n: int | None, context: Any = None, z: Tensor | None = None,
+                extrapolate: bool = False) -> dict[str, Tensor]:
         """Differentiable showers {layer: (n, rows, cols)} in MeV given the context (the energy in GeV first).
 
         Gradients reach ``context`` (a tensor with requires_grad) and the generator weights. A context
-        (n, c) gives one shower per row; one row broadcasts to ``n``.
+        (n, c) gives one shower per row; one row broadcasts to ``n``. ``extrapolate``: allow energies far
+        outside the training range.
         """
         if n is None:
             n = int(torch.as_tensor(context).reshape(-1, self.context).shape[0])
         c = self.context_to_internal(context, int(n))
         energy, cond = self._conditions(c)
+        self._check_energy(energy, extrapolate)
         z = self.draw_latent(int(n)) if z is None else self._as_tensor(z)
         return dict(zip(self.shapes, self._generate(z, energy, cond, self._sampler())))
 
     @torch.inference_mode()
-    def sample(self, n: int | None, context: Any = None) -> dict[str, Tensor]:
-        """n showers {layer: (n, rows, cols)} in MeV (the EMA generator).
+    def sample(self, n: int | None, context: Any = None, extrapolate: bool = False) -> dict[str, Tensor]:
+        """n showers {layer: (n, rows, cols)} in MeV (the EMA generator); ``extrapolate`` as in :meth:`rsample`.
 
         The fast path of :meth:`rsample` (same distribution, no graph): one matrix product for every
         layer's logits, softmax, scaling and noise in place into the output arrays.
@@ -299,12 +306,12 @@ class CaloGAN(Adversarial):
             energy = torch.as_tensor(context).to(device=weight.device, dtype=weight.dtype).reshape(-1)
             if energy.numel() not in (1, n):
                 self.context_to_internal(context, n)  # raises the usual error
+            self._check_energy(energy, extrapolate)
             energy = energy.expand(n)
-            if not bool((energy > 0).all()):
-                raise ConfigError("calo-gan: the incident energy (context column 0) must be positive (GeV)")
             cond = energy_condition(energy)
         else:
             energy, cond = self._conditions(self.context_to_internal(context, n))
+            self._check_energy(energy, extrapolate)
         z = torch.randn(n, self.latent, device=weight.device, dtype=weight.dtype)
         fractions, logits = sampler.logits(z, cond)
         scale = fractions.mul_(1000.0 * energy[:, None])  # layer energies (n, K) in MeV
@@ -326,6 +333,7 @@ class CaloGAN(Adversarial):
         x = self.to_internal(x)
         n = len(next(iter(x.values())))
         energy, cond = self._conditions(self.context_to_internal(context, n))
+        self._check_energy(energy, extrapolate=True)  # physical; a score judges showers at any energy
         return self.critic(self._view([x[k] for k in self.shapes], energy), cond)
 
     @torch.no_grad()

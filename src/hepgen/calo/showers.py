@@ -24,8 +24,12 @@ from hepgen.errors import ConfigError, DataError
 LAYERS: dict[str, tuple[int, int]] = {"layer_0": (3, 96), "layer_1": (12, 12), "layer_2": (12, 6)}
 ENERGY = "energy"
 
-__all__ = ["ENERGY", "LAYERS", "Showers", "find_layout", "is_shower_file", "layer_shapes", "read_showers",
-           "shower_model_from_data", "write_showers"]
+#: a shower model generates up to this factor beyond its training energies (below and above) without being
+#: told to extrapolate; farther out it refuses unless ``extrapolate=True`` (``hepgen sample --extrapolate``)
+EXTRAPOLATION_FACTOR = 2.0
+
+__all__ = ["ENERGY", "EXTRAPOLATION_FACTOR", "LAYERS", "Showers", "check_incident_energy", "check_training_energy",
+           "IncidentEnergyChecks", "find_layout", "is_shower_file", "layer_shapes", "read_showers", "shower_model_from_data", "write_showers"]
 
 
 @dataclass
@@ -143,8 +147,120 @@ def layer_shapes(name: str, shapes: Any, context: int, preprocess: Any, own: str
 
 def shower_model_from_data(cls: type, event_shape: Any, context: int, **params: Any) -> Any:
     """``from_data`` of a shower model (``from_data = classmethod(shower_model_from_data)``): the CLI found
-    events of several arrays, one per layer."""
+    events of several arrays, one per layer. A ``shapes`` hyper-parameter (config file or ``--shapes``) is
+    accepted when it is the data's own, and refused naming the layer where it differs."""
     if not isinstance(event_shape, dict):
         raise ConfigError(f"{cls.cli_name} models showers of several layers (an HDF5 file or group holding "
                           f"{', '.join(LAYERS)}); this data has single-array events of shape {event_shape}")
-    return cls(shapes=event_shape, context=context, **params)
+    data = {str(k): tuple(int(x) for x in v) for k, v in event_shape.items()}
+    given = params.pop("shapes", None)
+    if given is not None:
+        if not isinstance(given, dict):
+            raise ConfigError(f"{cls.cli_name}: shapes must map each layer to [rows, cols], got {_excerpt(given)}")
+        for name in sorted(set(given) | set(data)):
+            if name not in data:
+                raise ConfigError(f"{cls.cli_name}: shapes names layer {_excerpt(name)}, which the training data does "
+                                  f"not hold (its layers: {', '.join(data)}); leave shapes out to take the data's")
+            if name not in given:
+                raise ConfigError(f"{cls.cli_name}: shapes gives no shape for the training data's layer '{name}' "
+                                  f"{list(data[name])}; leave shapes out to take the data's")
+            try:
+                want = tuple(int(x) for x in given[name])
+            except (TypeError, ValueError):
+                want = None
+            if want != data[name]:
+                raise ConfigError(f"{cls.cli_name}: shapes gives layer '{name}' the shape {_excerpt(given[name])}, "
+                                  f"but the training data's layer '{name}' is {list(data[name])}; leave shapes "
+                                  "out to take the data's")
+    return cls(shapes=data, context=context, **params)
+
+
+def _excerpt(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_training_energy(context: np.ndarray, names: Any, where: str, model: str) -> tuple[float, float]:
+    """Refuse training showers of non-physical incident energy (context column 0: not a positive, finite number
+    of GeV) with a DataError naming ``where`` (the file), the column and the row; (min, max) of the energies."""
+    energy = np.asarray(context, dtype=np.float64).reshape(len(context), -1)[:, 0]
+    name = names[0] if names else "context column 0"
+    bad = ~(np.isfinite(energy) & (energy > 0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{where}: column '{name}' (the incident energy in GeV) is {energy[row]:.6g} at row {row}; "
+                        f"{model} trains on showers of positive incident energy")
+    if not len(energy):
+        raise DataError(f"{where}: no showers")
+    return float(energy.min()), float(energy.max())
+
+
+def check_incident_energy(energy: Any, model: str, training: Any = None, extrapolate: bool = False) -> None:
+    """Refuse to generate at a non-physical incident energy (GeV: not positive and finite) and, unless
+    ``extrapolate``, farther than :data:`EXTRAPOLATION_FACTOR` beyond the ``training`` range (low, high)."""
+    import torch
+
+    e = torch.as_tensor(energy).detach().reshape(-1).double().cpu()
+    if not len(e):
+        return
+    bad = ~(torch.isfinite(e) & (e > 0))
+    if bool(bad.any()):
+        row = int(torch.argmax(bad.to(torch.int8)))
+        where = f" (context row {row})" if bool((e != e[0]).any()) else ""
+        raise ConfigError(f"{model}: the incident energy (context column 0) must be a positive number of GeV, got "
+                          f"{float(e[row]):.6g}{where}")
+    if training is None or extrapolate:
+        return
+    low, high = (float(v) for v in training)
+    f = EXTRAPOLATION_FACTOR
+    below, above = e < low / f, e > high * f
+    if bool(below.any() or above.any()):
+        row = int(torch.argmax((below | above).to(torch.int8)))
+        where = f" (context row {row})" if bool((e != e[0]).any()) else ""
+        raise ConfigError(f"{model}: the incident energy {float(e[row]):.6g} GeV{where} lies far outside the "
+                          f"training range {low:.6g} to {high:.6g} GeV (more than a factor {f:g} beyond it): the "
+                          "showers would be an extrapolation the model never saw; to sample them anyway pass "
+                          "extrapolate=True (hepgen sample --extrapolate)")
+
+
+class IncidentEnergyChecks:
+    """Mixin of the shower models (before the family base in the bases): the incident energy (context
+    column 0, GeV) must be physical where they train and generate, and their training range is fitted state.
+
+    ``energy_range_``: (min, max) GeV of the training showers (config.yaml ``fitted: energy_range``; widened
+    by a warm start, forgotten by ``reset_parameters``; None for runs saved before it was recorded, which are then not range-checked).
+    """
+
+    energy_range_: tuple[float, float] | None = None
+
+    def check_context(self, context: np.ndarray, names: Any, where: str) -> None:
+        """The engine's check of the training (and validation) contexts, before anything is trained."""
+        check_training_energy(context, names, where, self.cli_name)
+
+    def _record_energy_range(self, events: Any) -> None:
+        """``energy_range_`` from every training shower's incident energy (on_fit_start)."""
+        context = events.context
+        if hasattr(context, "read_rows"):
+            context = context.read_rows(0, len(context))
+        low, high = check_training_energy(np.asarray(context), self.context_columns_, "the training showers",
+                                          self.cli_name)
+        if self.energy_range_ is not None:  # a warm start: the range it was trained on before counts too
+            low, high = min(low, self.energy_range_[0]), max(high, self.energy_range_[1])
+        self.energy_range_ = (low, high)
+
+    def reset_parameters(self) -> None:
+        """A fit from scratch forgets the training range with the weights."""
+        super().reset_parameters()  # type: ignore[misc]
+        self.energy_range_ = None
+
+    def _check_energy(self, energy: Any, extrapolate: bool = False) -> None:
+        check_incident_energy(energy, self.cli_name, self.energy_range_, extrapolate)
+
+    def extra_state(self) -> dict[str, Any]:
+        state = super().extra_state()  # type: ignore[misc]
+        return {**state, "energy_range": None if self.energy_range_ is None else [float(v) for v in self.energy_range_]}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)  # type: ignore[misc]
+        value = state.get("energy_range")
+        self.energy_range_ = None if value is None else (float(value[0]), float(value[1]))

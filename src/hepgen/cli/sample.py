@@ -9,6 +9,7 @@ per event (the model's context columns read by name, see :mod:`hepgen.cli.column
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from typing import Any
 
@@ -32,6 +33,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "independence Metropolis-Hastings chain of N steps (configs, acceptance, tau_int); .h5/.npz")
     sample.add_argument("--unweighted", action="store_true", help="a model trained on an integrand "
                         "(hypercube-flow): N unweighted events by accept-reject against the max weight; .h5/.npz")
+    sample.add_argument("--extrapolate", action="store_true", help="a shower model (calo-gan, calo-flow): sample "
+                        "at incident energies far outside the training range, which it refuses otherwise")
     sample.set_defaults(handler=cmd_sample)
 
     return sample
@@ -49,6 +52,9 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
         return _sample_exact(args)
     writer = BlockWriter(args.out, args.n)  # checks the output spec before the model is even loaded
     model = hepgen.load(args.run)
+    options = {"extrapolate": True} if args.extrapolate else {}
+    if options and "extrapolate" not in inspect.signature(model.sample).parameters:
+        raise ConfigError(f"--extrapolate is for shower models (calo-gan, calo-flow), not {model.cli_name}")
     context = context_source(args.context, model)
     if hasattr(context, "read_rows") and len(context) != args.n:
         raise DataError(f"--context {args.context} has {len(context)} rows; give one row 'v1,v2' or one per event "
@@ -68,7 +74,7 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
                 drawn = model.sample(stop - start)
             else:
                 c = context_rows(context, start, stop)
-                drawn = model.sample(stop - start, context=c)
+                drawn = model.sample(stop - start, context=c, **options)
             if isinstance(drawn, dict):  # events of several arrays: samples/<name>, the training layout
                 block.update({f"samples/{k}": v.cpu().numpy() for k, v in drawn.items()})
             else:

@@ -116,6 +116,20 @@ def _materialised(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
 
 
+def _check_context(model: Trainable, events: Events, names: dict[str, list[str]], x: Any, context: Any) -> None:
+    """A model's own check of its context values (``check_context(values (N, c), names, where)``, e.g. a shower
+    model's positive incident energies), before the split so that rows are the file's; before any training."""
+    check = getattr(model, "check_context", None)
+    if check is None or events.context is None:
+        return
+    own_file = isinstance(context, (str, os.PathLike)) and not is_column_name(context)
+    described = _describe(context if own_file else x)
+    if isinstance(described, Mapping):
+        described = described.get("spec")
+    check(_materialised(events.context), names.get("context"),
+          described if isinstance(described, str) else "the context given")
+
+
 class _StreamData:
     """A further event stream during one fit: its events, validation events, preprocessing and batches."""
 
@@ -436,6 +450,7 @@ class Engine:
         targets = self._targets_for(model, x, targets, declared)
         train, names = load_events(x, weights, context, model, stream=stream, memory_limit_mb=self.memory_limit_mb,
                                    targets=targets)
+        _check_context(model, train, names, x, context)
         if val is not None:
             # columns named for the training file (weights, context, targets) are taken from the validation file too
             val_weights = weights if val_weights is None and is_column_name(weights) else val_weights
@@ -446,6 +461,7 @@ class Engine:
             val_targets = self._targets_for(model, val, val_targets, declared, "val")
             val_events, _ = load_events(val, val_weights, val_context, model, stream=stream,
                                         memory_limit_mb=self.memory_limit_mb, targets=val_targets)
+            _check_context(model, val_events, names, val, val_context)
         elif self.val_fraction > 0:
             train, val_events = self._split(train)
         else:
