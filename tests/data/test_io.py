@@ -724,3 +724,21 @@ def test_column_units_come_from_hdf5_unit_attributes(tmp_path):
     assert column_units(f"{tmp_path / 'u.h5'}:f/pt") == {"pt": "GeV"}
     np.save(tmp_path / "a.npy", np.ones((3, 2)))
     assert column_units(tmp_path / "a.npy") == {}
+
+
+def test_read_opens_once_and_hands_back_units_and_columns(tmp_path):
+    """read() gives the columns with the units the file records (HDF5 ``unit`` attributes, as hepgen data writes
+    them), and Table.column takes one of them by name (the flags and weights of a table, read with it)."""
+    n = 6
+    write(tmp_path / "t.h5", {"reco/pt": np.arange(n, dtype=float), "reco/eta": np.zeros(n), "reco/pass": np.ones(n),
+                              "w": np.full(n, 2.0)},
+          attrs={"reco/pt": {"unit": "GeV"}, "w": {"unit": "pb"}})
+    table = read(f"{tmp_path}/t.h5:reco", dtype=np.float64)
+    assert table.units == {"pt": "GeV"} and table.columns == ["pt", "eta", "pass"]
+    np.testing.assert_array_equal(table.column("pt"), np.arange(n))
+    with pytest.raises(DataError, match="t.h5:reco' has no column 'weight'.*'pt'"):
+        table.column("weight")
+    assert read(f"{tmp_path}/t.h5:w").units == {"w": "pb"}
+    assert read(f"{tmp_path}/t.h5:reco", columns=["eta"]).units == {}
+    write(tmp_path / "t.csv", np.ones((3, 2)), columns=["a", "b"])
+    assert read(tmp_path / "t.csv").units == {}

@@ -131,3 +131,24 @@ def test_one_feature_fast_path_bins_like_histogramdd_including_edges(rng):
     np.testing.assert_array_equal(got_edges[0], edges)
     h2, _, _ = weighted_histogram(x, edges, weights=w)  # a bare edge array takes the same path
     np.testing.assert_array_equal(h2, h)
+
+
+def test_density_histogram_against_direct_sums(rng):
+    """Unit-area density and sumw2 variance on uneven edges, with and without under/overflow in the outer bins."""
+    from hepgen.metrics.histograms import density_histogram
+
+    x, w = rng.normal(size=500), rng.uniform(-0.2, 1.0, size=500)
+    edges = np.array([-1.0, -0.2, 0.3, 1.5])
+    for overflow in (False, True):
+        xc = np.clip(x, edges[0], edges[-1]) if overflow else x
+        idx = np.searchsorted(edges, xc, side="right") - 1
+        idx[xc == edges[-1]] = len(edges) - 2
+        inside = (idx >= 0) & (idx < len(edges) - 1)
+        h = np.array([w[inside & (idx == b)].sum() for b in range(3)])
+        s = np.array([(w[inside & (idx == b)] ** 2).sum() for b in range(3)])
+        d, v = density_histogram(x, edges, w, overflow=overflow)
+        np.testing.assert_allclose(d, h / (h.sum() * np.diff(edges)), rtol=1e-12)
+        np.testing.assert_allclose(v, s / (h.sum() * np.diff(edges)) ** 2, rtol=1e-12)
+        assert (d * np.diff(edges)).sum() == pytest.approx(1.0)
+    d, v = density_histogram(x, edges, np.zeros(500))  # an empty replica: no shape, no error
+    assert not d.any() and not v.any()

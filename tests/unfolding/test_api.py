@@ -135,3 +135,124 @@ def test_flow_methods_from_the_cli(files, tmp_path, capsys, method):
     assert '"chi2_ndf"' in out
     mult = io.read_column(f"{tmp_path}/u.h5:events/multiplicity")
     assert len(mult) > 1000 and np.all(mult == np.floor(mult))
+
+
+_FAST = {"ibu": {"bootstrap": 2}, "omnifold": {"bootstrap": 2, "iterations": 1},
+         "posterior": {"bootstrap": 2, "epochs": 1, "iterations": 2, "coverage_samples": 20, "batch_size": 256},
+         "marginal": {"bootstrap": 2, "epochs": 1, "unfold_epochs": 1, "proposals": 2, "samples": 300,
+                      "coverage_samples": 0, "batch_size": 256, "device": "cpu"}}
+
+
+@pytest.mark.parametrize("method", ["ibu", "omnifold", "posterior", "marginal"])
+def test_unfold_leaves_the_global_rngs_alone(method):
+    """A library call never reseeds the caller's RNGs: torch's and numpy's global states are the same after
+    unfold() as before (every method, its training and sampling seeded on a fork), and the result is seeded:
+    the same seed twice gives the same weights."""
+    import torch
+
+    g = smear.generate(800, seed=1, pt_min=30.0, fake_rate=0.05)
+    d = smear.generate(300, seed=2, pt_min=30.0, fake_rate=0.05)
+    args = (g["truth"], g["reco"], d["reco"][d["pass_reco"]])
+    kw = {"pass_truth": g["pass_truth"], "pass_reco": g["pass_reco"], "bins": 5, **_FAST[method]}
+    torch.manual_seed(1234)
+    np.random.seed(99)
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
+    r = hepgen.unfold(method, *args, **kw)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    after = np.random.get_state()
+    assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1]) and after[2:] == numpy_state[2:]
+    if method == "omnifold":  # no torch; its classifiers take integer seeds (the slowest to run twice)
+        return
+    again = hepgen.unfold(method, *args, **kw)
+    np.testing.assert_array_equal(again.weights, r.weights)
+    np.testing.assert_array_equal(again.events, r.events)
+
+
+def test_fine_tune_continues_from_the_fitted_flow():
+    """The posterior's prior-removal iterations fine-tune the fitted flow with the engine's warm_start: the
+    weights and the fitted preprocessing are kept (a step of lr ~ 0 leaves the log-density unchanged, where
+    a re-drawn flow would not), and training moves it towards the new events."""
+    import copy
+
+    import torch
+
+    from hepgen.flows import NSF
+    from hepgen.unfolding.posterior import fine_tune, seeded
+
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(3000, 1))
+    u = c + 0.5 * rng.normal(size=(3000, 1))
+    with seeded(0):
+        flow = NSF(1, context=1, transforms=2, hidden=(16, 16)).fit(u.astype(np.float32), context=c.astype(np.float32),
+                                                                  epochs=3, batch_size=256, quiet=True)
+    flow.eval()
+    probe = torch.tensor(u[:200], dtype=torch.float32), torch.tensor(c[:200], dtype=torch.float32)
+    with torch.no_grad():
+        before = flow.log_prob(*probe[:1], context=probe[1])
+    same = fine_tune(copy.deepcopy(flow), u, c, np.ones(len(u)), epochs=1, batch_size=256, lr=1e-12, seed=3,
+                     device="cpu", quiet=True)
+    with torch.no_grad():
+        torch.testing.assert_close(same.log_prob(*probe[:1], context=probe[1]), before, rtol=1e-4, atol=1e-4)
+    for name, buf in flow.named_buffers():
+        torch.testing.assert_close(dict(same.named_buffers())[name], buf)
+    shifted = u + 1.0
+    moved = fine_tune(copy.deepcopy(flow), shifted, c, np.ones(len(u)), epochs=3, batch_size=256, lr=3e-3, seed=3,
+                      device="cpu", quiet=True)
+    nll = lambda f: -float(f.log_prob(torch.tensor(shifted, dtype=torch.float32),
+                                      context=torch.tensor(c, dtype=torch.float32)).mean())
+    with torch.no_grad():
+        assert nll(moved) < nll(flow) - 0.1
+
+
+def _with(files, tmp_path, **arrays):
+    """The simulation of ``files`` rewritten with ``arrays`` added/replaced (keys of sim.h5)."""
+    import h5py
+
+    out = tmp_path / "sim_mod.h5"
+    with h5py.File(files / "sim.h5") as f:
+        flat = {f"{g}/{k}": f[g][k][:] for g in ("truth", "reco") for k in f[g]}
+        flat.update({k: f[k][:] for k in ("pass_reco", "pass_truth")})
+    io.write(out, {**flat, **arrays})
+    return {**_args(files), "sim_truth": f"{out}:truth", "sim_reco": f"{out}:reco",
+            "pass_reco": f"{out}:pass_reco", "pass_truth": f"{out}:pass_truth"}, out
+
+
+@pytest.mark.parametrize("method", ["ibu", "omnifold", "posterior", "marginal"])
+def test_wrong_results_are_refused(files, tmp_path, method, monkeypatch):
+    """#26: one simulated event (2-bin histograms unrelated to the data) and simulation weights all zero, of
+    negative total or NaN (all-zero histograms) are refused, naming the file and row, for every method, before
+    any unfolding runs."""
+    import importlib
+
+    import h5py
+
+    for module, name in (("ibu", "unfold_ibu"), ("omnifold", "omnifold"), ("posterior", "unfold_posterior"),
+                         ("marginal", "unfold_marginal")):
+        monkeypatch.setattr(importlib.import_module(f"hepgen.unfolding.{module}"), name,
+                            lambda *a, **k: pytest.fail("unfolding started"))
+    with h5py.File(files / "sim.h5") as f:
+        ok = np.flatnonzero((f["pass_reco"][:] > 0) & (f["pass_truth"][:] > 0))
+        one = {f"{g}/{k}": f[g][k][ok[:1]] for g in ("truth", "reco") for k in f[g]}
+        one.update({k: f[k][ok[:1]] for k in ("pass_reco", "pass_truth")})
+    io.write(tmp_path / "one.h5", one)
+    a = {**_args(files), **{k: f"{tmp_path}/one.h5:{k}" for k in ("pass_reco", "pass_truth")},
+         "sim_truth": f"{tmp_path}/one.h5:truth", "sim_reco": f"{tmp_path}/one.h5:reco"}
+    with pytest.raises(DataError, match=r"one.h5:truth: only 1 simulated event passes truth and reco .* at least 8"):
+        hepgen.unfold(method, **a, bins=8)
+    n = 3000
+    bad_nan = np.ones(n)
+    bad_nan[17] = np.nan
+    args, path = _with(files, tmp_path, zero=np.zeros(n), neg=-np.ones(n), nan=bad_nan)
+    with pytest.raises(DataError, match=r"sim_mod.h5:zero \(simulation weights\): all weights are zero"):
+        hepgen.unfold(method, **args, sim_weights=f"{path}:zero")
+    with pytest.raises(DataError, match=r"sim_mod.h5:neg \(simulation weights\): the weights sum to -3000"):
+        hepgen.unfold(method, **args, sim_weights=f"{path}:neg")
+    with pytest.raises(DataError, match=r"sim_mod.h5:nan.*row 17"):
+        hepgen.unfold(method, **args, sim_weights=f"{path}:nan")
+    w = np.ones(n)  # only events that are not reconstructed carry weight: no response to learn
+    with h5py.File(path) as f:
+        w[(f["pass_reco"][:] > 0) & (f["pass_truth"][:] > 0)] = 0.0
+    with pytest.raises(DataError, match=r"passing truth and reco have total weight 0"):
+        hepgen.unfold(method, **args, sim_weights=w)
+    with pytest.raises(DataError, match=r"data weights\): all weights are zero"):
+        hepgen.unfold(method, **{**args, "pass_data": None}, data_weights=np.zeros(3000))

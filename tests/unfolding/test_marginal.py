@@ -103,7 +103,7 @@ def test_bad_marginal_options():
 
     g = smear.generate(300, seed=1, pt_min=30.0)
     inp = check_inputs(g["truth"], g["reco"], g["reco"][g["pass_reco"]], pass_reco=g["pass_reco"])
-    with pytest.raises(ConfigError, match="output is 'posterior' or 'flow'"):
+    with pytest.raises(ConfigError, match="option 'output' of unfolding method 'marginal' must be one of posterior, flow"):
         run_method("marginal", inp, output="histogram")
-    with pytest.raises(ConfigError, match="proposals >= 1"):
+    with pytest.raises(ConfigError, match="option 'proposals' .* >= 1, got 0"):
         run_method("marginal", inp, proposals=0)

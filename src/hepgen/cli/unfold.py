@@ -25,8 +25,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
     p = sub.add_parser("unfold", help="unfold detector effects: IBU, OmniFold, flow posterior, marginal likelihood",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="method options: " + "; ".join(f"{m}: {', '.join(f'{k}={v}' for k, v in o.items())}"
-                                                              for m, o in OPTIONS.items()))
+                       epilog="method options (--option KEY=VALUE): " + "; ".join(
+                           f"{m}: {', '.join(f'{k}={_default(o.default)}' for k, o in opts.items())}"
+                           for m, opts in OPTIONS.items()))
     p.add_argument("method", metavar="METHOD", choices=METHODS, help=f"one of {', '.join(METHODS)}")
     p.add_argument("--sim-truth", required=True, metavar="DATA", help="simulated truth events, path[:key]")
     p.add_argument("--sim-reco", required=True, metavar="DATA", help="simulated reco events, row-paired with the truth")
@@ -52,30 +53,26 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def _default(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value).lower() if value is None else str(value)
+
+
 def cmd_unfold(args: argparse.Namespace, extra: list[str]) -> int:
-    from hepgen.cli.common import parse_value, suggest
     from hepgen.files import writable_location
-    from hepgen.unfolding.api import OPTIONS, unfold
+    from hepgen.options import parse_options
+    from hepgen.unfolding.api import OPTIONS, check_method_options, unfold
 
     if args.out is None and args.report is None:
         raise ConfigError("hepgen unfold writes its result with -o FILE and/or --report DIR; give at least one")
-    options: dict[str, Any] = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep:
-            raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
-        if key not in OPTIONS[args.method]:
-            raise ConfigError(f"unfolding method {args.method!r} has no option {key!r}"
-                              f"{suggest(key, list(OPTIONS[args.method]))}; its options: "
-                              f"{', '.join(OPTIONS[args.method])}")
-        options[key] = parse_value(value, OPTIONS[args.method][key])
+    schema = OPTIONS[args.method]
+    options = parse_options(args.option, schema, owner=f"unfolding method {args.method!r}", fill=False)
     for key in ("iterations", "bootstrap", "epochs"):
         value = getattr(args, key)
         if value is not None:
-            if key not in OPTIONS[args.method]:
+            if key not in schema:
                 raise ConfigError(f"--{key} does not apply to method {args.method!r}")
             options[key] = value
+    options = check_method_options(args.method, options)  # bounds of the flags too, before any file is read
     for target in (args.out, args.report):
         if target:
             problem = writable_location(target)

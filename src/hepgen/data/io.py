@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +160,23 @@ class Table:
 
     ``data``: (n, *event_shape), float32 unless asked; ``columns``: names of the last axis of
     ``data`` (None for unnamed arrays/images); ``mask``: (n, max_length) bool, True on real entries,
-    for padded jagged ROOT branches, else None; ``source``: the spec it came from.
+    for padded jagged ROOT branches, else None; ``source``: the spec it came from; ``units``:
+    ``{column: unit}`` where the file records them (HDF5 ``unit`` attributes, as ``hepgen data``
+    writes them), else ``{}``.
     """
 
     data: np.ndarray
     columns: list[str] | None
     mask: np.ndarray | None
     source: str
+    units: dict[str, str] = field(default_factory=dict)
+
+    def column(self, name: str) -> np.ndarray:
+        """The values ``(n,)`` of the named column, or a DataError listing the columns there are."""
+        if not self.columns or name not in self.columns:
+            have = f"its columns: {quoted_list(self.columns)}" if self.columns else "it has no named columns"
+            raise DataError(f"'{self.source}' has no column '{name}' ({have}).")
+        return self.data[..., self.columns.index(name)]
 
     def __len__(self) -> int:
         return len(self.data)
@@ -248,11 +258,13 @@ def read(
     """All events of ``spec`` in memory as a :class:`Table` (see :func:`open_source` for the arguments).
 
     With ``check_finite`` (the default) any NaN/inf raises a DataError giving their count and the
-    first row and column.
+    first row and column. The file is opened once: the Table carries the columns' ``units`` too, and a
+    command that needs several columns of one DATA argument (features, flags, weights) reads them all
+    here and takes each by :meth:`Table.column`.
     """
     with open_source(spec, columns, exclude=exclude, jagged_length=jagged_length, dtype=dtype) as source:
         data, mask = source.read_masked(0, len(source), check_finite=check_finite)
-        return Table(data=data, columns=source.columns, mask=mask, source=source.spec)
+        return Table(data=data, columns=source.columns, mask=mask, source=source.spec, units=dict(source.units))
 
 
 def read_column(spec: str | os.PathLike | DataSpec, column: str | None = None) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Bootstrap uncertainty of any metric computed from one or more per-event arrays."""
+"""Bootstrap uncertainty of any metric computed from one or more per-event arrays, and the Poisson(1)
+replica weights of a weighted sample (:func:`poisson_weights`)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,15 @@ def bootstrap(
     if np.ndim(value) == 0:
         return float(value), float(std)
     return np.asarray(value, dtype=float), std
+
+
+def poisson_weights(n: int, replicas: int, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """``(replicas, n)`` Poisson(1) factors, the bootstrap of a weighted sample: replica b counts event i
+    k_bi ~ Poisson(1) times (multiply the event weights by row b). For large n this is :func:`bootstrap`'s
+    drawing with replacement, with independent counts per event, so samples of different lengths (data and
+    simulation, one event's truth and reco rows) are resampled consistently by their own factors.
+    ``seed``: an integer or a numpy Generator (its stream continues)."""
+    if int(replicas) != replicas or replicas < 0:
+        raise ConfigError(f"poisson_weights: replicas must be a non-negative integer, got {replicas!r}.")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return rng.poisson(1.0, (int(replicas), int(n))).astype(np.float64)

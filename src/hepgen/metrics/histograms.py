@@ -50,6 +50,28 @@ def weighted_histogram(
     return h, sumw2, list(edges)
 
 
+def density_histogram(
+    x: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None, *, overflow: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-area density of a 1-D weighted sample on ``edges`` and its sumw2 variance:
+
+        d_b = h_b / (H Δ_b),   σ²_b = sumw2_b / (H Δ_b)²,   H = Σ_b h_b   (H = 0: both zero)
+
+    ``x``: (n,); ``edges``: (bins + 1,). ``overflow``: values beyond the outer edges count in the first/last
+    bin (else they are dropped, as in :func:`weighted_histogram`). Returns ``(density, variance)``, (bins,) each.
+    """
+    edges = np.asarray(edges, dtype=float)
+    x = as_samples(x, "x", ndim=1)
+    if overflow:
+        x = np.clip(x, edges[0], edges[-1])
+    if weights is not None and not np.any(np.asarray(weights)):  # an empty (all-zero) replica: no shape
+        return np.zeros(len(edges) - 1), np.zeros(len(edges) - 1)
+    h, sumw2, _ = weighted_histogram(x, edges, weights=weights)
+    total = h.sum()
+    scale = (total if total != 0 else 1.0) * np.diff(edges)
+    return h / scale, sumw2 / scale**2
+
+
 def common_edges(
     x: np.ndarray, y: np.ndarray, bins: int = 50, quantile: float = 0.0
 ) -> np.ndarray:

@@ -10,6 +10,7 @@ marginal-likelihood method draw new truth events. Bootstrap replicas of the same
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,22 +18,84 @@ from typing import Any
 import numpy as np
 
 from hepgen.errors import ConfigError, DataError
-from hepgen.unfolding.inputs import UnfoldingInputs, check_inputs, truth_edges
+from hepgen.options import Option, check_options, convert, excerpt
+from hepgen.unfolding.inputs import UnfoldingInputs, check_inputs, check_response, truth_edges
 
 METHODS = ("ibu", "omnifold", "posterior", "marginal")
-#: defaults of each method's options (``iterations``, ``bootstrap`` ...); unknown options are refused
-OPTIONS: dict[str, dict[str, Any]] = {
-    "ibu": {"iterations": 4, "bootstrap": 20, "min_efficiency": 0.05},
-    "omnifold": {"iterations": 3, "bootstrap": 4, "folds": 2},
-    "posterior": {"iterations": 1, "bootstrap": 10, "epochs": 30, "samples": 1, "transforms": 4,
-                  "hidden": (64, 64), "batch_size": 512, "lr": 2e-3, "device": "cpu", "min_efficiency": 0.05,
-                  "coverage_samples": 400},
-    "marginal": {"bootstrap": 3, "epochs": 30, "unfold_epochs": 30, "proposals": 16, "samples": None,
-                 "transforms": 4, "hidden": (64, 64), "batch_size": 256, "lr": 3e-4, "device": "cpu",
-                 "min_efficiency": 0.05, "posterior_epochs": None, "posterior_batch_size": 512, "posterior_lr": 2e-3,
-                 "coverage_samples": 400, "output": "posterior"},
-}
 
+
+def _positive(default: float, help: str) -> Option:
+    return Option(default, kind=float, low=0, low_open=True, help=help)
+
+
+def _count(default: int | None, low: int, help: str) -> Option:
+    return Option(default, kind=int, low=low, help=help)
+
+
+_BOOTSTRAP = "replicas for the uncertainty band: 0 (none) or at least 2"
+_EFFICIENCY = ("truth regions with an efficiency below this (outside the acceptance) take the prior's shape "
+               "scaled to the unfolded total")
+_DEVICE = Option("auto", kind=str, help="where the flows train: auto (the engine's default), cpu, cuda, cuda:N or mps")
+_FLOW = {"transforms": _count(4, 1, "spline transforms of each flow"),
+         "hidden": Option((64, 64), kind=tuple, item=int, low=1, help="hidden layer widths of each flow"),
+         "device": _DEVICE, "coverage_samples": _count(400, 0, "posterior draws per held-out event for the "
+                                                                "coverage check (0: none)")}
+#: each method's options (``iterations``, ``bootstrap`` ...) as :class:`hepgen.options.Option` schemas: types,
+#: bounds and defaults, checked by :func:`check_method_options` before any data is read; unknown options are
+#: refused. ``min_efficiency`` is in [0, 1) for IBU (0: D'Agostini's IBU, every bin unfolded) and in (0, 1)
+#: for the flows (their 1/eps(x) weights need eps bounded away from 0).
+OPTIONS: dict[str, dict[str, Option]] = {
+    "ibu": {"iterations": _count(4, 1, "IBU iterations"), "bootstrap": _count(20, 0, _BOOTSTRAP),
+            "min_efficiency": Option(0.05, kind=float, low=0, high=1, high_open=True, help=_EFFICIENCY)},
+    "omnifold": {"iterations": _count(3, 1, "OmniFold iterations (step 1 and step 2 each)"),
+                 "bootstrap": _count(4, 0, _BOOTSTRAP),
+                 "folds": _count(2, 2, "cross-fitting folds of each classifier")},
+    "posterior": {"iterations": _count(1, 1, "prior-removal iterations (1: none)"),
+                  "bootstrap": _count(10, 0, _BOOTSTRAP), "epochs": _count(30, 1, "flow training epochs"),
+                  "samples": _count(1, 1, "posterior draws per observed event"), **_FLOW,
+                  "batch_size": _count(512, 1, "training batch size"), "lr": _positive(2e-3, "learning rate"),
+                  "min_efficiency": Option(0.05, kind=float, low=0, high=1, low_open=True, high_open=True,
+                                           help=_EFFICIENCY)},
+    "marginal": {"bootstrap": _count(3, 0, _BOOTSTRAP),
+                 "epochs": _count(30, 1, "epochs of the simulation-only flows (detector model, prior)"),
+                 "unfold_epochs": _count(30, 1, "epochs of the marginal-likelihood training"),
+                 "proposals": _count(16, 1, "importance-sampling proposals per observed event"),
+                 "samples": Option(None, kind=int, low=1, help="draws of the truth flow (none: as many as the "
+                                                                "simulated truth)"),
+                 **_FLOW, "batch_size": _count(256, 1, "marginal-likelihood batch size"),
+                 "lr": _positive(3e-4, "marginal-likelihood learning rate"),
+                 "min_efficiency": Option(0.05, kind=float, low=0, high=1, low_open=True, high_open=True,
+                                          help=_EFFICIENCY),
+                 "posterior_epochs": Option(None, kind=int, low=1, help="epochs of the proposal flow (none: epochs)"),
+                 "posterior_batch_size": _count(512, 1, "batch size of the proposal flow, detector model and prior"),
+                 "posterior_lr": _positive(2e-3, "learning rate of the proposal flow"),
+                 "output": Option("posterior", kind=str, choices=("posterior", "flow"),
+                                  help="posterior: the empirical-Bayes posterior of the data; flow: draws of p_theta")},
+}
+#: ``unfold``'s own settings beside the method's options
+SETTINGS: dict[str, Option] = {"bins": _count(20, 2, "truth bins per observable"), "seed": Option(0, kind=int)}
+
+
+def check_method_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option of ``method`` (the given ones converted and checked against :data:`OPTIONS`, the defaults
+    for the rest), or a ConfigError naming the option and (an excerpt of) its value. ``None`` stands for the
+    default. Runs before any data is read or any model trained."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown unfolding method {excerpt(method)}; choose one of {', '.join(METHODS)}")
+    schema = OPTIONS[method]
+    owner = f"unfolding method {method!r}"
+    given = {k: v for k, v in options.items() if v is not None or k not in schema or schema[k].default is None}
+    opts = check_options(given, schema, owner)
+    if opts["bootstrap"] == 1:
+        raise ConfigError(f"option 'bootstrap' of {owner} must be 0 (no band) or at least 2 replicas, got 1")
+    if "device" in opts:
+        from hepgen.train.engine import resolve_device
+
+        try:
+            resolve_device(opts["device"])
+        except ConfigError as exc:
+            raise ConfigError(f"option 'device' of {owner}: {exc}") from None
+    return opts
 
 #: how each method treats efficiency < 1, acceptance cuts and fakes (stated in every report; details in the
 #: method's module docstring)
@@ -116,9 +179,10 @@ class UnfoldingResult:
 
 
 def _density(x: np.ndarray, w: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    h = np.histogram(np.clip(x, edges[0], edges[-1]), bins=edges, weights=w)[0]
-    total = h.sum()
-    return h / ((total if total != 0 else 1.0) * np.diff(edges))
+    """Unit-area density on ``edges``, values beyond them in the outer bins."""
+    from hepgen.metrics.histograms import density_histogram
+
+    return density_histogram(x, edges, w, overflow=True)[0]
 
 
 # -- reading the user's files ---------------------------------------------------------------------------
@@ -126,55 +190,53 @@ def _is_spec(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike))
 
 
-def _flag_or_column(value: Any, table_spec: Any, role: str) -> tuple[Any, str | None, str]:
-    """(array or None, the column of ``table_spec`` it names (to leave out of the features), its label)."""
+def _read_table(spec: Any) -> Any:
+    """A DATA argument opened once (``hepgen.data.io.read``: every column, their units), or None for an array.
+    Finiteness is checked on the columns used (:func:`check_inputs`), not on the others a table may carry."""
+    from hepgen.data import io
+
+    return io.read(spec, dtype=np.float64, check_finite=False) if _is_spec(spec) else None
+
+
+def _flag_or_column(value: Any, table: Any, table_spec: Any, role: str) -> tuple[Any, str | None, str]:
+    """(array or None, the column of the table it names (to leave out of the features), its label): a flag or
+    weight given as an array, as a column name of ``table`` (read already) or as its own FILE:KEY."""
     from hepgen.data import io
     from hepgen.data.sources import is_column_name
 
     if value is None or not _is_spec(value):
         return value, None, role
     if is_column_name(value):
-        if not _is_spec(table_spec):
-            raise ConfigError(f"{role}={value!r} names a column, but that table is an array; pass the flags as an "
-                              "array or FILE:KEY")
-        return io.read_column(table_spec, str(value).strip()), str(value).strip(), f"column '{value}' of {table_spec}"
+        name = str(value).strip()
+        if table is None:
+            raise ConfigError(f"{role}={excerpt(value)} names a column, but that table is an array; pass the flags as "
+                              "an array or FILE:KEY")
+        return table.column(name), name, f"column '{name}' of {table_spec}"
     return io.read_column(value), None, str(value)
 
 
-def _table(spec: Any, exclude: list[str], role: str, names: list[str] | None = None,
-           ref: str | None = None, strict: bool = True) -> tuple[np.ndarray, list[str] | None, str, dict[str, str]]:
-    """(events (n, d) float64, column names, label, units); with ``names`` those columns are read by name
-    (a missing one is a DataError, or with ``strict=False`` the table is read without ``exclude``)."""
-    from hepgen.data import io
-
-    if not _is_spec(spec):
+def _features(spec: Any, table: Any, exclude: list[str | None], role: str, names: list[str] | None = None,
+              ref: str | None = None, strict: bool = True) -> tuple[np.ndarray, list[str] | None, str, dict[str, str]]:
+    """(events (n, d) float64, column names, label, units) of a table: with ``names`` those columns (a missing
+    one is a DataError, or with ``strict=False`` every column but ``exclude``), else every column but ``exclude``."""
+    if table is None:
         return np.asarray(spec, dtype=np.float64), None, role, {}
     label = str(spec)
-    if names is not None:
-        with io.open_source(spec) as probe:
-            have = probe.columns
-        if have is not None:
-            missing = [c for c in names if c not in have]
-            if missing and strict:
-                raise DataError(f"{label} has no column '{missing[0]}' of {ref} (its columns: {', '.join(have)}); "
-                                f"the {role} must have the observables of {ref}")
-            if not missing:
-                table = io.read(spec, columns=names, dtype=np.float64)
-                return table.data, table.columns, label, _units(spec)
-    table = io.read(spec, exclude=[c for c in exclude if c], dtype=np.float64)
-    if table.data.ndim != 2:
-        raise DataError(f"{label} holds events of shape {table.data.shape[1:]}; unfolding needs a table "
+    data, have = table.data, table.columns
+    if data.ndim != 2:
+        raise DataError(f"{label} holds events of shape {data.shape[1:]}; unfolding needs a table "
                         "(events, observables)")
-    return table.data, table.columns, label, _units(spec)
-
-
-def _units(spec: Any) -> dict[str, str]:
-    from hepgen.data import io
-
-    try:
-        return io.column_units(spec)
-    except (DataError, OSError):
-        return {}
+    if have is None:
+        return data, None, label, table.units
+    if names is not None:
+        missing = [c for c in names if c not in have]
+        if missing and strict:
+            raise DataError(f"{label} has no column '{missing[0]}' of {ref} (its columns: {', '.join(have)}); "
+                            f"the {role} must have the observables of {ref}")
+        if not missing:
+            return data[:, [have.index(c) for c in names]], list(names), label, table.units
+    keep = [c for c in have if c not in exclude]
+    return data[:, [have.index(c) for c in keep]], keep, label, table.units
 
 
 def read_inputs(sim_truth: Any, sim_reco: Any, data: Any, *, pass_truth: Any = None, pass_reco: Any = None,
@@ -187,21 +249,23 @@ def read_inputs(sim_truth: Any, sim_reco: Any, data: Any, *, pass_truth: Any = N
     ``pass_data_truth`` of ``data_truth``. ``data`` (and ``data_truth``) are read by the column names of
     ``sim_reco`` (``sim_truth``) when both are named; a missing column is a DataError naming it.
     ``pass_data`` / ``pass_data_truth`` select the observed events / the data's real truth rows (as
-    ``hepgen data smear`` writes them, every row with its flags)."""
-    pr, pr_col, pr_lab = _flag_or_column(pass_reco, sim_reco, "pass_reco")
-    ws, ws_col, ws_lab = _flag_or_column(sim_weights, sim_reco, "sim_weights")
-    pt, pt_col, pt_lab = _flag_or_column(pass_truth, sim_truth, "pass_truth")
-    truth, truth_names, truth_lab, t_units = _table(sim_truth, [pt_col], "sim_truth")
+    ``hepgen data smear`` writes them, every row with its flags). Each file argument is opened once."""
+    truth_t, reco_t, data_t = _read_table(sim_truth), _read_table(sim_reco), _read_table(data)
+    pr, pr_col, pr_lab = _flag_or_column(pass_reco, reco_t, sim_reco, "pass_reco")
+    ws, ws_col, ws_lab = _flag_or_column(sim_weights, reco_t, sim_reco, "sim_weights")
+    pt, pt_col, pt_lab = _flag_or_column(pass_truth, truth_t, sim_truth, "pass_truth")
+    truth, truth_names, truth_lab, t_units = _features(sim_truth, truth_t, [pt_col], "sim_truth")
     # the reco observables by the truth's names when the reco table has them (it may hold flags and more)
-    reco, reco_names, reco_lab, units = _table(sim_reco, [pr_col, ws_col], "sim_reco", truth_names,
-                                               str(sim_truth), strict=False)
-    wd, wd_col, wd_lab = _flag_or_column(data_weights, data, "data_weights")
-    pd, pd_col, pd_lab = _flag_or_column(pass_data, data, "pass_data")
-    d, _, data_lab, _ = _table(data, [wd_col, pd_col], "data", reco_names, reco_lab)
-    dt = dt_lab = None
+    reco, reco_names, reco_lab, units = _features(sim_reco, reco_t, [pr_col, ws_col], "sim_reco", truth_names,
+                                                  str(sim_truth), strict=False)
+    wd, wd_col, wd_lab = _flag_or_column(data_weights, data_t, data, "data_weights")
+    pd, pd_col, pd_lab = _flag_or_column(pass_data, data_t, data, "pass_data")
+    d, d_names, data_lab, _ = _features(data, data_t, [wd_col, pd_col], "data", reco_names, reco_lab)
+    dt = dt_lab = dt_names = None
     if data_truth is not None:
-        pdt, pdt_col, _ = _flag_or_column(pass_data_truth, data_truth, "pass_data_truth")
-        dt, _, dt_lab, _ = _table(data_truth, [pdt_col], "data truth", truth_names, truth_lab)
+        dt_t = _read_table(data_truth)
+        pdt, pdt_col, _ = _flag_or_column(pass_data_truth, dt_t, data_truth, "pass_data_truth")
+        dt, dt_names, dt_lab, _ = _features(data_truth, dt_t, [pdt_col], "data truth", truth_names, truth_lab)
         if pdt is not None:
             dt = dt[_as_flags(pdt, len(dt), str(pass_data_truth))]
     elif pass_data_truth is not None:
@@ -219,7 +283,9 @@ def read_inputs(sim_truth: Any, sim_reco: Any, data: Any, *, pass_truth: Any = N
     labels = {"sim_truth": truth_lab, "sim_reco": reco_lab, "data": data_lab, "pass_truth": pt_lab,
               "pass_reco": pr_lab, "sim_weights": ws_lab, "data_weights": wd_lab, "data_truth": dt_lab or "data_truth"}
     return check_inputs(truth, reco, d, pass_truth=pt, pass_reco=pr, sim_weights=ws, data_weights=wd,
-                        data_truth=dt, names=names, units=units, labels=labels)
+                        data_truth=dt, names=names, units=units, labels=labels, columns={
+                            "sim_truth": truth_names, "sim_reco": reco_names, "data": d_names,
+                            "data_truth": dt_names})
 
 
 def _as_flags(x: Any, n: int, label: str) -> np.ndarray:
@@ -236,21 +302,17 @@ def run_method(method: str, inputs: UnfoldingInputs, *, bins: int = 20, seed: in
 
     ``cache``: a dict shared between calls that unfold several data sets with the same simulation: the
     flows' simulation-only fits (the posterior p(x | y), the detector model, eps(x), the prior flow) are
-    trained once and reused (the marginal method reuses the posterior method's flow as its proposal)."""
-    if method not in METHODS:
-        raise ConfigError(f"unknown unfolding method {method!r}; choose one of {', '.join(METHODS)}")
-    unknown = sorted(set(options) - set(OPTIONS[method]))
-    if unknown:
-        raise ConfigError(f"unfolding method {method!r} has no option {unknown[0]!r} (its options: "
-                          f"{', '.join(OPTIONS[method])})")
-    opts = {**OPTIONS[method], **{k: v for k, v in options.items() if v is not None}}
-    if int(opts["bootstrap"]) != opts["bootstrap"] or opts["bootstrap"] < 0 or opts["bootstrap"] == 1:
-        raise ConfigError(f"bootstrap must be 0 or at least 2 replicas, got {opts['bootstrap']!r}")
-    if int(bins) != bins or bins < 2:
-        raise ConfigError(f"bins must be an integer >= 2, got {bins!r}")
+    trained once and reused (the marginal method reuses the posterior method's flow as its proposal).
+    The options and the inputs are checked (:func:`check_method_options`, :func:`check_response`) before
+    anything is trained; the caller's global torch and numpy RNGs are left as they were."""
+    from hepgen.metrics.bootstrap import poisson_weights
+
+    opts = check_method_options(method, options)
+    bins = convert("bins", bins, SETTINGS["bins"], "unfold")
+    seed = convert("seed", seed, SETTINGS["seed"], "unfold")
+    check_response(inputs, bins)
     edges = truth_edges(inputs, bins)
     real = inputs.pass_truth
-    rng = np.random.default_rng(seed + 17)
     if method == "ibu":
         from hepgen.unfolding.ibu import unfold_ibu
 
@@ -269,9 +331,8 @@ def run_method(method: str, inputs: UnfoldingInputs, *, bins: int = 20, seed: in
         kw = {"iterations": opts["iterations"], "folds": opts["folds"]}
         nu = omnifold(inputs, seed=seed, **kw)
         reps = []
-        for b in range(int(opts["bootstrap"])):
-            wd = inputs.data_weights * rng.poisson(1.0, len(inputs.data))
-            nub = omnifold(inputs, seed=seed + 7919 * (b + 1), data_weights=wd, **kw)
+        for b, factors in enumerate(poisson_weights(len(inputs.data), opts["bootstrap"], seed + 17)):
+            nub = omnifold(inputs, seed=seed + 7919 * (b + 1), data_weights=inputs.data_weights * factors, **kw)
             reps.append((inputs.truth[real], (inputs.sim_weights * nub)[real]))
         return UnfoldingResult(method, inputs, inputs.truth[real], (inputs.sim_weights * nu)[real], reps, edges,
                                extra={"nu": nu})
@@ -337,9 +398,10 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
         key = f"{inp.names[a]}:{inp.names[b]}"
 
         def h2(x, w):
+            from hepgen.metrics.histograms import weighted_histogram
+
             x = np.stack([np.clip(x[:, a], e2[0][0], e2[0][-1]), np.clip(x[:, b], e2[1][0], e2[1][-1])], 1)
-            h = np.histogram2d(x[:, 0], x[:, 1], bins=e2, weights=w)[0]
-            v = np.histogram2d(x[:, 0], x[:, 1], bins=e2, weights=w * w)[0]
+            h, v, _ = weighted_histogram(x, e2, weights=w)
             return h / h.sum(), v / h.sum() ** 2
 
         rh, rv = h2(result.events, ev_w)
@@ -361,11 +423,9 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
 
 
 def _hist_var(x: np.ndarray, w: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    xc = np.clip(x, edges[0], edges[-1])
-    h = np.histogram(xc, bins=edges, weights=w)[0]
-    v = np.histogram(xc, bins=edges, weights=w * w)[0]
-    width = np.diff(edges)
-    return h / (h.sum() * width), v / (h.sum() * width) ** 2
+    from hepgen.metrics.histograms import density_histogram
+
+    return density_histogram(x, edges, w, overflow=True)
 
 
 def _chi2(h1: np.ndarray, v1: np.ndarray, h2: np.ndarray, v2: np.ndarray) -> float:
@@ -392,8 +452,9 @@ def unfold(method: str, sim_truth: Any, sim_reco: Any, data: Any, *, pass_truth:
     figures, ``metrics.json`` and ``index.html``. Nothing is written unless every check passed and the
     unfolding succeeded.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown unfolding method {method!r}; choose one of {', '.join(METHODS)}")
+    options = check_method_options(method, options)  # every option checked before any file is opened
+    bins = convert("bins", bins, SETTINGS["bins"], "unfold")
+    seed = convert("seed", seed, SETTINGS["seed"], "unfold")
     if out is not None and Path(str(out).split(":")[0]).suffix.lower() not in (".h5", ".hdf5", ".hdf", ".npz"):
         raise ConfigError(f"unfolded output {out}: write .h5 (recommended) or .npz")
     inputs = read_inputs(sim_truth, sim_reco, data, pass_truth=pass_truth, pass_reco=pass_reco,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hepgen.errors import ConfigError
+from hepgen.metrics.bootstrap import poisson_weights
 from hepgen.unfolding.inputs import UnfoldingInputs, bin_index, reco_edges, truth_edges
 
 
@@ -113,7 +114,7 @@ def unfold_ibu(inputs: UnfoldingInputs, bins: int = 20, iterations: int = 4, boo
     t_edges, r_edges = truth_edges(inputs, bins), reco_edges(inputs, bins)
     n, d = inputs.truth.shape
     rng = np.random.default_rng(seed)
-    factors = [(rng.poisson(1.0, n), rng.poisson(1.0, len(inputs.data))) for _ in range(int(bootstrap))]
+    factors = list(zip(poisson_weights(n, bootstrap, rng), poisson_weights(len(inputs.data), bootstrap, rng)))
 
     def one(j: int, ws: np.ndarray, wd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         resp = response(inputs, j, t_edges[j], r_edges[j], ws)

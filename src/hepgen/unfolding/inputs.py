@@ -9,6 +9,11 @@ data's true truth ``data_truth`` when known (a closure or non-closure study).
 Without ``pass_truth`` every simulated row has a truth partner; a simulated truth row of all zeros
 (how ``hepgen data smear`` writes fakes) then raises a DataError asking for the flag. Without
 ``pass_reco`` every simulated row is reconstructed and accepted.
+
+Every method gets the same checks, here, before anything is trained: finite values (the bad row and column
+named), flags of 0/1, weights finite with a positive total per sample (negative weights event by event are
+allowed, as ``roc`` allows them), a positive total weight of the simulated events passing truth and reco,
+and (:func:`check_response`) at least as many of those events as truth bins per observable.
 """
 
 from __future__ import annotations
@@ -46,16 +51,8 @@ class UnfoldingInputs:
     def has_fakes(self) -> bool:
         return bool((~self.pass_truth).any())
 
-    def resampled(self, rng: np.random.Generator, sim: bool = True, data: bool = True) -> UnfoldingInputs:
-        """A bootstrap replica: Poisson(1) factors on the weights of the simulation and/or the data."""
-        return UnfoldingInputs(
-            self.truth, self.reco, self.pass_truth, self.pass_reco,
-            self.sim_weights * (rng.poisson(1.0, len(self.truth)) if sim else 1.0),
-            self.data, self.data_weights * (rng.poisson(1.0, len(self.data)) if data else 1.0),
-            self.names, self.units, self.data_truth, self.data_truth_weights, self.labels)
 
-
-def _array(x: Any, what: str, label: str) -> np.ndarray:
+def _array(x: Any, what: str, label: str, columns: list[str] | None = None) -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim == 1:
         a = a[:, None]
@@ -64,7 +61,8 @@ def _array(x: Any, what: str, label: str) -> np.ndarray:
     bad = ~np.isfinite(a)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise DataError(f"{label} ({what}) has a non-finite value at row {row}, column {col}")
+        name = f"'{columns[col]}'" if columns and len(columns) == a.shape[1] else str(col)
+        raise DataError(f"{label} ({what}) has a non-finite value ({a[row, col]}) at row {row}, column {name}")
     return a
 
 
@@ -89,19 +87,31 @@ def _weights(x: Any, n: int, what: str, label: str) -> np.ndarray:
     if a.ndim != 1 or len(a) != n:
         raise DataError(f"{label} ({what}) must hold one weight per event ({n}); got shape {a.shape}")
     if not np.isfinite(a).all():
-        raise DataError(f"{label} ({what}) has a non-finite weight at row {int(np.argmax(~np.isfinite(a)))}")
+        row = int(np.argmax(~np.isfinite(a)))
+        raise DataError(f"{label} ({what}) has a non-finite weight ({a[row]}) at row {row}")
+    total = a.sum()
+    if not total > 0:
+        why = "all weights are zero" if not a.any() else f"the weights sum to {total:g}"
+        raise DataError(f"{label} ({what}): {why}; the total must be positive (single negative weights are "
+                        "allowed, a sample of negative total is not)")
     return a
 
 
 def check_inputs(truth: Any, reco: Any, data: Any, *, pass_truth: Any = None, pass_reco: Any = None,
                  sim_weights: Any = None, data_weights: Any = None, data_truth: Any = None,
                  data_truth_weights: Any = None, names: list[str] | None = None,
-                 units: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> UnfoldingInputs:
-    """Arrays -> :class:`UnfoldingInputs`, or a DataError naming the input (``labels``: file names by role)."""
+                 units: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+                 columns: dict[str, list[str] | None] | None = None) -> UnfoldingInputs:
+    """Arrays -> :class:`UnfoldingInputs`, or a DataError naming the input (``labels``: file names by role;
+    ``columns``: the column names of each table by role, to name the column of a bad value).
+
+    Weights may be negative event by event, but each sample's total must be positive and finite, and so must
+    the total weight of the simulated events passing truth and reco (the detector response is their share)."""
     labels = dict(labels or {})
+    columns = dict(columns or {})
     lab = lambda role: labels.get(role, role)
-    truth = _array(truth, "simulated truth", lab("sim_truth"))
-    reco = _array(reco, "simulated reco", lab("sim_reco"))
+    truth = _array(truth, "simulated truth", lab("sim_truth"), columns.get("sim_truth") or names)
+    reco = _array(reco, "simulated reco", lab("sim_reco"), columns.get("sim_reco") or names)
     if len(truth) != len(reco):
         raise DataError(f"{lab('sim_truth')} has {len(truth)} events but {lab('sim_reco')} has {len(reco)}: "
                         "simulated truth and reco must be row-paired (one row per simulated event in both)")
@@ -120,14 +130,18 @@ def check_inputs(truth: Any, reco: Any, data: Any, *, pass_truth: Any = None, pa
     if not (pt & pr).any():
         raise DataError(f"{lab('sim_truth')}: no simulated event passes both truth and reco; nothing to learn the "
                         "detector response from")
-    data = _array(data, "observed data", lab("data"))
+    data = _array(data, "observed data", lab("data"), columns.get("data") or names)
     if data.shape[1] != d:
         raise DataError(f"{lab('data')} has {data.shape[1]} observables but {lab('sim_reco')} has {d}")
     w = _weights(sim_weights, n, "simulation weights", lab("sim_weights"))
+    both = w[pt & pr].sum()
+    if not both > 0:
+        raise DataError(f"{lab('sim_weights')} (simulation weights): the simulated events passing truth and reco "
+                        f"have total weight {both:g}; the detector response needs a positive total")
     wd = _weights(data_weights, len(data), "data weights", lab("data_weights"))
     dt = dtw = None
     if data_truth is not None:
-        dt = _array(data_truth, "the data's true truth", lab("data_truth"))
+        dt = _array(data_truth, "the data's true truth", lab("data_truth"), columns.get("data_truth") or names)
         if dt.shape[1] != d:
             raise DataError(f"{lab('data_truth')} has {dt.shape[1]} observables but {lab('sim_truth')} has {d}")
         dtw = _weights(data_truth_weights, len(dt), "data-truth weights", lab("data_truth"))
@@ -135,6 +149,21 @@ def check_inputs(truth: Any, reco: Any, data: Any, *, pass_truth: Any = None, pa
     if len(names) != d:
         raise DataError(f"{len(names)} observable names for {d} observables")
     return UnfoldingInputs(truth, reco, pt, pr, w, data, wd, names, dict(units or {}), dt, dtw, labels)
+
+
+def check_response(inputs: UnfoldingInputs, bins: int) -> None:
+    """The minimum every method needs to learn the detector response: at least ``bins`` (the truth bins per
+    observable of the result) simulated events passing truth and reco with a non-zero weight. With fewer,
+    some truth bin holds no reconstructed simulated event, P(reco | truth) is undefined there, and the
+    result (binned or not) would be the few simulated events' shape, whatever the data say; refused as a
+    DataError naming the simulation before anything is trained."""
+    both = inputs.pass_truth & inputs.pass_reco & (inputs.sim_weights != 0)
+    n = int(both.sum())
+    if n < int(bins):
+        sim = inputs.labels.get("sim_truth", "sim_truth")
+        raise DataError(f"{sim}: only {n} simulated event{'s pass' if n != 1 else ' passes'} truth and reco (of {len(inputs.truth)}); "
+                        f"unfolding on {bins} bins per observable needs at least {bins} to estimate the detector "
+                        "response (more simulated events, or fewer --bins)")
 
 
 def integer_columns(x: np.ndarray) -> np.ndarray:

@@ -58,6 +58,7 @@ from hepgen.unfolding.posterior import (
     cached_fit,
     efficiency_corrected,
     preprocessing,
+    seeded,
     simulation_key,
     train_posterior,
 )
@@ -90,19 +91,19 @@ class EfficiencyNet(Model):
         """eps_psi of truth events (n, d) as a numpy array (n,), no autograd."""
         with torch.no_grad():
             t = torch.as_tensor(np.asarray(x, dtype=np.float32))
-            return np.concatenate([self.probability(t[i:i + 65536]).numpy() for i in range(0, len(t), 65536)]
+            return np.concatenate([self.probability(t[i:i + 65536]).cpu().numpy() for i in range(0, len(t), 65536)]
                                   ).astype(np.float64) if len(t) else np.zeros(0)
 
 
 def fit_efficiency(x: np.ndarray, passed: np.ndarray, w: np.ndarray, *, seed: int = 0, epochs: int = 10,
-                   hidden: Any = (64, 64), batch_size: int = 512, lr: float = 2e-3, device: str = "cpu",
+                   hidden: Any = (64, 64), batch_size: int = 512, lr: float = 2e-3, device: str = "auto",
                    quiet: bool = True) -> EfficiencyNet:
     """:class:`EfficiencyNet` on truth events ``x: (n, d)`` with their ``passed: (n,)`` flags and weights."""
-    net = EfficiencyNet(x.shape[1], hidden, preprocessing(x))
-    torch.manual_seed(seed)
-    net.fit(x.astype(np.float32), weights=np.clip(w, 0, None).astype(np.float32),
-            targets=np.asarray(passed, dtype=np.float32)[:, None], epochs=int(epochs), batch_size=int(batch_size),
-            lr=float(lr), seed=seed, device=device, quiet=quiet)
+    with seeded(seed):
+        net = EfficiencyNet(x.shape[1], hidden, preprocessing(x))
+        net.fit(x.astype(np.float32), weights=np.clip(w, 0, None).astype(np.float32),
+                targets=np.asarray(passed, dtype=np.float32)[:, None], epochs=int(epochs), batch_size=int(batch_size),
+                lr=float(lr), seed=seed, device=device, quiet=quiet)
     net.eval()
     return net
 
@@ -236,7 +237,7 @@ class MarginalObjective(Model):
 def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = True, bootstrap: int = 3,
                     epochs: int = 30, unfold_epochs: int = 30, proposals: int = 16, samples: int | None = None,
                     transforms: int = 4, hidden: Any = (64, 64), batch_size: int = 256, lr: float = 3e-4,
-                    device: str = "cpu", min_efficiency: float = 0.05, posterior_epochs: int | None = None,
+                    device: str = "auto", min_efficiency: float = 0.05, posterior_epochs: int | None = None,
                     posterior_batch_size: int = 512, posterior_lr: float = 2e-3, coverage_samples: int = 400,
                     output: str = "posterior", cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
     """(events, weights, bootstrap replicas, extra) of the marginal-likelihood unfolding (module doc).
@@ -245,13 +246,9 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     batch_size, lr; ``posterior_epochs`` defaults to ``epochs``; ``posterior_batch_size`` also trains the
     detector model and the prior flow); ``batch_size`` and ``lr`` are those of the marginal-likelihood
     training itself. With a shared ``cache`` the posterior method's fit on the same simulation is reused."""
-    from hepgen.errors import ConfigError
     from hepgen.flows import NSF
+    from hepgen.metrics.bootstrap import poisson_weights
 
-    if int(proposals) != proposals or proposals < 1:
-        raise ConfigError(f"marginal unfolding needs proposals >= 1, got {proposals!r}")
-    if output not in ("posterior", "flow"):
-        raise ConfigError(f"marginal unfolding's output is 'posterior' or 'flow', got {output!r}")
     rng = np.random.default_rng(seed)
     both = inputs.pass_truth & inputs.pass_reco
     real = inputs.pass_truth
@@ -276,11 +273,12 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
         detector = train_posterior(inputs.reco[both], x_both, inputs.sim_weights[both], rcoder, seed=seed + 1, **kw)
         eff = fit_efficiency(x_real, inputs.pass_reco[real], inputs.sim_weights[real], seed=seed + 2,
                              epochs=max(10, 3 * int(epochs)), batch_size=256, lr=3e-3, device=device, quiet=quiet)
-        torch.manual_seed(seed)
         z_real = space.to_z(x_real)
-        prior = NSF(d, transforms=int(transforms), hidden=tuple(hidden), preprocess=preprocessing(z_real))
-        prior.fit(z_real.astype(np.float32), weights=inputs.sim_weights[real].astype(np.float32), epochs=int(epochs),
-                  batch_size=int(posterior_batch_size), lr=2e-3, seed=seed, device=device, quiet=quiet)
+        with seeded(seed):
+            prior = NSF(d, transforms=int(transforms), hidden=tuple(hidden), preprocess=preprocessing(z_real))
+            prior.fit(z_real.astype(np.float32), weights=inputs.sim_weights[real].astype(np.float32),
+                      epochs=int(epochs), batch_size=int(posterior_batch_size), lr=2e-3, seed=seed, device=device,
+                      quiet=quiet)
         prior_state = prior
         pcache[key] = (rcoder, detector, eff, prior_state)
     truth_flow = copy.deepcopy(prior_state)
@@ -303,15 +301,15 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     objective = MarginalObjective(truth_flow, d, K, eff, z_samples=max(256, int(batch_size)), space=space)
     for p in eff.parameters():
         p.requires_grad_(False)
-    objective.fit(events, weights=w, epochs=int(unfold_epochs), batch_size=int(batch_size), lr=float(lr), seed=seed,
-                  device=device, quiet=quiet)
+    with seeded(seed):
+        objective.fit(events, weights=w, epochs=int(unfold_epochs), batch_size=int(batch_size), lr=float(lr),
+                      seed=seed, device=device, quiet=quiet)
     n_out = int(samples) if samples else int(real.sum())
     eps_sim = fit.efficiency(inputs.truth[real])
     outside = eps_sim < min_efficiency
 
     def draw(flow: Any, s: int) -> tuple[np.ndarray, np.ndarray]:
-        torch.manual_seed(s)
-        with torch.no_grad():
+        with seeded(s), torch.no_grad():
             x = tcoder.quantise(space.to_x(flow.sample(n_out).cpu().numpy().astype(np.float64)))
         wx = np.full(len(x), 1.0)
         if outside.any() and (~outside).any():  # the prior's extrapolation where the data say nothing
@@ -351,13 +349,14 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     if output == "posterior":
         out, out_w = aggregate(truth_flow, w.astype(np.float64))
         extra["flow_events"], extra["flow_weights"] = flow_x, flow_w
-        for _ in range(int(bootstrap)):
-            reps.append(aggregate(truth_flow, w.astype(np.float64) * rng.poisson(1.0, m)))
+        for factors in poisson_weights(m, bootstrap, rng):
+            reps.append(aggregate(truth_flow, w.astype(np.float64) * factors))
         return out, out_w, reps, extra
-    for b in range(int(bootstrap)):
+    for b, factors in enumerate(poisson_weights(m, bootstrap, rng)):
         rep = copy.deepcopy(objective)
-        rep.fit(events, weights=w * rng.poisson(1.0, m).astype(np.float32), epochs=max(1, int(unfold_epochs) // 3),
-                batch_size=int(batch_size), lr=float(lr), seed=seed + b + 1, device=device, quiet=quiet)
+        with seeded(seed + b + 1):  # bootstrap refits continue from the fitted theta
+            rep.fit(events, weights=w * factors.astype(np.float32), epochs=max(1, int(unfold_epochs) // 3),
+                    batch_size=int(batch_size), lr=float(lr), seed=seed + b + 1, device=device, quiet=quiet)
         reps.append(draw(rep.truth_flow, seed + 100 + b))
     return flow_x, flow_w, reps, extra
 

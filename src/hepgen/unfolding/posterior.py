@@ -21,7 +21,7 @@ sampled per observed event.
   simulated fakes against real reco events (fakes assumed as frequent, as a function of y, as simulated).
 * Prior dependence: with ``iterations = k > 1`` the simulated truth is reweighted k − 1 times by a
   classifier between the unfolded sample and the simulated truth, and the flow fine-tuned on the
-  reweighted pairs for ``max(2, epochs // 3)`` epochs (warm start through :class:`FineTune`).
+  reweighted pairs for ``max(2, epochs // 3)`` epochs (the engine's ``warm_start``: :func:`fine_tune`).
 * Bands: bootstrap replicas of the data (Poisson weights) with fresh posterior samples: the data's
   statistical uncertainty, not the flow's training uncertainty (an ensemble would need k fits).
 * Calibration: :func:`coverage` of the central 68 % / 95 % intervals per observable on held-out
@@ -32,16 +32,25 @@ sampled per observed event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from hepgen.models import Model, Player
 from hepgen.unfolding.inputs import UnfoldingInputs, integer_columns
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Torch draws inside the block (weight initialisation, training, sampling) from ``seed``, on a fork of the
+    global RNG (CPU and CUDA): the caller's global state is the same afterwards. Unfolding's one way to seed."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def preprocessing(x: np.ndarray) -> list[str]:
@@ -181,35 +190,15 @@ def efficiency_corrected(x: np.ndarray, w: np.ndarray, efficiency: Callable[[np.
     return x, w
 
 
-class FineTune(Model):
-    """Continue the maximum-likelihood training of a fitted conditional flow (the engine re-draws a
-    model's weights at the start of every fit; this wrapper's ``reset_parameters`` keeps them). Events:
-    (u, context) concatenated, ``(2 d,)``; the one player is the flow. Built by :func:`fine_tune`, not
-    from a user's file (not in the registry)."""
-
-    cli_name = "unfolding-fine-tune"
-
-    def __init__(self, flow: Any, features: int):
-        super().__init__((2 * int(features),), 0, "none")
-        self.flow, self.features = flow, int(features)
-
-    def players(self) -> list[Player]:
-        return [Player("flow", list(self.flow.parameters()))]
-
-    def reset_parameters(self) -> None:
-        """Keep the fitted flow."""
-
-    def player_step(self, player: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        z, d = batch["x"], self.features
-        return {"loss": -self.flow.log_prob(z[:, :d], context=z[:, d:], grad=True)}
-
-
 def fine_tune(flow: Any, u: np.ndarray, c: np.ndarray, w: np.ndarray, *, epochs: int, batch_size: int, lr: float,
               seed: int, device: str, quiet: bool) -> Any:
-    ft = FineTune(flow, u.shape[1])
+    """Continue the weighted maximum-likelihood training of the fitted conditional ``flow`` on ``u`` given
+    ``c`` (the engine's ``warm_start``: its weights and fitted preprocessing kept, a fresh optimiser)."""
     flow.train()
-    ft.fit(np.concatenate([u, c], axis=1).astype(np.float32), weights=w.astype(np.float32), epochs=int(epochs),
-           batch_size=int(batch_size), lr=float(lr), seed=seed, device=device, quiet=quiet)
+    with seeded(seed):
+        flow.fit(u.astype(np.float32), weights=w.astype(np.float32), context=c.astype(np.float32),
+                 epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), seed=seed, device=device, quiet=quiet,
+                 warm_start=True)
     flow.eval()
     return flow
 
@@ -222,15 +211,16 @@ def train_posterior(x: np.ndarray, y: np.ndarray, w: np.ndarray, coder: Coder, *
 
     rng = np.random.default_rng(seed if rng_seed is None else rng_seed)
     u = coder.encode(x, y, rng)
-    flow = NSF(x.shape[1], context=y.shape[1], transforms=int(transforms), hidden=tuple(hidden), preprocess="standard")
     kw: dict[str, Any] = {}
     if val is not None:
         kw = {"val": coder.encode(val[0], val[1], rng).astype(np.float32),
               "val_context": coder.context(val[1]).astype(np.float32)}
-    torch.manual_seed(seed)
-    flow.fit(u.astype(np.float32), weights=w.astype(np.float32), context=coder.context(y).astype(np.float32),
-             epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), seed=seed, device=device, quiet=quiet,
-             **kw)
+    with seeded(seed):
+        flow = NSF(x.shape[1], context=y.shape[1], transforms=int(transforms), hidden=tuple(hidden),
+                   preprocess="standard")
+        flow.fit(u.astype(np.float32), weights=w.astype(np.float32), context=coder.context(y).astype(np.float32),
+                 epochs=int(epochs), batch_size=int(batch_size), lr=float(lr), seed=seed, device=device, quiet=quiet,
+                 **kw)
     flow.eval()
     return flow
 
@@ -239,11 +229,10 @@ def sample_posterior(flow, coder: Coder, y: np.ndarray, samples: int, seed: int,
                      continuous: bool = False) -> np.ndarray:
     """``samples`` draws of x ~ p(x | y) per row of ``y: (m, d)``: (samples, m, d) in original units
     (``continuous``: the dequantised values, not floored)."""
-    torch.manual_seed(seed)
     c = coder.context(y).astype(np.float32)
     rows = np.repeat(c[None], samples, axis=0).reshape(-1, c.shape[1])
     ys = np.repeat(np.asarray(y, dtype=np.float64)[None], samples, axis=0).reshape(-1, y.shape[1])
-    with torch.no_grad():
+    with seeded(seed), torch.no_grad():
         u = np.concatenate([flow.sample(None, context=rows[i:i + batch]).cpu().numpy()
                             for i in range(0, len(rows), batch)]).astype(np.float64)
     x = coder.decode_continuous(u, ys)
@@ -253,11 +242,10 @@ def sample_posterior(flow, coder: Coder, y: np.ndarray, samples: int, seed: int,
 def sample_and_log_prob(flow, coder: Coder, y: np.ndarray, samples: int, seed: int,
                         batch: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """(dequantised x (m * samples, d), log q(x | y) (m * samples,)), ``samples`` consecutive rows per event."""
-    torch.manual_seed(seed)
     ys = np.repeat(np.asarray(y, dtype=np.float64), samples, axis=0)
     c = coder.context(ys).astype(np.float32)
     us, lps = [], []
-    with torch.no_grad():
+    with seeded(seed), torch.no_grad():
         for i in range(0, len(c), batch):
             u, lp = flow.sample_and_log_prob(None, context=c[i:i + batch])
             us.append(u.cpu().numpy())
@@ -306,7 +294,7 @@ def simulation_key(inputs: UnfoldingInputs, **options: Any) -> tuple:
 
 def fit_posterior(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = True, epochs: int = 30,
                   transforms: int = 4, hidden: Any = (64, 64), batch_size: int = 512, lr: float = 2e-3,
-                  device: str = "cpu", coverage_samples: int = 400, coverage_events: int = 3000) -> PosteriorFit:
+                  device: str = "auto", coverage_samples: int = 400, coverage_events: int = 3000) -> PosteriorFit:
     """Train the flow posterior, eps(x) and P(fake | y) on the simulation; coverage on the held-out pairs."""
     rng = np.random.default_rng(seed)
     both = inputs.pass_truth & inputs.pass_reco
@@ -340,19 +328,16 @@ def cached_fit(inputs: UnfoldingInputs, cache: dict | None, *, seed: int, quiet:
 
 def unfold_posterior(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = True, iterations: int = 1,
                      bootstrap: int = 10, epochs: int = 30, samples: int = 1, transforms: int = 4,
-                     hidden: Any = (64, 64), batch_size: int = 512, lr: float = 2e-3, device: str = "cpu",
+                     hidden: Any = (64, 64), batch_size: int = 512, lr: float = 2e-3, device: str = "auto",
                      min_efficiency: float = 0.05, coverage_samples: int = 400,
                      cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
     """(events, weights, bootstrap replicas, extra) of the posterior unfolding; see the module doc."""
     import copy
 
-    from hepgen.errors import ConfigError
+    from hepgen.metrics.bootstrap import poisson_weights
 
-    if int(iterations) != iterations or iterations < 1 or int(samples) != samples or samples < 1:
-        raise ConfigError(f"posterior unfolding needs iterations >= 1 and samples >= 1 (got {iterations}, {samples})")
     fit = cached_fit(inputs, cache, seed=seed, quiet=quiet, epochs=epochs, transforms=transforms, hidden=hidden,
                      batch_size=batch_size, lr=lr, device=device, coverage_samples=coverage_samples)
-    rng = np.random.default_rng(seed + 1)
     real = inputs.pass_truth
     eps_sim = fit.efficiency(inputs.truth[real])
     not_fake = 1.0 - fit.fake(inputs.data)
@@ -381,9 +366,8 @@ def unfold_posterior(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tr
                          epochs=max(2, int(epochs) // 3), batch_size=batch_size, lr=lr / 2, seed=seed + it,
                          device=device, quiet=quiet)
         events, ev_w = unfolded(flow, inputs.data_weights, seed + 101 + it)
-    reps = []
-    for b in range(int(bootstrap)):
-        reps.append(unfolded(flow, inputs.data_weights * rng.poisson(1.0, len(inputs.data)), seed + 5000 + b))
+    reps = [unfolded(flow, inputs.data_weights * factors, seed + 5000 + b)
+            for b, factors in enumerate(poisson_weights(len(inputs.data), bootstrap, seed + 1))]
     extra: dict[str, Any] = {f"coverage_{k}": np.array(v) for k, v in fit.coverage.items()}
     if history:
         extra["reweight_spread"] = np.array(history)

@@ -54,8 +54,9 @@ class Source(ABC):
     """``n`` events of shape ``event_shape``, read by row range.
 
     Attributes: ``spec`` (where the data comes from, for messages), ``columns`` (names of the last
-    axis, or None), ``event_shape``, ``dtype`` (of what ``read_rows`` returns) and ``has_mask``
-    (True for padded jagged data: ``read_masked`` then returns a (rows, max_length) bool mask).
+    axis, or None), ``event_shape``, ``dtype`` (of what ``read_rows`` returns), ``has_mask``
+    (True for padded jagged data: ``read_masked`` then returns a (rows, max_length) bool mask) and
+    ``units`` (``{column: unit}`` where the file records them, e.g. HDF5 ``unit`` attributes; else ``{}``).
     Subclasses implement ``_read(start, stop) -> (raw rows, mask or None)``.
     """
 
@@ -74,6 +75,7 @@ class Source(ABC):
         self.event_shape = tuple(int(size) for size in event_shape)
         self.dtype = np.dtype(dtype)
         self.has_mask = has_mask
+        self.units: dict[str, str] = {}
         self._n_rows = int(n_rows)
         if self.columns is not None and self.event_shape[-1:] != (len(self.columns),):
             raise ValueError(f"{len(self.columns)} column names for event shape {self.event_shape}")

@@ -112,10 +112,12 @@ def open_source(path: Path, key: str | None, request: Request) -> HDF5Source:
                 names = select_names(members, request.columns, request.exclude, where)
                 for name in names:
                     require_numeric(obj[name].dtype, where, name)
-                return HDF5Source(
+                source = HDF5Source(
                     path, obj.name, "group", names, spec=request.spec, n_rows=lengths.pop(),
                     event_shape=(len(names),), columns=names, dtype=request.dtype,
                 )
+                source.units = {name: _unit(obj[name]) for name in names if _unit(obj[name])}
+                return source
             if len(members) == 1:
                 obj = children[0]
                 continue
@@ -125,6 +127,12 @@ def open_source(path: Path, key: str | None, request: Request) -> HDF5Source:
                 f"equal-length 1-D columns of one table; name the one to read as "
                 f"'{path}:{prefix}{members[0]}'. All keys: {quoted_list(_all_keys(handle))}."
             )
+
+
+def _unit(obj: Any) -> str:
+    """The ``unit`` attribute of a dataset (as ``hepgen data`` writes it), or ``''``."""
+    unit = obj.attrs.get("unit", "")
+    return unit.decode() if isinstance(unit, bytes) else str(unit)
 
 
 def _column_labels(dataset: h5py.Dataset) -> list[str] | None:
@@ -164,7 +172,10 @@ def _dataset_source(path: Path, dataset: h5py.Dataset, request: Request, where: 
     if request.selects:
         raise unnamed(where, dataset.shape)
     event_shape = dataset.shape[1:] or (1,)
-    return HDF5Source(path, dataset.name, "dataset", None, n_rows=len(dataset), event_shape=event_shape, **common)
+    source = HDF5Source(path, dataset.name, "dataset", None, n_rows=len(dataset), event_shape=event_shape, **common)
+    if _unit(dataset) and event_shape == (1,):
+        source.units = {dataset.name.rsplit("/", 1)[-1]: _unit(dataset)}
+    return source
 
 
 def write(tmp: Path, payload: Payload, key: str | None) -> None:
