@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hepgen.data import io
-from hepgen.data.writer import BlockWriter, write_blocks
+from hepgen.data.writer import BlockWriter
 from hepgen.errors import DataError
 
 FORMATS = ["h5", "npy", "npz", "csv", "parquet", "root"]
@@ -14,6 +14,13 @@ FORMATS = ["h5", "npy", "npz", "csv", "parquet", "root"]
 def arrays():
     rng = np.random.default_rng(0)
     return rng.normal(size=(1000, 3)).astype(np.float32), rng.normal(size=(1000, 2)).astype(np.float32)
+
+
+def write_blocks(path, n_rows, blocks, **options):
+    """Every block of ``blocks`` through one BlockWriter, as the sample and score commands write."""
+    with BlockWriter(path, n_rows, **options) as writer:
+        for block in blocks:
+            writer.write(block)
 
 
 def _blocks(x, c, size):

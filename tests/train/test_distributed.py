@@ -32,3 +32,28 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     csv = (run / "metrics.csv").read_text().splitlines()
     header, last = csv[0].split(","), csv[-1].split(",")
     assert abs(float(last[header.index("train_loss")]) - single.history_[-1]["train_loss"]) < 1e-3
+
+
+def test_the_process_group_setup_starts_is_destroyed_when_the_process_ends(tmp_path):
+    """One group per torchrun process, however many fits (setup is idempotent), destroyed at exit."""
+    script = tmp_path / "join.py"
+    script.write_text(
+        "import os, sys, torch, torch.distributed as dist\n"
+        "from hepgen.train import distributed\n"
+        "log = open(os.path.join(sys.argv[1], 'rank' + os.environ['RANK']), 'a', buffering=1)\n"
+        "destroy = dist.destroy_process_group\n"
+        "def spy(*args, **kwargs):\n"
+        "    destroy(*args, **kwargs)\n"
+        "    log.write(f'destroyed {dist.is_initialized()}\\n')\n"
+        "dist.destroy_process_group = spy\n"
+        "info = distributed.setup(torch.device('cpu'))\n"
+        "assert distributed.setup(torch.device('cpu')) == info\n"
+        "log.write(f'joined {info.rank} {info.world_size}\\n')\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+           str(tmp_path)]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(hepgen.__file__).parents[1])}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in (0, 1):
+        assert (tmp_path / f"rank{rank}").read_text().splitlines() == [f"joined {rank} 2", "destroyed False"]

@@ -1,8 +1,7 @@
-"""Helpers every sub-command shares: value parsing, suggestions, contexts given on the command line."""
+"""Helpers every sub-command shares: value parsing, suggestions, data selections, progress bars."""
 
 from __future__ import annotations
 
-from pathlib import Path
 import difflib
 from collections.abc import Sequence
 from typing import Any
@@ -28,22 +27,6 @@ def column_names(value: Any) -> list[str]:
     from hepgen.data.sources import is_column_name
 
     return [c.strip() for c in value.split(",") if c.strip()] if is_column_name(value) else []
-
-
-def load_context(value: str | None, n: int | None) -> Any:
-    if value is None:
-        return None
-    import numpy as np
-
-    from hepgen.data import io
-
-    if ":" in value or Path(value).exists():
-        c = io.read(value).data
-        return c[:, None] if c.ndim == 1 else c
-    try:
-        return np.array([[float(v) for v in value.split(",")]], dtype=np.float32)
-    except ValueError:
-        raise ConfigError(f"--context {value!r} is neither FILE:KEY nor a comma-separated row of numbers") from None
 
 
 def _positive_int(text: str) -> int:
@@ -83,14 +66,6 @@ def data_selection(args: Any, prefix: str = "") -> dict[str, Any]:
     split = lambda text: [c.strip() for c in text.split(",") if c.strip()]  # noqa: E731
     return {"columns": split(columns) if columns else None, "exclude": split(exclude) if exclude else [],
             "jagged_length": getattr(args, f"{dest}jagged_length", None)}
-
-
-def data_spec(spec: str, args: Any, prefix: str = "") -> Any:
-    """``spec`` (``path[:key]``) with the selection of the parsed flags, as a :class:`hepgen.data.io.DataSpec`:
-    pass it to ``io.open_source``/``io.read``/``Model.fit`` in place of the string."""
-    from hepgen.data.io import DataSpec
-
-    return DataSpec.parse(spec, **data_selection(args, prefix))
 
 
 def progress_bar(total: int, desc: str, quiet: bool = False, unit: str = "events") -> Any:

@@ -50,7 +50,7 @@ from hepgen.data.formats import kind_of
 from hepgen.errors import DataError
 from hepgen.files import atomic_path
 
-__all__ = ["BlockWriter", "Column", "write_blocks"]
+__all__ = ["BlockWriter", "Column"]
 
 
 @dataclass(frozen=True)
@@ -186,15 +186,6 @@ class BlockWriter:
             raise DataError(f"Cannot write '{self.path}': {exc}.") from exc
         self.rows_written += rows
         self.blocks_written += 1
-
-
-def write_blocks(spec: str | os.PathLike, n_rows: int, blocks: Any, *, columns: Mapping[str, Any] | None = None,
-                 bare: Sequence[str] = ()) -> Path:
-    """Write every block of the iterable ``blocks`` (mappings of field -> array) with a :class:`BlockWriter`."""
-    with BlockWriter(spec, n_rows, columns=columns, bare=bare) as writer:
-        for block in blocks:
-            writer.write(block)
-    return writer.path
 
 
 def _float_dtype(dtype: np.dtype, name: str) -> np.dtype:

@@ -8,6 +8,7 @@ logs and checkpoints on rank 0 only. Without those variables everything runs in 
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -41,6 +42,9 @@ def setup(device: torch.device) -> DistInfo:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
+        # the group this process started lives as long as the process, so that several fits share it
+        # (re-initialising a destroyed group is unreliable under torchrun), and is destroyed when it ends
+        atexit.register(teardown)
     return DistInfo(dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), dist.get_world_size())
 
 
@@ -57,5 +61,6 @@ def barrier(info: DistInfo) -> None:
 
 
 def teardown() -> None:
+    """Destroy the default process group, if there is one (at exit when :func:`setup` started it)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

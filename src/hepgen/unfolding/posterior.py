@@ -166,11 +166,6 @@ def fake_model(inputs: UnfoldingInputs, seed: int = 0) -> Callable[[np.ndarray],
     return lambda y: clf.predict_proba(np.asarray(y, float))[:, 1]
 
 
-def fake_probability(inputs: UnfoldingInputs, y: np.ndarray, seed: int = 0) -> np.ndarray:
-    """P(fake | y) for observed events ``y`` from the simulated reco (0 without simulated fakes)."""
-    return fake_model(inputs, seed)(y)
-
-
 def efficiency_corrected(x: np.ndarray, w: np.ndarray, efficiency: Callable[[np.ndarray], np.ndarray] | None,
                          prior_x: np.ndarray, prior_w: np.ndarray, prior_eps: np.ndarray,
                          min_efficiency: float) -> tuple[np.ndarray, np.ndarray]:
