@@ -28,3 +28,12 @@ class CheckpointError(HepgenError):
 
 class TrainingError(HepgenError, RuntimeError):
     """Training cannot go on, e.g. a loss became NaN/inf (the message names epoch, step and loss)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM (``kill``, a batch system's time limit).
+
+    Raised by the handler :func:`hepgen.files.sigterm_raises` installs, so that ``finally`` blocks run and
+    no temporary file is left behind, as after Ctrl-C (it is a KeyboardInterrupt for code that cleans up on
+    one); the CLI then exits with 143 (128 + SIGTERM).
+    """

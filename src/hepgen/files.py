@@ -4,8 +4,11 @@ A file is written to a temporary name in its target's directory (``.NAME.XXXX.tm
 given the permissions the target had (or ``0o666 & ~umask`` for a new file, as ``open`` would) and
 renamed over the target: readers see the old file or the complete new one, never a partial file.
 On any failure (KeyboardInterrupt included) the temporary file is removed and the old file is
-untouched. A process killed by SIGKILL cannot clean up; :func:`remove_stale_temporaries` removes
-what such a process left, and the writers of hepgen call it for the files they replace.
+untouched. SIGTERM too: while a temporary exists, SIGTERM (if it still has its default action, which is
+to die on the spot) raises :class:`hepgen.errors.Terminated` instead, so the temporary is removed before
+the process ends (:func:`sigterm_raises`; the CLI holds it for a whole command and exits 143). A process
+killed by SIGKILL cannot clean up; :func:`remove_stale_temporaries` removes what such a process left, and
+the writers of hepgen call it for the files they replace.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from hepgen.errors import Terminated
 
 #: temporaries older than this (seconds) are assumed to belong to a dead process
 STALE_AFTER_S = 60.0
@@ -76,6 +83,29 @@ def remove_stale_temporaries(directory: str | Path, name: str | None = None,
     return removed
 
 
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(f"terminated by signal {signum} (SIGTERM)")
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Inside this block SIGTERM raises :class:`~hepgen.errors.Terminated` instead of killing the process
+    at once, so ``finally`` blocks and ``except BaseException`` cleanups run.
+
+    Only where SIGTERM has its default action and in the main thread (where Python runs signal handlers):
+    a handler the program installed itself is left alone. The previous action is restored on exit.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on clean exit it atomically becomes ``target``.
@@ -85,20 +115,21 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent, target.name)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{suffix}.tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        _fsync_path(tmp)
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-        _fsync_path(target.parent, directory=True)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    with sigterm_raises():
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{suffix}.tmp")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            yield tmp
+            _fsync_path(tmp)
+            mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+            _fsync_path(target.parent, directory=True)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:

@@ -211,11 +211,11 @@ def convert(key: str, value: Any, spec: Any, owner: str = "") -> Any:
 def parse_value(text: str, default: Any) -> Any:
     """A value whose option has no schema (a model's free hyper-parameter): YAML scalars, with ``a,b,c`` as a
     list where ``default`` is a sequence. Prefer :func:`convert` with an :class:`Option` where one exists."""
-    import yaml
+    from hepgen.yamlconfig import load_yaml
 
     if isinstance(default, (tuple, list)) and isinstance(text, str):
-        return [yaml.safe_load(t) for t in text.split(",") if t.strip()]
-    return yaml.safe_load(text) if isinstance(text, str) else text
+        return [load_yaml(t, f"the value {excerpt(t)}") for t in text.split(",") if t.strip()]
+    return load_yaml(text, f"the value {excerpt(text)}") if isinstance(text, str) else text
 
 
 def parse_pairs(items: Sequence[str], flag: str = "--option") -> dict[str, str]:

@@ -3,16 +3,18 @@
 Each sub-command lives in its own module of the same name (``fit``, ``sample``, ``score``, ``info``,
 ``data``, ``compare``, ``roc``, ``export``, ``unfold``, ``design``, ``demo``) as ``add_parser(sub)`` and a ``cmd_*`` handler of a few API calls. Errors
 caused by the user's input (HepgenError) print one paragraph on stderr and exit with code 2,
-never a traceback.
+never a traceback. Ctrl-C exits 130 and SIGTERM 143, each after the cleanups ran (no temporary file left).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
-from hepgen.errors import HepgenError
+from hepgen.errors import HepgenError, Terminated
+from hepgen.files import sigterm_raises
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,17 +22,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
-        args, extra = parser.parse_known_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return 2
-        if extra and args.command != "fit":
-            parser.error(f"unrecognised arguments: {' '.join(extra)}")
-        args.argv = argv  # the command line as given, for the run's config.yaml
-        return int(args.handler(args, extra) or 0)
+        with sigterm_raises():  # SIGTERM cleans up (temporary files, staged reports) as Ctrl-C does
+            args, extra = parser.parse_known_args(argv)
+            if args.command is None:
+                parser.print_help()
+                return 2
+            if extra and args.command != "fit":
+                parser.error(f"unrecognised arguments: {' '.join(extra)}")
+            args.argv = argv  # the command line as given, for the run's config.yaml
+            return int(args.handler(args, extra) or 0)
     except HepgenError as exc:
         print(f"hepgen: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("hepgen: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("hepgen: interrupted", file=sys.stderr)
         return 130

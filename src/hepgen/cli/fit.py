@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from hepgen.cli.common import suggest
 from hepgen.errors import ConfigError, HepgenError
+from hepgen.options import excerpt
+from hepgen.yamlconfig import read_yaml
 
 #: engine settings a config file or a flag may set (their types are those of Engine.__init__)
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "weight_decay", "scheduler", "clip_grad",
@@ -154,7 +155,7 @@ def coerce(key: str, value: Any, kinds: Sequence[str], origin: str, from_flag: b
     if key == "stream":
         text = str(value).lower() if isinstance(value, (str, bool)) else None
         if text not in STREAM_VALUES:
-            raise ConfigError(f"bad value for stream ({origin}): expected auto, true or false, got {value!r}")
+            raise ConfigError(f"bad value for stream ({origin}): expected auto, true or false, got {excerpt(value)}")
         return STREAM_VALUES[text]
     if from_flag and isinstance(value, str) and value.strip().lower() in ("null", "none", "~") and "None" in kinds:
         return None
@@ -179,7 +180,7 @@ def coerce(key: str, value: Any, kinds: Sequence[str], origin: str, from_flag: b
             if len(kinds) == 1 or (len(kinds) == 2 and "None" in kinds):
                 raise ConfigError(f"bad value for {key} ({origin}): expected a list of "
                                   f"{_NAMES.get(inner.group(1), inner.group(1))}s (comma separated on the "
-                                  f"command line), got {bad[0]!r} in {value!r}")
+                                  f"command line), got {excerpt(bad[0])} in {excerpt(value)}")
             continue
         if kind == "PreprocessSpec":
             if isinstance(value, str) or (isinstance(value, dict) and all(
@@ -189,7 +190,7 @@ def coerce(key: str, value: Any, kinds: Sequence[str], origin: str, from_flag: b
         ok, parsed = _scalar(kind, value)
         if ok:
             return parsed
-    raise ConfigError(f"bad value for {key} ({origin}): expected {_expected(kinds)}, got {value!r}")
+    raise ConfigError(f"bad value for {key} ({origin}): expected {_expected(kinds)}, got {excerpt(value)}")
 
 
 def _expected(kinds: Sequence[str]) -> str:
@@ -211,7 +212,7 @@ def _bounded(key: str, value: Any, origin: str) -> None:
     if value < low or (strict and value == low) or (high is not None and value >= high):
         allowed = f"> {low:g}" if strict else f">= {low:g}"
         allowed += f" and < {high:g}" if high is not None else ""
-        raise ConfigError(f"bad value for {key} ({origin}): must be {allowed}, got {value!r}")
+        raise ConfigError(f"bad value for {key} ({origin}): must be {allowed}, got {excerpt(value)}")
 
 
 def _engine_parameters() -> dict[str, inspect.Parameter]:
@@ -255,16 +256,7 @@ def _parse_model_flags(cls: type, name: str, extra: Sequence[str]) -> dict[str, 
 
 
 def _read_config(path: str, model_keys: Sequence[str]) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not a text (UTF-8) file") from None
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    raw = read_yaml(path, "config file") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must be a mapping of keys to values")
     flat: dict[str, Any] = {}
@@ -277,7 +269,7 @@ def _read_config(path: str, model_keys: Sequence[str]) -> dict[str, Any]:
     valid = list(model_keys) + list(TRAIN_KEYS) + list(DATA_KEYS) + ["model", "data", "out"]
     for key in flat:
         if key not in valid:
-            raise ConfigError(f"unknown key {key!r} in {path}{suggest(str(key), valid)}; valid keys: "
+            raise ConfigError(f"unknown key {excerpt(key)} in {path}{suggest(str(key), valid)}; valid keys: "
                               f"{', '.join(valid)}")
     return flat
 
@@ -300,7 +292,7 @@ def resolve_settings(cls: type, name: str, args: argparse.Namespace, extra: Sequ
     for key, (value, origin, from_flag) in raw.items():
         if key in ("model", "data", "out"):
             if not isinstance(value, str):
-                raise ConfigError(f"bad value for {key} ({origin}): expected a string, got {value!r}")
+                raise ConfigError(f"bad value for {key} ({origin}): expected a string, got {excerpt(value)}")
             settings[key] = value
             continue
         if key in hyper:
@@ -409,8 +401,8 @@ def record_command(run_dir: Path, args: argparse.Namespace) -> None:
         config = None
         if args.config:
             try:
-                config = yaml.safe_load(Path(args.config).read_text())
-            except (OSError, yaml.YAMLError, UnicodeDecodeError):  # read once already; changed since
+                config = read_yaml(args.config)
+            except ConfigError:  # read once already; changed since
                 config = None
         command = {"line": line, "cwd": os.getcwd(),
                    "config_file": str(Path(args.config).absolute()) if args.config else None, "config": config}

@@ -9,7 +9,8 @@
     RUN/plots/                 figures (the CLI draws plots/loss.png)
 
 Every file is replaced atomically (:mod:`hepgen.files`). Checkpoints load with
-``torch.load(weights_only=True)``: a checkpoint never runs code. Configs load with ``yaml.safe_load``.
+``torch.load(weights_only=True)``: a checkpoint never runs code. Configs load with
+:func:`hepgen.yamlconfig.load_yaml` (a bounded ``yaml.SafeLoader``); a damaged config.yaml is refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import pickle
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ import yaml
 
 from hepgen._version import __version__
 from hepgen.errors import CheckpointError, ConfigError
+from hepgen.options import excerpt
+from hepgen.yamlconfig import load_yaml
 from hepgen.files import (
     atomic_write,
     atomic_write_text,
@@ -52,16 +57,48 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to unpickle is a bad checkpoint
+        with warnings.catch_warnings():  # torch's warnings about a foreign file's pickle protocol: not for users
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # torch's text here advises weights_only=False: never repeat that
         raise CheckpointError(
-            f"{path} is not a readable hepgen checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            "it may be truncated, corrupted, or written by another program. hepgen only loads checkpoints "
-            "with torch.load(weights_only=True), so files that would need to run code are refused."
-        ) from exc
+            f"{path} is not a hepgen checkpoint: it holds Python objects other than tensors and plain values, "
+            "which could only be loaded by running code from the file; hepgen refuses such files") from None
+    except Exception as exc:  # noqa: BLE001 - any other failure to read is a damaged or foreign file
+        detail = (str(exc).splitlines() or [""])[0]
+        detail = detail if len(detail) <= 100 else detail[:97] + "..."
+        detail = "" if "weights_only" in detail else f" ({type(exc).__name__}: {detail})"
+        raise CheckpointError(f"{path} is not a hepgen checkpoint: it is truncated, corrupted or written by "
+                              f"another program{detail}") from None
     if not isinstance(obj, dict) or obj.get("format") != "hepgen" or "state_dict" not in obj:
         raise CheckpointError(f"{path} was not written by hepgen (no hepgen header); refusing to load it")
     return obj
+
+
+#: what config.yaml's sections and training settings hold; a truncated YAML often still parses (``lr: 0.0``
+#: of ``lr: 0.001``), so a damaged file is refused rather than half-read
+_NONE, _NUM = type(None), (int, float)
+_CONFIG_TYPES = {"model": str, "hepgen_version": str, "params": dict, "fitted": (dict, _NONE),
+                 "train": (dict, _NONE), "data": (dict, _NONE), "command": (dict, _NONE)}
+_TRAIN_TYPES = {"epochs": int, "batch_size": int, "lr": _NUM, "seed": (int, _NONE), "optimizer": str,
+                "weight_decay": _NUM, "scheduler": str, "clip_grad": (*_NUM, _NONE), "patience": (int, _NONE),
+                "val_fraction": _NUM, "precision": str, "stream": (str, bool), "chunk_size": int,
+                "memory_limit_mb": _NUM, "steps_per_epoch": (int, _NONE), "warm_start": bool, "device": str,
+                "monitor": (str, _NONE), "world_size": int}
+
+
+def _check_config(config: dict[str, Any], text: str, path: Path) -> None:
+    """Refuse a config.yaml that was cut short (hepgen writes whole lines) or holds ill-typed sections."""
+    if text and not text.endswith("\n"):
+        raise CheckpointError(f"{path} ends in the middle of a line: the file was cut short (hepgen writes it "
+                              "whole); refusing the damaged run configuration")
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    for where, value, kinds in [*((k, config[k], t) for k, t in _CONFIG_TYPES.items() if k in config),
+                                *((f"train.{k}", train[k], t) for k, t in _TRAIN_TYPES.items() if k in train)]:
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join("null" if k is _NONE else k.__name__ for k in kinds)
+            raise CheckpointError(f"{path} is damaged: {where} should be {names}, it holds {excerpt(value)}")
 
 
 def _number(text: str | None) -> float | None:
@@ -144,11 +181,13 @@ class RunDir:
         if not path.is_file():
             raise CheckpointError(f"{self.path} is not a hepgen run directory: {path.name} is missing")
         try:
-            config = yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise CheckpointError(f"{path} is not valid YAML: {exc}") from None
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        config = load_yaml(text, str(path), CheckpointError)
         if not isinstance(config, dict) or "model" not in config or not isinstance(config.get("params"), dict):
             raise CheckpointError(f"{path} is not a hepgen run configuration (needs 'model' and 'params')")
+        _check_config(config, text, path)
         return config
 
     def write_config(self, **sections: Any) -> Path:

@@ -73,10 +73,12 @@ def _flags(x: Any, n: int, what: str, label: str, default: bool) -> np.ndarray:
     if a.ndim != 1 or len(a) != n:
         raise DataError(f"{label} ({what}) must hold one flag per event ({n}); got shape {a.shape}")
     if a.dtype != bool:
-        values = np.unique(a.astype(np.float64))
-        if not np.isin(values, (0.0, 1.0)).all():
-            raise DataError(f"{label} ({what}) must be boolean (0/1); it holds the value {values[~np.isin(values, (0, 1))][0]!r}")
-        a = a.astype(np.float64) > 0.5
+        values = a.astype(np.float64)
+        bad = ~np.isin(values, (0.0, 1.0))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(f"{label} ({what}) must be boolean (0/1); row {row} holds {float(values[row]):g}")
+        a = values > 0.5
     return a
 
 
