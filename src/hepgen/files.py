@@ -88,12 +88,14 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
+def sigterm_raises(die: bool = False) -> Iterator[None]:
     """Inside this block SIGTERM raises :class:`~hepgen.errors.Terminated` instead of killing the process
     at once, so ``finally`` blocks and ``except BaseException`` cleanups run.
 
     Only where SIGTERM has its default action and in the main thread (where Python runs signal handlers):
     a handler the program installed itself is left alone. The previous action is restored on exit.
+    ``die``: once the block's own cleanups ran, end the process by SIGTERM after all, as the default action
+    would have (what the atomic writer does for a library user; the CLI catches Terminated and exits 143).
     """
     if (threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
@@ -102,6 +104,11 @@ def sigterm_raises() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
+    except Terminated:
+        if die:
+            signal.signal(signal.SIGTERM, previous)
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -115,7 +122,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent, target.name)
-    with sigterm_raises():
+    with sigterm_raises(die=True):
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{suffix}.tmp")
         os.close(fd)
         tmp = Path(name)

@@ -1,4 +1,5 @@
-"""Every bad input of issue 11 through the CLI: exit code 2, no traceback, the file/key named, nothing left behind.
+"""Every bad input of issues 11 and 26 through the CLI: exit code 2, no traceback, the file/key/row named, a
+short message (an excerpt of the user's value at most), nothing left behind.
 
 Each case builds its inputs in ``tmp_path``; the test snapshots the whole tree (paths and bytes) before
 running the command and requires it unchanged afterwards: no new run directory, no rewritten
@@ -30,6 +31,7 @@ class Case:
     after: Callable[[Path], None] | None = None  # further checks once the command was refused
     cwd: Path | None = None
     extra: dict = field(default_factory=dict)
+    absent: list[str] = field(default_factory=list)  # substrings stderr must not hold (advice, warnings, reprs)
 
 
 
@@ -274,6 +276,94 @@ def object_npz_member(tmp, runs):
     return Case(["fit", "gaussian", f"{tmp / 'obj.npz'}:x", "--out", tmp / "R"], ["obj.npz", "object"])
 
 
+# -- issue 26: hostile and damaged files ---------------------------------------------------------------
+@case
+def config_nested_5000_deep(tmp, runs):
+    np.save(tmp / "d.npy", table())
+    (tmp / "deep.yaml").write_text("columns: " + "[" * 5000 + "]" * 5000 + "\n")
+    return Case(["fit", "gaussian", tmp / "d.npy", "-c", tmp / "deep.yaml", "--out", tmp / "R"],
+                ["deep.yaml", "100 deep"])
+
+
+def _alias_bomb(levels: int) -> str:
+    """``columns:`` as a billion-laughs alias bomb: 9**levels strings from a few hundred bytes."""
+    text = "columns: [&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"
+    for i in range(1, levels):
+        text += f", &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]"
+    return text + "]\n"
+
+
+@case
+def config_alias_bomb(tmp, runs):
+    np.save(tmp / "d.npy", table())
+    (tmp / "bomb.yaml").write_text(_alias_bomb(8))  # 43 million strings from 300 bytes
+    return Case(["fit", "gaussian", tmp / "d.npy", "-c", tmp / "bomb.yaml", "--out", tmp / "R"],
+                ["bomb.yaml", "aliases", "before expanding"])
+
+
+@case
+def config_alias_bomb_under_the_limit_is_quoted_as_an_excerpt(tmp, runs):
+    np.save(tmp / "d.npy", table())
+    (tmp / "bomb.yaml").write_text(_alias_bomb(5))  # 60k strings: read, then refused by type, briefly
+    return Case(["fit", "gaussian", tmp / "d.npy", "-c", tmp / "bomb.yaml", "--out", tmp / "R"],
+                ["bomb.yaml", "columns", "..."])
+
+
+def _damaged_config(cut: Callable[[str], str]) -> Callable:
+    def build(tmp, runs):
+        run = _copy_run(runs, "g", tmp)
+        run.joinpath("config.yaml").write_text(cut(run.joinpath("config.yaml").read_text()))
+        return Case(["info", run], [str(run / "config.yaml")], absent=["lr      "])
+    return build
+
+
+CASES["run_config_cut_mid_value"] = _damaged_config(lambda t: t[:t.index("lr: 0.001") + len("lr: 0.0")])
+CASES["run_config_ill_typed"] = _damaged_config(lambda t: t.replace("lr: 0.001", "lr: fast"))
+CASES["run_config_alias_bomb"] = _damaged_config(lambda t: t + "junk: " + _alias_bomb(8).split(": ", 1)[1])
+
+
+def _hostile_checkpoint(command: str) -> Callable:
+    def build(tmp, runs):
+        import pickle
+
+        run = _copy_run(runs, "g", tmp)
+        with open(run / "model.pt", "wb") as fh:  # what torch.load(weights_only=False) would run
+            fh.write(pickle.dumps({"format": "hepgen", "state_dict": _Payload(str(tmp / "pwned"))}, protocol=4))
+        argv = ["info", run] if command == "info" else ["sample", run, "-n", "5", "-o", tmp / "s.h5"]
+        return Case(argv, [str(run / "model.pt"), "not a hepgen checkpoint"], absent=["weights_only"],
+                    after=lambda _: not (tmp / "pwned").exists() or pytest.fail("the checkpoint ran code"))
+    return build
+
+
+class _Payload:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+CASES["hostile_checkpoint_info"] = _hostile_checkpoint("info")
+CASES["hostile_checkpoint_sample"] = _hostile_checkpoint("sample")
+
+
+@case
+def unfold_pass_flag_holding_fractions(tmp, runs):
+    from hepgen.data.generators import smear
+
+    g = smear.generate(300, seed=1)
+    flags = g["pass_reco"].astype(float)
+    flags[7] = 0.5
+    columns = {**{f"truth/{c}": g["truth"][:, j] for j, c in enumerate(smear.COLUMNS)},
+               **{f"reco/{c}": g["reco"][:, j] for j, c in enumerate(smear.COLUMNS)},
+               "pass_reco": flags, "pass_truth": g["pass_truth"].astype(float)}
+    io.write(tmp / "sim.h5", columns)
+    sim = tmp / "sim.h5"
+    return Case(["unfold", "ibu", "--sim-truth", f"{sim}:truth", "--sim-reco", f"{sim}:reco", "--pass-reco",
+                 f"{sim}:pass_reco", "--pass-truth", f"{sim}:pass_truth", "--data", f"{sim}:reco",
+                 "-o", tmp / "u.h5"], ["pass_reco", "row 7", "0.5"], absent=["np.float64"])
+
+
 # -- checks the engine and data layer own (the lead's part of issue 11) -------------------------------
 LEAD_CASES: dict[str, Callable] = {}
 
@@ -303,13 +393,20 @@ def zero_variance_column(tmp, runs):
     return Case(["fit", "gaussian", tmp / "flat.npy", "--out", tmp / "R"], ["feature 1", "constant"])
 
 
+#: the longest refusal a user should have to read (messages quote excerpts of values, not the values)
+LONGEST_MESSAGE = 2000
+
+
 def _check(case: Case, tmp: Path, capsys) -> None:
     before = snapshot(tmp)
     code, err = run_cli(capsys, case.argv)
-    assert code == 2, err
-    assert "Traceback" not in err
+    assert code == 2, err[:LONGEST_MESSAGE]
+    assert "Traceback" not in err and "Warning" not in err, err[:LONGEST_MESSAGE]
+    assert len(err) <= LONGEST_MESSAGE, f"a {len(err):,}-character message: {err[:300]}..."
     for text in case.expect:
         assert text in err, f"{text!r} not in: {err}"
+    for text in case.absent:
+        assert text not in err, f"{text!r} in: {err}"
     after = snapshot(tmp)
     assert after == before, f"left behind or changed: {sorted(set(after) ^ set(before)) or 'file contents'}"
     assert not list(tmp.rglob("*.tmp"))
@@ -346,3 +443,30 @@ def test_bad_training_data_the_engine_refuses(name, tmp_path, runs, capsys):
     work = tmp_path / "work"
     work.mkdir()
     _check(LEAD_CASES[name](work, runs), work, capsys)
+
+
+def test_sigterm_mid_write_leaves_no_temporary(tmp_path, runs):
+    """SIGTERM (kill, a batch system's time limit) while ``sample`` writes its file: the command ends with 143
+    after removing the temporary, as Ctrl-C does (130); no partial or temporary file is left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "big.h5"
+    child = subprocess.Popen([sys.executable, "-m", "hepgen", "sample", str(runs / "g"), "-n", "20000000", "-o",
+                              str(out), "-q"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".big.h5.*.tmp")):  # the writer has started
+            assert child.poll() is None and time.monotonic() < deadline, "sample ended before writing"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=120)
+    finally:
+        child.kill() if child.poll() is None else None
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert "terminated" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
