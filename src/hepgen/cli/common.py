@@ -6,16 +6,8 @@ import difflib
 from collections.abc import Sequence
 from typing import Any
 
-import yaml
-
 from hepgen.errors import ConfigError
-
-
-def parse_value(text: str, default: Any) -> Any:
-    """A flag or config value: YAML scalars, with 'a,b,c' as a list where the default is a sequence."""
-    if isinstance(default, (tuple, list)) and isinstance(text, str):
-        return [yaml.safe_load(t) for t in text.split(",") if t.strip()]
-    return yaml.safe_load(text) if isinstance(text, str) else text
+from hepgen.options import parse_value  # noqa: F401 - the one value parser (bounded YAML), kept importable here
 
 
 def suggest(key: str, valid: Sequence[str]) -> str:
