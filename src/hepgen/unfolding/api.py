@@ -73,7 +73,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
                                   help="posterior: the empirical-Bayes posterior of the data; flow: draws of p_theta")},
 }
 #: ``unfold``'s own settings beside the method's options
-SETTINGS: dict[str, Option] = {"bins": _count(20, 2, "truth bins per observable"), "seed": Option(0, kind=int)}
+SETTINGS: dict[str, Option] = {"bins": _count(20, 2, "truth bins per observable"),
+                               "seed": _count(0, 0, "seed of every draw (classifiers, flows, bootstrap replicas)")}
 
 
 def check_method_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -446,7 +447,8 @@ def unfold(method: str, sim_truth: Any, sim_reco: Any, data: Any, *, pass_truth:
     truth), ``"posterior"`` (a conditional flow p(x | y) sampled per observed event) or ``"marginal"``
     (a truth flow fitted to the observed-data likelihood). Inputs are arrays or ``path[:key]`` specs,
     flags/weights also column names (see :func:`read_inputs`). ``options``: the method's (see
-    :data:`OPTIONS`: iterations, bootstrap, epochs ...). ``out``: ``.h5`` (or ``.npz``) with ``truth`` and
+    :data:`OPTIONS`: iterations, bootstrap, epochs ...; ``None``: the default), checked with ``bins`` and
+    ``seed`` before any file is opened (a ConfigError naming the option). ``out``: ``.h5`` (or ``.npz``) with ``truth`` and
     ``weights`` (IBU: one weight column per observable, plus ``edges_*``, ``unfolded_*``, ``error_*``
     per observable; OmniFold: ``nu``) or, for the flows, ``events`` and ``weights``. ``report_dir``:
     figures, ``metrics.json`` and ``index.html``. Nothing is written unless every check passed and the

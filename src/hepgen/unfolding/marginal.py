@@ -193,7 +193,8 @@ def log_marginal(c: Tensor, log_pt: Tensor) -> Tensor:
 class MarginalObjective(Model):
     """The engine's view of the marginal likelihood: events are the K proposals of one observed event,
     flattened as (K * (d + 1),) = (x_1 .. x_K, c_1 .. c_K); the one player is the truth flow. Per event
-    the loss is −log p(y) + log Z(theta) (module doc).
+    the loss is −log p(y) + log Z(theta) (module doc). Trained with the engine's ``warm_start``: the truth flow
+    starts from its fit to the prior.
 
     Not in the registry: its events are built by :func:`unfold_marginal` (``hepgen unfold marginal``),
     not read from a user's file."""
@@ -210,9 +211,6 @@ class MarginalObjective(Model):
 
     def players(self) -> list[Player]:
         return [Player("theta", list(self.truth_flow.parameters()))]
-
-    def reset_parameters(self) -> None:
-        """Keep the truth flow as fitted to the prior: the marginal likelihood starts from it."""
 
     def log_z(self) -> Tensor:
         """log Z(theta) = log mean eps_psi(x_m), x_m ~ p_theta by ``rsample`` (path-wise differentiable; the
@@ -301,9 +299,12 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     objective = MarginalObjective(truth_flow, d, K, eff, z_samples=max(256, int(batch_size)), space=space)
     for p in eff.parameters():
         p.requires_grad_(False)
+    # the truth flow starts from the prior's fit: the engine's warm start (the objective's own preprocessing is
+    # the identity, fitted here so the engine may continue it)
+    objective.preprocessor.fit(events)
     with seeded(seed):
         objective.fit(events, weights=w, epochs=int(unfold_epochs), batch_size=int(batch_size), lr=float(lr),
-                      seed=seed, device=device, quiet=quiet)
+                      seed=seed, device=device, quiet=quiet, warm_start=True)
     n_out = int(samples) if samples else int(real.sum())
     eps_sim = fit.efficiency(inputs.truth[real])
     outside = eps_sim < min_efficiency
@@ -356,7 +357,8 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
         rep = copy.deepcopy(objective)
         with seeded(seed + b + 1):  # bootstrap refits continue from the fitted theta
             rep.fit(events, weights=w * factors.astype(np.float32), epochs=max(1, int(unfold_epochs) // 3),
-                    batch_size=int(batch_size), lr=float(lr), seed=seed + b + 1, device=device, quiet=quiet)
+                    batch_size=int(batch_size), lr=float(lr), seed=seed + b + 1, device=device, quiet=quiet,
+                    warm_start=True)
         reps.append(draw(rep.truth_flow, seed + 100 + b))
     return flow_x, flow_w, reps, extra
 
