@@ -70,3 +70,14 @@ def test_ranges():
     with pytest.raises(ConfigError, match="NAME=LOW:HIGH"):
         parse_named_range("0.1:0.5", "--param")
     assert math.isfinite(parse_range("-1e3:1e3", "x")[0])
+
+
+def test_numpy_integers_are_integers():
+    """An API caller's numpy integer (``bins=np.int64(10)``, a value from an array) is an integer option."""
+    import numpy as np
+
+    from hepgen.options import Option, convert
+
+    assert convert("bins", np.int64(10), Option(20, low=2)) == 10 and type(convert("n", np.int32(3), Option(1))) is int
+    with pytest.raises(ConfigError, match="option 'bins'"):
+        convert("bins", np.int64(1), Option(20, low=2))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,7 +135,7 @@ def _scalar(key: str, value: Any, kind: type, option: Option, owner: str) -> Any
     if kind is int:
         if isinstance(value, bool):
             raise _fail(key, owner, value, option)
-        if isinstance(value, int):
+        if isinstance(value, numbers.Integral):  # Python and numpy integers
             return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
