@@ -42,7 +42,7 @@ def test_cli_fit_and_sample_write_the_simulator_layout(showers, tmp_path, name, 
     out = tmp_path / "s.h5"
     assert main(["sample", str(run), "-n", "64", "--context", "30", "-o", str(out), "-q"]) == 0, capsys.readouterr().err
     with h5py.File(out) as f:
-        assert {k: f[f"samples/{k}"].shape[1:] for k in LAYERS} == LAYERS and f["energy"].shape == (64,)
+        assert {k: f[k].shape[1:] for k in LAYERS} == LAYERS and f["energy"].shape == (64,)  # as the simulator
     back = read_showers(out)
     assert len(back) == 64 and np.all(back.energy == 30.0)
     assert main(["score", str(run), str(showers), "--context", f"{showers}:energy", "-o", str(tmp_path / "score.h5"),

@@ -75,8 +75,8 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
             else:
                 c = context_rows(context, start, stop)
                 drawn = model.sample(stop - start, context=c, **options)
-            if isinstance(drawn, dict):  # events of several arrays: samples/<name>, the training layout
-                block.update({f"samples/{k}": v.cpu().numpy() for k, v in drawn.items()})
+            if isinstance(drawn, dict):  # events of several arrays: one dataset each, as in the training file
+                block.update({k: v.cpu().numpy() for k, v in drawn.items()})
             else:
                 block["samples"] = drawn.cpu().numpy()
             if context is not None:
