@@ -31,7 +31,7 @@ def test_sample_keeps_its_context_columns_literal_or_from_a_file_by_name(conditi
     np.testing.assert_allclose(s.data[:, :2], direct, rtol=1e-5, atol=1e-6)
     # per-event contexts: the model's context column 'theta' picked by name from a file with more columns
     code, _, err = run_cli(capsys, "sample", tmp / "run", "-n", 3000, "-o", tmp_path / "s2.h5",
-                           "--context", tmp / "train.h5", "-q", "--batch-size", 700)
+                           "--context", tmp / "train.h5", "-q", "--block-size", 700)
     assert code == 0, err
     s2 = io.read(tmp_path / "s2.h5")
     np.testing.assert_array_equal(s2.data[:, 2], io.read(tmp / "train.h5", columns=["theta"]).data[:, 0])
@@ -46,7 +46,7 @@ def test_sample_keeps_its_context_columns_literal_or_from_a_file_by_name(conditi
 @pytest.mark.parametrize("ext", FORMATS)
 def test_unnamed_models_sample_and_score_every_format(unnamed, tmp_path, capsys, ext):
     out, scores = tmp_path / f"s.{ext}", tmp_path / f"scores.{ext}"
-    code, _, err = run_cli(capsys, "sample", unnamed / "run", "-n", 400, "-o", out, "--seed", 3, "--batch-size", 150,
+    code, _, err = run_cli(capsys, "sample", unnamed / "run", "-n", 400, "-o", out, "--seed", 3, "--block-size", 150,
                            "-q")
     assert code == 0, err
     samples = io.read(out).data
@@ -71,18 +71,18 @@ def test_sample_writes_block_by_block(unnamed, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(writer.BlockWriter, "write", lambda self, block: (calls.append(len(block["samples"])),
                                                                           original(self, block))[1])
     code, _, err = run_cli(capsys, "sample", unnamed / "run", "-n", 2500, "-o", tmp_path / "s.npy",
-                           "--batch-size", 1000, "-q")
+                           "--block-size", 1000, "-q")
     assert code == 0, err
     assert calls == [1000, 1000, 500] and np.load(tmp_path / "s.npy").shape == (2500, 3)
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["sample", "{run}", "-n", "10", "-o", "{out}", "--batch-size", "0"], "--batch-size"),
-    (["sample", "{run}", "-n", "10", "-o", "{out}", "--batch-size", "-1"], "--batch-size"),
+    (["sample", "{run}", "-n", "10", "-o", "{out}", "--block-size", "0"], "--block-size"),
+    (["sample", "{run}", "-n", "10", "-o", "{out}", "--block-size", "-1"], "--block-size"),
     (["sample", "{run}", "-n", "0", "-o", "{out}"], "-n"),
     (["sample", "{run}", "-n", "-5", "-o", "{out}"], "-n"),
-    (["score", "{run}", "{data}", "-o", "{out}", "--batch-size", "0"], "--batch-size"),
-    (["score", "{run}", "{data}", "-o", "{out}", "--batch-size", "-1"], "--batch-size"),
+    (["score", "{run}", "{data}", "-o", "{out}", "--block-size", "0"], "--block-size"),
+    (["score", "{run}", "{data}", "-o", "{out}", "--block-size", "-1"], "--block-size"),
     (["sample", "{cond}", "-n", "10", "-o", "{out}", "--context", "nan"], "--context 'nan'"),
     (["sample", "{cond}", "-n", "10", "-o", "{out}", "--context", "inf"], "--context 'inf'"),
     (["sample", "{cond}", "-n", "10", "-o", "{out}", "--context", "0.1,0.2"], "--context"),
@@ -101,7 +101,7 @@ def test_bad_input_exits_2_and_writes_nothing(unnamed, conditional, tmp_path, ca
 
 def test_progress_bar_on_a_terminal_only_and_not_with_quiet(unnamed, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    code, _, err = run_cli(capsys, "sample", unnamed / "run", "-n", 300, "-o", tmp_path / "a.npy", "--batch-size", 100)
+    code, _, err = run_cli(capsys, "sample", unnamed / "run", "-n", 300, "-o", tmp_path / "a.npy", "--block-size", 100)
     assert code == 0 and "sample:" in err and "/300 [" in err
     code, _, err = run_cli(capsys, "score", unnamed / "run", tmp_path / "a.npy", "-o", tmp_path / "b.npy")
     assert code == 0 and "score:" in err and "/300 [" in err
@@ -117,7 +117,7 @@ _RSS = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     from hepgen.cli import main
-    code = main(["sample", sys.argv[1], "-n", sys.argv[2], "-o", sys.argv[3], "--batch-size", "100000", "-q"])
+    code = main(["sample", sys.argv[1], "-n", sys.argv[2], "-o", sys.argv[3], "--block-size", "100000", "-q"])
     print(code, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """)
 

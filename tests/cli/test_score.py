@@ -13,7 +13,7 @@ from tests.helpers import run_cli
 def test_score_reads_the_models_features_by_name_from_its_training_file(flat, tmp_path, capsys):
     tmp, x, _ = flat
     code, _, err = run_cli(capsys, "score", tmp / "run", f"{tmp / 'flat.root'}:events", "-o", tmp_path / "s.h5",
-                           "--batch-size", 1000)
+                           "--block-size", 1000)
     assert code == 0, err
     scores = io.read(tmp_path / "s.h5")
     model = hepgen.load(tmp / "run")

@@ -1,18 +1,134 @@
-"""Helpers every sub-command shares: value parsing, suggestions, data selections, progress bars."""
+"""The one grammar of the ``hepgen`` verbs: the flags they share, each with one meaning everywhere.
+
+=================== ==================================================================================
+``-o/--out PATH``   the verb's main output: a run directory (fit), an events file (sample, score, data,
+                    unfold), an ONNX graph (export), the metrics as JSON (compare, roc, design)
+``--report DIR``    a report folder (figures, metrics.json, index.html), written only after every check
+``-q/--quiet``      no progress bar and no messages on stderr (results on stdout stay)
+``--seed N``        the seed of everything random the verb does (default 0)
+``--device DEV``    auto, cpu, cuda, cuda:N or mps: where a model trains or evaluates (default auto)
+``--option K=V``    a named option of the model, method or generator (repeatable), read by
+                    :mod:`hepgen.options`; ``fit`` also takes its hyper-parameters as ``--KEY VALUE``
+``--weights W``     per-event weights of the verb's DATA: a column of it or FILE:KEY; a verb reading
+                    several inputs names them after the input (``--ref-weights``, ``--sim-weights``)
+``--context C``     what conditions the model: columns of DATA, FILE:KEY, or one row ``v1,v2`` for all
+``--batch-size N``  events per optimisation step of the model a verb trains (never an I/O block)
+``--block-size N``  events read, scored or drawn at once (memory scales with it, not with the file)
+=================== ==================================================================================
+
+Old spellings that users may have in scripts (``sample --batch-size``, ``design --lr``) still work and
+print a deprecation line on stderr (:func:`add_deprecated`). The ``--columns``/``--exclude``/``--jagged-length``
+selection of a DATA argument is :func:`add_data_selection`; progress bars on stderr are :func:`progress_bar`.
+"""
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Sequence
+import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from hepgen.errors import ConfigError
-from hepgen.options import parse_value  # noqa: F401 - the one value parser (bounded YAML), kept importable here
+from hepgen.options import parse_value, suggest  # noqa: F401  (the one grammar; re-exported for old imports)
+
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
 
 
-def suggest(key: str, valid: Sequence[str]) -> str:
-    near = difflib.get_close_matches(key, list(valid), n=1)
-    return f" (did you mean {near[0]!r}?)" if near else ""
+def add_out(parser: argparse.ArgumentParser, help: str, required: bool = False, metavar: str = "PATH") -> None:
+    """``-o/--out``: the verb's main output."""
+    parser.add_argument("-o", "--out", required=required, metavar=metavar, help=help)
+
+
+def add_report(parser: argparse.ArgumentParser, help: str = "write figures, metrics.json and index.html here") -> None:
+    """``--report DIR``: a report folder."""
+    parser.add_argument("--report", metavar="DIR", help=help)
+
+
+def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar and no messages on stderr") -> None:
+    """``-q/--quiet``."""
+    parser.add_argument("-q", "--quiet", action="store_true", help=help)
+
+
+def add_seed(parser: argparse.ArgumentParser, help: str = "seed of everything random (default 0)",
+             default: Any = 0) -> None:
+    """``--seed N`` (an integer; ``fit`` reads it as text to check it with its other settings)."""
+    parser.add_argument("--seed", type=int if default is not None else None, default=default, metavar="N", help=help)
+
+
+def add_device(parser: argparse.ArgumentParser, default: str | None = "auto",
+               help: str = f"where the model runs: {DEVICES} (default auto: CUDA when there is one)") -> None:
+    """``--device DEV``."""
+    parser.add_argument("--device", default=default, metavar="DEV", help=help)
+
+
+def resolve_device(name: str | None) -> str:
+    """``--device`` as torch names it: ``auto`` is CUDA when available, else CPU; a device this machine lacks
+    is a ConfigError naming the flag."""
+    import torch
+
+    text = (name or "auto").strip().lower()
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r}: expected {DEVICES}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device on this machine (use cpu or auto)")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError(f"--device {name}: no MPS device on this machine (use cpu or auto)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device {name!r}: expected {DEVICES}")
+    return str(device)
+
+
+def add_options(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--option KEY=VALUE``, repeatable (parsed with :func:`hepgen.options.parse_options`)."""
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def add_weights(parser: argparse.ArgumentParser, what: str = "DATA", prefix: str = "") -> None:
+    """``--[PREFIX-]weights COL|FILE:KEY``: per-event weights of the input ``what``."""
+    flag = f"--{prefix}-weights" if prefix else "--weights"
+    parser.add_argument(flag, dest=f"{prefix.replace('-', '_')}_weights" if prefix else "weights",
+                        metavar="COL|FILE:KEY", help=f"per-event weights of {what}: a column of it, or FILE:KEY")
+
+
+def add_block_size(parser: argparse.ArgumentParser, default: int = 100_000) -> None:
+    """``--block-size N`` (and the old ``--batch-size``, deprecated): events handled at once."""
+    parser.add_argument("--block-size", dest="block_size", type=int, default=default, metavar="N",
+                        help=f"events handled at once; memory scales with it, not with the file (default {default})")
+    add_deprecated(parser, "--batch-size", "--block-size", dest="block_size", type=int)
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling: stores into the new flag's ``dest`` and says so on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"hepgen {parser.prog.split()[-1]}: {option_string} is deprecated, use {self.new} (same value)",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: Any) -> None:
+    """Keep ``old`` working as ``new`` (hidden from --help), printing a deprecation line when used."""
+    parser.add_argument(old, dest=dest, action=_Deprecated, new=new, help=argparse.SUPPRESS,
+                        default=argparse.SUPPRESS, **kwargs)
+
+
+def check_writable(target: str | Path | None, flag: str) -> None:
+    """ConfigError naming ``flag`` when ``target`` (a file or folder to create) cannot be written; before any work."""
+    from hepgen.files import writable_location
+
+    if target:
+        why = writable_location(target)
+        if why:
+            raise ConfigError(f"{flag} {target}: {why}")
 
 
 def column_names(value: Any) -> list[str]:
@@ -22,8 +138,6 @@ def column_names(value: Any) -> list[str]:
 
 
 def _positive_int(text: str) -> int:
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
@@ -62,8 +176,6 @@ def data_selection(args: Any, prefix: str = "") -> dict[str, Any]:
 
 def progress_bar(total: int, desc: str, quiet: bool = False, unit: str = "events") -> Any:
     """A tqdm bar on stderr, drawn only on a terminal and without ``-q`` (a disabled bar otherwise)."""
-    import sys
-
     from tqdm import tqdm
 
     enabled = not quiet and bool(getattr(sys.stderr, "isatty", lambda: False)())

@@ -7,7 +7,7 @@ Minimises C(ψ) = mean relative resolution at ``--energies`` (default five, over
 ``--per-metre`` x depth[m] + ``--per-lead`` x lead[100 g/cm2], over the box of the ``--param``s, by L-GSO
 (hepgen.calo.design): the simulator runs only at designs near the current one, a conditional flow learns
 the response there and gradient steps move ψ. ``--data FILE`` adds showers with per-shower design
-columns (``hepgen data calo --option vary=absorber_mm:0.5:3``) to the surrogate's training. ``--measure N``
+columns (``hepgen data calo --option vary=absorber_mm=0.5:3``) to the surrogate's training. ``--measure N``
 evaluates C(ψ*) with N simulator showers per energy (not counted as the method's showers). Bad options
 exit 2 naming the option before anything is simulated or written.
 """
@@ -19,7 +19,10 @@ import json
 import sys
 from typing import Any
 
+from hepgen.cli.common import (add_deprecated, add_options, add_out, add_quiet, add_report, add_seed,
+                               check_writable)
 from hepgen.errors import ConfigError
+from hepgen.options import Option, convert, parse_named_range, parse_options, parse_range
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -31,52 +34,60 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "layer_2_mm), repeatable")
     p.add_argument("--start", action="append", default=[], metavar="NAME=VALUE",
                    help="starting value (default: the simulator's default design)")
-    p.add_argument("--energy", default="10:50", metavar="MIN:MAX", help="incident energies in GeV (default 10:50)")
-    p.add_argument("--energies", type=int, default=5, metavar="J", help="energies of the objective over the range")
+    p.add_argument("--energy", default="10:50", metavar="LOW:HIGH", help="incident energies in GeV (default 10:50)")
+    p.add_argument("--energies", default="5", metavar="J", help="energies of the objective over the range")
     p.add_argument("--particle", default="e+", help="incident particle (e+, gamma, pi+)")
-    p.add_argument("--per-metre", type=float, default=0.01, help="cost per metre of calorimeter depth")
-    p.add_argument("--per-lead", type=float, default=0.0, help="cost per 100 g/cm2 of lead")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a fixed simulator option (noise, max_spots or an unoptimised design parameter)")
-    p.add_argument("--budget", type=int, help="most simulated showers")
-    p.add_argument("--points", type=int, default=6, help="designs simulated per iteration")
-    p.add_argument("--showers", type=int, default=1000, help="showers per design")
-    p.add_argument("--iterations", type=int, default=8, help="most surrogate refreshes")
-    p.add_argument("--trust", type=float, default=0.15, help="trust-box half-width, fraction of each range")
-    p.add_argument("--steps", type=int, default=60, help="gradient steps per iteration")
-    p.add_argument("--lr", type=float, default=0.02, help="Adam step size (unit coordinates)")
-    p.add_argument("--epochs", type=int, default=20, help="surrogate training epochs per iteration")
+    p.add_argument("--per-metre", default="0.01", metavar="COST", help="cost per metre of calorimeter depth")
+    p.add_argument("--per-lead", default="0.0", metavar="COST", help="cost per 100 g/cm2 of lead")
+    add_options(p, "a fixed simulator option (noise, max_spots, or a design parameter not optimised) or a surrogate "
+                   "option (flow, transforms, hidden, bins, batch_size, lr), repeatable")
+    p.add_argument("--budget", metavar="N", help="most simulated showers")
+    p.add_argument("--points", default="6", metavar="N", help="designs simulated per iteration")
+    p.add_argument("--showers", default="1000", metavar="N", help="showers per design")
+    p.add_argument("--iterations", default="8", metavar="N", help="most surrogate refreshes")
+    p.add_argument("--trust", default="0.15", metavar="F", help="trust-box half-width, fraction of each range")
+    p.add_argument("--steps", default="60", metavar="N", help="gradient steps on the design per iteration")
+    p.add_argument("--design-lr", dest="design_lr", default="0.02", metavar="STEP",
+                   help="Adam step size of the design, in unit coordinates of the box (the surrogate's learning "
+                        "rate is --option lr=...)")
+    add_deprecated(p, "--lr", "--design-lr", dest="design_lr")
+    p.add_argument("--epochs", default="20", metavar="N", help="surrogate training epochs per iteration")
     p.add_argument("--data", metavar="FILE", help="showers with per-shower design columns to train on as well")
-    p.add_argument("--measure", type=int, default=0, metavar="N", help="measure C(psi*) with N showers per energy")
-    p.add_argument("--report", metavar="DIR", help="write design.png and result.json here")
-    p.add_argument("-o", "--out", metavar="FILE", help="the result as JSON")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
+    p.add_argument("--measure", default="0", metavar="N", help="measure C(psi*) with N showers per energy")
+    add_report(p, "write design.png and result.json here")
+    add_out(p, "the result as JSON", metavar="FILE")
+    add_seed(p)
+    add_quiet(p, "no progress and no summary")
     p.set_defaults(handler=cmd_design)
     return p
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, Any]:
-    from hepgen.cli.common import parse_value
+#: the flags of numbers, as options of the one grammar (hepgen.options): type and bounds, checked before any work
+FLAGS: dict[str, Option] = {
+    "energies": Option(5, low=1), "per_metre": Option(0.01, low=0), "per_lead": Option(0.0, low=0),
+    "budget": Option(None, kind=int, low=1), "points": Option(6, low=1), "showers": Option(1000, low=1),
+    "iterations": Option(8, low=1), "trust": Option(0.15, low=0, high=0.5, low_open=True),
+    "steps": Option(60, low=1), "design_lr": Option(0.02, low=0, low_open=True), "epochs": Option(20, low=1),
+    "measure": Option(0, low=0),
+}
+#: surrogate flow options (hepgen.calo.design's ``surrogate`` mapping) a --option may set
+SURROGATE: dict[str, Option] = {
+    "flow": Option("nsf", choices=("nsf", "maf")), "transforms": Option(3, low=1), "hidden": Option((64, 64), low=1),
+    "bins": Option(8, low=2), "tail_bound": Option(5.0, low=0, low_open=True), "batch_size": Option(256, low=1),
+    "lr": Option(2e-3, low=0, low_open=True),
+}
 
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The numeric flags converted and checked (ConfigError naming the flag, e.g. ``--design-lr nan``)."""
     out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
-        out[key.strip()] = parse_value(value, None)
+    for key, option in FLAGS.items():
+        flag = "--" + key.replace("_", "-")
+        try:
+            out[key] = convert(key, getattr(args, key), option)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(f"option {key!r}", flag, 1)) from None
     return out
-
-
-def _energy_range(text: str) -> tuple[float, float]:
-    low, sep, high = str(text).partition(":")
-    try:
-        lo, hi = (float(low), float(high)) if sep else (float(low), float(low))
-    except ValueError:
-        raise ConfigError(f"--energy {text!r}: expected MIN:MAX in GeV, e.g. 10:50") from None
-    if not 0 < lo <= hi:
-        raise ConfigError(f"--energy {text!r}: need 0 < MIN <= MAX (GeV)")
-    return lo, hi
 
 
 def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
@@ -89,40 +100,35 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
         parse_parameter,
     )
     from hepgen.data.generators import calo as calo_generator
-    from hepgen.files import atomic_write_text, writable_location
+    from hepgen.files import atomic_write_text
 
     if args.out is None and args.report is None:
         raise ConfigError("hepgen design writes its result with -o FILE and/or --report DIR; give at least one")
-    for target, flag in ((args.out, "-o"), (args.report, "--report")):
-        if target:
-            why = writable_location(target)
-            if why:
-                raise ConfigError(f"{flag} {target}: {why}")
-    params = [parse_parameter(p) for p in args.param]
-    low, high = _energy_range(args.energy)
-    if args.energies < 1:
-        raise ConfigError(f"--energies must be >= 1, got {args.energies}")
-    if args.measure < 0:
-        raise ConfigError(f"--measure must be >= 0, got {args.measure}")
-    if args.epochs < 1:
-        raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
-    energies = np.linspace(low, high, args.energies) if args.energies > 1 else np.array([(low + high) / 2])
-    fixed = _pairs(args.option, "--option")
-    allowed = {"noise", "max_spots", *calo_generator.DESIGN}
-    for key in fixed:
-        if key not in allowed or key in {p.name for p in params}:
-            raise ConfigError(f"--option {key!r}: give noise, max_spots or a design parameter not optimised "
-                              f"(allowed: {', '.join(sorted(allowed - {p.name for p in params}))})")
-    noise, max_spots = fixed.pop("noise", 1.0), fixed.pop("max_spots", 4000)
+    check_writable(args.out, "-o")
+    check_writable(args.report, "--report")
+    flags = _flags(args)
+    params = [parse_parameter((name, low, high)) for name, (low, high) in
+              (parse_named_range(p, "--param") for p in args.param)]
+    low, high = parse_range(args.energy, "--energy (GeV)", positive=True, allow_equal=True)
+    energies = np.linspace(low, high, flags["energies"]) if flags["energies"] > 1 else np.array([(low + high) / 2])
+    optimised = {p.name for p in params}
+    simulator_options = {"noise": calo_generator.OPTIONS["noise"], "max_spots": calo_generator.OPTIONS["max_spots"],
+                         **{k: calo_generator.OPTIONS[k] for k in calo_generator.DESIGN if k not in optimised}}
+    options = parse_options(args.option, {**simulator_options, **SURROGATE}, owner="'hepgen design calo'", fill=False)
+    surrogate = {k: options.pop(k) for k in list(options) if k in SURROGATE} | {"epochs": flags["epochs"]}
+    noise = options.pop("noise", calo_generator.OPTIONS["noise"].default)
+    max_spots = options.pop("max_spots", calo_generator.OPTIONS["max_spots"].default)
+    fixed = options
     if args.particle not in calo_generator.PARTICLES:
         raise ConfigError(f"--particle {args.particle!r}: one of {', '.join(calo_generator.PARTICLES)}")
     simulator = CaloSimulator(args.particle, noise, max_spots, fixed)
-    objective = ResolutionObjective(energies, per_metre=args.per_metre, per_lead=args.per_lead)
-    start = {k: float(v) for k, v in _pairs(args.start, "--start").items()}
+    objective = ResolutionObjective(energies, per_metre=flags["per_metre"], per_lead=flags["per_lead"])
+    start = parse_options(args.start, {p.name: Option(None, kind=float) for p in params}, owner="--start", fill=False,
+                          flag="--start")
     study = DesignStudy(params, start=start, simulator=simulator, objective=objective, energy=(low, high),
-                        points=args.points, showers=args.showers, trust=args.trust, steps=args.steps, lr=args.lr,
-                        iterations=args.iterations, budget=args.budget, surrogate={"epochs": args.epochs},
-                        seed=args.seed, verbose=not args.quiet)
+                        points=flags["points"], showers=flags["showers"], trust=flags["trust"], steps=flags["steps"],
+                        lr=flags["design_lr"], iterations=flags["iterations"], budget=flags["budget"],
+                        surrogate=surrogate, seed=args.seed, verbose=not args.quiet)
     if args.data:
         from hepgen.calo.design import shower_features
         from hepgen.calo.showers import read_showers
@@ -136,7 +142,7 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
         for p in params:
             if p.name not in keys:
                 raise DataError(f"{args.data}: no per-shower design column {p.name!r} (write one with "
-                                f"'hepgen data calo --option vary={p.name}:LOW:HIGH'); it has {', '.join(sorted(keys))}")
+                                f"'hepgen data calo --option vary={p.name}=LOW:HIGH'); it has {', '.join(sorted(keys))}")
             design[p.name] = np.asarray(io.read(f"{path}:{p.name}").data, dtype=np.float64).reshape(-1)
             if len(design[p.name]) != len(showers):
                 raise DataError(f"{path}:{p.name} has {len(design[p.name])} rows for {len(showers)} showers")
@@ -145,9 +151,9 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
     study.fit()
     result = study.to_dict()
     result["simulator"] = {"particle": args.particle, **simulator.options({})}
-    if args.measure:
-        result["measured"] = {"design": study.measure(showers=args.measure, seed=args.seed + 1),
-                              "start": study.measure(study.start, showers=args.measure, seed=args.seed + 1)}
+    if flags["measure"]:
+        result["measured"] = {"design": study.measure(showers=flags["measure"], seed=args.seed + 1),
+                              "start": study.measure(study.start, showers=flags["measure"], seed=args.seed + 1)}
     text = json.dumps(result, indent=2, default=float)
     if args.out:
         atomic_write_text(args.out, text + "\n")

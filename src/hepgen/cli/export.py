@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from hepgen.cli.common import add_out, add_quiet
 from hepgen.errors import ConfigError
 
 
@@ -19,12 +20,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                     "Default: score for autoencoders and cyclegan, sample otherwise. Needs pip install "
                     "'hepgen[onnx]'; the graph is checked with onnxruntime before it is written.")
     export.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit'")
-    export.add_argument("-o", "--out", required=True, help="the .onnx file to write")
+    add_out(export, "the .onnx file to write", required=True)
     export.add_argument("--what", choices=("sample", "score", "log_prob"), default=None,
                         help="what the graph computes (default: by model, see above)")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset, 11 to 20 (default 17)")
     export.add_argument("--no-check", dest="check", action="store_false",
                         help="skip running the graph once in onnxruntime against the torch model")
+    add_quiet(export, "no summary of the written graph on stderr")
     export.set_defaults(handler=cmd_export)
 
     return export
@@ -38,5 +40,6 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError("-o needs a file name")
     model = hepgen.load(args.run)
     result = export(model, args.out, what=args.what, opset=args.opset, check=args.check)
-    print(result.describe(), file=sys.stderr)
+    if not args.quiet:
+        print(result.describe(), file=sys.stderr)
     return 0

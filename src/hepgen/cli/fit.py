@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 
-from hepgen.cli.common import suggest
+from hepgen.options import excerpt, parse_pairs, suggest
 from hepgen.errors import ConfigError, HepgenError
 from hepgen.options import excerpt
 from hepgen.yamlconfig import read_yaml
@@ -50,7 +50,7 @@ STREAM_VALUES = {"auto": "auto", "true": True, "false": False}
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    from hepgen.cli.common import add_data_selection
+    from hepgen.cli.common import add_data_selection, add_options, add_quiet
 
     fit = sub.add_parser("fit", help="train a model on data", add_help=False, allow_abbrev=False, description=(
         "Train MODEL on DATA and write a run directory (config.yaml, model.pt, metrics.csv, checkpoints/, "
@@ -61,7 +61,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                      help="training events, path[:key]; ROOT/HDF5 keys may name branches or datasets "
                           "(tree.root:events/pt,eta; file.h5:group/dataset)")
     fit.add_argument("-c", "--config", help="YAML file of model hyper-parameters and training settings")
-    fit.add_argument("-o", "--out", help="run directory (default: runs/MODEL)")
+    fit.add_argument("-o", "--out", metavar="DIR", help="run directory (default: runs/MODEL)")
     fit.add_argument("--epochs", help="passes over the training events (default: 20)")
     fit.add_argument("--batch-size", dest="batch_size", help="global batch size over all DDP ranks (default: 256)")
     fit.add_argument("--lr", help="learning rate (default: 0.001)")
@@ -83,7 +83,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_data_selection(fit)
     fit.add_argument("--stream", help="auto (default), true or false: read DATA chunk by chunk")
     fit.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    fit.add_argument("-q", "--quiet", action="store_true", help="no progress bar or epoch lines")
+    add_options(fit, "a hyper-parameter or training setting, KEY=VALUE (the same as --KEY VALUE), repeatable")
+    add_quiet(fit, "no progress bar or epoch lines")
     fit.set_defaults(handler=cmd_fit, parser=fit)
 
     return fit
@@ -282,6 +283,12 @@ def resolve_settings(cls: type, name: str, args: argparse.Namespace, extra: Sequ
     if args.config:
         for key, value in _read_config(args.config, list(hyper)).items():
             raw[key] = (value, f"in config file {args.config}", False)
+    valid = [*hyper, *TRAIN_KEYS, *DATA_KEYS]
+    for key, text in parse_pairs(getattr(args, "option", None) or []).items():
+        if key not in valid:
+            raise ConfigError(f"--option {excerpt(key)}: {name!r} has no hyper-parameter or training setting of that "
+                              f"name{suggest(key, valid)}; valid: {', '.join(valid)}")
+        raw[key] = (text, f"--option {key}", True)
     for key, text in _parse_model_flags(cls, name, extra).items():
         raw[key] = (text, f"--{key.replace('_', '-')}", True)
     for key in list(TRAIN_KEYS) + list(DATA_KEYS):

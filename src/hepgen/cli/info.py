@@ -6,10 +6,13 @@ import argparse
 import json
 from typing import Any
 
+from hepgen.cli.common import add_quiet
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a run directory")
-    info.add_argument("run", metavar="RUN")
+    info.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit'")
+    add_quiet(info, "print nothing: only check that RUN loads (exit 0) or say why not (exit 2)")
     info.set_defaults(handler=cmd_info)
 
     return info
@@ -22,6 +25,8 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
     run = RunDir(args.run)
     config = run.read_config()
     model = hepgen.load(args.run)
+    if args.quiet:
+        return 0
     n_params = sum(p.numel() for p in model.parameters())
     print(f"run        {args.run}")
     print(f"model      {config['model']}  ({n_params:,} parameters)")

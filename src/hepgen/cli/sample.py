@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from hepgen.cli.columns import OUTPUTS, context_names, context_rows, context_source
-from hepgen.cli.common import positive, progress_bar
+from hepgen.cli.common import (add_block_size, add_device, add_out, add_quiet, add_seed, positive, progress_bar,
+                               resolve_device)
 from hepgen.errors import ConfigError, DataError
 
 
@@ -22,13 +23,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw events from a trained model")
     sample.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit'")
     sample.add_argument("-n", type=int, required=True, help="number of events")
-    sample.add_argument("-o", "--out", required=True, help=f"output file: {OUTPUTS}")
+    add_out(sample, f"output file: {OUTPUTS}; laid out like the data the model imitates", required=True)
     sample.add_argument("--context", help="one context row 'v1,v2,...' for all events, or FILE[:KEY] with one row "
                                           "per event (the model's context columns are taken from it by name)")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--batch-size", dest="batch_size", type=int, default=100_000,
-                        help="events per block (memory scales with it, not with -n)")
-    sample.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_seed(sample)
+    add_device(sample)
+    add_block_size(sample)
+    add_quiet(sample)
     sample.add_argument("--mcmc", action="store_true", help="a model trained on a lattice target (phi4-flow): an "
                         "independence Metropolis-Hastings chain of N steps (configs, acceptance, tau_int); .h5/.npz")
     sample.add_argument("--unweighted", action="store_true", help="a model trained on an integrand "
@@ -47,11 +48,11 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     from hepgen.data.writer import BlockWriter
 
     positive(args.n, "-n")
-    positive(args.batch_size, "--batch-size")
+    positive(args.block_size, "--block-size")
     if args.mcmc or args.unweighted:
         return _sample_exact(args)
     writer = BlockWriter(args.out, args.n)  # checks the output spec before the model is even loaded
-    model = hepgen.load(args.run)
+    model = hepgen.load(args.run, device=resolve_device(args.device))
     options = {"extrapolate": True} if args.extrapolate else {}
     if options and "extrapolate" not in inspect.signature(model.sample).parameters:
         raise ConfigError(f"--extrapolate is for shower models (calo-gan, calo-flow), not {model.cli_name}")
@@ -64,8 +65,8 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     writer.bare = {"samples", "context"}
     torch.manual_seed(args.seed)
     with writer, torch.no_grad(), progress_bar(args.n, "sample", args.quiet) as bar:
-        for start in range(0, args.n, args.batch_size):
-            stop = min(start + args.batch_size, args.n)
+        for start in range(0, args.n, args.block_size):
+            stop = min(start + args.block_size, args.n)
             block: dict[str, Any] = {}
             if context is None and hasattr(model, "sample_weighted"):  # trained on a target: events and weights
                 drawn, weights = model.sample_weighted(stop - start)
@@ -104,12 +105,12 @@ def _sample_exact(args: argparse.Namespace) -> int:
         raise ConfigError(f"{flag} samples a model trained on a target, which takes no --context")
     if Path(args.out.split(":")[0]).suffix.lower() not in (".h5", ".hdf5", ".npz"):
         raise ConfigError(f"{flag} writes arrays and summary numbers: -o must be .h5 or .npz, got {args.out}")
-    model = hepgen.load(args.run)
+    model = hepgen.load(args.run, device=resolve_device(args.device))
     method = "sample_mcmc" if args.mcmc else "sample_unweighted"
     if not hasattr(model, method):
         kind = "lattice target (phi4-flow)" if args.mcmc else "integrand (hypercube-flow)"
         raise ConfigError(f"{flag} needs a model trained on a {kind}; {args.run} holds a {model.cli_name}")
-    result = getattr(model, method)(args.n, seed=args.seed, batch_size=args.batch_size)
+    result = getattr(model, method)(args.n, seed=args.seed, batch_size=args.block_size)
     io.write(args.out, result)
     if not args.quiet:
         keys = ("acceptance", "tau_int", "tau_int_action") if args.mcmc else \

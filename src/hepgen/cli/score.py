@@ -12,20 +12,24 @@ import sys
 from typing import Any
 
 from hepgen.cli.columns import OUTPUTS, context_rows, context_source, feature_names, open_by_names
-from hepgen.cli.common import add_data_selection, data_selection, positive, progress_bar
+from hepgen.cli.common import (add_block_size, add_data_selection, add_device, add_out, add_quiet, add_seed,
+                               add_weights, data_selection, positive, progress_bar, resolve_device)
 from hepgen.errors import DataError
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="log-density or anomaly score per event")
-    score.add_argument("run", metavar="RUN")
+    score.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit'")
     score.add_argument("data", metavar="DATA", help="events to score, path[:key]; the model's feature columns are "
                                                     "read from it by name")
-    score.add_argument("-o", "--out", required=True, help=f"output file: {OUTPUTS}")
-    score.add_argument("--context", help="columns of DATA (comma separated), or FILE:KEY (default: the model's "
-                                         "context columns from DATA)")
-    score.add_argument("--batch-size", dest="batch_size", type=int, default=100_000)
-    score.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_out(score, f"output file: {OUTPUTS}", required=True)
+    score.add_argument("--context", help="columns of DATA (comma separated), FILE:KEY, or one row 'v1,v2' for every "
+                                         "event (default: the model's context columns from DATA)")
+    add_weights(score, "DATA (copied into the output as 'weight', e.g. for 'hepgen roc --weights weight')")
+    add_seed(score, "seed of Monte-Carlo scores (a VAE's importance-weighted log p) (default 0)")
+    add_device(score)
+    add_block_size(score)
+    add_quiet(score)
     add_data_selection(score)
     score.set_defaults(handler=cmd_score)
 
@@ -38,8 +42,8 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
     import hepgen
     from hepgen.data.writer import BlockWriter
 
-    positive(args.batch_size, "--batch-size")
-    model = hepgen.load(args.run)
+    positive(args.block_size, "--block-size")
+    model = hepgen.load(args.run, device=resolve_device(args.device))
     if isinstance(model.event_shape, dict):  # events of several arrays, from one HDF5 group
         from hepgen.data.sources import GroupSource
 
@@ -51,14 +55,18 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
     context = context_source(args.context, model, data=args.data)
     if hasattr(context, "read_rows") and len(context) != n:
         raise DataError(f"the context has {len(context)} rows but {args.data} has {n} events")
+    weights = _weight_source(args.weights, args.data, n)
     names = feature_names(model)
+    torch.manual_seed(args.seed)
     what = ""
     with writer, torch.no_grad(), progress_bar(n, "score", args.quiet) as bar:
-        for start in range(0, n, args.batch_size):
-            stop = min(start + args.batch_size, n)
+        for start in range(0, n, args.block_size):
+            stop = min(start + args.block_size, n)
             result = model.score_outputs(source.read_rows(start, stop), None if context is None
                                          else context_rows(context, start, stop))
             block = {k: v.detach().cpu().numpy() for k, v in result.items()}
+            if weights is not None:
+                block["weight"] = weights.read_rows(start, stop).reshape(stop - start)
             if start == 0:
                 writer.columns = {k: names for k, v in block.items()
                                   if names and v.ndim == 2 and v.shape[1] == len(names)}
@@ -67,9 +75,26 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
                         "score = anomaly score (higher = less like training)")
             writer.write(block)
             bar.update(stop - start)
-    for s in (source, context):
+    for s in (source, context, weights):
         if hasattr(s, "close"):
             s.close()
     if not args.quiet:
         print(f"wrote {', '.join(writer._fields)} for {n} events to {args.out}: {what}", file=sys.stderr)
     return 0
+
+
+def _weight_source(value: str | None, data: str, n: int) -> Any:
+    """``--weights``: a column of DATA or FILE:KEY, one finite number per scored event (a Source), or None."""
+    import numpy as np
+
+    from hepgen.data import io
+    from hepgen.data.sources import is_column_name
+
+    if value is None:
+        return None
+    source = io.open_source(data, columns=[value.strip()]) if is_column_name(value) else io.open_source(value)
+    if len(source) != n or int(np.prod(source.event_shape)) != 1:
+        shape = (len(source), *source.event_shape)
+        source.close()
+        raise DataError(f"--weights {value}: expected one weight per event of {data} ({n}), got shape {shape}")
+    return source
