@@ -131,12 +131,6 @@ def check_writable(target: str | Path | None, flag: str) -> None:
             raise ConfigError(f"{flag} {target}: {why}")
 
 
-def column_names(value: Any) -> list[str]:
-    from hepgen.data.sources import is_column_name
-
-    return [c.strip() for c in value.split(",") if c.strip()] if is_column_name(value) else []
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
