@@ -14,15 +14,19 @@ import torch
 
 
 @contextmanager
-def seeded(seed: int, device: torch.device | str | None = "cpu") -> Iterator[None]:
-    """Run the block on torch's RNG seeded with ``seed`` (the CPU's, and ``device``'s when it is a GPU), then
-    restore the RNG state the caller had: ``with seeded(3, model.device): x = model.sample(n)``."""
-    device = torch.device(device if device is not None else "cpu")
-    cuda = device.type == "cuda"
-    index = (device.index if device.index is not None else torch.cuda.current_device()) if cuda else None
-    with torch.random.fork_rng(devices=[index] if cuda else []):
+def seeded(seed: int, device: torch.device | str | None = None) -> Iterator[None]:
+    """Run the block on torch's RNG seeded with ``seed``, then restore the RNG state the caller had:
+    ``with seeded(3, model.device): x = model.sample(n)``. Forked and seeded: the CPU's generator and
+    ``device``'s when it is a GPU; ``device=None``: every visible GPU's as well."""
+    if device is None:
+        indices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    else:
+        device = torch.device(device)
+        indices = ([device.index if device.index is not None else torch.cuda.current_device()]
+                   if device.type == "cuda" else [])
+    with torch.random.fork_rng(devices=indices):
         torch.random.default_generator.manual_seed(int(seed))
-        if cuda:
+        for index in indices:
             torch.cuda.default_generators[index].manual_seed(int(seed))
         yield
 

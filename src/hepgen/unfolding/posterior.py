@@ -32,25 +32,15 @@ sampled per observed event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from hepgen.nn.rng import seeded  # noqa: F401  (unfolding seeds every draw on a fork of the RNG)
 from hepgen.unfolding.inputs import UnfoldingInputs, integer_columns
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Torch draws inside the block (weight initialisation, training, sampling) from ``seed``, on a fork of the
-    global RNG (CPU and CUDA): the caller's global state is the same afterwards. Unfolding's one way to seed."""
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(seed))
-        yield
 
 
 def preprocessing(x: np.ndarray) -> list[str]:
