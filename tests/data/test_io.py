@@ -742,3 +742,28 @@ def test_read_opens_once_and_hands_back_units_and_columns(tmp_path):
     assert read(f"{tmp_path}/t.h5:reco", columns=["eta"]).units == {}
     write(tmp_path / "t.csv", np.ones((3, 2)), columns=["a", "b"])
     assert read(tmp_path / "t.csv").units == {}
+
+
+def test_an_hdf5_key_names_columns_of_a_group_a_compound_or_a_labelled_table_as_root_keys_name_branches(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3))
+    write(tmp_path / "g.h5:truth", x, columns=["pt", "eta", "mass"])  # a group of 1-D columns
+    got = read(f"{tmp_path / 'g.h5'}:truth/mass,pt", dtype=np.float64)
+    assert got.columns == ["mass", "pt"]
+    np.testing.assert_array_equal(got.data, x[:, [2, 0]])
+    compound = np.zeros(20, dtype=[("a", "f8"), ("b", "f8")])
+    compound["a"], compound["b"] = x[:, 0], x[:, 1]
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f["events"] = compound
+        f["plain"] = x
+        f["plain"].attrs["columns"] = ["u", "v", "w"]
+    assert read(f"{tmp_path / 'c.h5'}:events/b,a").columns == ["b", "a"]
+    np.testing.assert_array_equal(read(f"{tmp_path / 'c.h5'}:plain/w,u", dtype=np.float64).data, x[:, [2, 0]])
+    # the same selection as --columns; both at once must agree
+    assert read(f"{tmp_path / 'g.h5'}:truth/pt,eta", columns=["pt", "eta"]).columns == ["pt", "eta"]
+    with pytest.raises(DataError, match="give them once"):
+        read(f"{tmp_path / 'g.h5'}:truth/pt,eta", columns=["mass"])
+    with pytest.raises(DataError, match="'nosuch'"):
+        read(f"{tmp_path / 'g.h5'}:truth/pt,nosuch")
+    with pytest.raises(DataError, match="No key 'truth/nosuch'"):
+        read(f"{tmp_path / 'g.h5'}:truth/nosuch")

@@ -7,13 +7,16 @@ Layouts read:
   * a group whose members are equal-length 1-D datasets -> (n, n_members), columns = member names
     (creation order when the group tracks it, else alphabetical — h5py's iteration order);
   * no key: the root group read by the same rules, descending into a lone member; several
-    unrelated members -> DataError listing the keys.
+    unrelated members -> DataError listing the keys;
+  * a key whose last part names columns (``file.h5:truth/pt,eta``, ``file.h5:pt,eta`` at the top level), as
+    ``tree.root:events/a,b`` names branches: those columns of the table above, in that order.
 Writing: one dataset per key (``file.h5:key`` names a single array's dataset, default ``data``);
 named arrays with a key go into group ``key`` with tracked creation order.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +99,35 @@ def _is_column(obj: Any) -> bool:
     return isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.names is None
 
 
+def _column_key(handle: h5py.File, key: str) -> tuple[str | None, list[str] | None]:
+    """``group/a,b`` -> (``group``, [``a``, ``b``]) when ``key`` is no object of the file but its last part names
+    columns of the table above it (members of a group, fields of a compound dataset, labelled columns), as
+    ``tree.root:events/a,b`` names branches; ``a,b`` names columns of the file's top level. Else (key, None)."""
+    if key in handle:
+        return key, None
+    head, _, tail = key.strip("/").rpartition("/")
+    names = [name.strip() for name in tail.split(",") if name.strip()]
+    if not names or (head and head not in handle):
+        return key, None
+    obj = handle[head] if head else handle
+    if isinstance(obj, h5py.Dataset):
+        known = list(obj.dtype.names or _column_labels(obj) or [])
+    else:
+        known = list(obj.keys())
+    if not any(name in known for name in names) and len(names) == 1:
+        return key, None  # a plain missing key: let the lookup name it
+    return (head or None), names
+
+
 def open_source(path: Path, key: str | None, request: Request) -> HDF5Source:
     with _open(path) as handle:
+        if key is not None:
+            key, named = _column_key(handle, key)
+            if named is not None:
+                if request.columns is not None and list(request.columns) != named:
+                    raise DataError(f"'{request.spec}' names the columns {quoted_list(named)} in its key and "
+                                    f"--columns names {quoted_list(request.columns)}; give them once")
+                request = replace(request, columns=named)
         obj = handle if key is None else _lookup(handle, key, path)
         where = request.spec
         while True:
