@@ -18,7 +18,7 @@ Measured in one run:
   flooring included) and of Pythia + FastJet (``hepgen.data.generators.jets.generate`` on ``--pythia-jets`` QCD
   jets, one worker, initialisation included), both per CPU second of this process (one torch thread), and their
   ratio (the generator also writes constituents and images, the surrogate only the features);
-* the C2ST AUC (hepgen.metrics.c2st_auc, gradient-boosted trees, 5 folds) of surrogate against held-out Pythia
+* the C2ST AUC (hepgen.evaluate.c2st_auc, gradient-boosted trees, 5 folds) of surrogate against held-out Pythia
   jets on all eleven columns, next to the floor: the same test of the training jets against the held-out ones;
 * per-feature W1 against the held-out jets, relative to the held-out standard deviation.
 
@@ -158,8 +158,9 @@ def main() -> None:
     args.epochs = args.epochs or (15 if args.quick else 100)
     args.speed_jets = args.speed_jets or (300_000 if args.quick else 1_000_000)
     torch.set_num_threads(1)
+    from hepgen.evaluate.two_sample import c2st_auc
     from hepgen.flows.zoo import NSF
-    from hepgen.metrics.two_sample import c2st_auc, wasserstein_per_feature
+    from hepgen.metrics.two_sample import wasserstein_per_feature
 
     train, held, provenance = load_jets(args.n_train, args.data)
     rng = np.random.default_rng(args.seed)

@@ -3,9 +3,11 @@
     cli/, __main__, the package top level   the entry point (the top level declares the built-in models' modules)
     demo/                                   the demo and the figure galleries
     applications (jets/, calo/ ...)         physics workflows on the families
+    report/                                 the report folders and plots (does not import train/)
+    evaluate/                               the evaluation layer: judgements that need a trained model
+                                            (the classifier factory, two-sample tests, CaloChallenge)
     flows/ autoencoders/ gans/ gaussian.py  the families, side by side (density.py is their shared base),
     classifier.py                           and the plain binary classifier; each knows how it exports itself
-    report/                                 (does not import train/)
     models.py, registry.py, export.py       the base, the name -> class registry, the ONNX mechanics
     train/
     data/
@@ -40,14 +42,17 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     3: ("data", ("hepgen.data",)),
     4: ("train", ("hepgen.train",)),
     5: ("models", ("hepgen.models", "hepgen.registry", "hepgen.export")),
-    6: ("report", ("hepgen.report",)),
-    7: ("families", ("hepgen.density", "hepgen.gaussian", "hepgen.classifier", "hepgen.flows", "hepgen.autoencoders",
+    6: ("families", ("hepgen.density", "hepgen.gaussian", "hepgen.classifier", "hepgen.flows", "hepgen.autoencoders",
                      "hepgen.gans")),
-    8: ("applications", ("hepgen.jets", "hepgen.calo", "hepgen.lattice", "hepgen.unfolding",
+    7: ("evaluation", ("hepgen.evaluate",)),
+    # above the evaluation layer: `compare` judges samples with its classifier test; nothing below imports report
+    8: ("report", ("hepgen.report",)),
+    9: ("applications", ("hepgen.jets", "hepgen.calo", "hepgen.lattice", "hepgen.unfolding",
                           "hepgen.targets", "hepgen.phasespace")),
-    9: ("demo", ("hepgen.demo",)),
-    10: ("entry point", ("hepgen.cli", "hepgen.__main__")),
+    10: ("demo", ("hepgen.demo",)),
+    11: ("entry point", ("hepgen.cli", "hepgen.__main__")),
 }
+ENTRY = max(LAYERS)
 #: the package top level (``import hepgen``: lazy names) counts as the entry point, but is no prefix of the others
 TOP = "hepgen"
 #: families that must not import one another (the shared bases density.py and gaussian.py may be imported)
@@ -64,7 +69,7 @@ def _is(module: str, prefix: str) -> bool:
 
 def layer(module: str) -> int:
     if module == TOP:
-        return 10
+        return ENTRY
     best, rank = -1, None
     for r, (_, prefixes) in LAYERS.items():
         for p in prefixes:
@@ -124,7 +129,7 @@ def offences(allowed: dict[tuple[str, str], str] | None = None, used: set | None
                     used.add((importer, imported))
                 continue
             where = f"{path.relative_to(SRC.parent.parent)}:{line}"
-            if imported == "hepgen" and importer != "hepgen" and rank < 10:
+            if imported == "hepgen" and importer != "hepgen" and rank < ENTRY:
                 out.append(f"{where}: {importer} imports the package top level (only the entry point may)")
                 continue
             target = layer(imported)
@@ -168,19 +173,21 @@ def test_the_check_sees_function_local_relative_and_from_imports(tmp_path, monke
     assert len(found) == 4 and all("hepgen/train/engine.py:" in f for f in found), found
     with pytest.raises(AssertionError, match="in no layer"):  # a new top-level module must be placed
         layer("hepgen.newthing")
-    assert layer("hepgen") == 10 and layer("hepgen.flows.zoo") == 7
+    assert layer("hepgen") == ENTRY and layer("hepgen.flows.zoo") == 6
 
 
 def _loaded_after(statement: str) -> set[str]:
     code = f"import sys\n{statement}\nprint('\\n'.join(sorted(m for m in sys.modules if m.startswith('hepgen'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
-                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+                                 "PYTHONPATH": str(SRC.parent)})  # this tree's sources, not an installed copy
     assert result.returncode == 0, result.stderr
     return set(result.stdout.split())
 
 
 ABOVE_MODELS = ("hepgen.flows", "hepgen.gans", "hepgen.autoencoders", "hepgen.gaussian", "hepgen.density",
-                "hepgen.report", "hepgen.demo", "hepgen.cli", "hepgen.calo")
+                "hepgen.report", "hepgen.demo", "hepgen.cli", "hepgen.calo", "hepgen.classifier", "hepgen.evaluate")
+APPLICATIONS = LAYERS[9][1]
 
 
 @pytest.mark.parametrize(("statement", "forbidden"), [
@@ -188,8 +195,13 @@ ABOVE_MODELS = ("hepgen.flows", "hepgen.gans", "hepgen.autoencoders", "hepgen.ga
                                                                       "distributed")), ABOVE_MODELS + ("hepgen.models",)),
     ("import hepgen.models", ABOVE_MODELS),
     ("import hepgen.report, hepgen.report.compare, hepgen.report.plots, hepgen.report.html",
-     ABOVE_MODELS[:5] + ABOVE_MODELS[6:] + ("hepgen.train",)),
+     ABOVE_MODELS[:5] + ABOVE_MODELS[6:-1] + APPLICATIONS + ("hepgen.train",)),  # it may import hepgen.evaluate
     ("import hepgen", ABOVE_MODELS + ("hepgen.models", "hepgen.train", "hepgen.data")),
+    # the evaluation layer builds its network (a family, trained by the engine) only when one is fitted
+    ("import hepgen.evaluate, " + ", ".join(f"hepgen.evaluate.{m}" for m in ("classifiers", "two_sample",
+                                                                             "calochallenge")),
+     ABOVE_MODELS[:-1] + APPLICATIONS + ("hepgen.models", "hepgen.train")),
+    ("import " + ", ".join(APPLICATIONS), ("hepgen.demo", "hepgen.cli")),
 ])
 def test_importing_a_layer_loads_nothing_above_it(statement, forbidden):
     loaded = _loaded_after(statement)
@@ -274,3 +286,24 @@ def test_the_models_layer_names_no_module_above_it():
                         module = hepgen._LAZY.get(name.split(".")[1], TOP)
                     assert layer(module) <= rank, (f"{path.name}:{node.lineno} names {name} "
                                                    f"({LAYERS[layer(module)][0]}), a layer above it")
+
+
+def test_the_evaluation_layer_sits_between_the_families_and_the_applications(tmp_path, monkeypatch):
+    ranks = [layer(m) for m in ("hepgen.classifier", "hepgen.evaluate.two_sample", "hepgen.report.compare",
+                                "hepgen.unfolding.omnifold")]
+    assert ranks == sorted(set(ranks)), ranks
+    fake = tmp_path / "hepgen"
+    for d in ("evaluate", "flows", "calo"):
+        (fake / d).mkdir(parents=True)
+        (fake / d / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    (fake / "classifier.py").write_text("")
+    (fake / "evaluate" / "two_sample.py").write_text("from hepgen import classifier\n"
+                                                      "def f():\n    from hepgen.calo import showers\n")
+    (fake / "calo" / "showers.py").write_text("from hepgen.evaluate import two_sample\n")
+    (fake / "flows" / "zoo.py").write_text("def g():\n    import hepgen.evaluate.two_sample\n")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", fake)
+    found = offences()
+    assert len(found) == 2, found  # evaluation -> applications, family -> evaluation; not the downward two
+    assert any("evaluate/two_sample.py:3" in f and "(applications)" in f for f in found)
+    assert any("flows/zoo.py:2" in f and "(evaluation)" in f for f in found)

@@ -78,3 +78,22 @@ def test_classifier_metrics_input_errors():
         classifier_metrics(labels=np.array([0, 2]), scores=np.array([0.1, 0.2]))
     with pytest.raises(DataError, match="total background weight"):
         roc_auc(np.ones(3), np.ones(2), None, np.array([-1.0, 0.5]))
+
+
+def test_auc_standard_error_is_the_mann_whitney_null_at_one_half_and_the_spread_of_simulated_aucs():
+    from hepgen.metrics import auc_standard_error
+
+    assert auc_standard_error(0.5, 30, 70) == pytest.approx(np.sqrt((30 + 70 + 1) / (12 * 30 * 70)), rel=1e-12)
+    # Hanley & McNeil's Q1, Q2 are exact for exponential scores: simulate many AUCs of Exp(1) against Exp(rate 3)
+    rng = np.random.default_rng(5)
+    n_s, n_b, replicas = 40, 60, 4000
+    s = rng.exponential(1.0, (replicas, n_s))
+    b = rng.exponential(1 / 3, (replicas, n_b))
+    aucs = (s[:, :, None] > b[:, None, :]).mean(axis=(1, 2))
+    true = 3 / (3 + 1)  # P(s > b) for rates 1 and 3
+    assert aucs.mean() == pytest.approx(true, abs=0.002)
+    assert auc_standard_error(true, n_s, n_b) == pytest.approx(aucs.std(), rel=0.05)  # ±2 % sampling spread
+    with pytest.raises(DataError, match="both classes"):
+        auc_standard_error(0.7, 0, 5)
+    with pytest.raises(DataError, match=r"in \[0, 1\]"):
+        auc_standard_error(1.2, 5, 5)

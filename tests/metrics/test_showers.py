@@ -1,13 +1,11 @@
-"""Shower features against brute-force loops over hand-made showers; the classifier AUC against closed forms."""
+"""Shower features against brute-force loops over hand-made showers (the classifier test: tests/evaluate)."""
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 
 from hepgen.errors import DataError
 from hepgen.metrics.showers import (
     cell_centres,
-    classifier_auc,
     classifier_inputs,
     response_in_bins,
     shower_features,
@@ -118,23 +116,9 @@ def test_classifier_inputs_shapes_and_values():
     assert high.shape == (7, 3 + 1 + 3 * 5 + 1) and np.isfinite(high).all()
 
 
-def test_classifier_auc_is_half_for_one_distribution_and_the_bayes_auc_for_shifted_gaussians():
-    rng = np.random.default_rng(0)
-    same = classifier_auc(rng.normal(size=(4000, 4)), rng.normal(size=(4000, 4)), epochs=5, hidden=(32, 32))
-    assert abs(same["auc"] - 0.5) < 0.04
-    shift = 1.0
-    a = rng.normal(size=(4000, 1)) + shift
-    b = rng.normal(size=(4000, 1))
-    got = classifier_auc(a, b, epochs=8, hidden=(32, 32), seed=1)
-    assert got["auc"] == pytest.approx(norm.cdf(shift / np.sqrt(2)), abs=0.025)  # the Bayes-optimal AUC
-    assert got["n_test"] == 1600 and 0 < got["auc_err"] < 0.02
-
-
 def test_bad_showers_are_named():
     layers, energy = _showers()
     with pytest.raises(DataError, match="layer 1 has 3 showers"):
         shower_features([layers[0], layers[1][:3], layers[2]], energy)
     with pytest.raises(DataError, match="row 2"):
         shower_features(layers, np.where(np.arange(7) == 2, -1.0, energy))
-    with pytest.raises(DataError, match="row 0, column 1"):
-        classifier_auc(np.array([[0.0, np.nan]] * 20), np.zeros((20, 2)))

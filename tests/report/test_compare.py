@@ -13,7 +13,8 @@ from sklearn.metrics import roc_auc_score
 
 import hepgen.report.plots as plots
 from hepgen.errors import DataError
-from hepgen.metrics import bootstrap, c2st_scores, chi2_histograms, fpd, kl_js_from_samples, kpd, roc_auc
+from hepgen.evaluate.two_sample import c2st_scores
+from hepgen.metrics import bootstrap, chi2_histograms, fpd, kl_js_from_samples, kpd, roc_auc
 from hepgen.report import compare
 from hepgen.report.html import format_cell
 

@@ -3,7 +3,7 @@
     features    :func:`hepgen.metrics.showers.shower_features` per shower; per feature the W1 distance
                 and its ratio to the reference spread
     classifier  the CaloChallenge DNN's test AUC on high-level features and on normalised cells
-                (:func:`hepgen.metrics.showers.classifier_auc`); with ``floor`` (a second, independent
+                (:func:`hepgen.evaluate.calochallenge.classifier_auc`); with ``floor`` (a second, independent
                 reference sample) the same AUCs of reference against floor: the best a candidate can do
     response    mean E_dep/E_inc and σ/E in bins of E_inc, reference and candidate
     figures     with ``report_dir``: feature histograms with ratio panels in E_inc bins, response plot,
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from hepgen.calo.showers import Showers, read_showers
+from hepgen.evaluate.calochallenge import classifier_auc
 from hepgen.metrics.showers import (
-    classifier_auc,
     classifier_inputs,
     response_in_bins,
     shower_features,

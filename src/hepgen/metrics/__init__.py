@@ -1,8 +1,10 @@
-"""Evaluation metrics on NumPy arrays: two-sample distances, histogram divergences, classifier
-performance and sampling diagnostics. Every function takes optional per-event weights."""
+"""Evaluation metrics: pure functions on NumPy arrays (two-sample distances, histogram divergences, classifier
+performance from given scores, sampling diagnostics). Every function takes optional per-event weights.
+Judgements that train a model (the classifier two-sample tests) are in :mod:`hepgen.evaluate`."""
 
 from hepgen.metrics.bootstrap import bootstrap
 from hepgen.metrics.classification import (
+    auc_standard_error,
     background_rejection,
     classifier_metrics,
     roc_auc,
@@ -28,8 +30,6 @@ from hepgen.metrics.sampling import (
     integrated_autocorrelation_time,
 )
 from hepgen.metrics.two_sample import (
-    c2st_auc,
-    c2st_scores,
     fpd,
     frechet_distance,
     kpd,
@@ -39,11 +39,10 @@ from hepgen.metrics.two_sample import (
 )
 
 __all__ = [
+    "auc_standard_error",
     "autocorrelation",
     "background_rejection",
     "bootstrap",
-    "c2st_auc",
-    "c2st_scores",
     "chi2_from_histograms",
     "chi2_histograms",
     "classifier_metrics",
@@ -68,3 +67,9 @@ __all__ = [
     "wasserstein_per_feature",
     "weighted_histogram",
 ]
+
+
+def __getattr__(name: str):
+    from hepgen.metrics._moved import moved
+
+    return moved(__name__, name)

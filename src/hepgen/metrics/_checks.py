@@ -11,7 +11,7 @@ def as_samples(x: object, name: str, *, ndim: int | None = None) -> np.ndarray:
     """Return ``x`` as a finite float64 array of shape ``(n,)`` or ``(n, d)``.
 
     ``ndim=2`` promotes a 1-D array to ``(n, 1)``; ``ndim=1`` demands a 1-D array.
-    Raises DataError for empty, non-numeric or non-finite input, naming the first bad row.
+    Raises DataError for empty, non-numeric or non-finite input, naming the first bad row (and column).
     """
     try:
         arr = np.asarray(x, dtype=np.float64)
@@ -23,10 +23,11 @@ def as_samples(x: object, name: str, *, ndim: int | None = None) -> np.ndarray:
         raise DataError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}.")
     if arr.ndim == 0 or arr.shape[0] == 0:
         raise DataError(f"{name}: the array is empty (shape {arr.shape}); at least one row is needed.")
-    finite = np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise DataError(f"{name}: contains NaN or inf; the first bad row is {row}.")
+    bad = ~np.isfinite(arr).reshape(arr.shape[0], -1)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        where = f" (column {column})" if arr.ndim == 2 else ""
+        raise DataError(f"{name}: contains NaN or inf; the first bad row is {row}{where}.")
     return arr
 
 

@@ -50,6 +50,25 @@ def roc_auc(
     return float(np.sum(np.diff(eps_b) * 0.5 * (eps_s[1:] + eps_s[:-1])))
 
 
+
+def auc_standard_error(auc: float, n_signal: int, n_background: int) -> float:
+    """Standard error of an AUC measured on ``n_signal`` and ``n_background`` independent events
+    (Hanley & McNeil 1982, Radiology 143, 29):
+
+        σ² = [A(1 − A) + (n_s − 1)(Q1 − A²) + (n_b − 1)(Q2 − A²)] / (n_s n_b),  Q1 = A/(2 − A), Q2 = 2A²/(1 + A).
+
+    Exact for exponential score distributions and close for most others; at A = ½ it is √((n_s + n_b + 1)
+    / (12 n_s n_b)), the Mann–Whitney null standard deviation.
+    """
+    a = float(auc)
+    if not 0.0 <= a <= 1.0:
+        raise DataError(f"auc_standard_error: the AUC must be in [0, 1], got {a:g}.")
+    if min(n_signal, n_background) < 1:
+        raise DataError(f"auc_standard_error: needs events of both classes, got {n_signal} and {n_background}.")
+    q1, q2 = a / (2 - a), 2 * a**2 / (1 + a)
+    var = (a * (1 - a) + (n_signal - 1) * (q1 - a**2) + (n_background - 1) * (q2 - a**2)) / (n_signal * n_background)
+    return float(np.sqrt(max(var, 0.0)))
+
 def significance_improvement(
     eps_b: np.ndarray, eps_s: np.ndarray, min_background_efficiency: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -11,13 +11,11 @@ every layer spanning ``width`` mm in both) and the incident energy ``(n,)`` in G
     sparsity_k     = fraction of cells with x_c > threshold
     brightest_k    = the largest cell energy of layer k [MeV]; second_k the second largest
 
-A layer with no cell above the threshold has centroid and width 0. The classifier two-sample test
-(:func:`classifier_auc`) follows the CaloChallenge 2022 protocol: a fully connected DNN trained to
-separate reference (label 1) from candidate (label 0) on a fixed, seeded train / validation / test
-split (60/20/20), the epoch with the lowest validation loss kept, the AUC measured on the test part.
-:func:`classifier_inputs` builds its two input sets: high-level features (layer energies and
+A layer with no cell above the threshold has centroid and width 0. :func:`classifier_inputs` builds
+the two input sets of the CaloChallenge classifier test: high-level features (layer energies and
 response as logarithms, centroids, widths, sparsities, log E_inc) and normalised cells
-(x / (1000 E_inc) with log10 E_inc appended).
+(x / (1000 E_inc) with log10 E_inc appended). The test itself trains a network, so it is in the
+evaluation layer: :func:`hepgen.evaluate.calochallenge.classifier_auc`.
 """
 
 from __future__ import annotations
@@ -27,9 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from hepgen.errors import ConfigError, DataError
-from hepgen.metrics.classification import roc_auc
 
-__all__ = ["cell_centres", "classifier_auc", "classifier_inputs", "response_in_bins", "shower_features"]
+__all__ = ["cell_centres", "classifier_inputs", "response_in_bins", "shower_features"]
 
 WIDTH_MM = 480.0
 
@@ -151,89 +148,7 @@ def classifier_inputs(layers: Sequence[np.ndarray], energy: np.ndarray, kind: st
     return np.concatenate([np.column_stack(cols), log_e], axis=1)
 
 
-def classifier_auc(reference: np.ndarray, candidate: np.ndarray, *, hidden: Sequence[int] = (512, 512),
-                   epochs: int = 30, batch_size: int = 1000, lr: float = 2e-4, split: Sequence[float] = (0.6, 0.2, 0.2),
-                   dropout: float = 0.2, seed: int = 0, max_per_class: int | None = None) -> dict[str, float]:
-    """CaloChallenge classifier test: AUC on the test part of a DNN separating ``reference`` from ``candidate``.
+def __getattr__(name: str):
+    from hepgen.metrics._moved import moved
 
-    ``reference``: (n, d) (label 1), ``candidate``: (m, d) (label 0). Both classes are cut to the same
-    size (the smaller; at most ``max_per_class``) by a seeded subsample, shuffled and split into
-    train / validation / test by ``split``; inputs are standardised on the training part. The DNN
-    (``hidden`` leaky-ReLU layers with ``dropout``, a logit output) is trained with Adam on the binary
-    cross-entropy for ``epochs``; the epoch with the lowest validation loss is kept. Returns ``{"auc",
-    "auc_err", "val_loss", "best_epoch", "n_train", "n_test"}``; ``auc_err`` is the Hanley-McNeil standard
-    error. An AUC near 0.5 means the classifier cannot tell the samples apart (the floor is the AUC of
-    the reference against an independent sample of itself).
-    """
-    import torch
-    from torch import nn
-
-    a, b = np.asarray(reference, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise DataError(f"classifier_auc needs (n, d) and (m, d) arrays, got {a.shape} and {b.shape}")
-    for name, arr in (("reference", a), ("candidate", b)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise DataError(f"classifier_auc: the {name} holds a NaN/inf value in row {row}, column {col}")
-    if len(split) != 3 or any(s <= 0 for s in split):
-        raise ConfigError(f"split takes three positive fractions (train, validation, test), got {list(split)}")
-    rng = np.random.default_rng(seed)
-    m = min(len(a), len(b), max_per_class or len(a) + len(b))
-    if m < 10:
-        raise DataError(f"classifier_auc needs at least 10 events per sample, got {len(a)} and {len(b)}")
-    a, b = a[rng.permutation(len(a))[:m]], b[rng.permutation(len(b))[:m]]
-    x = np.concatenate([a, b])
-    y = np.concatenate([np.ones(m), np.zeros(m)])
-    order = rng.permutation(2 * m)
-    x, y = x[order], y[order]
-    frac = np.asarray(split, dtype=np.float64) / np.sum(split)
-    n_train, n_val = int(frac[0] * 2 * m), int(frac[1] * 2 * m)
-    parts = {"train": slice(0, n_train), "val": slice(n_train, n_train + n_val), "test": slice(n_train + n_val, None)}
-    mean, std = x[parts["train"]].mean(0), x[parts["train"]].std(0)
-    std[std == 0] = 1.0
-    x = (x - mean) / std
-    gen = torch.Generator().manual_seed(seed)
-    torch_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    width = x.shape[1]
-    for h in hidden:
-        layers += [nn.Linear(width, int(h)), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
-        width = int(h)
-    net = nn.Sequential(*layers, nn.Linear(width, 1)).double()
-    torch.random.set_rng_state(torch_state)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    loss_fn = nn.BCEWithLogitsLoss()
-    xt = {k: torch.as_tensor(x[s]) for k, s in parts.items()}
-    yt = {k: torch.as_tensor(y[s]) for k, s in parts.items()}
-    best, best_state, best_epoch = np.inf, None, 0
-    for epoch in range(int(epochs)):
-        net.train()
-        perm = torch.randperm(len(xt["train"]), generator=gen)
-        for start in range(0, len(perm), batch_size):
-            idx = perm[start:start + batch_size]
-            opt.zero_grad()
-            loss = loss_fn(net(xt["train"][idx])[:, 0], yt["train"][idx])
-            loss.backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            val = float(loss_fn(net(xt["val"])[:, 0], yt["val"])) if len(xt["val"]) else float(loss)
-        if val < best:
-            best, best_epoch = val, epoch + 1
-            best_state = {k: v.clone() for k, v in net.state_dict().items()}
-    net.load_state_dict(best_state)
-    with torch.no_grad():
-        score = torch.sigmoid(net(xt["test"])[:, 0]).numpy()
-    labels = y[parts["test"]]
-    auc = roc_auc(score[labels == 1], score[labels == 0])
-    return {"auc": float(auc), "auc_err": _hanley_mcneil(auc, int((labels == 1).sum()), int((labels == 0).sum())),
-            "val_loss": float(best), "best_epoch": int(best_epoch), "n_train": int(n_train), "n_test": len(labels)}
-
-
-def _hanley_mcneil(auc: float, n1: int, n0: int) -> float:
-    """Standard error of an AUC (Hanley and McNeil 1982)."""
-    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / max(n1 * n0, 1)
-    return float(np.sqrt(max(var, 0.0)))
+    return moved(__name__, name)

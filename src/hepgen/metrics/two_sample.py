@@ -1,6 +1,8 @@
-"""Two-sample distances between a reference sample and a generated one.
+"""Two-sample distances between a reference sample and a generated one: pure functions of the two arrays.
 
-* C2ST: AUC of a classifier trained to tell the two apart (CaloChallenge convention; 0.5 = indistinguishable).
+The classifier two-sample test (C2ST), which trains a classifier, is in the evaluation layer:
+:func:`hepgen.evaluate.two_sample.c2st_auc` (the old spelling here still works, with a DeprecationWarning).
+
 * W1 per feature: 1-D Wasserstein-1 distance ∫ |F_x − F_y| dt of the (weighted) ECDFs; signed
   (NLO) weights are allowed: the signed-weight ECDFs are well defined while Σ w > 0.
 * FPD / KPD: Fréchet and kernel physics distances (arXiv:2211.10295). Two batch protocols:
@@ -22,86 +24,6 @@ from scipy.stats import iqr
 
 from hepgen.errors import ConfigError, DataError
 from hepgen.metrics._checks import as_samples, as_weights
-from hepgen.metrics.classification import roc_auc
-
-
-def c2st_scores(
-    real: np.ndarray,
-    generated: np.ndarray,
-    *,
-    real_weights: np.ndarray | None = None,
-    generated_weights: np.ndarray | None = None,
-    classifier: str = "hgb",
-    n_folds: int = 5,
-    max_per_class: int | None = None,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Out-of-fold classifier scores of the C2ST: ``(s_real, s_generated, w_real, w_generated)``.
-
-    ``real``: (n, d), ``generated``: (m, d). Every event is scored by the classifier trained on the
-    other ``n_folds`` − 1 folds (stratified, shuffled with ``seed``), so the scores are held out; inputs
-    are standardised on each training fold; ``classifier`` is ``"hgb"`` (HistGradientBoostingClassifier)
-    or ``"mlp"`` (MLPClassifier). Each training fold is balanced to the same number of events per class
-    (the larger class subsampled; with weights, both resampled ∝ |w| with replacement, so the classifier
-    needs no sample weights). ``max_per_class`` caps each sample by a seeded random subsample; the
-    returned scores (n', ) and (m', ) and weights (None when not given) are those of the kept events.
-    :func:`c2st_auc` is ``roc_auc`` of these; bootstrapping them gives the AUC's statistical error for
-    the trained classifiers.
-    """
-    x1, x0 = as_samples(real, "real", ndim=2), as_samples(generated, "generated", ndim=2)
-    if x1.shape[1] != x0.shape[1]:
-        raise DataError(f"c2st: real has {x1.shape[1]} features but generated has {x0.shape[1]}.")
-    w1 = as_weights(real_weights, len(x1), "real_weights")
-    w0 = as_weights(generated_weights, len(x0), "generated_weights")
-    if n_folds < 2:
-        raise ConfigError(f"c2st: n_folds must be at least 2, got {n_folds}.")
-    rng = np.random.default_rng(seed)
-    x1, w1 = _subsample(x1, w1, max_per_class, rng)
-    x0, w0 = _subsample(x0, w0, max_per_class, rng)
-    if min(len(x1), len(x0)) < n_folds:
-        raise DataError(f"c2st: need at least n_folds={n_folds} events per sample, got {len(x1)} and {len(x0)}.")
-    x = np.concatenate([x1, x0])
-    y = np.concatenate([np.ones(len(x1)), np.zeros(len(x0))])
-    weighted = w1 is not None or w0 is not None
-    w = np.concatenate([np.ones(len(x1)) if w1 is None else w1, np.ones(len(x0)) if w0 is None else w0])
-    for label in (0, 1):
-        if not np.abs(w[y == label]).sum() > 0:
-            raise DataError("c2st: one sample has zero total |weight|.")
-    from sklearn.model_selection import StratifiedKFold
-
-    scores = np.empty(len(y))
-    for train, test in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(x, y):
-        train = _balanced_training_set(train, y, np.abs(w) if weighted else None, rng)
-        mean, std = x[train].mean(axis=0), x[train].std(axis=0)
-        std[std == 0] = 1.0
-        model = _make_classifier(classifier, seed)
-        with _threads_for(len(train)):
-            model.fit((x[train] - mean) / std, y[train])
-            scores[test] = model.predict_proba((x[test] - mean) / std)[:, 1]
-    if not weighted:
-        return scores[y == 1], scores[y == 0], None, None
-    return scores[y == 1], scores[y == 0], w[y == 1], w[y == 0]
-
-
-def c2st_auc(
-    real: np.ndarray,
-    generated: np.ndarray,
-    *,
-    real_weights: np.ndarray | None = None,
-    generated_weights: np.ndarray | None = None,
-    classifier: str = "hgb",
-    n_folds: int = 5,
-    max_per_class: int | None = None,
-    seed: int = 0,
-) -> float:
-    """Classifier two-sample test: AUC of out-of-fold scores of a classifier separating real (label 1) from generated.
-
-    ``real``: (n, d), ``generated``: (m, d); the options are those of :func:`c2st_scores`. The AUC on
-    the held-out folds uses the signed weights. ≈ 0.5 for identical distributions, → 1 when separable
-    (CaloChallenge convention).
-    """
-    return roc_auc(*c2st_scores(real, generated, real_weights=real_weights, generated_weights=generated_weights,
-                                classifier=classifier, n_folds=n_folds, max_per_class=max_per_class, seed=seed))
 
 
 def wasserstein_per_feature(
@@ -333,28 +255,6 @@ def _moments(x: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarra
     return np.average(x, axis=0, weights=w), np.atleast_2d(np.cov(x, rowvar=False, aweights=w))
 
 
-def _balanced_training_set(train: np.ndarray, y: np.ndarray, abs_w: np.ndarray | None,
-                           rng: np.random.Generator) -> np.ndarray:
-    """Indices with m = min(class counts) events per class: drawn without replacement, or ∝ |w| with replacement."""
-    per_class = [train[y[train] == label] for label in (0, 1)]
-    m = min(len(idx) for idx in per_class)
-    picked = []
-    for idx in per_class:
-        if abs_w is not None:
-            p = abs_w[idx] / abs_w[idx].sum()
-            picked.append(rng.choice(idx, size=m, replace=True, p=p))
-        else:
-            picked.append(idx if len(idx) == m else rng.choice(idx, size=m, replace=False))
-    return np.concatenate(picked)
-
-
-def _subsample(x: np.ndarray, w: np.ndarray | None, cap: int | None, rng: np.random.Generator):
-    if cap is None or len(x) <= cap:
-        return x, w
-    idx = np.sort(rng.choice(len(x), size=cap, replace=False))
-    return x[idx], None if w is None else w[idx]
-
-
 def _integer_power_inplace(a: np.ndarray, degree: int) -> None:
     """a ← a**degree in place, by squaring for degrees 2, 3, 4 (several times faster than np.power)."""
     if degree == 4:
@@ -368,21 +268,7 @@ def _integer_power_inplace(a: np.ndarray, degree: int) -> None:
         np.power(a, degree, out=a)
 
 
-def _threads_for(n: int):
-    """One OpenMP thread for small training sets: HGB's threads spin-wait, which costs far more than it saves
-    on a few thousand events and makes the C2ST crawl on a busy machine (measured: 5x the CPU time)."""
-    from threadpoolctl import threadpool_limits
+def __getattr__(name: str):
+    from hepgen.metrics._moved import moved
 
-    return threadpool_limits(limits=1 if n < 50_000 else None)
-
-
-def _make_classifier(name: str, seed: int):
-    if name == "hgb":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=seed)
-    if name == "mlp":
-        from sklearn.neural_network import MLPClassifier
-
-        return MLPClassifier(hidden_layer_sizes=(64, 64), max_iter=200, early_stopping=True, random_state=seed)
-    raise ConfigError(f"c2st: unknown classifier {name!r}; use 'hgb' or 'mlp'.")
+    return moved(__name__, name)

@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from hepgen.errors import DataError
+from hepgen.evaluate.two_sample import c2st_scores
 from hepgen.metrics._checks import as_samples, as_weights
 from hepgen.metrics.bootstrap import bootstrap
 from hepgen.metrics.histograms import chi2_histograms, common_edges, kl_js_from_samples
 from hepgen.metrics.classification import roc_auc
-from hepgen.metrics.two_sample import c2st_scores, fpd, kpd, wasserstein_1d
+from hepgen.metrics.two_sample import fpd, kpd, wasserstein_1d
 from hepgen.report.image_features import image_feature_names, image_summary_features, mean_image
 
 C2ST_FOLDS = 5

@@ -8,9 +8,10 @@ so L = p / (1 - p) of the classifier's probability p):
     step 1 (reco):  omega_n = nu_{n-1} L[(1, data), (nu_{n-1}, sim reco)](y)        (pull)
     step 2 (truth): nu_n    = nu_{n-1} L[(omega_n, sim truth), (nu_{n-1}, sim truth)](x)   (push)
 
-The classifier here is scikit-learn's HistGradientBoostingClassifier (gradient-boosted trees: fast on
-CPUs, no tuning of a network), trained with sample weights and cross-fitted over ``folds`` folds (each
-event's ratio comes from a classifier that did not see it), probabilities clipped to [1e-4, 1 - 1e-4].
+The classifier here is the evaluation layer's gradient-boosted trees (``make_classifier("hgb")`` of
+:mod:`hepgen.evaluate.classifiers`: fast on CPUs, no tuning of a network), trained with sample weights and
+cross-fitted over ``folds`` folds (each event's ratio comes from a classifier that did not see it),
+probabilities clipped to [1e-4, 1 - 1e-4].
 Efficiency and acceptance: simulated events failing ``pass_reco`` take no part in step 1 and keep
 omega_n = nu_{n-1}; step 2 then spreads the data's information over them through their truth.
 Fakes: simulated fakes (``pass_truth`` False) take part in step 1 (the data contain fakes too) and not
@@ -23,16 +24,14 @@ from __future__ import annotations
 import numpy as np
 
 from hepgen.errors import ConfigError
+from hepgen.evaluate.classifiers import make_classifier
 from hepgen.unfolding.inputs import UnfoldingInputs
 
 CLIP = 1e-4
 
 
 def _classifier(seed: int):
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    return HistGradientBoostingClassifier(max_iter=80, learning_rate=0.1, max_leaf_nodes=8, min_samples_leaf=100, l2_regularization=1.0,
-                                          early_stopping=False, random_state=seed)
+    return make_classifier("hgb", seed=seed, max_iter=80, max_leaf_nodes=8, min_samples_leaf=100, l2_regularization=1.0)
 
 
 def likelihood_ratio(x1: np.ndarray, w1: np.ndarray, x0: np.ndarray, w0: np.ndarray, predict: list[np.ndarray],

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hepgen.evaluate.classifiers import make_classifier
 from hepgen.nn.rng import seeded  # noqa: F401  (unfolding seeds every draw on a fork of the RNG)
 from hepgen.unfolding.inputs import UnfoldingInputs, integer_columns
 
@@ -117,10 +118,7 @@ class Coder:
 
 
 def _hgb(seed: int):
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    return HistGradientBoostingClassifier(max_iter=100, max_leaf_nodes=15, min_samples_leaf=40, early_stopping=False,
-                                          random_state=seed)
+    return make_classifier("hgb", seed=seed, max_iter=100, max_leaf_nodes=15, min_samples_leaf=40)
 
 
 def classifier_probability(x1: np.ndarray, x0: np.ndarray, predict: np.ndarray, w1: np.ndarray | None = None,

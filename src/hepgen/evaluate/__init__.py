@@ -1,0 +1,19 @@
+"""The evaluation layer: judgements that need a trained model, above the families and below the applications.
+
+* :mod:`~hepgen.evaluate.classifiers` — the one classifier factory (``hgb`` boosted trees; ``dnn`` a hepgen
+  :class:`~hepgen.classifier.Classifier` trained by the engine), used by the two-sample tests and by
+  OmniFold and the posterior unfolding;
+* :mod:`~hepgen.evaluate.two_sample` — the classifier two-sample test (C2ST), cross-fitted or on a
+  train / validation / test split, used by ``compare``;
+* :mod:`~hepgen.evaluate.calochallenge` — the CaloChallenge classifier test of showers.
+
+Pure functions of arrays (AUCs of given scores, distances, histograms) stay in :mod:`hepgen.metrics`.
+Importing this package loads no family: the network is built when a ``dnn`` is fitted.
+"""
+
+from hepgen.evaluate.calochallenge import classifier_auc
+from hepgen.evaluate.classifiers import CLASSIFIERS, make_classifier
+from hepgen.evaluate.two_sample import HeldOutScores, c2st_auc, c2st_scores, held_out_scores
+
+__all__ = ["CLASSIFIERS", "HeldOutScores", "c2st_auc", "c2st_scores", "classifier_auc", "held_out_scores",
+           "make_classifier"]
