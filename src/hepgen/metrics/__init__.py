@@ -72,4 +72,4 @@ __all__ = [
 def __getattr__(name: str):
     from hepgen.metrics._moved import moved
 
-    return moved(__name__, name)
+    raise moved(__name__, name)

@@ -151,4 +151,4 @@ def classifier_inputs(layers: Sequence[np.ndarray], energy: np.ndarray, kind: st
 def __getattr__(name: str):
     from hepgen.metrics._moved import moved
 
-    return moved(__name__, name)
+    raise moved(__name__, name)

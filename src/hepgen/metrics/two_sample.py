@@ -1,7 +1,7 @@
 """Two-sample distances between a reference sample and a generated one: pure functions of the two arrays.
 
 The classifier two-sample test (C2ST), which trains a classifier, is in the evaluation layer:
-:func:`hepgen.evaluate.two_sample.c2st_auc` (the old spelling here still works, with a DeprecationWarning).
+:func:`hepgen.evaluate.two_sample.c2st_auc` (asking for it here says so).
 
 * W1 per feature: 1-D Wasserstein-1 distance ∫ |F_x − F_y| dt of the (weighted) ECDFs; signed
   (NLO) weights are allowed: the signed-weight ECDFs are well defined while Σ w > 0.
@@ -271,4 +271,4 @@ def _integer_power_inplace(a: np.ndarray, degree: int) -> None:
 def __getattr__(name: str):
     from hepgen.metrics._moved import moved
 
-    return moved(__name__, name)
+    raise moved(__name__, name)
