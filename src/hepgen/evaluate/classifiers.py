@@ -76,7 +76,8 @@ class NeuralNetwork:
 
     Settings: ``hidden`` layer sizes, ``dropout``, ``epochs``, ``batch_size``, ``lr``, ``val_fraction``
     (the share of the training events held out when ``fit`` gets no ``val``), ``device`` (the engine's:
-    ``auto``, ``cpu``, ``cuda`` ...). Training forks torch's random state: the caller's is left as it was.
+    ``auto``, ``cpu``, ``cuda`` ...). Training runs on a seeded fork of torch's RNG (:func:`hepgen.nn.rng.seeded`):
+    the caller's is left as it was.
     Fitted: ``model_`` (the Classifier), ``best_epoch_``, ``val_loss_`` (its validation loss), ``history_``.
     """
 
@@ -101,9 +102,8 @@ class NeuralNetwork:
             val: tuple | None = None) -> NeuralNetwork:
         """Train on ``x`` (n, d) with labels ``y`` (n,) (weights ``sample_weight`` (n,)); ``val`` =
         ``(x_val, y_val)`` or ``(x_val, y_val, w_val)`` picks the best epoch."""
-        import torch
-
         from hepgen.classifier import Classifier
+        from hepgen.nn.rng import seeded
 
         s = self.settings
         options: dict[str, Any] = {"val_fraction": s["val_fraction"]}
@@ -111,8 +111,7 @@ class NeuralNetwork:
             x_val, y_val, *w_val = val
             options.update(val=np.asarray(x_val, dtype=np.float32), val_targets=np.asarray(y_val)[:, None],
                            val_weights=w_val[0] if w_val else None)
-        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=cuda):  # building and training draw from torch's generators
+        with seeded(self.seed):  # building and training draw from torch's generators: on a fork of them
             model = Classifier(np.shape(x)[1], hidden=s["hidden"], dropout=s["dropout"])
             model.fit(np.asarray(x, dtype=np.float32), labels=np.asarray(y), weights=sample_weight,
                       epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], seed=self.seed,
