@@ -61,25 +61,15 @@ def add_device(parser: argparse.ArgumentParser, default: str | None = "auto",
     parser.add_argument("--device", default=default, metavar="DEV", help=help)
 
 
-def resolve_device(name: str | None) -> str:
-    """``--device`` as torch names it: ``auto`` is CUDA when available, else CPU; a device this machine lacks
-    is a ConfigError naming the flag."""
-    import torch
+def resolve_device(name: str | None, flag: str = "--device") -> str:
+    """``--device`` as the engine resolves it (``auto``: CUDA, then MPS, then the CPU); a device this machine
+    lacks is a ConfigError naming the flag."""
+    from hepgen.train.engine import resolve_device as engine_device
 
-    text = (name or "auto").strip().lower()
-    if text == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"--device {name!r}: expected {DEVICES}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device on this machine (use cpu or auto)")
-    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise ConfigError(f"--device {name}: no MPS device on this machine (use cpu or auto)")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"--device {name!r}: expected {DEVICES}")
-    return str(device)
+        return str(engine_device((name or "auto").strip().lower()))
+    except ConfigError as exc:
+        raise ConfigError(f"{flag} {name}: {exc}") from None
 
 
 def add_options(parser: argparse.ArgumentParser, help: str) -> None:
@@ -129,6 +119,15 @@ def check_writable(target: str | Path | None, flag: str) -> None:
         why = writable_location(target)
         if why:
             raise ConfigError(f"{flag} {target}: {why}")
+
+
+def emit_result(text: str, out: str | Path | None) -> None:
+    """A verb's result (JSON text): on stdout, and with ``-o FILE`` also into FILE (atomically)."""
+    print(text)
+    if out:
+        from hepgen.files import atomic_write_text
+
+        atomic_write_text(out, text + "\n")
 
 
 def _positive_int(text: str) -> int:

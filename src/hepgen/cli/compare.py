@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hepgen.cli.common import add_data_selection, data_selection, progress_bar
+from hepgen.cli.common import add_data_selection, add_out, check_writable, data_selection, emit_result, progress_bar
 from hepgen.errors import DataError
 
 
@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     compare.add_argument("ref", metavar="REF", help="reference events, path[:key]")
     compare.add_argument("cand", metavar="CAND", help="candidate (e.g. generated) events, path[:key]")
     compare.add_argument("--report", metavar="DIR", help="write metrics.json, plots and index.html here")
+    add_out(compare, "also write the printed metrics (JSON) here", metavar="FILE")
     compare.add_argument("--ref-weights", dest="ref_weights", help="a column of REF, or FILE:KEY")
     compare.add_argument("--cand-weights", dest="cand_weights", help="a column of CAND, or FILE:KEY")
     compare.add_argument("--protocol", choices=("hepgen", "jetnet"), default="hepgen",
@@ -84,6 +85,7 @@ def read_samples(args: argparse.Namespace) -> tuple[Any, Any, list[str] | None, 
 
 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
+    check_writable(args.out, "-o")
     from hepgen.report.compare import compare
 
     from hepgen.calo.showers import is_shower_file
@@ -91,7 +93,8 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
         from hepgen.calo.compare import compare_showers
 
         result = compare_showers(args.ref, args.cand, floor=args.floor, report_dir=args.report, seed=args.seed)
-        print(json.dumps({k: v for k, v in result.items() if k not in ("features", "figures")}, indent=2))
+        emit_result(json.dumps({k: v for k, v in result.items() if k not in ("features", "figures")}, indent=2),
+                    args.out)
         return 0
     ref, cand, names, rw, cw = read_samples(args)
     with progress_bar(0, "compare", args.quiet, unit="steps") as bar:
@@ -103,7 +106,7 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
         result = compare(ref, cand, names=names, ref_weights=rw, cand_weights=cw, report_dir=args.report,
                          seed=args.seed, title=f"{args.ref} (reference) vs {args.cand} (candidate)",
                          protocol=args.protocol, progress=progress, units=_units(args.ref, names))
-    print(json.dumps(_summary(result), indent=2))
+    emit_result(json.dumps(_summary(result), indent=2), args.out)
     if args.report and not args.quiet:
         print(f"report: {Path(args.report) / 'index.html'}", file=sys.stderr)
     return 0

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from hepgen.cli.common import add_out, check_writable, emit_result
 from hepgen.errors import ConfigError, DataError
 
 
@@ -33,6 +34,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     roc.add_argument("signals", metavar="SIGNAL", nargs="+",
                      help="signal scores, path[:key], optionally named: top=top_scores.h5")
     roc.add_argument("--report", metavar="DIR", help="write metrics.json, roc_sic.png/.pdf, index.html here")
+    add_out(roc, "also write the printed metrics (JSON) here", metavar="FILE")
     roc.add_argument("--score", default="score", metavar="COLUMN",
                      help="the score column/dataset of each file (default: score)")
     roc.add_argument("--weights", metavar="COLUMN",
@@ -139,6 +141,7 @@ def read_inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_roc(args: argparse.Namespace, extra: list[str]) -> int:
+    check_writable(args.out, "-o")
     from hepgen.files import writable_location
     from hepgen.report.roc import roc_report
 
@@ -163,7 +166,7 @@ def cmd_roc(args: argparse.Namespace, extra: list[str]) -> int:
                         mass_label=args.mass or "mass", n_bootstrap=args.bootstrap, seed=args.seed,
                         title=f"{args.score}: {', '.join(scores)} vs {Path(args.background).name}", meta=meta,
                         score_name=("−" if args.lower_is_signal else "") + args.score, extra=record)
-    print(json.dumps(result, indent=2))
+    emit_result(json.dumps(result, indent=2), args.out)
     if args.report and not args.quiet:
         print(f"report: {Path(args.report) / 'index.html'}", file=sys.stderr)
     return 0

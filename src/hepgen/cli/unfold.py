@@ -17,6 +17,7 @@ import json
 import sys
 from typing import Any
 
+from hepgen.cli.common import add_device
 from hepgen.errors import ConfigError
 
 
@@ -48,6 +49,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a further method option (see below), repeatable")
     p.add_argument("--seed", type=int, default=0)
+    add_device(p, default=None, help="where the flows train (posterior, marginal): auto, cpu, cuda, cuda:N or mps "
+                                     "(the same as --option device=...)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     p.set_defaults(handler=cmd_unfold)
     return p
@@ -66,7 +69,7 @@ def cmd_unfold(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError("hepgen unfold writes its result with -o FILE and/or --report DIR; give at least one")
     schema = OPTIONS[args.method]
     options = parse_options(args.option, schema, owner=f"unfolding method {args.method!r}", fill=False)
-    for key in ("iterations", "bootstrap", "epochs"):
+    for key in ("iterations", "bootstrap", "epochs", "device"):
         value = getattr(args, key)
         if value is not None:
             if key not in schema:
