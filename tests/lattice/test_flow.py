@@ -112,3 +112,41 @@ def test_mh_chain_is_exact_on_a_tiny_lattice_against_brute_force_quadrature():
         assert abs(series.mean() - exact) < 4 * err
         assert abs(raw_mean - exact) > 6 * err  # the proposals alone are wrong
     assert 0.02 < float(chain["acceptance"]) < 0.9
+
+
+def test_the_memory_estimate_refuses_a_lattice_that_cannot_fit_without_building_it():
+    from hepgen.lattice.flow import training_memory
+    from hepgen.train.resources import check_memory
+
+    # the issue's run: L = 4096, batch 16, the default 8 layers of channels (16, 16): activations of
+    # 16 x 4096² sites x 8 layers x (4 x 32 + 2 + 16) float32 = 1.25 TB
+    need = training_memory(4096, 16)
+    assert need == 4 * 16 * 4096**2 * 8 * (4 * 32 + 2 + 16)
+    assert training_memory(4096, 32) == 2 * need and training_memory(2048, 16) == need // 4
+    assert training_memory(64, 16, kind="spline", bins=8) > training_memory(64, 16)
+    # the measured peak of one training step at L = 128, batch 16 is ~1.0 GB: the estimate is a bound within 1.5x
+    assert 1.0e9 < training_memory(128, 16) < 1.5e9
+    with pytest.raises(ConfigError, match="needs about 1.25 TB of memory, but this machine has 64 GB"):
+        check_memory(need, "phi4-flow training", "lower --batch-size or --L", available=64e9)
+
+
+def test_fit_refuses_an_oversized_batch_before_training_and_writes_nothing(tmp_path, monkeypatch):
+    from hepgen.train import resources
+
+    model = Phi4Flow(L=8, layers=2, channels=(4,))
+    monkeypatch.setattr(resources, "available_memory", lambda device="cpu": 10_000)
+    with pytest.raises(ConfigError, match=r"phi4-flow training at L=8 .* batch size 64 needs about .* but this "
+                                          r"machine has 10 kB available; lower --batch-size or --L"):
+        model.fit(None, steps_per_epoch=2, epochs=1, batch_size=64, quiet=True, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    model.check_fit(64, "cpu", available=1e9)  # fits
+
+
+def test_cli_refuses_the_issues_lattice_with_exit_2(tmp_path, capsys):
+    from tests.helpers import run_cli_for_error
+
+    code, err = run_cli_for_error(capsys, ["fit", "phi4-flow", "--L", "4096", "--steps-per-epoch", "5", "--batch-size",
+                                           "16", "-o", tmp_path / "run", "-q"])
+    assert code == 2 and "Traceback" not in err
+    assert "needs about 1.25 TB" in err and "--batch-size" in err and "--L" in err
+    assert not (tmp_path / "run").exists()

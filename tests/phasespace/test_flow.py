@@ -218,3 +218,51 @@ def test_seeded_integration_and_unweighting_leave_the_callers_rng_alone():
     expected = torch.rand(3)  # the caller's stream continues where it was
     torch.random.set_rng_state(state)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_coupling_parameters_and_memory_estimate_without_building_the_flow():
+    from hepgen.phasespace.flow import coupling_parameters, training_memory
+    from hepgen.train.resources import check_memory
+
+    for dims, hidden, bins in ((2, (32,), 8), (7, (8, 4), 4), (100, (64, 64), 16)):
+        model = HypercubeFlow("camel", dims, hidden=hidden, bins=bins)
+        assert coupling_parameters(dims, model.transforms, hidden, bins) == sum(p.numel() for p in model.parameters())
+    # d = 100,000 would be 34 transforms of 5.3 billion weights in all: refused from the estimate alone
+    need = training_memory(100_000, 256, 34, (64, 64), 16)
+    assert need > 16 * coupling_parameters(100_000, 34, (64, 64), 16) > 8e10
+    with pytest.raises(ConfigError, match="needs about .* GB of memory, but this machine has 128 GB"):
+        check_memory(need, "hypercube-flow training", "lower --dims", available=128e9)
+    # d = 200, batch 2048 measured ~1.8 GB for one step (weights, activations; Adam's moments not yet allocated)
+    assert 1.8e9 < training_memory(200, 2048, 32, (64, 64), 16) < 3.0e9
+
+
+def test_an_integrand_that_is_zero_on_a_whole_first_batch_is_refused_before_training(tmp_path, capsys):
+    from tests.helpers import run_cli_for_error
+
+    model = HypercubeFlow("camel", 400, hidden=(4,), bins=2, transforms=2)
+    x = torch.rand(256, 400, dtype=torch.float64)
+    assert not (torch.exp(model.target.log_prob(x)) > 0).any()  # log f ~ -1500 per point: 0 in float64
+    with pytest.raises(ConfigError, match=r"camel \(dims=400, width=0.1\) is 0 in float64 at every one of the 256 "
+                                          r"points .* widen the peaks \(--width\) or lower --dims"):
+        model.fit(None, steps_per_epoch=2, epochs=1, batch_size=256, quiet=True, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    HypercubeFlow("camel", 400, width=0.3, hidden=(4,), bins=2, transforms=2).check_target(256)  # wide: not 0
+    code, err = run_cli_for_error(capsys, ["fit", "hypercube-flow", "--dims", "400", "--hidden", "4", "--bins", "2",
+                                           "--transforms", "2", "--steps-per-epoch", "2", "-o", tmp_path / "cli", "-q"])
+    assert code == 2 and "Traceback" not in err and "is 0 in float64" in err
+    assert not (tmp_path / "cli").exists()
+
+
+def test_a_ring_whose_shell_leaves_the_cube_in_high_dimension_is_refused():
+    from hepgen.targets import make_target
+
+    # the radial density r^(d-1) exp(-(r - r0)^2 / 2w^2) peaks at (r0 + sqrt(r0^2 + 4 w^2 (d - 1))) / 2
+    with pytest.raises(ConfigError, match=r"dims=1000.*mass sits at r = 0.8"):
+        make_target("ring", dims=1000)
+    ring = make_target("ring", dims=30)  # r* = 0.335: inside; the normalisation, from a peak-scaled quadrature
+    r0, w, d = 0.3, 0.02, 30
+    r = np.linspace(1e-6, 1.2, 400_001)
+    log_g = (d - 1) * np.log(r) - 0.5 * ((r - r0) / w) ** 2
+    log_area = math.log(2.0) + 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d)
+    log_n = log_area + log_g.max() + math.log(np.trapezoid(np.exp(log_g - log_g.max()), r))
+    assert ring._log_n == pytest.approx(log_n, abs=1e-6)

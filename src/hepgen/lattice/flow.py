@@ -35,6 +35,21 @@ from hepgen.models import register
 from hepgen.targets import Phi4
 
 KINDS = ("affine", "spline")
+#: float32 values kept per site, coupling layer and event while training, beyond the conditioner's outputs: four
+#: per hidden channel (the padded input, convolution and activation outputs, their gradients), measured at
+#: L = 64-256 with channels (16, 16) (about 4 kB per site and event at 8 layers), plus a few for the field
+FLOATS_PER_CHANNEL = 4
+FLOATS_PER_SITE = 16
+
+
+def training_memory(L: int, batch_size: int, layers: int = 8, channels: Sequence[int] = (16, 16),
+                    kind: str = "affine", bins: int = 8) -> int:
+    """Bytes a reverse-KL training step of a :class:`Phi4Flow` needs, roughly (computed without building it):
+    batch × L² sites × layers × (4 Σ channels + the conditioner's outputs per site + 16) float32 values,
+    the activations kept for the backward pass, which dominate (the weights are a few kB)."""
+    outputs = 2 if kind == "affine" else 3 * int(bins) + 1
+    per_site = int(layers) * (FLOATS_PER_CHANNEL * sum(int(c) for c in channels) + outputs + FLOATS_PER_SITE)
+    return 4 * int(batch_size) * int(L) ** 2 * per_site
 
 
 @register
@@ -88,6 +103,16 @@ class Phi4Flow(FlowModel):
                 raise ConfigError(f"phi4-flow: {exc}") from None
         self._set_parts(StandardNormal(self.L * self.L), transforms)
         self.reset_parameters()
+
+    def check_fit(self, batch_size: int, device: torch.device | str = "cpu", available: float | None = None) -> None:
+        """The engine's call before training: refuse a batch whose training step cannot fit in the memory
+        ``available`` (default: what the device has, :func:`hepgen.train.resources.available_memory`)."""
+        from hepgen.train.resources import check_memory
+
+        need = training_memory(self.L, batch_size, self.layers, self.channels, self.kind, self.bins)
+        check_memory(need, f"phi4-flow training at L={self.L} ({self.L}x{self.L} sites, {self.layers} layers, channels "
+                           f"{','.join(map(str, self.channels))}) with batch size {batch_size}",
+                     "lower --batch-size or --L (or --layers, --channels)", device, available)
 
     # -- the density on configurations (L, L) ------------------------------------------------------------
     def log_prob_internal(self, u: Tensor, context: Tensor | None = None) -> Tensor:

@@ -111,11 +111,25 @@ class Ring(_Integrand):
             raise ConfigError(f"target 'ring': radius + 8 width = {self.radius + 8 * self.width:g} must be <= 0.5 "
                               "(the shell inside the cube, so that its integral is exact); lower 'radius' or 'width'")
         d, r0, w = self.dims, self.radius, self.width
-        # log S_{d-1} = log 2 + (d/2) log π − log Γ(d/2); the radial integral, scaled by r0^{d-1} for range
+        # the radial density r^{d-1} exp(−(r − r0)²/2w²) peaks at r* > r0 (the volume factor pushes it out,
+        # by ~ w²(d − 1)/r0): the shell's mass must lie inside the cube there too, or the integral is not 1
+        # (its local width there 1/√(1/w² + (d − 1)/r*²), from the second derivative of the log density)
+        peak = 0.5 * (r0 + math.sqrt(r0 * r0 + 4.0 * w * w * (d - 1)))
+        if peak + 8.0 / math.sqrt(1.0 / w**2 + (d - 1) / peak**2) > 0.5:
+            raise ConfigError(f"target 'ring' with dims={d}, width={w:g}, radius={r0:g}: in {d} dimensions the "
+                              f"shell's mass sits at r = {peak:.3g} (the volume factor r^(d-1) pushes it outward), "
+                              "and 8 of its widths beyond it leave the cube, so part of the shell is outside and its "
+                              "integral is not 1; lower dims, width or radius")
+
+        def log_g(r: float) -> float:  # log of the radial density over (r0)^{d-1}
+            return (d - 1) * math.log(r / r0) - 0.5 * ((r - r0) / w) ** 2
+
+        # log S_{d-1} = log 2 + (d/2) log π − log Γ(d/2); the radial integral, scaled by its peak for range
         log_area = math.log(2.0) + 0.5 * d * math.log(math.pi) - gammaln(0.5 * d)
-        radial, _ = integrate.quad(lambda r: (r / r0) ** (d - 1) * math.exp(-0.5 * ((r - r0) / w) ** 2),
-                                   0.0, r0 + 40.0 * w, points=[r0], epsabs=0.0, epsrel=1e-13, limit=200)
-        self._log_n = log_area + (d - 1) * math.log(r0) + math.log(radial)
+        top = log_g(peak)
+        radial, _ = integrate.quad(lambda r: math.exp(log_g(r) - top) if r > 0 else 0.0, 0.0, peak + 40.0 * w,
+                                   points=[peak], epsabs=0.0, epsrel=1e-13, limit=200)
+        self._log_n = log_area + (d - 1) * math.log(r0) + top + math.log(radial)
 
     def _log_f(self, x: Tensor) -> Tensor:
         r = torch.linalg.vector_norm(x - 0.5, dim=-1)

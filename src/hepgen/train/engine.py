@@ -355,6 +355,9 @@ class Engine:
         self.streaming = train is not None and not train.in_memory
         extra = self._load_streams(model, streams)
         self.inputs = self._describe_inputs(x, val, weights, context, train, val_events, names, streams, extra)
+        check_fit = getattr(model, "check_fit", None)  # a model's own checks (memory, a learnable target) before work
+        if check_fit is not None:
+            check_fit(self.local_batch, self.device)
 
         torch.manual_seed(self.seed)
         if self.warm_start:  # continue from the current weights and fitted preprocessing (fine-tuning)
