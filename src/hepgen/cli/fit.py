@@ -332,6 +332,10 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
         print(model_help(cls, args.model))
         return 0
     settings = resolve_settings(cls, args.model, args, extra)
+    if settings.get("device") is not None:  # a device this machine lacks is refused before DATA is opened
+        from hepgen.cli.common import resolve_device
+
+        resolve_device(settings["device"])
     if settings.get("model") not in (None, args.model):
         raise ConfigError(f"config file {args.config} is for model {settings['model']!r}, not {args.model!r}")
     data = args.data or settings.get("data")
