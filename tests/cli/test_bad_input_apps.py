@@ -77,7 +77,7 @@ def test_extrapolate_samples_far_outside_the_range_on_request(name, shower_runs,
     assert main(["sample", str(shower_runs[name]), "-n", "5", "--context", "200", "--extrapolate", "-o", str(out),
                  "-q"]) == 0, capsys.readouterr().err
     with h5py.File(out) as f:
-        assert f["samples/layer_0"].shape == (5, 3, 96)
+        assert f["layer_0"].shape == (5, 3, 96)
     _refused(capsys, ["sample", shower_runs[name], "-n", "5", "--context", "-1", "--extrapolate", "-o", out, "-q"],
              "positive number of GeV")
 
