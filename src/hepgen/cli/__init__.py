@@ -21,9 +21,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``hepgen``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if argv[:2] == ["data", "import"]:  # a verb of its own beside the generators' NAME (cli/data_import.py)
+        from hepgen.cli import data_import
+
+        parser = data_import.build_parser()
     try:
         with sigterm_raises():  # SIGTERM cleans up (temporary files, staged reports) as Ctrl-C does
-            args, extra = parser.parse_known_args(argv)
+            args, extra = parser.parse_known_args(argv[2:] if parser.prog == "hepgen data import" else argv)
             if args.command is None:
                 parser.print_help()
                 return 2

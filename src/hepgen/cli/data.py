@@ -49,7 +49,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "data", help="generate a built-in data set", add_help=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Write a deterministic sample of a built-in generator.\n\ngenerators:\n" + listing,
-        epilog="Run 'hepgen data NAME --help' for the options of generator NAME (with defaults and units).")
+        epilog="Run 'hepgen data NAME --help' for the options of generator NAME (with defaults and units). "
+               "'hepgen data import KIND FILE -o OUT' converts a public dataset (top-tagging, lhco, jetnet) into the "
+               "jets layout; see 'hepgen data import --help'.")
     data.add_argument("-h", "--help", action=_GeneratorHelp,
                       help="show this help (after NAME: with that generator's options) and exit")
     data.add_argument("name", metavar="NAME", help=f"generator: {', '.join(SUMMARIES)}")

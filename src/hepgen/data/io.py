@@ -239,7 +239,13 @@ def open_source(
     request = _request(spec, columns, exclude, jagged_length, dtype)
     path, key = parse_spec(spec)
     kind = _existing(path)
-    source = _call(kind, "open_source", path, key, request)
+    source = None
+    if kind == "hdf5":  # a field dataset (top tagging, LHC Olympics, JetNet) read in hepgen's jet layout
+        from hepgen.data.importers import direct_source
+
+        source = direct_source(path, key, request)
+    if source is None:
+        source = _call(kind, "open_source", path, key, request)
     if len(source) == 0:
         source.close()
         raise DataError(f"'{request.spec}' holds 0 events (rows): there is nothing to read.")

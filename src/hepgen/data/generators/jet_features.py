@@ -30,6 +30,9 @@ Everything here takes the constituents of one jet as 4-momenta ``p4: (n, 4)`` wi
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
 from hepgen.errors import ConfigError
@@ -88,6 +91,28 @@ def _fastjet():
             f"{exc}"
         ) from exc
     return fastjet
+
+
+_BANNER_SILENCED = False
+
+
+def silence_fastjet_banner() -> None:
+    """Let FastJet print its once-per-process banner to /dev/null instead of stdout (call before clustering)."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        return
+    fastjet = _fastjet()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
+            fastjet.ClusterSequence([fastjet.PseudoJet(1.0, 0.0, 0.0, 1.0)], jet_def)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _BANNER_SILENCED = True
 
 
 AXES: tuple[str, ...] = ("kt", "wta_kt")
@@ -257,3 +282,23 @@ def constituent_array(
     out[:k, 2] = wrap_phi(phi[order] - jet_phi[0])
     mask[:k] = True
     return out, mask
+
+
+def jet_arrays(constituents: np.ndarray, jet: np.ndarray, R: float, max_constituents: int = 30,
+               image_size: int = 40, axes: str = "kt") -> dict[str, np.ndarray]:
+    """The per-jet entries of hepgen's jet layout, as ``hepgen data jets`` writes them, from 4-momenta.
+
+    constituents: (n, 4) the jet's constituents as (px, py, pz, E); jet: (4,) the jet 4-momentum (the full
+    jet: pt, eta and mass of the features come from it, the substructure from the constituents). Returns
+    ``constituents (N, 3)`` and ``mask (N,)`` (:func:`constituent_array`), ``images (S, S)`` (all constituents,
+    relative to the jet axis, over +-1.5 R: :func:`jet_image`) and ``features (11,)`` (:func:`high_level_features`),
+    with N = ``max_constituents`` and S = ``image_size``. The jets generator and the dataset importers
+    (:mod:`hepgen.data.importers`) both build their jets here.
+    """
+    constituents = np.asarray(constituents, dtype=np.float64).reshape(-1, 4)
+    rows, mask = constituent_array(constituents, jet, max_constituents)
+    pt, eta, phi, _ = kinematics(constituents)
+    _, jet_eta, jet_phi, _ = kinematics(jet)
+    image = jet_image(pt, eta - jet_eta[0], wrap_phi(phi - jet_phi[0]), size=image_size, half_width=1.5 * R)
+    return {"constituents": rows, "mask": mask, "images": image,
+            "features": high_level_features(constituents, jet, R, axes=axes)}

@@ -154,29 +154,6 @@ def _require_backends() -> None:
         ) from exc
 
 
-_BANNER_SILENCED = False
-
-
-def _silence_fastjet_banner() -> None:
-    """Let FastJet print its once-per-process banner to /dev/null instead of stdout."""
-    global _BANNER_SILENCED
-    if _BANNER_SILENCED:
-        return
-    import fastjet
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
-            fastjet.ClusterSequence([fastjet.PseudoJet(1.0, 0.0, 0.0, 1.0)], jet_def)
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-    _BANNER_SILENCED = True
-
-
 def pythia_settings(process: str, ptmin: float, ptmax: float, pythia_seed: int) -> list[str]:
     """The ``readString`` lines configuring Pythia for ``process`` and the pT window."""
     common = [
@@ -273,22 +250,10 @@ def _select_jet(pythia, opts: dict[str, Any]) -> dict[str, np.ndarray] | None:
             return None
     constituents = p4[[c.user_index() for c in lead.constituents()]]
     jet = np.array([lead.px(), lead.py(), lead.pz(), lead.e()])
-    rows, mask = jf.constituent_array(constituents, jet, opts["max_constituents"])
-    pt, eta, phi, _ = jf.kinematics(constituents)
-    image = jf.jet_image(
-        pt,
-        eta - lead.eta(),
-        jf.wrap_phi(phi - lead.phi_std()),
-        size=opts["image_size"],
-        half_width=1.5 * opts["R"],
-    )
-    return {
-        "constituents": rows,
-        "mask": mask,
-        "images": image,
-        "features": jf.high_level_features(constituents, jet, opts["R"], axes=opts["nsub_axes"]),
-        "weights": np.float64(pythia.infoPython().weight()),
-    }
+    arrays = jf.jet_arrays(constituents, jet, opts["R"], max_constituents=opts["max_constituents"],
+                           image_size=opts["image_size"], axes=opts["nsub_axes"])
+    arrays["weights"] = np.float64(pythia.infoPython().weight())
+    return arrays
 
 
 def _empty(n: int, opts: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -307,7 +272,7 @@ def _generate_block(job: tuple[int, int, int, dict[str, Any]]) -> tuple[int, dic
     import pythia8mc
 
     block, n_jets, seed, opts = job
-    _silence_fastjet_banner()
+    jf.silence_fastjet_banner()
     start = time.perf_counter()
     pythia = pythia8mc.Pythia("", False)
     settings = pythia_settings(opts["process"], opts["ptmin"], opts["ptmax"], block_seed(seed, opts["process"], block))
