@@ -139,8 +139,12 @@ class _PandasFile:
                 other = detect_kind(path)
                 guess = f"; it looks like a {other} file" if other and other != kind else ""
                 raise DataError(f"'{path}' has no pandas key '{key}' of a {kind} file ({hint}{guess}).")
-        import pandas as pd
-
+        try:
+            import pandas as pd
+            import tables  # noqa: F401  (pandas reads HDF5 through PyTables)
+        except ImportError as exc:
+            raise ConfigError(f"reading the pandas HDF5 file '{path}' needs pandas and PyTables "
+                              f"(pip install pandas tables): {exc}") from None
         try:
             self.store = pd.HDFStore(path, "r")
             storer = self.store.get_storer(key)

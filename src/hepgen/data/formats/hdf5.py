@@ -198,6 +198,10 @@ def _dataset_source(path: Path, dataset: h5py.Dataset, request: Request, where: 
         source = HDF5Source(path, dataset.name, "matrix", names, n_rows=len(dataset),
                             event_shape=(len(names),), columns=names, **common)
         source.index = [labels.index(name) for name in names]
+        units = dataset.attrs.get("units")  # one per column, as hepgen writes them beside `columns`
+        if units is not None and len(units) == len(labels):
+            units = [u.decode() if isinstance(u, bytes) else str(u) for u in units]
+            source.units = {name: units[labels.index(name)] for name in names if units[labels.index(name)]}
         return source
     if request.selects:
         raise unnamed(where, dataset.shape)
