@@ -5,6 +5,7 @@ wrappers against direct computations, and the ``hepgen design`` CLI (a small rea
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,7 +143,17 @@ def _run(argv, capsys):
     return code, capsys.readouterr().err
 
 
-def test_cli_design_runs_and_writes_the_result_and_figure(tmp_path, capsys):
+def test_cli_design_runs_and_writes_the_result_and_figure(tmp_path, capsys, monkeypatch):
+    import hepgen.report.plots
+
+    drawn = {}
+    save = hepgen.report.plots.save_figure
+
+    def keep(fig, out):  # the figure the command saves, to read back what it shows
+        drawn[Path(out).name] = fig
+        return save(fig, out)
+
+    monkeypatch.setattr(hepgen.report.plots, "save_figure", keep)
     data = tmp_path / "showers.h5"
     assert main(["data", "calo", "-n", "150", "-o", str(data), "--option", "vary=absorber_mm:1:3",
                  "--option", "energy_min=10", "--option", "energy_max=20", "--option", "max_spots=200"]) == 0
@@ -157,7 +168,17 @@ def test_cli_design_runs_and_writes_the_result_and_figure(tmp_path, capsys):
     assert result["path"][0]["training_showers"] > 120  # the file's showers joined the first box
     assert 1.0 <= result["design"]["absorber_mm"] <= 3.0
     assert set(result["measured"]) == {"design", "start"} and result["simulator"]["max_spots"] == 200
-    assert (report / "design.png").stat().st_size > 1000 and (report / "result.json").exists()
+    assert (report / "design.png").is_file() and json.loads((report / "result.json").read_text()) == result
+    # what design.png shows: the design after each iteration and the result (one parameter: against the
+    # iteration), and the surrogate's objective against the simulated showers, as result.json has them
+    path, (design_axes, objective_axes) = result["path"], drawn["design.png"].axes
+    (line,) = design_axes.get_lines()
+    np.testing.assert_allclose(line.get_ydata(), [s["design"]["absorber_mm"] for s in path]
+                               + [result["design"]["absorber_mm"]])
+    np.testing.assert_allclose(line.get_xdata(), np.arange(len(path) + 1))
+    (line,) = objective_axes.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), [s["showers"] for s in path])
+    np.testing.assert_allclose(line.get_ydata(), [s["surrogate_objective"] for s in path])
 
 
 @pytest.mark.parametrize("extra, word", [
