@@ -6,6 +6,8 @@ given in the original units, so the preprocessing folded into the graph is check
 """
 
 import numpy as np
+import onnx  # the onnx extra, which make test installs
+import onnxruntime as ort
 import pytest
 import torch
 from scipy import stats
@@ -16,8 +18,6 @@ from hepgen.errors import ConfigError
 from hepgen.export import default_what, export, read_metadata
 from hepgen.flows.transforms import LULinear
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 #: mixed preprocessing: a positive (log), a bounded (logit) and a plain (standard) feature
 MIXED = {"0": "log", "1": "logit", "*": "standard"}

@@ -2,7 +2,6 @@
 ``generate(N, seed=S, **options)`` returns (so the CLI is deterministic by seed), columns named; and the
 jets generator without Pythia/FastJet exits 2 saying how to install them and where the shipped sample is."""
 
-import importlib.util
 import sys
 
 import h5py
@@ -14,7 +13,7 @@ from hepgen.data.generators import get_generator, jets
 from hepgen.data.generators.toys import resolve_workers, usable_cores
 from hepgen.errors import ConfigError
 
-HAVE_PYTHIA = all(importlib.util.find_spec(m) is not None for m in ("pythia8mc", "fastjet"))
+HAVE_PYTHIA = sys.platform != "win32"  # pythia8mc and fastjet are dependencies everywhere else
 
 CASES = [
     ("toys", ["name=gaussian-mixture", "dim=3"], {"name": "gaussian-mixture", "dim": 3}),
@@ -23,7 +22,7 @@ CASES = [
     ("phi4", ["L=4", "therm=5", "thin=2", "chains=2"], {"L": 4, "therm": 5, "thin": 2, "chains": 2}),
     pytest.param("jets", ["process=w", "block_size=2", "progress=false"],
                  {"process": "w", "block_size": 2, "progress": False},
-                 marks=pytest.mark.skipif(not HAVE_PYTHIA, reason="pythia8mc/fastjet not importable")),
+                 marks=pytest.mark.skipif(not HAVE_PYTHIA, reason="pythia8mc/fastjet are not installed on Windows")),
 ]
 
 

@@ -1,8 +1,8 @@
 """Cross-check of W1, FPD and KPD against JetNet's own implementation (jetnet.evaluation) on the same inputs.
 
-jetnet is not a dependency (it pulls in numba, energyflow and torch-geometric extras): these tests run
-only where it is importable and are skipped otherwise. They are written against jetnet's
-``gen_metrics`` module (fpd/kpd with ``np.random.default_rng``, a module-level ``rng`` for w1p).
+jetnet 0.2.5 is in the ``test`` extra (the ``gen_metrics`` fixture of tests/metrics/conftest.py loads it). The
+tests are written against its ``gen_metrics`` module (fpd/kpd with ``np.random.default_rng``, a module-level
+``rng`` for w1p).
 """
 
 import numpy as np
@@ -10,8 +10,6 @@ import pytest
 from scipy.stats import iqr
 
 from hepgen.metrics import fpd, kpd, mmd2_polynomial, wasserstein_per_feature
-
-gen_metrics = pytest.importorskip("jetnet.evaluation.gen_metrics")
 
 
 @pytest.fixture
@@ -22,7 +20,7 @@ def features():
     return real, gen
 
 
-def test_fpd_equals_jetnet_with_the_same_seed(features):
+def test_fpd_equals_jetnet_with_the_same_seed(gen_metrics, features):
     real, gen = features
     kw = dict(min_samples=500, max_samples=1500, num_batches=5, num_points=4, seed=7)
     ours = fpd(real, gen, **kw)
@@ -31,7 +29,7 @@ def test_fpd_equals_jetnet_with_the_same_seed(features):
     assert ours[1] == pytest.approx(float(theirs[1]), rel=1e-6, abs=1e-10)
 
 
-def test_kpd_batches_equal_jetnet_on_jetnets_batches(features):
+def test_kpd_batches_equal_jetnet_on_jetnets_batches(gen_metrics, features):
     """JetNet draws each batch with replacement from default_rng(seed + 1000 i); hepgen draws without
     replacement (unbiased batches). On JetNet's own batches hepgen's MMD² and summary agree."""
     real, gen = features
@@ -51,9 +49,8 @@ def test_kpd_batches_equal_jetnet_on_jetnets_batches(features):
     assert abs(value - float(theirs[0])) < 5 * (error + float(theirs[1])) + 1e-6
 
 
-def test_w1_of_particle_features_equals_jetnet_w1p(monkeypatch):
-    if not hasattr(gen_metrics, "rng"):
-        pytest.skip("this jetnet version has no module-level rng to seed")
+def test_w1_of_particle_features_equals_jetnet_w1p(gen_metrics, monkeypatch):
+    assert hasattr(gen_metrics, "rng"), "jetnet 0.2.5 draws w1p's batches from a module-level rng"
     rng = np.random.default_rng(2)
     jets1, jets2 = rng.normal(size=(300, 10, 3)), rng.normal(0.1, 1.1, size=(250, 10, 3))
     mask1, mask2 = rng.random((300, 10)) < 0.8, rng.random((250, 10)) < 0.7

@@ -1,60 +1,14 @@
 """``protocol="jetnet"`` reproduces jetnet 0.2.5's fpd and kpd number for number, and the default
 (hepgen) protocol stays statistically compatible with it.
 
-jetnet is an optional ``bench`` dependency. Its package ``__init__`` imports coffea and requests (for
-its datasets), which fpd/kpd do not use: when ``import jetnet`` fails for that reason alone, the
-``gen_metrics`` module is loaded from the installed jetnet with those two sub-packages stubbed.
-The tests are skipped where jetnet (or numba/energyflow, which gen_metrics imports) is missing.
+jetnet is in the ``test`` extra; the ``gen_metrics`` fixture (tests/metrics/conftest.py) loads its
+``gen_metrics`` module even where parts of jetnet that fpd/kpd do not use cannot be imported.
 """
-
-import importlib.util
-import sys
-import types
 
 import numpy as np
 import pytest
 
 from hepgen.metrics import fpd, kpd
-
-
-def _jetnet_gen_metrics():
-    try:
-        from jetnet.evaluation import gen_metrics
-
-        return gen_metrics
-    except ImportError:
-        pass
-    spec = importlib.util.find_spec("jetnet")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("jetnet is not installed")
-    root = list(spec.submodule_search_locations)[0]
-    saved = {k: v for k, v in sys.modules.items() if k == "jetnet" or k.startswith("jetnet.")}
-    package = types.ModuleType("jetnet")
-    package.__path__ = [root]
-    datasets = types.ModuleType("jetnet.datasets")
-    datasets.JetNet = object
-    utils = types.ModuleType("jetnet.utils")
-    package.datasets, package.utils = datasets, utils
-    stubs = {"jetnet": package, "jetnet.datasets": datasets, "jetnet.utils": utils}
-    sys.modules.update(stubs)
-    try:
-        loader = importlib.util.spec_from_file_location("jetnet.evaluation.gen_metrics",
-                                                        f"{root}/evaluation/gen_metrics.py")
-        module = importlib.util.module_from_spec(loader)
-        sys.modules[loader.name] = module
-        loader.loader.exec_module(module)
-    except ImportError as exc:
-        pytest.skip(f"jetnet's gen_metrics cannot be imported here: {exc}")
-    finally:
-        for k in [*stubs, "jetnet.evaluation.gen_metrics"]:
-            sys.modules.pop(k, None)
-        sys.modules.update(saved)
-    return module
-
-
-@pytest.fixture(scope="module")
-def gen_metrics():
-    return _jetnet_gen_metrics()
 
 
 @pytest.fixture(scope="module")
