@@ -131,7 +131,7 @@ def test_calo_simulator_calibrates_the_response_and_draws_designs_per_shower():
 
 
 @pytest.mark.parametrize("spec, word", [("absorber=1:2", "'absorber'"), ("absorber_mm=3:1", "absorber_mm"),
-                                        ("absorber_mm=1-2", "absorber_mm=1-2"), ("layer_1_mm=a:b", "numbers")])
+                                        ("absorber_mm=1-2", "absorber_mm '1-2'"), ("layer_1_mm=a:b", "LOW:HIGH")])
 def test_parse_parameter_names_what_is_wrong(spec, word):
     with pytest.raises(ConfigError, match=word):
         parse_parameter(spec)

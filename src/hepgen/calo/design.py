@@ -45,6 +45,7 @@ from torch import Tensor
 from hepgen.data.generators import calo as calo_generator
 from hepgen.errors import ConfigError, DataError
 from hepgen.nn.rng import seeded
+from hepgen.options import parse_named_range
 
 __all__ = ["CaloSimulator", "DesignStudy", "Parameter", "ResolutionObjective", "optimise_design", "parse_parameter"]
 
@@ -72,16 +73,8 @@ def parse_parameter(spec: str | Parameter | Sequence[Any], valid: Sequence[str] 
     valid = list(calo_generator.DESIGN) if valid is None else list(valid)
     if isinstance(spec, Parameter):
         name, low, high = spec.name, spec.low, spec.high
-    elif isinstance(spec, str):
-        name, sep, rng = spec.partition("=")
-        low_text, sep2, high_text = rng.partition(":")
-        if not sep or not sep2:
-            raise ConfigError(f"{what} {spec!r}: expected NAME=LOW:HIGH, e.g. absorber_mm=0.5:3")
-        try:
-            low, high = float(low_text), float(high_text)
-        except ValueError:
-            raise ConfigError(f"{what} {spec!r}: LOW and HIGH must be numbers") from None
-        name = name.strip()
+    elif isinstance(spec, str):  # the one NAME=LOW:HIGH grammar (hepgen.options)
+        name, (low, high) = parse_named_range(spec, what, allow_equal=True)
     else:
         name, low, high = spec
     if name not in valid:

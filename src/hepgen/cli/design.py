@@ -22,7 +22,7 @@ from typing import Any
 from hepgen.cli.common import (add_deprecated, add_options, add_out, add_quiet, add_report, add_seed,
                                check_writable)
 from hepgen.errors import ConfigError
-from hepgen.options import Option, convert, parse_named_range, parse_options, parse_range
+from hepgen.options import Option, convert, parse_options, parse_range
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -107,8 +107,7 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
     check_writable(args.out, "-o")
     check_writable(args.report, "--report")
     flags = _flags(args)
-    params = [parse_parameter((name, low, high)) for name, (low, high) in
-              (parse_named_range(p, "--param") for p in args.param)]
+    params = [parse_parameter(p) for p in args.param]  # NAME=LOW:HIGH, hepgen.options' range grammar
     low, high = parse_range(args.energy, "--energy (GeV)", positive=True, allow_equal=True)
     energies = np.linspace(low, high, flags["energies"]) if flags["energies"] > 1 else np.array([(low + high) / 2])
     optimised = {p.name for p in params}
