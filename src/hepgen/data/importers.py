@@ -198,6 +198,8 @@ class _TopTagging:
 
     key, label = "table", "is_signal_new"
     groups = {0: "qcd", 1: "top"}
+    group_names = ("qcd", "top")
+    labelled = True
 
     def __init__(self, path: Path, opts: dict[str, Any]) -> None:
         self.path, self.opts = path, opts
@@ -250,6 +252,7 @@ class _Lhco:
                             f"optionally the label {3 * _LHCO_HADRONS}).")
         self.names = [by_name[str(i)] for i in range(3 * _LHCO_HADRONS)]
         self.labelled = str(3 * _LHCO_HADRONS) in by_name
+        self.group_names = ("background", "signal") if self.labelled else ("events",)
         if self.labelled:
             self.names.append(by_name[str(3 * _LHCO_HADRONS)])
         self.n_rows = self.file.n_rows
@@ -328,6 +331,7 @@ class _JetNet:
             raise ConfigError(f"cannot tell the JetNet jet type of '{path}' from its name; pass it as option "
                               f"jet_type (one of {', '.join(_JETNET_TYPES)}; --option jet_type=t)")
         self.group = _JETNET_TYPES[jet_type]
+        self.group_names, self.labelled = (self.group,), False
 
     def jets(self, start: int, stop: int) -> Iterator[tuple[str, int, dict[str, np.ndarray]]]:
         particles = np.asarray(self.particles[start:stop, :, :4], dtype=np.float64)
@@ -362,6 +366,26 @@ def _jet(constituents: np.ndarray, jet: np.ndarray, opts: Mapping[str, Any]) -> 
                          image_size=opts["image_size"], axes=opts["nsub_axes"])
 
 
+def _layout_names(kind: str, reader: Any) -> list[str]:
+    """The arrays of one group of the output (see the module docstring)."""
+    jet = [*_JET_DATASETS, "index"] + (["labels"] if reader.labelled else [])
+    if kind != "lhco":
+        return jet
+    return [f"jet{j}/{n}" for j in (1, 2) for n in _JET_DATASETS] + ["mjj", "index"] + \
+        (["labels"] if reader.labelled else [])
+
+
+def _pandas_width(group: Any) -> int:
+    """Number of columns of a pandas frame stored by PyTables: fixed format (``axis0`` holds the names) or table
+    format (the ``values_block_*`` fields of its ``table``)."""
+    if "axis0" in group:
+        return len(group["axis0"])
+    if "table" in group and group["table"].dtype.names:
+        dtype = group["table"].dtype
+        return sum(int(np.prod(dtype[n].shape or (1,))) for n in dtype.names if n.startswith("values_block"))
+    return 0
+
+
 def detect_kind(path: str | os.PathLike) -> str | None:
     """The dataset kind the layout of the HDF5 file ``path`` shows (pandas key ``table`` with ``E_0``: top-tagging;
     pandas key ``df``: lhco; datasets ``particle_features`` and ``jet_features``: jetnet), or None."""
@@ -371,7 +395,7 @@ def detect_kind(path: str | os.PathLike) -> str | None:
         with h5py.File(Path(path), "r") as handle:
             if "particle_features" in handle and "jet_features" in handle:
                 return "jetnet"
-            if _pandas_key(handle, "df"):
+            if _pandas_key(handle, "df") and _pandas_width(handle["df"]) >= 3 * _LHCO_HADRONS:
                 return "lhco"
             if _pandas_key(handle, "table"):
                 group = handle["table"]
@@ -563,31 +587,28 @@ def direct_source(path: Path, key: str | None, request: Any):
                 return None  # the raw particle_features / jet_features
     _, opts, reader = _open(kind, path, {})
     try:
-        rows = reader.n_rows
-        command = f"hepgen data import {kind} {path} -o jets.h5"
-        if rows > DIRECT_MAX_ROWS:
-            raise DataError(f"'{path}' is a {kind} file of {rows} rows: reading it directly converts every jet on "
-                            f"each read (more than {DIRECT_MAX_ROWS} rows are refused); convert it once with "
-                            f"`{command}` and read jets.h5:GROUP/features (or images, constituents).")
-        groups = {g: {k: np.concatenate([p[g][k] for p in chunks if g in p]) for k in next(p[g] for p in chunks
-                                                                                             if g in p)}
-                  for chunks in [list(_convert(reader, opts, None, "", False))]
-                  for g in {g for p in chunks for g in p}}
+        names = sorted(f"{g}/{n}" for g in reader.group_names for n in _layout_names(kind, reader))
+        if key is not None and key not in names and "/" in key and key.rsplit("/", 1)[0] in names:
+            key, picked = key.rsplit("/", 1)  # qcd/features/mass,pt: columns of a table, as the HDF5 reader reads them
+            request = replace(request, columns=[c.strip() for c in picked.split(",")])
+        if key is None or key not in names:
+            listing = ", ".join(names[:14]) + (", ..." if len(names) > 14 else "")
+            what = "names no array of" if key else "needs a key naming an array of"
+            raise DataError(f"'{path}' is a {kind} file read in hepgen's jet layout; ':{key or ''}' {what} it "
+                            f"(keys: {listing}).")
+        if reader.n_rows > DIRECT_MAX_ROWS:
+            raise DataError(f"'{path}' is a {kind} file of {reader.n_rows} rows: reading it directly converts every "
+                            f"jet on each read (more than {DIRECT_MAX_ROWS} rows are refused); convert it once with "
+                            f"`hepgen data import {kind} {path} -o jets.h5` and read jets.h5:{key}.")
+        group, name = key.split("/", 1)
+        parts = [chunk[group][name] for chunk in _convert(reader, opts, None, "", False) if group in chunk]
     finally:
         reader.close()
-    names = sorted(f"{g}/{k}" for g, arrays in groups.items() for k in arrays)
+    if not parts:
+        raise DataError(f"'{path}' holds no jets of group '{group}' (of {', '.join(reader.group_names)}).")
     from hepgen.data.formats.base import ArraySource
 
-    if key is not None and key not in names and "/" in key and key.rsplit("/", 1)[0] in names:
-        key, picked = key.rsplit("/", 1)  # qcd/features/mass,pt: columns of a table, as the HDF5 reader reads them
-        request = replace(request, columns=[c.strip() for c in picked.split(",")])
-    if key is None or key not in names:
-        listing = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-        what = "names no array of" if key else "needs a key naming an array of"
-        raise DataError(f"'{path}' is a {kind} file read in hepgen's jet layout; ':{key or ''}' {what} it "
-                        f"(keys: {listing}).")
-    group, name = key.split("/", 1)
-    array = groups[group][name]
+    array = np.concatenate(parts)
     attrs = _dataset_attrs(name)
     columns = attrs.get("columns")
     if request.columns is not None or request.exclude:
