@@ -68,7 +68,8 @@ def test_metrics_json_matches_sklearn_with_weights_and_mass(scores, capsys):
         assert metrics["signals"]["top"][key] is not None
     sculpt = metrics["mass_sculpting"]["by_background_efficiency"]
     assert set(sculpt) == {"0.5", "0.1", "0.01"} and sculpt["0.01"]["jsd"] > sculpt["0.5"]["jsd"] > 0
-    for name in ("index.html", "roc_sic.png", "roc_sic.pdf", "mass_sculpting.png", "mass_sculpting.pdf"):
+    for name in ("index.html", "plots/roc_sic.png", "plots/roc_sic.pdf", "plots/mass_sculpting.png",
+                 "plots/mass_sculpting.pdf"):
         assert (report / name).stat().st_size > 0
     assert "top" in (report / "index.html").read_text()
 
@@ -92,6 +93,8 @@ def test_lower_is_signal_flips_the_auc(scores, capsys):
     (["{t}/bkg.h5", "{t}/top.h5", "--mass", "{t}/top.h5:score"], "one mass per background event"),
     (["{t}/bkg.h5", "{t}/top.h5", "--mass", "nomass"], "nomass"),
     (["{t}/bkg.h5", "a={t}/top.h5", "a={t}/wjet.h5"], "named 'a'"),
+    (["{t}/no_such_bkg.h5", "{t}/top.h5"], "no_such_bkg.h5' does not exist"),
+    (["{t}/bkg.h5", "{t}/no_such_sig.h5"], "no_such_sig.h5' does not exist"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(scores, capsys, argv, message):
     tmp = scores[0]
@@ -99,7 +102,24 @@ def test_bad_input_exits_2_and_writes_nothing(scores, capsys, argv, message):
     code, _, err = run_cli(capsys, "roc", *[a.format(t=tmp) for a in argv], "--report", report)
     assert code == 2
     assert message in err and "Traceback" not in err
+    assert "does not exist" not in message or "no score column" not in err
     assert not report.exists()
+
+
+def test_one_signal_event_has_an_undefined_bootstrap_error_and_says_so(scores, tmp_path, capsys):
+    tmp, b, top, *_ = scores
+    with h5py.File(tmp_path / "one.h5", "w") as f:
+        f["score"] = top[:1]
+    report = tmp_path / "r"
+    code, out, err = run_cli(capsys, "roc", tmp / "bkg.h5", f"one={tmp_path / 'one.h5'}", "--report", report)
+    assert code == 0, err
+    metrics = json.loads((report / "metrics.json").read_text())
+    one = metrics["signals"]["one"]
+    assert one["auc"] == pytest.approx(float(np.mean(top[0] > b) + 0.5 * np.mean(top[0] == b)), abs=1e-12)
+    assert one["auc_err"] is None and one["max_sic_err"] is None  # not the 0.03 a bootstrap of one event gives
+    assert any("one: the bootstrap errors are null" in n for n in metrics["notes"])
+    assert "warning: one: the bootstrap errors are null" in err
+    assert "bootstrap errors are null" in (report / "index.html").read_text()
 
 
 def test_fit_classifier_score_roc_end_to_end(tmp_path, capsys):

@@ -313,7 +313,8 @@ def test_report_path_that_is_a_file_is_a_data_error(tmp_path):
 
 def _old_report(out: Path) -> dict[str, bytes]:
     (out / "plots").mkdir(parents=True)
-    files = {"index.html": b"old index", "metrics.json": b"{}", "plots/hist_000_x0.png": b"old",
+    listed = {"files": ["metrics.json", "index.html", "plots/hist_000_x0.png", "plots/hist_007_gone.png"]}
+    files = {"index.html": b"old index", "metrics.json": json.dumps(listed).encode(), "plots/hist_000_x0.png": b"old",
              "plots/hist_007_gone.png": b"old", "plots/my_own.png": b"user", "notes.txt": b"user"}
     for rel, content in files.items():
         (out / rel).write_bytes(content)

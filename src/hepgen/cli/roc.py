@@ -33,7 +33,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     roc.add_argument("background", metavar="BACKGROUND", help="background scores, path[:key] (a hepgen score output)")
     roc.add_argument("signals", metavar="SIGNAL", nargs="+",
                      help="signal scores, path[:key], optionally named: top=top_scores.h5")
-    roc.add_argument("--report", metavar="DIR", help="write metrics.json, roc_sic.png/.pdf, index.html here")
+    roc.add_argument("--report", metavar="DIR", help="the report folder: metrics.json, plots/roc_sic.png/.pdf "
+                                                     "(and plots/mass_sculpting.png/.pdf), index.html")
     add_out(roc, "also write the printed metrics (JSON) here", metavar="FILE")
     roc.add_argument("--score", default="score", metavar="COLUMN",
                      help="the score column/dataset of each file (default: score)")
@@ -72,9 +73,9 @@ def read_values(spec: str, column: str | None, what: str) -> np.ndarray:
     try:
         values = io.read_column(spec, column)
     except DataError as first:
-        if column is None:
-            raise
         path, key = io.parse_spec(spec)
+        if column is None or not path.exists():  # a missing file is named as such, not as a missing column
+            raise
         member = f"{path}:{key}/{column}" if key else f"{path}:{column}"
         try:
             values = io.read_column(member, None)
@@ -142,11 +143,11 @@ def read_inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_roc(args: argparse.Namespace, extra: list[str]) -> int:
     check_writable(args.out, "-o")
-    from hepgen.files import writable_location
+    from hepgen.report.folder import report_problem
     from hepgen.report.roc import roc_report
 
     if args.report:
-        why = writable_location(args.report)
+        why = report_problem(args.report)
         if why:
             raise ConfigError(f"--report {args.report}: {why}")
     inputs = read_inputs(args)
@@ -166,7 +167,10 @@ def cmd_roc(args: argparse.Namespace, extra: list[str]) -> int:
                         mass_label=args.mass or "mass", n_bootstrap=args.bootstrap, seed=args.seed,
                         title=f"{args.score}: {', '.join(scores)} vs {Path(args.background).name}", meta=meta,
                         score_name=("−" if args.lower_is_signal else "") + args.score, extra=record)
-    emit_result(json.dumps(result, indent=2), args.out)
+    emit_result(json.dumps(result, indent=2, allow_nan=False), args.out)
+    if not args.quiet:
+        for note in result["notes"]:
+            print(f"warning: {note}", file=sys.stderr)
     if args.report and not args.quiet:
         print(f"report: {Path(args.report) / 'index.html'}", file=sys.stderr)
     return 0

@@ -9,6 +9,10 @@ import numpy as np
 
 from hepgen.errors import ConfigError, DataError
 
+#: fewer events than this in a resampled sample and the bootstrap says nothing about the spread of a metric
+#: (every resample of one event is that event): :func:`bootstrap` then gives an undefined (NaN) error
+MIN_EVENTS = 10
+
 
 def bootstrap(
     metric: Callable[..., float | np.ndarray],
@@ -16,6 +20,7 @@ def bootstrap(
     n: int = 100,
     seed: int = 0,
     groups: Sequence[int] | None = None,
+    min_events: int = MIN_EVENTS,
 ) -> tuple[float | np.ndarray, float | np.ndarray]:
     """``(metric(*arrays), std over n resamples)``: each resample draws events with replacement.
 
@@ -23,7 +28,8 @@ def bootstrap(
     same group are resampled with the same indices (so a sample and its weights stay paired); by default
     each array is its own group, e.g. ``bootstrap(w1, x, y)``. For weights use
     ``bootstrap(f, x, y, wx, wy, groups=(0, 1, 0, 1))``. Scalar or array-valued metrics are supported;
-    the std (ddof=1) has the metric's shape.
+    the std (ddof=1) has the metric's shape. When a group holds fewer than ``min_events`` events
+    (:data:`MIN_EVENTS`) the std is NaN: undefined, not the small number a few resamples would give.
     """
     if n < 2:
         raise ConfigError(f"bootstrap: n must be at least 2, got {n}.")
@@ -38,6 +44,9 @@ def bootstrap(
         if sizes.setdefault(g, length) != length:
             raise DataError(f"bootstrap: arrays of group {g} have different lengths ({sizes[g]} and {length}).")
     value = metric(*arrays)
+    if sizes and min(sizes.values()) < min_events:
+        std = np.full(np.shape(value), np.nan)
+        return (float(value), float("nan")) if np.ndim(value) == 0 else (np.asarray(value, dtype=float), std)
     rng = np.random.default_rng(seed)
     replicas = []
     for _ in range(n):

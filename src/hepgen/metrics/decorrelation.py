@@ -8,6 +8,8 @@
 * Mass sculpting (Kasieczka & Shih 2020, the DisCo paper): cut the background at a fixed background
   efficiency ε_B; the Jensen–Shannon divergence between the mass histograms of the passing and the
   failing background, in bits (log base 2, so 0 ≤ JSD ≤ 1), is quoted as 1/JSD (higher = less sculpted).
+  The histograms' edges are :func:`sculpting_edges` (the ones the report's figure draws, so the JSD in
+  its legend is that of the bins shown).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from hepgen.errors import ConfigError, DataError
 from hepgen.metrics._checks import as_samples, as_weights
 from hepgen.metrics.histograms import js_divergence
 
-__all__ = ["distance_correlation", "efficiency_threshold", "mass_sculpting", "passing_fraction"]
+__all__ = ["distance_correlation", "efficiency_threshold", "mass_sculpting", "passing_fraction", "sculpting_edges"]
+
+#: mass bins of the sculpting histograms (metric and figure)
+SCULPTING_BINS = 40
 
 
 def _probabilities(w: np.ndarray | None, n: int, name: str) -> np.ndarray:
@@ -94,14 +99,30 @@ def passing_fraction(scores: np.ndarray, threshold: float, weights: np.ndarray |
     return float(p[s >= threshold].sum())
 
 
+def sculpting_edges(mass: np.ndarray, bins: int = SCULPTING_BINS, quantile: float = 0.001) -> np.ndarray:
+    """``bins + 1`` equal-width mass edges over the central ``1 − 2 quantile`` of the background's ``mass``.
+
+    The range leaves out the outermost 0.1 % each side (a long tail would squeeze the bulk into a few bins);
+    a constant mass gets a unit-wide range around it.
+    """
+    m = as_samples(np.ravel(mass), "mass", ndim=1)
+    if int(bins) < 1:
+        raise ConfigError(f"mass sculpting needs at least 1 bin, got {bins}")
+    lo, hi = (float(v) for v in np.quantile(m, [quantile, 1.0 - quantile]))
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi + 1e-9 * (1.0 + abs(hi)), int(bins) + 1)
+
+
 def mass_sculpting(scores: np.ndarray, mass: np.ndarray, weights: np.ndarray | None = None, *,
-                   efficiencies: Sequence[float] = (0.5, 0.1, 0.01), bins: int | np.ndarray = 50
+                   efficiencies: Sequence[float] = (0.5, 0.1, 0.01), bins: int | np.ndarray = SCULPTING_BINS
                    ) -> dict[str, dict[str, float]]:
     """Per background efficiency ε_B: the cut, the kept fraction and JSD (bits) of passing vs failing mass.
 
-    ``scores``, ``mass``, ``weights``: the background's (n,). ``bins``: a count (equal widths over the
-    background's mass range) or edges. Returns ``{"0.5": {"threshold", "efficiency", "jsd",
-    "inverse_jsd"}, ...}``; negative bin contents (NLO weights) are set to 0 before normalising.
+    ``scores``, ``mass``, ``weights``: the background's (n,). ``bins``: a count (:func:`sculpting_edges` of
+    the mass) or the edges themselves (pass the same edges to the figure). Returns ``{"0.5": {"threshold",
+    "efficiency", "jsd", "inverse_jsd"}, ...}``; negative bin contents (NLO weights) are set to 0 before
+    normalising; the JSD is NaN when the passing or the failing histogram is empty.
     """
     s = as_samples(np.ravel(scores), "scores", ndim=1)
     m = as_samples(np.ravel(mass), "mass", ndim=1)
@@ -110,8 +131,7 @@ def mass_sculpting(scores: np.ndarray, mass: np.ndarray, weights: np.ndarray | N
                         "needed")
     w = as_weights(weights, len(s), "weights")
     w = np.ones(len(s)) if w is None else w
-    edges = np.asarray(bins, float) if np.ndim(bins) else np.linspace(m.min(), m.max() + 1e-9 * (1 + abs(m.max())),
-                                                                      int(bins) + 1)
+    edges = np.asarray(bins, float) if np.ndim(bins) else sculpting_edges(m, int(bins))
     out = {}
     for eff in efficiencies:
         t = efficiency_threshold(s, eff, w)

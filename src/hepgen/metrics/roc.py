@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hepgen.metrics.bootstrap import bootstrap
+from hepgen.metrics.bootstrap import MIN_EVENTS, bootstrap
 from hepgen.metrics.classification import classifier_metrics, roc_curve, significance_improvement
 
 __all__ = ["roc_summary", "sic_curve"]
@@ -30,7 +30,9 @@ def roc_summary(signal_scores: np.ndarray, background_scores: np.ndarray, *,
     The SIC maximum is taken where ≥ 10 effective background events pass (as
     :func:`~hepgen.metrics.classification.classifier_metrics`). ``KEY_err`` is the standard deviation
     over ``n_bootstrap`` resamples of the finite replicas (a rejection is inf where no background passes;
-    such a value or error is written as None). ``n_bootstrap=0`` gives no errors.
+    such a value or error is written as None). ``n_bootstrap=0`` gives no errors; with fewer than
+    :data:`~hepgen.metrics.bootstrap.MIN_EVENTS` signal or background events the errors are None
+    (undefined: a bootstrap of one event never varies).
     """
     effs = tuple(signal_efficiencies)
 
@@ -44,7 +46,9 @@ def roc_summary(signal_scores: np.ndarray, background_scores: np.ndarray, *,
     out: dict[str, float | None] = {k: _finite_or_none(v) for k, v in central.items()}
     out["n_signal"] = int(len(np.ravel(signal_scores)))
     out["n_background"] = int(len(np.ravel(background_scores)))
-    if n_bootstrap:
+    if n_bootstrap and min(out["n_signal"], out["n_background"]) < MIN_EVENTS:
+        out.update({f"{key}_err": None for key in keys})
+    elif n_bootstrap:
         replicas: list[np.ndarray] = []
 
         def collect(*arrays):

@@ -8,13 +8,8 @@ also written there as ``metrics.json`` next to the plots and ``index.html``.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +18,16 @@ import numpy as np
 from hepgen.errors import DataError
 from hepgen.evaluate.two_sample import c2st_scores
 from hepgen.metrics._checks import as_samples, as_weights
-from hepgen.metrics.bootstrap import bootstrap
+from hepgen.metrics.bootstrap import MIN_EVENTS, bootstrap
 from hepgen.metrics.histograms import chi2_histograms, common_edges, kl_js_from_samples
 from hepgen.metrics.classification import roc_auc
 from hepgen.metrics.two_sample import fpd, kpd, wasserstein_1d
+from hepgen.report.folder import ReportFolder, jsonable, report_problem
+from hepgen.report.html import Page, Table
 from hepgen.report.image_features import image_feature_names, image_summary_features, mean_image
 
 C2ST_FOLDS = 5
 KPD_BATCH = 2_000
-#: the figures a report writes into plots/ (stale ones of an earlier report are removed)
-_REPORT_PNG = re.compile(r"(hist_\d{3}_.*|correlations|mean_images|density_2d)\.png")
 
 
 def compare(
@@ -74,8 +69,9 @@ def compare(
     held-out classifier scores (the classifiers stay fixed). FPD and KPD keep the JetNet errors: the fit
     error of the N → ∞ intercept, half the 16–84 % range over batches.
 
-    ``report_dir`` gets ``metrics.json``, ``plots/*.png`` (the first ``max_plots`` feature histograms,
-    correlations, a 2-D density for two features, mean images) and ``index.html``. The histograms are
+    ``report_dir`` gets the report folder of every command (:mod:`hepgen.report.folder`): ``metrics.json``,
+    ``plots/*.png`` (the first ``max_plots`` feature histograms, correlations, a 2-D density for two
+    features, mean images) and ``index.html``. The histograms are
     drawn with :func:`hepgen.report.plots.bin_count` bins (Freedman–Diaconis, 10 to 50, at most
     ``bins``), so that small samples are not split into mostly empty bins; ``units`` (feature name →
     unit, e.g. ``{"mass": "GeV"}``, as the generators store them in HDF5) labels their axes.
@@ -83,6 +79,10 @@ def compare(
     (DataError for bad input, raised before anything is written) never leaves a half-written report;
     an existing report there is replaced file by file.
     """
+    if report_dir is not None:
+        problem = report_problem(report_dir)
+        if problem:
+            raise DataError(f"report folder {report_dir}: {problem}.")
     x_ref, x_cand = _events(ref, "ref"), _events(cand, "cand")
     if x_ref.shape[1:] != x_cand.shape[1:]:
         raise DataError(f"ref has events of shape {x_ref.shape[1:]} but cand has {x_cand.shape[1:]}; "
@@ -122,9 +122,13 @@ def compare(
     }
     features = {}
     for k, name in enumerate(names):
-        features[name] = _feature_metrics(f_ref[:, k], f_cand[:, k], w_ref, w_cand, bins=bins,
+        features[name] = feature_metrics(f_ref[:, k], f_cand[:, k], w_ref, w_cand, bins=bins,
                                           n_bootstrap=n_bootstrap, max_events=max_events, seed=seed + k)
         step(name)
+    few = min(len(x_ref), len(x_cand))
+    if few < MIN_EVENTS:
+        notes.append(f"bootstrap errors are null (undefined): a sample has {few} events, fewer than the "
+                     f"{MIN_EVENTS} a bootstrap needs.")
     undefined = [name for name, f in features.items() if f["chi2"] is None]
     if undefined:
         notes.append(f"χ², KL and JS are null for {', '.join(undefined)}: the total weight inside the histogram "
@@ -146,13 +150,12 @@ def compare(
     result["notes"] = notes
     result["bootstrap"] = {"replicas": n_bootstrap, "max_events": max_events}
     if report_dir is None:
-        return _jsonable(result)
-    with _staged(Path(report_dir)) as staging:
-        figures = _write_plots(staging, f_ref, f_cand, w_ref, w_cand, names, features, bins, max_plots,
-                               (m_ref, m_cand) if is_image else None, notes, {} if is_image else {**(units or {})})
-        result["files"] = ["metrics.json", "index.html", *(path for _, path in figures)]
-        result = _jsonable(result)
-        _write_report(staging, result, figures)
+        return jsonable(result)
+    with ReportFolder(report_dir) as report:
+        _write_plots(report, f_ref, f_cand, w_ref, w_cand, names, features, bins, max_plots,
+                     (m_ref, m_cand) if is_image else None, notes, {} if is_image else {**(units or {})})
+        result = jsonable(result)
+        result = report.finish(result, _page(result))
         step("report")
     return result
 
@@ -162,9 +165,14 @@ def _kish(w: np.ndarray | None, n: int) -> float:
     return float(n) if w is None else float(w.sum() ** 2 / np.sum(w**2))
 
 
-def _feature_metrics(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None, wb: np.ndarray | None, *, bins: int,
-                     n_bootstrap: int, max_events: int, seed: int) -> dict[str, Any]:
-    """W1, W1 / ref std, χ², ndf, χ²/ndf, KL(ref‖cand) and JS of one feature, with bootstrap errors."""
+def feature_metrics(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None, wb: np.ndarray | None, *, bins: int = 50,
+                    n_bootstrap: int = 20, max_events: int = 20_000, seed: int = 0) -> dict[str, Any]:
+    """W1, W1 / ref std, χ², ndf, χ²/ndf, KL(ref‖cand) and JS of one feature (n,) and (m,), with bootstrap errors.
+
+    The per-feature numbers of :func:`compare` (its docstring: binning, signed weights, the errors), also
+    those of the shower comparison. Errors are NaN (null in a report) when a sample has fewer than
+    :data:`hepgen.metrics.bootstrap.MIN_EVENTS` events; the values are NaN-free floats or None.
+    """
     edges = common_edges(a, b, bins, quantile=0.001)
     chi2, ndf = _safe(lambda: chi2_histograms(a, b, bins=edges, x_weights=wa, y_weights=wb), (None, None))
     kl, js = _safe(lambda: kl_js_from_samples(a, b, bins=edges, x_weights=wa, y_weights=wb), (None, None))
@@ -264,50 +272,44 @@ def _joint_metrics(f_ref: np.ndarray, f_cand: np.ndarray, w_ref, w_cand, negativ
     return out
 
 
-def _write_plots(report_dir: Path, f_ref, f_cand, w_ref, w_cand, names: Sequence[str], features: dict, bins: int,
-                 max_plots: int, means, notes: list[str], units: Mapping[str, str]) -> list[tuple[str, str]]:
-    """Draw every figure into ``report_dir/plots``; returns (caption, path relative to ``report_dir``) pairs."""
+def _write_plots(report: ReportFolder, f_ref, f_cand, w_ref, w_cand, names: Sequence[str], features: dict,
+                 bins: int, max_plots: int, means, notes: list[str], units: Mapping[str, str]) -> None:
+    """Draw every figure into the report's ``plots/``: joint distributions first, then the features."""
     from hepgen.report import plots
 
-    plot_dir = report_dir / "plots"
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    files = []
+    joint = "Joint distributions"
     if means is not None:
-        plots.plot_mean_images(means[0], means[1], plot_dir / "mean_images.png")
-        files.append(("mean images", "plots/mean_images.png"))
+        plots.plot_mean_images(means[0], means[1], report.figure_path("mean_images.png"))
+        report.add_figure("mean_images.png", "mean images", joint, small=False)
     if len(names) > 1:
-        plots.plot_correlation_matrices(f_ref, f_cand, plot_dir / "correlations.png", names=names,
+        plots.plot_correlation_matrices(f_ref, f_cand, report.figure_path("correlations.png"), names=names,
                                         ref_weights=w_ref, cand_weights=w_cand)
-        files.append(("correlation matrices", "plots/correlations.png"))
+        report.add_figure("correlations.png", "correlation matrices", joint, small=False)
     if len(names) == 2 and means is None:
         k_2d = [plots.bin_count(f_ref[:, j], f_cand[:, j], weights=(w_ref, w_cand), high=min(bins, 40))
                 for j in range(2)]
-        plots.plot_density_2d(f_ref, f_cand, plot_dir / "density_2d.png", ref_weights=w_ref, cand_weights=w_cand,
+        plots.plot_density_2d(f_ref, f_cand, report.figure_path("density_2d.png"), ref_weights=w_ref,
+                              cand_weights=w_cand,
                               edges=tuple(common_edges(f_ref[:, j], f_cand[:, j], k_2d[j], quantile=0.001)
                                           for j in range(2)),
                               names=names, units=[units.get(n) for n in names])
-        files.append(("2-D density", "plots/density_2d.png"))
+        report.add_figure("density_2d.png", "2-D density", joint, small=False)
     for k, name in enumerate(names[:max_plots]):
         f = features[name]
         label = f"χ²/ndf = {f['chi2_ndf']:.3g} ({bins} bins)" if f["chi2_ndf"] is not None else ""
-        rel = f"plots/hist_{k:03d}_{_slug(name)}.png"
+        png = f"hist_{k:03d}_{_slug(name)}.png"
         k_bins = plots.bin_count(f_ref[:, k], f_cand[:, k], weights=(w_ref, w_cand), high=min(bins, plots.MAX_BINS))
-        plots.plot_feature_histogram(f_ref[:, k], f_cand[:, k], report_dir / rel,
+        plots.plot_feature_histogram(f_ref[:, k], f_cand[:, k], report.figure_path(png),
                                      edges=common_edges(f_ref[:, k], f_cand[:, k], k_bins, quantile=0.001),
                                      ref_weights=w_ref, cand_weights=w_cand, name=name, unit=units.get(name),
                                      annotation=label)
-        files.append((name, rel))
+        report.add_figure(png, name, "Features")
     if len(names) > max_plots:
         notes.append(f"histograms are drawn for the first {max_plots} of {len(names)} features only.")
-    return files
 
 
-def _write_report(report_dir: Path, result: dict[str, Any], figures: list[tuple[str, str]]) -> None:
-    """``metrics.json`` and ``index.html`` (atomically), from the final result dict."""
-    from hepgen.report.html import Gallery, Page, Table, write_index_html
-    from hepgen.files import atomic_write_text
-
-    atomic_write_text(report_dir / "metrics.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
+def _page(result: dict[str, Any]) -> Page:
+    """index.html's tables, from the final (JSON-ready) result dict; the report adds the figures."""
     overall = [
         ("C2ST AUC (0.5 = indistinguishable)", result["c2st"]["auc"], result["c2st"]["auc_err"]),
         ("FPD (Fréchet physics distance)", result["fpd"]["value"], result["fpd"]["error"]),
@@ -318,26 +320,25 @@ def _write_report(report_dir: Path, result: dict[str, Any], figures: list[tuple[
     ]
     if "image" in result:
         overall.append(("mean image relative L1", result["image"]["mean_image_rel_l1"], None))
-    feature_rows = [[name, f["w1"], f["w1_err"], f["w1_norm"], f["chi2"], f["ndf"], f["chi2_ndf"], f["chi2_ndf_err"],
-                     f["kl"], f["kl_err"], f["js"], f["js_err"]] for name, f in result["features"].items()]
-    hists = [(caption, p) for caption, p in figures if Path(p).name.startswith("hist_")]
-    joint = [(caption, p) for caption, p in figures if not Path(p).name.startswith("hist_")]
-    page = Page(
+    return Page(
         title=result["title"] or "hepgen compare",
         meta=[(f"candidate: {result['n_cand']} events (orange in the histograms) compared with reference: "
                f"{result['n_ref']} events (blue); ratios are candidate / reference"),
               (f"{result['kind']} data · {result['n_features']} features · weighted: {result['weighted']}"
                f" · seed {result['seed']}")],
         notes=result["notes"],
-        links=[("metrics.json", "metrics.json")],
         tables=[Table("Overall", ["metric", "value", "error"], [list(r) for r in overall]),
-                Table("Per feature (± bootstrap standard deviations)",
-                      ["feature", "W1", "± W1", "W1/σ_ref", "χ²", "ndf", "χ²/ndf", "± χ²/ndf", "KL(ref‖cand)", "± KL",
-                       "JS", "± JS"], feature_rows)],
-        galleries=[g for g in (Gallery("Joint distributions", joint, small=False), Gallery("Features", hists))
-                   if g.figures],
+                feature_table(result["features"])],
     )
-    write_index_html(report_dir, page)
+
+
+def feature_table(features: Mapping[str, Mapping[str, Any]], caption: str = "Per feature (± bootstrap standard "
+                  "deviations)") -> Table:
+    """The per-feature table of :func:`feature_metrics` results (``{name: metrics}``)."""
+    rows = [[name, f["w1"], f["w1_err"], f["w1_norm"], f["chi2"], f["ndf"], f["chi2_ndf"], f["chi2_ndf_err"],
+             f["kl"], f["kl_err"], f["js"], f["js_err"]] for name, f in features.items()]
+    return Table(caption, ["feature", "W1", "± W1", "W1/σ_ref", "χ²", "ndf", "χ²/ndf", "± χ²/ndf", "KL(ref‖cand)",
+                           "± KL", "JS", "± JS"], rows)
 
 
 def _events(x: object, name: str) -> np.ndarray:
@@ -358,39 +359,6 @@ def _feature_names(names: Sequence[str] | None, d: int) -> list[str]:
         dup = next(n for n in names if names.count(n) > 1)
         raise DataError(f"names: feature name {dup!r} appears more than once.")
     return names
-
-
-@contextlib.contextmanager
-def _staged(report_dir: Path) -> Iterator[Path]:
-    """Yield an empty folder beside ``report_dir``; on success move its files into ``report_dir``.
-
-    Plots go in first, ``metrics.json`` and ``index.html`` last; figures of an earlier report there that
-    the new one does not have are removed, so that ``index.html`` shows every PNG in ``plots/``. Other
-    files are left alone. On any error the staging folder is deleted and ``report_dir`` is untouched.
-    OSErrors become DataErrors naming the folder.
-    """
-    if report_dir.exists() and not report_dir.is_dir():
-        raise DataError(f"report folder {report_dir} exists and is not a folder.")
-    try:
-        report_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{report_dir.name}.", suffix=".tmp", dir=report_dir.parent))
-    except OSError as exc:
-        raise DataError(f"cannot write the report to {report_dir}: {exc.strerror or exc}.") from None
-    try:
-        yield staging
-        new = sorted(p.relative_to(staging) for p in staging.rglob("*") if p.is_file())
-        (report_dir / "plots").mkdir(parents=True, exist_ok=True)
-        for old in (report_dir / "plots").glob("*.png"):
-            if _REPORT_PNG.fullmatch(old.name) and Path("plots", old.name) not in new:
-                old.unlink()
-        last = [Path("metrics.json"), Path("index.html")]
-        for rel in [r for r in new if r not in last] + [r for r in last if r in new]:
-            (report_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / rel, report_dir / rel)
-    except OSError as exc:
-        raise DataError(f"cannot write the report to {report_dir}: {exc.strerror or exc}.") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _pick(w: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
@@ -419,20 +387,3 @@ def _safe(fn, fallback):
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:40] or "feature"
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain Python containers and numbers; NaN/inf become None."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, bool | np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        return float(obj) if np.isfinite(obj) else None
-    return obj

@@ -85,8 +85,9 @@ def series_colors(n: int) -> list[tuple[float, float, float, float]]:
     return [matplotlib.colormaps["hsv"](i / n) for i in range(n)]
 
 
-def save_figure(fig: Figure, out_png: str | Path) -> Path:
-    """Write ``fig`` to ``out_png`` atomically (temporary file beside it, fsync, rename).
+def save_figure(fig: Figure, out_png: str | Path, pdf: bool = False) -> Path:
+    """Write ``fig`` to ``out_png`` atomically (temporary file beside it, fsync, rename); with ``pdf`` also
+    as vector graphics to the same name ending in ``.pdf``.
 
     Axis labels wider than the figure allows (a long feature name under a narrow panel) are first
     centred on their axis and then shrunk until they fit (:func:`fit_axis_labels`).
@@ -95,6 +96,9 @@ def save_figure(fig: Figure, out_png: str | Path) -> Path:
     out_png = Path(out_png)
     with atomic_path(out_png, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
+    if pdf:
+        with atomic_path(out_png.with_suffix(".pdf"), suffix=".pdf") as tmp:
+            fig.savefig(tmp, format="pdf")
     return out_png
 
 

@@ -41,7 +41,7 @@ def test_quick_figures_summary_is_reproduced_by_the_cli(tmp_path):
     assert summary["jet_images"]["mse_conv_ae"] < summary["jet_images"]["mse_pca"]
     assert summary["anomaly"]["conv_ae_images"]["top"]["auc"] > 0.85
     # the report's ROC/SIC figure (hepgen roc) is of the same scores as the anomaly figure
-    assert (tmp_path / "roc" / "roc_sic.png").stat().st_size > 10_000
+    assert (tmp_path / "roc" / "plots" / "roc_sic.png").stat().st_size > 10_000
     for p in ("top", "w"):
         for key in ("auc", "max_sic", "rejection_at_eps_s_0.5"):
             assert summary["roc"]["signals"][p][key] == pytest.approx(summary["anomaly"]["conv_ae_images"][p][key],
@@ -81,11 +81,11 @@ def test_anomaly_roc_report_figures_and_numbers_match_sklearn_on_the_same_scores
     out = tmp_path / "roc"
     metrics = anomaly_roc_report(result, out, mass=mass, background_weights=weights["qcd"][te], signal_weights=sw,
                                  n_bootstrap=10)
-    for name in ("roc_sic.png", "mass_sculpting.png"):
+    for name in ("plots/roc_sic.png", "plots/mass_sculpting.png"):
         assert (out / name).stat().st_size > 10_000
         assert (out / name).with_suffix(".pdf").stat().st_size > 1_000
     index = (out / "index.html").read_text()
-    assert 'src="roc_sic.png"' in index and 'src="mass_sculpting.png"' in index
+    assert 'src="plots/roc_sic.png"' in index and 'src="plots/mass_sculpting.png"' in index
     assert json.loads((out / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     bg = model.score(images["qcd"][te]).double().numpy()
     np.testing.assert_allclose(result.background_scores, bg, rtol=1e-6)

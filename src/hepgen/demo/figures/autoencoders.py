@@ -13,7 +13,7 @@ One entry point, :func:`autoencoder_figures`, trains every model it shows (seede
   high-level jet features, both trained on QCD only, scoring top and W jets: 1/ε_B and
   SIC = ε_S/√ε_B against ε_S, score distributions, and the per-feature (per-pixel) error breakdown;
 * ``roc/``: the ConvAE's scores through :func:`hepgen.report.roc.roc_report` (what ``hepgen roc``
-  writes): ``roc_sic.png`` (1/ε_B and SIC against ε_S), ``mass_sculpting.png`` (the QCD jet mass
+  writes): ``plots/roc_sic.png`` (1/ε_B and SIC against ε_S), ``plots/mass_sculpting.png`` (the QCD jet mass
   after cuts at fixed ε_B), ``metrics.json`` with bootstrap errors and ``index.html``.
 
 It returns (and writes to ``summary.json``) the test MSEs, the anomaly figures of merit (AUC, max
@@ -314,7 +314,7 @@ def anomaly_roc_report(result: Any, out_dir: str | Path, *, mass: np.ndarray | N
 
     ``result``: an :class:`~hepgen.autoencoders.anomaly.AnomalyResult` (its background and signal
     scores, higher = more anomalous); ``mass``: the background events' jet mass (mass sculpting).
-    Writes ``roc_sic.png``/``.pdf``, ``mass_sculpting.png``/``.pdf``, ``metrics.json`` and
+    Writes ``plots/roc_sic.png``/``.pdf``, ``plots/mass_sculpting.png``/``.pdf``, ``metrics.json`` and
     ``index.html`` through :func:`hepgen.report.roc.roc_report`; returns metrics.json's content.
     """
     from hepgen.report.roc import roc_report
@@ -463,8 +463,8 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
                              title=f"ConvAE on {h}×{w} QCD jet images: top and W jets as anomalies",
                              score_name="ConvAE reconstruction error")
     summary["roc"] = {"detector": "conv_ae_images", "report": str(out / "roc" / "index.html"), **roc}
-    figs["roc_sic"] = str(out / "roc" / "roc_sic.png")
-    figs["mass_sculpting"] = str(out / "roc" / "mass_sculpting.png")
+    figs["roc_sic"] = str(out / "roc" / "plots" / "roc_sic.png")
+    figs["mass_sculpting"] = str(out / "roc" / "plots" / "mass_sculpting.png")
     breakdown = {"QCD (test)": feature_breakdown(ae_feats, feats["qcd"][j_test]),
                  "top": feature_breakdown(ae_feats, feats["top"]), "w": feature_breakdown(ae_feats, feats["w"])}
     pixels = {"QCD (test)": feature_breakdown(conv_jets, qcd_test),
