@@ -39,7 +39,7 @@ def test_cli_detects_shower_files_and_writes_the_report(files, tmp_path, capsys)
                  "-q"]) == 0, capsys.readouterr().err
     out = json.loads(capsys.readouterr().out)
     assert out["n_ref"] == 1500 and "candidate_cells" in out["classifier"]
-    assert (tmp_path / "r" / "response.png").exists() and (tmp_path / "r" / "E_1_E0.png").exists()
+    assert (tmp_path / "r" / "plots" / "response.png").exists() and (tmp_path / "r" / "plots" / "E_1_E0.png").exists()
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["n_cand"] == 1500
 
 

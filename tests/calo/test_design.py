@@ -149,9 +149,9 @@ def test_cli_design_runs_and_writes_the_result_and_figure(tmp_path, capsys, monk
     drawn = {}
     save = hepgen.report.plots.save_figure
 
-    def keep(fig, out):  # the figure the command saves, to read back what it shows
+    def keep(fig, out, **kwargs):  # the figure the command saves, to read back what it shows
         drawn[Path(out).name] = fig
-        return save(fig, out)
+        return save(fig, out, **kwargs)
 
     monkeypatch.setattr(hepgen.report.plots, "save_figure", keep)
     data = tmp_path / "showers.h5"
@@ -168,7 +168,12 @@ def test_cli_design_runs_and_writes_the_result_and_figure(tmp_path, capsys, monk
     assert result["path"][0]["training_showers"] > 120  # the file's showers joined the first box
     assert 1.0 <= result["design"]["absorber_mm"] <= 3.0
     assert set(result["measured"]) == {"design", "start"} and result["simulator"]["max_spots"] == 200
-    assert (report / "design.png").is_file() and json.loads((report / "result.json").read_text()) == result
+    assert (report / "plots" / "design.png").stat().st_size > 1000
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert json.loads((report / "result.json").read_text()) == result  # the older name, kept for scripts
+    assert {k: v for k, v in metrics.items() if k != "files"} == result
+    assert set(metrics["files"]) == {"metrics.json", "index.html", "result.json", "plots/design.png"}
+    assert "absorber_mm" in (report / "index.html").read_text()
     # what design.png shows: the design after each iteration and the result (one parameter: against the
     # iteration), and the surrogate's objective against the simulated showers, as result.json has them
     path, (design_axes, objective_axes) = result["path"], drawn["design.png"].axes
@@ -195,12 +200,27 @@ def test_cli_design_runs_and_writes_the_result_and_figure(tmp_path, capsys, monk
     (["--param", "absorber_mm=1:3", "--particle", "proton"], "--particle"),
     (["--param", "absorber_mm=1:3", "--showers", "0"], "--showers"),
     (["--param", "absorber_mm=1:3", "--param", "absorber_mm=1:2"], "twice"),
+    # non-finite numbers: refused before anything is simulated, never written as Infinity/NaN (#26)
+    (["--param", "absorber_mm=1:3", "--per-metre", "inf"], "--per-metre"),
+    (["--param", "absorber_mm=1:3", "--per-lead=-inf"], "--per-lead"),
+    (["--param", "absorber_mm=1:3", "--lr", "nan"], "--lr"),
+    (["--param", "absorber_mm=1:3", "--lr", "0"], "--lr"),
+    (["--param", "absorber_mm=1:3", "--trust", "nan"], "--trust"),
+    (["--param", "absorber_mm=1:3", "--energy", "10:inf"], "--energy"),
+    (["--param", "absorber_mm=1:3", "--start", "absorber_mm=nan"], "--start"),
+    (["--param", "absorber_mm=1:3", "--option", "noise=.nan"], "noise"),
 ])
-def test_cli_bad_options_exit_2_naming_the_option(tmp_path, capsys, extra, word):
-    out = tmp_path / "r.json"
-    code, err = _run(["design", "calo", *extra, "-o", str(out)], capsys)
+def test_cli_bad_options_exit_2_naming_the_option(tmp_path, capsys, extra, word, monkeypatch):
+    from hepgen.calo import design
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("the simulator ran before the options were checked")
+
+    monkeypatch.setattr(design.CaloSimulator, "__call__", no_simulation, raising=False)
+    out, report = tmp_path / "r.json", tmp_path / "rep"
+    code, err = _run(["design", "calo", *extra, "-o", str(out), "--report", str(report)], capsys)
     assert code == 2 and word in err and "Traceback" not in err
-    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_needs_an_output_and_a_design_column_in_data(tmp_path, capsys):

@@ -1,31 +1,38 @@
 """``hepgen compare`` for showers: CaloChallenge-style evaluation of a candidate against a reference sample.
 
-    features    :func:`hepgen.metrics.showers.shower_features` per shower; per feature the W1 distance
-                and its ratio to the reference spread
+    features    :func:`hepgen.metrics.showers.shower_features` per shower; per feature the numbers ``compare``
+                gives a feature (:func:`hepgen.report.compare.feature_metrics`: W1 and W1/σ_ref, χ²/ndf, KL,
+                JS, each with its bootstrap error) and the weighted means
     classifier  the CaloChallenge DNN's test AUC on high-level features and on normalised cells
                 (:func:`hepgen.evaluate.calochallenge.classifier_auc`); with ``floor`` (a second, independent
                 reference sample) the same AUCs of reference against floor: the best a candidate can do
     response    mean E_dep/E_inc and σ/E in bins of E_inc, reference and candidate
-    figures     with ``report_dir``: feature histograms with ratio panels in E_inc bins, response plot,
-                metrics.json
+    report      with ``report_dir``, the report folder of every command (:mod:`hepgen.report.folder`):
+                metrics.json, plots/ (response, feature histograms with ratio panels in E_inc bins), index.html
+
+Event weights (``ref_weights``, ``cand_weights``; negative ones allowed) enter the features and the response
+as in ``compare``; the classifier is trained unweighted (a note says so).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hepgen.calo.showers import Showers, read_showers
+from hepgen.errors import DataError
+from hepgen.metrics._checks import as_weights
+from hepgen.metrics.bootstrap import MIN_EVENTS
 from hepgen.evaluate.calochallenge import classifier_auc
 from hepgen.metrics.showers import (
     classifier_inputs,
     response_in_bins,
     shower_features,
 )
-from hepgen.metrics.two_sample import wasserstein_1d
+from hepgen.report.compare import feature_metrics
+from hepgen.report.folder import ReportFolder, jsonable, report_problem
 
 __all__ = ["compare_showers"]
 
@@ -36,56 +43,102 @@ def _showers(x: Any, limit: int | None) -> Showers:
     return x if isinstance(x, Showers) else read_showers(x, limit=limit)
 
 
+def _weights(w: Any, showers: Showers, name: str, limit: int | None) -> np.ndarray | None:
+    if w is not None and limit is not None and np.ndim(w) == 1 and len(w) > len(showers):
+        w = np.asarray(w)[:limit]
+    w = as_weights(w, len(showers), name)
+    if w is not None and not w.sum() > 0:
+        raise DataError(f"{name}: the weights sum to {w.sum():g}; the total must be positive.")
+    return w
+
+
+def _mean(x: np.ndarray, w: np.ndarray | None) -> float:
+    return float(np.mean(x)) if w is None else float(np.sum(w * x) / w.sum())
+
+
 def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str | Path | None = None,
                     energy_edges: Any = (1, 10, 30, 60, 100), classifier_epochs: int = 30, max_showers: int | None = None,
-                    threshold: float = 0.0, seed: int = 0) -> dict[str, Any]:
-    """Compare shower samples (files ``path[:group]`` or :class:`~hepgen.calo.showers.Showers`); returns the metrics."""
+                    threshold: float = 0.0, seed: int = 0, ref_weights: Any = None, cand_weights: Any = None,
+                    n_bootstrap: int = 20, bins: int = 50, max_events: int = 20_000, classifier: bool = True,
+                    title: str = "") -> dict[str, Any]:
+    """Compare shower samples (files ``path[:group]`` or :class:`~hepgen.calo.showers.Showers`); returns the metrics.
+
+    ``ref_weights``/``cand_weights``: (n,) per-shower weights. ``n_bootstrap``, ``bins``, ``max_events``: the
+    per-feature metrics and their bootstrap errors, as in :func:`hepgen.report.compare.compare`.
+    ``classifier=False`` skips the DNN AUCs. Every input is read and checked before any work starts.
+    """
+    if report_dir is not None and report_problem(report_dir):
+        raise DataError(f"report folder {report_dir}: {report_problem(report_dir)}.")
     r, c = _showers(ref, max_showers), _showers(cand, max_showers)
+    f_showers = _showers(floor, max_showers) if floor is not None else None
+    wr = _weights(ref_weights, r, "ref_weights", max_showers)
+    wc = _weights(cand_weights, c, "cand_weights", max_showers)
     edges = np.asarray(energy_edges, dtype=float)
     fr = shower_features(r.list(), r.energy, threshold=threshold)
     fc = shower_features(c.list(), c.energy, threshold=threshold)
-    result: dict[str, Any] = {"n_ref": len(r), "n_cand": len(c), "features": {}}
-    for name in fr:
-        std = float(np.std(fr[name])) or 1.0
-        w1 = float(wasserstein_1d(fr[name], fc[name]))
-        result["features"][name] = {"w1": w1, "w1_norm": w1 / std, "mean_ref": float(np.mean(fr[name])),
-                                    "mean_cand": float(np.mean(fc[name]))}
+    notes: list[str] = []
+    result: dict[str, Any] = {"title": title, "n_ref": len(r), "n_cand": len(c),
+                              "weighted": wr is not None or wc is not None, "seed": seed,
+                              "bootstrap": {"replicas": n_bootstrap, "max_events": max_events}, "features": {}}
+    for k, name in enumerate(fr):
+        result["features"][name] = {
+            **feature_metrics(fr[name], fc[name], wr, wc, bins=bins, n_bootstrap=n_bootstrap, max_events=max_events,
+                              seed=seed + k),
+            "mean_ref": _mean(fr[name], wr), "mean_cand": _mean(fc[name], wc)}
+    if min(len(r), len(c)) < MIN_EVENTS:
+        notes.append(f"bootstrap errors are null (undefined): a sample has {min(len(r), len(c))} showers, fewer "
+                     f"than the {MIN_EVENTS} a bootstrap needs.")
     result["classifier"] = {}
-    pairs = [("candidate", c)] + ([("floor", _showers(floor, max_showers))] if floor is not None else [])
-    for label, other in pairs:
-        for kind in ("high", "cells"):
-            a = classifier_inputs(r.list(), r.energy, kind, threshold=threshold)
-            b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold)
-            result["classifier"][f"{label}_{kind}"] = classifier_auc(a, b, epochs=classifier_epochs, seed=seed)
-    rb = response_in_bins(fr["response"], r.energy, edges)
-    cb = response_in_bins(fc["response"], c.energy, edges)
+    if classifier:
+        if result["weighted"]:
+            notes.append("the classifier AUCs are of the unweighted showers; the features and the response are "
+                         "weighted.")
+        pairs = [("candidate", c)] + ([("floor", f_showers)] if f_showers is not None else [])
+        for label, other in pairs:
+            for kind in ("high", "cells"):
+                a = classifier_inputs(r.list(), r.energy, kind, threshold=threshold)
+                b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold)
+                result["classifier"][f"{label}_{kind}"] = classifier_auc(a, b, epochs=classifier_epochs, seed=seed)
+    rb = response_in_bins(fr["response"], r.energy, edges, wr)
+    cb = response_in_bins(fc["response"], c.energy, edges, wc)
     result["response"] = {"edges": edges.tolist(), "ref": {k: v.tolist() for k, v in rb.items()},
                           "cand": {k: v.tolist() for k, v in cb.items()}}
     with np.errstate(invalid="ignore", divide="ignore"):
         dev = np.abs(cb["mean"] / rb["mean"] - 1.0)
     result["response"]["max_rel_deviation"] = float(np.nanmax(dev)) if np.isfinite(dev).any() else None
-    if report_dir is not None:
-        from hepgen.files import atomic_write_text
-        from hepgen.report.showers import plot_feature_in_energy_bins, plot_response
+    result["notes"] = notes
+    result = jsonable(result)
+    if report_dir is None:
+        return result
+    from hepgen.report.compare import feature_table
+    from hepgen.report.html import Page, Table
+    from hepgen.report.showers import plot_feature_in_energy_bins, plot_response
 
-        out = Path(report_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        figures = [str(plot_response(rb, cb, out / "response.png"))]
+    with ReportFolder(report_dir) as report:
+        plot_response(rb, cb, report.figure_path("response.png"))
+        report.add_figure("response.png", "response and resolution against E_inc", "Response", small=False)
         for name in PLOTTED:
-            unit = "MeV" if name.startswith(("E_", "brightest")) else "mm" if name.startswith(("centroid", "width")) else None
-            figures += [str(p) for p in plot_feature_in_energy_bins(fr[name], fc[name], r.energy, c.energy, edges, out,
-                                                                     name, unit)]
-        result["figures"] = figures
-        atomic_write_text(out / "metrics.json", json.dumps(_finite(result), indent=2) + "\n")
-    return _finite(result)
-
-
-def _finite(value: Any) -> Any:
-    """NaN -> None, recursively (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+            unit = "MeV" if name.startswith(("E_", "brightest")) else "mm" if name.startswith(("centroid", "width")) \
+                else None
+            for path in plot_feature_in_energy_bins(fr[name], fc[name], r.energy, c.energy, edges, report.plot_dir,
+                                                    name, unit, ref_weights=wr, cand_weights=wc):
+                i = int(path.stem.rsplit("_E", 1)[1])
+                report.add_figure(path.name, f"{name}, {edges[i]:g} ≤ E_inc < {edges[i + 1]:g} GeV", name)
+        auc = [[k, v["auc"], v["auc_err"], v["n_test"]] for k, v in result["classifier"].items()]
+        resp = result["response"]
+        response_rows = [[f"{lo:g}–{hi:g}", resp["ref"]["mean"][i], resp["cand"]["mean"][i],
+                          resp["ref"]["resolution"][i], resp["cand"]["resolution"][i],
+                          resp["ref"]["count"][i], resp["cand"]["count"][i]]
+                         for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+        page = Page(title=title or "hepgen compare: showers",
+                    meta=[f"candidate: {len(c)} showers (orange) compared with reference: {len(r)} showers (blue)",
+                          f"weighted: {result['weighted']} · seed {seed}"],
+                    notes=notes,
+                    tables=[Table("Classifier AUC (0.5 = indistinguishable; floor: reference vs an independent "
+                                  "reference)", ["test", "AUC", "± (Hanley–McNeil)", "test showers"], auc),
+                            Table("Response E_dep/E_inc and resolution per E_inc bin [GeV]",
+                                  ["E_inc", "mean ref", "mean cand", "σ/E ref", "σ/E cand", "showers ref",
+                                   "showers cand"], response_rows),
+                            feature_table(result["features"])])
+        result = report.finish(result, page)
+    return result

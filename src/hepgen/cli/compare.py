@@ -22,7 +22,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two samples: metrics and an HTML report")
     compare.add_argument("ref", metavar="REF", help="reference events, path[:key]")
     compare.add_argument("cand", metavar="CAND", help="candidate (e.g. generated) events, path[:key]")
-    compare.add_argument("--report", metavar="DIR", help="write metrics.json, plots and index.html here")
+    compare.add_argument("--report", metavar="DIR", help="the report folder: metrics.json, plots/, index.html")
     add_out(compare, "also write the printed metrics (JSON) here", metavar="FILE")
     compare.add_argument("--ref-weights", dest="ref_weights", help="a column of REF, or FILE:KEY")
     compare.add_argument("--cand-weights", dest="cand_weights", help="a column of CAND, or FILE:KEY")
@@ -86,15 +86,24 @@ def read_samples(args: argparse.Namespace) -> tuple[Any, Any, list[str] | None, 
 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     check_writable(args.out, "-o")
-    from hepgen.report.compare import compare
-
     from hepgen.calo.showers import is_shower_file
+    from hepgen.report.compare import compare
+    from hepgen.report.folder import report_problem
+
+    if args.report:
+        why = report_problem(args.report)
+        if why:
+            raise DataError(f"--report {args.report}: {why}")
     if args.showers or args.floor or (is_shower_file(args.ref) and is_shower_file(args.cand)):
         from hepgen.calo.compare import compare_showers
 
-        result = compare_showers(args.ref, args.cand, floor=args.floor, report_dir=args.report, seed=args.seed)
-        emit_result(json.dumps({k: v for k, v in result.items() if k not in ("features", "figures")}, indent=2),
-                    args.out)
+        rw, cw = _shower_weights(args.ref_weights, args.ref), _shower_weights(args.cand_weights, args.cand)
+        result = compare_showers(args.ref, args.cand, floor=args.floor, report_dir=args.report, seed=args.seed,
+                                 ref_weights=rw, cand_weights=cw,
+                                 title=f"{args.ref} (reference) vs {args.cand} (candidate)")
+        emit_result(json.dumps({k: v for k, v in result.items() if k not in ("features", "files")}, indent=2,
+                               allow_nan=False), args.out)
+        _finish(args)
         return 0
     ref, cand, names, rw, cw = read_samples(args)
     with progress_bar(0, "compare", args.quiet, unit="steps") as bar:
@@ -106,10 +115,38 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
         result = compare(ref, cand, names=names, ref_weights=rw, cand_weights=cw, report_dir=args.report,
                          seed=args.seed, title=f"{args.ref} (reference) vs {args.cand} (candidate)",
                          protocol=args.protocol, progress=progress, units=_units(args.ref, names))
-    emit_result(json.dumps(_summary(result), indent=2), args.out)
+    emit_result(json.dumps(_summary(result), indent=2, allow_nan=False), args.out)
+    _finish(args)
+    return 0
+
+
+def _finish(args: argparse.Namespace) -> None:
     if args.report and not args.quiet:
         print(f"report: {Path(args.report) / 'index.html'}", file=sys.stderr)
-    return 0
+
+
+def _shower_weights(value: str | None, spec: str) -> Any:
+    """Per-shower weights: a dataset of the shower file (``--ref-weights weight``, beside the layers or at
+    the top level) or FILE:KEY."""
+    from hepgen.calo.showers import find_layout
+    from hepgen.data import io
+    from hepgen.data.sources import is_column_name
+
+    if value is None:
+        return None
+    if not is_column_name(value):
+        return io.read_column(value)
+    layout = find_layout(spec)
+    if layout is None:
+        raise DataError(f"{spec}: not a shower file (layer_0, layer_1, layer_2 and energy), so it has no weight "
+                        f"dataset '{value.strip()}'")
+    path, group, _ = layout
+    keys = set(io.available_keys(path))
+    for key in ([f"{group}/{value.strip()}"] if group else []) + [value.strip()]:
+        if key in keys:
+            return io.read_column(f"{path}:{key}")
+    raise DataError(f"{path}: no weight dataset '{value.strip()}'{f' in {group}/ or' if group else ''} at the top "
+                    f"level (it has {', '.join(sorted(keys))})")
 
 
 def _units(spec: str, names: Any) -> dict[str, str]:

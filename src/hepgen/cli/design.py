@@ -15,7 +15,6 @@ exit 2 naming the option before anything is simulated or written.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -54,7 +53,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--epochs", default="20", metavar="N", help="surrogate training epochs per iteration")
     p.add_argument("--data", metavar="FILE", help="showers with per-shower design columns to train on as well")
     p.add_argument("--measure", default="0", metavar="N", help="measure C(psi*) with N showers per energy")
-    add_report(p, "write design.png and result.json here")
+    add_report(p, "the report folder: metrics.json (the result), plots/design.png, index.html (and result.json, "
+                  "the older name of metrics.json)")
     add_out(p, "the result as JSON", metavar="FILE")
     add_seed(p)
     add_quiet(p, "no progress and no summary")
@@ -100,12 +100,14 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
         parse_parameter,
     )
     from hepgen.data.generators import calo as calo_generator
-    from hepgen.files import atomic_write_text
+    from hepgen.report.folder import report_problem, write_json
 
     if args.out is None and args.report is None:
         raise ConfigError("hepgen design writes its result with -o FILE and/or --report DIR; give at least one")
     check_writable(args.out, "-o")
     check_writable(args.report, "--report")
+    if args.report and report_problem(args.report):
+        raise ConfigError(f"--report {args.report}: {report_problem(args.report)}")
     flags = _flags(args)
     params = [parse_parameter(p) for p in args.param]  # NAME=LOW:HIGH, hepgen.options' range grammar
     low, high = parse_range(args.energy, "--energy (GeV)", positive=True, allow_equal=True)
@@ -153,48 +155,13 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
     if flags["measure"]:
         result["measured"] = {"design": study.measure(showers=flags["measure"], seed=args.seed + 1),
                               "start": study.measure(study.start, showers=flags["measure"], seed=args.seed + 1)}
-    text = json.dumps(result, indent=2, default=float)
     if args.out:
-        atomic_write_text(args.out, text + "\n")
+        write_json(args.out, result)  # strict JSON: a non-finite number is null, never Infinity/NaN
     if args.report:
-        from pathlib import Path
+        from hepgen.report.design import write_design_report
 
-        atomic_write_text(Path(args.report) / "result.json", text + "\n")
-        _plot(result, Path(args.report) / "design.png")
+        write_design_report(result, args.report,
+                            title=f"hepgen design {args.detector}: {', '.join(p.name for p in params)}")
     if not args.quiet:
         print(f"design {study.design_} after {study.showers_} simulated showers ({study.stopped_})", file=sys.stderr)
     return 0
-
-
-def _plot(result: dict[str, Any], out: Any) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from hepgen.report.plots import save_figure
-
-    names = [p["name"] for p in result["parameters"]]
-    path = result["path"]
-    fig = Figure(figsize=(11, 4))
-    ax1, ax2 = fig.subplots(1, 2)
-    points = [[step["design"][n] for n in names] for step in path] + [[result["design"][n] for n in names]]
-    if len(names) >= 2:
-        xs, ys = [p[0] for p in points], [p[1] for p in points]
-        ax1.plot(xs, ys, "o-", color="C0", label="gradient path")
-        ax1.plot(xs[-1], ys[-1], "*", ms=14, color="C3", label="result")
-        ax1.set_xlabel(f"{names[0]} [mm]")
-        ax1.set_ylabel(f"{names[1]} [mm]")
-        par = result["parameters"]
-        ax1.set_xlim(par[0]["low"], par[0]["high"])
-        ax1.set_ylim(par[1]["low"], par[1]["high"])
-        ax1.legend()
-    else:
-        ax1.plot(range(len(points)), [p[0] for p in points], "o-")
-        ax1.set_xlabel("iteration")
-        ax1.set_ylabel(f"{names[0]} [mm]")
-    ax2.plot([s["showers"] for s in path], [s["surrogate_objective"] for s in path], "o-")
-    ax2.set_xlabel("simulated showers")
-    ax2.set_ylabel("C(psi) through the surrogate")
-    fig.tight_layout()
-    save_figure(fig, out)

@@ -91,19 +91,24 @@ def shower_features(layers: Sequence[np.ndarray], energy: np.ndarray, *, thresho
     return out
 
 
-def response_in_bins(response: np.ndarray, energy: np.ndarray, edges: Sequence[float]) -> dict[str, np.ndarray]:
+def response_in_bins(response: np.ndarray, energy: np.ndarray, edges: Sequence[float],
+                     weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Mean response and resolution per bin of incident energy: ``{"centre", "mean", "mean_err", "resolution",
     "resolution_err", "count"}`` (bins,) each.
 
     ``resolution`` = σ(response) / mean(response) in the bin (= σ_E / E of the deposited energy at fixed
     E_inc); errors: σ/√n for the mean and resolution/√(2(n−1)) for the resolution (Gaussian). Bins with
-    fewer than 2 showers give NaN.
+    fewer than 2 showers give NaN. With ``weights`` (n,) the mean and σ are weighted (Σw r / Σw and
+    Σw (r − mean)² / Σw) and n in the errors is Kish's (Σw)²/Σw²; a bin whose weights sum to ≤ 0 gives NaN.
     """
     response = np.asarray(response, dtype=np.float64).reshape(-1)
     energy = np.asarray(energy, dtype=np.float64).reshape(-1)
     edges = np.asarray(edges, dtype=np.float64)
     if len(response) != len(energy):
         raise DataError(f"response has {len(response)} rows but the energy has {len(energy)}")
+    w_all = np.ones(len(response)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w_all) != len(response):
+        raise DataError(f"response has {len(response)} rows but the weights have {len(w_all)}")
     if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
         raise ConfigError(f"energy bin edges must be increasing, got {edges.tolist()}")
     index = np.digitize(energy, edges) - 1
@@ -112,14 +117,19 @@ def response_in_bins(response: np.ndarray, energy: np.ndarray, edges: Sequence[f
     out["count"] = np.zeros(bins, dtype=int)
     out["centre"] = 0.5 * (edges[1:] + edges[:-1])
     for b in range(bins):
-        r = response[index == b]
+        r, w = response[index == b], w_all[index == b]
         out["count"][b] = len(r)
-        if len(r) < 2:
+        if len(r) < 2 or not w.sum() > 0:
             continue
-        mean, std = r.mean(), r.std(ddof=1)
-        out["mean"][b], out["mean_err"][b] = mean, std / np.sqrt(len(r))
+        if weights is None:
+            n, mean, std = len(r), r.mean(), r.std(ddof=1)
+        else:
+            n = w.sum() ** 2 / np.sum(w**2)
+            mean = np.sum(w * r) / w.sum()
+            std = np.sqrt(max(np.sum(w * (r - mean) ** 2) / w.sum(), 0.0))
+        out["mean"][b], out["mean_err"][b] = mean, std / np.sqrt(n)
         res = std / mean if mean != 0 else np.nan
-        out["resolution"][b], out["resolution_err"][b] = res, res / np.sqrt(2 * (len(r) - 1))
+        out["resolution"][b], out["resolution_err"][b] = res, res / np.sqrt(2 * max(n - 1, 1))
     return out
 
 

@@ -140,6 +140,13 @@ class ReportFolder:
         return self._staging
 
     # -- content -------------------------------------------------------------------------------------------
+    @property
+    def plot_dir(self) -> Path:
+        """``plots/`` in the staging folder, for drawing functions that name their own files."""
+        path = self.staging / PLOTS
+        path.mkdir(exist_ok=True)
+        return path
+
     def figure_path(self, name: str) -> Path:
         """Where a drawing function writes the figure ``name`` (``"hist_x.png"``): ``plots/name`` in the staging."""
         path = self.staging / PLOTS / _relative(name)

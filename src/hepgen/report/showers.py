@@ -23,19 +23,25 @@ __all__ = ["plot_feature_in_energy_bins", "plot_response"]
 
 def plot_feature_in_energy_bins(ref: np.ndarray, cand: np.ndarray, ref_energy: np.ndarray, cand_energy: np.ndarray,
                                 edges: Sequence[float], out_dir: str | Path, name: str, unit: str | None = None,
-                                bins: int = 30) -> list[Path]:
-    """One histogram with a cand/ref ratio panel per E_inc bin ``[edges[i], edges[i+1])``; files ``name_E<i>.png``."""
+                                bins: int = 30, ref_weights: np.ndarray | None = None,
+                                cand_weights: np.ndarray | None = None) -> list[Path]:
+    """One histogram with a cand/ref ratio panel per E_inc bin ``[edges[i], edges[i+1])``; files ``name_E<i>.png``.
+
+    ``ref_weights``/``cand_weights``: per-shower weights (n,) and (m,), or None."""
     out = []
     for i in range(len(edges) - 1):
-        r = ref[(ref_energy >= edges[i]) & (ref_energy < edges[i + 1])]
-        c = cand[(cand_energy >= edges[i]) & (cand_energy < edges[i + 1])]
+        in_r = (ref_energy >= edges[i]) & (ref_energy < edges[i + 1])
+        in_c = (cand_energy >= edges[i]) & (cand_energy < edges[i + 1])
+        r, c = ref[in_r], cand[in_c]
+        wr = None if ref_weights is None else ref_weights[in_r]
+        wc = None if cand_weights is None else cand_weights[in_c]
         if len(r) < 2 or len(c) < 2:
             continue
         lo, hi = np.percentile(np.concatenate([r, c]), [0.5, 99.5])
         if not hi > lo:
             lo, hi = lo - 0.5, hi + 0.5
         out.append(plot_feature_histogram(r, c, Path(out_dir) / f"{name}_E{i}.png", edges=np.linspace(lo, hi, bins + 1),
-                                          name=name, unit=unit,
+                                          ref_weights=wr, cand_weights=wc, name=name, unit=unit,
                                           annotation=f"{edges[i]:g} ≤ E_inc < {edges[i + 1]:g} GeV"))
     return out
 

@@ -1,6 +1,6 @@
 """Unfolding report figures: per observable, the unfolded distribution with its bootstrap band, the data's
 true truth when known, the prior (simulated truth) and the detector-level data, with ratio panels; 2-D
-densities of a pair of observables; and the report's ``index.html`` (through :mod:`hepgen.report.html`).
+densities of a pair of observables; written as the report folder of every command (:mod:`hepgen.report.folder`).
 
 Everything is drawn from histograms the caller computed (this layer knows no unfolding method): unit-area
 densities on common truth-level edges, the band the standard deviation over bootstrap replicas.
@@ -8,7 +8,6 @@ densities on common truth-level edges, the band the standard deviation over boot
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ import mplhep
 import numpy as np
 from matplotlib.figure import Figure
 
-from hepgen.files import atomic_write_text
-from hepgen.report.html import Gallery, Page, Table, write_index_html
+from hepgen.report.folder import ReportFolder, jsonable
+from hepgen.report.html import Page, Table
 from hepgen.report.plots import (
     CAND_COLOR,
     REF_COLOR,
@@ -94,58 +93,44 @@ def write_report(report_dir: str | Path, *, title: str, method: str, names: Sequ
                  pair_events: Mapping[str, tuple[np.ndarray, np.ndarray | None]] | None = None,
                  pair_edges: tuple[np.ndarray, np.ndarray] | None = None, meta: Sequence[str] = (),
                  notes: Sequence[str] = ()) -> Path:
-    """Figures under ``report_dir/plots``, ``metrics.json`` and ``index.html``; returns the index path.
+    """The report folder (:mod:`hepgen.report.folder`): figures under ``plots/``, ``metrics.json`` (``metrics``,
+    NaN/inf as null, with the file list) and ``index.html``; returns the index path.
 
     ``histograms[j]``: densities on ``edges[j]`` under ``unfolded``, ``band``, ``prior`` and optionally
     ``detector``, ``truth``, ``truth_error``. ``pair_events``: ``{label: (events (n, 2), weights)}`` of the
     observables ``pair`` for 2-D panels (the unfolded result against the truth, or the prior)."""
-    report_dir = Path(report_dir)
-    (report_dir / "plots").mkdir(parents=True, exist_ok=True)
-    figures = []
-    for j, name in enumerate(names):
-        h = histograms[j]
-        png = f"plots/unfolded_{j}_{_slug(name)}.png"
-        per = metrics.get("observables", {}).get(name, {})
-        note = ", ".join(f"{k} {per[k]:.3g}" for k in ("chi2_ndf", "w1") if per.get(k) is not None)
-        plot_unfolded(report_dir / png, edges[j], h["unfolded"], h["band"], prior=h["prior"],
-                      detector=h.get("detector"), truth=h.get("truth"), truth_error=h.get("truth_error"),
-                      name=name, unit=units.get(name), method=method, annotation=note)
-        figures.append((f"{name}: {method}", png))
-    pair_figs = []
-    if pair is not None and pair_events and pair_edges is not None:
-        labels = list(pair_events)
-        (ka, (a, wa)), (kb, (b, wb)) = (labels[0], pair_events[labels[0]]), (labels[1], pair_events[labels[1]])
-        png = f"plots/pair_{_slug(names[pair[0]])}_{_slug(names[pair[1]])}.png"
-        plot_density_2d(a, b, report_dir / png, edges=pair_edges, ref_weights=wa, cand_weights=wb,
-                        names=(names[pair[0]], names[pair[1]]),
-                        units=(units.get(names[pair[0]]), units.get(names[pair[1]])), labels=(ka, kb))
-        pair_figs.append((f"{names[pair[0]]} vs {names[pair[1]]}: {ka} | {kb}", png))
-    atomic_write_text(report_dir / "metrics.json", json.dumps(metrics, indent=2, default=_plain) + "\n")
-    rows = [[name, *(metrics.get("observables", {}).get(name, {}).get(k) for k in
-                     ("chi2_ndf", "chi2_ndf_prior", "w1", "w1_error", "w1_prior"))] for name in names]
-    tables = [Table("per observable, against the data's true truth" if metrics.get("has_truth") else
-                    "per observable (no data truth given: metrics need --data-truth)",
-                    ["observable", "χ²/ndf", "χ²/ndf prior", "W1", "W1 error", "W1 prior"], rows)]
-    if metrics.get("pairs"):
-        tables.append(Table("2-D (pair of observables) against the data's true truth",
-                            ["pair", "χ²/ndf", "χ²/ndf prior", "Δcorrelation", "Δcorrelation prior"],
-                            [[k, v.get("chi2_ndf"), v.get("chi2_ndf_prior"), v.get("dcorr"), v.get("dcorr_prior")]
-                             for k, v in metrics["pairs"].items()]))
-    galleries = [Gallery("unfolded distributions", figures)]
-    if pair_figs:
-        galleries.append(Gallery("2-D correlation", pair_figs))
-    page = Page(title=title, meta=list(meta), notes=list(notes), tables=tables, galleries=galleries,
-                links=[("metrics.json", "metrics.json")])
-    return write_index_html(report_dir, page)
+    metrics = jsonable(metrics)
+    with ReportFolder(report_dir) as report:
+        for j, name in enumerate(names):
+            h = histograms[j]
+            png = f"unfolded_{j}_{_slug(name)}.png"
+            per = metrics.get("observables", {}).get(name, {})
+            note = ", ".join(f"{k} {per[k]:.3g}" for k in ("chi2_ndf", "w1") if per.get(k) is not None)
+            plot_unfolded(report.figure_path(png), edges[j], h["unfolded"], h["band"], prior=h["prior"],
+                          detector=h.get("detector"), truth=h.get("truth"), truth_error=h.get("truth_error"),
+                          name=name, unit=units.get(name), method=method, annotation=note)
+            report.add_figure(png, f"{name}: {method}", "unfolded distributions")
+        if pair is not None and pair_events and pair_edges is not None:
+            labels = list(pair_events)
+            (ka, (a, wa)), (kb, (b, wb)) = (labels[0], pair_events[labels[0]]), (labels[1], pair_events[labels[1]])
+            png = f"pair_{_slug(names[pair[0]])}_{_slug(names[pair[1]])}.png"
+            plot_density_2d(a, b, report.figure_path(png), edges=pair_edges, ref_weights=wa, cand_weights=wb,
+                            names=(names[pair[0]], names[pair[1]]),
+                            units=(units.get(names[pair[0]]), units.get(names[pair[1]])), labels=(ka, kb))
+            report.add_figure(png, f"{names[pair[0]]} vs {names[pair[1]]}: {ka} | {kb}", "2-D correlation")
+        rows = [[name, *(metrics.get("observables", {}).get(name, {}).get(k) for k in
+                         ("chi2_ndf", "chi2_ndf_prior", "w1", "w1_error", "w1_prior"))] for name in names]
+        tables = [Table("per observable, against the data's true truth" if metrics.get("has_truth") else
+                        "per observable (no data truth given: metrics need --data-truth)",
+                        ["observable", "χ²/ndf", "χ²/ndf prior", "W1", "W1 error", "W1 prior"], rows)]
+        if metrics.get("pairs"):
+            tables.append(Table("2-D (pair of observables) against the data's true truth",
+                                ["pair", "χ²/ndf", "χ²/ndf prior", "Δcorrelation", "Δcorrelation prior"],
+                                [[k, v.get("chi2_ndf"), v.get("chi2_ndf_prior"), v.get("dcorr"), v.get("dcorr_prior")]
+                                 for k, v in metrics["pairs"].items()]))
+        report.finish(metrics, Page(title=title, meta=list(meta), notes=list(notes), tables=tables))
+    return Path(report_dir) / "index.html"
 
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)[:40] or "x"
-
-
-def _plain(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
