@@ -52,3 +52,74 @@ def test_a_file_of_another_layout_is_a_clear_error(tmp_path, capsys):
                                    "layer_2": np.zeros((5, 12, 6)), "energy": np.ones(5)})
     assert main(["compare", str(tmp_path / "ref.h5"), str(tmp_path / "bad.h5"), "--showers", "-q"]) == 2
     assert "layer_1 has showers of shape (12, 11)" in capsys.readouterr().err
+
+
+def _showers(n, rng, scale=1.0):
+    """Synthetic showers of the simulator's layout: exponential cells [MeV] (a layer sum is a gamma variate)."""
+    from hepgen.calo.showers import LAYERS, Showers
+
+    return Showers({k: scale * rng.exponential(1.0, size=(n, *shape)) for k, shape in LAYERS.items()},
+                   rng.uniform(1, 100, n))
+
+
+def test_feature_bootstrap_errors_match_the_spread_over_fresh_samples():
+    rng = np.random.default_rng(4)
+    result = compare_showers(_showers(400, rng), _showers(400, rng), classifier=False, n_bootstrap=60, seed=1)
+    # E_1 sums the 144 exponential cells of layer 1: Gamma(144, 1). W1's spread over fresh pairs of samples:
+    from scipy.stats import wasserstein_distance
+
+    fresh = np.random.default_rng(5)
+    spread = np.std([wasserstein_distance(fresh.gamma(144, 1, 400), fresh.gamma(144, 1, 400)) for _ in range(300)])
+    e1 = result["features"]["E_1"]
+    assert e1["w1_err"] == pytest.approx(spread, rel=0.35)
+    for key in ("chi2_ndf_err", "kl_err", "js_err"):
+        assert e1[key] > 0
+    assert result["bootstrap"] == {"replicas": 60, "max_events": 20_000}
+
+
+def test_weights_enter_the_features_and_the_response_like_copies_of_showers():
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(6)
+    ref, cand = _showers(120, rng), _showers(100, rng, scale=1.1)
+    wc = rng.integers(1, 4, 100).astype(float)
+    weighted = compare_showers(ref, cand, cand_weights=wc, classifier=False, n_bootstrap=2,
+                               energy_edges=(1, 50, 100))
+    copies = compare_showers(ref, cand.take(np.repeat(np.arange(100), wc.astype(int))), classifier=False,
+                             n_bootstrap=2, energy_edges=(1, 50, 100))
+    e1_ref, e1_cand = ref.layers["layer_1"].sum((1, 2)), cand.layers["layer_1"].sum((1, 2))
+    assert weighted["features"]["E_1"]["w1"] == pytest.approx(
+        wasserstein_distance(e1_ref, e1_cand, v_weights=wc), rel=1e-9)
+    assert weighted["features"]["E_1"]["mean_cand"] == pytest.approx(np.average(e1_cand, weights=wc), rel=1e-12)
+    for name in ("E_1", "response", "width_x_1"):
+        for key in ("w1", "mean_cand"):  # (χ² differs: its variance is Σw², not the count of copies)
+            assert weighted["features"][name][key] == pytest.approx(copies["features"][name][key], rel=1e-9)
+    np.testing.assert_allclose(weighted["response"]["cand"]["mean"], copies["response"]["cand"]["mean"], rtol=1e-12)
+    assert weighted["weighted"] and not copies["weighted"]
+
+
+def test_too_few_showers_give_null_errors_with_a_note():
+    rng = np.random.default_rng(7)
+    result = compare_showers(_showers(5, rng), _showers(30, rng), classifier=False, n_bootstrap=5)
+    assert result["features"]["E_1"]["w1"] is not None and result["features"]["E_1"]["w1_err"] is None
+    assert any("bootstrap errors are null" in n for n in result["notes"])
+
+
+def test_cli_shower_weights_from_the_file_and_bad_weights_exit_2_writing_nothing(tmp_path, capsys):
+    from hepgen.calo.showers import write_showers
+    from hepgen.data import io
+
+    rng = np.random.default_rng(8)
+    for name, n in (("ref", 60), ("cand", 50)):
+        s = _showers(n, rng)
+        write_showers(tmp_path / f"{name}.h5", s.layers, s.energy)
+    io.write(tmp_path / "w.h5", {"w": rng.uniform(0.5, 2, 50), "short": np.ones(7)})
+    code = main(["compare", str(tmp_path / "ref.h5"), str(tmp_path / "cand.h5"), "--cand-weights",
+                 f"{tmp_path / 'w.h5'}:short", "--report", str(tmp_path / "r"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cand_weights" in err and "(50,)" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+    code = main(["compare", str(tmp_path / "ref.h5"), str(tmp_path / "cand.h5"), "--cand-weights", "weight",
+                 "--report", str(tmp_path / "r"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'weight'" in err and not (tmp_path / "r").exists()

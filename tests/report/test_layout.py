@@ -50,7 +50,8 @@ def _write_every_report(root: Path) -> dict[str, Path]:
     g, d = smear.generate(800, seed=1), smear.generate(600, seed=2)
     hepgen.unfold("ibu", g["truth"][:, :2], g["reco"][:, :2], d["reco"][:, :2], pass_truth=g["pass_truth"],
                   pass_reco=g["pass_reco"], pass_data=d["pass_reco"], bins=5, bootstrap=2, report_dir=out["unfold"])
-    compare_showers(showers(60, rng), showers(50, rng), report_dir=out["showers"], classifier=False, n_bootstrap=2)
+    compare_showers(showers(60, rng), showers(50, rng), report_dir=out["showers"], classifier=False, n_bootstrap=2,
+                    energy_edges=(1, 100))
     write_design_report(_design_result(), out["design"])
     return out
 
