@@ -1,7 +1,8 @@
 """The ``hepgen`` command: argument parsing and error-to-exit-code mapping over the Python API.
 
 Each sub-command lives in its own module of the same name (``fit``, ``sample``, ``score``, ``info``,
-``data``, ``compare``, ``roc``, ``export``, ``unfold``, ``design``, ``demo``) as ``add_parser(sub)`` and a ``cmd_*`` handler of a few API calls. Errors
+``data``, ``compare``, ``roc``, ``export``, ``unfold``, ``design``, ``demo``) as ``add_parser(sub)`` and a
+``cmd_*`` handler of a few API calls; the flags they share come from ``cli/common.py``. Errors
 caused by the user's input (HepgenError) print one paragraph on stderr and exit with code 2,
 never a traceback. Ctrl-C exits 130 and SIGTERM 143, each after the cleanups ran (no temporary file left).
 """
@@ -9,9 +10,11 @@ never a traceback. Ctrl-C exits 130 and SIGTERM 143, each after the cleanups ran
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from hepgen.errors import HepgenError, Terminated
 from hepgen.files import sigterm_raises
@@ -26,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         parser = data_import.build_parser()
     try:
-        with sigterm_raises():  # SIGTERM cleans up (temporary files, staged reports) as Ctrl-C does
+        with sigterm_raises(), _deprecations_on_stderr():  # SIGTERM cleans up (temporary files, staged reports)
             args, extra = parser.parse_known_args(argv[2:] if parser.prog == "hepgen data import" else argv)
             if args.command is None:
                 parser.print_help()
@@ -44,6 +47,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hepgen: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _deprecations_on_stderr() -> Iterator[None]:
+    """hepgen's own DeprecationWarnings (an old spelling in an option value, e.g. calo's vary=KEY:LOW:HIGH) as one
+    line on stderr, as the old flags say so (cli.common.add_deprecated); other packages' warnings untouched."""
+    import warnings
+
+    said: set[str] = set()
+
+    def show(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, DeprecationWarning):
+            if str(message) not in said:  # once, however often the library reads the value
+                said.add(str(message))
+                print(f"hepgen: deprecated: {message}", file=sys.stderr)
+        else:
+            previous(message, category, *args, **kwargs)
+
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+        warnings.filterwarnings("always", category=DeprecationWarning, module=r"hepgen(\.|$)")
+        warnings.showwarning = show
+        yield
 
 
 def build_parser() -> argparse.ArgumentParser:
