@@ -154,12 +154,12 @@ def test_fit_selects_columns_of_a_file_like_the_cli(tmp_path):
 
 
 def test_a_fit_failing_in_its_first_epoch_writes_leaves_nothing(tmp_path, monkeypatch):
-    import hepgen.train.engine as engine_module
+    import hepgen.train.recorder as recorder_module
 
     def full_disk(*args, **kwargs):
         raise hepgen.CheckpointError("cannot write last.pt: No space left on device")
 
-    monkeypatch.setattr(engine_module, "save_checkpoint", full_disk)
+    monkeypatch.setattr(recorder_module, "save_checkpoint", full_disk)
     x = np.random.default_rng(0).normal(size=(300, 2))
     with pytest.raises(hepgen.CheckpointError, match="No space"):
         hepgen.Gaussian(2).fit(x, epochs=2, run_dir=tmp_path / "run", quiet=True)

@@ -66,19 +66,19 @@ def test_stream_resume_continues_bit_exactly(tmp_path):
 
 
 def test_ddp_ranks_see_disjoint_halves_of_the_stream():
-    from hepgen.train.engine import Engine
+    from hepgen.train.distributed import DistInfo
+    from hepgen.train.inputs import Inputs
+    from hepgen.train.settings import Settings
 
     a, b = _domains(n_b=400)
-    engine = Engine(epochs=1, batch_size=100, seed=0, quiet=True, val_fraction=0)
-    engine.dist = hepgen.train.distributed.DistInfo()
-    engine.local_batch = 50
-    model = Translator(2)
-    extra = engine._load_streams(model, {"b": b})
-    engine.extra = extra
-    extra["b"].place(engine)
+    inputs = Inputs(Settings(epochs=1, batch_size=100, seed=0, quiet=True, val_fraction=0), torch.device("cpu"),
+                    DistInfo(rank=0, world_size=2))
+    assert inputs.local_batch == 50
+    inputs.open(Translator(2), None, streams={"b": b})
+    inputs.place()
     seen = []
     for rank in (0, 1):
-        cycle = extra["b"].cycle(engine, 1, True, 2, rank, 50)
+        cycle = inputs.streams["b"].cycle(inputs, 1, True, 2, rank, 50)
         seen.append(torch.cat([next(cycle)["x"] for _ in range(4)]).numpy())  # 4 x 50 = each rank's half
     both = np.concatenate(seen)
     assert len({tuple(r) for r in seen[0].round(5)} & {tuple(r) for r in seen[1].round(5)}) == 0

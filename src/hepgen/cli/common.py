@@ -168,12 +168,10 @@ def data_selection(args: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def progress_bar(total: int, desc: str, quiet: bool = False, unit: str = "events") -> Any:
-    """A tqdm bar on stderr, drawn only on a terminal and without ``-q`` (a disabled bar otherwise)."""
-    from tqdm import tqdm
+    """A tqdm bar on stderr, drawn only on a terminal and without ``-q`` (:mod:`hepgen.progress`)."""
+    from hepgen.progress import progress_bar as bar
 
-    enabled = not quiet and bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, leave=False)
+    return bar(total, desc, quiet=quiet, unit=unit, unit_scale=True, leave=False)
 
 
 def positive(value: int | None, flag: str) -> None:

@@ -18,7 +18,7 @@ import torch
 
 from hepgen.data import io
 from hepgen.data.loader import Events
-from hepgen.errors import DataError, HepgenError
+from hepgen.errors import ConfigError, DataError, HepgenError
 
 
 DATA_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".hdf", ".root", ".csv", ".parquet", ".pq")
@@ -97,6 +97,38 @@ def split_targets(events: Events, targets: Any) -> Events:
     out = Events(x[:, keep], events.w, events.context, np.asarray(x[:, idx], dtype=np.float64),
                  names={**events.names, "x": [names[j] for j in keep], "targets": cols}, spec=events.spec)
     return out
+
+
+def targets_for(model_name: str, x: Any, targets: Any, declared: list[str], what: str = "x") -> Any:
+    """The training targets to read with the events ``x`` of a model named ``model_name`` that declares the
+    target columns ``declared``: the ones given (column names, ``"a,b"``, an array), else the declared
+    columns of a file ``x``. ConfigError when targets are missing or given to a model that takes none;
+    DataError when their count differs from the declared columns. ``what``: ``"x"`` or ``"val"``."""
+    if targets is None and declared and isinstance(x, (str, os.PathLike, Events)):
+        if not (isinstance(x, Events) and x.targets is not None):
+            targets = declared
+    has = targets is not None or (isinstance(x, Events) and x.targets is not None)
+    if declared and not has:
+        raise ConfigError(f"{model_name} trains on {', '.join(declared)} beside the features: give "
+                          f"{'val_targets' if what == 'val' else 'targets'}= (an array with one row per event) "
+                          "or the events as a file whose columns include them")
+    if not declared and has:
+        raise ConfigError(f"{model_name} takes no training targets; drop targets=")
+    if declared and targets is not None:
+        k = (len(_split_columns(targets)) if isinstance(targets, str)
+             else len(targets) if isinstance(targets, (list, tuple)) and all(isinstance(t, str) for t in targets)
+             else 1 if np.ndim(targets) == 1 else int(np.shape(targets)[1]))
+        if k != len(declared):
+            raise DataError(f"{model_name} reads {len(declared)} target column(s) ({', '.join(declared)}), got {k}")
+    return targets
+
+
+def read_whole(values: Any) -> np.ndarray:
+    """(N, k) float64 rows of a column source (read whole: a few columns such as targets or a context) or an
+    array."""
+    if hasattr(values, "read_rows"):
+        values = values.read_rows(0, len(values))
+    return np.asarray(values, dtype=np.float64).reshape(len(values), -1)
 
 
 def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = None, *,

@@ -15,12 +15,13 @@ Every file is replaced atomically (:mod:`hepgen.files`). Checkpoints load with
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import pickle
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,19 @@ class RunDir:
                 remove_stale_temporaries(directory)
             else:
                 remove_stale_temporaries(directory, older_than_s=older_than_s)
+
+    def remove(self, written: Iterable[Path], directory: bool = False) -> None:
+        """Undo a failed fit: remove the files it ``written`` here, temporaries, the then empty checkpoints/
+        and plots/, and the run directory itself when ``directory`` (this fit created it) and it is empty."""
+        for path in sorted(written, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.clean()
+        for folder in (self.checkpoints, self.plots, self.path):
+            if folder == self.path and not directory:
+                continue
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
 
     # -- config.yaml -----------------------------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:

@@ -54,9 +54,10 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.generators import jet_features as jf
-from hepgen.data.generators.toys import check_options, resolve_workers, show_progress
+from hepgen.data.generators.toys import check_options, resolve_workers
 from hepgen.errors import ConfigError, DataError
 from hepgen.options import Option
+from hepgen.progress import progress_bar
 
 PROCESSES: tuple[str, ...] = ("qcd", "top", "w")
 SHIPPED_SAMPLE: Path = Path(__file__).resolve().parent.parent / "shipped" / "jets.h5"
@@ -324,10 +325,7 @@ def _generate(n: int, seed: int, opts: dict[str, Any]) -> tuple[dict[str, np.nda
     results: dict[int, dict[str, np.ndarray]] = {}
     totals = {"events": 0.0, "jets": 0.0, "init_s": 0.0, "seconds": 0.0}
     start = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    show = opts["progress"] and show_progress()
-    bar = tqdm(total=n, desc=f"jets:{opts['process']}", unit="jet", disable=not show)
+    bar = progress_bar(n, f"jets:{opts['process']}", quiet=not opts["progress"], unit="jet")
     try:
         workers = min(resolve_workers(opts["workers"]), len(jobs))
         if workers <= 1:

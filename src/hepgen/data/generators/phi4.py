@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from hepgen.data.generators.toys import (check_options, check_range, parallel_map, resolve_workers, show_progress,
-                                         split_counts)
+from hepgen.data.generators.toys import check_options, check_range, parallel_map, resolve_workers, split_counts
 from hepgen.errors import ConfigError, DataError
 from hepgen.options import Option
 from hepgen.metrics.sampling import integrated_autocorrelation_time
+from hepgen.progress import progress_bar, show_progress
 
 OPTIONS: dict[str, Option] = {
     "L": Option(8, low=2, help="lattice extent (L x L sites, periodic; L >= 2 as for phi4-flow)"),
@@ -121,8 +121,6 @@ def _run_chains(seeds: list[np.random.SeedSequence], counts: list[int], L: int, 
                 tau: float, steps: int, jitter: float, therm: int, thin: int,
                 progress: bool) -> dict[str, np.ndarray]:
     """Run len(seeds) chains side by side; chain i keeps counts[i] configurations."""
-    from tqdm.auto import tqdm
-
     rngs = [np.random.default_rng(s) for s in seeds]
     chains, step = len(rngs), tau / steps
     total = therm + max(counts) * thin
@@ -131,7 +129,7 @@ def _run_chains(seeds: list[np.random.SeedSequence], counts: list[int], L: int, 
     magnetisation = np.zeros((chains, total - therm))
     accepted = np.zeros(chains)
     needed = np.array(counts) * thin
-    for trajectory in tqdm(range(total), desc="phi4 HMC", disable=not progress):
+    for trajectory in progress_bar(total, "phi4 HMC", quiet=not progress, iterable=range(total)):
         pi = np.stack([r.standard_normal((L, L)) for r in rngs])
         eps = step * (1.0 + jitter * (2.0 * np.array([r.random() for r in rngs]) - 1.0))
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging trajectory is rejected

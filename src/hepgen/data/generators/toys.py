@@ -28,12 +28,10 @@ This module also holds the small plumbing every generator shares: option checkin
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import contextvars
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +40,7 @@ from scipy.special import logsumexp
 from hepgen.errors import ConfigError
 from hepgen.options import Option
 from hepgen.options import check_options as _check_options
+from hepgen.progress import progress_bar, progress_enabled, show_progress  # noqa: F401 - importable here as before
 
 OptionSpec = Mapping[str, Option]  # (older: (type, default, help) tuples)
 
@@ -90,24 +89,6 @@ def check_range(value: float, key: str, generator: str, low: float | None = None
         )
 
 
-_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar("hepgen_data_progress", default=True)
-
-
-def show_progress() -> bool:
-    """Whether to draw a tqdm bar: only when stderr is a terminal, and not inside ``progress_enabled(False)``."""
-    return _PROGRESS.get() and sys.stderr.isatty()
-
-
-@contextlib.contextmanager
-def progress_enabled(enabled: bool) -> Iterator[None]:
-    """Within the block, generators draw progress bars only if ``enabled`` (``hepgen data -q``: False)."""
-    token = _PROGRESS.set(bool(enabled))
-    try:
-        yield
-    finally:
-        _PROGRESS.reset(token)
-
-
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity where the platform has one)."""
     try:
@@ -136,10 +117,8 @@ def parallel_map(function: Callable[..., Any], tasks: Sequence[tuple], workers: 
     own random streams (e.g. from ``np.random.SeedSequence(seed).spawn``) so that results do not depend
     on ``workers``. A tqdm bar counts finished tasks when stderr is a terminal.
     """
-    from tqdm.auto import tqdm
-
     workers = resolve_workers(workers)
-    bar = tqdm(total=len(tasks), desc=desc, disable=not show_progress() or len(tasks) < 2)
+    bar = progress_bar(len(tasks), desc, quiet=len(tasks) < 2)
     results: list[Any] = [None] * len(tasks)
     if workers is None or workers == 1 or len(tasks) < 2:
         for i, task in enumerate(tasks):
