@@ -28,6 +28,7 @@ from hepgen.train.settings import RECORDED, Settings
     ("resume", 1, "resume must be True or False"),
     ("device", "tpu", "unknown device 'tpu'"),
     ("diagnostics", [42], "diagnostics must be callables"),
+    ("diagnostics", 42, "diagnostics must be a list of callables"),
 ])
 def test_each_bad_setting_is_a_config_error_naming_it(key, value, message):
     if key == "precision" and value == "fp16" and torch.cuda.is_available():

@@ -112,7 +112,7 @@ class Engine:
             quiet=quiet, optimizer=optimizer, weight_decay=weight_decay, scheduler=scheduler, clip_grad=clip_grad,
             patience=patience, monitor=monitor, monitor_samples=monitor_samples, val_fraction=val_fraction,
             precision=precision, stream=stream, chunk_size=chunk_size, memory_limit_mb=memory_limit_mb,
-            log_every=log_every, steps_per_epoch=steps_per_epoch, diagnostics=tuple(diagnostics or ()),
+            log_every=log_every, steps_per_epoch=steps_per_epoch, diagnostics=diagnostics or (),
             warm_start=warm_start)
         self.device: torch.device = self.settings.device
         #: the optimisers of the last fit, by player name

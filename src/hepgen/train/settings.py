@@ -127,6 +127,9 @@ class Settings:
         if self.monitor is not None and not (isinstance(self.monitor, str) or callable(self.monitor)):
             raise ConfigError(f"monitor must be a logged quantity's name, a sample metric or a callable, got "
                               f"{type(self.monitor).__name__}")
+        if not isinstance(self.diagnostics or (), (list, tuple)):
+            raise ConfigError(f"diagnostics must be a list of callables d(model) -> {{name: value}}, got "
+                              f"{type(self.diagnostics).__name__}")
         diagnostics = tuple(self.diagnostics or ())
         if not all(callable(d) or hasattr(d, "evaluate") for d in diagnostics):
             raise ConfigError("diagnostics must be callables d(model) -> {name: value} (or have evaluate(model))")
