@@ -81,6 +81,10 @@ def test_same_numbers_as_the_generator_code_and_independent_of_chunks(tmp_path):
     expected = jf.jet_arrays(p4, p4.sum(axis=0), 0.8)
     for name in ("constituents", "images", "features"):
         np.testing.assert_allclose(whole["top"][name][0], expected[name], rtol=1e-6, atol=1e-6)
+    parallel = importers.read_jets("top-tagging", path, chunk_size=1, workers=2)
+    for group in whole:
+        for name in whole[group]:
+            np.testing.assert_array_equal(whole[group][name], parallel[group][name])
     first_two = importers.read_jets("top-tagging", path, stop=2)
     assert sum(len(g["index"]) for g in first_two.values()) == 2
 
@@ -219,6 +223,9 @@ def test_empty_files_nans_and_bad_labels_are_refused_naming_row_and_column(tmp_p
     out = tmp_path / "out.h5"
     with pytest.raises(DataError, match=r"column 'PX_3' holds nan in row 2"):
         importers.import_jets("top-tagging", tmp_path / "nan.h5", out, progress=False, chunk_size=1)
+    assert not out.exists()
+    with pytest.raises(DataError, match=r"column 'PX_3' holds nan in row 2"):  # raised in a worker process
+        importers.import_jets("top-tagging", tmp_path / "nan.h5", out, progress=False, chunk_size=1, workers=2)
     assert not out.exists()
     write_top_tagging(tmp_path / "label.h5", data, [0, 1, 2, 0])
     with pytest.raises(DataError, match="'is_signal_new' holds 2 in row 2"):

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.generators import jet_features as jf
-from hepgen.data.generators.toys import show_progress
+from hepgen.data.generators.toys import resolve_workers, show_progress
 from hepgen.errors import ConfigError, DataError
 from hepgen.files import atomic_path
 from hepgen.options import Option, check_options
@@ -78,6 +78,8 @@ OPTIONS: dict[str, Option] = {
     "image_size": Option(40, low=1, help="jet image side in pixels, covering +-1.5 R in both directions"),
     "nsub_axes": Option("kt", choices=tuple(jf.AXES), help="N-subjettiness axes: kt or wta_kt"),
     "chunk_size": Option(2000, low=1, help="rows read from the file at a time (memory is bounded by it)"),
+    "workers": Option(1, low=-1, help="processes converting chunks in parallel, -1 for every core (the output does "
+                                      "not depend on it)"),
     "jet_type": Option(None, kind=str, help="jetnet: the jet type (g, q, t, w, z) when the file name does not say"),
 }
 _DEFAULT_R = {"top-tagging": 0.8, "lhco": 1.0, "jetnet": 0.8}
@@ -87,6 +89,8 @@ def resolve_options(kind: str, **options: Any) -> dict[str, Any]:
     """Defaults of :data:`OPTIONS` updated by ``options`` (CLI strings converted); ConfigError naming a bad one."""
     kind = _check_kind(kind)
     opts = check_options(options, OPTIONS, owner=f"data import {kind!r}")
+    if opts["workers"] == 0:
+        raise ConfigError(f"data import {kind!r}: option 'workers' must be a positive integer or -1 (every core)")
     if opts["R"] is None:
         opts["R"] = _DEFAULT_R[kind]
     elif kind != "lhco" and opts["R"] != _DEFAULT_R[kind]:
@@ -428,23 +432,74 @@ def _bar(total: int, desc: str, progress: bool):
                 leave=False)
 
 
+def _convert_rows(reader, start: int, end: int) -> dict[str, dict[str, np.ndarray]]:
+    """Rows [start, end) of ``reader`` as ``{group: {name: array}}`` (plus ``index``, the source rows)."""
+    chunk: dict[str, dict[str, list]] = {}
+    for group, row, arrays in reader.jets(start, end):
+        entry = chunk.setdefault(group, {"index": []})
+        entry["index"].append(row)
+        for name, value in arrays.items():
+            entry.setdefault(name, []).append(value)
+    return {g: _stack(entry) for g, entry in chunk.items()}
+
+
+_WORKER_READERS: dict[tuple[str, str, str], Any] = {}
+
+
+def _convert_in_worker(kind: str, path: str, opts: dict[str, Any], start: int, end: int
+                       ) -> dict[str, dict[str, np.ndarray]]:
+    """:func:`_convert_rows` in a worker process, which opens the file once and keeps it open."""
+    key = (kind, path, json.dumps(opts, sort_keys=True, default=str))
+    if key not in _WORKER_READERS:
+        jf.silence_fastjet_banner()
+        _WORKER_READERS[key] = _READERS[kind](Path(path), opts)
+    return _convert_rows(_WORKER_READERS[key], start, end)
+
+
 def _convert(reader, opts: Mapping[str, Any], stop: int | None, desc: str, progress: bool
-             ) -> Iterator[dict[str, dict[str, list]]]:
-    """Chunks ``{group: {name: [per-row arrays]}}`` (plus ``index``) of rows [0, stop)."""
+             ) -> Iterator[dict[str, dict[str, np.ndarray]]]:
+    """Chunks ``{group: {name: array}}`` (plus ``index``) of rows [0, stop), in file order.
+
+    With ``workers`` > 1 the chunks are converted in that many processes, at most two chunks per worker in
+    flight (memory stays bounded); the chunks and their order do not depend on ``workers``.
+    """
     total = reader.n_rows if stop is None else min(int(stop), reader.n_rows)
     size = opts["chunk_size"]
+    ranges = [(start, min(start + size, total)) for start in range(0, total, size)]
+    workers = min(resolve_workers(opts["workers"]) or 1, len(ranges))
     jf.silence_fastjet_banner()
     with _bar(total, desc, progress) as bar:
-        for start in range(0, total, size):
-            chunk: dict[str, dict[str, list]] = {}
-            end = min(start + size, total)
-            for group, row, arrays in reader.jets(start, end):
-                entry = chunk.setdefault(group, {"index": []})
-                entry["index"].append(row)
-                for name, value in arrays.items():
-                    entry.setdefault(name, []).append(value)
-            yield {g: _stack(entry) for g, entry in chunk.items()}
-            bar.update(end - start)
+        if workers <= 1:
+            for start, end in ranges:
+                yield _convert_rows(reader, start, end)
+                bar.update(end - start)
+            return
+        import sys
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        context = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        kind = next(k for k, cls in _READERS.items() if isinstance(reader, cls))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            pending: deque = deque()
+            todo = iter(ranges)
+            try:
+                for start, end in todo:
+                    pending.append((end - start, pool.submit(_convert_in_worker, kind, str(reader.path), dict(opts),
+                                                             start, end)))
+                    if len(pending) < 2 * workers:
+                        continue
+                    rows, future = pending.popleft()
+                    yield future.result()
+                    bar.update(rows)
+                while pending:
+                    rows, future = pending.popleft()
+                    yield future.result()
+                    bar.update(rows)
+            finally:
+                for _, future in pending:
+                    future.cancel()
 
 
 def _stack(entry: dict[str, list]) -> dict[str, np.ndarray]:
@@ -483,7 +538,7 @@ def _file_attrs(kind: str, path: Path, n_rows: int, opts: Mapping[str, Any]) -> 
     from hepgen._version import __version__
 
     return {"dataset": kind, "description": KINDS[kind], "source": str(path), "source_rows": int(n_rows),
-            "parameters": json.dumps(dict(opts), sort_keys=True, default=str), "hepgen_version": __version__,
+            "parameters": json.dumps({k: v for k, v in opts.items() if k != "workers"}, sort_keys=True, default=str), "hepgen_version": __version__,
             "importer": "hepgen.data.importers"}
 
 
