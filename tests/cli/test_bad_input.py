@@ -220,9 +220,9 @@ def out_on_a_read_only_directory(tmp, runs):
     locked = tmp / "locked"
     locked.mkdir()
     locked.chmod(0o555)
-    if os.access(locked, os.W_OK):  # root ignores permissions
+    if os.access(locked, os.W_OK):  # root ignores permissions (CI runs as root): procfs refuses even root
         locked.chmod(0o755)
-        pytest.skip("running as root: a 0o555 directory is writable")
+        locked = Path("/proc/self")
     return Case(["fit", "gaussian", tmp / "d.npy", "--out", locked / "R"], [str(locked), "not writable"])
 
 
