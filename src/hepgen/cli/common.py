@@ -121,6 +121,17 @@ def check_writable(target: str | Path | None, flag: str) -> None:
             raise ConfigError(f"{flag} {target}: {why}")
 
 
+def check_report(target: str | Path | None, flag: str = "--report") -> None:
+    """ConfigError naming ``flag`` when ``target`` cannot be a report folder (a file in the way, a place this
+    process cannot write); before any work (:func:`hepgen.report.folder.report_problem`)."""
+    from hepgen.report.folder import report_problem
+
+    if target:
+        why = report_problem(target)
+        if why:
+            raise ConfigError(f"{flag} {target}: {why}")
+
+
 def emit_result(text: str, out: str | Path | None) -> None:
     """A verb's result (JSON text): on stdout, and with ``-o FILE`` also into FILE (atomically)."""
     print(text)

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hepgen.cli.common import add_data_selection, add_out, check_writable, data_selection, emit_result, progress_bar
+from hepgen.cli.common import (add_data_selection, add_out, check_report, check_writable, data_selection, emit_result,
+                               progress_bar)
 from hepgen.errors import DataError
 
 
@@ -88,12 +89,8 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     check_writable(args.out, "-o")
     from hepgen.calo.showers import is_shower_file
     from hepgen.report.compare import compare
-    from hepgen.report.folder import report_problem
 
-    if args.report:
-        why = report_problem(args.report)
-        if why:
-            raise DataError(f"--report {args.report}: {why}")
+    check_report(args.report)
     if args.showers or args.floor or (is_shower_file(args.ref) and is_shower_file(args.cand)):
         from hepgen.calo.compare import compare_showers
 

@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from hepgen.cli.common import (add_deprecated, add_options, add_out, add_quiet, add_report, add_seed,
-                               check_writable)
+                               check_report, check_writable)
 from hepgen.errors import ConfigError
 from hepgen.options import Option, convert, parse_options, parse_range
 
@@ -100,14 +100,12 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
         parse_parameter,
     )
     from hepgen.data.generators import calo as calo_generator
-    from hepgen.report.folder import report_problem, write_json
+    from hepgen.report.folder import write_json
 
     if args.out is None and args.report is None:
         raise ConfigError("hepgen design writes its result with -o FILE and/or --report DIR; give at least one")
     check_writable(args.out, "-o")
-    check_writable(args.report, "--report")
-    if args.report and report_problem(args.report):
-        raise ConfigError(f"--report {args.report}: {report_problem(args.report)}")
+    check_report(args.report)
     flags = _flags(args)
     params = [parse_parameter(p) for p in args.param]  # NAME=LOW:HIGH, hepgen.options' range grammar
     low, high = parse_range(args.energy, "--energy (GeV)", positive=True, allow_equal=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hepgen.cli.common import add_out, check_writable, emit_result
+from hepgen.cli.common import add_out, check_report, check_writable, emit_result
 from hepgen.errors import ConfigError, DataError
 
 
@@ -143,13 +143,9 @@ def read_inputs(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_roc(args: argparse.Namespace, extra: list[str]) -> int:
     check_writable(args.out, "-o")
-    from hepgen.report.folder import report_problem
+    check_report(args.report)
     from hepgen.report.roc import roc_report
 
-    if args.report:
-        why = report_problem(args.report)
-        if why:
-            raise ConfigError(f"--report {args.report}: {why}")
     inputs = read_inputs(args)
     scores, weights = inputs["scores"], inputs["weights"]
     background = scores.pop("background")

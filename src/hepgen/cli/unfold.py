@@ -13,11 +13,10 @@ reco observables) exits 2 naming the file and column, before anything is written
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from hepgen.cli.common import add_device
+from hepgen.cli.common import add_device, check_report
 from hepgen.errors import ConfigError
 
 
@@ -81,12 +80,15 @@ def cmd_unfold(args: argparse.Namespace, extra: list[str]) -> int:
             problem = writable_location(target)
             if problem:
                 raise ConfigError(f"cannot write {target}: {problem}")
+    check_report(args.report)
     result = unfold(args.method, args.sim_truth, args.sim_reco, args.data, pass_truth=args.pass_truth,
                     pass_reco=args.pass_reco, sim_weights=args.sim_weights, data_weights=args.data_weights,
                     data_truth=args.data_truth, pass_data=args.pass_data, pass_data_truth=args.pass_data_truth,
                     bins=args.bins, seed=args.seed, report_dir=args.report, out=args.out, quiet=True, **options)
     if not args.quiet:
-        print(json.dumps(result.metrics, indent=2, default=float))
+        from hepgen.report.folder import dumps
+
+        print(dumps(result.metrics), end="")  # strict JSON: a non-finite number is null
         if args.report:
             print(f"report: {args.report}/index.html", file=sys.stderr)
     return 0
