@@ -142,3 +142,10 @@ def test_an_old_range_spelling_in_an_option_value_is_said_once_on_stderr(tmp_pat
     assert code == 0 and err.count("\n") == 1 and "deprecated" in err and "absorber_mm=1:2" in err
     design = io.read(f"{tmp_path / 'c.h5'}:absorber_mm").data
     assert design.shape == (3, 1) and np.all((design >= 1) & (design <= 2))
+
+
+def test_context_means_what_conditions_the_model_and_fit_refuses_a_literal_row(small, tmp_path, capsys):
+    tmp, _ = small
+    code, err = run_cli_for_error(capsys, ["fit", "maf", f"{tmp / 'd.h5'}:truth", "--context", "0.5,1", "-o",
+                                           tmp_path / "run"])
+    assert code == 2 and "for sample and score" in err and not (tmp_path / "run").exists()

@@ -55,8 +55,9 @@ def open_by_names(spec: Any, names: list[str] | None, what: str, **selection: An
     return io.open_source(spec, columns=names, jagged_length=selection.get("jagged_length"))
 
 
-def literal_row(value: str, size: int) -> Any:
-    """``"v1,v2"`` as a (1, size) float32 row, or None when ``value`` is not a list of numbers."""
+def literal_row(value: str, size: int | None) -> Any:
+    """``"v1,v2"`` as a (1, size) float32 row, or None when ``value`` is not a list of numbers (``size`` None:
+    any length)."""
     import numpy as np
 
     parts = [p.strip() for p in value.split(",") if p.strip()]
@@ -67,7 +68,7 @@ def literal_row(value: str, size: int) -> Any:
     bad = [p for p, v in zip(parts, row[0]) if not math.isfinite(v)]
     if bad:
         raise ConfigError(f"--context {value!r}: the value {bad[0]!r} is not a finite number")
-    if row.shape[1] != size:
+    if size is not None and row.shape[1] != size:
         raise ConfigError(f"--context {value!r} has {row.shape[1]} value(s); the model's context has {size}")
     return row.astype(np.float32)
 

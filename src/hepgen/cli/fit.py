@@ -316,6 +316,7 @@ def resolve_settings(cls: type, name: str, args: argparse.Namespace, extra: Sequ
 
 # -- the command -----------------------------------------------------------------------------------------
 def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
+    from hepgen.cli.columns import literal_row
     from hepgen.data.io import DataSpec
     from hepgen.models import REGISTRY, model_class
 
@@ -364,6 +365,9 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     val = settings.get("val")
     val = DataSpec.parse(val, **selection) if val is not None else None
     context = settings.get("context")
+    if context is not None and literal_row(context, None) is not None:
+        raise ConfigError(f"--context {excerpt(context)}: fit needs the context of each training event, columns of "
+                          "DATA or FILE:KEY; one row 'v1,v2' for every event is for sample and score")
     from hepgen.data.sources import open_events
 
     stream = train.get("stream", "auto")
