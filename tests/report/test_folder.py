@@ -136,3 +136,17 @@ def test_a_file_in_the_way_is_refused_before_any_work(tmp_path):
         ro.mkdir(mode=0o500)
         with pytest.raises(DataError, match="not writable"):
             ReportFolder(ro / "rep")
+
+
+def test_an_empty_folder_or_a_link_to_a_folder_receives_the_report(tmp_path):
+    empty, real, link = tmp_path / "empty", tmp_path / "real", tmp_path / "link"
+    empty.mkdir()
+    real.mkdir()
+    link.symlink_to(real, target_is_directory=True)
+    for out in (empty, link):
+        with ReportFolder(out) as report:
+            report.save_figure(_figure(), "a.png", "a")
+            report.finish({"n": 1}, Page(title="t"))
+    assert _files(empty) == _files(real) == {"metrics.json", "index.html", "plots/a.png"}
+    assert link.is_symlink()  # the link stays a link; the report went into its folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "link", "real"]

@@ -7,7 +7,7 @@
                       no scripts or fonts fetched; :mod:`hepgen.report.html`)
       metrics.json    every number of the report as strict JSON: NaN and ±inf are written as null (never
                       the ``NaN``/``Infinity`` tokens JSON lacks); its ``"files"`` lists every file of the
-                      report, relative to DIR, and ``"notes"`` says why a number is null where one is
+                      report, relative to DIR; ``"notes"`` (compare, roc, showers) say why a number is null
       plots/NAME.png  the figures (:func:`hepgen.report.plots.save_figure`), with ``NAME.pdf`` beside a
                       figure the command also draws as vector graphics
       NAME.json       further result files a command keeps under an older name (design: ``result.json``)
@@ -15,9 +15,10 @@
 How it is written: ``with ReportFolder(DIR) as report:`` draws into a hidden sibling folder
 ``.DIR.XXXX.tmp``; :meth:`ReportFolder.finish` writes metrics.json and index.html there; leaving the
 ``with`` block without an error moves the folder into place. A new DIR is that one rename, so it appears
-complete or not at all. An existing DIR (an earlier report) is updated file by file, the figures first and
-metrics.json and index.html last; the files the earlier report listed in its metrics.json that the new one
-lacks are removed, anything else there (a user's own files) is left alone. On any error the sibling folder
+complete or not at all. An existing DIR (an earlier report, an empty folder, a link to a folder) is updated
+file by file (each file renamed into place), the figures first and metrics.json and index.html last; the
+files the earlier report listed in its metrics.json that the new one lacks are removed, anything else there
+(a user's own files) is left alone. On any error the sibling folder
 is deleted and DIR is untouched: nothing appears at DIR when anything fails. :func:`report_problem` is the
 check a command makes before any work starts.
 
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from hepgen.errors import DataError
-from hepgen.files import _umask, atomic_write_text, writable_location
+from hepgen.files import _umask, atomic_path, atomic_write_text, writable_location
 from hepgen.report.html import Gallery, Page, write_index_html
 
 __all__ = ["ReportFolder", "dumps", "jsonable", "report_problem", "write_json"]
@@ -209,21 +210,23 @@ class ReportFolder:
         staging, target = self.staging, self.path
         new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         try:
-            try:
-                os.rename(staging, target)  # a new (or empty) DIR: one rename
-                self._staging = None
-                _fsync_dir(target.absolute().parent)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not target.is_dir():
-                    raise
+            if not os.path.lexists(target):
+                try:
+                    os.rename(staging, target)  # a new DIR: one rename
+                    self._staging = None
+                    _fsync_dir(target.absolute().parent)
+                    return
+                except OSError:
+                    if not target.is_dir():  # not a DIR created meanwhile by another writer
+                        raise
+            # an existing DIR (or a link to one): file by file, metrics.json and index.html last
             for rel in sorted(self._previous_files() - set(new)):
                 with contextlib.suppress(FileNotFoundError):
                     (target / rel).unlink()
             last = [METRICS, INDEX]
             for rel in [r for r in new if r not in last] + [r for r in last if r in new]:
                 (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / rel, target / rel)
+                _move(staging / rel, target / rel)
             _fsync_dir(target)
         except OSError as exc:
             raise self._error(exc) from None
@@ -256,6 +259,17 @@ def _relative(name: str) -> str:
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
         raise ValueError(f"a report file must be a relative path inside the report, got {name!r}")
     return rel.as_posix()
+
+
+def _move(src: Path, dst: Path) -> None:
+    """Rename ``src`` over ``dst``; across file systems (DIR a link to another disk) an atomic copy."""
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 def _fsync_dir(path: Path) -> None:
