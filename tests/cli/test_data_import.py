@@ -91,6 +91,7 @@ def test_other_refusals_exit_2(tmp_path, capsys, top_file):
         (["data", "import", "top-tagging", top_file, "-o", out, "--option", "chunk_size=abc"], "chunk_size"),
         (["data", "import", "top-tagging", top_file, "-o", out, "-n", 0], "-n"),
         (["data", "import", "toptag", top_file, "-o", out], "invalid choice"),
+        (["data", "import", "top-tagging", top_file, "-o", top_file], "the file being imported"),
     ]
     (tmp_path / "text.h5").write_text("not hdf5")
     cases.append((["data", "import", "auto", tmp_path / "text.h5", "-o", out], "not a readable HDF5 file"))

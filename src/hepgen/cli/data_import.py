@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from hepgen.cli.common import add_options, add_out, add_quiet, check_writable
 

@@ -7,7 +7,8 @@ roc`` and ``load_sample`` read the result as they read the shipped sample. Kinds
 * ``top-tagging``: the Top Quark Tagging Reference Dataset (Kasieczka, Plehn et al., SciPost Phys. 7 (2019)
   014): pandas HDF5 (PyTables, key ``table``), one row per anti-kT R = 0.8 jet (pT 550-650 GeV), columns
   ``E_i, PX_i, PY_i, PZ_i`` for the 200 hardest constituents (zero-padded), ``truthE..truthPZ``, ``ttv`` and
-  the label ``is_signal_new`` (0 QCD, 1 top). The jet 4-momentum is the sum of the constituents.
+  the label ``is_signal_new`` (0 QCD, 1 top). The jet 4-momentum is the sum of the constituents (the truth
+  top 4-momentum and ``ttv``, the file's split, are not carried over).
   Groups ``qcd`` and ``top``.
 * ``lhco``: the LHC Olympics 2020 R&D dataset (Kasieczka, Nachman, Shih et al., Rep. Prog. Phys. 84 (2021)
   124201): pandas HDF5 (key ``df``), one row per *event*, columns 0..2099 the (pT, eta, phi) of up to 700
@@ -592,6 +593,8 @@ def import_jets(kind: str | None, path: str | os.PathLike, out: str | os.PathLik
     out = Path(out).expanduser()
     if out.suffix.lower() not in (".h5", ".hdf5", ".hdf"):
         raise ConfigError(f"-o {out}: the jet layout is written to HDF5 (.h5), not {out.suffix or 'a bare name'}")
+    if out.exists() and Path(path).expanduser().exists() and out.resolve() == Path(path).expanduser().resolve():
+        raise ConfigError(f"-o {out}: that is the file being imported; write the jets to another file")
     kind, opts, reader = _open(kind, path, options)
     counts: dict[str, int] = {}
     try:
