@@ -5,6 +5,7 @@ wrappers against direct computations, and the ``hepgen design`` CLI (a small rea
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +235,51 @@ def test_cli_needs_an_output_and_a_design_column_in_data(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:  # argparse: --param is required
         main(["design", "calo", "-o", str(tmp_path / "r.json")])
     assert exc.value.code == 2
+
+
+def test_refreshes_warm_start_the_surrogate_through_the_engine(monkeypatch):
+    import hepgen.calo.design as design
+
+    calls = []
+    fit = design._fit_flow
+
+    def spy(model, context, x, train, seed, warm):
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        out = fit(model, context, x, train, seed, warm)
+        calls.append((id(model), warm, before, len(out.history_)))
+        return out
+
+    monkeypatch.setattr(design, "_fit_flow", spy)
+    study = DesignStudy(["layer_1_mm=100:1000"], simulator=Toy(), points=1, showers=400, iterations=3, steps=5,
+                        samples=100, surrogate={"epochs": 4, "warm_epochs": 2, "transforms": 1, "hidden": (8,)},
+                        trust=0.25, seed=0).fit()
+    assert [c[1] for c in calls] == [False, True, True]
+    assert len({c[0] for c in calls}) == 1 and id(study.model_) == calls[0][0]  # one surrogate, refreshed
+    assert [c[3] for c in calls] == [4, 2, 2]  # epochs, then warm_epochs
+    # a refresh starts from the weights the last one ended with (not re-drawn)
+    ended = {k: v for k, v in calls[1][2].items()}
+    assert any(not torch.equal(ended[k], v) for k, v in calls[0][2].items())
+    assert not any(p.requires_grad for p in study.model_.parameters())  # frozen while the design steps
+    assert study.to_dict()["settings"]["surrogate"]["warm_epochs"] == 2
+
+
+@pytest.mark.parametrize(("options", "word"), [
+    ({"lr": float("nan")}, "'lr' of the design study"), ({"lr": -1.0}, "'lr'"), ({"trust": float("nan")}, "'trust'"),
+    ({"points": float("nan")}, "'points'"), ({"budget": float("inf")}, "'budget'"), ({"margin": 2.0}, "'margin'"),
+    ({"energy": (10.0, float("inf"))}, "--energy"), ({"min_trust": 0.3}, "min_trust"),
+    ({"surrogate": {"lr": float("nan")}}, "'lr' of the design surrogate"), ({"surrogate": {"epochs": 0}}, "'epochs'"),
+    ({"surrogate": {"colour": 1}}, "no option 'colour'"), ({"surrogate": {"flow": "maf", "bins": 4}}, "bins"),
+    ({"surrogate": {"device": "tpu"}}, "device"),
+])
+def test_study_numbers_are_checked_before_any_simulation(options, word):
+    simulator = Toy()
+    with pytest.raises(ConfigError, match=re.escape(word)):
+        DesignStudy(["layer_1_mm=100:1000"], simulator=simulator, **options)
+    assert simulator.showers == 0
+
+
+@pytest.mark.parametrize("options", [{"per_metre": float("inf")}, {"per_lead": float("nan")}, {"per_metre": -1.0},
+                                     {"energies": (10.0, float("nan"))}, {"energies": (0.0,)}])
+def test_objective_numbers_are_checked(options):
+    with pytest.raises(ConfigError, match="per_metre|per_lead|energies"):
+        ResolutionObjective(**options)

@@ -16,9 +16,12 @@ optionally the layer shares) with context (ψ, ln E) — is, through its reparam
 with the base draws z_m fixed per iteration (common random numbers: a smooth, deterministic surrogate
 objective). The surrogate is trusted only near where it was trained (L-GSO, arXiv:2002.04632): each
 iteration samples designs uniformly in the trust box ψ ± ``trust``·(high − low) (one per shower with the
-calo simulator, else ``points`` designs of ``showers`` each; E uniform in the energy range), retrains the flow on every simulated shower
-inside the box, and takes Adam steps on ψ (in the unit box coordinates) until ψ reaches the edge of the inner box
-ψ ± ``margin``·``trust`` (it leaves the trusted region: refresh) or ``steps`` are done, with a step size proportional to the box.
+calo simulator, else ``points`` designs of ``showers`` each; E uniform in the energy range), refreshes the
+flow on every simulated shower inside the box (the first iteration trains it from fresh weights, each later
+one continues from the last surrogate's weights and preprocessing — the engine's warm start — for fewer
+epochs), and takes Adam steps on ψ (in the unit box coordinates) until ψ reaches the edge of the inner box
+ψ ± ``margin``·``trust`` (it leaves the trusted region: refresh) or ``steps`` are done, with a step size
+proportional to the box.
 When an iteration moves ψ less than a quarter of the box, or turns back against the previous move (an
 overshot minimum), the box halves (refinement); the study stops after ``iterations``, below
 ``min_trust`` or when the next iteration would exceed ``budget`` simulated showers. ``showers_`` counts
@@ -45,9 +48,10 @@ from torch import Tensor
 from hepgen.data.generators import calo as calo_generator
 from hepgen.errors import ConfigError, DataError
 from hepgen.nn.rng import seeded
-from hepgen.options import parse_named_range
+from hepgen.options import Option, check_options, excerpt, parse_named_range
 
-__all__ = ["CaloSimulator", "DesignStudy", "Parameter", "ResolutionObjective", "optimise_design", "parse_parameter"]
+__all__ = ["SURROGATE", "CaloSimulator", "DesignStudy", "Parameter", "ResolutionObjective", "optimise_design",
+           "parse_parameter", "surrogate_settings"]
 
 FEATURES = ("response", "share_0", "share_1")
 
@@ -158,12 +162,17 @@ class ResolutionObjective:
 
     def __init__(self, energies: Sequence[float] = (10.0, 20.0, 30.0, 40.0, 50.0), per_metre: float = 0.01,
                  per_lead: float = 0.0):
-        self.energies = tuple(float(e) for e in energies)
-        if not self.energies or min(self.energies) <= 0:
-            raise ConfigError(f"the objective's energies must be positive GeV values, got {list(energies)}")
-        if per_metre < 0 or per_lead < 0:
-            raise ConfigError(f"the material cost weights must be >= 0, got per_metre={per_metre}, per_lead={per_lead}")
-        self.per_metre, self.per_lead = float(per_metre), float(per_lead)
+        try:
+            self.energies = tuple(float(e) for e in energies)
+        except (TypeError, ValueError):
+            raise ConfigError(f"the objective's energies must be positive GeV values, got {excerpt(energies)}") from None
+        if not self.energies or not all(math.isfinite(e) and e > 0 for e in self.energies):
+            raise ConfigError(f"the objective's energies must be positive, finite GeV values, got "
+                              f"{excerpt(list(energies))}")
+        costs = check_options({"per_metre": per_metre, "per_lead": per_lead},
+                              {"per_metre": Option(0.01, low=0), "per_lead": Option(0.0, low=0)},
+                              owner="the design objective")
+        self.per_metre, self.per_lead = float(costs["per_metre"]), float(costs["per_lead"])
 
     def cost(self, design: Mapping[str, Any]) -> Any:
         d = {**calo_generator.DESIGN, **design}
@@ -190,23 +199,52 @@ class ResolutionObjective:
         return {"objective": float(resolution.mean() + cost), "resolution": resolution.tolist(), "cost": cost}
 
 
-def _fit_flow(context: np.ndarray, x: np.ndarray, options: Mapping[str, Any], seed: int) -> Any:
-    """A conditional flow p(x | ψ, ln E): ``flow`` "nsf" (default; transforms, hidden, bins, tail_bound) or
-    "maf" (affine: for one feature a heteroscedastic Gaussian), trained ``epochs`` by the engine."""
-    from hepgen.flows.zoo import MAF, NSF
+#: the surrogate flow's options (``DesignStudy(surrogate=...)``, ``hepgen design --option``), checked before any
+#: simulation: the flow (its hyper-parameters) and its training by the engine. ``warm_epochs``: epochs of each refresh
+#: after the first, which continues from the previous surrogate's weights (default: half of ``epochs``);
+#: ``device``: the engine's (``auto``: a GPU when there is one).
+SURROGATE: dict[str, Option] = {
+    "flow": Option("nsf", choices=("nsf", "maf")), "transforms": Option(3, low=1), "hidden": Option((64, 64), low=1),
+    "bins": Option(8, low=2), "tail_bound": Option(5.0, low=0, low_open=True), "epochs": Option(20, low=1),
+    "warm_epochs": Option(None, kind=int, low=1), "batch_size": Option(256, low=1),
+    "lr": Option(2e-3, low=0, low_open=True), "device": Option("auto"),
+}
+_TRAINING = ("epochs", "warm_epochs", "batch_size", "lr", "device")
 
-    params = dict(options)
-    kind = str(params.pop("flow", "nsf"))
-    if kind not in ("nsf", "maf"):
-        raise ConfigError(f"the surrogate flow must be 'nsf' or 'maf', got {kind!r}")
-    defaults = {"transforms": 3, "hidden": (64, 64)} | ({"bins": 8, "tail_bound": 5.0} if kind == "nsf" else {})
-    params = {**defaults, **params}
-    epochs = int(params.pop("epochs", 20))
-    batch = int(params.pop("batch_size", 256))
-    lr = float(params.pop("lr", 2e-3))
-    model = (NSF if kind == "nsf" else MAF)(x.shape[1], context=context.shape[1], **params)
-    model.fit(x.astype(np.float32), context=context.astype(np.float32), epochs=epochs, batch_size=batch, lr=lr,
-              seed=seed, device="cpu", quiet=True)
+
+def surrogate_settings(options: Mapping[str, Any] | None) -> tuple[type, dict[str, Any], dict[str, Any]]:
+    """(flow class, its hyper-parameters, its training settings) of a ``surrogate`` mapping, every value checked
+    (:data:`SURROGATE`; a ConfigError naming the option) before anything is simulated."""
+    from hepgen.flows.zoo import MAF, NSF
+    from hepgen.train.engine import resolve_device
+
+    given = check_options(dict(options or {}), SURROGATE, owner="the design surrogate", fill=False)
+    kind = given.pop("flow", "nsf")
+    if kind == "maf" and {"bins", "tail_bound"} & set(given):
+        raise ConfigError("the design surrogate: bins and tail_bound are options of the spline flow (flow=nsf), "
+                          "not of flow=maf")
+    train = {k: given.pop(k) for k in _TRAINING if k in given}
+    defaults = {k: SURROGATE[k].default for k in ("transforms", "hidden")}
+    if kind == "nsf":
+        defaults |= {k: SURROGATE[k].default for k in ("bins", "tail_bound")}
+    train = {k: SURROGATE[k].default for k in _TRAINING} | train
+    if train["warm_epochs"] is None:
+        train["warm_epochs"] = max(1, train["epochs"] // 2)
+    resolve_device(train["device"])  # an unknown or absent device is refused now, not after simulating
+    return (NSF if kind == "nsf" else MAF), {**defaults, **given}, train
+
+
+def _fit_flow(model: Any, context: np.ndarray, x: np.ndarray, train: Mapping[str, Any], seed: int,
+              warm: bool) -> Any:
+    """Train the surrogate p(x | ψ, ln E) with the engine: ``epochs`` from fresh weights, or ``warm_epochs``
+    continuing from its current weights and preprocessing (``warm_start``: a refresh around a moved design)."""
+    for param in model.parameters():  # frozen while the design steps through it
+        param.requires_grad_(True)
+    model.fit(x.astype(np.float32), context=context.astype(np.float32),
+              epochs=train["warm_epochs"] if warm else train["epochs"], batch_size=train["batch_size"],
+              lr=train["lr"], seed=seed, device=train["device"], quiet=True, warm_start=warm)
+    for param in model.parameters():
+        param.requires_grad_(False)
     return model
 
 
@@ -226,7 +264,10 @@ class DesignStudy:
         margin: the steps stay within ψ ± margin·trust (the surrogate is least reliable at its box's edges).
         iterations: most surrogate refreshes. budget: most simulated showers (None: no limit).
         samples: surrogate samples per energy in the objective. features: how many of FEATURES to model (1-3).
-        surrogate: flow options (flow "nsf"/"maf", transforms, hidden, bins, epochs, batch_size, lr).
+        surrogate: flow options (:data:`SURROGATE`: flow "nsf"/"maf", transforms, hidden, bins, tail_bound; its
+            training: epochs, warm_epochs, batch_size, lr, device). The first iteration trains the flow from fresh
+            weights for ``epochs``; each later one refreshes it, continuing from its weights and preprocessing
+            (the engine's ``warm_start``), for ``warm_epochs`` on the showers of the moved trust box.
         seed: the seed of the designs sampled, the simulator and the flow.
     """
 
@@ -247,31 +288,43 @@ class DesignStudy:
         self.simulator = simulator if simulator is not None else CaloSimulator()
         self.objective = objective if objective is not None else ResolutionObjective()
         e = self.objective.energies
-        self.energy = (float(min(e)), float(max(e))) if energy is None else (float(energy[0]), float(energy[1]))
-        if not 0 < self.energy[0] <= self.energy[1]:
-            raise ConfigError(f"--energy must be MIN:MAX with 0 < MIN <= MAX GeV, got {self.energy}")
-        checks = {"points": (points, 1), "showers": (showers, 10), "steps": (steps, 1), "iterations": (iterations, 1),
-                  "samples": (samples, 10)}
-        for key, (value, low) in checks.items():
-            if int(value) != value or value < low:
-                raise ConfigError(f"--{key} must be an integer >= {low}, got {value!r}")
-        if not 0 < min_trust <= trust <= 0.5:
-            raise ConfigError(f"--trust must lie in (0, 0.5] and min_trust in (0, trust]; got {trust}, {min_trust}")
-        if not 1 <= int(features) <= len(FEATURES):
-            raise ConfigError(f"features must be 1-{len(FEATURES)} (of {', '.join(FEATURES)}), got {features}")
-        if budget is not None and budget < int(points) * int(showers):
-            raise ConfigError(f"--budget {budget} is below one iteration's {int(points) * int(showers)} showers "
+        energy = (min(e), max(e)) if energy is None else energy
+        try:
+            self.energy = (float(energy[0]), float(energy[1]))
+        except (TypeError, ValueError, IndexError):
+            raise ConfigError(f"--energy must be MIN:MAX GeV, got {excerpt(energy)}") from None
+        if not (math.isfinite(self.energy[1]) and 0 < self.energy[0] <= self.energy[1]):
+            raise ConfigError(f"--energy must be MIN:MAX with 0 < MIN <= MAX < inf GeV, got {self.energy}")
+        settings = check_options(
+            {"points": points, "showers": showers, "steps": steps, "iterations": iterations, "samples": samples,
+             "features": features, "trust": trust, "min_trust": min_trust, "lr": lr, "margin": margin,
+             "budget": budget, "seed": seed},
+            {"points": Option(6, low=1), "showers": Option(1000, low=10), "steps": Option(60, low=1),
+             "iterations": Option(8, low=1), "samples": Option(2000, low=10),
+             "features": Option(1, low=1, high=len(FEATURES)),
+             "trust": Option(0.15, low=0, low_open=True, high=0.5), "min_trust": Option(0.02, low=0, low_open=True),
+             "lr": Option(0.02, low=0, low_open=True), "margin": Option(0.6, low=0, low_open=True, high=1),
+             "budget": Option(None, kind=int, low=1), "seed": Option(0)},
+            owner="the design study")
+        if settings["min_trust"] > settings["trust"]:
+            raise ConfigError(f"min_trust ({settings['min_trust']}) must not exceed --trust ({settings['trust']})")
+        per_iteration = settings["points"] * settings["showers"]
+        if settings["budget"] is not None and settings["budget"] < per_iteration:
+            raise ConfigError(f"--budget {settings['budget']} is below one iteration's {per_iteration} showers "
                               f"(--points x --showers)")
-        if lr <= 0:
-            raise ConfigError(f"--lr must be positive, got {lr}")
-        if not 0 < margin <= 1:
-            raise ConfigError(f"margin must lie in (0, 1], got {margin}")
-        self.margin = float(margin)
-        self.points, self.showers, self.steps, self.iterations = int(points), int(showers), int(steps), int(iterations)
-        self.samples, self.features, self.trust, self.min_trust, self.lr = (int(samples), int(features), float(trust),
-                                                                             float(min_trust), float(lr))
-        self.budget = None if budget is None else int(budget)
+        self.margin = float(settings["margin"])
+        self.points, self.showers, self.steps, self.iterations = (settings[k] for k in ("points", "showers", "steps",
+                                                                                       "iterations"))
+        self.samples, self.features = settings["samples"], settings["features"]
+        self.trust, self.min_trust, self.lr = float(settings["trust"]), float(settings["min_trust"]), float(settings["lr"])
+        self.budget = settings["budget"]
         self.surrogate = dict(surrogate or {})
+        self._flow, self._flow_params, self._training = surrogate_settings(self.surrogate)
+        try:  # the flow's hyper-parameters, checked by building it once (a few kB) before any simulation
+            self._new_flow()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"the design surrogate: {exc}") from None
+        seed = settings["seed"]
         self.seed, self.verbose = int(seed), bool(verbose)
         self.extra_: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         defaults = {**calo_generator.DESIGN, **(start or {})}
@@ -284,6 +337,10 @@ class DesignStudy:
             if start and p.name in start and not p.low <= value <= p.high:
                 raise ConfigError(f"--start {p.name}={value} lies outside its box [{p.low}, {p.high}]")
             self.start[p.name] = min(max(value, p.low), p.high)
+
+    def _new_flow(self) -> Any:
+        """A fresh surrogate p(x | ψ, ln E): ``features`` dimensions, context the parameters and ln E."""
+        return self._flow(self.features, context=len(self.parameters) + 1, **self._flow_params)
 
     # -- coordinates ----------------------------------------------------------------------------------------------
     def to_unit(self, design: Mapping[str, float]) -> np.ndarray:
@@ -382,9 +439,10 @@ class DesignStudy:
             low, high = np.clip(u - trust, 0.0, 1.0), np.clip(u + trust, 0.0, 1.0)
             self._simulate(low, high, rng, self.seed * 100_003 + it * 101)
             context, x = self._training_set(low, high)
-            self.model_ = _fit_flow(context, x, self.surrogate, self.seed + it)
-            for param in self.model_.parameters():
-                param.requires_grad_(False)
+            # the first surrogate from fresh weights, each refresh continues from the last (warm start)
+            warm = it > 0
+            self.model_ = _fit_flow(self.model_ if warm else self._new_flow(), context, x, self._training,
+                                    self.seed + it, warm)
             start = u.copy()
             psi = torch.tensor(u, dtype=torch.float64, requires_grad=True)
             optimiser = torch.optim.Adam([psi], lr=self.lr * trust / self.trust)  # steps shrink with the box
@@ -447,7 +505,9 @@ class DesignStudy:
                               "per_lead": self.objective.per_lead},
                 "settings": {"points": self.points, "showers": self.showers, "trust": self.trust, "steps": self.steps,
                              "lr": self.lr, "margin": self.margin, "iterations": self.iterations, "budget": self.budget,
-                             "samples": self.samples, "energy": list(self.energy), "seed": self.seed}}
+                             "samples": self.samples, "energy": list(self.energy), "seed": self.seed,
+                             "surrogate": {"flow": self._flow.cli_name, **self._flow_params,
+                                           **{k: v for k, v in self._training.items() if k != "device"}}}}
 
 
 def _floats(design: Mapping[str, Any]) -> dict[str, float]:
