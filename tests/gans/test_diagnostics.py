@@ -114,3 +114,25 @@ def test_diagnostics_need_validation_events_and_distinct_names():
     with pytest.raises(ConfigError, match="modes_hit"):
         GAN(2, hidden=(8,)).fit(data, epochs=1, quiet=True,
                                 diagnostics=[ModeCoverage(np.zeros((1, 2)), 1.0), ModeCoverage(np.ones((1, 2)), 1.0)])
+
+
+def test_critic_estimate_is_trained_by_the_engine_and_approaches_w1():
+    from scipy.stats import wasserstein_distance
+
+    from hepgen.gans.diagnostics import CriticEstimate, train_critic
+    from hepgen.gans.networks import MLPCritic
+
+    rng = np.random.default_rng(0)
+    real = torch.tensor(rng.normal(size=(4096, 1)), dtype=torch.float32)
+    exact = wasserstein_distance(rng.normal(size=200_000), 1.0 + 1.5 * rng.normal(size=200_000))
+    estimate = train_critic(MLPCritic(1, (32, 32)), real, lambda n: 1.0 + 1.5 * torch.randn(n, 1), loss="wgan-gp",
+                            steps=300, lr=5e-3, device="cpu")
+    assert estimate == pytest.approx(exact, rel=0.15)
+    # the loop is the engine's: epochs of the real events (300 steps of 256 = 19 epochs of 16 batches), history_
+    model = CriticEstimate(MLPCritic(1, (8,)), real[:1000] + 2.0, loss="wgan", clip=0.05)
+    model.fit(real, epochs=3, batch_size=256, lr=1e-3, quiet=True, device="cpu")
+    assert [row["epoch"] for row in model.history_] == [1, 2, 3] and "train_loss" in model.history_[0]
+    assert all(float(p.detach().abs().max()) <= 0.05 + 1e-7 for p in model.critic.parameters())  # clipped at the end
+    assert model.estimate(real) > 0  # the critic scores real events above the shifted fake ones
+    with pytest.raises(ConfigError, match="features="):
+        CriticEstimate(MLPCritic(1, (8,)), lambda n: torch.randn(n, 1))

@@ -259,6 +259,8 @@ class DesignStudy:
         energy: (min, max) GeV of the surrogate's training showers (default: the objective's energies).
         points, showers: designs sampled per iteration and showers simulated at each; a simulator with
             ``simulate_box`` (CaloSimulator) instead draws one design per shower for the points x showers.
+        refresh_showers: showers per design at each later iteration, whose warm-started surrogate already knows
+            the response and also trains on the earlier showers inside its box (default: ``showers``).
         trust, min_trust: the trust box half-width and its lower limit, fractions of each range.
         steps, lr: Adam steps on ψ (unit coordinates) per iteration and their rate.
         margin: the steps stay within ψ ± margin·trust (the surrogate is least reliable at its box's edges).
@@ -274,7 +276,8 @@ class DesignStudy:
     def __init__(self, parameters: Sequence[Parameter | str], start: Mapping[str, float] | None = None,
                  simulator: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None,
                  objective: ResolutionObjective | None = None, energy: tuple[float, float] | None = None,
-                 points: int = 6, showers: int = 1000, trust: float = 0.15, min_trust: float = 0.02,
+                 points: int = 6, showers: int = 1000, refresh_showers: int | None = None, trust: float = 0.15,
+                 min_trust: float = 0.02,
                  steps: int = 60, lr: float = 0.02, iterations: int = 8, budget: int | None = None,
                  samples: int = 2000, features: int = 1, surrogate: Mapping[str, Any] | None = None, seed: int = 0,
                  margin: float = 0.6,
@@ -296,10 +299,11 @@ class DesignStudy:
         if not (math.isfinite(self.energy[1]) and 0 < self.energy[0] <= self.energy[1]):
             raise ConfigError(f"--energy must be MIN:MAX with 0 < MIN <= MAX < inf GeV, got {self.energy}")
         settings = check_options(
-            {"points": points, "showers": showers, "steps": steps, "iterations": iterations, "samples": samples,
+            {"points": points, "showers": showers, "refresh_showers": refresh_showers, "steps": steps, "iterations": iterations, "samples": samples,
              "features": features, "trust": trust, "min_trust": min_trust, "lr": lr, "margin": margin,
              "budget": budget, "seed": seed},
-            {"points": Option(6, low=1), "showers": Option(1000, low=10), "steps": Option(60, low=1),
+            {"points": Option(6, low=1), "showers": Option(1000, low=10),
+             "refresh_showers": Option(None, kind=int, low=10), "steps": Option(60, low=1),
              "iterations": Option(8, low=1), "samples": Option(2000, low=10),
              "features": Option(1, low=1, high=len(FEATURES)),
              "trust": Option(0.15, low=0, low_open=True, high=0.5), "min_trust": Option(0.02, low=0, low_open=True),
@@ -318,6 +322,7 @@ class DesignStudy:
         self.samples, self.features = settings["samples"], settings["features"]
         self.trust, self.min_trust, self.lr = float(settings["trust"]), float(settings["min_trust"]), float(settings["lr"])
         self.budget = settings["budget"]
+        self.refresh_showers = settings["refresh_showers"] if settings["refresh_showers"] is not None else self.showers
         self.surrogate = dict(surrogate or {})
         self._flow, self._flow_params, self._training = surrogate_settings(self.surrogate)
         try:  # the flow's hyper-parameters, checked by building it once (a few kB) before any simulation
@@ -381,9 +386,9 @@ class DesignStudy:
             raise DataError(f"the simulator returned NaN/inf features {where}, row {int(np.argmax(bad))}")
         return x[:, :self.features]
 
-    def _simulate(self, low: np.ndarray, high: np.ndarray, rng: np.random.Generator, seed: int) -> None:
+    def _simulate(self, low: np.ndarray, high: np.ndarray, rng: np.random.Generator, seed: int, showers: int) -> None:
         """``points * showers`` showers in the box: one design per shower (simulate_box) or ``points`` designs."""
-        n = self.points * self.showers
+        n = self.points * showers
         if hasattr(self.simulator, "simulate_box"):
             lo, hi = self.from_unit(low), self.from_unit(high)
             design, energy, x = self.simulator.simulate_box({k: float(v) for k, v in lo.items()},
@@ -396,7 +401,7 @@ class DesignStudy:
             for k in range(self.points):
                 point = rng.uniform(low, high)
                 design = self.from_unit(point)
-                energy, x = self.simulator(design, self.showers, self.energy[0], self.energy[1], seed + k)
+                energy, x = self.simulator(design, showers, self.energy[0], self.energy[1], seed + k)
                 self.history_.append((np.broadcast_to(point, (len(energy), len(point))),
                                       np.asarray(energy, dtype=np.float64), self._check(energy, x, f"at {design}")))
                 self.calls_ += 1
@@ -432,12 +437,13 @@ class DesignStudy:
         self.stopped_ = "iterations"
         last_move = np.zeros_like(u)
         for it in range(self.iterations):
-            need = self.points * self.showers
+            showers = self.showers if it == 0 else self.refresh_showers
+            need = self.points * showers
             if self.budget is not None and self.showers_ + need > self.budget:
                 self.stopped_ = "budget"
                 break
             low, high = np.clip(u - trust, 0.0, 1.0), np.clip(u + trust, 0.0, 1.0)
-            self._simulate(low, high, rng, self.seed * 100_003 + it * 101)
+            self._simulate(low, high, rng, self.seed * 100_003 + it * 101, showers)
             context, x = self._training_set(low, high)
             # the first surrogate from fresh weights, each refresh continues from the last (warm start)
             warm = it > 0
@@ -503,7 +509,8 @@ class DesignStudy:
                 "parameters": [{"name": p.name, "low": p.low, "high": p.high} for p in self.parameters],
                 "objective": {"energies": list(self.objective.energies), "per_metre": self.objective.per_metre,
                               "per_lead": self.objective.per_lead},
-                "settings": {"points": self.points, "showers": self.showers, "trust": self.trust, "steps": self.steps,
+                "settings": {"points": self.points, "showers": self.showers, "refresh_showers": self.refresh_showers,
+                             "trust": self.trust, "steps": self.steps,
                              "lr": self.lr, "margin": self.margin, "iterations": self.iterations, "budget": self.budget,
                              "samples": self.samples, "energy": list(self.energy), "seed": self.seed,
                              "surrogate": {"flow": self._flow.cli_name, **self._flow_params,

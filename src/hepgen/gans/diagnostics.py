@@ -3,8 +3,9 @@
     mode coverage      a sample is "high quality" if it lies within 3σ of its nearest mode; a mode is hit
                        when it holds at least ``min_fraction`` of the samples as high-quality samples
     generator grad     ‖∂ E[ℓ_G(D(G(z)))] / ∂θ‖, for any generator loss, against the current critic
-    critic estimate    E_p[D(x)] − E_q[D(y)] for a critic trained on two fixed samples (Wasserstein
-                       losses: ≈ W1(p, q)); mean σ(D) for probabilistic ones (→ ½ when p = q)
+    critic estimate    E_p[D(x)] − E_q[D(y)] for a critic trained by the engine on two samples
+                       (:class:`CriticEstimate`; Wasserstein losses: ≈ W1(p, q)); mean σ(D) for
+                       probabilistic ones (→ ½ when p = q)
     grid divergences   KL and JS between histograms of data and samples on a fixed grid
 
 Per-epoch diagnostics: ``model.fit(x, diagnostics=[ModeCoverage(centres, σ), GridDivergence(x)])``
@@ -17,6 +18,7 @@ the Wasserstein estimate and the generator's gradient norm of every step (``trai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,8 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from hepgen.errors import DataError
+from hepgen.errors import ConfigError, DataError
 from hepgen.gans.losses import get_loss, gradient_penalty
+from hepgen.models import Model, Player
 from hepgen.nn.rng import seeded
 
 
@@ -103,38 +106,86 @@ class GeneratorGradNorms:
         return out
 
 
-def train_critic(critic: nn.Module, real: Tensor, fake: Tensor | Callable[[int], Tensor], loss: str = "wgan-gp",
-                 steps: int = 2000, lr: float = 1e-3, batch_size: int = 256, betas: Sequence[float] = (0.5, 0.9),
-                 clip: float = 0.01, gp_weight: float = 10.0) -> float:
-    """Train ``critic`` alone to tell ``real`` (n, d) from ``fake`` ((m, d) or a sampler n -> (n, d)) and
-    return its estimate on the full samples: E[D(real)] − E[D(fake)] for Wasserstein losses (≈ W1),
-    mean σ(D) over both samples for probabilistic losses (½ when it cannot tell them apart), else E[D(real)].
+class CriticEstimate(Model):
+    """A critic trained alone, by the engine, to tell real events from fake ones: the critic estimate.
 
-    Uses the torch RNG for batches: seed it first for a reproducible result.
+    ``CriticEstimate(critic, fake, loss)``: ``critic`` an ``nn.Module`` (batch, d) -> (batch,) (e.g.
+    :class:`hepgen.gans.networks.MLPCritic`), ``fake`` a fixed sample (m, d) or a sampler ``n -> (n, d)``
+    (fresh generator draws at every step). ``fit(real, ...)`` trains it on batches of the real events against
+    as many fake ones (``loss``'s critic objective; the gradient penalty for ``wgan-gp``, weight clipping to
+    ±``clip`` for ``wgan``; Adam with ``betas``), and :meth:`estimate` evaluates it on full samples:
+    E[D(real)] − E[D(fake)] for Wasserstein losses (≈ W1), mean σ(D) over both samples for probabilistic ones
+    (½ when it cannot tell them apart), else E[D(real)]. Not a generative model: the CLI does not fit it.
     """
-    spec = get_loss(loss)
-    draw = fake if callable(fake) else (lambda k: fake[torch.randint(len(fake), (k,))])
-    opt = torch.optim.Adam(critic.parameters(), lr=lr, betas=tuple(betas))
-    for _ in range(int(steps)):
-        x, y = real[torch.randint(len(real), (batch_size,))], draw(batch_size)
-        value = spec.critic(critic(x), critic(y))
-        if spec.lipschitz == "penalty":
-            value = value + gradient_penalty(critic, x, y, weight=gp_weight)
-        opt.zero_grad(set_to_none=True)
-        value.mean().backward()
-        opt.step()
-        if spec.lipschitz == "clip":
-            with torch.no_grad():
-                for p in critic.parameters():
-                    p.clamp_(-clip, clip)
-    with torch.no_grad():
-        y = draw(len(real)) if callable(fake) else fake
-        r, f = critic(real), critic(y)
-        if spec.wasserstein:
+
+    cli_name = "critic-estimate"
+    fit_defaults = {"monitor": None, "val_fraction": 0.0}
+
+    def __init__(self, critic: nn.Module, fake: Tensor | Callable[[int], Tensor], loss: str = "wgan-gp",
+                 features: int | None = None, betas: Sequence[float] = (0.5, 0.9), clip: float = 0.01,
+                 gp_weight: float = 10.0):
+        self.spec = get_loss(loss)
+        if features is None:
+            if callable(fake):
+                raise ConfigError("CriticEstimate: give features= (the event size) with a sampler as fake")
+            features = int(torch.as_tensor(fake).shape[1])
+        super().__init__((int(features),), 0, "none")
+        self.critic, self.fake, self.loss = critic, fake, loss
+        self.betas, self.clip, self.gp_weight = tuple(float(b) for b in betas), float(clip), float(gp_weight)
+
+    def players(self) -> list[Player]:
+        return [Player("critic", list(self.critic.parameters()), betas=self.betas)]
+
+    def _draw(self, n: int) -> Tensor:
+        fake = self.fake(n) if callable(self.fake) else self.fake[torch.randint(len(self.fake), (n,))]
+        return torch.as_tensor(fake).to(device=self.device, dtype=self.dtype)
+
+    @torch.no_grad()
+    def _clip(self) -> None:
+        if self.spec.lipschitz == "clip":
+            for p in self.critic.parameters():
+                p.clamp_(-self.clip, self.clip)
+
+    def player_step(self, player: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The critic's per-event loss on a batch of real events and as many fake ones."""
+        self._clip()  # the clipping of the previous step (weights stay in [-clip, clip])
+        x = batch["x"]
+        y = self._draw(len(x))
+        value = self.spec.critic(self.critic(x), self.critic(y))
+        if self.spec.lipschitz == "penalty":
+            value = value + gradient_penalty(self.critic, x, y, weight=self.gp_weight)
+        return {"loss": value}
+
+    def on_fit_end(self, events: Any) -> None:
+        self._clip()
+
+    @torch.no_grad()
+    def estimate(self, real: Tensor) -> float:
+        """The critic estimate on the full samples (class doc)."""
+        real = torch.as_tensor(real).to(device=self.device, dtype=self.dtype)
+        fake = self._draw(len(real)) if callable(self.fake) else torch.as_tensor(self.fake).to(real)
+        r, f = self.critic(real), self.critic(fake)
+        if self.spec.wasserstein:
             return float(r.mean() - f.mean())
-        if spec.probabilistic:
+        if self.spec.probabilistic:
             return float(torch.cat([torch.sigmoid(r), torch.sigmoid(f)]).mean())
         return float(r.mean())
+
+
+def train_critic(critic: nn.Module, real: Tensor, fake: Tensor | Callable[[int], Tensor], loss: str = "wgan-gp",
+                 steps: int = 2000, lr: float = 1e-3, batch_size: int = 256, betas: Sequence[float] = (0.5, 0.9),
+                 clip: float = 0.01, gp_weight: float = 10.0, seed: int = 0, device: str = "auto") -> float:
+    """Train ``critic`` alone to tell ``real`` (n, d) from ``fake`` ((m, d) or a sampler n -> (n, d)) for about
+    ``steps`` batches (whole epochs of ``real`` through the engine, seeded with ``seed``) and return its
+    estimate on the full samples (:class:`CriticEstimate`). ``critic`` is trained in place (weights re-drawn)."""
+    real = torch.as_tensor(real)
+    if real.ndim != 2 or len(real) < 2:
+        raise DataError(f"train_critic needs real events (n, d) with n >= 2, got shape {tuple(real.shape)}")
+    model = CriticEstimate(critic, fake, loss, features=real.shape[1], betas=betas, clip=clip, gp_weight=gp_weight)
+    batches = math.ceil(len(real) / int(batch_size))
+    model.fit(real, epochs=max(1, math.ceil(int(steps) / batches)), batch_size=int(batch_size), lr=lr, seed=seed,
+              device=device, quiet=True)
+    return model.estimate(real)
 
 
 def grid_range(x: np.ndarray, pad: float = 0.1) -> list[tuple[float, float]]:
