@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import math
 import os
 import re
 import shlex
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 
-from hepgen.options import excerpt, parse_pairs, suggest
+from hepgen.options import Option, convert, excerpt, parse_pairs, suggest
 from hepgen.errors import ConfigError, HepgenError
 from hepgen.options import excerpt
 from hepgen.yamlconfig import read_yaml
@@ -106,41 +105,14 @@ def _kinds(annotation: Any, default: Any) -> list[str]:
 
 
 def _scalar(kind: str, value: Any) -> tuple[bool, Any]:
-    """(accepted, value) of ``value`` as a ``kind`` ('int', 'float', 'bool', 'str')."""
-    if kind == "bool":
-        if isinstance(value, bool):
-            return True, value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return True, value.lower() == "true"
-        return False, None
-    if kind == "int":
-        if isinstance(value, bool):
+    """(accepted, value) of ``value`` as a ``kind`` ('int', 'float', 'bool', 'str'): numbers and booleans by the one
+    value grammar of :mod:`hepgen.options` (``2.5`` is no integer, ``maybe`` no boolean, NaN/inf refused)."""
+    types = {"int": int, "float": float, "bool": bool}
+    if kind in types:
+        try:
+            return True, convert(kind, value, Option(types[kind]()))
+        except ConfigError:
             return False, None
-        if isinstance(value, int):
-            return True, value
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return True, int(value)
-        if isinstance(value, str):
-            try:
-                return True, int(value.strip())
-            except ValueError:
-                try:
-                    number = float(value)
-                except ValueError:
-                    return False, None
-                return _scalar("int", number)
-        return False, None
-    if kind == "float":
-        if isinstance(value, bool):
-            return False, None
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                return False, None
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            return True, float(value)
-        return False, None
     if kind in ("str", "Path"):
         return (True, value) if isinstance(value, str) else (False, None)
     return True, value  # a type the CLI cannot check (Callable): passed on for the model to judge
