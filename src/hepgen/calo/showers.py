@@ -5,9 +5,9 @@ A shower file holds three layers and the incident energy, one row per shower::
     layer_0 (n, 3, 96)   layer_1 (n, 12, 12)   layer_2 (n, 12, 6)   cell energies [MeV]
     energy  (n,)                                                      incident energy [GeV]
 
-at the top level (the simulator), in a group ``file.h5:group``, or as ``hepgen sample`` writes a
-conditional model's samples: the layers in ``samples/`` and the context column ``energy`` beside
-them. :func:`read_showers` finds any of these and checks the shapes; a file of another layout is
+at the top level (the simulator, and ``hepgen sample`` of a shower model), in a group ``file.h5:group``,
+or as older versions of ``hepgen sample`` wrote them: the layers in ``samples/`` and the context column
+``energy`` beside them. :func:`read_showers` finds any of these and checks the shapes; a file of another layout is
 a DataError naming the file, the dataset and the shape.
 """
 

@@ -47,6 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hepgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early ('hepgen compare ... | head'): no traceback, as other tools do
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        except (OSError, ValueError):
+            pass
+        return 128 + getattr(signal, "SIGPIPE", 13)
 
 
 @contextlib.contextmanager
