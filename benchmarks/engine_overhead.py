@@ -20,6 +20,19 @@ because the machine may be shared. Two ratios per case:
                       counted): what a script that trains once pays, first-call costs included. Building
                       the first torch optimiser imports torch._dynamo (about 1 CPU-second), in either loop.
 
+Where the engine's time goes (cProfile of the GAN case, issue 19). The 2.7x of the issue (3.2 s against
+1.2 s) was a first fit against a warm plain loop: of the 3.2 s, about 1 CPU-second is torch importing
+torch._dynamo the first time any torch.optim optimiser is built (Optimizer.__init__ is wrapped by
+torch._disable_dynamo, which imports it lazily), and a few tenths are first calls of autograd and the
+fused Adam kernel; a plain loop in a fresh process pays the same (``first_fit_ratio`` ~1.0). In steady
+state the engine's own share is a few percent: the per-batch preprocessing of the events (an affine map;
+the plain loop standardises once), the gradient norm logged per step, the one stacked [Σw, Σwℓ...] vector
+per step whose host sync also serves the NaN/inf guard, the validation pass (10% of the events once per
+epoch) and the history row; the EMA is the GAN's own and the plain loop does it too. Without a run
+directory nothing is written; with one, one checkpoint and metrics.csv per epoch (not per step).
+The GradScaler's pass-through calls (scale, unscale_, step, update: identities unless fp16) are now
+skipped when it is disabled, which was the largest avoidable per-step cost (~2% of a GAN step).
+
     .venv/bin/python benchmarks/engine_overhead.py            # about 1-2 min on one core
     .venv/bin/python benchmarks/engine_overhead.py --quick    # about 20 s
 

@@ -9,8 +9,8 @@ which extend it) stand on it.
 
 The label (0 = background, 1 = signal) is a column of the training data named by the ``label``
 hyper-parameter (subclasses add their own columns, e.g. a nuisance). These are the model's training
-*targets* (:meth:`hepgen.models.Model.target_columns`): the engine removes them from the features and
-hands them over as ``batch["targets"]`` (batch, k), so a fitted classifier scores events that have only
+*labels* (:meth:`hepgen.models.Model.label_columns`): the engine removes them from the features and
+hands them over as ``batch["labels"]`` (batch, k), so a fitted classifier scores events that have only
 the features (``hepgen score RUN DATA`` picks its features by name from a file with more).
 """
 
@@ -52,7 +52,7 @@ class Classifier(Model):
     """
 
     cli_name = "classifier"
-    target_keywords = ("labels",)
+    label_keywords = ("labels",)
 
     def __init__(self, features: int, label: str = "label", hidden: Sequence[int] = (64, 64),
                  dropout: float = 0.0, preprocess: PreprocessSpec = "standard"):
@@ -60,19 +60,19 @@ class Classifier(Model):
         self.features, self.label, self.hidden, self.dropout = int(features), str(label), tuple(hidden), dropout
         self.net = MLP(self.features, 1, self.hidden, dropout=dropout)
 
-    # -- the label and nuisance columns: the training targets --------------------------------------
+    # -- the label and nuisance columns: the training labels ---------------------------------------
     @classmethod
-    def target_columns_for(cls, params: Any) -> list[str]:
+    def label_columns_for(cls, params: Any) -> list[str]:
         """The label, then any nuisance/decorrelated column, as named by ``params`` (or the defaults)."""
         signature = inspect.signature(cls.__init__).parameters
         return [str(params.get(k, _default(cls, k))) for k in ("label", "nuisance", "decorrelate") if k in signature]
 
-    def target_columns(self) -> list[str]:
-        return type(self).target_columns_for(vars(self))
+    def label_columns(self) -> list[str]:
+        return type(self).label_columns_for(vars(self))
 
     @classmethod
     def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Classifier:
-        """From the CLI: DATA's features (the label/nuisance columns are already set apart as targets)."""
+        """From the CLI: DATA's features (the label/nuisance columns are already set apart as labels)."""
         if len(event_shape) != 1:
             raise ConfigError(f"{cls.cli_name} takes tabular events (batch, features); this data has events of "
                               f"shape {event_shape}")
@@ -80,12 +80,12 @@ class Classifier(Model):
             raise ConfigError(f"{cls.cli_name} takes no --context: every column it should see is a feature")
         if event_shape[0] < 1:
             raise DataError(f"{cls.cli_name}: the data have no feature columns beside "
-                            f"{', '.join(cls.target_columns_for(params))}")
+                            f"{', '.join(cls.label_columns_for(params))}")
         return cls(event_shape[0], **params)
 
-    def check_targets(self, targets: np.ndarray, where: str) -> None:
+    def check_labels(self, labels: np.ndarray, where: str) -> None:
         """DataError unless the label is 0/1 with both classes present and the nuisance columns are finite."""
-        values = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+        values = np.asarray(labels, dtype=np.float64).reshape(len(labels), -1)
         y = values[:, 0]
         bad = ~np.isin(y, (0.0, 1.0))
         if bad.any():
@@ -96,7 +96,7 @@ class Classifier(Model):
             if not (y == value).any():
                 raise DataError(f"{where}: label column '{self.label}' has no {what} events; a classifier needs both "
                                 "classes")
-        for j, name in enumerate(self.target_columns()[1:], start=1):
+        for j, name in enumerate(self.label_columns()[1:], start=1):
             bad = ~np.isfinite(values[:, j])
             if bad.any():
                 raise DataError(f"{where}: column '{name}' is NaN or infinite at row {int(np.flatnonzero(bad)[0])}")
@@ -106,13 +106,13 @@ class Classifier(Model):
         """(batch,) logit of the preprocessed features ``u`` (batch, features)."""
         return self.net(u)[:, 0]
 
-    def _targets(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """The label (batch,) and the further target columns (batch, k − 1) of a training batch."""
-        t = batch["targets"]
+    def _labels(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """The label (batch,) and the further label columns (batch, k − 1) of a training batch."""
+        t = batch["labels"]
         return t[:, 0], t[:, 1:]
 
     def classification_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        y, _ = self._targets(batch)
+        y, _ = self._labels(batch)
         logit = self.logits(batch["x"])
         return {"loss": F.binary_cross_entropy_with_logits(logit, y, reduction="none"), "logit": logit}
 

@@ -204,29 +204,29 @@ class Model(nn.Module):
     #: the family's defaults for :meth:`fit`'s engine options (a GAN keeps its last epoch: ``monitor=None``)
     fit_defaults: ClassVar[dict[str, Any]] = {}
 
-    #: keyword arguments of ``fit`` that give the target columns as arrays, in the order of
-    #: :meth:`target_columns` (a tagger's ``labels=``, ``nuisance=``)
-    target_keywords: tuple[str, ...] = ()
+    #: keyword arguments of ``fit`` that give the label columns as arrays, in the order of
+    #: :meth:`label_columns` (a tagger's ``labels=``, ``nuisance=``)
+    label_keywords: tuple[str, ...] = ()
 
     @classmethod
-    def target_columns_for(cls, params: Mapping[str, Any]) -> list[str]:
-        """The :meth:`target_columns` a model built with ``params`` will declare (the CLI reads them
+    def label_columns_for(cls, params: Mapping[str, Any]) -> list[str]:
+        """The :meth:`label_columns` a model built with ``params`` will declare (the CLI reads them
         from DATA before the model exists); default: none."""
         return []
 
-    def target_columns(self) -> list[str]:
+    def label_columns(self) -> list[str]:
         """Columns of the training data that only training reads, beside the features (a tagger's
         label and nuisance): the engine removes them from the features and hands them over as
-        ``batch["targets"]`` (batch, k), not preprocessed; a fitted model never takes them."""
+        ``batch["labels"]`` (batch, k), not preprocessed; a fitted model never takes them."""
         return []
 
-    def check_targets(self, targets: np.ndarray, where: str) -> None:
-        """Refuse bad training targets (N, k) with a DataError naming ``where``, the column and the row;
+    def check_labels(self, labels: np.ndarray, where: str) -> None:
+        """Refuse bad training labels (N, k) with a DataError naming ``where``, the column and the row;
         default: every value finite."""
-        bad = ~np.isfinite(targets)
+        bad = ~np.isfinite(labels)
         if bad.any():
             row, col = (int(i) for i in np.argwhere(bad)[0])
-            names = self.target_columns()
+            names = self.label_columns()
             name = names[col] if col < len(names) else str(col)
             raise DataError(f"{where}: column '{name}' is NaN or infinite at row {row}")
 
@@ -253,7 +253,8 @@ class Model(nn.Module):
             lr: float = 1e-3, seed: int = 0, device: str = "auto", run_dir: str | Path | None = None,
             resume: bool = False, quiet: bool | None = None, streams: Mapping[str, Any] | None = None,
             columns: Sequence[str] | None = None, exclude: Sequence[str] = (), jagged_length: int | None = None,
-            targets: Any = None, val_targets: Any = None, **options: Any) -> Model:
+            labels: Any = None, val_labels: Any = None, targets: Any = None, val_targets: Any = None,
+            **options: Any) -> Model:
         """Train with the engine and return ``self``.
 
         ``x`` is a tensor or array (batch, *event_shape) or a data spec ``"file.h5:key"``; weights
@@ -261,15 +262,19 @@ class Model(nn.Module):
         ``val_fraction`` (0.1) of ``x``. ``columns``/``exclude``/``jagged_length`` select the columns
         of a file ``x`` (and ``val``), as the CLI's flags of the same names do. ``streams`` gives the data of the model's further event
         streams by name (``{"b": y}`` or ``{"b": {"data": y, "weights": w}}``); a data-free model
-        takes ``x=None`` and ``steps_per_epoch``. ``targets``/``val_targets``: what only training reads
-        (see :meth:`target_columns`; by default the declared columns of a file ``x``), column names or an
-        (N, k) array — or, per column, the family's :attr:`target_keywords` (``labels=y, nuisance=z``).
+        takes ``x=None`` and ``steps_per_epoch``. ``labels``/``val_labels``: what only training reads
+        (see :meth:`label_columns`; by default the declared columns of a file ``x``), column names or an
+        (N, k) array — or, per column, the family's :attr:`label_keywords` (``labels=y, nuisance=z``);
+        ``targets``/``val_targets`` are their deprecated spellings.
         Further ``options`` go to :class:`hepgen.train.Engine` (``patience``, ``monitor``, ``scheduler``,
         ``clip_grad``, ``precision``, ``stream``, ``diagnostics`` ...), over the family's
         :attr:`fit_defaults`.
         """
         from hepgen.data.io import DataSpec
         from hepgen.train.engine import Engine
+        from hepgen.train.inputs import renamed_labels
+
+        labels, val_labels = renamed_labels(labels, targets), renamed_labels(val_labels, val_targets, "val_")
 
         if columns is not None or exclude or jagged_length is not None:  # the same selection for x and val
             selection = {"columns": columns, "exclude": exclude, "jagged_length": jagged_length}
@@ -278,30 +283,34 @@ class Model(nn.Module):
             x = DataSpec.parse(x, **selection)
             val = DataSpec.parse(val, **selection) if isinstance(val, (str, os.PathLike)) else val
         options = {**self.fit_defaults, **options}
-        given = {k: options.pop(k) for k in self.target_keywords if k in options}
+        given = {k: options.pop(k) for k in self.label_keywords if k in options}
+        # labels= is the per-column keyword of a family whose first column is named so (a tagger's class
+        # labels, one per event) when it comes with the others or as one value per event
+        if "labels" in self.label_keywords and labels is not None and (given or _one_per_event(labels)):
+            given, labels = {"labels": labels, **given}, None
         if given:
-            if targets is not None:
-                raise ConfigError(f"{self.cli_name}.fit: give targets= or {', '.join(given)}=, not both")
-            targets = self._stack_targets(given, len(x) if hasattr(x, "__len__") and not isinstance(
+            if labels is not None:
+                raise ConfigError(f"{self.cli_name}.fit: give labels= or {', '.join(given)}=, not both")
+            labels = self._stack_labels(given, len(x) if hasattr(x, "__len__") and not isinstance(
                 x, (str, os.PathLike)) else None)
         unknown = sorted(set(options) - set(inspect.signature(Engine.__init__).parameters))
         if unknown:
             raise ConfigError(f"{self.cli_name}.fit got an unknown option {unknown[0]!r}"
-                              + (f" (its per-column targets are {', '.join(self.target_keywords)}=)"
-                                 if self.target_keywords else ""))
+                              + (f" (its per-column labels are {', '.join(self.label_keywords)}=)"
+                                 if self.label_keywords else ""))
         engine = Engine(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
                         run_dir=run_dir, resume=resume, quiet=quiet, **options)
         engine.fit(self, x, val=val, weights=weights, val_weights=val_weights, context=context,
-                   val_context=val_context, streams=streams, targets=targets, val_targets=val_targets)
+                   val_context=val_context, streams=streams, labels=labels, val_labels=val_labels)
         return self
 
-    def _stack_targets(self, given: dict[str, Any], n: int | None) -> np.ndarray:
-        """(N, k) targets from per-column keyword arrays (``labels=``, ``nuisance=``), all of them needed."""
-        missing = [k for k in self.target_keywords[:len(self.target_columns())] if k not in given]
+    def _stack_labels(self, given: dict[str, Any], n: int | None) -> np.ndarray:
+        """(N, k) labels from per-column keyword arrays (``labels=``, ``nuisance=``), all of them needed."""
+        missing = [k for k in self.label_keywords[:len(self.label_columns())] if k not in given]
         if missing:
             raise ConfigError(f"{self.cli_name}.fit: give {missing[0]}= (one value per event) beside "
                               f"{', '.join(given)}=")
-        arrays = [np.asarray(given[k], dtype=np.float64).reshape(-1) for k in self.target_keywords if k in given]
+        arrays = [np.asarray(given[k], dtype=np.float64).reshape(-1) for k in self.label_keywords if k in given]
         lengths = {len(a) for a in arrays} | ({n} if n is not None else set())
         if len(lengths) != 1:
             raise DataError(f"{self.cli_name}.fit: {n} events but " + ", ".join(
@@ -343,6 +352,14 @@ class Model(nn.Module):
         from hepgen.export import export  # the ONNX mechanics, which know no family (onnx is imported there)
 
         return export(self, path, what=what, opset=opset, check=check)
+
+
+def _one_per_event(value: Any) -> bool:
+    """An array of one value per event (not column names, not an (N, k) array of several columns)."""
+    if isinstance(value, (str, os.PathLike)) or (isinstance(value, (list, tuple)) and value
+                                                  and all(isinstance(v, str) for v in value)):
+        return False
+    return np.ndim(value) == 1
 
 
 def load(run_dir: str | Path, device: str | torch.device = "cpu") -> Model:

@@ -130,7 +130,7 @@ def test_bad_input_message_names_the_file_as_the_user_wrote_it(files, capsys, na
 def test_bad_labels_through_the_api_on_a_file_name_it(files):
     with pytest.raises(hepgen.DataError, match=r"label column 'y' must be 0 \(background\) or 1 \(signal\); row 4"):
         hepgen.Classifier(3, label="y").fit(f"{files}/y_two.h5:ev", epochs=1, quiet=True)
-    with pytest.raises(hepgen.DataError, match=r"(?i)no column 'mass'.*pivot reads its training targets y, mass"):
+    with pytest.raises(hepgen.DataError, match=r"(?i)no column 'mass'.*pivot reads its training labels y, mass"):
         hepgen.Pivot(3, label="y", nuisance="mass").fit(f"{files}/d.h5:ev", epochs=1, quiet=True)
     with pytest.raises(hepgen.DataError, match="no signal"):
         hepgen.DisCo(2, label="y", decorrelate="m").fit(f"{files}/y_bkg.h5:ev", epochs=1, quiet=True)

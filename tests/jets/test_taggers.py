@@ -45,7 +45,7 @@ def test_linear_classifier_is_weighted_logistic_regression(tmp_path):
     np.testing.assert_allclose(p, ref.predict_proba(x)[:, 1], atol=0.02)
     model.save(tmp_path / "run")
     again = hepgen.load(tmp_path / "run")
-    assert again.context == 0 and again.target_columns() == ["label"]  # the label was a target, not an input
+    assert again.context == 0 and again.label_columns() == ["label"]  # the label was a training label, not an input
     np.testing.assert_allclose(again.score(x).numpy(), p, rtol=1e-6)
 
 

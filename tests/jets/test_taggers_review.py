@@ -1,4 +1,4 @@
-"""Review cases of the taggers on the engine's training targets: a pivot without validation events."""
+"""Review cases of the taggers on the engine's training labels: a pivot without validation events."""
 
 import numpy as np
 import pytest

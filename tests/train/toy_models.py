@@ -166,31 +166,31 @@ def _three_arrays_from_data(cls, event_shape, context, **params):
 ThreeArrays.from_data = classmethod(_three_arrays_from_data)
 
 
-@register(name="test-target-regressor")
-class TargetRegressor(Model):
-    """A linear fit of a training-only target column t from the features: per-event (a·u + b − t)²,
+@register(name="test-label-regressor")
+class LabelRegressor(Model):
+    """A linear fit of a training-only label column t from the features: per-event (a·u + b − t)²,
     u the preprocessed features; ``record=True`` keeps every training batch's raw rows for checks."""
 
-    target_keywords = ("t",)
+    label_keywords = ("t",)
 
-    def __init__(self, features: int, target: str = "t", record: bool = False, preprocess: str = "standard"):
+    def __init__(self, features: int, label: str = "t", record: bool = False, preprocess: str = "standard"):
         super().__init__((features,), 0, preprocess)
-        self.features, self.target, self.record = features, target, record
+        self.features, self.label, self.record = features, label, record
         self.linear = nn.Linear(features, 1)
         self.seen: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def target_columns(self):
-        return [self.target]
+    def label_columns(self):
+        return [self.label]
 
     @classmethod
     def from_data(cls, event_shape, context, **params):
         return cls(event_shape[0], **params)
 
     @classmethod
-    def target_columns_for(cls, params):
-        return [params.get("target", "t")]
+    def label_columns_for(cls, params):
+        return [params.get("label", "t")]
 
     def training_losses(self, batch):
         if self.record and self.training:
-            self.seen.append((self.to_external(batch["x"]).detach().clone(), batch["targets"].clone()))
-        return {"loss": (self.linear(batch["x"])[:, 0] - batch["targets"][:, 0]) ** 2}
+            self.seen.append((self.to_external(batch["x"]).detach().clone(), batch["labels"].clone()))
+        return {"loss": (self.linear(batch["x"])[:, 0] - batch["labels"][:, 0]) ** 2}

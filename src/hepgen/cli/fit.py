@@ -344,9 +344,9 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
 
     stream = train.get("stream", "auto")
     # DATA is opened once, here: its shape builds the model and the same events train it
-    targets = cls.target_columns_for(params) or None  # a tagger's label/nuisance columns: not features
+    labels = cls.label_columns_for(params) or None  # a tagger's label/nuisance columns: not features
     events = open_events(spec, settings.get("weights"), context, stream=None if stream == "auto" else stream,
-                         memory_limit_mb=train.get("memory_limit_mb", 1024.0), targets=targets)
+                         memory_limit_mb=train.get("memory_limit_mb", 1024.0), labels=labels)
     model = _build(cls, args.model, lambda: cls.from_data(events.event_shape, events.context_size, **params))
     model.fit(events, val=val, weights=settings.get("weights"), context=context,
               val_weights=settings.get("val_weights"), val_context=settings.get("val_context"),

@@ -1,7 +1,7 @@
 """Batches for the training engine, from memory or streamed from files larger than memory.
 
 Events travel together: ``x`` (N, *event_shape), per-event weights ``w`` (N,), an optional
-``context`` (N, c) and optional training ``targets`` (N, k) are cut by the same indices, so they follow their events through
+``context`` (N, c) and optional training ``labels`` (N, k) are cut by the same indices, so they follow their events through
 shuffling, validation splits, streaming and DDP sharding. A multi-array event (calorimeter layers
 of different shapes, constituents plus mask) has ``x`` a dict ``{name: (N, *shape_name)}``: every
 array is cut by the same indices too.
@@ -18,6 +18,7 @@ array is cut by the same indices too.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,14 +77,14 @@ class Events:
     """Events with what travels with them.
 
     x: (N, *event_shape) array/tensor or a row reader with ``read_rows``; w: (N,) or None;
-    context: (N, c) or None; targets: (N, k) or None — columns only training reads (a tagger's label
+    context: (N, c) or None; labels: (N, k) or None — columns only training reads (a tagger's label
     and nuisance), never preprocessed and not part of what a fitted model takes.
     """
 
     x: Any
     w: Any = None
     context: Any = None
-    targets: Any = None
+    labels: Any = None
     #: column names of ``x`` and ``context`` (``{"x": [...], "context": [...]}``) and where they were read from
     names: dict = field(default_factory=dict)
     spec: Any = None
@@ -107,6 +108,12 @@ class Events:
         return int(np.prod(shape))
 
     @property
+    def targets(self) -> Any:
+        """Deprecated name of :attr:`labels`."""
+        warnings.warn("Events.targets is now Events.labels", DeprecationWarning, stacklevel=2)
+        return self.labels
+
+    @property
     def multi(self) -> bool:
         """Whether an event is several arrays (``x`` a dict)."""
         return isinstance(self.x, dict)
@@ -117,7 +124,7 @@ class Events:
                        for leaf in tree_leaves(s))
 
     def _parts(self) -> tuple[Any, Any, Any, Any]:
-        return self.x, self.w, self.context, self.targets
+        return self.x, self.w, self.context, self.labels
 
     def rows(self, start: int, stop: int) -> dict[str, Any]:
         out = {"x": _rows(self.x, start, stop)}
@@ -125,8 +132,8 @@ class Events:
                     else np.ones(_length(out["x"]), dtype=np.float64))
         if self.context is not None:
             out["context"] = _rows(self.context, start, stop)
-        if self.targets is not None:
-            out["targets"] = _rows(self.targets, start, stop)
+        if self.labels is not None:
+            out["labels"] = _rows(self.labels, start, stop)
         return out
 
     def slice(self, start: int, stop: int) -> Events:

@@ -2,7 +2,7 @@
 
 ``x`` is an array/tensor (batch, *event_shape) or a spec. Weights and contexts are arrays, specs
 (``FILE:KEY``) or, when ``x`` is a file, names of its columns (``--weights weight``,
-``--context E,theta``); named columns are removed from the features. Training ``targets`` (a
+``--context E,theta``); named columns are removed from the features. Training ``labels`` (a
 tagger's label and nuisance) come the same ways and are removed from the features too. File data larger than the
 memory limit (or any file data with ``stream=True``) stays on disk and is read chunk by chunk.
 """
@@ -63,68 +63,68 @@ def _array(value: Any, what: str, finite: bool = True) -> np.ndarray:
     return array
 
 
-def _target_columns(targets: Any) -> list[str]:
-    """Column names given as targets: ``"label,z"`` or a list/tuple of names (an array gives none)."""
-    if is_column_name(targets):
-        return _split_columns(targets)
-    if isinstance(targets, (list, tuple)) and targets and all(isinstance(t, str) for t in targets):
-        return [str(t) for t in targets]
+def _label_columns(labels: Any) -> list[str]:
+    """Column names given as labels: ``"label,z"`` or a list/tuple of names (an array gives none)."""
+    if is_column_name(labels):
+        return _split_columns(labels)
+    if isinstance(labels, (list, tuple)) and labels and all(isinstance(t, str) for t in labels):
+        return [str(t) for t in labels]
     return []
 
 
-def split_targets(events: Events, targets: Any) -> Events:
-    """Events opened with every column as a feature, with the named ``targets`` columns moved out of
-    ``x`` into ``targets`` (in the order named). A DataError names a missing column."""
-    cols = _target_columns(targets)
+def split_labels(events: Events, labels: Any) -> Events:
+    """Events opened with every column as a feature, with the named ``labels`` columns moved out of
+    ``x`` into ``labels`` (in the order named). A DataError names a missing column."""
+    cols = _label_columns(labels)
     if not cols:
-        raise DataError("targets of opened events must be column names")
+        raise DataError("labels of opened events must be column names")
     names = list((events.names or {}).get("x") or [])
     where = events.spec if events.spec is not None else "the data"
     missing = [c for c in cols if c not in names]
     if missing:
         raise DataError(f"{where}: no column '{missing[0]}' (columns: {', '.join(names) or 'unnamed'})")
     if events.multi:
-        raise DataError(f"{where}: training targets (label/nuisance columns) need single-array events")
+        raise DataError(f"{where}: training labels (label/nuisance columns) need single-array events")
     idx = [names.index(c) for c in cols]
     keep = [j for j in range(len(names)) if j not in idx]
     x = events.x
     if hasattr(x, "read_rows") and isinstance(events.spec, (str, os.PathLike)):
-        # streamed: the features and the targets are read from the file by name, still chunk by chunk
+        # streamed: the features and the labels are read from the file by name, still chunk by chunk
         features, tgt = (io.open_source(events.spec, columns=c) for c in ([names[j] for j in keep], cols))
         return Events(features, events.w, events.context, tgt,
-                      names={**events.names, "x": [names[j] for j in keep], "targets": cols}, spec=events.spec)
+                      names={**events.names, "x": [names[j] for j in keep], "labels": cols}, spec=events.spec)
     x = np.asarray(x.read_rows(0, len(x)) if hasattr(x, "read_rows") else x)
     out = Events(x[:, keep], events.w, events.context, np.asarray(x[:, idx], dtype=np.float64),
-                 names={**events.names, "x": [names[j] for j in keep], "targets": cols}, spec=events.spec)
+                 names={**events.names, "x": [names[j] for j in keep], "labels": cols}, spec=events.spec)
     return out
 
 
-def targets_for(model_name: str, x: Any, targets: Any, declared: list[str], what: str = "x") -> Any:
-    """The training targets to read with the events ``x`` of a model named ``model_name`` that declares the
-    target columns ``declared``: the ones given (column names, ``"a,b"``, an array), else the declared
-    columns of a file ``x``. ConfigError when targets are missing or given to a model that takes none;
+def labels_for(model_name: str, x: Any, labels: Any, declared: list[str], what: str = "x") -> Any:
+    """The training labels to read with the events ``x`` of a model named ``model_name`` that declares the
+    label columns ``declared``: the ones given (column names, ``"a,b"``, an array), else the declared
+    columns of a file ``x``. ConfigError when labels are missing or given to a model that takes none;
     DataError when their count differs from the declared columns. ``what``: ``"x"`` or ``"val"``."""
-    if targets is None and declared and isinstance(x, (str, os.PathLike, Events)):
-        if not (isinstance(x, Events) and x.targets is not None):
-            targets = declared
-    has = targets is not None or (isinstance(x, Events) and x.targets is not None)
+    if labels is None and declared and isinstance(x, (str, os.PathLike, Events)):
+        if not (isinstance(x, Events) and x.labels is not None):
+            labels = declared
+    has = labels is not None or (isinstance(x, Events) and x.labels is not None)
     if declared and not has:
         raise ConfigError(f"{model_name} trains on {', '.join(declared)} beside the features: give "
-                          f"{'val_targets' if what == 'val' else 'targets'}= (an array with one row per event) "
+                          f"{'val_labels' if what == 'val' else 'labels'}= (an array with one row per event) "
                           "or the events as a file whose columns include them")
     if not declared and has:
-        raise ConfigError(f"{model_name} takes no training targets; drop targets=")
-    if declared and targets is not None:
-        k = (len(_split_columns(targets)) if isinstance(targets, str)
-             else len(targets) if isinstance(targets, (list, tuple)) and all(isinstance(t, str) for t in targets)
-             else 1 if np.ndim(targets) == 1 else int(np.shape(targets)[1]))
+        raise ConfigError(f"{model_name} takes no training labels; drop labels=")
+    if declared and labels is not None:
+        k = (len(_split_columns(labels)) if isinstance(labels, str)
+             else len(labels) if isinstance(labels, (list, tuple)) and all(isinstance(t, str) for t in labels)
+             else 1 if np.ndim(labels) == 1 else int(np.shape(labels)[1]))
         if k != len(declared):
-            raise DataError(f"{model_name} reads {len(declared)} target column(s) ({', '.join(declared)}), got {k}")
-    return targets
+            raise DataError(f"{model_name} reads {len(declared)} label column(s) ({', '.join(declared)}), got {k}")
+    return labels
 
 
 def read_whole(values: Any) -> np.ndarray:
-    """(N, k) float64 rows of a column source (read whole: a few columns such as targets or a context) or an
+    """(N, k) float64 rows of a column source (read whole: a few columns such as labels or a context) or an
     array."""
     if hasattr(values, "read_rows"):
         values = values.read_rows(0, len(values))
@@ -133,51 +133,51 @@ def read_whole(values: Any) -> np.ndarray:
 
 def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = None, *,
                 stream: bool | None = None, memory_limit_mb: float = 1024.0,
-                targets: Any = None) -> tuple[Events, dict[str, list[str]]]:
-    """Events (features, weights, context, targets) and their column names, checked against ``model``.
+                labels: Any = None) -> tuple[Events, dict[str, list[str]]]:
+    """Events (features, weights, context, labels) and their column names, checked against ``model``.
 
     stream: True keeps file data on disk, False reads it, None decides by ``memory_limit_mb``.
-    targets: column names of ``x`` (a list or ``"label,z"``) or an (N,) / (N, k) array.
+    labels: column names of ``x`` (a list or ``"label,z"``) or an (N,) / (N, k) array.
     """
     if isinstance(x, Events):  # opened once already (open_events): check it against the model
-        if targets is not None and x.targets is None and not _target_columns(targets):  # an array beside them
-            tgt = np.asarray(_array(targets, "the targets", finite=False), dtype=np.float64)
+        if labels is not None and x.labels is None and not _label_columns(labels):  # an array beside them
+            tgt = np.asarray(_array(labels, "the labels", finite=False), dtype=np.float64)
             tgt = tgt[:, None] if tgt.ndim == 1 else tgt.reshape(len(tgt), -1)
             if len(tgt) != len(x):
-                raise DataError(f"the targets have {len(tgt)} rows but the events have {len(x)}; "
+                raise DataError(f"the labels have {len(tgt)} rows but the events have {len(x)}; "
                                 "they must match row by row")
             x = Events(x.x, x.w, x.context, tgt, names=x.names, spec=x.spec)
-        elif targets is not None and x.targets is None:
-            x = split_targets(x, targets)
+        elif labels is not None and x.labels is None:
+            x = split_labels(x, labels)
         if model is not None:
             _check_against(model, x)
         return x, x.names
     shapes = getattr(model, "event_shape", None)
     if isinstance(x, dict) or isinstance(shapes, dict):
-        if targets is not None:
-            raise DataError("training targets (label/nuisance columns) need single-array events")
+        if labels is not None:
+            raise DataError("training labels (label/nuisance columns) need single-array events")
         return _load_multi(x, weights, context, model, stream=stream, memory_limit_mb=memory_limit_mb)
     names: dict[str, list[str]] = {}
     weight_cols = _split_columns(weights) if is_column_name(weights) else []
     context_cols = _split_columns(context) if is_column_name(context) else []
-    target_cols = _target_columns(targets)
-    if (weight_cols or context_cols or target_cols) and not isinstance(x, (str, os.PathLike)):
-        raise DataError("weights, context or targets given as column names need the events as a file spec "
+    label_cols = _label_columns(labels)
+    if (weight_cols or context_cols or label_cols) and not isinstance(x, (str, os.PathLike)):
+        raise DataError("weights, context or labels given as column names need the events as a file spec "
                         "(path[:key]); with arrays, pass arrays")
-    twice = [c for c in target_cols if c in weight_cols + context_cols]
+    twice = [c for c in label_cols if c in weight_cols + context_cols]
     if twice:
         role = "weights" if twice[0] in weight_cols else "context"
-        raise DataError(f"{x}: '{twice[0]}' is both a training target (label/nuisance) and the {role} "
+        raise DataError(f"{x}: '{twice[0]}' is both a training label (label/nuisance) and the {role} "
                         "column; give each column one role")
     if isinstance(x, (str, os.PathLike)):
-        if target_cols:  # the target columns exist, or the error says what reads them
+        if label_cols:  # the label columns exist, or the error says what reads them
             try:
-                io.open_source(x, columns=target_cols).close()
+                io.open_source(x, columns=label_cols).close()
             except DataError as exc:
                 who = getattr(model, "cli_name", None) or "the model"
-                raise DataError(f"{exc} ({who} reads its training targets {', '.join(target_cols)} from the columns "
+                raise DataError(f"{exc} ({who} reads its training labels {', '.join(label_cols)} from the columns "
                                 "of the data; name them with its hyper-parameters, e.g. --label)") from None
-        source = io.open_source(x, exclude=weight_cols + context_cols + target_cols)
+        source = io.open_source(x, exclude=weight_cols + context_cols + label_cols)
         nbytes = len(source) * int(np.prod(source.event_shape)) * 4
         keep_on_disk = stream if stream is not None else nbytes > memory_limit_mb * 2**20
         names["x"] = list(source.columns) if source.columns else None
@@ -200,9 +200,9 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
         ctx: Any = column_source(context_cols) if context_cols else None
         if context_cols:
             names["context"] = context_cols
-        tgt: Any = column_source(target_cols) if target_cols else None
-        if target_cols:
-            names["targets"] = target_cols
+        tgt: Any = column_source(label_cols) if label_cols else None
+        if label_cols:
+            names["labels"] = label_cols
     else:
         features = _array(x, "the events")
         if features.ndim < 2:
@@ -223,11 +223,11 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
                else _array(context, "the context"))
         ctx = np.asarray(ctx, dtype=np.float32)
         ctx = ctx[:, None] if ctx.ndim == 1 else ctx
-    if targets is not None and not target_cols:
-        # finiteness is the model's check (check_targets), which names the column
-        tgt = np.asarray(_array(targets, "the targets", finite=False), dtype=np.float64)
+    if labels is not None and not label_cols:
+        # finiteness is the model's check (check_labels), which names the column
+        tgt = np.asarray(_array(labels, "the labels", finite=False), dtype=np.float64)
         tgt = tgt[:, None] if tgt.ndim == 1 else tgt.reshape(len(tgt), -1)
-    for what, extra in (("weights", w), ("context", ctx), ("targets", tgt)):
+    for what, extra in (("weights", w), ("context", ctx), ("labels", tgt)):
         if extra is not None and len(extra) != len(features):
             raise DataError(f"the {what} have {len(extra)} rows but the events have {len(features)}; "
                             "they must match row by row")
@@ -411,7 +411,7 @@ def _check_against(model: Any, events: Events) -> None:
 
 
 def open_events(x: Any, weights: Any = None, context: Any = None, *, stream: bool | None = None,
-                memory_limit_mb: float = 1024.0, targets: Any = None) -> Events:
+                memory_limit_mb: float = 1024.0, labels: Any = None) -> Events:
     """The events of a data argument, opened once, with their weights, context, column names and shape.
 
     A spec naming an HDF5 group of arrays of different shapes gives events of several arrays; anything
@@ -420,9 +420,9 @@ def open_events(x: Any, weights: Any = None, context: Any = None, *, stream: boo
     """
     try:
         events, names = load_events(x, weights, context, stream=stream, memory_limit_mb=memory_limit_mb,
-                                    targets=targets)
+                                    labels=labels)
     except DataError as single_error:
-        if targets is not None or not isinstance(x, (str, os.PathLike)) or getattr(x, "selects", False):
+        if labels is not None or not isinstance(x, (str, os.PathLike)) or getattr(x, "selects", False):
             raise
         named = [c for v in (weights, context) if is_column_name(v) for c in _split_columns(v)]
         try:

@@ -109,7 +109,7 @@ class NeuralNetwork:
         options: dict[str, Any] = {"val_fraction": s["val_fraction"]}
         if val is not None:
             x_val, y_val, *w_val = val
-            options.update(val=np.asarray(x_val, dtype=np.float32), val_targets=np.asarray(y_val)[:, None],
+            options.update(val=np.asarray(x_val, dtype=np.float32), val_labels=np.asarray(y_val)[:, None],
                            val_weights=w_val[0] if w_val else None)
         with seeded(self.seed):  # building and training draw from torch's generators: on a fork of them
             model = Classifier(np.shape(x)[1], hidden=s["hidden"], dropout=s["dropout"])

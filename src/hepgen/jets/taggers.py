@@ -13,8 +13,8 @@
 
 The label (0 = background, 1 = signal) and the nuisance are columns of the training data named by
 the ``label`` / ``nuisance`` / ``decorrelate`` hyper-parameters. They are the model's training
-*targets* (:meth:`hepgen.models.Model.target_columns`): the engine removes them from the features
-and hands them over as ``batch["targets"]`` (batch, k), so a fitted tagger scores events that have
+*labels* (:meth:`hepgen.models.Model.label_columns`): the engine removes them from the features
+and hands them over as ``batch["labels"]`` (batch, k), so a fitted tagger scores events that have
 only the features (``hepgen score RUN DATA`` picks its features by name from a file with more).
 """
 
@@ -73,7 +73,7 @@ class DisCo(Classifier):
     """
 
     cli_name = "disco"
-    target_keywords = ("labels", "nuisance")
+    label_keywords = ("labels", "nuisance")
 
     def __init__(self, features: int, label: str = "label", decorrelate: str = "mass",
                  alpha: float = 10.0, hidden: Sequence[int] = (64, 64), dropout: float = 0.0,
@@ -86,7 +86,7 @@ class DisCo(Classifier):
 
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         out = self.classification_losses(batch)
-        y, m = batch["targets"][:, 0], batch["targets"][:, 1]
+        y, m = batch["labels"][:, 0], batch["labels"][:, 1]
         bkg = y == 0
         if int(bkg.sum()) >= 2:
             dcorr = distance_correlation_sqr(torch.sigmoid(out.pop("logit"))[bkg], m[bkg], batch["w"][bkg])
@@ -125,7 +125,7 @@ class Pivot(Classifier):
     #: (early stopping, the restored weights) is always one of the adversarial phase
     PRETRAINING_OFFSET = 1e6
 
-    target_keywords = ("labels", "nuisance")
+    label_keywords = ("labels", "nuisance")
 
     def __init__(self, features: int, label: str = "label", nuisance: str = "z", lam: float = 1.0,
                  nuisance_classes: int = 0, components: int = 5, adversary_hidden: Sequence[int] = (32, 32),
@@ -157,9 +157,9 @@ class Pivot(Classifier):
 
     def on_fit_start(self, events: Events) -> None:
         """Fit the standardisation of a continuous nuisance on the training events (weighted)."""
-        if self.nuisance_classes or events is None or events.targets is None:
+        if self.nuisance_classes or events is None or events.labels is None:
             return
-        t = events.targets
+        t = events.labels
         z = np.asarray(t.read_rows(0, len(t)) if hasattr(t, "read_rows") else t, dtype=np.float64)
         z = z.reshape(len(z), -1)[:, 1]
         w = np.ones_like(z) if events.w is None else np.abs(np.asarray(
@@ -169,9 +169,9 @@ class Pivot(Classifier):
         self.nuisance_loc_.fill_(loc)
         self.nuisance_scale_.fill_(scale if scale > 0 else 1.0)
 
-    def check_targets(self, targets: np.ndarray, where: str) -> None:
-        super().check_targets(targets, where)
-        values = targets
+    def check_labels(self, labels: np.ndarray, where: str) -> None:
+        super().check_labels(labels, where)
+        values = labels
         if self.nuisance_classes:
             z = np.asarray(values, dtype=np.float64).reshape(len(values), -1)[:, 1]
             bad = (z != np.round(z)) | (z < 0) | (z >= self.nuisance_classes)
@@ -216,7 +216,7 @@ class Pivot(Classifier):
 
     def _label_and_nuisance(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """y (batch,) and Z (batch,): the class index, or the standardised continuous nuisance."""
-        y, z = batch["targets"][:, 0], batch["targets"][:, 1]
+        y, z = batch["labels"][:, 0], batch["labels"][:, 1]
         return y, z if self.nuisance_classes else (z - self.nuisance_loc_) / self.nuisance_scale_
 
     def _adversary_mask(self, batch: dict[str, Tensor]) -> Tensor:
@@ -224,7 +224,7 @@ class Pivot(Classifier):
         background's."""
         if self.adversary_on == "all":
             return torch.ones_like(batch["w"])
-        bkg = (batch["targets"][:, 0] == 0).to(batch["w"].dtype)
+        bkg = (batch["labels"][:, 0] == 0).to(batch["w"].dtype)
         total = (batch["w"] * bkg).sum()
         return bkg * (batch["w"].sum() / total) if float(total) > 0 else bkg
 

@@ -32,7 +32,7 @@ from hepgen.errors import ConfigError, TrainingError
 from hepgen.train import distributed
 from hepgen.train.console import Console
 from hepgen.train.distributed import DistInfo
-from hepgen.train.inputs import Inputs, StreamData
+from hepgen.train.inputs import Inputs, StreamData, renamed_labels
 from hepgen.train.monitor import SAMPLE_METRICS, sample_metric
 from hepgen.train.optimisation import Optimisation
 from hepgen.train.protocol import Player, Trainable
@@ -55,7 +55,7 @@ class _Stepper(nn.Module):
 
 @dataclasses.dataclass
 class _Fit:
-    """The parts of one running fit (the engine itself keeps only its settings)."""
+    """The parts of one running fit (the engine itself keeps its settings, and the optimisers of its last fit)."""
 
     model: Trainable
     dist: DistInfo
@@ -128,18 +128,21 @@ class Engine:
     # -- public ----------------------------------------------------------------------------------
     def fit(self, model: Trainable, x: Any, val: Any = None, *, weights: Any = None, val_weights: Any = None,
             context: Any = None, val_context: Any = None, streams: Mapping[str, Any] | None = None,
-            targets: Any = None, val_targets: Any = None) -> Trainable:
+            labels: Any = None, val_labels: Any = None, targets: Any = None,
+            val_targets: Any = None) -> Trainable:
         """Train ``model`` on ``x`` (array, tensor or data spec) and return it.
 
-        ``targets``: what only training reads beside the features (a tagger's label and nuisance;
-        ``batch["targets"]`` (batch, k), never preprocessed): column names of ``x`` — by default the
-        model's :meth:`target_columns` — or an (N, k) array; ``val_targets`` likewise for ``val``.
+        ``labels``: what only training reads beside the features (a tagger's label and nuisance;
+        ``batch["labels"]`` (batch, k), never preprocessed): column names of ``x`` — by default the
+        model's :meth:`label_columns` — or an (N, k) array; ``val_labels`` likewise for ``val``.
+        ``targets``/``val_targets``: their deprecated spellings.
         """
+        labels, val_labels = renamed_labels(labels, targets), renamed_labels(val_labels, val_targets, "val_")
         s = self.settings
         fit = self._start(model, x is None)
         inputs, recorder, console = fit.inputs, fit.recorder, fit.console
         inputs.open(model, x, val, weights=weights, val_weights=val_weights, context=context, val_context=val_context,
-                    streams=streams, targets=targets, val_targets=val_targets)
+                    streams=streams, labels=labels, val_labels=val_labels)
         if x is not None:
             model.columns_, model.context_columns_ = inputs.names.get("x"), inputs.names.get("context")
         if s.diagnostics and inputs.val is None:

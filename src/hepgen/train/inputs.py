@@ -10,6 +10,7 @@ one batch of each further stream (:class:`StreamData`). A data-free model gets b
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -26,7 +27,7 @@ from hepgen.data.loader import (
     tree_leaves,
     tree_map,
 )
-from hepgen.data.sources import read_whole, is_column_name, load_events, targets_for
+from hepgen.data.sources import is_column_name, labels_for, load_events, read_whole
 from hepgen.errors import ConfigError, DataError
 from hepgen.train.distributed import DistInfo
 from hepgen.train.protocol import Stream, Trainable
@@ -47,6 +48,19 @@ def describe(value: Any) -> Any:
         return {k: describe(v) for k, v in value.items()}
     shape = getattr(value, "shape", None)
     return f"array of shape {tuple(shape)}" if shape is not None else type(value).__name__
+
+
+def renamed_labels(labels: Any, targets: Any, prefix: str = "", stacklevel: int = 3) -> Any:
+    """``labels`` (or ``val_labels``), or the value of their deprecated spelling ``targets=``
+    (``val_targets=``), with a DeprecationWarning; a ConfigError when both are given."""
+    if targets is None:
+        return labels
+    new, old = f"{prefix}labels", f"{prefix}targets"
+    warnings.warn(f"{old}= is now {new}= (the training columns a tagger reads beside the features; "
+                  "hepgen.targets are the integrands and actions)", DeprecationWarning, stacklevel=stacklevel)
+    if labels is not None:
+        raise ConfigError(f"give {new}= or the deprecated {old}=, not both")
+    return targets
 
 
 def _check_context(model: Trainable, events: Events, names: dict[str, list[str]], x: Any, context: Any) -> None:
@@ -152,7 +166,7 @@ class Inputs:
     """What one fit trains and validates on, and the batches it deals.
 
     After :meth:`open`: ``train`` and ``val`` (:class:`Events`, None for a data-free model / no validation),
-    ``names`` (column names of the features, context and targets), ``streams`` (name -> :class:`StreamData`)
+    ``names`` (column names of the features, context and labels), ``streams`` (name -> :class:`StreamData`)
     and ``record`` (config.yaml's ``data`` section). After :meth:`place`: ``train_data`` and ``val_data``,
     the events the batches are cut from (tensors on the device, or the on-disk events when streamed).
     """
@@ -175,33 +189,33 @@ class Inputs:
     # -- opening ---------------------------------------------------------------------------------------
     def open(self, model: Trainable, x: Any, val: Any = None, *, weights: Any = None, val_weights: Any = None,
              context: Any = None, val_context: Any = None, streams: Mapping[str, Any] | None = None,
-             targets: Any = None, val_targets: Any = None) -> Inputs:
+             labels: Any = None, val_labels: Any = None) -> Inputs:
         """Open the main events (unless the model is data-free) and every further stream, with every check."""
         if x is not None:
             self.train, self.val, self.names = self._main_events(model, x, val, weights, val_weights, context,
-                                                                 val_context, targets, val_targets)
+                                                                 val_context, labels, val_labels)
         self.streams = self._load_streams(model, streams)
         self.record = self._describe(x, val, weights, context, streams)
         return self
 
     def _main_events(self, model: Trainable, x: Any, val: Any, weights: Any, val_weights: Any, context: Any,
-                     val_context: Any, targets: Any,
-                     val_targets: Any) -> tuple[Events, Events | None, dict[str, list[str]]]:
+                     val_context: Any, labels: Any,
+                     val_labels: Any) -> tuple[Events, Events | None, dict[str, list[str]]]:
         stream, limit = self.settings.stream_mode, self.settings.memory_limit_mb
-        declared = list(model.target_columns()) if hasattr(model, "target_columns") else []
-        targets = targets_for(model.cli_name, x, targets, declared)
-        train, names = load_events(x, weights, context, model, stream=stream, memory_limit_mb=limit, targets=targets)
+        declared = list(model.label_columns()) if hasattr(model, "label_columns") else []
+        labels = labels_for(model.cli_name, x, labels, declared)
+        train, names = load_events(x, weights, context, model, stream=stream, memory_limit_mb=limit, labels=labels)
         _check_context(model, train, names, x, context)
         if val is not None:
-            # columns named for the training file (weights, context, targets) are taken from the validation file too
+            # columns named for the training file (weights, context, labels) are taken from the validation file too
             val_weights = weights if val_weights is None and is_column_name(weights) else val_weights
             val_context = context if val_context is None and is_column_name(context) else val_context
-            named = isinstance(targets, (list, tuple)) and bool(targets) and all(isinstance(t, str) for t in targets)
-            if val_targets is None and isinstance(val, (str, os.PathLike)) and (is_column_name(targets) or named):
-                val_targets = targets
-            val_targets = targets_for(model.cli_name, val, val_targets, declared, "val")
+            named = isinstance(labels, (list, tuple)) and bool(labels) and all(isinstance(t, str) for t in labels)
+            if val_labels is None and isinstance(val, (str, os.PathLike)) and (is_column_name(labels) or named):
+                val_labels = labels
+            val_labels = labels_for(model.cli_name, val, val_labels, declared, "val")
             val_events, _ = load_events(val, val_weights, val_context, model, stream=stream, memory_limit_mb=limit,
-                                        targets=val_targets)
+                                        labels=val_labels)
             _check_context(model, val_events, names, val, val_context)
         elif self.settings.val_fraction > 0:
             train, val_events = self.split(train)
@@ -210,7 +224,7 @@ class Inputs:
         for events, where in ((train, x), (val_events, val)):
             if declared and events is not None:
                 spec = where.spec if isinstance(where, Events) else where
-                model.check_targets(read_whole(events.targets),
+                model.check_labels(read_whole(events.labels),
                                     os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else "the data")
         if len(train) < 2:
             held = f" after holding out {len(val_events)} for validation" if val_events is not None else ""
@@ -246,7 +260,7 @@ class Inputs:
                     "events_per_epoch": s.steps_per_epoch * s.batch_size if s.steps_per_epoch else None}
         out = {"events": describe(x), "columns": self.names.get("x"), "weights": describe(weights),
                "context": describe(context), "context_columns": self.names.get("context"),
-               **({"targets": self.names["targets"]} if self.names.get("targets") else {}),
+               **({"labels": self.names["labels"]} if self.names.get("labels") else {}),
                "validation": describe(val) if val is not None else f"{s.val_fraction:g} of the events (seeded)",
                "n_train": len(self.train), "n_val": 0 if self.val is None else len(self.val),
                "streamed": self.streaming}
@@ -307,8 +321,8 @@ class Inputs:
         out["w"] = put(events.w) if events.w is not None else torch.ones(len(events), dtype=dtype, device=self.device)
         if events.context is not None:
             out["context"] = put(events.context)
-        if events.targets is not None:
-            out["targets"] = put(events.targets)
+        if events.labels is not None:
+            out["labels"] = put(events.labels)
         return out
 
     def prepare(self, model: Trainable, raw: dict[str, Any]) -> dict[str, Any]:

@@ -66,7 +66,7 @@ from hepgen.unfolding.posterior import (
 
 class EfficiencyNet(Model):
     """eps_psi(x) = sigmoid(MLP(T(x))), T the (log/standard) preprocessing: a differentiable P(pass | x)
-    trained by weighted binary cross-entropy on the simulated truth (``fit(x, targets=pass[:, None])``).
+    trained by weighted binary cross-entropy on the simulated truth (``fit(x, labels=pass[:, None])``).
     Built by :func:`unfold_marginal`, not from a user's file (not in the registry)."""
 
     cli_name = "unfolding-efficiency"
@@ -76,12 +76,12 @@ class EfficiencyNet(Model):
         self.features, self.hidden = int(features), tuple(hidden)
         self.net = MLP(self.features, 1, self.hidden)
 
-    def target_columns(self) -> list[str]:
+    def label_columns(self) -> list[str]:
         return ["pass_reco"]
 
     def training_losses(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         logit = self.net(batch["x"])[:, 0]
-        return {"loss": F.binary_cross_entropy_with_logits(logit, batch["targets"][:, 0], reduction="none")}
+        return {"loss": F.binary_cross_entropy_with_logits(logit, batch["labels"][:, 0], reduction="none")}
 
     def probability(self, x: Tensor) -> Tensor:
         """eps_psi(x), differentiable in x and psi: (n, d) -> (n,)."""
@@ -102,7 +102,7 @@ def fit_efficiency(x: np.ndarray, passed: np.ndarray, w: np.ndarray, *, seed: in
     with seeded(seed):
         net = EfficiencyNet(x.shape[1], hidden, preprocessing(x))
         net.fit(x.astype(np.float32), weights=np.clip(w, 0, None).astype(np.float32),
-                targets=np.asarray(passed, dtype=np.float32)[:, None], epochs=int(epochs), batch_size=int(batch_size),
+                labels=np.asarray(passed, dtype=np.float32)[:, None], epochs=int(epochs), batch_size=int(batch_size),
                 lr=float(lr), seed=seed, device=device, quiet=quiet)
     net.eval()
     return net
