@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from hepgen.report.html import Gallery, Page, Table, write_index_html
+from hepgen.report.folder import write_json
 
 #: density models fitted to the jet features: hyper-parameters and training settings (the CLI's flags)
 DENSITY_MODELS: dict[str, dict[str, dict[str, Any]]] = {
@@ -238,7 +239,6 @@ def run_demo(out: str | Path, epochs: int | None = None, quiet: bool = False, qu
 
 def _run_demo(out: Path, epochs: int | None, quiet: bool, quick: bool, families: Sequence[Family]) -> dict:
     from hepgen.data import io
-    from hepgen.files import atomic_write_text
 
     start = time.perf_counter()
     STEP_TIMES.clear()
@@ -274,7 +274,7 @@ def _run_demo(out: Path, epochs: int | None, quiet: bool, quick: bool, families:
         links=[(f"{name} vs data", m["report"]) for name, m in summary["density_models"].items()],
     )
     summary["report"] = str(write_index_html(report, page))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
+    write_json(out / "summary.json", summary)
     if not quiet:
         print(f"\ndemo finished in {summary['wall_time_s']} s; open {summary['report']}", file=sys.stderr)
     return summary

@@ -23,13 +23,14 @@ so that ``hepgen score RUN DATA -o scores.h5`` reproduces the scores from the co
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hepgen.report.folder import write_json
 
 #: training budgets; quick mode must run in about a minute and a half on one core
 SETTINGS: dict[bool, dict[str, Any]] = {
@@ -477,7 +478,5 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
 
     summary["timings_s"] = timings
     summary["wall_time_s"] = round(time.perf_counter() - start, 1)
-    from hepgen.files import atomic_write_text
-
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
+    write_json(out / "summary.json", summary)
     return summary

@@ -13,7 +13,6 @@ judges trained ones).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from matplotlib.figure import Figure
 
 from hepgen.calo.showers import LAYERS, Showers
 from hepgen.errors import DataError
+from hepgen.report.folder import write_json
 
 __all__ = ["calo_panel", "mean_image_figure", "mean_images", "shower_panel"]
 
@@ -113,7 +113,6 @@ def calo_panel(out_dir: str | Path, quick: bool = True, seed: int = 0) -> dict[s
     from hepgen.calo.flow import CaloFlow
     from hepgen.calo.gan import CaloGAN
     from hepgen.data.generators import calo
-    from hepgen.files import atomic_write_text
     from hepgen.metrics.showers import shower_features
 
     out = Path(out_dir)
@@ -138,7 +137,7 @@ def calo_panel(out_dir: str | Path, quick: bool = True, seed: int = 0) -> dict[s
     panel = shower_panel(samples, out / "mean_images.png")
     result = {"particle": "e+", "n_train": n_train, "n_test": n_test, "mean_response": response,
               "mean_energy_mev": panel["mean_energy_mev"], "seconds": {k: round(v, 1) for k, v in times.items()}}
-    atomic_write_text(out / "showers.json", json.dumps(result, indent=2) + "\n")
+    write_json(out / "showers.json", result)
     caption = (f"e+ showers 1-100 GeV: mean cell energy per layer, the simulator (top) next to calo-gan and "
                f"calo-flow fitted on {n_train} showers (mean response: "
                + ", ".join(f"{k} {v:.3f}" for k, v in response.items()) + ")")

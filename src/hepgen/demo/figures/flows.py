@@ -13,7 +13,6 @@ Writes ``flow_gallery.png`` (top row: data histograms; bottom row: learned densi
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,9 +26,9 @@ from matplotlib.figure import Figure
 
 from hepgen.data.generators import toys as toy_data
 from hepgen.errors import ConfigError
-from hepgen.files import atomic_write_text
 from hepgen.models import model_class
 from hepgen.report.plots import STYLE, save_figure
+from hepgen.report.folder import write_json
 
 #: gallery name -> (toy generator name, options, title). 8 Gaussians use std 0.1: the generator's default
 #: 0.02 (the mode-collapse benchmark) is narrower than a heat-map pixel.
@@ -156,7 +155,7 @@ def toy_gallery(out_dir: str | Path, toys: Sequence[str] = ("moons", "8gaussians
                                  "train_events": len(result["train"])}
         panels.append((name, result["train"], xe, ye, density, result["test_nll"]))
     png = _plot(panels, out_dir / "flow_gallery.png", model)
-    atomic_write_text(out_dir / "flow_gallery.json", json.dumps(summary, indent=2) + "\n")
+    write_json(out_dir / "flow_gallery.json", summary)
     return png
 
 

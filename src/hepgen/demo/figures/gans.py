@@ -14,7 +14,6 @@ writes both figures (``quick=True``: under a minute on one core).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from hepgen.gans.diagnostics import (
     grid_range,
     sample_seeded,
 )
+from hepgen.report.folder import write_json
 
 #: the ring of the demo and the tests: 8 Gaussians of σ = 0.1 on a circle of radius 2
 RING_SIGMA = 0.1
@@ -243,5 +243,5 @@ def gan_lab_figure(out_dir: str | Path, quick: bool = False, seed: int = 1, epoc
                "high_quality": good, "kl": kl, "js": js, "epochs": epochs, "wall_time_s": round(time.perf_counter() - start, 1),
                "settings": {**settings, "model": {k: list(v) if isinstance(v, tuple) else v
                                                   for k, v in settings["model"].items()}}}
-    (out / "gan_lab.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "gan_lab.json", summary)
     return summary
