@@ -150,3 +150,19 @@ def test_cli_refuses_the_issues_lattice_with_exit_2(tmp_path, capsys):
     assert code == 2 and "Traceback" not in err
     assert "needs about 1.25 TB" in err and "--batch-size" in err and "--L" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_sampler_exports_to_onnx_on_whole_configurations(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    model = Phi4Flow(L=4, m2=-4.0, lam=6.975, layers=2, channels=(4,))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    path = tmp_path / "phi4.onnx"
+    model.export(path, what="sample")  # was: an out-of-bounds index, the noise taken as (batch, L)
+    z = np.random.default_rng(0).standard_normal((7, 4, 4)).astype(np.float32)
+    phi, log_q = onnxruntime.InferenceSession(path.read_bytes()).run(None, {"z": z})
+    assert phi.shape == (7, 4, 4) and log_q.shape == (7,)
+    with torch.no_grad():  # the exported log q of each sample is the torch flow's density at that configuration
+        expected = model.log_prob_internal(torch.as_tensor(phi)).numpy()
+    np.testing.assert_allclose(log_q, expected, rtol=1e-4, atol=1e-3)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from hepgen.errors import ConfigError
+from hepgen.export import ExportGraph, GraphModule, Port, event_ports
 from hepgen.flows.distributions import StandardNormal
 from hepgen.flows.flow import FlowModel
 from hepgen.flows.transforms import (
@@ -50,6 +51,17 @@ def training_memory(L: int, batch_size: int, layers: int = 8, channels: Sequence
     outputs = 2 if kind == "affine" else 3 * int(bins) + 1
     per_site = int(layers) * (FLOATS_PER_CHANNEL * sum(int(c) for c in channels) + outputs + FLOATS_PER_SITE)
     return 4 * int(batch_size) * int(L) ** 2 * per_site
+
+
+class _LatticeSampleGraph(GraphModule):
+    """z (batch, L, L) standard normal noise -> (φ (batch, L, L), log q(φ) (batch,)): the flow's base is N(0, I)
+    on the L² sites in a flat vector, so the noise is flattened before and the field reshaped after the chain."""
+
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        m = self.model
+        flat = z.reshape(z.shape[0], -1)
+        phi, ladj_inv = m.transform.inverse(flat, None)
+        return phi.reshape(z.shape), m.base.log_prob(flat) - ladj_inv
 
 
 @register
@@ -113,6 +125,16 @@ class Phi4Flow(FlowModel):
         check_memory(need, f"phi4-flow training at L={self.L} ({self.L}x{self.L} sites, {self.layers} layers, channels "
                            f"{','.join(map(str, self.channels))}) with batch size {batch_size}",
                      "lower --batch-size or --L (or --layers, --channels)", device, available)
+
+    def export_graph(self, what: str) -> ExportGraph:
+        """ONNX graphs on whole configurations: ``sample`` z (batch, L, L) N(0, I) noise -> (φ, log q(φ)), the
+        flow's own q (not the Z₂-symmetrised proposal); ``log_prob``/``score`` φ (batch, L, L) -> log q(φ).
+        (The generic flow graph took the noise as (batch, L), the first axis of the event shape only.)"""
+        if what != "sample":
+            return super().export_graph(what)
+        ports = event_ports(self)
+        noise = Port("z", (self.L, self.L), "standard normal N(0, I) noise, one value per site")
+        return ExportGraph(_LatticeSampleGraph(self), [noise], [ports.x, ports.log_prob])
 
     # -- the density on configurations (L, L) ------------------------------------------------------------
     def log_prob_internal(self, u: Tensor, context: Tensor | None = None) -> Tensor:
