@@ -17,11 +17,11 @@ with the base draws z_m fixed per iteration (common random numbers: a smooth, de
 objective). The surrogate is trusted only near where it was trained (L-GSO, arXiv:2002.04632): each
 iteration samples designs uniformly in the trust box ψ ± ``trust``·(high − low) (one per shower with the
 calo simulator, else ``points`` designs of ``showers`` each; E uniform in the energy range), refreshes the
-flow on every simulated shower inside the box (the first iteration trains it from fresh weights, each later
-one continues from the last surrogate's weights and preprocessing — the engine's warm start — for fewer
-epochs), and takes Adam steps on ψ (in the unit box coordinates) until ψ reaches the edge of the inner box
-ψ ± ``margin``·``trust`` (it leaves the trusted region: refresh) or ``steps`` are done, with a step size
-proportional to the box.
+flow on every simulated shower inside the box (the first iteration trains it from fresh weights; each later
+one simulates ``refresh_showers`` per design and continues from the last surrogate's weights and
+preprocessing, the engine's warm start, for ``warm_epochs``), and takes Adam steps on ψ (in the unit box
+coordinates) until ψ reaches the edge of the inner box ψ ± ``margin``·``trust`` (it leaves the trusted
+region: refresh) or ``steps`` are done, with a step size proportional to the box.
 When an iteration moves ψ less than a quarter of the box, or turns back against the previous move (an
 overshot minimum), the box halves (refinement); the study stops after ``iterations``, below
 ``min_trust`` or when the next iteration would exceed ``budget`` simulated showers. ``showers_`` counts
@@ -201,7 +201,8 @@ class ResolutionObjective:
 
 #: the surrogate flow's options (``DesignStudy(surrogate=...)``, ``hepgen design --option``), checked before any
 #: simulation: the flow (its hyper-parameters) and its training by the engine. ``warm_epochs``: epochs of each refresh
-#: after the first, which continues from the previous surrogate's weights (default: half of ``epochs``);
+#: after the first, which continues from the previous surrogate's weights (default: ``epochs``; the design benchmark
+#: turned back with half as many on half the new showers);
 #: ``device``: the engine's (``auto``: a GPU when there is one).
 SURROGATE: dict[str, Option] = {
     "flow": Option("nsf", choices=("nsf", "maf")), "transforms": Option(3, low=1), "hidden": Option((64, 64), low=1),
@@ -229,7 +230,7 @@ def surrogate_settings(options: Mapping[str, Any] | None) -> tuple[type, dict[st
         defaults |= {k: SURROGATE[k].default for k in ("bins", "tail_bound")}
     train = {k: SURROGATE[k].default for k in _TRAINING} | train
     if train["warm_epochs"] is None:
-        train["warm_epochs"] = max(1, train["epochs"] // 2)
+        train["warm_epochs"] = train["epochs"]
     resolve_device(train["device"])  # an unknown or absent device is refused now, not after simulating
     return (NSF if kind == "nsf" else MAF), {**defaults, **given}, train
 
