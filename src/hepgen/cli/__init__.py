@@ -89,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hepgen", description="Generative models for particle physics: fit, sample, score and compare.",
         epilog="DATA arguments are path[:key] (uproot convention): events.h5:jets/features, tree.root:Events, "
-               "x.npy. Run 'hepgen COMMAND --help' for each command.")
+               "x.npy; a key may name columns (tree.root:events/a,b, sim.h5:truth/pt,eta). Flags mean the same on "
+               "every command: -o/--out (the main output), --report DIR, -q, --seed, --device, --option KEY=VALUE, "
+               "--weights, --context, --batch-size (training) and --block-size (I/O). Run 'hepgen COMMAND --help' "
+               "for each command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fit.add_parser(sub)
     sample.add_parser(sub)

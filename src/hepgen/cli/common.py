@@ -51,7 +51,7 @@ def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar and 
 
 def add_seed(parser: argparse.ArgumentParser, help: str = "seed of everything random (default 0)",
              default: Any = 0) -> None:
-    """``--seed N`` (an integer; ``fit`` reads it as text to check it with its other settings)."""
+    """``--seed N``: an integer seeding everything random the verb does."""
     parser.add_argument("--seed", type=int if default is not None else None, default=default, metavar="N", help=help)
 
 
