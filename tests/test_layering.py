@@ -44,7 +44,7 @@ LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     4: ("train", ("hepgen.train",)),
     5: ("models", ("hepgen.models", "hepgen.registry", "hepgen.export")),
     6: ("families", ("hepgen.density", "hepgen.gaussian", "hepgen.classifier", "hepgen.flows", "hepgen.autoencoders",
-                     "hepgen.gans")),
+                     "hepgen.gans", "hepgen.autoregressive")),
     7: ("evaluation", ("hepgen.evaluate",)),
     # above the evaluation layer: `compare` judges samples with its classifier test; nothing below imports report
     8: ("report", ("hepgen.report",)),
@@ -57,7 +57,7 @@ ENTRY = max(LAYERS)
 #: the package top level (``import hepgen``: lazy names) counts as the entry point, but is no prefix of the others
 TOP = "hepgen"
 #: families that must not import one another (the shared bases density.py and gaussian.py may be imported)
-FAMILIES = ("hepgen.flows", "hepgen.autoencoders", "hepgen.gans")
+FAMILIES = ("hepgen.flows", "hepgen.autoencoders", "hepgen.gans", "hepgen.autoregressive")
 #: pairs (importer prefix, imported prefix) forbidden although the importer's layer is higher
 FORBIDDEN = (("hepgen.report", "hepgen.train"),)
 #: known upward imports, each with its reason; the test fails when one is no longer needed, so the list only shrinks
@@ -187,7 +187,8 @@ def _loaded_after(statement: str) -> set[str]:
 
 
 ABOVE_MODELS = ("hepgen.flows", "hepgen.gans", "hepgen.autoencoders", "hepgen.gaussian", "hepgen.density",
-                "hepgen.report", "hepgen.demo", "hepgen.cli", "hepgen.calo", "hepgen.classifier", "hepgen.evaluate")
+                "hepgen.report", "hepgen.demo", "hepgen.cli", "hepgen.calo", "hepgen.classifier", "hepgen.autoregressive",
+                "hepgen.evaluate")
 APPLICATIONS = LAYERS[9][1]
 
 

@@ -35,6 +35,7 @@ _MODELS = {
     "classifier": "hepgen.classifier", "pivot": "hepgen.jets.taggers", "disco": "hepgen.jets.taggers",
     "phi4-flow": "hepgen.lattice.flow",
     "hypercube-flow": "hepgen.phasespace.flow",
+    "pixel-cnn": "hepgen.autoregressive.pixelcnn",
 }
 for _name, _module in _MODELS.items():
     _registry.REGISTRY.declare(_name, _module)
@@ -53,6 +54,7 @@ _LAZY = {
     "DenoisingAutoencoder": "hepgen.autoencoders", "VAE": "hepgen.autoencoders", "ConvVAE": "hepgen.autoencoders",
     "GAN": "hepgen.gans", "WGAN": "hepgen.gans", "WGANGP": "hepgen.gans", "CGAN": "hepgen.gans",
     "ConvGAN": "hepgen.gans", "CycleGAN": "hepgen.gans",
+    "PixelCNN": "hepgen.autoregressive",
     "Model": "hepgen.models", "DensityModel": "hepgen.density", "REGISTRY": "hepgen.registry", "load": "hepgen.models",
     "Engine": "hepgen.train.engine",
     "unfold": "hepgen.unfolding",

@@ -50,6 +50,11 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
         source = GroupSource(args.data, model.event_shape)
     else:
         source = open_by_names(args.data, feature_names(model), "features", **data_selection(args))
+        if tuple(source.event_shape) != tuple(model.event_shape):
+            shape = tuple(source.event_shape)
+            source.close()
+            raise DataError(f"{args.data}: events of shape {shape}, but the model in {args.run} was trained on events "
+                            f"of shape {tuple(model.event_shape)}")
     n = len(source)
     writer = BlockWriter(args.out, n)
     context = context_source(args.context, model, data=args.data)

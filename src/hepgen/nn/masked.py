@@ -198,3 +198,29 @@ class MADE(nn.Module):
             return torch.addmm(bias[rows].unsqueeze(1), weight[rows, :width], h.t()).t()
         rows = slice(feature * self.params, (feature + 1) * self.params)
         return F.linear(h, weight[rows, :width], bias[rows])
+
+
+class MaskedConv2d(nn.Conv2d):
+    """y = conv2d(pad(x), W ⊙ M) + b with a fixed binary kernel mask M: (kh, kw), and an explicit (possibly
+    asymmetric) zero padding (left, right, top, bottom), so that causal convolutions ("shifted" ones, whose
+    kernel covers only the rows above or the columns left of an output) keep the input's size.
+
+    The mask zeroes the weights and their gradients; it is a buffer, so it is saved with the weights.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mask: Tensor, padding: Sequence[int], bias: bool = True):
+        mask = torch.as_tensor(mask)
+        if mask.dim() != 2:
+            raise ValueError(f"a conv mask has shape (kh, kw), got {tuple(mask.shape)}")
+        super().__init__(in_channels, out_channels, tuple(mask.shape), padding=0, bias=bias)
+        self.pad = tuple(int(p) for p in padding)
+        if len(self.pad) != 4:
+            raise ValueError(f"padding is (left, right, top, bottom), got {self.pad}")
+        self.register_buffer("mask", mask.to(torch.get_default_dtype())[None, None])
+
+    def masked_weight(self) -> Tensor:
+        """W ⊙ M: (out_channels, in_channels, kh, kw)."""
+        return self.weight * self.mask
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(F.pad(x, self.pad), self.masked_weight(), self.bias)

@@ -77,6 +77,20 @@ def _check_context(model: Trainable, events: Events, names: dict[str, list[str]]
           described if isinstance(described, str) else "the context given")
 
 
+def _check_events(model: Trainable, events: Events, x: Any) -> None:
+    """A model's own check of its event values (``check_events(values (n, *event_shape), first_row, where)``, e.g. a
+    PixelCNN's non-negative intensities), chunk by chunk in the file's rows; before any training."""
+    check = getattr(model, "check_events", None)
+    if check is None or events is None:
+        return
+    described = describe(x)
+    if isinstance(described, Mapping):
+        described = described.get("spec")
+    where = described if isinstance(described, str) else "the data"
+    for start in range(0, len(events), 65536):
+        check(events.rows(start, min(start + 65536, len(events)))["x"], start, where)
+
+
 class _ShapeOnly:
     """What load_events checks a stream's events against: an event shape and a context size."""
 
@@ -206,6 +220,7 @@ class Inputs:
         labels = labels_for(model.cli_name, x, labels, declared)
         train, names = load_events(x, weights, context, model, stream=stream, memory_limit_mb=limit, labels=labels)
         _check_context(model, train, names, x, context)
+        _check_events(model, train, x)
         if val is not None:
             # columns named for the training file (weights, context, labels) are taken from the validation file too
             val_weights = weights if val_weights is None and is_column_name(weights) else val_weights
@@ -217,6 +232,7 @@ class Inputs:
             val_events, _ = load_events(val, val_weights, val_context, model, stream=stream, memory_limit_mb=limit,
                                         labels=val_labels)
             _check_context(model, val_events, names, val, val_context)
+            _check_events(model, val_events, val)
         elif self.settings.val_fraction > 0:
             train, val_events = self.split(train)
         else:
