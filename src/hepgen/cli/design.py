@@ -18,8 +18,8 @@ import argparse
 import sys
 from typing import Any
 
-from hepgen.cli.common import (add_deprecated, add_options, add_out, add_quiet, add_report, add_seed,
-                               check_report, check_writable)
+from hepgen.cli.common import (add_deprecated, add_device, add_options, add_out, add_quiet, add_report, add_seed,
+                               check_report, check_writable, resolve_device)
 from hepgen.errors import ConfigError
 from hepgen.options import Option, convert, parse_options, parse_range
 
@@ -39,7 +39,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--per-metre", default="0.01", metavar="COST", help="cost per metre of calorimeter depth")
     p.add_argument("--per-lead", default="0.0", metavar="COST", help="cost per 100 g/cm2 of lead")
     add_options(p, "a fixed simulator option (noise, max_spots, or a design parameter not optimised) or a surrogate "
-                   "option (flow, transforms, hidden, bins, batch_size, lr), repeatable")
+                   "option (flow, transforms, hidden, bins, tail_bound, warm_epochs, batch_size, lr), repeatable")
+    add_device(p, default=None, help="where the surrogate trains: auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--budget", metavar="N", help="most simulated showers")
     p.add_argument("--points", default="6", metavar="N", help="designs simulated per iteration")
     p.add_argument("--showers", default="1000", metavar="N", help="showers per design")
@@ -70,13 +71,6 @@ FLAGS: dict[str, Option] = {
     "steps": Option(60, low=1), "design_lr": Option(0.02, low=0, low_open=True), "epochs": Option(20, low=1),
     "measure": Option(0, low=0),
 }
-#: surrogate flow options (hepgen.calo.design's ``surrogate`` mapping) a --option may set
-SURROGATE: dict[str, Option] = {
-    "flow": Option("nsf", choices=("nsf", "maf")), "transforms": Option(3, low=1), "hidden": Option((64, 64), low=1),
-    "bins": Option(8, low=2), "tail_bound": Option(5.0, low=0, low_open=True), "batch_size": Option(256, low=1),
-    "lr": Option(2e-3, low=0, low_open=True),
-}
-
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
     """The numeric flags converted and checked (ConfigError naming the flag, e.g. ``--design-lr nan``)."""
@@ -94,6 +88,7 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
     import numpy as np
 
     from hepgen.calo.design import (
+        SURROGATE,
         CaloSimulator,
         DesignStudy,
         ResolutionObjective,
@@ -114,7 +109,11 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
     simulator_options = {"noise": calo_generator.OPTIONS["noise"], "max_spots": calo_generator.OPTIONS["max_spots"],
                          **{k: calo_generator.OPTIONS[k] for k in calo_generator.DESIGN if k not in optimised}}
     options = parse_options(args.option, {**simulator_options, **SURROGATE}, owner="'hepgen design calo'", fill=False)
-    surrogate = {k: options.pop(k) for k in list(options) if k in SURROGATE} | {"epochs": flags["epochs"]}
+    surrogate = {k: options.pop(k) for k in list(options) if k in SURROGATE}
+    surrogate.setdefault("epochs", flags["epochs"])
+    if args.device is not None:
+        resolve_device(args.device)  # a device this machine lacks is refused here, naming --device
+        surrogate["device"] = args.device
     noise = options.pop("noise", calo_generator.OPTIONS["noise"].default)
     max_spots = options.pop("max_spots", calo_generator.OPTIONS["max_spots"].default)
     fixed = options
