@@ -253,9 +253,12 @@ def _onnx_bytes(graph: ExportGraph, model: nn.Module, opset: int) -> bytes:
                               output_names=names_out, dynamic_axes=dynamic, do_constant_folding=True)
     except Exception as exc:  # noqa: BLE001 - the exporter's errors have no common type; each means "this graph cannot be written"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        why = ("a layer of this model uses an operation ONNX lacks; the ready-made flows, GANs and autoencoders export"
+               if isinstance(exc, torch.onnx.OnnxExporterError) else
+               "the model's own export graph failed while it was traced, not a missing ONNX operation: a bug in "
+               "hepgen, please report it")
         raise ConfigError(f"cannot export {graph.model_name} ({type(model).__name__}) --what {graph.what} to ONNX "
-                          f"opset {opset}: the exporter stopped with {type(exc).__name__}: {first} (a layer of this model uses "
-                          "an operation ONNX lacks; the ready-made flows, GANs and autoencoders export)") from None
+                          f"opset {opset}: the exporter stopped with {type(exc).__name__}: {first[:200]} ({why})") from None
     return buffer.getvalue()
 
 

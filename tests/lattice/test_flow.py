@@ -166,3 +166,15 @@ def test_the_sampler_exports_to_onnx_on_whole_configurations(tmp_path):
     with torch.no_grad():  # the exported log q of each sample is the torch flow's density at that configuration
         expected = model.log_prob_internal(torch.as_tensor(phi)).numpy()
     np.testing.assert_allclose(log_q, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_an_export_graph_that_fails_while_traced_is_not_blamed_on_onnx(tmp_path, monkeypatch):
+    from hepgen.flows.flow import FlowModel
+
+    model = Phi4Flow(L=4, layers=2, channels=(4,))
+    monkeypatch.setattr(Phi4Flow, "export_graph", FlowModel.export_graph)  # the generic graph: noise (batch, L)
+    with pytest.raises(ConfigError, match=r"out of DATA bounds.*failed while it was traced, not a missing ONNX "
+                                          r"operation") as info:
+        model.export(tmp_path / "x.onnx", what="sample")
+    assert "lacks" not in str(info.value)
+    assert not (tmp_path / "x.onnx").exists()
