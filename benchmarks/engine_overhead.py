@@ -14,8 +14,8 @@ The cost is CPU-seconds (``time.process_time``) with ``torch.set_num_threads(1)`
 is what counts (both measured in the same run, minutes apart at most), and the load average is recorded
 because the machine may be shared. Two ratios per case:
 
-    ratio             steady state: each side ``repeats`` times in this process after an untimed warm-up
-                      run, the least disturbed kept
+    ratio             steady state: each side ``repeats`` times (5; alternating) in this process after an
+                      untimed warm-up run, the least disturbed kept
     first_fit_ratio   each side once in a fresh interpreter (torch and hepgen imported beforehand, not
                       counted): what a script that trains once pays, first-call costs included. Building
                       the first torch optimiser imports torch._dynamo (about 1 CPU-second), in either loop.
@@ -176,11 +176,14 @@ def cold(name: str, side: str, quick: bool) -> float:
 
 
 def measure(name: str, case: dict, repeats: int, quick: bool, fresh_process: bool = True) -> dict:
-    """Both sides ``repeats`` times in this process (the best kept: steady state) and, with ``fresh_process``,
+    """Both sides ``repeats`` times in this process (the least disturbed kept: steady state) and, with ``fresh_process``,
     once each in a fresh interpreter (first-call costs included)."""
     run_once(case, "hepgen"), run_once(case, "plain")  # warm-up, not counted: first-call costs are apart
-    hepgen_s = min(run_once(case, "hepgen") for _ in range(repeats))
-    plain_s = min(run_once(case, "plain") for _ in range(repeats))
+    times: dict[str, list[float]] = {"hepgen": [], "plain": []}
+    for _ in range(repeats):  # alternating, so that both sides see the machine's load alike
+        for side in times:
+            times[side].append(run_once(case, side))
+    hepgen_s, plain_s = min(times["hepgen"]), min(times["plain"])
     out = {"events": case["n"], "epochs": case["epochs"], "batch_size": case["batch_size"], "lr": case["lr"],
            "hepgen_cpu_s": round(hepgen_s, 4), "plain_cpu_s": round(plain_s, 4),
            "ratio": round(ratio(hepgen_s, plain_s), 3)}
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    repeats = 1 if args.quick else 2
+    repeats = 1 if args.quick else 5
     load_before = os.getloadavg()
     results = {name: measure(name, case, repeats, args.quick) for name, case in cases(args.quick).items()
                if not args.only or name in args.only}
