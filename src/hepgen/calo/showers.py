@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from hepgen.errors import ConfigError, DataError
+from hepgen.options import excerpt
 
 LAYERS: dict[str, tuple[int, int]] = {"layer_0": (3, 96), "layer_1": (12, 12), "layer_2": (12, 6)}
 ENERGY = "energy"
@@ -156,10 +157,10 @@ def shower_model_from_data(cls: type, event_shape: Any, context: int, **params: 
     given = params.pop("shapes", None)
     if given is not None:
         if not isinstance(given, dict):
-            raise ConfigError(f"{cls.cli_name}: shapes must map each layer to [rows, cols], got {_excerpt(given)}")
+            raise ConfigError(f"{cls.cli_name}: shapes must map each layer to [rows, cols], got {excerpt(given)}")
         for name in sorted(set(given) | set(data)):
             if name not in data:
-                raise ConfigError(f"{cls.cli_name}: shapes names layer {_excerpt(name)}, which the training data does "
+                raise ConfigError(f"{cls.cli_name}: shapes names layer {excerpt(name)}, which the training data does "
                                   f"not hold (its layers: {', '.join(data)}); leave shapes out to take the data's")
             if name not in given:
                 raise ConfigError(f"{cls.cli_name}: shapes gives no shape for the training data's layer '{name}' "
@@ -169,15 +170,10 @@ def shower_model_from_data(cls: type, event_shape: Any, context: int, **params: 
             except (TypeError, ValueError):
                 want = None
             if want != data[name]:
-                raise ConfigError(f"{cls.cli_name}: shapes gives layer '{name}' the shape {_excerpt(given[name])}, "
+                raise ConfigError(f"{cls.cli_name}: shapes gives layer '{name}' the shape {excerpt(given[name])}, "
                                   f"but the training data's layer '{name}' is {list(data[name])}; leave shapes "
                                   "out to take the data's")
     return cls(shapes=data, context=context, **params)
-
-
-def _excerpt(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_training_energy(context: np.ndarray, names: Any, where: str, model: str) -> tuple[float, float]:
