@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from hepgen.autoregressive.levels import IntensityLevels
 from hepgen.density import DensityModel
 from hepgen.errors import ConfigError, DataError
-from hepgen.export import GraphModule, refusal
+from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
 from hepgen.models import Model, register
 from hepgen.nn.pixelcnn import GatedPixelCNN
 
@@ -179,9 +179,15 @@ class PixelCNN(DensityModel):
         """n images in the data's units by the sequential pass: (n, *shape); context (n, c) gives one per row."""
         return self.sample_and_log_prob(n, context)[0]
 
-    def _log_prob_graph(self, with_score: bool) -> nn.Module:
-        return _LogProbGraph(self, with_score)
-
-    def _sample_graph(self) -> nn.Module:
-        raise refusal(self, "sample", "its sampler is a sequential pass of H·W categorical draws, not a function of "
+    # -- ONNX export ---------------------------------------------------------------------------------------
+    def export_graph(self, what: str) -> ExportGraph:
+        """``log_prob`` x [, c] -> log P(level(x) | c); ``score`` x [, c] -> (log P, −log P); ``sample`` is refused
+        (a sequential pass of categorical draws)."""
+        if what == "sample":
+            raise refusal(self, what, "its sampler is a sequential pass of H·W categorical draws, not a function of "
                                       "N(0, I) noise; export --what log_prob or score")
+        ports = event_ports(self)
+        log_prob = Port("log_prob", (), f"log P of the image quantised to {self.levels} intensity levels (exact, <= 0; "
+                                        "negative or NaN intensities get level 0)")
+        outputs = [log_prob, Port("score", (), "−log P")] if what == "score" else [log_prob]
+        return ExportGraph(_LogProbGraph(self, what == "score"), [ports.x, *ports.context], outputs)
