@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from hepgen.calo.compare import compare_showers
-from hepgen.calo.flow import CaloFlow
+from hepgen.calo.caloflow import CaloFlow
 from hepgen.calo.gan import CaloGAN
-from hepgen.calo.showers import LAYERS, Showers, read_showers, write_showers
+from hepgen.calo.shower_layout import LAYERS, Showers, read_showers, write_showers
 from hepgen.data.generators import calo
 
 OUT = Path(__file__).parent / "results"

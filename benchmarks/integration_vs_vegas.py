@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from hepgen.files import atomic_write_text
 from hepgen.phasespace import HypercubeFlow, summarise
-from hepgen.phasespace.flow import binary_masks
+from hepgen.phasespace.hypercube_flow import binary_masks
 
 RESULTS = Path(__file__).with_name("results")
 QUANTILE = 0.999

@@ -31,10 +31,10 @@ _MODELS = {
     "vae": "hepgen.autoencoders.vae", "conv-vae": "hepgen.autoencoders.vae",
     "gan": "hepgen.gans.gan", "wgan": "hepgen.gans.gan", "wgan-gp": "hepgen.gans.gan", "cgan": "hepgen.gans.gan",
     "conv-gan": "hepgen.gans.gan", "cyclegan": "hepgen.gans.cyclegan",
-    "calo-gan": "hepgen.calo.gan", "calo-flow": "hepgen.calo.flow",
+    "calo-gan": "hepgen.calo.gan", "calo-flow": "hepgen.calo.caloflow",
     "classifier": "hepgen.classifier", "pivot": "hepgen.jets.taggers", "disco": "hepgen.jets.taggers",
-    "phi4-flow": "hepgen.lattice.flow",
-    "hypercube-flow": "hepgen.phasespace.flow",
+    "phi4-flow": "hepgen.lattice.phi4_flow",
+    "hypercube-flow": "hepgen.phasespace.hypercube_flow",
     "pixel-cnn": "hepgen.autoregressive.pixelcnn",
 }
 for _name, _module in _MODELS.items():
@@ -43,7 +43,7 @@ for _name, _module in _MODELS.items():
 #: public name -> the module that defines it
 _LAZY = {
     "Phi4Flow": "hepgen.lattice",
-    "CaloGAN": "hepgen.calo.gan", "CaloFlow": "hepgen.calo.flow",
+    "CaloGAN": "hepgen.calo.gan", "CaloFlow": "hepgen.calo.caloflow",
     "DesignStudy": "hepgen.calo.design", "optimise_design": "hepgen.calo.design",
     "HypercubeFlow": "hepgen.phasespace",
     "make_target": "hepgen.targets",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hepgen.calo.compare import compare_showers
-from hepgen.calo.showers import read_showers, write_showers
+from hepgen.calo.shower_layout import read_showers, write_showers
 from hepgen.cli import main
 from hepgen.data.generators import calo
 
@@ -56,7 +56,7 @@ def test_a_file_of_another_layout_is_a_clear_error(tmp_path, capsys):
 
 def _showers(n, rng, scale=1.0):
     """Synthetic showers of the simulator's layout: exponential cells [MeV] (a layer sum is a gamma variate)."""
-    from hepgen.calo.showers import LAYERS, Showers
+    from hepgen.calo.shower_layout import LAYERS, Showers
 
     return Showers({k: scale * rng.exponential(1.0, size=(n, *shape)) for k, shape in LAYERS.items()},
                    rng.uniform(1, 100, n))
@@ -106,7 +106,7 @@ def test_too_few_showers_give_null_errors_with_a_note():
 
 
 def test_cli_shower_weights_from_the_file_and_bad_weights_exit_2_writing_nothing(tmp_path, capsys):
-    from hepgen.calo.showers import write_showers
+    from hepgen.calo.shower_layout import write_showers
     from hepgen.data import io
 
     rng = np.random.default_rng(8)

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import hepgen
-from hepgen.calo.flow import CaloFlow
+from hepgen.calo.caloflow import CaloFlow
 from hepgen.calo.gan import CaloGAN
-from hepgen.calo.showers import LAYERS, read_showers
+from hepgen.calo.shower_layout import LAYERS, read_showers
 from hepgen.data.generators import calo
-from hepgen.metrics.showers import shower_features
+from hepgen.metrics.shower_observables import shower_features
 
 
 @pytest.fixture(scope="module")

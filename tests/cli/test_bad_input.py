@@ -446,7 +446,7 @@ CASES["design_calo_per_metre_inf"] = _design_case(["--per-metre", "inf"], ["--pe
 
 @case
 def calo_training_file_with_a_negative_incident_energy(tmp, runs):
-    from hepgen.calo.showers import LAYERS, write_showers
+    from hepgen.calo.shower_layout import LAYERS, write_showers
     from hepgen.data.generators import calo
 
     sim = calo.generate(40, seed=2, energy_min=10.0, energy_max=40.0)

@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hepgen.calo.showers import LAYERS, write_showers
+from hepgen.calo.shower_layout import LAYERS, write_showers
 from hepgen.data.generators import calo
 from tests.helpers import run_cli_for_error
 

@@ -10,7 +10,7 @@ import pytest
 
 from hepgen.cli import main
 from hepgen.data.generators import get_generator, jets
-from hepgen.data.generators.toys import resolve_workers, usable_cores
+from hepgen.data.generators.shared import resolve_workers, usable_cores
 from hepgen.errors import ConfigError
 
 HAVE_PYTHIA = sys.platform != "win32"  # pythia8mc and fastjet are dependencies everywhere else

@@ -191,14 +191,14 @@ def test_unknown_protocol_is_a_config_error(rng):
 def test_the_classifier_test_moved_to_the_evaluation_layer_and_its_old_spellings_say_where():
     """metrics are pure functions of arrays: the C2ST (it trains a classifier) is hepgen.evaluate's now."""
     import hepgen.metrics
-    import hepgen.metrics.showers
+    import hepgen.metrics.shower_observables
     import hepgen.metrics.two_sample
     from hepgen import evaluate
     from hepgen.evaluate import calochallenge
 
     for module, name, home in ((hepgen.metrics, "c2st_auc", evaluate), (hepgen.metrics, "c2st_scores", evaluate),
                                (hepgen.metrics.two_sample, "c2st_auc", evaluate),
-                               (hepgen.metrics.showers, "classifier_auc", calochallenge)):
+                               (hepgen.metrics.shower_observables, "classifier_auc", calochallenge)):
         assert name not in getattr(module, "__all__", ()) and callable(getattr(home, name))
         with pytest.raises(AttributeError, match=f"{module.__name__}.{name} moved to {home.__name__}.{name}"):
             getattr(module, name)

@@ -10,7 +10,7 @@ from scipy.spatial.distance import jensenshannon
 
 import hepgen
 from hepgen.calo.compare import compare_showers
-from hepgen.calo.showers import LAYERS, Showers
+from hepgen.calo.shower_layout import LAYERS, Showers
 from hepgen.data.generators import smear
 from hepgen.metrics.decorrelation import efficiency_threshold, mass_sculpting, sculpting_edges
 from hepgen.report.compare import compare

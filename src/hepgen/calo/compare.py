@@ -1,6 +1,6 @@
 """``hepgen compare`` for showers: CaloChallenge-style evaluation of a candidate against a reference sample.
 
-    features    :func:`hepgen.metrics.showers.shower_features` per shower; per feature the numbers ``compare``
+    features    :func:`hepgen.metrics.shower_observables.shower_features` per shower; per feature the numbers ``compare``
                 gives a feature (:func:`hepgen.report.compare.feature_metrics`: W1 and W1/σ_ref, χ²/ndf, KL,
                 JS, each with its bootstrap error) and the weighted means
     classifier  the CaloChallenge DNN's test AUC on high-level features and on normalised cells
@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from hepgen.calo.showers import Showers, read_showers
+from hepgen.calo.shower_layout import Showers, read_showers
 from hepgen.errors import DataError
 from hepgen.metrics._checks import as_weights
 from hepgen.metrics.bootstrap import MIN_EVENTS
 from hepgen.evaluate.calochallenge import classifier_auc
-from hepgen.metrics.showers import (
+from hepgen.metrics.shower_observables import (
     classifier_inputs,
     response_in_bins,
     shower_features,
@@ -61,7 +61,7 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
                     threshold: float = 0.0, seed: int = 0, ref_weights: Any = None, cand_weights: Any = None,
                     n_bootstrap: int = 20, bins: int = 50, max_events: int = 20_000, classifier: bool = True,
                     title: str = "") -> dict[str, Any]:
-    """Compare shower samples (files ``path[:group]`` or :class:`~hepgen.calo.showers.Showers`); returns the metrics.
+    """Compare shower samples (files ``path[:group]`` or :class:`~hepgen.calo.shower_layout.Showers`); returns the metrics.
 
     ``ref_weights``/``cand_weights``: (n,) per-shower weights. ``n_bootstrap``, ``bins``, ``max_events``: the
     per-feature metrics and their bootstrap errors, as in :func:`hepgen.report.compare.compare`.
@@ -112,7 +112,7 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
         return result
     from hepgen.report.compare import feature_table
     from hepgen.report.html import Page, Table
-    from hepgen.report.showers import plot_feature_in_energy_bins, plot_response
+    from hepgen.report.shower_plots import plot_feature_in_energy_bins, plot_response
 
     with ReportFolder(report_dir) as report:
         plot_response(rb, cb, report.figure_path("response.png"))

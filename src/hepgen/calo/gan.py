@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from hepgen.calo.showers import IncidentEnergyChecks, layer_shapes, shower_model_from_data
+from hepgen.calo.shower_layout import IncidentEnergyChecks, layer_shapes, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic

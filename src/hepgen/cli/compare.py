@@ -87,7 +87,7 @@ def read_samples(args: argparse.Namespace) -> tuple[Any, Any, list[str] | None, 
 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     check_writable(args.out, "-o")
-    from hepgen.calo.showers import is_shower_file
+    from hepgen.calo.shower_layout import is_shower_file
     from hepgen.report.compare import compare
 
     check_report(args.report)
@@ -125,7 +125,7 @@ def _finish(args: argparse.Namespace) -> None:
 def _shower_weights(value: str | None, spec: str) -> Any:
     """Per-shower weights: a dataset of the shower file (``--ref-weights weight``, beside the layers or at
     the top level) or FILE:KEY."""
-    from hepgen.calo.showers import find_layout
+    from hepgen.calo.shower_layout import find_layout
     from hepgen.data import io
     from hepgen.data.sources import is_column_name
 

@@ -70,7 +70,7 @@ def cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
     import numpy as np
 
     from hepgen.data.generators import file_attributes, get_generator
-    from hepgen.data.generators.toys import progress_enabled
+    from hepgen.progress import progress_enabled
 
     generator = get_generator(args.name)
     # every option converted and checked against the generator's schema before anything is simulated

@@ -129,7 +129,7 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
                         surrogate=surrogate, seed=args.seed, verbose=not args.quiet)
     if args.data:
         from hepgen.calo.design import shower_features
-        from hepgen.calo.showers import read_showers
+        from hepgen.calo.shower_layout import read_showers
         from hepgen.data import io
         from hepgen.errors import DataError
 

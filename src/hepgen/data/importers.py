@@ -52,7 +52,8 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.generators import jet_features as jf
-from hepgen.data.generators.toys import resolve_workers, show_progress
+from hepgen.data.generators.shared import resolve_workers
+from hepgen.progress import show_progress
 from hepgen.errors import ConfigError, DataError
 from hepgen.files import atomic_path
 from hepgen.options import Option, check_options

@@ -6,7 +6,7 @@ epochs) separates reference (label 1) from candidate (label 0) showers on a seed
 train / validation / test split; the epoch with the lowest validation loss is kept and the AUC is measured
 on the test part, with its Hanley–McNeil error. It is :func:`hepgen.evaluate.two_sample.held_out_scores`
 with ``split`` and the network's settings. Its inputs, high-level features or normalised cells, come from
-:func:`hepgen.metrics.showers.classifier_inputs`. The floor of the AUC is that of the reference against an
+:func:`hepgen.metrics.shower_observables.classifier_inputs`. The floor of the AUC is that of the reference against an
 independent sample of itself.
 """
 

@@ -5,7 +5,7 @@ transforms). Building blocks: :mod:`hepgen.flows.transforms`, :mod:`hepgen.flows
 """
 
 from hepgen.flows.distributions import DiagonalGaussian, StandardNormal
-from hepgen.flows.flow import Flow, FlowModel
+from hepgen.flows.model import Flow, FlowModel
 from hepgen.flows.zoo import IAF, MAF, NSF, RealNVP
 
 __all__ = ["IAF", "MAF", "NSF", "DiagonalGaussian", "Flow", "FlowModel", "RealNVP", "StandardNormal"]

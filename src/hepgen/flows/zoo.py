@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import StandardNormal
-from hepgen.flows.flow import FlowModel
+from hepgen.flows.model import FlowModel
 from hepgen.flows.transforms.autoregressive import affine_autoregressive, spline_autoregressive
 from hepgen.flows.transforms.base import Inverse, Transform
 from hepgen.flows.transforms.coupling import affine_coupling, alternating_mask, spline_coupling

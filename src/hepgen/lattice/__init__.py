@@ -6,7 +6,7 @@ runs an independence Metropolis–Hastings chain on its proposals, :mod:`hepgen.
 ⟨|M|⟩, χ₂, the Ising energy and the pole mass with jackknife errors.
 """
 
-from hepgen.lattice.flow import Phi4Flow
+from hepgen.lattice.phi4_flow import Phi4Flow
 from hepgen.lattice.mcmc import (
            flow_mcmc,
            metropolis_chain,

@@ -9,7 +9,7 @@ from __future__ import annotations
 MOVED: dict[str, dict[str, str]] = {
     "hepgen.metrics": {"c2st_auc": "hepgen.evaluate", "c2st_scores": "hepgen.evaluate"},
     "hepgen.metrics.two_sample": {"c2st_auc": "hepgen.evaluate", "c2st_scores": "hepgen.evaluate"},
-    "hepgen.metrics.showers": {"classifier_auc": "hepgen.evaluate.calochallenge"},
+    "hepgen.metrics.shower_observables": {"classifier_auc": "hepgen.evaluate.calochallenge"},
 }
 
 

@@ -5,7 +5,7 @@ integrand of :mod:`hepgen.targets`; :meth:`~HypercubeFlow.integrate` gives ∫f 
 ``hepgen sample RUN -n N --unweighted`` unweighted events (:func:`unweight`, with its max-weight caveat).
 """
 
-from hepgen.phasespace.flow import CentredUniform, HypercubeFlow
+from hepgen.phasespace.hypercube_flow import CentredUniform, HypercubeFlow
 from hepgen.phasespace.integration import summarise, unweight, unweighting_efficiency
 
 __all__ = ["CentredUniform", "HypercubeFlow", "summarise", "unweight", "unweighting_efficiency"]

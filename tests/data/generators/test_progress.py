@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hepgen.cli import main
-from hepgen.data.generators.toys import progress_enabled, show_progress
+from hepgen.progress import progress_enabled, show_progress
 
 CASES = {
     "phi4": (["L=4", "therm=3", "thin=2", "chains=2"], 4, "phi4 HMC"),

@@ -172,12 +172,3 @@ def test_registry_finds_the_module_and_options_table_is_well_formed():
         assert option.default is None or isinstance(option.default, option.type)
     for name in toys.NAMES:
         assert name in toys.__doc__
-
-
-def test_check_options_and_split_counts():
-    spec = {"a": (int, 1, "a"), "b": (float, 0.5, "b"), "c": (bool, False, "c")}
-    assert toys.check_options({"c": "true", "a": "4"}, spec, "t") == {"a": 4, "b": 0.5, "c": True}
-    with pytest.raises(ConfigError, match="'a'"):
-        toys.check_options({"a": "1.5"}, spec, "t")
-    assert toys.split_counts(10, 4) == [3, 3, 2, 2]
-    assert sum(toys.split_counts(7, 3)) == 7

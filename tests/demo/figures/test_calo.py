@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from hepgen.calo.showers import LAYERS, Showers
+from hepgen.calo.shower_layout import LAYERS, Showers
 from hepgen.demo.figures.calo import (
     calo_panel,
     mean_image_figure,

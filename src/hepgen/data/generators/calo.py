@@ -88,7 +88,7 @@ from typing import Any
 
 import numpy as np
 
-from hepgen.data.generators.toys import (
+from hepgen.data.generators.shared import (
     check_choice,
     check_options,
     check_range,

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from hepgen.data.generators import jet_features as jf
-from hepgen.data.generators.toys import check_options, resolve_workers
+from hepgen.data.generators.shared import check_options, resolve_workers
 from hepgen.errors import ConfigError, DataError
 from hepgen.options import Option
 from hepgen.progress import progress_bar

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from hepgen.data.generators.toys import check_options, check_range, parallel_map, resolve_workers, split_counts
+from hepgen.data.generators.shared import check_options, check_range, parallel_map, resolve_workers, split_counts
 from hepgen.errors import ConfigError, DataError
 from hepgen.options import Option
 from hepgen.metrics.sampling import integrated_autocorrelation_time

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
-from hepgen.data.generators.toys import check_options, check_range
+from hepgen.data.generators.shared import check_options, check_range
 from hepgen.errors import ConfigError
 from hepgen.options import Option
 

@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from hepgen.calo.showers import LAYERS, Showers
+from hepgen.calo.shower_layout import LAYERS, Showers
 from hepgen.errors import DataError
 from hepgen.report.folder import write_json
 
@@ -110,10 +110,10 @@ def calo_panel(out_dir: str | Path, quick: bool = True, seed: int = 0) -> dict[s
     ...numbers}`` and writes ``showers.json`` beside the figure."""
     import torch
 
-    from hepgen.calo.flow import CaloFlow
+    from hepgen.calo.caloflow import CaloFlow
     from hepgen.calo.gan import CaloGAN
     from hepgen.data.generators import calo
-    from hepgen.metrics.showers import shower_features
+    from hepgen.metrics.shower_observables import shower_features
 
     out = Path(out_dir)
     n_train, n_test = (600, 300) if quick else (5000, 2000)

@@ -50,7 +50,7 @@ def plot_response(ref: Mapping[str, np.ndarray], cand: Mapping[str, np.ndarray],
                   ref_label: str = "reference", cand_label: str = "candidate") -> Path:
     """Mean response E_dep/E_inc (top) and resolution σ/E (bottom) against E_inc, both samples on one plot.
 
-    ``ref``, ``cand``: :func:`hepgen.metrics.showers.response_in_bins` results.
+    ``ref``, ``cand``: :func:`hepgen.metrics.shower_observables.response_in_bins` results.
     """
     with matplotlib.style.context(STYLE):
         fig = Figure(figsize=(7, 8), layout="constrained")

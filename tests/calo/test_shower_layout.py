@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hepgen.calo.showers import (
+from hepgen.calo.shower_layout import (
     LAYERS,
     find_layout,
     is_shower_file,
@@ -110,7 +110,7 @@ def test_fit_on_the_wrong_data_exits_2_and_writes_no_run(good, tmp_path, capsys,
 
 # -- incident energies: physical everywhere, and the training range --------------------------------------------------
 def test_training_energies_must_be_positive_naming_the_file_column_and_row():
-    from hepgen.calo.showers import check_training_energy
+    from hepgen.calo.shower_layout import check_training_energy
 
     context = np.array([[10.0], [20.0], [-20.0], [0.0]])
     with pytest.raises(DataError, match=r"sim\.h5: column 'E_inc' .* is -20 at row 2; calo-gan"):
@@ -124,7 +124,7 @@ def test_training_energies_must_be_positive_naming_the_file_column_and_row():
 def test_generation_energies_physical_and_within_a_factor_of_the_training_range():
     import torch
 
-    from hepgen.calo.showers import EXTRAPOLATION_FACTOR, check_incident_energy
+    from hepgen.calo.shower_layout import EXTRAPOLATION_FACTOR, check_incident_energy
     from hepgen.errors import ConfigError
 
     for bad in (-5.0, 0.0, float("nan"), float("inf")):
@@ -146,7 +146,7 @@ def test_generation_energies_physical_and_within_a_factor_of_the_training_range(
 
 
 def test_the_shapes_hyper_parameter_is_accepted_when_it_is_the_datas():
-    from hepgen.calo.flow import CaloFlow
+    from hepgen.calo.caloflow import CaloFlow
     from hepgen.calo.gan import CaloGAN
     from hepgen.errors import ConfigError
 

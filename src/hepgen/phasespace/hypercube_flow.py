@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from hepgen.errors import ConfigError
-from hepgen.flows.flow import FlowModel
+from hepgen.flows.model import FlowModel
 from hepgen.flows.transforms import spline_coupling
 from hepgen.models import register
 from hepgen.nn.rng import seeded

@@ -95,7 +95,7 @@ def test_cli_fits_an_integrand_and_writes_unweighted_events(tmp_path, capsys):
 
 @pytest.mark.parametrize("d", [2, 3, 4, 5, 8, 16])
 def test_binary_masks_condition_every_dimension_on_every_other(d):
-    from hepgen.phasespace.flow import binary_masks
+    from hepgen.phasespace.hypercube_flow import binary_masks
 
     masks = binary_masks(d)
     assert len(masks) == 2 * math.ceil(math.log2(d))
@@ -221,7 +221,7 @@ def test_seeded_integration_and_unweighting_leave_the_callers_rng_alone():
 
 
 def test_coupling_parameters_and_memory_estimate_without_building_the_flow():
-    from hepgen.phasespace.flow import coupling_parameters, training_memory
+    from hepgen.phasespace.hypercube_flow import coupling_parameters, training_memory
     from hepgen.train.resources import check_memory
 
     for dims, hidden, bins in ((2, (32,), 8), (7, (8, 4), 4), (100, (64, 64), 16)):

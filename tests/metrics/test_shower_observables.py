@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hepgen.errors import DataError
-from hepgen.metrics.showers import (
+from hepgen.metrics.shower_observables import (
     cell_centres,
     classifier_inputs,
     response_in_bins,
@@ -122,3 +122,15 @@ def test_bad_showers_are_named():
         shower_features([layers[0], layers[1][:3], layers[2]], energy)
     with pytest.raises(DataError, match="row 2"):
         shower_features(layers, np.where(np.arange(7) == 2, -1.0, energy))
+
+
+def test_the_old_module_name_still_works_with_a_deprecation_warning():
+    import importlib
+    import sys
+
+    import hepgen.metrics.shower_observables as observables
+
+    sys.modules.pop("hepgen.metrics.showers", None)
+    with pytest.warns(DeprecationWarning, match="hepgen.metrics.shower_observables"):
+        old = importlib.import_module("hepgen.metrics.showers")
+    assert old.shower_features is observables.shower_features and set(old.__all__) == set(observables.__all__)

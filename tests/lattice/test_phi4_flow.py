@@ -115,7 +115,7 @@ def test_mh_chain_is_exact_on_a_tiny_lattice_against_brute_force_quadrature():
 
 
 def test_the_memory_estimate_refuses_a_lattice_that_cannot_fit_without_building_it():
-    from hepgen.lattice.flow import training_memory
+    from hepgen.lattice.phi4_flow import training_memory
     from hepgen.train.resources import check_memory
 
     # the run: L = 4096, batch 16, the default 8 layers of channels (16, 16): activations of
@@ -169,7 +169,7 @@ def test_the_sampler_exports_to_onnx_on_whole_configurations(tmp_path):
 
 
 def test_an_export_graph_that_fails_while_traced_is_not_blamed_on_onnx(tmp_path, monkeypatch):
-    from hepgen.flows.flow import FlowModel
+    from hepgen.flows.model import FlowModel
 
     model = Phi4Flow(L=4, layers=2, channels=(4,))
     monkeypatch.setattr(Phi4Flow, "export_graph", FlowModel.export_graph)  # the generic graph: noise (batch, L)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from hepgen.calo.gan import energy_condition
-from hepgen.calo.showers import IncidentEnergyChecks, layer_shapes, shower_model_from_data
+from hepgen.calo.shower_layout import IncidentEnergyChecks, layer_shapes, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import StandardNormal
 from hepgen.flows.transforms.autoregressive import spline_autoregressive

@@ -25,7 +25,7 @@ from torch import Tensor
 from hepgen.errors import ConfigError
 from hepgen.export import ExportGraph, GraphModule, Port, event_ports
 from hepgen.flows.distributions import StandardNormal
-from hepgen.flows.flow import FlowModel
+from hepgen.flows.model import FlowModel
 from hepgen.flows.transforms import (
     AffineTransformer,
     ConvCoupling,
