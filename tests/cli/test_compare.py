@@ -78,3 +78,23 @@ def test_compare_takes_the_weight_column_by_name_and_matches_features_by_name(fl
     assert summary["c2st"] == api["c2st"] and summary["fpd"] == api["fpd"]
     assert summary["n_eff"]["ref"] == pytest.approx(w.astype(float).sum() ** 2 / (w.astype(float) ** 2).sum())
     assert summary["title"].index("flat.root") < summary["title"].index("gen.h5")  # REF first
+
+
+def test_each_file_is_opened_once_and_an_extra_candidate_column_may_hold_nan(files, tmp_path, capsys, monkeypatch):
+    """#19: the data layer opens a DATA argument once (features, weights and units together); a NaN in a
+    candidate column that is not compared does not stop the comparison, one in a compared column does."""
+    tmp, ref, cand, w = files
+    opened = []
+    real = io.open_source
+    monkeypatch.setattr(io, "open_source", lambda spec, *a, **k: opened.append(str(spec)) or real(spec, *a, **k))
+    code, out, err = run_cli(capsys, "compare", tmp / "ref.h5", tmp / "cand.csv", "--cand-weights", "w", "-q")
+    assert code == 0, err
+    assert sorted(opened) == sorted([str(tmp / "ref.h5"), str(tmp / "cand.csv")])
+    table = np.column_stack([cand[:, 1], w, cand[:, 0], np.full(250, np.nan)])
+    io.write(tmp_path / "nan_extra.csv", table, columns=["eta", "w", "pt", "extra"])
+    code, out, err = run_cli(capsys, "compare", tmp / "ref.h5", tmp_path / "nan_extra.csv", "--cand-weights", "w", "-q")
+    assert code == 0, err
+    table[7, 2] = np.nan
+    io.write(tmp_path / "nan_pt.csv", table, columns=["eta", "w", "pt", "extra"])
+    code, out, err = run_cli(capsys, "compare", tmp / "ref.h5", tmp_path / "nan_pt.csv", "--cand-weights", "w", "-q")
+    assert code == 2 and "row 7" in err and "pt" in err and "Traceback" not in err

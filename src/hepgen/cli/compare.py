@@ -43,46 +43,63 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return compare
 
 
-def _weights(value: str | None, data: str) -> tuple[Any, list[str]]:
-    """(weights (n,) float64 or None, the column of ``data`` they came from, to leave out of the features)."""
-    from hepgen.data import io
+def _weight_column(value: str | None) -> str | None:
+    """The column name of a ``--ref-weights``/``--cand-weights`` value, or None (absent, or FILE:KEY)."""
     from hepgen.data.sources import is_column_name
 
-    if value is None:
-        return None, []
-    if is_column_name(value):
-        return io.read_column(data, value.strip()), [value.strip()]
-    return io.read_column(value), []
+    return value.strip() if value is not None and is_column_name(value) else None
 
 
-def read_samples(args: argparse.Namespace) -> tuple[Any, Any, list[str] | None, Any, Any]:
-    """REF and CAND events with their features matched by name, and their weights."""
+def _features_and_weights(table: Any, value: str | None) -> tuple[Any, list[str] | None, Any]:
+    """(features, their names, weights (n,) float64 or None) of a table read once: a weight column of the
+    table is set apart from the features; FILE:KEY weights are read from their own file."""
+    import numpy as np
+
     from hepgen.data import io
 
-    rw, ref_drop = _weights(args.ref_weights, args.ref)
-    cw, cand_drop = _weights(args.cand_weights, args.cand)
+    if value is None:
+        return table.data, table.columns, None
+    name = _weight_column(value)
+    if name is None:
+        return table.data, table.columns, np.asarray(io.read_column(value), dtype=np.float64)
+    weights = np.asarray(table.column(name), dtype=np.float64)
+    keep = [i for i, c in enumerate(table.columns) if c != name]
+    return table.data[..., keep], [table.columns[i] for i in keep], weights
+
+
+def read_samples(args: argparse.Namespace) -> tuple[Any, Any, list[str] | None, Any, Any, dict[str, str]]:
+    """REF and CAND events with their features matched by name, their weights and REF's units: each file is
+    opened once (its weight column read with its features)."""
+    from hepgen.data import io
+    from hepgen.data.formats.messages import check_finite
+
     selection = data_selection(args)
-    selection["exclude"] = list(selection["exclude"]) + [c for c in ref_drop if c not in selection["exclude"]]
-    ref = io.read(args.ref, **selection)
-    if ref.columns is not None:
-        with io.open_source(args.cand, jagged_length=selection["jagged_length"]) as probe:
-            cand_columns = probe.columns
-        if cand_columns is not None:
-            missing = [c for c in ref.columns if c not in cand_columns]
-            if missing:
-                raise DataError(f"{args.cand} has no column '{missing[0]}' of {args.ref} (its columns: "
-                                f"{', '.join(cand_columns)}); compare needs the same features in both samples "
-                                "(choose them with --columns/--exclude)")
-            cand = io.read(args.cand, columns=[c for c in ref.columns if c not in cand_drop],
-                           jagged_length=selection["jagged_length"])
-        else:
-            cand = io.read(args.cand, jagged_length=selection["jagged_length"])
-    else:
-        cand = io.read(args.cand, exclude=cand_drop, jagged_length=selection["jagged_length"])
-    if ref.data.shape[1:] != cand.data.shape[1:]:
-        raise DataError(f"{args.ref} has events of shape {ref.data.shape[1:]} but {args.cand} has "
-                        f"{cand.data.shape[1:]}; compare needs the same features")
-    return ref.data, cand.data, ref.columns or cand.columns, rw, cw
+    ref_weight = _weight_column(args.ref_weights)
+    if ref_weight is not None:
+        if selection["columns"] is not None and ref_weight not in selection["columns"]:
+            selection["columns"] = list(selection["columns"]) + [ref_weight]
+        selection["exclude"] = [c for c in selection["exclude"] if c != ref_weight]
+    ref_table = io.read(args.ref, **selection)
+    ref, names, rw = _features_and_weights(ref_table, args.ref_weights)
+    # CAND whole, once; its columns that REF lacks are not compared, so only the compared ones must be finite
+    cand_table = io.read(args.cand, jagged_length=selection["jagged_length"], check_finite=False)
+    cand, cand_names, cw = _features_and_weights(cand_table, args.cand_weights)
+    if names is not None and cand_names is not None:
+        missing = [c for c in names if c not in cand_names]
+        if missing:
+            raise DataError(f"{args.cand} has no column '{missing[0]}' of {args.ref} (its columns: "
+                            f"{', '.join(cand_names)}); compare needs the same features in both samples "
+                            "(choose them with --columns/--exclude)")
+        cand = cand[..., [cand_names.index(c) for c in names]]
+    check_finite(cand, cand_table.source, names if names is not None else cand_names)
+    if cw is not None:
+        check_finite(cw, f"{cand_table.source} (weights {args.cand_weights})")
+    if ref.shape[1:] != cand.shape[1:]:
+        raise DataError(f"{args.ref} has events of shape {ref.shape[1:]} but {args.cand} has "
+                        f"{cand.shape[1:]}; compare needs the same features")
+    names = names or cand_names
+    units = {n: ref_table.units[n] for n in names or () if n in ref_table.units}
+    return ref, cand, names, rw, cw, units
 
 
 def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
@@ -102,7 +119,7 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
                                allow_nan=False), args.out)
         _finish(args)
         return 0
-    ref, cand, names, rw, cw = read_samples(args)
+    ref, cand, names, rw, cw, units = read_samples(args)
     with progress_bar(0, "compare", args.quiet, unit="steps") as bar:
         def progress(done: int, total: int, what: str) -> None:
             bar.total = total
@@ -111,7 +128,7 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
 
         result = compare(ref, cand, names=names, ref_weights=rw, cand_weights=cw, report_dir=args.report,
                          seed=args.seed, title=f"{args.ref} (reference) vs {args.cand} (candidate)",
-                         protocol=args.protocol, progress=progress, units=_units(args.ref, names))
+                         protocol=args.protocol, progress=progress, units=units)
     emit_result(json.dumps(_summary(result), indent=2, allow_nan=False), args.out)
     _finish(args)
     return 0
@@ -144,14 +161,6 @@ def _shower_weights(value: str | None, spec: str) -> Any:
             return io.read_column(f"{path}:{key}")
     raise DataError(f"{path}: no weight dataset '{value.strip()}'{f' in {group}/ or' if group else ''} at the top "
                     f"level (it has {', '.join(sorted(keys))})")
-
-
-def _units(spec: str, names: Any) -> dict[str, str]:
-    """Units of REF's columns recorded in the file (``hepgen data`` writes them) for the figures' axes."""
-    from hepgen.data.io import column_units
-
-    units = column_units(spec)
-    return {n: units[n] for n in names or () if n in units}
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
