@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -56,6 +57,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+#: old name -> new name of the label hooks a family may define
+_OLD_LABEL_NAMES = {"target_columns": "label_columns", "target_keywords": "label_keywords",
+                    "target_columns_for": "label_columns_for", "check_targets": "check_labels"}
 
 
 class Model(nn.Module):
@@ -207,6 +213,32 @@ class Model(nn.Module):
     #: keyword arguments of ``fit`` that give the label columns as arrays, in the order of
     #: :meth:`label_columns` (a tagger's ``labels=``, ``nuisance=``)
     label_keywords: tuple[str, ...] = ()
+    #: True for a family written with the old names of the label hooks (``target_columns`` ...): it reads
+    #: ``batch["targets"]``, which the engine then hands over beside ``batch["labels"]``
+    legacy_targets: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A family still defining the label hooks under their old names (before "targets" meant only
+        the integrands and actions) keeps working: each old name also serves as the new one, with a warning."""
+        super().__init_subclass__(**kwargs)
+        old = [name for name in _OLD_LABEL_NAMES if name in vars(cls)]
+        if old:
+            warnings.warn(f"{cls.__name__} defines {', '.join(old)}: the training columns are now labels "
+                          f"({', '.join(_OLD_LABEL_NAMES[n] for n in old)}, batch['labels'])", DeprecationWarning,
+                          stacklevel=2)
+            for name in old:
+                if _OLD_LABEL_NAMES[name] not in vars(cls):
+                    setattr(cls, _OLD_LABEL_NAMES[name], vars(cls)[name])
+            cls.legacy_targets = True
+
+    def target_columns(self) -> list[str]:
+        """Deprecated name of :meth:`label_columns`."""
+        warnings.warn("target_columns() is now label_columns()", DeprecationWarning, stacklevel=2)
+        return self.label_columns()
+
+    def check_targets(self, targets: np.ndarray, where: str) -> None:
+        """Deprecated name of :meth:`check_labels` (the base check, for a family's ``super()`` call)."""
+        Model.check_labels(self, targets, where)
 
     @classmethod
     def label_columns_for(cls, params: Mapping[str, Any]) -> list[str]:

@@ -229,3 +229,38 @@ def test_the_old_targets_spelling_still_trains_with_a_deprecation_warning():
 
     with pytest.warns(DeprecationWarning, match="Events.labels"):
         assert Events(x, labels=t).targets is t
+
+
+def test_a_family_written_with_the_old_target_hooks_still_trains_on_its_labels(tmp_path):
+    """A user's family from before the rename (target_keywords, target_columns, check_targets, batch["targets"])
+    is warned about once, at its definition, and trains exactly as the same family on the new names."""
+    from hepgen.models import Model
+
+    with pytest.warns(DeprecationWarning, match="OldRegressor defines target_columns, target_keywords, check_targets"):
+        class OldRegressor(Model):
+            target_keywords = ("t",)
+
+            def __init__(self, features):
+                super().__init__((features,), 0, "standard")
+                self.linear = torch.nn.Linear(features, 1)
+
+            def target_columns(self):
+                return ["t"]
+
+            def check_targets(self, targets, where):
+                super().check_targets(targets, where)
+
+            def training_losses(self, batch):
+                return {"loss": (self.linear(batch["x"])[:, 0] - batch["targets"][:, 0]) ** 2}
+
+    x, t, w = _data(n=300)
+    fit = {**FIT, "epochs": 3}
+    old = OldRegressor(3).fit(x, t=t, weights=w, **fit)
+    new = LabelRegressor(3).fit(x, t=t, weights=w, **fit)
+    assert torch.equal(old.linear.weight, new.linear.weight)
+    io.write(tmp_path / "d.h5", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "t": t})
+    assert OldRegressor(3).fit(f"{tmp_path}/d.h5", **fit).columns_ == ["a", "b", "c"]  # t set apart, not a feature
+    with pytest.raises(DataError, match="column 't' is NaN"):
+        OldRegressor(3).fit(x, t=np.where(np.arange(300) == 7, np.nan, t), **fit)
+    with pytest.warns(DeprecationWarning, match="label_columns"):
+        assert new.target_columns() == ["t"]

@@ -57,7 +57,7 @@ def renamed_labels(labels: Any, targets: Any, prefix: str = "", stacklevel: int 
         return labels
     new, old = f"{prefix}labels", f"{prefix}targets"
     warnings.warn(f"{old}= is now {new}= (the training columns a tagger reads beside the features; "
-                  "hepgen.targets are the integrands and actions)", DeprecationWarning, stacklevel=stacklevel)
+                  "the integrands and actions keep the word targets)", DeprecationWarning, stacklevel=stacklevel)
     if labels is not None:
         raise ConfigError(f"give {new}= or the deprecated {old}=, not both")
     return targets
@@ -352,6 +352,8 @@ class Inputs:
             batch["context"] = model.context_preprocessor(batch["context"])
         if streams is not None:
             batch["streams"] = {name: self.streams[name].prepare(b, self.device) for name, b in streams.items()}
+        if "labels" in batch and getattr(model, "legacy_targets", False):  # a family on the old names
+            batch["targets"] = batch["labels"]
         return batch
 
     # -- batches -----------------------------------------------------------------------------------------
