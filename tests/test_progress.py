@@ -29,7 +29,8 @@ def test_progress_enabled_is_scoped_and_nests(monkeypatch):
 
 def test_the_generators_and_the_cli_use_this_owner():
     from hepgen.cli import common
-    from hepgen.data.generators import toys
+    from hepgen.data.generators import jets, phi4, shared
 
-    assert toys.show_progress is show_progress and toys.progress_enabled is progress_enabled
+    assert shared.progress_bar is progress_bar and jets.progress_bar is progress_bar
+    assert phi4.show_progress is show_progress
     assert common.progress_bar(5, "x", quiet=True).disable
