@@ -198,3 +198,17 @@ def test_a_player_that_an_epoch_is_too_short_to_step_is_warned_about():
         engine.fit(model, x)
     assert int(engine.optimisers["first"].state[model.a.weight]["step"]) == 6
     assert not engine.optimisers["second"].state
+
+
+def test_fit_leaves_the_callers_global_rng_as_it_was():
+    """Library calls never reseed the global RNG: fit(seed=) trains on a fork; the same seed, the same model."""
+    x = np.random.default_rng(0).normal(size=(256, 2)).astype(np.float32)
+    b, c = hepgen.NSF(2, transforms=1, hidden=(8,)), hepgen.NSF(2, transforms=1, hidden=(8,))
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    b.fit(x, epochs=1, seed=5, quiet=True, batch_size=64)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.rand(7)  # another caller state: the fit does not depend on it
+    c.fit(x, epochs=1, seed=5, quiet=True, batch_size=64)
+    for p, q in zip(b.parameters(), c.parameters()):
+        assert torch.equal(p, q)

@@ -138,6 +138,14 @@ class Engine:
         ``targets``/``val_targets``: their deprecated spellings.
         """
         labels, val_labels = renamed_labels(labels, targets), renamed_labels(val_labels, val_targets, "val_")
+        # training draws from a fork of torch's RNG seeded with ``seed``: the caller's global RNG is as it was
+        gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=gpus):
+            return self._fit(model, x, val, weights=weights, val_weights=val_weights, context=context,
+                             val_context=val_context, streams=streams, labels=labels, val_labels=val_labels)
+
+    def _fit(self, model: Trainable, x: Any, val: Any, *, weights: Any, val_weights: Any, context: Any,
+             val_context: Any, streams: Mapping[str, Any] | None, labels: Any, val_labels: Any) -> Trainable:
         s = self.settings
         fit = self._start(model, x is None)
         inputs, recorder, console = fit.inputs, fit.recorder, fit.console

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from hepgen.data.loader import Events
+from hepgen.nn.rng import seeded
 
 
 def _w1(a: np.ndarray, b: np.ndarray, wa: np.ndarray | None, wb: np.ndarray | None) -> float:
@@ -43,13 +44,9 @@ def sample_metric(name: str, model: torch.nn.Module, val: Events, n: int, seed: 
     """``name`` between ``n`` model samples and up to ``n`` validation events (lower is better)."""
     n = min(n, len(val))
     rows = val.rows(0, n)
-    state = torch.get_rng_state()  # sampling for the monitor must not shift the training RNG stream
-    try:
-        torch.manual_seed(seed)
+    with seeded(seed, model.device):  # sampling for the monitor must not shift the training RNG stream
         context = rows.get("context")
         samples = model.sample(n, context=context) if context is not None else model.sample(n)
-    finally:
-        torch.set_rng_state(state)
     real = model.preprocessor(torch.as_tensor(rows["x"]).to(model.device, model.dtype))
     fake = model.preprocessor(samples.to(model.device, model.dtype))
     flat = lambda t: t.reshape(t.shape[0], -1).double().cpu().numpy()  # noqa: E731
