@@ -169,7 +169,7 @@ def test_cli_design_runs_and_writes_the_result_and_figure(tmp_path, capsys, monk
     assert result["path"][0]["training_showers"] > 120  # the file's showers joined the first box
     assert 1.0 <= result["design"]["absorber_mm"] <= 3.0
     assert set(result["measured"]) == {"design", "start"} and result["simulator"]["max_spots"] == 200
-    assert (report / "plots" / "design.png").stat().st_size > 1000
+    assert (report / "plots" / "design.png").is_file()  # what it shows is checked below, from the saved figure
     metrics = json.loads((report / "metrics.json").read_text())
     assert json.loads((report / "result.json").read_text()) == result  # the older name, kept for scripts
     assert {k: v for k, v in metrics.items() if k != "files"} == result
