@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from hepgen.report.html import Gallery, Page, Table, write_index_html
+from hepgen.nn.rng import seeded
 from hepgen.report.folder import write_json
 
 #: density models fitted to the jet features: hyper-parameters and training settings (the CLI's flags)
@@ -98,14 +99,13 @@ def fit_run(name: str, train: str, run: Path, *, params: dict[str, Any], setting
 
 def sample_run(run: Path, n: int, out: Path, seed: int = 0) -> Path:
     """``hepgen sample RUN -n N -o OUT --seed S``: n events in the original units, named columns."""
-    import torch
 
     from hepgen.data import io
     from hepgen.models import load
 
     model = load(run)
-    torch.manual_seed(seed)
-    samples = model.sample(n).cpu().numpy()
+    with seeded(seed, model.device):
+        samples = model.sample(n).cpu().numpy()
     return io.write(out, samples, columns=model.columns_) if model.columns_ else io.write(out, {"samples": samples})
 
 

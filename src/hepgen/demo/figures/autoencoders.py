@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from hepgen.nn.rng import seeded
 from hepgen.report.folder import write_json
 
 #: training budgets; quick mode must run in about a minute and a half on one core
@@ -444,8 +445,7 @@ def autoencoder_figures(out_dir: str | Path, quick: bool = False, seed: int = 0,
 
     n_show = 36
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    with torch.no_grad():
+    with seeded(seed), torch.no_grad():
         vae_samples = vae_digits.sample(n_show).cpu().numpy()
         ae_samples = conv_digits.sample(n_show).cpu().numpy()
     real = d_test[torch.randperm(len(d_test), generator=gen)[:n_show].numpy()]

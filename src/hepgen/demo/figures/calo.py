@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from hepgen.calo.shower_layout import LAYERS, Showers
 from hepgen.errors import DataError
+from hepgen.nn.rng import seeded
 from hepgen.report.folder import write_json
 
 __all__ = ["calo_panel", "mean_image_figure", "mean_images", "shower_panel"]
@@ -108,7 +109,6 @@ def shower_panel(samples: Mapping[str, Any], path: str | Path) -> dict[str, Any]
 def calo_panel(out_dir: str | Path, quick: bool = True, seed: int = 0) -> dict[str, Any]:
     """The demo's section: simulate, fit both surrogates, sample, draw; returns ``{"figures": [(caption, png)],
     ...numbers}`` and writes ``showers.json`` beside the figure."""
-    import torch
 
     from hepgen.calo.caloflow import CaloFlow
     from hepgen.calo.gan import CaloGAN
@@ -129,8 +129,8 @@ def calo_panel(out_dir: str | Path, quick: bool = True, seed: int = 0) -> dict[s
         t = time.perf_counter()
         model = cls(**params).fit(train.layers, context=train.energy, quiet=True, seed=seed, **settings)
         model.eval()
-        torch.manual_seed(seed)
-        s = model.sample(len(test), context=test.energy[:, None])
+        with seeded(seed, model.device):
+            s = model.sample(len(test), context=test.energy[:, None])
         samples[name] = {k: v.double().cpu().numpy() for k, v in s.items()}
         response[name] = float(shower_features([samples[name][k] for k in LAYERS], test.energy)["response"].mean())
         times[name] = time.perf_counter() - t

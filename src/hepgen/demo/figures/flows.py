@@ -28,6 +28,7 @@ from hepgen.data.generators import toys as toy_data
 from hepgen.errors import ConfigError
 from hepgen.models import model_class
 from hepgen.report.plots import STYLE, save_figure
+from hepgen.nn.rng import seeded
 from hepgen.report.folder import write_json
 
 #: gallery name -> (toy generator name, options, title). 8 Gaussians use std 0.1: the generator's default
@@ -145,8 +146,8 @@ def toy_gallery(out_dir: str | Path, toys: Sequence[str] = ("moons", "8gaussians
         result = fit_toy(name, model, quick=quick, epochs=epochs, events=events, seed=seed, params=params)
         flow, extent = result["model"], result["extent"]
         xe, ye, density = density_grid(flow, extent, bins)
-        torch.manual_seed(seed)
-        samples = flow.sample(50_000).double().cpu().numpy()
+        with seeded(seed, flow.device):
+            samples = flow.sample(50_000).double().cpu().numpy()
         inside = ((samples[:, 0] >= extent[0]) & (samples[:, 0] <= extent[1])
                   & (samples[:, 1] >= extent[2]) & (samples[:, 1] <= extent[3]))
         summary["toys"][name] = {"test_nll": result["test_nll"], "grid_mass": grid_mass(xe, ye, density),
