@@ -34,7 +34,7 @@ _MODELS = {
     "calo-gan": "hepgen.calo.gan", "calo-flow": "hepgen.calo.caloflow",
     "classifier": "hepgen.classifier", "pivot": "hepgen.jets.taggers", "disco": "hepgen.jets.taggers",
     "phi4-flow": "hepgen.lattice.phi4_flow",
-    "hypercube-flow": "hepgen.phasespace.hypercube_flow",
+    "hypercube-flow": "hepgen.phasespace.hypercube_flow", "phase-space-flow": "hepgen.phasespace.phase_space_flow",
     "pixel-cnn": "hepgen.autoregressive.pixelcnn",
 }
 for _name, _module in _MODELS.items():
@@ -45,7 +45,7 @@ _LAZY = {
     "Phi4Flow": "hepgen.lattice",
     "CaloGAN": "hepgen.calo.gan", "CaloFlow": "hepgen.calo.caloflow",
     "DesignStudy": "hepgen.calo.design", "optimise_design": "hepgen.calo.design",
-    "HypercubeFlow": "hepgen.phasespace",
+    "HypercubeFlow": "hepgen.phasespace", "PhaseSpaceFlow": "hepgen.phasespace",
     "make_target": "hepgen.targets",
     "Gaussian": "hepgen.gaussian",
     "Flow": "hepgen.flows", "NSF": "hepgen.flows", "MAF": "hepgen.flows", "IAF": "hepgen.flows",

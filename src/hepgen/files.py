@@ -168,3 +168,14 @@ def writable_location(path: str | Path) -> str | None:
     if not os.access(probe if probe.is_dir() else probe.parent, os.W_OK | os.X_OK):
         return f"{probe} is not writable (read-only file system or no permission)"
     return None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in 1 MiB blocks (the record of a user's code in a run)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -394,20 +394,25 @@ def _one_per_event(value: Any) -> bool:
     return np.ndim(value) == 1
 
 
-def load(run_dir: str | Path, device: str | torch.device = "cpu") -> Model:
-    """Rebuild the model saved in ``run_dir``, ready to ``sample``, ``log_prob``, ``encode`` or ``score``."""
+def load(run_dir: str | Path, device: str | torch.device = "cpu", **user_code: Any) -> Model:
+    """Rebuild the model saved in ``run_dir``, ready to ``sample``, ``log_prob``, ``encode`` or ``score``.
+
+    ``user_code``: a run trained on the user's own code (``integrand=``, ``matrix_element=``, ``target=``: a
+    FILE.py:NAME path or the function) needs it given again; a run never imports code on its own, and a file
+    whose sha256 differs from the recorded one is refused (:meth:`hepgen.train.rundir.RunDir.check_user_code`)."""
     from hepgen.train.rundir import RunDir
 
     run = RunDir(run_dir)
     if not run.path.exists():
         raise CheckpointError(f"run directory {run.path} does not exist")
     config = run.read_config()
+    run.check_user_code(config, user_code)
     try:
         cls = model_class(config["model"])
     except ConfigError as exc:
         raise CheckpointError(f"{run.config_path}: {exc}") from None
     try:
-        model = cls(**config["params"])
+        model = cls(**{**config["params"], **user_code})
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{run.config_path} does not fit model {config['model']!r}: {exc}") from None
     try:

@@ -223,6 +223,8 @@ def _parse_model_flags(cls: type, name: str, extra: Sequence[str]) -> dict[str, 
                 text = "true"
             else:
                 raise ConfigError(f"{flag} of model {name!r} needs a value")
+        if param.name in out and "Sequence" in str(param.annotation):  # a list flag given again (--cut A --cut B)
+            text = f"{out[param.name]},{text}"
         out[param.name] = text
         i += 1
     return out

@@ -14,8 +14,8 @@ import sys
 from typing import Any
 
 from hepgen.cli.columns import OUTPUTS, context_names, context_rows, context_source
-from hepgen.cli.common import (add_block_size, add_device, add_out, add_quiet, add_seed, positive, progress_bar,
-                               resolve_device)
+from hepgen.cli.common import (add_block_size, add_device, add_out, add_quiet, add_seed, check_writable, positive,
+                               progress_bar, resolve_device)
 from hepgen.errors import ConfigError, DataError
 
 
@@ -33,7 +33,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     sample.add_argument("--mcmc", action="store_true", help="a model trained on a lattice target (phi4-flow): an "
                         "independence Metropolis-Hastings chain of N steps (configs, acceptance, tau_int); .h5/.npz")
     sample.add_argument("--unweighted", action="store_true", help="a model trained on an integrand "
-                        "(hypercube-flow): N unweighted events by accept-reject against the max weight; .h5/.npz")
+                        "(hypercube-flow, phase-space-flow): N unweighted events by accept-reject against the max weight; "
+                        ".h5/.npz, or .lhe (phase-space-flow: momenta, cross section in the header)")
+    sample.add_argument("--integrand", metavar="FILE.py:NAME", help="a hypercube-flow trained on your own integrand: "
+                        "the same file again (its sha256 is checked; a run never imports code on its own)")
+    sample.add_argument("--matrix-element", dest="matrix_element", metavar="FILE.py:NAME", help="a phase-space-flow: "
+                        "the matrix-element file it was trained with, again (sha256 checked)")
     sample.add_argument("--extrapolate", action="store_true", help="a shower model (calo-gan, calo-flow): sample "
                         "at incident energies far outside the training range, which it refuses otherwise")
     sample.set_defaults(handler=cmd_sample)
@@ -52,7 +57,7 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     if args.mcmc or args.unweighted:
         return _sample_exact(args)
     writer = BlockWriter(args.out, args.n)  # checks the output spec before the model is even loaded
-    model = hepgen.load(args.run, device=resolve_device(args.device))
+    model = hepgen.load(args.run, device=resolve_device(args.device), **user_code(args))
     options = {"extrapolate": True} if args.extrapolate else {}
     if options and "extrapolate" not in inspect.signature(model.sample).parameters:
         raise ConfigError(f"--extrapolate is for shower models (calo-gan, calo-flow), not {model.cli_name}")
@@ -91,6 +96,11 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def user_code(args: argparse.Namespace) -> dict[str, str]:
+    """The user's code given on this command line (``--integrand``, ``--matrix-element``), for :func:`hepgen.load`."""
+    return {k: getattr(args, k) for k in ("integrand", "matrix_element") if getattr(args, k, None) is not None}
+
+
 def _sample_exact(args: argparse.Namespace) -> int:
     """--mcmc / --unweighted: the whole chain or event set in memory, then written with its summary numbers."""
     from pathlib import Path
@@ -103,18 +113,33 @@ def _sample_exact(args: argparse.Namespace) -> int:
         raise ConfigError("give --mcmc (lattice flows) or --unweighted (integration flows), not both")
     if args.context is not None:
         raise ConfigError(f"{flag} samples a model trained on a target, which takes no --context")
-    if Path(args.out.split(":")[0]).suffix.lower() not in (".h5", ".hdf5", ".npz"):
-        raise ConfigError(f"{flag} writes arrays and summary numbers: -o must be .h5 or .npz, got {args.out}")
-    model = hepgen.load(args.run, device=resolve_device(args.device))
+    suffix = Path(args.out.split(":")[0]).suffix.lower()
+    lhe = args.unweighted and suffix == ".lhe"
+    if suffix not in (".h5", ".hdf5", ".npz") and not lhe:
+        raise ConfigError(f"{flag} writes arrays and summary numbers: -o must be .h5 or .npz"
+                          f"{' (or .lhe)' if args.unweighted else ''}, got {args.out}")
+    check_writable(args.out.split(":")[0] if lhe else None, "-o")
+    model = hepgen.load(args.run, device=resolve_device(args.device), **user_code(args))
+    if lhe and not hasattr(model, "momenta"):
+        raise ConfigError(f"-o {args.out}: an LHE file holds particles' momenta, from a phase-space-flow; "
+                          f"{args.run} holds a {model.cli_name}: write .h5 or .npz")
     method = "sample_mcmc" if args.mcmc else "sample_unweighted"
     if not hasattr(model, method):
         kind = "lattice target (phi4-flow)" if args.mcmc else "integrand (hypercube-flow)"
         raise ConfigError(f"{flag} needs a model trained on a {kind}; {args.run} holds a {model.cli_name}")
     result = getattr(model, method)(args.n, seed=args.seed, batch_size=args.block_size)
-    io.write(args.out, result)
+    if lhe:
+        from hepgen.data.lhe import write_lhe
+
+        write_lhe(args.out, result["momenta"], result["pdg"], float(result["sqrt_s"]),
+                  float(result["cross_section_pb"]), float(result["cross_section_error_pb"]),
+                  comment=f"hepgen sample {args.run}: {args.n} events, seed {args.seed}")
+    else:
+        io.write(args.out, result)
     if not args.quiet:
         keys = ("acceptance", "tau_int", "tau_int_action") if args.mcmc else \
-            ("efficiency", "max_weight", "overweight_fraction", "integral", "integral_error", "calls")
+            ("efficiency", "max_weight", "overweight_fraction", "integral", "integral_error", "calls",
+             *(("cross_section_pb", "cross_section_error_pb") if "cross_section_pb" in result else ()))
         print(f"wrote {args.n} {'configurations' if args.mcmc else 'events'} to {args.out}; "
               + ", ".join(f"{k} = {float(result[k]):.4g}" for k in keys), file=sys.stderr)
     return 0

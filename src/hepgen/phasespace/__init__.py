@@ -3,9 +3,15 @@
 :class:`HypercubeFlow` (``hepgen fit hypercube-flow --target camel --dims 4 --steps-per-epoch N``) learns an
 integrand of :mod:`hepgen.targets`; :meth:`~HypercubeFlow.integrate` gives ∫f ± error and
 ``hepgen sample RUN -n N --unweighted`` unweighted events (:func:`unweight`, with its max-weight caveat).
+The user's own integrand (``--integrand my_f.py:NAME``, :mod:`hepgen.targets.user`) and matrix element
+(:class:`PhaseSpaceFlow`, ``hepgen fit phase-space-flow --matrix-element my_me.py:NAME``) on massless n-body
+phase space (:mod:`hepgen.phasespace.nbody`), with unweighted events as LHE files (:mod:`hepgen.data.lhe`).
 """
 
 from hepgen.phasespace.hypercube_flow import CentredUniform, HypercubeFlow
 from hepgen.phasespace.integration import summarise, unweight, unweighting_efficiency
+from hepgen.phasespace.nbody import Cuts, MatrixElementTarget, cross_section_pb, massless_momenta, phase_space_volume
+from hepgen.phasespace.phase_space_flow import PhaseSpaceFlow
 
-__all__ = ["CentredUniform", "HypercubeFlow", "summarise", "unweight", "unweighting_efficiency"]
+__all__ = ["CentredUniform", "Cuts", "HypercubeFlow", "MatrixElementTarget", "PhaseSpaceFlow", "cross_section_pb",
+           "massless_momenta", "phase_space_volume", "summarise", "unweight", "unweighting_efficiency"]

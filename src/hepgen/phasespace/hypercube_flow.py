@@ -28,7 +28,7 @@ against the maximum weight (:func:`hepgen.phasespace.integration.unweight`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,8 @@ from hepgen.flows.model import FlowModel
 from hepgen.flows.transforms import spline_coupling
 from hepgen.models import register
 from hepgen.nn.rng import seeded
-from hepgen.targets import INTEGRANDS, make_target
+from hepgen.targets import INTEGRANDS, Target, make_target
+from hepgen.targets.user import UserIntegrand, load_function
 
 LOSSES = ("kl", "variance")
 #: float32 tensors kept per event, transform and transformed dimension while training (the spline's bin
@@ -103,8 +104,12 @@ class HypercubeFlow(FlowModel):
     """Spline-coupling flow on [0, 1]^dims trained to an integrand (module doc).
 
     Args:
-        target: the integrand, one of gaussian, camel, ring, eeqqg (:mod:`hepgen.targets`).
-        dims: dimensions d (eeqqg: 2).
+        target: the integrand: one of gaussian, camel, ring, eeqqg (:mod:`hepgen.targets`), a
+            :class:`~hepgen.targets.Target` on the unit hypercube, or a function f(x): x (batch, d) -> (batch,)
+            values >= 0, torch or NumPy (:mod:`hepgen.targets.user`).
+        integrand: the user's function from a file, FILE.py:NAME (imported from that path only; the run records
+            the path and sha256, and ``hepgen.load``/``hepgen sample`` need it given again).
+        dims: dimensions d (default 2; eeqqg: 2; the user's integrand: required).
         width: peak width of gaussian / camel / ring (None: the target's default).
         ycut: eeqqg's resolution cut y_ij > ycut. alpha_s: eeqqg's strong coupling.
         transforms: coupling layers (masks alternate). hidden: conditioner MLP sizes. bins: spline bins.
@@ -115,17 +120,12 @@ class HypercubeFlow(FlowModel):
     cli_name = "hypercube-flow"
     data_free = True
 
-    def __init__(self, target: str = "camel", dims: int = 2, width: float | None = None, ycut: float = 0.01,
-                 alpha_s: float = 0.118, transforms: int | None = None, hidden: Sequence[int] = (64, 64), bins: int = 16,
-                 loss: str = "variance", anneal: int = 0, anneal_start: float = 0.01):
-        if target not in INTEGRANDS:
-            raise ConfigError(f"hypercube-flow: target must be one of {', '.join(INTEGRANDS)}, got {target!r}")
-        if target == "eeqqg":
-            if int(dims) != 2:
-                raise ConfigError(f"hypercube-flow: target 'eeqqg' has dims 2 (x1, x2), got dims={dims}")
-            self_target = make_target("eeqqg", ycut=ycut, alpha_s=alpha_s)
-        else:
-            self_target = make_target(target, dims=dims, width=width)
+    def __init__(self, target: str | Target | Callable[..., Any] = "camel", dims: int | None = None,
+                 width: float | None = None, ycut: float = 0.01, alpha_s: float = 0.118, transforms: int | None = None,
+                 hidden: Sequence[int] = (64, 64), bins: int = 16, loss: str = "variance", anneal: int = 0,
+                 anneal_start: float = 0.01, integrand: str | None = None):
+        self.user_code_: dict[str, Any] | None = None  # the user's file (path, name, sha256): the run records it
+        self_target = self._make_target(target, dims, width, ycut, alpha_s, integrand)
         if self_target.dim < 2:
             raise ConfigError(f"hypercube-flow needs dims >= 2 (coupling layers), got {dims}")
         if loss not in LOSSES:
@@ -143,6 +143,8 @@ class HypercubeFlow(FlowModel):
         super().__init__((d,), 0, "none")
         self.target = self_target
         self.dims, self.width, self.ycut, self.alpha_s = d, width, float(ycut), float(alpha_s)
+        self._target_arg = target if isinstance(target, str) else "user"
+        self.integrand = None  # never recorded: see get_config
         self.transforms, self.hidden, self.bins, self.loss = int(transforms), tuple(int(h) for h in hidden), int(bins), loss
         self._set_parts(CentredUniform(d), [spline_coupling(masks[i % len(masks)], self.hidden, 0, self.bins, 0.5)
                                             for i in range(self.transforms)])
@@ -150,8 +152,55 @@ class HypercubeFlow(FlowModel):
         self.register_buffer("steps_", torch.zeros((), dtype=torch.long))  # training steps taken (for anneal)
         self.reset_parameters()
 
+    def _make_target(self, target: Any, dims: int | None, width: float | None, ycut: float, alpha_s: float,
+                     integrand: str | None) -> Target:
+        """The integrand: a built-in name, the user's ``integrand`` file ``path.py:NAME``, a Target or a callable."""
+        if integrand is not None:
+            if not isinstance(integrand, str):
+                raise ConfigError(f"hypercube-flow: integrand must be a path FILE.py:NAME, got {type(integrand).__name__}"
+                                  "; pass a Python function as target=")
+            function, source = load_function(integrand, "--integrand")
+            self.user_code_ = {"option": "integrand", **source}
+            return UserIntegrand(function, self._user_dims(dims), source)
+        if isinstance(target, Target):
+            if target.domain != "unit-hypercube":
+                raise ConfigError(f"hypercube-flow: the target {target.name!r} is defined on {target.domain}, not on the "
+                                  "unit hypercube")
+            if dims is not None and int(dims) != target.dim:
+                raise ConfigError(f"hypercube-flow: dims={dims} but the target {target.name!r} has {target.dim}")
+            self.user_code_ = {"option": "target", "name": type(target).__qualname__}
+            return target
+        if callable(target):
+            self.user_code_ = {"option": "target", "name": getattr(target, "__qualname__", type(target).__name__)}
+            return UserIntegrand(target, self._user_dims(dims))
+        if target == "user":
+            raise ConfigError("hypercube-flow: target 'user' is the user's own integrand: give it, "
+                              "integrand='my_f.py:NAME' (--integrand on the command line) or target=<the function>")
+        if target not in INTEGRANDS:
+            raise ConfigError(f"hypercube-flow: target must be one of {', '.join(INTEGRANDS)}, a function f(x) on "
+                              f"[0, 1]^d (--integrand my_f.py:NAME) or a Target, got {target!r}")
+        if target == "eeqqg":
+            if dims is not None and int(dims) != 2:
+                raise ConfigError(f"hypercube-flow: target 'eeqqg' has dims 2 (x1, x2), got dims={dims}")
+            return make_target("eeqqg", ycut=ycut, alpha_s=alpha_s)
+        return make_target(target, dims=2 if dims is None else dims, width=width)
+
+    @staticmethod
+    def _user_dims(dims: int | None) -> int:
+        if dims is None:
+            raise ConfigError("hypercube-flow: the user's integrand needs its dimension: give --dims D (dims=D)")
+        return int(dims)
+
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "target": self.target.name}
+        # the user's own code is never named here: hepgen.load must not import it (the run records its path and
+        # sha256 in config.yaml's user_code section, through hepgen.train.rundir)
+        return {**super().get_config(), "target": self._target_arg if self.user_code_ is None else "user",
+                "integrand": None}
+
+    def user_code(self) -> dict[str, Any] | None:
+        """The user's code this model evaluates: ``{"option", "path", "name", "sha256"}`` (path and sha256 only for
+        a file given by path), or None for a built-in target; recorded by :meth:`hepgen.train.rundir.RunDir.save_model`."""
+        return self.user_code_
 
     # -- checks before training -------------------------------------------------------------------------------
     def check_fit(self, batch_size: int, device: torch.device | str = "cpu", available: float | None = None) -> None:
@@ -256,6 +305,7 @@ class HypercubeFlow(FlowModel):
 
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "target_config": self.target.get_config()}
+
 
 
 __all__ = ["CentredUniform", "HypercubeFlow"]

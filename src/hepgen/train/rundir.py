@@ -3,6 +3,8 @@
     RUN/config.yaml            sections: model, hepgen_version, params (constructor arguments),
                                fitted (feature names ...), train (engine settings), data (what it was
                                trained on: specs, columns, weights, context, event counts)
+                               user_code (the user's integrand or matrix element: the option, the file's
+                               path, the function's name and the file's sha256; never imported from here)
     RUN/model.pt               the final weights and preprocessing statistics (a state_dict)
     RUN/metrics.csv            one row per epoch
     RUN/checkpoints/last.pt    everything ``--resume`` needs; best.pt: the monitored best weights
@@ -35,13 +37,14 @@ from hepgen.yamlconfig import load_yaml
 from hepgen.files import (
     atomic_write,
     atomic_write_text,
+    file_sha256,
     remove_stale_temporaries,
     writable_location,
 )
 
 FORMAT_VERSION = 1
 #: the sections of config.yaml, in the order they are written
-SECTIONS = ("model", "hepgen_version", "params", "fitted", "train", "data")
+SECTIONS = ("model", "hepgen_version", "params", "fitted", "user_code", "train", "data")
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | Path) -> Path:
@@ -80,7 +83,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 #: of ``lr: 0.001``), so a damaged file is refused rather than half-read
 _NONE, _NUM = type(None), (int, float)
 _CONFIG_TYPES = {"model": str, "hepgen_version": str, "params": dict, "fitted": (dict, _NONE),
-                 "train": (dict, _NONE), "data": (dict, _NONE), "command": (dict, _NONE)}
+                 "train": (dict, _NONE), "data": (dict, _NONE), "command": (dict, _NONE),
+                 "user_code": (dict, _NONE)}
 _TRAIN_TYPES = {"epochs": int, "batch_size": int, "lr": _NUM, "seed": (int, _NONE), "optimizer": str,
                 "weight_decay": _NUM, "scheduler": str, "clip_grad": (*_NUM, _NONE), "patience": (int, _NONE),
                 "val_fraction": _NUM, "precision": str, "stream": (str, bool), "chunk_size": int,
@@ -222,8 +226,48 @@ class RunDir:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         save_checkpoint({"format": "hepgen", "version": FORMAT_VERSION, "model": model.cli_name,
                          "state_dict": state}, self.model_path)
-        self.write_config(model=model.cli_name, params=model.get_config(), fitted=model.extra_state())
+        code = model.user_code() if hasattr(model, "user_code") else None
+        self.write_config(model=model.cli_name, params=model.get_config(), fitted=model.extra_state(), user_code=code)
         return self.path
+
+    # -- the user's own code (an integrand, a matrix element) ------------------------------------------------
+    def check_user_code(self, config: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+        """Before a model of this run is rebuilt: the user's code it was trained on must be ``given`` again
+        (``{option: "FILE.py:NAME" or the function}``), and a file must have the recorded sha256; the code is
+        never imported because config.yaml names it. A ConfigError says what to pass, or names both files."""
+        code = config.get("user_code")
+        flag = lambda option: "--" + option.replace("_", "-")  # noqa: E731
+        if not isinstance(code, dict):
+            if given:
+                key = next(iter(given))
+                raise ConfigError(f"{flag(key)} was given, but the run {self.path} ({config.get('model')}) was not "
+                                  "trained on the user's own code; drop it")
+            return
+        option = str(code.get("option"))
+        where = f"{code.get('path')}:{code.get('name')}" if code.get("path") else str(code.get("name"))
+        if option not in given:
+            extra = [k for k in given if k != option]
+            how = (f"give it again, on the command line {flag(option)} {where} or in Python hepgen.load(run, "
+                   f"{option}='{where}')" if code.get("path") else
+                   f"give the function again in Python, hepgen.load(run, {option}=<the function>)")
+            raise ConfigError(f"the run {self.path} was trained on the user's {option.replace('_', ' ')} {where}"
+                              + (f" (sha256 {str(code.get('sha256'))[:12]}...)" if code.get("sha256") else "")
+                              + f", which hepgen never imports on its own; {how}"
+                              + (f" ({flag(extra[0])} is not this run's option)" if extra else ""))
+        value = given[option]
+        if isinstance(value, str) and code.get("sha256"):
+            path, _, name = value.rpartition(":")
+            file = Path(path)
+            if not file.is_file():
+                raise ConfigError(f"{flag(option)} {excerpt(value)}: the file {path or value} does not exist")
+            sha = file_sha256(file)
+            if sha != code["sha256"]:
+                raise ConfigError(f"{flag(option)} {value}: {file} (sha256 {sha[:12]}...) is not the file the run "
+                                  f"{self.path} was trained with, {code.get('path')} (sha256 {str(code['sha256'])[:12]}"
+                                  "...); give that file, or train a new run")
+            if name != code.get("name"):
+                raise ConfigError(f"{flag(option)} {value}: the run {self.path} was trained with the function "
+                                  f"{code.get('name')!r} of this file, not {name!r}")
 
     def load_model_state(self, expected_model: str) -> dict[str, Any]:
         checkpoint = load_checkpoint(self.model_path)
