@@ -1,0 +1,167 @@
+"""The user's own integrand and matrix element through the CLI: fit, sample --unweighted (.h5, .lhe), bad inputs."""
+
+import math
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from hepgen.cli import main as _main
+from tests.helpers import run_cli_for_error
+
+
+def main(argv):
+    return _main([str(a) for a in argv])
+
+SMALL = ["--transforms", "2", "--hidden", "16", "--bins", "8", "--batch-size", "256", "-q"]
+
+USER_FILE = textwrap.dedent('''
+    import math
+    import numpy as np
+    import torch
+
+    def product(x):  # prod_i 2 x_i on [0, 1]^d: integral 1
+        return np.prod(2.0 * np.asarray(x), axis=1)
+
+    def with_nan(x):
+        v = (2.0 * x).prod(1)
+        v[7] = float("nan")
+        return v
+
+    def negative(x):
+        v = (2.0 * x).prod(1)
+        v[4] = -1.0
+        return v
+
+    def wrong_shape(x):
+        return x
+
+    def wrong_dimension(x):
+        return x[:, 5] + 1.0
+
+    def qqg(p):  # (1/sigma0) dsigma/dx1dx2 of e+e- -> q qbar g over dPhi_3 = (pi^2 s / 4) dx1 dx2
+        s = p[:, :, 0].sum(1) ** 2
+        x1, x2 = 2 * p[:, 0, 0] / s.sqrt(), 2 * p[:, 1, 0] / s.sqrt()
+        return 4 / 3 * 0.118 / (2 * math.pi) * (x1**2 + x2**2) / ((1 - x1) * (1 - x2)) / (math.pi**2 * s / 4)
+''')
+
+
+@pytest.fixture()
+def user_file(tmp_path):
+    path = tmp_path / "my_f.py"
+    path.write_text(USER_FILE)
+    return path
+
+
+def test_a_user_integrand_with_a_known_integral_through_the_cli(tmp_path, user_file, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "hypercube-flow", "--integrand", f"{user_file}:product", "--dims", "3",
+                 "--steps-per-epoch", "150", "--epochs", "1", "--lr", "3e-3", "-o", run, *SMALL]) == 0
+    config = (run / "config.yaml").read_text()
+    assert f"path: {user_file.resolve()}" in config and "sha256: " in config and "integrand: null" in config
+    out = tmp_path / "events.h5"
+    assert main(["sample", run, "-n", "2000", "--unweighted", "--integrand", f"{user_file}:product", "-o", out,
+                 "--block-size", "20000", "-q"]) == 0
+    with h5py.File(out) as f:
+        x, integral, error = f["samples"][()], float(f["integral"][()]), float(f["integral_error"][()])
+    assert abs(integral - 1.0) < 4 * error and error < 0.02
+    # the unweighted events follow f: each x_i has density 2x (mean 2/3, CDF x^2)
+    assert x.shape == (2000, 3) and abs(x.mean() - 2 / 3) < 4 * math.sqrt(1 / 18 / x.size)
+    # a copy of the same file (same sha256) is accepted; the run never imports code by itself
+    copy = tmp_path / "copy.py"
+    copy.write_bytes(user_file.read_bytes())
+    assert main(["sample", run, "-n", "10", "--unweighted", "--integrand", f"{copy}:product", "-o",
+                 tmp_path / "e2.h5", "--block-size", "5000", "-q"]) == 0
+    code, err = run_cli_for_error(capsys, ["sample", run, "-n", "10", "--unweighted", "-o", tmp_path / "e3.h5"])
+    assert code == 2 and f"--integrand {user_file.resolve()}:product" in err and "never imports" in err
+    import hepgen
+
+    with pytest.raises(hepgen.ConfigError, match=r"hepgen.load\(run, integrand="):
+        hepgen.load(run)
+    model = hepgen.load(run, integrand=f"{user_file}:product")
+    assert abs(model.integrate(20_000, seed=0)["integral"] - 1.0) < 0.05
+    # a changed file: refused, naming both files and their sha256, before its code runs
+    user_file.write_text(USER_FILE + "\nraise SystemExit('imported!')\n")
+    code, err = run_cli_for_error(capsys, ["sample", run, "-n", "10", "--unweighted", "--integrand",
+                                           f"{user_file}:product", "-o", tmp_path / "e4.h5"])
+    assert code == 2 and "is not the file the run" in err and err.count("sha256") == 2 and str(user_file) in err
+    assert not (tmp_path / "e3.h5").exists() and not (tmp_path / "e4.h5").exists()
+
+
+def test_a_matrix_element_through_the_cli_to_lhe_and_hdf5(tmp_path, user_file, capsys):
+    pylhe = pytest.importorskip("pylhe")
+    from hepgen.targets import three_jet_rate
+
+    run = tmp_path / "ps"
+    me = f"{user_file}:qqg"
+    assert main(["fit", "phase-space-flow", "--matrix-element", me, "--sqrt-s", "91.2", "--particles", "3",
+                 "--cut", "ymin=0.05", "--cut", "ptmin=0.5", "--steps-per-epoch", "40", "--epochs", "1", "--lr", "3e-3",
+                 "-o", run, *SMALL]) == 0
+    config = (run / "config.yaml").read_text()
+    assert "- ptmin=0.5" in config and "- ymin=0.05" in config and "matrix_element: null" in config
+    lhe, h5 = tmp_path / "events.lhe", tmp_path / "events.h5"
+    common = ["-n", "200", "--unweighted", "--matrix-element", me, "--block-size", "20000", "-q"]
+    assert main(["sample", run, *common, "-o", lhe]) == 0
+    assert main(["sample", run, *common, "-o", h5]) == 0
+    with h5py.File(h5) as f:
+        p, integral, error = f["momenta"][()], float(f["integral"][()]), float(f["integral_error"][()])
+        sigma, sigma_err = float(f["cross_section_pb"][()]), float(f["cross_section_error_pb"][()])
+    assert p.shape == (200, 3, 4)
+    assert integral < three_jet_rate(0.05) + 4 * error  # ptmin only removes events
+    assert abs(integral - three_jet_rate(0.05)) < 0.05 * three_jet_rate(0.05)
+    factor = (2 * math.pi) ** -5 / (2 * 91.2**2) * 0.3894e9
+    assert sigma == pytest.approx(integral * factor, rel=1e-12) and sigma_err == pytest.approx(error * factor, rel=1e-12)
+    file = pylhe.LHEFile.fromfile(str(lhe))
+    assert float(file.init.procInfo[0].xSection) == pytest.approx(sigma, rel=1e-9)
+    assert float(file.init.procInfo[0].error) == pytest.approx(sigma_err, rel=1e-9)
+    events = list(file.events)
+    assert len(events) == 200
+    momenta = np.array([[[q.e, q.px, q.py, q.pz] for q in e.particles if q.status == 1] for e in events])
+    np.testing.assert_allclose(momenta, p, rtol=1e-9, atol=1e-8)  # same seed: the same events as the HDF5 file
+    np.testing.assert_allclose(momenta.sum(1), np.tile([91.2, 0, 0, 0], (200, 1)), atol=1e-8)
+    assert (np.hypot(momenta[..., 1], momenta[..., 2]) > 0.5).all()
+    # an LHE file is for momenta: a hypercube-flow is told to write .h5
+    flat = tmp_path / "flat"
+    assert main(["fit", "hypercube-flow", "--steps-per-epoch", "2", "--epochs", "1", "-o", flat, *SMALL]) == 0
+    code, err = run_cli_for_error(capsys, ["sample", flat, "-n", "10", "--unweighted", "-o", tmp_path / "x.lhe"])
+    assert code == 2 and "phase-space-flow" in err and not (tmp_path / "x.lhe").exists()
+    code, err = run_cli_for_error(capsys, ["sample", flat, "-n", "10", "--unweighted", "--integrand",
+                                           f"{user_file}:product", "-o", tmp_path / "x.h5"])
+    assert code == 2 and "not trained on the user's own code" in err
+
+
+@pytest.mark.parametrize(("spec", "dims", "named"), [
+    ("{f}:with_nan", "2", ["integrand {f}:with_nan returned nan (not finite) at row 7"]),
+    ("{f}:negative", "2", ["integrand {f}:negative returned -1.0 (negative) at row 4"]),
+    ("{f}:wrong_shape", "2", ["integrand {f}:wrong_shape returned shape (256, 2) for input of shape (256, 2)"]),
+    ("{f}:wrong_dimension", "3", ["integrand {f}:wrong_dimension raised IndexError on a batch of shape (256, 3)"]),
+    ("{f}:missing", "2", ["--integrand", "{f} does not define 'missing'; it defines product, with_nan"]),
+    ("{d}/nowhere.py:f", "2", ["--integrand", "the file {d}/nowhere.py does not exist"]),
+    ("{f}", "2", ["--integrand", "expected FILE.py:NAME"]),
+])
+def test_bad_user_integrands_exit_2_naming_the_file_and_the_row(tmp_path, user_file, capsys, spec, dims, named):
+    f, d = str(user_file.resolve()), str(tmp_path.resolve())
+    code, err = run_cli_for_error(capsys, ["fit", "hypercube-flow", "--integrand", spec.format(f=f, d=d), "--dims",
+                                           dims, "--steps-per-epoch", "2", "--epochs", "1", "-o", tmp_path / "run",
+                                           *SMALL])
+    assert code == 2 and "Traceback" not in err
+    flat = " ".join(err.split())
+    for phrase in named:
+        assert phrase.format(f=f, d=d) in flat, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_matrix_element_options_exit_2(tmp_path, user_file, capsys):
+    base = ["fit", "phase-space-flow", "--steps-per-epoch", "2", "--epochs", "1", "-o", tmp_path / "run", *SMALL]
+    code, err = run_cli_for_error(capsys, base)
+    assert code == 2 and "--matrix-element FILE.py:NAME" in err
+    me = ["--matrix-element", f"{user_file}:qqg"]
+    code, err = run_cli_for_error(capsys, [*base, *me, "--cut", "ptmn=3"])
+    assert code == 2 and "'ptmn'" in err and "did you mean 'ptmin'" in err
+    code, err = run_cli_for_error(capsys, [*base, *me, "--pdg", "1,-1"])
+    assert code == 2 and "2 ids for 3 particles" in err
+    code, err = run_cli_for_error(capsys, [*base, "--matrix-element", f"{user_file}:with_nan", "--particles", "3"])
+    assert code == 2 and f"matrix element {user_file.resolve()}:with_nan returned shape (256, 4) for input of shape " \
+                         "(256, 3, 4)" in " ".join(err.split())
+    assert not (tmp_path / "run").exists()
