@@ -165,3 +165,62 @@ def test_bad_matrix_element_options_exit_2(tmp_path, user_file, capsys):
     assert code == 2 and f"matrix element {user_file.resolve()}:with_nan returned shape (256, 4) for input of shape " \
                          "(256, 3, 4)" in " ".join(err.split())
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_and_pdg_check_the_users_file_and_ids(tmp_path, user_file, capsys):
+    pylhe = pytest.importorskip("pylhe")
+    run = tmp_path / "ps"
+    me = ["--matrix-element", f"{user_file}:qqg"]
+    fit = ["fit", "phase-space-flow", *me, "--cut", "ymin=0.1", "--steps-per-epoch", "5", "-o", run, *SMALL]
+    assert main([*fit, "--epochs", "1"]) == 0
+    other = tmp_path / "other.py"
+    other.write_text(USER_FILE.replace("0.118", "0.12"))
+    code, err = run_cli_for_error(capsys, [*fit[:3], f"{other}:qqg", *fit[4:], "--epochs", "2", "--resume"])
+    assert code == 2 and "is not the file the run" in err and str(other) in err
+    assert main([*fit, "--epochs", "2", "--resume"]) == 0
+    lhe = tmp_path / "e.lhe"
+    assert main(["sample", run, "-n", "5", "--unweighted", *me, "--pdg", "2,-2,21", "-o", lhe, "--block-size",
+                 "5000"]) == 0
+    ids = [[int(q.id) for q in e.particles] for e in pylhe.LHEFile.fromfile(str(lhe)).events]
+    assert ids == [[11, -11, 2, -2, 21]] * 5
+    code, err = run_cli_for_error(capsys, ["sample", run, "-n", "5", "--unweighted", *me, "--pdg", "2,-2", "-o",
+                                           tmp_path / "f.lhe"])
+    assert code == 2 and "2 ids for the 3 particles" in err and not (tmp_path / "f.lhe").exists()
+    code, err = run_cli_for_error(capsys, ["sample", run, "-n", "5", "--unweighted", "--integrand", f"{user_file}:qqg",
+                                           "-o", tmp_path / "f.h5"])
+    assert code == 2 and "--matrix-element" in err and "--integrand is not this run's option" in err
+
+
+def test_python_targets_and_functions_and_load_without_them(tmp_path):
+    import torch
+
+    import hepgen
+    from hepgen.errors import ConfigError
+    from hepgen.phasespace import HypercubeFlow, PhaseSpaceFlow
+    from hepgen.targets import Target
+
+    class Product(Target):  # a user's Target subclass: prod 2 x_i, integral 1
+        name, domain = "product", "unit-hypercube"
+
+        def __init__(self):
+            self.event_shape = (2,)
+
+        def log_prob(self, x):
+            return torch.log(2 * x).sum(-1)
+
+        def get_config(self):
+            return {}
+
+    model = HypercubeFlow(Product(), transforms=2, hidden=(8,), bins=4)
+    assert model.dims == 2 and abs(model.integrate(20_000, seed=0)["integral"] - 1.0) < 0.05
+    with pytest.raises(ConfigError, match="dims=3 but the target 'product' has 2"):
+        HypercubeFlow(Product(), dims=3)
+    flow = PhaseSpaceFlow(lambda p: torch.ones(len(p)), sqrt_s=10.0, particles=4, transforms=2, hidden=(8,), bins=4)
+    flow.fit(None, steps_per_epoch=2, epochs=1, batch_size=64, quiet=True, run_dir=tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"hepgen.load\(run, matrix_element=<the function>\)"):
+        hepgen.load(tmp_path / "run")
+    back = hepgen.load(tmp_path / "run", matrix_element=lambda p: torch.ones(len(p)))
+    assert back.particles == 4 and back.dims == 8
+    # |M|² = 1: the integral is the 4-body volume (pi/2)^3 s^2 / (3! 2!), within the error of the flow's weights
+    out = back.integrate(20_000, seed=0)
+    assert abs(out["integral"] - math.pi**3 * 1e4 / 96) < 4 * out["error"]

@@ -324,6 +324,13 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
         if "steps_per_epoch" not in train:
             raise ConfigError(f"{args.model} is trained without data: give --steps-per-epoch N (steps of "
                               "--batch-size events it draws itself per epoch)")
+        if args.resume:  # the user's code of a resumed run: the recorded file (sha256), checked before it is imported
+            from hepgen.train.rundir import RunDir
+
+            run = RunDir(out)
+            if run.config_path.is_file():
+                run.check_user_code(run.read_config(), {k: params[k] for k in ("integrand", "matrix_element")
+                                                        if isinstance(params.get(k), str)})
         model = _build(cls, args.model, lambda: cls(**params))
         model.fit(None, run_dir=out, resume=args.resume, quiet=args.quiet, **train)
         draw_loss_plot(out)

@@ -39,6 +39,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "the same file again (its sha256 is checked; a run never imports code on its own)")
     sample.add_argument("--matrix-element", dest="matrix_element", metavar="FILE.py:NAME", help="a phase-space-flow: "
                         "the matrix-element file it was trained with, again (sha256 checked)")
+    sample.add_argument("--pdg", metavar="IDS", help="-o FILE.lhe of a phase-space-flow: the final-state particles' "
+                        "PDG ids, comma separated (default: the run's --pdg, 1,-1,21,...)")
     sample.add_argument("--extrapolate", action="store_true", help="a shower model (calo-gan, calo-flow): sample "
                         "at incident energies far outside the training range, which it refuses otherwise")
     sample.set_defaults(handler=cmd_sample)
@@ -119,10 +121,19 @@ def _sample_exact(args: argparse.Namespace) -> int:
         raise ConfigError(f"{flag} writes arrays and summary numbers: -o must be .h5 or .npz"
                           f"{' (or .lhe)' if args.unweighted else ''}, got {args.out}")
     check_writable(args.out.split(":")[0] if lhe else None, "-o")
+    if args.pdg is not None and not lhe:
+        raise ConfigError(f"--pdg names the particles of an LHE file: -o must be .lhe, got {args.out}")
+    pdg = None
+    if args.pdg is not None:
+        from hepgen.options import Option, convert
+
+        pdg = convert("--pdg", args.pdg, Option((1,), item=int), "hepgen sample")
     model = hepgen.load(args.run, device=resolve_device(args.device), **user_code(args))
     if lhe and not hasattr(model, "momenta"):
         raise ConfigError(f"-o {args.out}: an LHE file holds particles' momenta, from a phase-space-flow; "
                           f"{args.run} holds a {model.cli_name}: write .h5 or .npz")
+    if pdg is not None and len(pdg) != model.particles:
+        raise ConfigError(f"--pdg {args.pdg}: {len(pdg)} ids for the {model.particles} particles of {args.run}")
     method = "sample_mcmc" if args.mcmc else "sample_unweighted"
     if not hasattr(model, method):
         kind = "lattice target (phi4-flow)" if args.mcmc else "integrand (hypercube-flow)"
@@ -131,7 +142,7 @@ def _sample_exact(args: argparse.Namespace) -> int:
     if lhe:
         from hepgen.data.lhe import write_lhe
 
-        write_lhe(args.out, result["momenta"], result["pdg"], float(result["sqrt_s"]),
+        write_lhe(args.out, result["momenta"], result["pdg"] if pdg is None else pdg, float(result["sqrt_s"]),
                   float(result["cross_section_pb"]), float(result["cross_section_error_pb"]),
                   comment=f"hepgen sample {args.run}: {args.n} events, seed {args.seed}")
     else:
