@@ -121,6 +121,13 @@ def test_a_matrix_element_through_the_cli_to_lhe_and_hdf5(tmp_path, user_file, c
     np.testing.assert_allclose(momenta, p, rtol=1e-9, atol=1e-8)  # same seed: the same events as the HDF5 file
     np.testing.assert_allclose(momenta.sum(1), np.tile([91.2, 0, 0, 0], (200, 1)), atol=1e-8)
     assert (np.hypot(momenta[..., 1], momenta[..., 2]) > 0.5).all()
+    # weighted events (no --unweighted): momenta and weights, E[w] = the integral
+    weighted = tmp_path / "weighted.h5"
+    assert main(["sample", run, "-n", "4000", "--matrix-element", me, "-o", weighted, "--block-size", "1500", "-q"]) == 0
+    with h5py.File(weighted) as f:
+        pw, w = f["momenta"][()], f["weight"][()]
+    assert pw.shape == (4000, 3, 4) and abs(w.mean() - integral) < 4 * (w.std() / math.sqrt(len(w)) + error)
+    np.testing.assert_allclose(pw.sum(1), np.tile([91.2, 0, 0, 0], (4000, 1)), atol=1e-8)
     # an LHE file is for momenta: a hypercube-flow is told to write .h5
     flat = tmp_path / "flat"
     assert main(["fit", "hypercube-flow", "--steps-per-epoch", "2", "--epochs", "1", "-o", flat, *SMALL]) == 0

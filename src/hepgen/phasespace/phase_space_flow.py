@@ -89,6 +89,12 @@ class PhaseSpaceFlow(HypercubeFlow):
         """Hypercube points x (batch, 3n − 4) -> momenta (batch, n, 4), float64 NumPy."""
         return massless_momenta(torch.as_tensor(np.asarray(x), dtype=torch.float64), self.sqrt_s).numpy()
 
+    def sample_weighted(self, n: int, batch_size: int = 100_000) -> tuple[dict[str, torch.Tensor], dict[str, np.ndarray]]:
+        """({"momenta": (n, particles, 4), "x": (n, 3n − 4)}, {"weight": w (n,)}): weighted events, E[w] = ∫|M|² dΦ_n
+        (``hepgen sample RUN -n N`` without --unweighted)."""
+        x, w = self.weighted_events(n, batch_size)
+        return {"momenta": torch.as_tensor(self.momenta(x)), "x": torch.as_tensor(x)}, {"weight": w}
+
     def sample_unweighted(self, n: int, seed: int = 0, batch_size: int = 100_000, calibration: int = 100_000,
                           quantile: float = 1.0) -> dict[str, Any]:
         """n unweighted events (:meth:`HypercubeFlow.sample_unweighted`) with ``momenta`` (n, particles, 4),
