@@ -139,7 +139,7 @@ def test_a_matrix_element_through_the_cli_to_lhe_and_hdf5(tmp_path, user_file, c
 
 
 @pytest.mark.parametrize(("spec", "dims", "named"), [
-    ("{f}:with_nan", "2", ["integrand {f}:with_nan returned nan (not finite) at row 7"]),
+    ("{f}:with_nan", "2", ["integrand {f}:with_nan returned nan (not finite) at row 7 of a batch of 256 (input ["]),
     ("{f}:negative", "2", ["integrand {f}:negative returned -1.0 (negative) at row 4"]),
     ("{f}:wrong_shape", "2", ["integrand {f}:wrong_shape returned shape (256, 2) for input of shape (256, 2)"]),
     ("{f}:wrong_dimension", "3", ["integrand {f}:wrong_dimension raised IndexError on a batch of shape (256, 3)"]),
@@ -226,6 +226,8 @@ def test_python_targets_and_functions_and_load_without_them(tmp_path):
     flow.fit(None, steps_per_epoch=2, epochs=1, batch_size=64, quiet=True, run_dir=tmp_path / "run")
     with pytest.raises(ConfigError, match=r"hepgen.load\(run, matrix_element=<the function>\)"):
         hepgen.load(tmp_path / "run")
+    with pytest.raises(ConfigError, match="--particles is not an option of the run"):
+        hepgen.load(tmp_path / "run", matrix_element=lambda p: torch.ones(len(p)), particles=5)
     back = hepgen.load(tmp_path / "run", matrix_element=lambda p: torch.ones(len(p)))
     assert back.particles == 4 and back.dims == 8
     # |M|² = 1: the integral is the 4-body volume (pi/2)^3 s^2 / (3! 2!), within the error of the flow's weights

@@ -226,8 +226,9 @@ class HypercubeFlow(FlowModel):
             return
         top = float(log_f.max())
         options = (", ".join(f"{k}={v}" for k, v in self.target.get_config().items() if k != "name"))
-        hint = ("lower --ycut" if self.target.name == "eeqqg" else
-                "widen the peaks (--width) or lower --dims")
+        hint = {"eeqqg": "lower --ycut", "matrix-element": "loosen the --cut values or check the matrix element",
+                "user": "check the integrand (it is 0 almost everywhere)"}.get(
+            self.target.name, "widen the peaks (--width) or lower --dims")
         raise ConfigError(f"hypercube-flow: the integrand {self.target.name} ({options}) is 0 in float64 at every "
                           f"one of the {int(n)} points of a first batch (largest log f = {top:.4g}): the training "
                           f"would see only zeros and the integral estimate would be 0; {hint}")

@@ -78,9 +78,9 @@ def describe(function: Callable[..., Any], source: dict[str, str] | None) -> str
     return getattr(function, "__qualname__", None) or type(function).__name__
 
 
-def check_values(values: Any, batch: int, what: str, shape: tuple[int, ...]) -> Tensor:
+def check_values(values: Any, batch: int, what: str, shape: tuple[int, ...], x: Tensor | None = None) -> Tensor:
     """The user function's result as a float64 tensor (batch,), or a DataError naming ``what`` (the file and
-    function) and the first bad row: a wrong shape, NaN/inf or a negative value."""
+    function) and the first bad row (with an excerpt of its input ``x``): a wrong shape, NaN/inf or a negative value."""
     try:
         v = torch.as_tensor(np.asarray(values.detach().cpu() if isinstance(values, Tensor) else values,
                                        dtype=np.float64))
@@ -95,8 +95,9 @@ def check_values(values: Any, batch: int, what: str, shape: tuple[int, ...]) -> 
     if bool(bad.any()):
         row = int(torch.nonzero(bad)[0])
         kind = "negative" if bool(torch.isfinite(v[row])) else "not finite"
-        raise DataError(f"{what} returned {float(v[row])!r} ({kind}) at row {row} of a batch of {batch}; values "
-                        f"must be finite and >= 0")
+        point = "" if x is None else f" (input {excerpt([round(float(t), 6) for t in x[row].flatten()], 80)})"
+        raise DataError(f"{what} returned {float(v[row])!r} ({kind}) at row {row} of a batch of {batch}{point}; "
+                        "values must be finite and >= 0")
     return v
 
 
@@ -128,7 +129,7 @@ class UserFunction:
         except Exception as exc:  # noqa: BLE001 - the user's code failing is a user error, named
             raise DataError(f"{self.label} raised {type(exc).__name__} on a batch of shape {tuple(x.shape)}: "
                             f"{excerpt(str(exc), 120)}") from None
-        return check_values(out, len(x), self.label, tuple(x.shape)).to(x.device)
+        return check_values(out, len(x), self.label, tuple(x.shape), arg).to(x.device)
 
 
 class UserIntegrand(Target):

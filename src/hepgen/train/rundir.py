@@ -254,6 +254,10 @@ class RunDir:
                               + (f" (sha256 {str(code.get('sha256'))[:12]}...)" if code.get("sha256") else "")
                               + f", which hepgen never imports on its own; {how}"
                               + (f" ({flag(extra[0])} is not this run's option)" if extra else ""))
+        extra = [k for k in given if k != option]
+        if extra:
+            raise ConfigError(f"{flag(extra[0])} is not an option of the run {self.path}: it takes only its user's "
+                              f"{option.replace('_', ' ')} again ({flag(option)})")
         value = given[option]
         if isinstance(value, str) and code.get("sha256"):
             path, _, name = value.rpartition(":")
