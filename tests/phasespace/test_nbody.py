@@ -163,3 +163,42 @@ def test_lhe_round_trip_through_pylhe(tmp_path):
     with pytest.raises(DataError, match="momenta must be"):
         write_lhe(tmp_path / "bad.lhe", p[:, :2], [1, -1, 21], 91.2, 1.0, 0.1)
     assert not (tmp_path / "bad.lhe").exists()
+
+
+def rambo(n_events, n, sqrt_s, seed):
+    """RAMBO (Kleiss, Stirling & Ellis 1986), written out here as an independent reference: 4n numbers per event,
+    n isotropic massless momenta with energies ~ q e^-q, boosted and scaled to P = (sqrt_s, 0, 0, 0); flat weight."""
+    r = np.random.default_rng(seed).random((n_events, n, 4))
+    c, phi, q0 = 2 * r[..., 0] - 1, 2 * np.pi * r[..., 1], -np.log(r[..., 2] * r[..., 3])
+    s_ = np.sqrt(1 - c**2)
+    q = np.stack([q0, q0 * s_ * np.cos(phi), q0 * s_ * np.sin(phi), q0 * c], -1)
+    big = q.sum(1)
+    mass = np.sqrt(big[:, 0] ** 2 - (big[:, 1:] ** 2).sum(-1))
+    b = -big[:, 1:] / mass[:, None]
+    x, gamma = sqrt_s / mass, big[:, 0] / mass
+    a = 1 / (1 + gamma)
+    bq = (b[:, None, :] * q[..., 1:]).sum(-1)
+    e = x[:, None] * (gamma[:, None] * q[..., 0] + bq)
+    p3 = x[:, None, None] * (q[..., 1:] + b[:, None, :] * q[..., :1] + (a[:, None] * bq)[..., None] * b[:, None, :])
+    return np.concatenate([e[..., None], p3], -1)
+
+
+@pytest.mark.parametrize("n", [4, 5])
+def test_the_mapping_agrees_with_rambo_on_correlations(n):
+    # pair masses and the largest energy probe the joint distribution, beyond the single-particle marginals
+    mine = massless_momenta(uniform(20_000, 3 * n - 4, seed=10 + n), 1.0).numpy()
+    ref = rambo(20_000, n, 1.0, seed=n)
+    assert np.abs(ref.sum(1) - [1, 0, 0, 0]).max() < 1e-12
+
+    def observables(p):
+        pair = p[:, 0] + p[:, 1]
+        y12 = pair[:, 0] ** 2 - (pair[:, 1:] ** 2).sum(-1)
+        pair = p[:, 1] + p[:, -1]
+        y2n = pair[:, 0] ** 2 - (pair[:, 1:] ** 2).sum(-1)
+        return y12, y2n, p[..., 0].max(1), (p[:, 0, 1:] * p[:, -1, 1:]).sum(-1) / (p[:, 0, 0] * p[:, -1, 0])
+
+    for a, b in zip(observables(mine), observables(ref)):
+        assert stats.ks_2samp(a, b).pvalue > 1e-3
+    # the test can fail: n-body against (n-1)-body phase space differs
+    other = rambo(20_000, n - 1, 1.0, seed=99)
+    assert stats.ks_2samp(observables(mine)[0], observables(other)[0]).pvalue < 1e-6
