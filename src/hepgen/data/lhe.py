@@ -12,7 +12,9 @@
     </event>
 
 The two beams (status −1; default e⁻ along +z and e⁺ along −z, √s/2 each) come first, then the final-state
-particles (status 1, mothers 1 and 2). IDWTUP = 3: every event has weight XWGTUP = σ (unweighted). Colour
+particles (status 1, mothers 1 and 2). IDWTUP = 3: every event has weight XWGTUP = σ (unweighted). SCALUP = √s,
+AQEDUP = 1/137.036 and AQCDUP = 0.118 are informational (the matrix element is the user's). Masses are 0 for
+momenta massless to rounding. Colour
 lines: for a quark, an antiquark and gluons (PDG 1..6, −1..−6, 21), the chain q → g → … → q̄; otherwise 0.
 The file is written atomically (:mod:`hepgen.files`).
 """
