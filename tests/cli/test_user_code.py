@@ -87,6 +87,11 @@ def test_a_user_integrand_with_a_known_integral_through_the_cli(tmp_path, user_f
                                            f"{user_file}:product", "-o", tmp_path / "e4.h5"])
     assert code == 2 and "is not the file the run" in err and err.count("sha256") == 2 and str(user_file) in err
     assert not (tmp_path / "e3.h5").exists() and not (tmp_path / "e4.h5").exists()
+    # info describes the run from its files, without the user's code (which would now exit if imported)
+    capsys.readouterr()
+    assert main(["info", run]) == 0
+    out = capsys.readouterr().out
+    assert "hypercube-flow" in out and f"{user_file.resolve()}:product" in out and "not loaded" in out
 
 
 def test_a_matrix_element_through_the_cli_to_lhe_and_hdf5(tmp_path, user_file, capsys):

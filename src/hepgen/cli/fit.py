@@ -19,10 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-from hepgen.options import Option, convert, excerpt, parse_pairs, suggest
 from hepgen.errors import ConfigError, HepgenError
-from hepgen.options import excerpt
+from hepgen.options import Option, convert, excerpt, parse_pairs, suggest
 from hepgen.yamlconfig import read_yaml
 
 #: engine settings a config file or a flag may set (their types are those of Engine.__init__)

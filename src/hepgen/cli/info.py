@@ -24,19 +24,26 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
 
     run = RunDir(args.run)
     config = run.read_config()
-    model = hepgen.load(args.run)
+    code = config.get("user_code")
+    # a run trained on the user's own code is described from its files: info never imports that code
+    model = None if isinstance(code, dict) else hepgen.load(args.run)
     if args.quiet:
         return 0
-    n_params = sum(p.numel() for p in model.parameters())
     print(f"run        {args.run}")
-    print(f"model      {config['model']}  ({n_params:,} parameters)")
+    if model is None:
+        where = f"{code.get('path')}:{code.get('name')}" if code.get("path") else str(code.get("name"))
+        print(f"model      {config['model']}  (not loaded: it needs the user's {str(code.get('option')).replace('_', ' ')})")
+        print(f"user code  {where}" + (f"  sha256 {code['sha256']}" if code.get("sha256") else ""))
+    else:
+        print(f"model      {config['model']}  ({sum(p.numel() for p in model.parameters()):,} parameters)")
     print(f"params     {json.dumps(config['params'])}")
     fitted = config.get("fitted") or {}
     if fitted.get("columns"):
         print(f"features   {', '.join(fitted['columns'])}")
     if fitted.get("context_columns"):
         print(f"context    {', '.join(fitted['context_columns'])}")
-    print(f"preprocess {', '.join(model.preprocessor.kinds)}")
+    if model is not None:
+        print(f"preprocess {', '.join(model.preprocessor.kinds)}")
     for line in describe_training(config):
         print(line)
     history = run.read_metrics()
