@@ -150,7 +150,7 @@ def coerce(key: str, value: Any, kinds: Sequence[str], origin: str, from_flag: b
                 return [v for _, v in parsed]
             if len(kinds) == 1 or (len(kinds) == 2 and "None" in kinds):
                 raise ConfigError(f"bad value for {key} ({origin}): expected a list of "
-                                  f"{_NAMES.get(inner.group(1), inner.group(1))}s (comma separated on the "
+                                  f"{_NAMES.get(inner.group(1), inner.group(1)).split(' ', 1)[-1]}s (comma separated on the "
                                   f"command line), got {excerpt(bad[0])} in {excerpt(value)}")
             continue
         if kind == "PreprocessSpec":

@@ -56,7 +56,15 @@ class Stream:
 
 @runtime_checkable
 class Trainable(Protocol):
-    """The engine's view of a model (hepgen.models.Model implements every member)."""
+    """The engine's view of a model (hepgen.models.Model implements every member).
+
+    Optional checks the engine calls when a model defines them, all before anything is trained or written:
+    ``check_context(values (N, c), names, where)`` on the whole context, before the validation split so rows
+    are the file's (e.g. a shower model's positive incident energies); ``check_events(values (n, *event_shape),
+    first_row, where)`` chunk by chunk (e.g. a PixelCNN's non-negative intensities); ``check_fit(batch_size,
+    device)`` on the settings (e.g. a data-free flow's memory estimate, or an integrand that is zero
+    everywhere). Each raises a ConfigError or DataError naming the file, column and row, or the option.
+    """
 
     cli_name: str
     event_shape: Any
