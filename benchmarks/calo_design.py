@@ -134,6 +134,7 @@ def main() -> None:
                    help="new showers of each warm-started refresh as a fraction of the first iteration's (default "
                         "0.75; 1.0 while each refresh retrained the surrogate from scratch)")
     args = p.parse_args()
+    load_at_start, cpu_start = os.getloadavg(), time.process_time()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", module="sklearn")  # GP hyper-parameters at their bounds on few points
     grid = args.grid or (7 if args.quick else 11)
@@ -216,6 +217,10 @@ def main() -> None:
         "simulator_showers_per_s": rate,
         "timings_s": timings,
         "torch_threads": torch.get_num_threads(),
+        # the timings are void where the load exceeded 2.5 (other processes shared the 2 cores)
+        "machine": {"load_average_at_start": [round(v, 2) for v in load_at_start],
+                    "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+                    "cpu_s": round(time.process_time() - cpu_start, 1)},
     }
     OUT.mkdir(parents=True, exist_ok=True)
     atomic_write_text(OUT / f"{args.output}.json", json.dumps(result, indent=2, default=float) + "\n")
