@@ -150,3 +150,24 @@ def test_fit_classifier_score_roc_end_to_end(tmp_path, capsys):
                              "--bootstrap", 0)
     assert code == 0, err
     assert json.loads(out)["signals"]["top"]["auc"] > 0.8
+
+
+def test_each_input_is_opened_once_with_its_weights_and_mass(scores, capsys, monkeypatch):
+    """#19: the background's score, weight and mass columns come from one read of its file (datasets side by side,
+    beside a 2-D score_per_feature), as does each signal's; the numbers are those of the per-column reads."""
+    from hepgen.data import io
+
+    tmp = scores[0]
+    argv = ["roc", tmp / "bkg.h5", f"top={tmp / 'top.h5'}", "--weights", "w", "--mass", "mass", "--bootstrap", 0, "-q"]
+    opened = []
+    real = io.open_source
+    monkeypatch.setattr(io, "open_source", lambda spec, *a, **k: opened.append(str(spec)) or real(spec, *a, **k))
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert sorted(opened) == sorted([str(tmp / "bkg.h5"), str(tmp / "top.h5")])
+    together = json.loads(out)
+    monkeypatch.setattr("hepgen.cli.roc.read_sample", lambda spec, columns: None)  # each column on its own
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert json.loads(out)["signals"] == together["signals"]
+    assert json.loads(out)["mass_sculpting"] == together["mass_sculpting"]

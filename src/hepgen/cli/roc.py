@@ -87,6 +87,11 @@ def read_values(spec: str, column: str | None, what: str) -> np.ndarray:
                                 "sample") from None
             raise DataError(f"{spec}: no {what} column or dataset '{column}' ({first}); choose it with "
                             f"--{'score' if what == 'score' else what + 's' if what == 'weight' else what}") from None
+    return _checked(values, spec, column, what)
+
+
+def _checked(values: Any, spec: str, column: str | None, what: str) -> np.ndarray:
+    """``values`` as float64 (n,), refused when empty or not finite (the row named)."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         raise DataError(f"{spec}: the {what} {column or ''} has no events; a ROC needs at least one event per sample")
@@ -94,6 +99,19 @@ def read_values(spec: str, column: str | None, what: str) -> np.ndarray:
     if bad.any():
         raise DataError(f"{spec}: {what} '{column}' is NaN or infinite at row {int(np.flatnonzero(bad)[0])}")
     return values
+
+
+def read_sample(spec: str, columns: list[str]) -> dict[str, np.ndarray] | None:
+    """The named per-event columns of one input, the file opened once (a table's columns, or datasets side by side
+    as ``hepgen score`` writes them); None when they do not read as one table (a column is missing, or their
+    lengths differ): the caller then reads each on its own, for a message that says which and why."""
+    from hepgen.data import io
+
+    try:
+        table = io.read(spec, columns=columns, dtype=np.float64, check_finite=False)
+    except DataError:
+        return None
+    return {name: table.column(name) for name in columns}
 
 
 def _optional(spec: str, column: str, what: str) -> np.ndarray | None:
@@ -117,11 +135,20 @@ def read_inputs(args: argparse.Namespace) -> dict[str, Any]:
     if args.bootstrap != 0 and args.bootstrap < 2:
         raise ConfigError(f"--bootstrap must be 0 (no errors) or at least 2, got {args.bootstrap}")
     scores, weights = {}, {}
+    mass_column = args.mass.strip() if args.mass and is_column_name(args.mass) else None
+    mass = None
     for name, spec in samples:
-        s = read_values(spec, args.score, "score")
+        wanted = list(dict.fromkeys([args.score] + ([args.weights] if args.weights else [])
+                                    + ([mass_column] if mass_column and name == "background" else [])))
+        together = read_sample(spec, wanted)  # one read of the file; each column on its own only if that fails
+        s = (_checked(together[args.score], spec, args.score, "score") if together
+             else read_values(spec, args.score, "score"))
         scores[name] = -s if args.lower_is_signal else s
+        if mass_column and name == "background" and together:
+            mass = _checked(together[mass_column], spec, mass_column, "mass")
         if args.weights:
-            w = _optional(spec, args.weights, "weight")
+            w = (_checked(together[args.weights], spec, args.weights, "weight") if together
+                 else _optional(spec, args.weights, "weight"))
             if w is not None and len(w) != len(s):
                 raise DataError(f"{spec}: {len(w)} weights '{args.weights}' for {len(s)} scores '{args.score}'; "
                                 "one weight per scored event is needed")
@@ -131,9 +158,8 @@ def read_inputs(args: argparse.Namespace) -> dict[str, Any]:
     if args.weights and all(w is None for w in weights.values()):
         raise DataError(f"--weights {args.weights}: no file has that column (looked in "
                         f"{', '.join(spec for _, spec in samples)})")
-    mass = None
-    if args.mass:
-        mass = (read_values(args.background, args.mass.strip(), "mass") if is_column_name(args.mass)
+    if args.mass and mass is None:
+        mass = (read_values(args.background, mass_column, "mass") if mass_column
                 else read_values(args.mass, None, "mass"))
         if len(mass) != len(scores["background"]):
             raise DataError(f"--mass {args.mass}: {len(mass)} values for {len(scores['background'])} background "

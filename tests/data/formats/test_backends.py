@@ -181,3 +181,21 @@ def test_root_reads_flat_and_jagged_branches_uproot_writes(tmp_path):
     assert sorted(root.keys(tmp_path / "r.root", None)) == ["events", "jets"]
     with pytest.raises(DataError, match="No branch 'phi'"):
         root.open_source(tmp_path / "r.root", "events", _req(tmp_path / "r.root", columns=["phi"]))
+
+
+def test_hdf5_named_columns_of_a_group_that_holds_other_shapes_too(tmp_path):
+    """Datasets side by side as ``hepgen score`` writes them (score, weight beside a 2-D score_per_feature): the
+    named 1-D members read as one table, checked against h5py; a missing name is named; unnamed, the mixed group
+    is still refused as no table."""
+    path = tmp_path / "scores.h5"
+    rng = np.random.default_rng(3)
+    with h5py.File(path, "w") as f:
+        f["score"], f["w"], f["score_per_feature"] = rng.normal(size=40), rng.uniform(size=40), np.ones((40, 3))
+    with hdf5.open_source(path, None, _req(path, columns=["w", "score"])) as source:
+        assert source.columns == ["w", "score"]
+        with h5py.File(path) as f:
+            np.testing.assert_array_equal(_all(source), np.column_stack([f["w"][()], f["score"][()]]))
+    with pytest.raises(DataError, match="'wieght'.*'w'|'w'.*'wieght'"):
+        hdf5.open_source(path, None, _req(path, columns=["score", "wieght"]))
+    with pytest.raises(DataError, match="several datasets"):
+        hdf5.open_source(path, None, _req(path))

@@ -136,10 +136,17 @@ def open_source(path: Path, key: str | None, request: Request) -> HDF5Source:
             members = list(obj.keys())
             if not members:
                 raise DataError(f"The HDF5 group '{obj.name}' of '{path}' is empty: there is nothing to read.")
-            children = [obj.get(name) for name in members]
+            # named columns need only themselves to be equal-length 1-D datasets: a group may hold other shapes
+            # beside them (hepgen score writes score_per_feature (n, d) beside score and weight)
+            if request.columns is not None and isinstance(obj, h5py.Group) and len(members) > 1:
+                select_names(members, request.columns, (), where)  # a missing name is named, with its nearest
+                candidates = list(request.columns)
+            else:
+                candidates = members
+            children = [obj.get(name) for name in candidates]
             lengths = {len(child) for child in children if _is_column(child)}
             if all(_is_column(child) for child in children) and len(lengths) == 1:
-                names = select_names(members, request.columns, request.exclude, where)
+                names = select_names(candidates, request.columns, request.exclude, where)
                 for name in names:
                     require_numeric(obj[name].dtype, where, name)
                 source = HDF5Source(
