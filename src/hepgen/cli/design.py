@@ -135,13 +135,19 @@ def cmd_design(args: argparse.Namespace, extra: list[str]) -> int:
 
         showers = read_showers(args.data)
         path, _ = io.parse_spec(args.data)
-        keys = set(io.available_keys(path))
-        design = {}
+        try:  # the design columns beside the layers, in one read
+            table = io.read(str(path), columns=[p.name for p in params], dtype=np.float64)
+            design = {p.name: table.column(p.name) for p in params}
+        except DataError:  # which column is missing or unlike the others, said one by one
+            keys = set(io.available_keys(path))
+            design = {}
+            for p in params:
+                if p.name not in keys:
+                    raise DataError(f"{args.data}: no per-shower design column {p.name!r} (write one with "
+                                    f"'hepgen data calo --option vary={p.name}=LOW:HIGH'); it has "
+                                    f"{', '.join(sorted(keys))}") from None
+                design[p.name] = np.asarray(io.read(f"{path}:{p.name}").data, dtype=np.float64).reshape(-1)
         for p in params:
-            if p.name not in keys:
-                raise DataError(f"{args.data}: no per-shower design column {p.name!r} (write one with "
-                                f"'hepgen data calo --option vary={p.name}=LOW:HIGH'); it has {', '.join(sorted(keys))}")
-            design[p.name] = np.asarray(io.read(f"{path}:{p.name}").data, dtype=np.float64).reshape(-1)
             if len(design[p.name]) != len(showers):
                 raise DataError(f"{path}:{p.name} has {len(design[p.name])} rows for {len(showers)} showers")
         arrays = {**showers.layers, "energy": showers.energy}
