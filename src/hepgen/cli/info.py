@@ -60,20 +60,14 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
 def describe_training(config: dict[str, Any]) -> list[str]:
     """Readable lines of config.yaml's ``data`` (inputs, weights, context) and ``train`` (settings) sections."""
     lines = []
-    data = config.get("data") or {}
-    if isinstance(data, dict) and data:
-        lines.append("data")
-        for key, value in data.items():
-            if value is not None:
-                lines.append(f"  {key:<16} {_plain(value)}")
-    if isinstance(data, dict):
-        lines.append(f"weights    {_plain(data['weights']) if data.get('weights') is not None else 'none (unweighted)'}")
-    train = config.get("train") or {}
-    if isinstance(train, dict) and train:
-        lines.append("training")
-        for key, value in train.items():
-            if value is not None:
-                lines.append(f"  {key:<16} {_plain(value)}")
+    for section, title in (("data", "data"), ("train", "training")):
+        values = config.get(section) or {}
+        if isinstance(values, dict) and values:
+            lines.append(title)
+            lines += [f"  {key:<16} {_plain(value)}" for key, value in values.items() if value is not None]
+        if section == "data" and isinstance(values, dict):
+            weights = values.get("weights")
+            lines.append(f"weights    {_plain(weights) if weights is not None else 'none (unweighted)'}")
     return lines
 
 
