@@ -4,6 +4,12 @@ Events are produced and appended to the output (:class:`hepgen.data.writer.Block
 at a time, so memory does not grow with ``-n``, and the output appears only when complete. A
 conditional model takes ``--context``: one literal row for every event, or FILE[:KEY] with one row
 per event (the model's context columns read by name, see :mod:`hepgen.cli.columns`).
+
+``--truncation PSI`` is the truncation trick of the GANs that have one (their ``sample`` takes
+``truncation=``): fidelity traded for diversity, each family saying in its docstring what ψ means
+(big-gan: latent components beyond ±ψ redrawn; a style-based GAN: w pulled towards its mean). Every
+other model refuses it (exit 2). A model with its own check of context rows (``check_sample_context(values,
+where, first_row)``, e.g. big-gan's known classes) sees each block of ``--context FILE`` before it is sampled.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "the matrix-element file it was trained with, again (sha256 checked)")
     sample.add_argument("--pdg", metavar="IDS", help="-o FILE.lhe of a phase-space-flow: the final-state particles' "
                         "PDG ids, comma separated (default: the run's --pdg, 1,-1,21,...)")
+    sample.add_argument("--truncation", metavar="PSI", help="the truncation trick of a GAN that has one (big-gan: "
+                        "latent components beyond +-PSI are redrawn, PSI -> 0 gives the mean image; style-gan: w "
+                        "pulled towards its mean): fidelity for diversity; other models refuse it")
     sample.add_argument("--extrapolate", action="store_true", help="a shower model (calo-gan, calo-flow): sample "
                         "at incident energies far outside the training range, which it refuses otherwise")
     sample.set_defaults(handler=cmd_sample)
@@ -56,17 +65,29 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
 
     positive(args.n, "-n")
     positive(args.block_size, "--block-size")
+    truncation = parse_truncation(args.truncation)
     if args.mcmc or args.unweighted:
+        if truncation is not None:
+            raise ConfigError("--truncation is the truncation trick of a GAN's latent; --mcmc and --unweighted "
+                              "sample a model trained on a target, which has none")
         return _sample_exact(args)
     writer = BlockWriter(args.out, args.n)  # checks the output spec before the model is even loaded
     model = hepgen.load(args.run, device=resolve_device(args.device), **user_code(args))
-    options = {"extrapolate": True} if args.extrapolate else {}
+    options: dict[str, Any] = {"extrapolate": True} if args.extrapolate else {}
     if options and "extrapolate" not in inspect.signature(model.sample).parameters:
         raise ConfigError(f"--extrapolate is for shower models (calo-gan, calo-flow), not {model.cli_name}")
+    if truncation is not None:
+        if "truncation" not in inspect.signature(model.sample).parameters:
+            raise ConfigError(f"--truncation {args.truncation}: {args.run} holds a {model.cli_name}, which samples "
+                              "without a truncation trick (it is for GANs that have one, e.g. big-gan)")
+        options["truncation"] = truncation
     context = context_source(args.context, model)
     if hasattr(context, "read_rows") and len(context) != args.n:
         raise DataError(f"--context {args.context} has {len(context)} rows; give one row 'v1,v2' or one per event "
                         f"(-n {args.n})")
+    check_rows = getattr(model, "check_sample_context", None)
+    if check_rows is not None and context is not None and not hasattr(context, "read_rows"):
+        check_rows(context, f"--context {args.context}", 0)
     # unnamed models write one plain array (x0 .. beside named context columns: see hepgen.data.writer)
     writer.columns = {"samples": model.columns_, "context": context_names(model)}
     writer.bare = {"samples", "context"}
@@ -79,9 +100,11 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
                 drawn, weights = model.sample_weighted(stop - start)
                 block.update(weights)
             elif context is None:
-                drawn = model.sample(stop - start)
+                drawn = model.sample(stop - start, **options)
             else:
                 c = context_rows(context, start, stop)
+                if check_rows is not None and hasattr(context, "read_rows"):
+                    check_rows(c, str(args.context), start)
                 drawn = model.sample(stop - start, context=c, **options)
             if isinstance(drawn, dict):  # events of several arrays: one dataset each, as in the training file
                 block.update({k: v.cpu().numpy() for k, v in drawn.items()})
@@ -96,6 +119,24 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     if not args.quiet:
         print(f"wrote {args.n} events to {args.out}", file=sys.stderr)
     return 0
+
+
+def parse_truncation(value: str | None) -> float | None:
+    """``--truncation PSI`` as a finite number >= 0, or None when not given (ConfigError naming the value)."""
+    import math
+
+    from hepgen.options import excerpt
+
+    if value is None:
+        return None
+    try:
+        psi = float(value)
+    except ValueError:
+        raise ConfigError(f"--truncation {excerpt(value)}: not a number; give the truncation PSI >= 0, "
+                          "e.g. --truncation 0.5") from None
+    if not math.isfinite(psi) or psi < 0:
+        raise ConfigError(f"--truncation {excerpt(value)}: the truncation PSI must be a finite number >= 0")
+    return psi
 
 
 def user_code(args: argparse.Namespace) -> dict[str, str]:
