@@ -72,6 +72,8 @@ def test_device_is_checked_before_any_work(verb, tmp_path, capsys):
             "sample": ["sample", tmp_path / "norun", "-n", "5", "-o", tmp_path / "s.h5"],
             "score": ["score", tmp_path / "norun", tmp_path / "x.h5", "-o", tmp_path / "s.h5"],
             "design": ["design", "calo", "--param", "absorber_mm=1:3", "-o", tmp_path / "r.json"],
+            "report": ["report", "latents", tmp_path / "norun", "--data", tmp_path / "x.h5", "--report",
+                       tmp_path / "rep"],
             "unfold": ["unfold", "posterior", "--sim-truth", "s.h5", "--sim-reco", "s.h5", "--data", "d.h5",
                        "-o", tmp_path / "u.h5"]}[verb]
     code, err = run_cli_for_error(capsys, [*argv, "--device", "gpu7"])

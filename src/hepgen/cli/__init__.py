@@ -1,7 +1,7 @@
 """The ``hepgen`` command: argument parsing and error-to-exit-code mapping over the Python API.
 
 Each sub-command lives in its own module of the same name (``fit``, ``sample``, ``score``, ``info``,
-``data``, ``compare``, ``roc``, ``export``, ``unfold``, ``design``, ``demo``) as ``add_parser(sub)`` and a
+``data``, ``compare``, ``roc``, ``export``, ``unfold``, ``design``, ``demo``, ``report``) as ``add_parser(sub)`` and a
 ``cmd_*`` handler of a few API calls; the flags they share come from ``cli/common.py``. Errors
 caused by the user's input (HepgenError) print one paragraph on stderr and exit with code 2,
 never a traceback. Ctrl-C exits 130 and SIGTERM 143, each after the cleanups ran (no temporary file left).
@@ -83,6 +83,7 @@ def _deprecations_on_stderr() -> Iterator[None]:
 def build_parser() -> argparse.ArgumentParser:
     from hepgen.cli import compare, data, demo, export, fit, info, sample, score
     from hepgen.cli import unfold as unfold_cli
+    from hepgen.cli import report as report_cli
     from hepgen.cli import roc
     from hepgen.cli import design as design_cli
 
@@ -105,4 +106,5 @@ def build_parser() -> argparse.ArgumentParser:
     unfold_cli.add_parser(sub)
     roc.add_parser(sub)
     design_cli.add_parser(sub)
+    report_cli.add_parser(sub)
     return parser
