@@ -37,7 +37,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hepgen"
 #: layer rank -> (name, module prefixes); a module belongs to the layer of its longest matching prefix
 LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     0: ("ground floor", ("hepgen.files", "hepgen.errors", "hepgen._version", "hepgen.options", "hepgen.yamlconfig",
-                         "hepgen.progress")),
+                         "hepgen.progress", "hepgen.pretrained")),
     1: ("nn", ("hepgen.nn",)),
     2: ("metrics", ("hepgen.metrics",)),
     3: ("data", ("hepgen.data",)),

@@ -180,7 +180,7 @@ def test_load_refusals_name_the_file(saved_run, tmp_path):
 #: families whose events are no (3,) or (8, 8) array, tested with their own events in tests/calo, tests/lattice and
 #: tests/phasespace: calorimeter showers (several arrays, conditional on E_inc) and data-free targets (a lattice, an
 #: integrand); test_the_families_left_out_cannot_be_built_small checks the list hides no other family
-NOT_SMALL = {"calo-flow", "calo-gan", "hypercube-flow", "phase-space-flow", "phi4-flow"}
+NOT_SMALL = {"calo-flow", "calo-gan", "hypercube-flow", "lattice-flow", "phase-space-flow", "phi4-flow"}
 
 
 def _small(name):

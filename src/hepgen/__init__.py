@@ -33,7 +33,7 @@ _MODELS = {
     "conv-gan": "hepgen.gans.gan", "cyclegan": "hepgen.gans.cyclegan",
     "calo-gan": "hepgen.calo.gan", "calo-flow": "hepgen.calo.caloflow",
     "classifier": "hepgen.classifier", "pivot": "hepgen.jets.taggers", "disco": "hepgen.jets.taggers",
-    "phi4-flow": "hepgen.lattice.phi4_flow",
+    "phi4-flow": "hepgen.lattice.phi4_flow", "lattice-flow": "hepgen.lattice.flow",
     "hypercube-flow": "hepgen.phasespace.hypercube_flow", "phase-space-flow": "hepgen.phasespace.phase_space_flow",
     "pixel-cnn": "hepgen.autoregressive.pixelcnn",
 }
@@ -42,7 +42,7 @@ for _name, _module in _MODELS.items():
 
 #: public name -> the module that defines it
 _LAZY = {
-    "Phi4Flow": "hepgen.lattice",
+    "Phi4Flow": "hepgen.lattice", "LatticeFlow": "hepgen.lattice",
     "CaloGAN": "hepgen.calo.gan", "CaloFlow": "hepgen.calo.caloflow",
     "DesignStudy": "hepgen.calo.design", "optimise_design": "hepgen.calo.design",
     "HypercubeFlow": "hepgen.phasespace", "PhaseSpaceFlow": "hepgen.phasespace",

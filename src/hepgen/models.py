@@ -394,15 +394,23 @@ def _one_per_event(value: Any) -> bool:
     return np.ndim(value) == 1
 
 
+def resolve_run(run_dir: str | Path) -> Path:
+    """The run directory ``run_dir``, or a model shipped with hepgen for ``pretrained:NAME`` (:mod:`hepgen.pretrained`)."""
+    from hepgen.pretrained import resolve
+
+    return resolve(run_dir)
+
+
 def load(run_dir: str | Path, device: str | torch.device = "cpu", **user_code: Any) -> Model:
-    """Rebuild the model saved in ``run_dir``, ready to ``sample``, ``log_prob``, ``encode`` or ``score``.
+    """Rebuild the model saved in ``run_dir`` (or shipped with hepgen: ``"pretrained:NAME"``), ready to ``sample``,
+    ``log_prob``, ``encode`` or ``score``.
 
     ``user_code``: a run trained on the user's own code (``integrand=``, ``matrix_element=``, ``target=``: a
     FILE.py:NAME path or the function) needs it given again; a run never imports code on its own, and a file
     whose sha256 differs from the recorded one is refused (:meth:`hepgen.train.rundir.RunDir.check_user_code`)."""
     from hepgen.train.rundir import RunDir
 
-    run = RunDir(run_dir)
+    run = RunDir(resolve_run(run_dir))
     if not run.path.exists():
         raise CheckpointError(f"run directory {run.path} does not exist")
     config = run.read_config()

@@ -49,7 +49,7 @@ def test_mcmc_of_a_non_lattice_model_and_a_too_small_lattice_exit_2(tmp_path, ca
     out = tmp_path / "c.h5"
     assert main(["sample", str(run), "-n", "10", "--mcmc", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "--mcmc needs a model trained on a lattice target" in err and "Traceback" not in err
+    assert "--mcmc needs a model trained on a lattice action" in err and "Traceback" not in err
     assert not out.exists()
     assert main(["fit", "phi4-flow", "--L", "1", "--steps-per-epoch", "2", "--out", str(tmp_path / "r"), "-q"]) == 2
     err = capsys.readouterr().err

@@ -35,6 +35,14 @@ DATA_KEYS: dict[str, str] = {
 }
 #: constructor arguments the data decide, not the user
 SHAPE_KEYS = ("features", "shape", "event_shape", "context")
+#: the options that give a model the user's own code (imported from the path given; a run never imports it)
+USER_CODE = ("integrand", "matrix_element", "action")
+
+
+def shape_keys(cls: type) -> tuple[str, ...]:
+    """The constructor arguments the data decide: none is ``shape`` for a model trained without data (a lattice
+    flow's ``--shape 16,16`` is the user's)."""
+    return tuple(k for k in SHAPE_KEYS if not (k == "shape" and getattr(cls, "data_free", False)))
 #: (lowest allowed value, whether it is excluded, highest excluded value) of numeric settings
 BOUNDS: dict[str, tuple[float, bool, float | None]] = {
     "epochs": (1, False, None), "batch_size": (1, False, None), "lr": (0, True, None),
@@ -196,7 +204,7 @@ def _engine_parameters() -> dict[str, inspect.Parameter]:
 def _model_flags(cls: type) -> dict[str, inspect.Parameter]:
     """``--flag-name`` -> constructor parameter, for the hyper-parameters the user chooses."""
     return {f"--{key.replace('_', '-')}": param for key, param in cls.hyperparameters().items()
-            if key not in SHAPE_KEYS}
+            if key not in shape_keys(cls)}
 
 
 def _parse_model_flags(cls: type, name: str, extra: Sequence[str]) -> dict[str, str | bool]:
@@ -249,7 +257,7 @@ def _read_config(path: str, model_keys: Sequence[str]) -> dict[str, Any]:
 
 def resolve_settings(cls: type, name: str, args: argparse.Namespace, extra: Sequence[str]) -> dict[str, Any]:
     """Model, training and data settings from the config file and the flags, each checked (see module doc)."""
-    hyper = {k: p for k, p in cls.hyperparameters().items() if k not in SHAPE_KEYS}
+    hyper = {k: p for k, p in cls.hyperparameters().items() if k not in shape_keys(cls)}
     engine = _engine_parameters()
     raw: dict[str, tuple[Any, str, bool]] = {}  # key -> (value, origin, from a flag)
     if args.config:
@@ -313,7 +321,7 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
         raise ConfigError(f"config file {args.config} is for model {settings['model']!r}, not {args.model!r}")
     data = args.data or settings.get("data")
     out = Path(args.out or settings.get("out") or f"runs/{args.model}")
-    params = {k: settings[k] for k in cls.hyperparameters() if k in settings and k not in SHAPE_KEYS}
+    params = {k: settings[k] for k in cls.hyperparameters() if k in settings and k not in shape_keys(cls)}
     train = {k: settings[k] for k in TRAIN_KEYS if k in settings}
     if getattr(cls, "data_free", False):  # trained from a target it evaluates: no DATA
         if data is not None:
@@ -327,7 +335,7 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
 
             run = RunDir(out)
             if run.config_path.is_file():
-                run.check_user_code(run.read_config(), {k: params[k] for k in ("integrand", "matrix_element")
+                run.check_user_code(run.read_config(), {k: params[k] for k in USER_CODE
                                                         if isinstance(params.get(k), str)})
         model = _build(cls, args.model, lambda: cls(**params))
         model.fit(None, run_dir=out, resume=args.resume, quiet=args.quiet, **train)

@@ -11,7 +11,8 @@ from hepgen.cli.common import add_quiet
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a run directory")
-    info.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit'")
+    info.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit', or pretrained:NAME (a model "
+                      "shipped with hepgen: how it was trained is shown)")
     add_quiet(info, "print nothing: only check that RUN loads (exit 0) or say why not (exit 2)")
     info.set_defaults(handler=cmd_info)
 
@@ -22,14 +23,22 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
     import hepgen
     from hepgen.train.rundir import RunDir
 
-    run = RunDir(args.run)
+    from hepgen.models import resolve_run
+    from hepgen.pretrained import describe, is_pretrained
+
+    run = RunDir(resolve_run(args.run))
     config = run.read_config()
     code = config.get("user_code")
     # a run trained on the user's own code is described from its files: info never imports that code
     model = None if isinstance(code, dict) else hepgen.load(args.run)
     if args.quiet:
         return 0
-    print(f"run        {args.run}")
+    print(f"run        {args.run}" + (f"  (shipped with hepgen: {run.path})" if is_pretrained(args.run) else ""))
+    if is_pretrained(args.run):
+        entry = describe(args.run)
+        print(f"about      {entry.get('description', '')}")
+        for key, value in (entry.get("training") or {}).items():
+            print(f"  {key:<16} {_plain(value)}")
     if model is None:
         where = f"{code.get('path')}:{code.get('name')}" if code.get("path") else str(code.get("name"))
         print(f"model      {config['model']}  (not loaded: it needs the user's {str(code.get('option')).replace('_', ' ')})")

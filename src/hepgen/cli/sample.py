@@ -24,10 +24,14 @@ from hepgen.cli.common import (add_block_size, add_device, add_out, add_quiet, a
                                progress_bar, resolve_device)
 from hepgen.errors import ConfigError, DataError
 
+#: the options that give a run its user's own code again (a run never imports code on its own)
+USER_CODE = ("integrand", "matrix_element", "action")
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw events from a trained model")
-    sample.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit'")
+    sample.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit', or pretrained:NAME (a model "
+                        "shipped with hepgen, e.g. pretrained:phi4-L6)")
     sample.add_argument("-n", type=int, required=True, help="number of events")
     add_out(sample, f"output file: {OUTPUTS}; laid out like the data the model imitates", required=True)
     sample.add_argument("--context", help="one context row 'v1,v2,...' for all events, or FILE[:KEY] with one row "
@@ -36,7 +40,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_device(sample)
     add_block_size(sample)
     add_quiet(sample)
-    sample.add_argument("--mcmc", action="store_true", help="a model trained on a lattice target (phi4-flow): an "
+    sample.add_argument("--mcmc", action="store_true", help="a model trained on a lattice action (phi4-flow, "
+                        "lattice-flow): an "
                         "independence Metropolis-Hastings chain of N steps (configs, acceptance, tau_int); .h5/.npz")
     sample.add_argument("--unweighted", action="store_true", help="a model trained on an integrand "
                         "(hypercube-flow, phase-space-flow): N unweighted events by accept-reject against the max weight; "
@@ -45,6 +50,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                         "the same file again (its sha256 is checked; a run never imports code on its own)")
     sample.add_argument("--matrix-element", dest="matrix_element", metavar="FILE.py:NAME", help="a phase-space-flow: "
                         "the matrix-element file it was trained with, again (sha256 checked)")
+    sample.add_argument("--action", metavar="FILE.py:NAME", help="a lattice-flow trained on your own action: the same "
+                        "file again (sha256 checked; a run never imports code on its own)")
     sample.add_argument("--pdg", metavar="IDS", help="-o FILE.lhe of a phase-space-flow: the final-state particles' "
                         "PDG ids, comma separated (default: the run's --pdg, 1,-1,21,...)")
     sample.add_argument("--truncation", metavar="PSI", help="the truncation trick of a GAN that has one (big-gan: "
@@ -140,8 +147,9 @@ def parse_truncation(value: str | None) -> float | None:
 
 
 def user_code(args: argparse.Namespace) -> dict[str, str]:
-    """The user's code given on this command line (``--integrand``, ``--matrix-element``), for :func:`hepgen.load`."""
-    return {k: getattr(args, k) for k in ("integrand", "matrix_element") if getattr(args, k, None) is not None}
+    """The user's code given on this command line (``--integrand``, ``--matrix-element``, ``--action``), for
+    :func:`hepgen.load`."""
+    return {k: getattr(args, k) for k in USER_CODE if getattr(args, k, None) is not None}
 
 
 def _sample_exact(args: argparse.Namespace) -> int:
@@ -177,7 +185,7 @@ def _sample_exact(args: argparse.Namespace) -> int:
         raise ConfigError(f"--pdg {args.pdg}: {len(pdg)} ids for the {model.particles} particles of {args.run}")
     method = "sample_mcmc" if args.mcmc else "sample_unweighted"
     if not hasattr(model, method):
-        kind = "lattice target (phi4-flow)" if args.mcmc else "integrand (hypercube-flow)"
+        kind = "lattice action (phi4-flow, lattice-flow)" if args.mcmc else "integrand (hypercube-flow)"
         raise ConfigError(f"{flag} needs a model trained on a {kind}; {args.run} holds a {model.cli_name}")
     result = getattr(model, method)(args.n, seed=args.seed, batch_size=args.block_size)
     if lhe:

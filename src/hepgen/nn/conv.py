@@ -171,3 +171,51 @@ class ConvDecoder(nn.Module):
                 raise ValueError("this decoder was built with a context input; pass context=")
             z = torch.cat([z, context.expand(z.shape[0], -1)], dim=1)
         return self.convs(self.linear(z).reshape(z.shape[0], *self.feature_shape))
+
+
+def periodic_pad(x: Tensor, width: int, dims: int) -> Tensor:
+    """x (batch, C, *sites) with its last ``dims`` axes wrapped around by ``width`` sites on each side (a
+    periodic lattice's neighbours), by concatenation: the same values as ``F.pad(mode="circular")`` at about
+    half its cost forward and backward on small lattices (its slices and copies dominated a lattice flow's step)."""
+    if width == 0:
+        return x
+    for axis in range(x.dim() - dims, x.dim()):
+        n = x.shape[axis]
+        if width > n:
+            raise ValueError(f"periodic padding of {width} sites needs at least {width} sites per axis, got {n}")
+        x = torch.cat([x.narrow(axis, n - width, width), x, x.narrow(axis, 0, width)], axis)
+    return x
+
+
+class _Periodic:
+    """A convolution on a periodic lattice: wrap the input by kernel_size // 2 sites, then a valid convolution
+    (built with padding=0; parameters named as in the plain torch layer)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(periodic_pad(x, self.kernel_size[0] // 2, len(self.kernel_size)))  # type: ignore[misc]
+
+
+class PeriodicConv1d(_Periodic, nn.Conv1d):
+    """Conv1d with periodic boundaries (same-size output for an odd kernel)."""
+
+
+class PeriodicConv2d(_Periodic, nn.Conv2d):
+    """Conv2d with periodic boundaries (same-size output for an odd kernel)."""
+
+
+class PeriodicConv3d(_Periodic, nn.Conv3d):
+    """Conv3d with periodic boundaries (same-size output for an odd kernel)."""
+
+
+CONVS: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+PERIODIC_CONVS: dict[int, type[nn.Module]] = {1: PeriodicConv1d, 2: PeriodicConv2d, 3: PeriodicConv3d}
+
+
+def same_conv(dims: int, in_channels: int, out_channels: int, kernel_size: int, padding_mode: str = "zeros") -> nn.Module:
+    """A ``dims``-D convolution (1, 2 or 3) keeping the sites' shape (odd kernel): zero padding, or periodic
+    boundaries with ``padding_mode="circular"`` (:func:`periodic_pad`)."""
+    if dims not in CONVS:
+        raise ValueError(f"convolutions on 1-, 2- or 3-D sites only, got {dims} dimensions")
+    if padding_mode == "circular":
+        return PERIODIC_CONVS[dims](in_channels, out_channels, kernel_size, padding=0)
+    return CONVS[dims](in_channels, out_channels, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode)

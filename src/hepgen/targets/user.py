@@ -78,9 +78,11 @@ def describe(function: Callable[..., Any], source: dict[str, str] | None) -> str
     return getattr(function, "__qualname__", None) or type(function).__name__
 
 
-def check_values(values: Any, batch: int, what: str, shape: tuple[int, ...], x: Tensor | None = None) -> Tensor:
+def check_values(values: Any, batch: int, what: str, shape: tuple[int, ...], x: Tensor | None = None,
+                 nonnegative: bool = True) -> Tensor:
     """The user function's result as a float64 tensor (batch,), or a DataError naming ``what`` (the file and
-    function) and the first bad row (with an excerpt of its input ``x``): a wrong shape, NaN/inf or a negative value."""
+    function) and the first bad row (with an excerpt of its input ``x``): a wrong shape, NaN/inf or (when
+    ``nonnegative``: an integrand, not an action) a negative value."""
     try:
         v = torch.as_tensor(np.asarray(values.detach().cpu() if isinstance(values, Tensor) else values,
                                        dtype=np.float64))
@@ -91,13 +93,13 @@ def check_values(values: Any, batch: int, what: str, shape: tuple[int, ...], x: 
     if tuple(v.shape) != (batch,):
         raise DataError(f"{what} returned shape {tuple(v.shape)} for input of shape {shape}; it must return one value "
                         f"per row, shape ({batch},)")
-    bad = ~torch.isfinite(v) | (v < 0)
+    bad = ~torch.isfinite(v) | (v < 0) if nonnegative else ~torch.isfinite(v)
     if bool(bad.any()):
         row = int(torch.nonzero(bad)[0])
         kind = "negative" if bool(torch.isfinite(v[row])) else "not finite"
         point = "" if x is None else f" (input {excerpt([round(float(t), 6) for t in x[row].flatten()], 80)})"
         raise DataError(f"{what} returned {float(v[row])!r} ({kind}) at row {row} of a batch of {batch}{point}; "
-                        "values must be finite and >= 0")
+                        f"values must be finite{' and >= 0' if nonnegative else ''}")
     return v
 
 
@@ -160,4 +162,60 @@ class UserIntegrand(Target):
         return {"dims": self.dims, "function": describe(self.call.function, self.source)}
 
 
-__all__ = ["UserFunction", "UserIntegrand", "check_values", "describe", "file_sha256", "load_function", "split_spec"]
+class UserAction(Target):
+    """exp(−S[φ]) of the user's lattice action S (a periodic lattice of 1, 2 or 3 dimensions):
+    ``log_prob`` = −S.
+
+    Args:
+        function: S, φ (batch, *shape) -> (batch,), differentiable torch (a flow is trained through its gradient).
+        shape: the lattice, e.g. (16, 16); 1 to 3 axes of >= 2 sites.
+        source: where it came from, ``{"path", "name", "sha256"}`` (:func:`load_function`), or None.
+
+    S is called with φ in the caller's dtype (float32 while training; float64 for the Metropolis weights)
+    and must return a tensor of shape (batch,) (or (batch, 1)), finite, that carries φ's gradient. A result
+    of another shape, a NaN or infinity (the row and an excerpt of its field named), a NumPy array or a
+    tensor without φ's gradient, or an exception in S, is a DataError naming the file and the function.
+    """
+
+    name = "user-action"
+    domain = "real"
+
+    def __init__(self, function: Callable[..., Any], shape: Any, source: dict[str, str] | None = None):
+        if not callable(function):
+            raise ConfigError(f"the action must be callable, got {type(function).__name__}")
+        dims = tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
+        if not 1 <= len(dims) <= 3:
+            raise ConfigError(f"option 'shape' of the user's action: a periodic lattice of 1, 2 or 3 axes, got "
+                              f"{excerpt(list(dims))}")
+        self.shape = tuple(check_number(n, "shape", "user-action", 2, integer=True) for n in dims)
+        self.event_shape = self.shape
+        self.function, self.source = function, source
+        self.label = f"action {describe(function, source)}"
+
+    def action(self, x: Tensor) -> Tensor:
+        """S[φ]: (batch, *shape) -> (batch,) in φ's dtype, checked (class doc)."""
+        x = self.check(x)
+        try:
+            s = self.function(x)
+        except Exception as exc:  # noqa: BLE001 - the user's code failing is a user error, named
+            raise DataError(f"{self.label} raised {type(exc).__name__} on a field of shape {tuple(x.shape)}: "
+                            f"{excerpt(str(exc), 120)}") from None
+        if not isinstance(s, Tensor):
+            raise DataError(f"{self.label} returned {type(s).__name__}, not a torch tensor: the action must be "
+                            "differentiable torch code (a flow is trained through its gradient)")
+        if s.dim() == 2 and s.shape[1] == 1:
+            s = s[:, 0]
+        check_values(s, len(x), self.label, tuple(x.shape), x, nonnegative=False)
+        if x.requires_grad and not s.requires_grad:
+            raise DataError(f"{self.label} returned a tensor without the field's gradient (detached, or computed "
+                            "through NumPy): the action must be differentiable torch code")
+        return s.to(x.dtype)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return -self.action(x)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "action": describe(self.function, self.source)}
+
+
+__all__ = ["UserAction", "UserFunction", "UserIntegrand", "check_values", "describe", "file_sha256", "load_function", "split_spec"]

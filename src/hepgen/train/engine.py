@@ -84,7 +84,10 @@ class Engine:
         monitor: the quantity that picks the best checkpoint and drives early stopping: a column of
             metrics.csv (``val_loss``, ``val_kl`` ...), a sample metric (``w1``, ``fpd``: computed on
             ``monitor_samples`` samples vs the validation events), or a callable
-            ``f(model, val_events) -> float``; lower is better. None: keep the last epoch.
+            ``f(model, val_events) -> float``; lower is better, except for a quantity the model names in its
+            ``higher_is_better`` (a lattice flow's ``val_ess``), whose negative is monitored. None: keep the last
+            epoch. A model with an ``epoch_metrics() -> {name: value}`` method (a data-free flow measuring its
+            effective sample size on its own draws) has them logged as ``val_<name>`` after every epoch.
         val_fraction: seeded share of the data held out for validation when no ``val`` is given.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; fp16 with a GradScaler, CUDA only).
         stream: ``auto`` streams file data larger than ``memory_limit_mb``; True/False forces it.
@@ -204,6 +207,9 @@ class Engine:
                 if inputs.val_data is not None:
                     row.update(self._validate(fit))
                     row.update(self._diagnose(model))
+                epoch_metrics = getattr(model, "epoch_metrics", None)  # a data-free model's own judgement of itself
+                if epoch_metrics is not None:
+                    row.update({f"val_{k}": float(v) for k, v in epoch_metrics().items()})
                 row["lr"] = fit.optimisation.lr(players[0].name)
                 value = self._monitored(model, row, inputs.val)
                 if value is not None:
@@ -376,4 +382,5 @@ class Engine:
         if key not in row:
             raise ConfigError(f"monitor {monitor!r} is neither a logged quantity ({', '.join(row)}) nor a "
                               f"sample metric ({', '.join(SAMPLE_METRICS)})")
-        return row[key]
+        # a quantity the model says is better higher (a flow's effective sample size) is maximised
+        return -row[key] if key in getattr(model, "higher_is_better", ()) else row[key]

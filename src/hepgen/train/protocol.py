@@ -64,6 +64,9 @@ class Trainable(Protocol):
     first_row, where)`` chunk by chunk (e.g. a PixelCNN's non-negative intensities); ``check_fit(batch_size,
     device)`` on the settings (e.g. a data-free flow's memory estimate, or an integrand that is zero
     everywhere). Each raises a ConfigError or DataError naming the file, column and row, or the option.
+    Optional after each epoch: ``epoch_metrics() -> {name: value}``, logged as ``val_<name>`` (a lattice flow's
+    effective sample size on its own draws); ``higher_is_better``, names of logged quantities the engine
+    maximises when one is the monitor.
     """
 
     cli_name: str

@@ -13,6 +13,7 @@ so image layers compose with every other transform and log p(x) keeps the tabula
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -21,15 +22,33 @@ from torch import Tensor, nn
 from hepgen.flows.transforms.base import Compose, Transform
 from hepgen.flows.transforms.elementwise import AdditiveTransformer, AffineTransformer
 from hepgen.flows.transforms.splines import SplineTransformer
-from hepgen.nn.conv import image_shape
+from hepgen.nn.conv import image_shape, same_conv
 from hepgen.nn.mlp import activation as make_activation
 
 
-def checkerboard_mask(shape: Sequence[int], parity: int = 0) -> Tensor:
-    """(C·H·W,) bool, True (kept) on pixels with (h + w) % 2 == parity, in every channel."""
-    c, h, w = image_shape(shape)
-    board = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == parity
-    return board.expand(c, h, w).reshape(-1)
+def field_shape(shape: Sequence[int], spatial_dims: int = 2) -> tuple[int, ...]:
+    """(C, *sites) for events of shape (C, *sites) or (*sites) (one channel) with ``spatial_dims`` site axes
+    (2: images (C, H, W) or (H, W); 1 or 3: lattices)."""
+    if spatial_dims == 2:
+        return image_shape(shape)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == spatial_dims:
+        shape = (1, *shape)
+    if len(shape) != spatial_dims + 1 or min(shape) < 1:
+        raise ValueError(f"events with {spatial_dims} site axes have shape (C, *sites) or (*sites), got {shape}")
+    return shape
+
+
+def checkerboard_mask(shape: Sequence[int], parity: int = 0, spatial_dims: int = 2) -> Tensor:
+    """(C·Π sites,) bool, True (kept) on sites whose coordinates sum to ``parity`` mod 2, in every channel
+    (2-D: pixels with (h + w) % 2 == parity)."""
+    c, *sites = field_shape(shape, spatial_dims)
+    total = torch.zeros(sites, dtype=torch.long)
+    for axis, n in enumerate(sites):
+        view = [1] * len(sites)
+        view[axis] = n
+        total = total + torch.arange(n).reshape(view)
+    return ((total % 2) == parity).expand(c, *sites).reshape(-1)
 
 
 def channel_mask(shape: Sequence[int], parity: int = 0) -> Tensor:
@@ -68,45 +87,48 @@ class Squeeze(Transform):
 
 
 class ConvCoupling(Transform):
-    """Coupling layer on flattened images x: (batch, C·H·W) with a convolutional conditioner.
+    """Coupling layer on flattened images x: (batch, C·H·W) with a convolutional conditioner (or, with
+    ``spatial_dims`` 1 or 3, on fields of 1-D or 3-D sites, x: (batch, C·Π sites)).
 
     The conditioner sees the kept pixels (the others zeroed) and the context broadcast as constant
     channels, and returns ``transformer.params`` numbers for every pixel; those of the changed pixels
     parametrise τ.
 
     Args:
-        shape: (C, H, W) or (H, W).
+        shape: (C, H, W) or (H, W); with ``spatial_dims`` d: (C, *sites) or (*sites), d site axes.
         mask: (C·H·W,) bool, True on the kept pixels (:func:`checkerboard_mask`, :func:`channel_mask`).
         transformer: elementwise map (:class:`AffineTransformer`, :class:`AdditiveTransformer`,
             :class:`SplineTransformer`).
         channels: hidden channel counts of the conditioner's same-size convolutions.
         context: context size.
         kernel_size: odd kernel size.
-        padding_mode: the convolutions' padding, "zeros" (images) or "circular" (periodic lattices).
+        padding_mode: the convolutions' padding, "zeros" (images) or "circular" (periodic lattices,
+            :func:`hepgen.nn.conv.periodic_pad`).
+        spatial_dims: site axes of the events: 2 (images, the default), 1 or 3.
     """
 
     def __init__(self, shape: Sequence[int], mask: Tensor, transformer, channels: Sequence[int] = (64, 64),
-                 context: int = 0, kernel_size: int = 3, activation: str = "relu", padding_mode: str = "zeros"):
+                 context: int = 0, kernel_size: int = 3, activation: str = "relu", padding_mode: str = "zeros",
+                 spatial_dims: int = 2):
         super().__init__()
-        self.shape = image_shape(shape)
-        c, h, w = self.shape
+        self.shape = field_shape(shape, spatial_dims)
+        c, *sites = self.shape
+        self.sites = tuple(sites)
         mask = torch.as_tensor(mask, dtype=torch.bool).reshape(-1)
-        if mask.numel() != c * h * w:
+        if mask.numel() != c * math.prod(sites):
             raise ValueError(f"mask has {mask.numel()} entries for images of shape {self.shape}")
         if bool(mask.all()) or not bool(mask.any()):
             raise ValueError("a coupling mask needs pixels on both sides")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
-        self.register_buffer("mask", mask.to(torch.get_default_dtype()).reshape(1, c, h, w))
+        self.register_buffer("mask", mask.to(torch.get_default_dtype()).reshape(1, c, *sites))
         self.register_buffer("changed", torch.nonzero(~mask).flatten())
         self.transformer, self.context = transformer, int(context)
         sizes = [c + self.context, *[int(k) for k in channels]]
         layers: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Conv2d(a, b, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode),
-                       make_activation(activation)]
-        layers.append(nn.Conv2d(sizes[-1], c * transformer.params, kernel_size, padding=kernel_size // 2,
-                                padding_mode=padding_mode))
+            layers += [same_conv(len(sites), a, b, kernel_size, padding_mode), make_activation(activation)]
+        layers.append(same_conv(len(sites), sizes[-1], c * transformer.params, kernel_size, padding_mode))
         self.conditioner = nn.Sequential(*layers)
 
     def reset_to_identity(self) -> None:
@@ -116,15 +138,15 @@ class ConvCoupling(Transform):
 
     def _params(self, x: Tensor, context: Tensor | None) -> Tensor:
         """θ for the changed pixels: (batch, changed, P)."""
-        c, h, w = self.shape
-        inp = x.reshape(-1, c, h, w) * self.mask
+        c, sites = self.shape[0], self.sites
+        inp = x.reshape(-1, c, *sites) * self.mask
         if self.context:
             if context is None:
                 raise ValueError("this layer was built with a context input; pass context=")
-            maps = context.reshape(-1, self.context, 1, 1).expand(x.shape[0], -1, h, w)
+            maps = context.reshape(-1, self.context, *[1] * len(sites)).expand(x.shape[0], -1, *sites)
             inp = torch.cat([inp, maps], dim=1)
         p = self.transformer.params
-        theta = self.conditioner(inp).reshape(x.shape[0], c, p, h * w).transpose(2, 3).reshape(x.shape[0], -1, p)
+        theta = self.conditioner(inp).reshape(x.shape[0], c, p, math.prod(sites)).transpose(2, 3).reshape(x.shape[0], -1, p)
         return theta.index_select(1, self.changed)
 
     def _couple(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
@@ -211,4 +233,4 @@ def multiscale_image_transforms(shape: Sequence[int], scales: int = 2, steps: in
 
 
 __all__ = ["ConvCoupling", "Split", "Squeeze", "channel_mask", "checkerboard_mask", "conv_coupling",
-           "multiscale_image_transforms"]
+           "field_shape", "multiscale_image_transforms"]
