@@ -35,6 +35,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import torch
 
+from _machine import Meter
 from hepgen.data.generators import smear
 from hepgen.files import atomic_write_text
 from hepgen.unfolding.api import compute_metrics, run_method, write_report
@@ -66,7 +67,7 @@ def method_options(quick: bool, epochs: int, replicas: int) -> dict[str, tuple[s
     flow = {"epochs": epochs, "batch_size": 256, "lr": 2e-3}
     return {
         "ibu": ("ibu", {"bootstrap": 50}),
-        "omnifold": ("omnifold", {"bootstrap": 2, "iterations": 3}),
+        "omnifold": ("omnifold", {"bootstrap": 2 if quick else 4, "iterations": 5}),
         "posterior": ("posterior", {**flow, "bootstrap": replicas, "samples": 2, "iterations": 1,
                                     "coverage_samples": 300}),
         "posterior2": ("posterior", {**flow, "bootstrap": replicas, "samples": 2, "iterations": 2,
@@ -166,6 +167,7 @@ def main() -> None:
     samples = {"closure": smear.generate(n, seed=2, **OPTS),
                "non_closure": shifted_mix(n, 3, index=5.0, gluon_shift=0.15)}
     cache: dict = {}
+    meter = Meter()
     t_start = time.perf_counter()
     for method in methods:
         name, opts = options[method]
@@ -175,11 +177,12 @@ def main() -> None:
             inp = check_inputs(sim["truth"], sim["reco"], dat["reco"][dat["pass_reco"]], pass_truth=sim["pass_truth"],
                                pass_reco=sim["pass_reco"], data_truth=dat["truth"][dat["pass_truth"]],
                                names=smear.COLUMNS, units={"pt": "GeV", "mass": "GeV"})
-            t0 = time.perf_counter()
+            piece = Meter()
             r = run_method(name, inp, bins=20, seed=0, cache=cache, **opts)
-            seconds = time.perf_counter() - t0
             m = compute_metrics(r, (2, 3))
-            m["seconds"] = seconds
+            m["machine"] = piece.record()
+            seconds = m["seconds"] = m["machine"]["wall_s"]
+            meter.sample()
             m["options"] = opts
             if "coverage_68" in r.extra:
                 m["coverage"] = {"68": dict(zip(smear.COLUMNS, r.extra["coverage_68"].tolist())),
@@ -203,6 +206,7 @@ def main() -> None:
                         for key, m in results["runs"].items()}
     results["table_legend"] = "chi2/ndf / W1 +- bootstrap error, against the data's true truth (20 truth bins)"
     results["wall_seconds_this_run"] = time.perf_counter() - t_start
+    results["machine_this_run"] = meter.record()
     atomic_write_text(path, json.dumps(results, indent=2, default=float) + "\n")
     figure(results["runs"], OUT / "unfolding.png")
 

@@ -48,3 +48,36 @@ def test_non_closure_pt_spectrum():
     _, m = _run(5.0, 0.0)
     assert m["pt"]["w1"] < 0.5 * m["pt"]["w1_prior"]
     assert m["pt"]["chi2_ndf"] < m["pt"]["chi2_ndf_prior"]
+
+
+def _acceptance_case(n: int, seed: int, shift: float):
+    """Truth (a, b) independent, a ~ N(shift, 1), b ~ U(-3, 3); reco = truth + N(0, 0.2); events with
+    |b| > 2 are never reconstructed (the acceptance), and 10 % of the rest are lost at random."""
+    rng = np.random.default_rng(seed)
+    truth = np.stack([rng.normal(shift, 1.0, n), rng.uniform(-3, 3, n)], 1)
+    reco = truth + rng.normal(0, 0.2, truth.shape)
+    passed = (np.abs(truth[:, 1]) < 2) & (rng.random(n) < 0.9)
+    return truth, reco, passed
+
+
+@pytest.mark.parametrize("extrapolate", [True, False])
+def test_step_1b_carries_the_pull_beyond_the_acceptance(extrapolate):
+    """The data's a is shifted by +0.4. Inside the acceptance both settings follow the data; beyond it
+    (|b| > 2, a third of the truth) step 1b gives the events the pull of their neighbours in truth space
+    (mean of a near 0.4), while without it they keep the prior's a (mean near 0)."""
+    from hepgen.unfolding.omnifold import omnifold
+
+    t_sim, r_sim, p_sim = _acceptance_case(20000, 1, 0.0)
+    t_dat, r_dat, p_dat = _acceptance_case(20000, 2, 0.4)
+    inp = check_inputs(t_sim, r_sim, r_dat[p_dat], pass_reco=p_sim, names=["a", "b"])
+    nu = omnifold(inp, iterations=3, seed=0, extrapolate=extrapolate)
+    out = np.abs(t_sim[:, 1]) > 2.05
+    inside = np.abs(t_sim[:, 1]) < 1.9
+    assert np.average(t_sim[inside, 0], weights=nu[inside]) == pytest.approx(0.4, abs=0.06)
+    mean_out = np.average(t_sim[out, 0], weights=nu[out])
+    if extrapolate:
+        assert mean_out == pytest.approx(0.4, abs=0.08)
+        # the outside share of the total stays the simulated third (b is independent of a)
+        assert nu[out].sum() / nu.sum() == pytest.approx(out.mean(), abs=0.02)
+    else:
+        assert mean_out == pytest.approx(0.0, abs=0.05)

@@ -116,3 +116,22 @@ def test_posterior_coverage_at_20k():
         assert np.all(np.abs(cov - level / 100) < 0.03), (level, cov)
     m = compute_metrics(r)["observables"]
     assert m["eta"]["chi2_ndf"] < 2.0 and m["mass"]["chi2_ndf"] < 2.0, m
+
+
+@pytest.mark.parametrize("extrapolate", [True, False])
+def test_fill_beyond_the_acceptance_follows_the_unfolded_shape(extrapolate):
+    """Truth (a, b), eps = 0.9 for |b| < 2 and 0 beyond. The unfolded events inside have a ~ N(0.5, 1), the
+    prior a ~ N(0, 1): with ``extrapolate`` the prior's events filling |b| > 2 are reweighted to a mean near
+    0.5 (the ratio learned inside, continued across the edge); without it they keep the prior's mean 0."""
+    rng = np.random.default_rng(3)
+    eps = lambda x: np.where(np.abs(x[:, 1]) < 2.0, 0.9, 0.0)
+    unf = np.stack([rng.normal(0.5, 1.0, 60000), rng.uniform(-2, 2, 60000)], 1)
+    prior = np.stack([rng.normal(0.0, 1.0, 60000), rng.uniform(-3, 3, 60000)], 1)
+    out, w = efficiency_corrected(unf, np.ones(len(unf)), eps, prior, np.ones(len(prior)), eps(prior), 0.05,
+                                  extrapolate=extrapolate, seed=0)
+    beyond = np.abs(out[:, 1]) >= 2
+    assert beyond.sum() == (np.abs(prior[:, 1]) >= 2).sum()
+    # the filled share: the prior's outside fraction (a third), whatever the reweighting
+    assert w[beyond].sum() / w.sum() == pytest.approx(1 / 3, abs=0.02)
+    expected = 0.5 if extrapolate else 0.0
+    assert np.average(out[beyond, 0], weights=w[beyond]) == pytest.approx(expected, abs=0.05)

@@ -35,10 +35,13 @@ def _count(default: int | None, low: int, help: str) -> Option:
 _BOOTSTRAP = "replicas for the uncertainty band: 0 (none) or at least 2"
 _EFFICIENCY = ("truth regions with an efficiency below this (outside the acceptance) take the prior's shape "
                "scaled to the unfolded total")
+_EXTRAPOLATE = Option(True, kind=bool, help="outside the acceptance, weight the prior's events by the unfolded/prior "
+                                            "density ratio learned inside and continued across the edge (else the "
+                                            "prior's shape there)")
 _DEVICE = Option("auto", kind=str, help="where the flows train: auto (the engine's default), cpu, cuda, cuda:N or mps")
 _FLOW = {"transforms": _count(4, 1, "spline transforms of each flow"),
          "hidden": Option((64, 64), kind=tuple, item=int, low=1, help="hidden layer widths of each flow"),
-         "device": _DEVICE, "coverage_samples": _count(400, 0, "posterior draws per held-out event for the "
+         "device": _DEVICE, "extrapolate": _EXTRAPOLATE, "coverage_samples": _count(400, 0, "posterior draws per held-out event for the "
                                                                 "coverage check (0: none)")}
 #: each method's options (``iterations``, ``bootstrap`` ...) as :class:`hepgen.options.Option` schemas: types,
 #: bounds and defaults, checked by :func:`check_method_options` before any data is read; unknown options are
@@ -49,7 +52,10 @@ OPTIONS: dict[str, dict[str, Option]] = {
             "min_efficiency": Option(0.05, kind=float, low=0, high=1, high_open=True, help=_EFFICIENCY)},
     "omnifold": {"iterations": _count(3, 1, "OmniFold iterations (step 1 and step 2 each)"),
                  "bootstrap": _count(4, 0, _BOOTSTRAP),
-                 "folds": _count(2, 2, "cross-fitting folds of each classifier")},
+                 "folds": _count(2, 2, "cross-fitting folds of each classifier"),
+                 "extrapolate": Option(True, kind=bool, help="step 1b: events that fail reco take the truth-level "
+                                                              "expectation of the step-1 pull (a classifier on the "
+                                                              "truth of the events that pass), instead of no update")},
     "posterior": {"iterations": _count(1, 1, "prior-removal iterations (1: none)"),
                   "bootstrap": _count(10, 0, _BOOTSTRAP), "epochs": _count(30, 1, "flow training epochs"),
                   "samples": _count(1, 1, "posterior draws per observed event"), **_FLOW,
@@ -329,7 +335,7 @@ def run_method(method: str, inputs: UnfoldingInputs, *, bins: int = 20, seed: in
     if method == "omnifold":
         from hepgen.unfolding.omnifold import omnifold
 
-        kw = {"iterations": opts["iterations"], "folds": opts["folds"]}
+        kw = {"iterations": opts["iterations"], "folds": opts["folds"], "extrapolate": opts["extrapolate"]}
         nu = omnifold(inputs, seed=seed, **kw)
         reps = []
         for b, factors in enumerate(poisson_weights(len(inputs.data), opts["bootstrap"], seed + 17)):

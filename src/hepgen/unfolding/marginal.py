@@ -237,7 +237,8 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
                     transforms: int = 4, hidden: Any = (64, 64), batch_size: int = 256, lr: float = 3e-4,
                     device: str = "auto", min_efficiency: float = 0.05, posterior_epochs: int | None = None,
                     posterior_batch_size: int = 512, posterior_lr: float = 2e-3, coverage_samples: int = 400,
-                    output: str = "posterior", cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
+                    output: str = "posterior", extrapolate: bool = True,
+                    cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
     """(events, weights, bootstrap replicas, extra) of the marginal-likelihood unfolding (module doc).
 
     ``posterior_*``: the options of the proposal flow q(x | y) (``hepgen unfold posterior``'s epochs,
@@ -339,7 +340,8 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
         # sharper tree eps, as the posterior method does (eps_psi is smooth across a cut such as |eta| < 2.5)
         keep = tree_agg >= min_efficiency
         wk = wk[keep] / np.clip(psi_agg[keep], 1e-3, None)
-        return efficiency_corrected(x_agg[keep], wk, None, sim_x, sim_w, eps_sim, min_efficiency)
+        return efficiency_corrected(x_agg[keep], wk, None, sim_x, sim_w, eps_sim, min_efficiency,
+                                    extrapolate=extrapolate, seed=seed + 11, x_eps=tree_agg[keep])
 
     flow_x, flow_w = draw(truth_flow, seed + 3)
     extra: dict[str, Any] = {}

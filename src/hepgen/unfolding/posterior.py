@@ -122,12 +122,17 @@ def _hgb(seed: int):
 
 
 def classifier_probability(x1: np.ndarray, x0: np.ndarray, predict: np.ndarray, w1: np.ndarray | None = None,
-                           w0: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
-    """P(class 1 | z) at ``predict`` from a gradient-boosted classifier of x1 (label 1) against x0 (label 0)."""
+                           w0: np.ndarray | None = None, seed: int = 0, smooth: bool = False) -> np.ndarray:
+    """P(class 1 | z) at ``predict`` from a gradient-boosted classifier of x1 (label 1) against x0 (label 0).
+
+    ``smooth``: leaves of at least 1 % of the events (and 8 leaves per tree), for ratios carried beyond the
+    training region, where the last leaf's estimate is all there is."""
     X = np.concatenate([x1, x0])
     y = np.concatenate([np.ones(len(x1)), np.zeros(len(x0))])
     w = np.concatenate([np.ones(len(x1)) if w1 is None else w1, np.ones(len(x0)) if w0 is None else w0])
-    return _hgb(seed).fit(X, y, sample_weight=w / w.mean()).predict_proba(predict)[:, 1]
+    clf = (make_classifier("hgb", seed=seed, max_iter=100, max_leaf_nodes=8, min_samples_leaf=max(100, len(X) // 100))
+           if smooth else _hgb(seed))
+    return clf.fit(X, y, sample_weight=w / w.mean()).predict_proba(predict)[:, 1]
 
 
 def efficiency_model(inputs: UnfoldingInputs, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
@@ -156,20 +161,39 @@ def fake_model(inputs: UnfoldingInputs, seed: int = 0) -> Callable[[np.ndarray],
 
 def efficiency_corrected(x: np.ndarray, w: np.ndarray, efficiency: Callable[[np.ndarray], np.ndarray] | None,
                          prior_x: np.ndarray, prior_w: np.ndarray, prior_eps: np.ndarray,
-                         min_efficiency: float) -> tuple[np.ndarray, np.ndarray]:
+                         min_efficiency: float, *, extrapolate: bool = True, seed: int = 0,
+                         x_eps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """From unfolded events of the reconstructed population (``x: (n, d)``, ``w: (n,)``) to the full truth:
 
     w -> w / eps(x) where eps(x) >= ``min_efficiency`` (``efficiency`` None: ``x`` and ``w`` are already
-    corrected and cut by the caller); events with eps(x) < ``min_efficiency`` are dropped, and that region is filled with the prior's events there (``prior_x``, ``prior_w``; their
-    efficiencies ``prior_eps``) scaled by (unfolded total inside) / (prior total inside)."""
-    e = efficiency(x) if efficiency is not None else None
-    if e is not None:
+    corrected and cut by the caller); events with eps(x) < ``min_efficiency`` are dropped, and that region is
+    filled with the prior's events there (``prior_x``, ``prior_w``; their efficiencies ``prior_eps``) scaled by
+    (unfolded total inside) / (prior total inside). With ``extrapolate`` each filling event is also weighted
+    by r(x) = p_unfolded(x) / p_prior(x), the density ratio learned inside (a gradient-boosted classifier of
+    the unfolded against the prior's events there) and evaluated outside: the trees continue the ratio from
+    the edge of the acceptance (learned where eps is at least half its maximum; ``x_eps``: the efficiencies of
+    ``x`` when ``efficiency`` is None), so what the data say about the other observables (a steeper spectrum, another
+    quark/gluon mix) reaches the events they could not see, as IBU's 1/eps per bin of one observable does.
+    Without it, the region keeps the prior's shape in every observable."""
+    e = efficiency(x) if efficiency is not None else x_eps
+    if efficiency is not None:
         keep = e >= min_efficiency
-        x, w = x[keep], w[keep] / e[keep]
+        x, w, e = x[keep], w[keep] / e[keep], e[keep]
     outside = prior_eps < min_efficiency
     if outside.any() and (~outside).any():
-        scale = w.sum() / prior_w[~outside].sum()
-        x, w = np.concatenate([x, prior_x[outside]]), np.concatenate([w, prior_w[outside] * scale])
+        inside_w = prior_w[~outside]
+        fill = prior_w[outside] * (w.sum() / inside_w.sum())
+        if extrapolate and len(x):
+            # learned on the plateau (eps >= half its maximum): at the edge of the acceptance the 1/eps of a
+            # steep efficiency is least certain, and the trees would carry that edge outwards
+            plateau = 0.5 * float(prior_eps.max())
+            on = e >= plateau if e is not None else np.ones(len(x), bool)
+            prior_on = prior_eps >= plateau
+            prob = classifier_probability(x[on], prior_x[prior_on], prior_x[outside], w[on], prior_w[prior_on],
+                                          seed=seed, smooth=True)
+            prob = np.clip(prob, 1e-4, 1 - 1e-4)
+            fill = fill * prob / (1 - prob) * prior_w[prior_on].sum() / w[on].sum()
+        x, w = np.concatenate([x, prior_x[outside]]), np.concatenate([w, fill])
     return x, w
 
 
@@ -312,7 +336,7 @@ def cached_fit(inputs: UnfoldingInputs, cache: dict | None, *, seed: int, quiet:
 def unfold_posterior(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = True, iterations: int = 1,
                      bootstrap: int = 10, epochs: int = 30, samples: int = 1, transforms: int = 4,
                      hidden: Any = (64, 64), batch_size: int = 512, lr: float = 2e-3, device: str = "auto",
-                     min_efficiency: float = 0.05, coverage_samples: int = 400,
+                     min_efficiency: float = 0.05, coverage_samples: int = 400, extrapolate: bool = True,
                      cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
     """(events, weights, bootstrap replicas, extra) of the posterior unfolding; see the module doc."""
     import copy
@@ -330,7 +354,7 @@ def unfold_posterior(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tr
         x = draws.reshape(-1, inputs.features)
         w = np.tile(data_w * not_fake, int(samples)) / int(samples)
         return efficiency_corrected(x, w, fit.efficiency, inputs.truth[real], inputs.sim_weights[real], eps_sim,
-                                    min_efficiency)
+                                    min_efficiency, extrapolate=extrapolate, seed=s + 3)
 
     flow = fit.flow
     events, ev_w = unfolded(flow, inputs.data_weights, seed + 101)
