@@ -135,3 +135,46 @@ def test_fill_beyond_the_acceptance_follows_the_unfolded_shape(extrapolate):
     assert w[beyond].sum() / w.sum() == pytest.approx(1 / 3, abs=0.02)
     expected = 0.5 if extrapolate else 0.0
     assert np.average(out[beyond, 0], weights=w[beyond]) == pytest.approx(expected, abs=0.05)
+
+
+def test_iterations_stop_by_the_rule_and_coverage_is_the_final_flows():
+    """Closure on 3000 events: with a tolerance far above the reweighting's change the iteration stops before
+    any fine-tuning (one flow, the first coverage); with tolerance 0 every iteration runs, its change is
+    recorded, and the reported coverage is the last iteration's (weighted by the simulation's reweighting)."""
+    from hepgen.unfolding.api import run_method
+
+    inp = _inputs(3000)
+    cache: dict = {}
+    common = dict(bins=10, epochs=3, bootstrap=0, samples=1, coverage_samples=40, cache=cache, batch_size=256)
+    stop = run_method("posterior", inp, iterations=3, tolerance=10.0, **common)
+    assert int(stop.extra["iterations_run"]) == 1 and len(stop.extra["reweight_change"]) == 1
+    assert "coverage_68_iteration_2" not in stop.extra
+    full = run_method("posterior", inp, iterations=3, tolerance=0.0, **common)
+    assert int(full.extra["iterations_run"]) == 3 and len(full.extra["reweight_change"]) == 2
+    np.testing.assert_array_equal(full.extra["coverage_68"], full.extra["coverage_68_iteration_3"])
+    np.testing.assert_array_equal(stop.extra["coverage_68"], full.extra["coverage_68_iteration_1"])
+    assert np.all((full.extra["coverage_95"] >= 0) & (full.extra["coverage_95"] <= 1))
+
+
+def test_weighted_coverage_is_the_coverage_of_the_weighted_population():
+    """Weights 0/1 give the coverage of the weight-1 events alone; unit weights the unweighted coverage."""
+    from hepgen.unfolding.posterior import coverage, sample_posterior, train_posterior
+
+    inp = _inputs(2000)
+    both = inp.pass_truth & inp.pass_reco
+    x, y = inp.truth[both], inp.reco[both]
+    coder = Coder(x, y)
+    flow = train_posterior(x[:900], y[:900], np.ones(900), coder, seed=0, epochs=1, transforms=1, hidden=(16,),
+                           batch_size=256, lr=2e-3, device="cpu", quiet=True)
+    xt, yt = x[900:1100], y[900:1100]
+    mask = np.arange(len(xt)) % 2 == 0
+    full = coverage(flow, coder, xt, yt, samples=30, seed=4)
+    ones = coverage(flow, coder, xt, yt, samples=30, seed=4, weights=np.ones(len(xt)))
+    assert full == ones
+    weighted = coverage(flow, coder, xt, yt, samples=30, seed=4, weights=mask.astype(float))
+    # the same draws (the seed) restricted to the even rows: recompute by hand from the unweighted indicator
+    draws = sample_posterior(flow, coder, yt, 30, 4)
+    below, ties = (draws < xt[None]).mean(0), (draws == xt[None]).mean(0)
+    u = below + ties * np.random.default_rng(5).random(below.shape)
+    inside = (u >= 0.16) & (u <= 0.84)
+    np.testing.assert_allclose(weighted["68"], inside[mask].mean(0))

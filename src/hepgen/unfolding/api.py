@@ -56,7 +56,10 @@ OPTIONS: dict[str, dict[str, Option]] = {
                  "extrapolate": Option(True, kind=bool, help="step 1b: events that fail reco take the truth-level "
                                                               "expectation of the step-1 pull (a classifier on the "
                                                               "truth of the events that pass), instead of no update")},
-    "posterior": {"iterations": _count(1, 1, "prior-removal iterations (1: none)"),
+    "posterior": {"iterations": _count(1, 1, "prior-removal iterations, at most (1: none)"),
+                  "tolerance": Option(0.0, kind=float, low=0, help="stop iterating once the RMS change of the "
+                                                                     "simulation's reweighting is below this (0: "
+                                                                     "run every iteration)"),
                   "bootstrap": _count(10, 0, _BOOTSTRAP), "epochs": _count(30, 1, "flow training epochs"),
                   "samples": _count(1, 1, "posterior draws per observed event"), **_FLOW,
                   "batch_size": _count(512, 1, "training batch size"), "lr": _positive(2e-3, "learning rate"),

@@ -19,9 +19,14 @@ sampled per observed event.
   posterior puts their share of samples outside, and those are then the dropped ones.
 * Fakes (``pass_truth`` False): each observed event is weighted by 1 − P(fake | y), a classifier of the
   simulated fakes against real reco events (fakes assumed as frequent, as a function of y, as simulated).
-* Prior dependence: with ``iterations = k > 1`` the simulated truth is reweighted k − 1 times by a
+* Prior dependence: with ``iterations = k > 1`` the simulated truth is reweighted up to k − 1 times by a
   classifier between the unfolded sample and the simulated truth, and the flow fine-tuned on the
   reweighted pairs for ``max(2, epochs // 3)`` epochs (the engine's ``warm_start``: :func:`fine_tune`).
+  The stopping rule: with ``tolerance > 0`` the iteration stops (before fine-tuning) once the weighted RMS
+  of the change of the per-event reweighting since the previous iteration is below it
+  (``extra["reweight_change"]`` holds that history, ``extra["iterations_run"]`` the flows used).
+  Coverage is measured after every iteration on the held-out pairs weighted as the fine-tuned flow's
+  training pairs were (``coverage_68_iteration_k``); ``coverage_68`` / ``coverage_95`` are the final one's.
 * Bands: bootstrap replicas of the data (Poisson weights) with fresh posterior samples: the data's
   statistical uncertainty, not the flow's training uncertainty (an ensemble would need k fits).
 * Calibration: :func:`coverage` of the central 68 % / 95 % intervals per observable on held-out
@@ -263,12 +268,14 @@ def sample_and_log_prob(flow, coder: Coder, y: np.ndarray, samples: int, seed: i
 
 
 def coverage(flow, coder: Coder, x: np.ndarray, y: np.ndarray, samples: int = 400, seed: int = 0,
-             levels: tuple[float, ...] = (0.68, 0.95)) -> dict[str, list[float]]:
+             levels: tuple[float, ...] = (0.68, 0.95), weights: np.ndarray | None = None) -> dict[str, list[float]]:
     """Fraction of held-out true x inside the central ``level`` interval of their posterior, per observable.
 
     The interval is judged by the rank of x among ``samples`` posterior draws: u = P(draw < x) + V P(draw
     = x), V ~ U(0, 1) (randomised for the ties of integer columns), inside when (1 − level)/2 <= u <=
-    (1 + level)/2, so a calibrated posterior gives the nominal level for discrete observables too."""
+    (1 + level)/2, so a calibrated posterior gives the nominal level for discrete observables too.
+    ``weights`` (m,): the held-out pairs' weights (after the prior-removal iterations, the simulation
+    reweighted to the unfolded result: the fine-tuned posterior is judged on the population it describes)."""
     draws = sample_posterior(flow, coder, y, samples, seed)                     # (S, m, d)
     below = (draws < x[None]).mean(axis=0)
     ties = (draws == x[None]).mean(axis=0)
@@ -276,7 +283,8 @@ def coverage(flow, coder: Coder, x: np.ndarray, y: np.ndarray, samples: int = 40
     out: dict[str, list[float]] = {}
     for level in levels:
         lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
-        out[f"{round(level * 100)}"] = [float(v) for v in ((u >= lo_q) & (u <= hi_q)).mean(axis=0)]
+        inside = ((u >= lo_q) & (u <= hi_q)).astype(float)
+        out[f"{round(level * 100)}"] = [float(v) for v in np.average(inside, axis=0, weights=weights)]
     return out
 
 
@@ -337,7 +345,7 @@ def unfold_posterior(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tr
                      bootstrap: int = 10, epochs: int = 30, samples: int = 1, transforms: int = 4,
                      hidden: Any = (64, 64), batch_size: int = 512, lr: float = 2e-3, device: str = "auto",
                      min_efficiency: float = 0.05, coverage_samples: int = 400, extrapolate: bool = True,
-                     cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
+                     tolerance: float = 0.0, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
     """(events, weights, bootstrap replicas, extra) of the posterior unfolding; see the module doc."""
     import copy
 
@@ -358,24 +366,41 @@ def unfold_posterior(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tr
 
     flow = fit.flow
     events, ev_w = unfolded(flow, inputs.data_weights, seed + 101)
-    history = []
+    history, coverages = [], [fit.coverage] if fit.coverage else []
+    previous = np.ones(int(real.sum()))
+    held = fit.test[:3000]
+    run = 1
     for it in range(1, int(iterations)):  # reweight the simulated truth towards the unfolded sample, fine-tune
         p = classifier_probability(events, inputs.truth[real], inputs.truth[real], ev_w, inputs.sim_weights[real],
                                    seed=seed + it)
         p = np.clip(p, 1e-4, 1 - 1e-4)
         ratio = p / (1 - p) * inputs.sim_weights[real].sum() / ev_w.sum()
+        # the stopping rule: the weighted RMS of the change of the per-event reweighting since the last iteration
+        change = float(np.sqrt(np.average((ratio / previous - 1) ** 2, weights=inputs.sim_weights[real])))
+        history.append(change)
+        if tolerance and change < tolerance:
+            break
+        previous = ratio
         weights = inputs.sim_weights.copy()
         weights[real] = inputs.sim_weights[real] * ratio
-        history.append(float(np.std(ratio)))
         tr = fit.train
         u = fit.coder.encode(inputs.truth[tr], inputs.reco[tr], np.random.default_rng(seed + 7 + it))
         flow = fine_tune(copy.deepcopy(flow), u, fit.coder.context(inputs.reco[tr]), weights[tr],
                          epochs=max(2, int(epochs) // 3), batch_size=batch_size, lr=lr / 2, seed=seed + it,
                          device=device, quiet=quiet)
         events, ev_w = unfolded(flow, inputs.data_weights, seed + 101 + it)
+        run += 1
+        if coverage_samples and len(held) > 10:
+            coverages.append(coverage(flow, fit.coder, inputs.truth[held], inputs.reco[held],
+                                      samples=int(coverage_samples), seed=seed + it, weights=weights[held]))
     reps = [unfolded(flow, inputs.data_weights * factors, seed + 5000 + b)
             for b, factors in enumerate(poisson_weights(len(inputs.data), bootstrap, seed + 1))]
-    extra: dict[str, Any] = {f"coverage_{k}": np.array(v) for k, v in fit.coverage.items()}
+    # the coverage of the final posterior (after the last fine-tuning), and of every iteration's
+    extra: dict[str, Any] = {f"coverage_{k}": np.array(v) for k, v in (coverages[-1] if coverages else {}).items()}
+    for i, cov in enumerate(coverages):
+        for k, v in cov.items():
+            extra[f"coverage_{k}_iteration_{i + 1}"] = np.array(v)
+    extra["iterations_run"] = np.array(run)
     if history:
-        extra["reweight_spread"] = np.array(history)
+        extra["reweight_change"] = np.array(history)
     return events, ev_w, reps, extra
