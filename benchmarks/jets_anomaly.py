@@ -59,6 +59,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import jet_cache
 from _jets_data import COLUMNS, cached_path, jets
 
 import hepgen
@@ -225,7 +226,8 @@ def main() -> int:
 
     file_jets = dict(zip(("qcd", "top", "w"), args.file_jets))
     if not args.quick:
-        missing = [str(cached_path(p, n)) for p, n in file_jets.items() if not cached_path(p, n).exists()]
+        missing = [str(cached_path(p, n)) for p, n in file_jets.items()
+                   if not cached_path(p, n).exists() and 10_000 * len(jet_cache.chunks(p)) < n]
         if missing:  # _jets_data generates them once with hepgen data jets (both cores; hours at 70k QCD)
             print(f"generating the missing cached jets: {', '.join(missing)}", file=sys.stderr, flush=True)
     raw = jets(args.quick, file_jets)
