@@ -72,17 +72,17 @@ class Response:
 
 
 def response(inputs: UnfoldingInputs, j: int, t_edges: np.ndarray, r_edges: np.ndarray,
-             sim_weights: np.ndarray | None = None) -> Response:
-    """The response of observable ``j`` from the simulation (``sim_weights`` replace the inputs' weights)."""
+             sim_weights: np.ndarray | None = None, indices: tuple[np.ndarray, np.ndarray] | None = None) -> Response:
+    """The response of observable ``j`` from the simulation (``sim_weights`` replace the inputs' weights;
+    ``indices``: the events' truth and reco bin indices, when already computed)."""
     w = inputs.sim_weights if sim_weights is None else sim_weights
     T, R = len(t_edges) - 1, len(r_edges) - 1
-    t = bin_index(inputs.truth[:, j], t_edges)
-    r = bin_index(inputs.reco[:, j], r_edges)
+    t, r = indices if indices is not None else (bin_index(inputs.truth[:, j], t_edges),
+                                                bin_index(inputs.reco[:, j], r_edges))
     real, rec = inputs.pass_truth, inputs.pass_reco
     generated = np.bincount(t[real], weights=w[real], minlength=T)
     both = real & rec
-    migration = np.zeros((R, T))
-    np.add.at(migration, (r[both], t[both]), w[both])
+    migration = np.bincount(r[both] * T + t[both], weights=w[both], minlength=R * T).reshape(R, T)
     resp = np.divide(migration, generated[None, :], out=np.zeros_like(migration), where=generated[None, :] > 0)
     reco_all = np.bincount(r[rec], weights=w[rec], minlength=R)
     fakes = np.bincount(r[rec & ~real], weights=w[rec & ~real], minlength=R)
@@ -116,12 +116,15 @@ def unfold_ibu(inputs: UnfoldingInputs, bins: int = 20, iterations: int = 4, boo
     rng = np.random.default_rng(seed)
     factors = list(zip(poisson_weights(n, bootstrap, rng), poisson_weights(len(inputs.data), bootstrap, rng)))
 
+    index = [(bin_index(inputs.truth[:, j], t_edges[j]), bin_index(inputs.reco[:, j], r_edges[j])) for j in range(d)]
+    data_index = [bin_index(inputs.data[:, j], r_edges[j]) for j in range(d)]
+
     def one(j: int, ws: np.ndarray, wd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        resp = response(inputs, j, t_edges[j], r_edges[j], ws)
-        observed = observed_counts(inputs, j, r_edges[j], wd) * (1.0 - resp.fake_fraction)
+        resp = response(inputs, j, t_edges[j], r_edges[j], ws, indices=index[j])
+        observed = np.bincount(data_index[j], weights=wd, minlength=len(r_edges[j]) - 1) * (1.0 - resp.fake_fraction)
         u = ibu(observed, resp.response, resp.efficiency, resp.prior, iterations, min_efficiency)
         scale = np.divide(u, resp.generated, out=np.zeros_like(u), where=resp.generated > 0)
-        t = bin_index(inputs.truth[:, j], t_edges[j])
+        t = index[j][0]
         # per-event weights of the nominal simulated truth (a replica reweights the nominal sample)
         return u, np.where(inputs.pass_truth, scale[t] * inputs.sim_weights, 0.0)
 
