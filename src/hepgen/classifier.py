@@ -29,6 +29,8 @@ from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError, DataError
 from hepgen.models import Model, register
 from hepgen.nn import MLP
+from hepgen.nn.mlp import ACTIVATIONS
+from hepgen.options import excerpt
 
 __all__ = ["Classifier"]
 
@@ -47,6 +49,7 @@ class Classifier(Model):
         hidden: sizes of the hidden layers.
         dropout: dropout probability after each hidden layer.
         preprocess: preprocessing of the features (default: standard).
+        activation: the hidden activation (relu, leaky_relu, elu, gelu, silu, tanh).
 
     ``fit(x, labels=y)`` with arrays, or ``fit("file.h5:key")`` whose column ``label`` holds the class.
     """
@@ -55,10 +58,14 @@ class Classifier(Model):
     label_keywords = ("labels",)
 
     def __init__(self, features: int, label: str = "label", hidden: Sequence[int] = (64, 64),
-                 dropout: float = 0.0, preprocess: PreprocessSpec = "standard"):
+                 dropout: float = 0.0, preprocess: PreprocessSpec = "standard", activation: str = "relu"):
         super().__init__((features,), 0, preprocess)
         self.features, self.label, self.hidden, self.dropout = int(features), str(label), tuple(hidden), dropout
-        self.net = MLP(self.features, 1, self.hidden, dropout=dropout)
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"{self.cli_name}: unknown activation {excerpt(activation)}; choose one of "
+                              f"{', '.join(ACTIVATIONS)}")
+        self.activation = str(activation)
+        self.net = MLP(self.features, 1, self.hidden, dropout=dropout, activation=self.activation)
 
     # -- the label and nuisance columns: the training labels ---------------------------------------
     @classmethod

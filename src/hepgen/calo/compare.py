@@ -3,9 +3,14 @@
     features    :func:`hepgen.metrics.shower_observables.shower_features` per shower; per feature the numbers ``compare``
                 gives a feature (:func:`hepgen.report.compare.feature_metrics`: W1 and W1/σ_ref, χ²/ndf, KL,
                 JS, each with its bootstrap error) and the weighted means
-    classifier  the CaloChallenge DNN's test AUC on high-level features and on normalised cells
-                (:func:`hepgen.evaluate.calochallenge.classifier_auc`); with ``floor`` (a second, independent
-                reference sample) the same AUCs of reference against floor: the best a candidate can do
+    classifier  ``protocol="hepgen"`` (default): hepgen's light DNN test AUC on high-level features and on
+                normalised cells (:func:`hepgen.evaluate.calochallenge.classifier_auc`); with ``floor`` (a second,
+                independent reference sample) the same AUCs of reference against floor: the best a candidate can do
+    protocol    ``protocol="calochallenge"``: instead, the CaloChallenge 2022 evaluation
+                (:func:`hepgen.evaluate.calochallenge.calochallenge_metrics`): its DNN (3 × 2048 LeakyReLU, 50
+                epochs, calibrated) on high- and low-level inputs with AUC and JSD, FPD and KPD ×10³ (jetnet) and
+                the separation power of each feature histogram, each with its error, and all of them for the
+                floor when given
     response    mean E_dep/E_inc and σ/E in bins of E_inc, reference and candidate
     report      with ``report_dir``, the report folder of every command (:mod:`hepgen.report.folder`):
                 metrics.json, plots/ (response, feature histograms with ratio panels in E_inc bins), index.html
@@ -22,16 +27,17 @@ from typing import Any
 import numpy as np
 
 from hepgen.calo.shower_layout import Showers, read_showers
-from hepgen.errors import DataError
+from hepgen.errors import ConfigError, DataError
 from hepgen.metrics._checks import as_weights
 from hepgen.metrics.bootstrap import MIN_EVENTS
-from hepgen.evaluate.calochallenge import classifier_auc
+from hepgen.evaluate.calochallenge import PROTOCOLS, ShowerSample, calochallenge_metrics, classifier_auc
 from hepgen.metrics.shower_observables import (
     classifier_inputs,
     response_in_bins,
     shower_features,
 )
 from hepgen.report.compare import feature_metrics
+from hepgen.options import excerpt
 from hepgen.report.folder import ReportFolder, jsonable, report_problem
 
 __all__ = ["compare_showers"]
@@ -52,21 +58,33 @@ def _weights(w: Any, showers: Showers, name: str, limit: int | None) -> np.ndarr
     return w
 
 
+def _sample(showers: Showers, features: dict[str, np.ndarray]) -> ShowerSample:
+    """What the CaloChallenge protocol reads of showers: energies, every cell in one row, the features."""
+    return ShowerSample(showers.energy, np.concatenate([x.reshape(len(x), -1) for x in showers.list()], axis=1),
+                        features)
+
+
 def _mean(x: np.ndarray, w: np.ndarray | None) -> float:
     return float(np.mean(x)) if w is None else float(np.sum(w * x) / w.sum())
 
 
 def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str | Path | None = None,
-                    energy_edges: Any = (1, 10, 30, 60, 100), classifier_epochs: int = 30, max_showers: int | None = None,
-                    threshold: float = 0.0, seed: int = 0, ref_weights: Any = None, cand_weights: Any = None,
-                    n_bootstrap: int = 20, bins: int = 50, max_events: int = 20_000, classifier: bool = True,
-                    title: str = "") -> dict[str, Any]:
+                    energy_edges: Any = (1, 10, 30, 60, 100), classifier_epochs: int | None = None,
+                    max_showers: int | None = None, threshold: float = 0.0, seed: int = 0, ref_weights: Any = None,
+                    cand_weights: Any = None, n_bootstrap: int = 20, bins: int = 50, max_events: int = 20_000,
+                    classifier: bool = True, title: str = "", protocol: str = "hepgen",
+                    device: str = "auto", protocol_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Compare shower samples (files ``path[:group]`` or :class:`~hepgen.calo.shower_layout.Showers`); returns the metrics.
 
     ``ref_weights``/``cand_weights``: (n,) per-shower weights. ``n_bootstrap``, ``bins``, ``max_events``: the
     per-feature metrics and their bootstrap errors, as in :func:`hepgen.report.compare.compare`.
-    ``classifier=False`` skips the DNN AUCs. Every input is read and checked before any work starts.
+    ``protocol``: ``hepgen`` (default) or ``calochallenge`` (module doc); ``classifier_epochs`` overrides the
+    protocol's epochs (30 or 50); ``classifier=False`` skips the DNNs; ``protocol_options`` go to
+    :func:`~hepgen.evaluate.calochallenge.calochallenge_metrics` (``max_per_class``, ``fpd_options``,
+    ``kpd_options``). Every input is read and checked before any work starts.
     """
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {excerpt(protocol)} for showers; use {' or '.join(map(repr, PROTOCOLS))}")
     if report_dir is not None and report_problem(report_dir):
         raise DataError(f"report folder {report_dir}: {report_problem(report_dir)}.")
     r, c = _showers(ref, max_showers), _showers(cand, max_showers)
@@ -89,7 +107,20 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
         notes.append(f"bootstrap errors are null (undefined): a sample has {min(len(r), len(c))} showers, fewer "
                      f"than the {MIN_EVENTS} a bootstrap needs.")
     result["classifier"] = {}
-    if classifier:
+    result["protocol"] = protocol
+    if protocol == "calochallenge":
+        if result["weighted"]:
+            notes.append("the CaloChallenge protocol judges the unweighted showers; the features and the response "
+                         "are weighted.")
+        floor_sample = None
+        if f_showers is not None:
+            floor_sample = _sample(f_showers, shower_features(f_showers.list(), f_showers.energy, threshold=threshold))
+        challenge = calochallenge_metrics(_sample(r, fr), _sample(c, fc), floor_sample, epochs=classifier_epochs,
+                                          seed=seed, n_bootstrap=max(n_bootstrap, 2), device=device,
+                                          classifier=classifier, **(protocol_options or {}))
+        notes += challenge.pop("notes")
+        result.update({k: v for k, v in challenge.items() if k != "protocol"})
+    elif classifier:
         if result["weighted"]:
             notes.append("the classifier AUCs are of the unweighted showers; the features and the response are "
                          "weighted.")
@@ -98,7 +129,8 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
             for kind in ("high", "cells"):
                 a = classifier_inputs(r.list(), r.energy, kind, threshold=threshold)
                 b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold)
-                result["classifier"][f"{label}_{kind}"] = classifier_auc(a, b, epochs=classifier_epochs, seed=seed)
+                result["classifier"][f"{label}_{kind}"] = classifier_auc(a, b, epochs=classifier_epochs, seed=seed,
+                                                                         device=device)
     rb = response_in_bins(fr["response"], r.energy, edges, wr)
     cb = response_in_bins(fc["response"], c.energy, edges, wc)
     result["response"] = {"edges": edges.tolist(), "ref": {k: v.tolist() for k, v in rb.items()},
@@ -125,6 +157,7 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
                 i = int(path.stem.rsplit("_E", 1)[1])
                 report.add_figure(path.name, f"{name}, {edges[i]:g} ≤ E_inc < {edges[i + 1]:g} GeV", name)
         auc = [[k, v["auc"], v["auc_err"], v["n_test"]] for k, v in result["classifier"].items()]
+        challenge_tables = _challenge_tables(result) if protocol == "calochallenge" else []
         resp = result["response"]
         response_rows = [[f"{lo:g}–{hi:g}", resp["ref"]["mean"][i], resp["cand"]["mean"][i],
                           resp["ref"]["resolution"][i], resp["cand"]["resolution"][i],
@@ -134,11 +167,33 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
                     meta=[f"candidate: {len(c)} showers (orange) compared with reference: {len(r)} showers (blue)",
                           f"weighted: {result['weighted']} · seed {seed}"],
                     notes=notes,
-                    tables=[Table("Classifier AUC (0.5 = indistinguishable; floor: reference vs an independent "
-                                  "reference)", ["test", "AUC", "± (Hanley–McNeil)", "test showers"], auc),
+                    tables=[*(challenge_tables or [
+                        Table("Classifier AUC (0.5 = indistinguishable; floor: reference vs an independent "
+                              "reference)", ["test", "AUC", "± (Hanley–McNeil)", "test showers"], auc)]),
                             Table("Response E_dep/E_inc and resolution per E_inc bin [GeV]",
                                   ["E_inc", "mean ref", "mean cand", "σ/E ref", "σ/E cand", "showers ref",
                                    "showers cand"], response_rows),
                             feature_table(result["features"])])
         result = report.finish(result, page)
     return result
+
+
+def _challenge_tables(result: dict[str, Any]) -> list[Any]:
+    """The CaloChallenge protocol's tables: classifiers (AUC, JSD), FPD/KPD, separation powers (candidate, floor)."""
+    from hepgen.report.html import Table
+
+    cls = [[k, v["auc"], v["auc_err"], v["jsd"], v["jsd_err"], v["best_epoch"], v["n_test"]]
+           for k, v in result["classifier"].items()]
+    distances = [[label, result["fpd"][label]["value"], result["fpd"][label]["error"], result["kpd"][label]["value"],
+                  result["kpd"][label]["error"]] for label in result["fpd"]]
+    powers = result["separation_power"]
+    labels = list(powers)
+    rows = [[name, *[x for label in labels for x in (powers[label][name]["value"], powers[label][name]["error"])]]
+            for name in powers.get("candidate", {})]
+    return [Table("CaloChallenge classifier (evaluate.py's DNN, calibrated; AUC 0.5 and JSD 0 = indistinguishable; "
+                  "errors: bootstrap of the evaluation part)",
+                  ["test", "AUC", "±", "JSD", "±", "kept epoch", "test showers"], cls),
+            Table("FPD and KPD ×10³ on the high-level features (jetnet's conventions and errors)",
+                  ["sample", "FPD ×10³", "±", "KPD ×10³", "±"], distances),
+            Table("Separation power of each feature histogram (0 = identical, 1 = disjoint; error: bootstrap)",
+                  ["feature", *[x for label in labels for x in (label, "±")]], rows)]

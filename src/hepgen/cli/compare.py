@@ -16,7 +16,7 @@ from typing import Any
 
 from hepgen.cli.common import (add_data_selection, add_out, check_report, check_writable, data_selection, emit_result,
                                progress_bar)
-from hepgen.errors import DataError
+from hepgen.errors import ConfigError, DataError
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -27,9 +27,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_out(compare, "also write the printed metrics (JSON) here", metavar="FILE")
     compare.add_argument("--ref-weights", dest="ref_weights", help="a column of REF, or FILE:KEY")
     compare.add_argument("--cand-weights", dest="cand_weights", help="a column of CAND, or FILE:KEY")
-    compare.add_argument("--protocol", choices=("hepgen", "jetnet"), default="hepgen",
-                         help="FPD/KPD batches: hepgen (default; batch sizes fitted to the samples, KPD batches "
-                              "without replacement) or jetnet (jetnet 0.2.5's exact defaults)")
+    compare.add_argument("--protocol", choices=("hepgen", "jetnet", "calochallenge"), default="hepgen",
+                         help="hepgen (default; FPD/KPD batch sizes fitted to the samples, KPD batches without "
+                              "replacement; showers: a light classifier), jetnet (FPD/KPD with jetnet 0.2.5's exact "
+                              "defaults) or calochallenge (showers: the CaloChallenge 2022 evaluate.py conventions: "
+                              "its DNN of 3 x 2048 LeakyReLU units, 50 epochs, calibrated, AUC and JSD on high- and "
+                              "low-level inputs; FPD/KPD x1e3 with jetnet's conventions; the separation power of each "
+                              "feature histogram; each with its error, and the same for --floor)")
+    compare.add_argument("--classifier-epochs", dest="classifier_epochs", type=int, metavar="N",
+                         help="showers: train the classifiers for N epochs instead of the protocol's (30 hepgen, "
+                              "50 calochallenge)")
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     compare.add_argument("--showers", action="store_true", help="calorimeter showers (layer_0..2 + energy, as "
@@ -108,17 +115,23 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     from hepgen.report.compare import compare
 
     check_report(args.report)
+    if args.classifier_epochs is not None and args.classifier_epochs < 1:
+        raise ConfigError(f"--classifier-epochs must be a positive number of epochs, got {args.classifier_epochs}")
     if args.showers or args.floor or (is_shower_file(args.ref) and is_shower_file(args.cand)):
         from hepgen.calo.compare import compare_showers
 
         rw, cw = _shower_weights(args.ref_weights, args.ref), _shower_weights(args.cand_weights, args.cand)
         result = compare_showers(args.ref, args.cand, floor=args.floor, report_dir=args.report, seed=args.seed,
-                                 ref_weights=rw, cand_weights=cw,
+                                 ref_weights=rw, cand_weights=cw, classifier_epochs=args.classifier_epochs,
+                                 protocol="calochallenge" if args.protocol == "calochallenge" else "hepgen",
                                  title=f"{args.ref} (reference) vs {args.cand} (candidate)")
         emit_result(json.dumps({k: v for k, v in result.items() if k not in ("features", "files")}, indent=2,
                                allow_nan=False), args.out)
         _finish(args)
         return 0
+    if args.protocol == "calochallenge":
+        raise ConfigError(f"--protocol calochallenge judges calorimeter showers; {args.ref} and {args.cand} are not "
+                          "both shower files (layer_0..2 + energy; --showers forces the shower reading)")
     ref, cand, names, rw, cw, units = read_samples(args)
     with progress_bar(0, "compare", args.quiet, unit="steps") as bar:
         def progress(done: int, total: int, what: str) -> None:

@@ -5,15 +5,16 @@
   OmniFold and the posterior unfolding;
 * :mod:`~hepgen.evaluate.two_sample` — the classifier two-sample test (C2ST), cross-fitted or on a
   train / validation / test split, used by ``compare``;
-* :mod:`~hepgen.evaluate.calochallenge` — the CaloChallenge classifier test of showers.
+* :mod:`~hepgen.evaluate.calochallenge` — the evaluation of showers: hepgen's light classifier test and the
+  CaloChallenge 2022 protocol (its DNN with calibration, FPD/KPD, separation powers).
 
 Pure functions of arrays (AUCs of given scores, distances, histograms) stay in :mod:`hepgen.metrics`.
 Importing this package loads no family: the network is built when a ``dnn`` is fitted.
 """
 
-from hepgen.evaluate.calochallenge import classifier_auc
+from hepgen.evaluate.calochallenge import ShowerSample, calochallenge_metrics, classifier_auc
 from hepgen.evaluate.classifiers import CLASSIFIERS, make_classifier
 from hepgen.evaluate.two_sample import HeldOutScores, c2st_auc, c2st_scores, held_out_scores
 
-__all__ = ["CLASSIFIERS", "HeldOutScores", "c2st_auc", "c2st_scores", "classifier_auc", "held_out_scores",
-           "make_classifier"]
+__all__ = ["CLASSIFIERS", "HeldOutScores", "ShowerSample", "c2st_auc", "c2st_scores", "calochallenge_metrics",
+           "classifier_auc", "held_out_scores", "make_classifier"]

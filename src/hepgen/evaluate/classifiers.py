@@ -8,8 +8,9 @@
 Both have scikit-learn's habits: ``fit(x, y, sample_weight=None, *, val=None)`` returns ``self`` and
 ``predict_proba(x)`` gives (n, 2) probabilities of the classes 0 and 1; ``x``: (n, d), ``y``: (n,) of 0/1.
 ``val=(x_val, y_val[, w_val])`` is the validation set of the network, whose epoch with the lowest
-validation loss is kept (the engine's monitor; without ``val`` the engine holds out a seeded
-``val_fraction`` of the training events); the trees have no epochs and ignore it. Users: the classifier
+validation loss (or, with ``select="accuracy"``, the highest accuracy) is kept (the engine's monitor;
+without ``val`` the engine holds out a seeded ``val_fraction`` of the training events) and on which an
+isotonic calibration is fitted with ``calibrate="isotonic"``; the trees have no epochs and ignore it. Users: the classifier
 two-sample tests (:mod:`hepgen.evaluate.two_sample`, the CaloChallenge protocol) and OmniFold and the
 posterior unfolding (likelihood ratios p / (1 − p)).
 
@@ -72,22 +73,32 @@ class GradientBoosting:
 
 class NeuralNetwork:
     """A :class:`hepgen.classifier.Classifier` (an MLP, sigmoid output, weighted binary cross-entropy) trained
-    by the engine with Adam; the epoch with the lowest validation loss is kept.
+    by the engine with Adam; the best validation epoch is kept.
 
-    Settings: ``hidden`` layer sizes, ``dropout``, ``epochs``, ``batch_size``, ``lr``, ``val_fraction``
-    (the share of the training events held out when ``fit`` gets no ``val``), ``device`` (the engine's:
-    ``auto``, ``cpu``, ``cuda`` ...). Training runs on a seeded fork of torch's RNG (:func:`hepgen.nn.rng.seeded`):
-    the caller's is left as it was.
-    Fitted: ``model_`` (the Classifier), ``best_epoch_``, ``val_loss_`` (its validation loss), ``history_``.
+    Settings: ``hidden`` layer sizes, ``activation`` (the MLP's names: ``relu``, ``leaky_relu`` ...),
+    ``dropout``, ``epochs``, ``batch_size``, ``lr``, ``val_fraction`` (the share of the training events held
+    out when ``fit`` gets no ``val``), ``preprocess`` (the Classifier's: ``standard`` or ``none``), ``select``
+    (``loss``: the epoch of lowest validation loss; ``accuracy``: the first epoch of highest validation
+    accuracy, as the CaloChallenge's evaluate.py keeps it), ``calibrate`` (``none``, or ``isotonic``: the
+    output is mapped by scikit-learn's IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1 − 1e-6)
+    fitted on the validation events' scores at the kept epoch, evaluate.py's calibration; it needs ``val``)
+    and ``device`` (the engine's: ``auto``, ``cpu``, ``cuda`` ...). Training runs on a seeded fork of torch's
+    RNG (:func:`hepgen.nn.rng.seeded`): the caller's is left as it was.
+    Fitted: ``model_`` (the Classifier), ``best_epoch_``, ``val_loss_`` and ``val_accuracy_`` (at the kept
+    epoch), ``history_``, ``calibrator_`` (None unless calibrated).
     """
 
     SETTINGS = {
         "hidden": Option((64, 64), item=int),
+        "activation": Option("relu", choices=("relu", "leaky_relu", "elu", "gelu", "silu", "tanh")),
         "dropout": Option(0.0, low=0, high=1, high_open=True),
         "epochs": Option(20, low=1),
         "batch_size": Option(256, low=1),
         "lr": Option(1e-3, low=0, low_open=True),
         "val_fraction": Option(0.2, low=0, high=1, low_open=True, high_open=True),
+        "preprocess": Option("standard", choices=("standard", "none")),
+        "select": Option("loss", choices=("loss", "accuracy")),
+        "calibrate": Option("none", choices=("none", "isotonic")),
         "device": Option("auto"),
     }
 
@@ -101,29 +112,59 @@ class NeuralNetwork:
     def fit(self, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None, *,
             val: tuple | None = None) -> NeuralNetwork:
         """Train on ``x`` (n, d) with labels ``y`` (n,) (weights ``sample_weight`` (n,)); ``val`` =
-        ``(x_val, y_val)`` or ``(x_val, y_val, w_val)`` picks the best epoch."""
+        ``(x_val, y_val)`` or ``(x_val, y_val, w_val)`` picks the best epoch (and fits the calibration)."""
         from hepgen.classifier import Classifier
         from hepgen.nn.rng import seeded
 
         s = self.settings
-        options: dict[str, Any] = {"val_fraction": s["val_fraction"]}
+        if s["calibrate"] != "none" and val is None:
+            raise ConfigError("classifier 'dnn' with calibrate='isotonic' needs validation events (val=) to fit the "
+                              "calibration on")
+        options: dict[str, Any] = {"val_fraction": s["val_fraction"], "monitor": "val_loss"}
         if val is not None:
             x_val, y_val, *w_val = val
-            options.update(val=np.asarray(x_val, dtype=np.float32), val_labels=np.asarray(y_val)[:, None],
-                           val_weights=w_val[0] if w_val else None)
+            x_val, y_val = np.asarray(x_val, dtype=np.float32), np.asarray(y_val, dtype=np.float64)
+            options.update(val=x_val, val_labels=y_val[:, None], val_weights=w_val[0] if w_val else None)
+            w_acc = np.ones(len(y_val)) if not w_val or w_val[0] is None else np.asarray(w_val[0], dtype=np.float64)
+
+            def accuracy(model: Classifier) -> dict[str, float]:
+                """evaluate.py's accuracy: the rounded sigmoid against the label (weighted when weights are given)."""
+                hit = np.round(model.score(x_val).double().cpu().numpy()) == y_val
+                return {"error": float(1.0 - np.sum(w_acc * hit) / np.sum(w_acc))}
+
+            if s["select"] == "accuracy":
+                options.update(diagnostics=[accuracy], monitor="val_error")
+        elif s["select"] == "accuracy":
+            raise ConfigError("classifier 'dnn' with select='accuracy' needs validation events (val=)")
         with seeded(self.seed):  # building and training draw from torch's generators: on a fork of them
-            model = Classifier(np.shape(x)[1], hidden=s["hidden"], dropout=s["dropout"])
+            model = Classifier(np.shape(x)[1], hidden=s["hidden"], dropout=s["dropout"], preprocess=s["preprocess"],
+                               activation=s["activation"])
             model.fit(np.asarray(x, dtype=np.float32), labels=np.asarray(y), weights=sample_weight,
                       epochs=s["epochs"], batch_size=s["batch_size"], lr=s["lr"], seed=self.seed,
-                      device=s["device"], quiet=True, monitor="val_loss", **options)
+                      device=s["device"], quiet=True, **options)
         self.model_, self.history_ = model, model.history_
-        best = min(self.history_, key=lambda row: row["monitor"])
-        self.best_epoch_, self.val_loss_ = int(best["epoch"]), float(best["monitor"])
+        best = min(self.history_, key=lambda row: row["monitor"])  # the engine's choice: the first of the lowest
+        self.best_epoch_ = int(best["epoch"])
+        self.val_loss_ = float(best.get("val_loss", best.get("train_loss", np.nan)))
+        self.val_accuracy_ = 1.0 - float(best["val_error"]) if "val_error" in best else None
+        self.calibrator_ = None
+        if s["calibrate"] == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            p_val = self._raw_proba(val[0])
+            self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1.0 - 1e-6).fit(
+                p_val, np.asarray(val[1], dtype=np.float64))
         return self
 
+    def _raw_proba(self, x: np.ndarray) -> np.ndarray:
+        """(n,) the network's P(y = 1 | x) before any calibration (float64)."""
+        return self.model_.score(np.asarray(x, dtype=np.float32)).double().cpu().numpy()
+
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """(n, 2): P(y = 0 | x), P(y = 1 | x) (float64)."""
-        p = self.model_.score(np.asarray(x, dtype=np.float32)).double().cpu().numpy()
+        """(n, 2): P(y = 0 | x), P(y = 1 | x) (float64), calibrated when ``calibrate`` says so."""
+        p = self._raw_proba(x)
+        if self.calibrator_ is not None:
+            p = np.asarray(self.calibrator_.predict(p), dtype=np.float64)
         return np.column_stack([1.0 - p, p])
 
 

@@ -14,7 +14,7 @@ One procedure, with two ways of holding events out:
 Each sample is first cut to ``max_per_class`` events by a seeded subsample. Every training (and
 validation) set is balanced to the same number of events per class: the larger class subsampled, or, with
 weights, both classes resampled ∝ |w| with replacement, so the classifier needs no sample weights; the
-held-out scores keep their signed weights for the AUC. Inputs are standardised on the training part.
+held-out scores keep their signed weights for the AUC. Inputs are standardised on the training part (unless ``standardise=False``).
 The classifier is one of :func:`hepgen.evaluate.classifiers.make_classifier`'s (``hgb``: boosted trees,
 ``dnn``: a hepgen Classifier trained by the engine). Bootstrapping the held-out scores
 (:func:`hepgen.metrics.bootstrap.bootstrap`) gives the AUC's statistical error for the trained classifiers;
@@ -68,11 +68,13 @@ def held_out_scores(
     max_per_class: int | None = None,
     seed: int = 0,
     settings: Mapping[str, Any] | None = None,
+    standardise: bool = True,
 ) -> HeldOutScores:
     """The classifier two-sample test (module doc): held-out scores of ``real`` (n, d) against ``generated``
     (m, d). ``split`` (three positive fractions) replaces the ``n_folds`` folds by one train / validation /
     test split; ``settings`` go to the classifier (:func:`~hepgen.evaluate.classifiers.make_classifier`).
-    Every option and input is checked before any training starts."""
+    ``standardise=False`` gives the classifier the inputs as they are (the CaloChallenge's evaluate.py does
+    not scale them). Every option and input is checked before any training starts."""
     x1, x0 = as_samples(real, "real", ndim=2), as_samples(generated, "generated", ndim=2)
     if x1.shape[1] != x0.shape[1]:
         raise DataError(f"c2st: real has {x1.shape[1]} features but generated has {x0.shape[1]}.")
@@ -112,6 +114,8 @@ def held_out_scores(
         train = _balanced_training_set(train, y, abs_w, rng)
         mean, std = x[train].mean(axis=0), x[train].std(axis=0)
         std[std == 0] = 1.0
+        if not standardise:
+            mean, std = np.zeros_like(mean), np.ones_like(std)
         held = None
         if val is not None:
             val = _balanced_training_set(val, y, abs_w, rng)

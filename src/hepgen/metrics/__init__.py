@@ -20,6 +20,7 @@ from hepgen.metrics.histograms import (
     kl_divergence,
     kl_js_from_samples,
     kl_js_on_grid,
+    separation_power,
     weighted_histogram,
 )
 from hepgen.metrics.sampling import (
@@ -61,6 +62,7 @@ __all__ = [
     "mmd2_polynomial",
     "roc_auc",
     "roc_curve",
+    "separation_power",
     "significance_improvement",
     "split_by_label",
     "wasserstein_1d",
