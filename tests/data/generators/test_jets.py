@@ -360,3 +360,33 @@ def test_option_validation_and_string_coercion(monkeypatch):
     monkeypatch.setattr(jets, "_MIN_MAX_EVENTS", 5)
     with pytest.raises(ConfigError, match=r"only 0 of 3 jets passed the selection in 5 Pythia events"):
         jets.generate(3, seed=0, process="qcd", eta_max=1e-4, progress=False)
+
+
+def test_image_substructure_of_pixels_at_their_centres():
+    """Constituents placed at pixel centres: the image's pT sum, mass and tau21 are those of the constituents,
+    by the closed form m² = Σ_{i<j} 2 p_i p_j (cosh Δη − cos Δφ) and by nsubjettiness; empty and negative pixels
+    are no constituents."""
+    size, h = 40, 1.2
+    centre = lambda i: -h + (i + 0.5) * 2 * h / size  # noqa: E731
+    ix, iy, pt = np.array([5, 20, 21, 33]), np.array([7, 20, 26, 12]), np.array([40.0, 300.0, 120.0, 15.0])
+    image = np.zeros((2, size, size))
+    image[0, iy, ix] = pt
+    image[1, 3, 3] = -5.0  # a generator's negative pixel: dropped
+    image[1, 10, 10] = 7.0
+    x, y = centre(ix), centre(iy)
+    m2 = sum(2 * pt[a] * pt[b] * (np.cosh(x[a] - x[b]) - np.cos(y[a] - y[b])) for a, b in itertools.combinations(range(4), 2))
+    tau1, tau2 = jf.nsubjettiness(massless_p4(pt, x, y), 0.8, n_max=2)
+    got = jf.image_substructure(image, R=0.8)
+    np.testing.assert_allclose(got[0], [pt.sum(), np.sqrt(m2), tau2 / tau1], rtol=1e-9)
+    np.testing.assert_allclose(got[1], [7.0, 0.0, 0.0], atol=1e-6)
+    with pytest.raises(ConfigError, match="jet images"):
+        jf.image_substructure(np.zeros((2, 4, 5)))
+
+
+def test_image_mass_tracks_the_constituent_mass_of_the_shipped_jets(shipped):
+    images, features = shipped["qcd"]["images"][:300].astype(np.float64), shipped["qcd"]["features"][:300]
+    got = jf.image_substructure(images)
+    names = jf.FEATURE_COLUMNS
+    assert np.corrcoef(got[:, 1], features[:, names.index("mass")])[0, 1] > 0.99
+    np.testing.assert_allclose(np.median(got[:, 0] / features[:, names.index("pt")]), 1.0, atol=0.02)
+    assert np.corrcoef(got[:, 2], features[:, names.index("tau21")])[0, 1] > 0.6
