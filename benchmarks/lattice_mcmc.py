@@ -1,30 +1,55 @@
-"""Flow-based MCMC for 2-D lattice φ⁴ against HMC (``hepgen data phi4``), in one run.
+"""Flow-based MCMC against HMC for 2-D lattice φ⁴ on the line of constant physics, L = 6 … 16 (issue 21).
 
-Per lattice (m² = −4 and λ tuned to m_p L ≈ 4, the ensembles of Albergo, Kanwar & Shanahan 2019:
-L = 6, 8, 10, 12, 14 with λ = 6.975, 6.008, 5.550, 5.276, 5.113): a :class:`hepgen.lattice.Phi4Flow`
-trained by reverse KL (no data) through the engine, its training curve (KL − log Z and the Kish ESS of
-``--monitor`` fresh draws before every epoch), an independence Metropolis–Hastings chain of its
-proposals, and HMC chains of the generator (10 leapfrog steps, every trajectory kept). Reported:
-acceptance, τ_int of |M| and of S (flow: per proposal; HMC: per trajectory), ESS per configuration
-(1/τ_int of |M| for the chains, Kish's for reweighting), ESS per CPU second, ⟨|M|⟩, χ₂, the Ising energy
-and the pole mass with jackknife errors (blocks of at least 5 τ_int) and their pull between the two
-samplers, and CPU seconds: training, sampling, HMC, and the cost per effectively independent
-configuration without training, with it (amortised over this chain) and amortised over 10⁶ proposals,
-each also as a ratio to HMC's measured in the same run.
+The study of Albergo, Kanwar & Shanahan, PRD 100 (2019) 034515, in one resumable run. Per lattice (m² = −4;
+λ = 6.975, 6.008, 5.550, 5.276, 5.113 for L = 6, 8, 10, 12, 14, where m_p·L ≈ 4; L = 16's λ chosen here by an
+HMC scan so that m_p·16 = 4, and recorded):
 
-    python benchmarks/lattice_mcmc.py --quick   # L = 6, 8, 12; 8 layers; 300/200/100 steps (~20 min on a loaded core)
-    python benchmarks/lattice_mcmc.py           # L = 6 ... 14, 16 layers, 20000 steps each, 10⁶ proposals
-    python benchmarks/lattice_mcmc.py --quick --sizes 6 --steps 1000 --output lattice_mcmc_L6_1000
+* a :class:`hepgen.lattice.Phi4Flow` trained by reverse KL through the engine, in stages whose batch size grows
+  (256 → 1024 → 4096 by default, learning rate falling, cosine within each stage); each stage starts from the
+  previous one's weights and the first stage of L from the final flow of the previous L (``init_from``: the
+  conditioners are convolutions, independent of L); every epoch the Kish ESS of 2048 fresh proposals is logged
+  (``val_ess``) and each stage keeps its epoch of highest ESS (``monitor="val_ess"``);
+* an independence Metropolis–Hastings chain of its (Z₂-symmetrised) proposals, drawn in blocks (memory flat in
+  the chain's length);
+* HMC in the same run (:mod:`hepgen.data.generators.phi4`'s leapfrog and Hamiltonian; 4 chains vectorised,
+  trajectory length τ = 1, step size jittered ±20 % per trajectory, the number of leapfrog steps tuned on pilot
+  runs to the fewest giving acceptance ≥ 0.8).
 
-Output: benchmarks/results/lattice_mcmc.json, lattice_mcmc.png (acceptance and τ_int against L for the flow
-and HMC) and lattice_mcmc_training.png (training curves).
+Reported per L: acceptance; τ_int (Sokal's window) of |M|, of the signed M (tunnelling) and of S, per proposal
+for the flow and per trajectory for HMC; the CPU cost per independent configuration (cost per step × τ_int of
+|M| and of M), for the flow without training and with its training amortised over 10⁶ configurations (shown
+separately), and each as a ratio to HMC's; ⟨|M|⟩, χ₂, the Ising energy and the pole mass of both chains with
+jackknife errors and their pulls. Figures: acceptance and τ_int against L for both samplers, the cost ratios,
+and the training curves (ESS per draw against training step).
+
+    python benchmarks/lattice_mcmc.py --quick           # L = 6, 8, tiny training, ≤ 60 s: proves the pipeline
+    python benchmarks/lattice_mcmc.py                   # the full study (see the estimate below)
+    python benchmarks/lattice_mcmc.py --resume          # continue an interrupted study where it stopped
+    python benchmarks/lattice_mcmc.py --ship 12         # then: ship the L = 12 flow as pretrained:phi4-L12
+
+Resumable: each L's stages are run directories under benchmarks/data/lattice_mcmc/L<L>/ (checkpoints every epoch,
+the engine's --resume), and each finished L leaves its result there (result.json), which --resume takes as is.
+
+Speed of a training step (measured 2026-12-07, one thread, Phi4Flow 8 layers of (16, 16) channels, L = 8, batch
+256, torch 2.x on this machine's CPU; interleaved A/B in one process while the machine was loaded):
+    before: 118.5 ms per step (action and force as a float64 NumPy autograd Function; circular padding in Conv2d)
+    after:  109.8 ms per step (action in batched float64 torch, autograd gradient; periodic padding by concatenation)
+Where the time goes (torch.profiler, 10 steps, after): convolution backward 51 %, convolution forward 17 %, the
+padding concatenations 7 %, elementwise/optimizer the rest; the action with its gradient is 2.4 ms of the 120 ms
+before the change (2 %) and less after. The step is convolution-bound: cost ∝ batch × L² × layers × channels².
+
+Estimated CPU time of the full default study (one thread; 6.4 µs per site and draw for a training step of 8 layers
+of (16, 16), ~4 µs per site and proposal for sampling with the Z₂ symmetrisation): training 4000 steps per L
+(2000 × 256 + 1500 × 1024 + 500 × 4096 draws = 4.1 M draws) over Σ L² = 796 sites → 4.1e6 × 796 × 6.4 µs ≈ 5.8 h
+at 8 layers — too much for the 6 CPU-hour budget beside sampling, so the default stages are 1500 × 256 + 1000 ×
+1024 + 250 × 4096 (2.4 M draws, ≈ 3.4 h); 10⁶ proposals per L ≈ 10⁶ × 796 × 4 µs ≈ 0.9 h; HMC (10⁶ trajectories
+of 4 chains per L, ~10 leapfrog steps, L = 16's λ scan of 3 × 2·10⁵) ≈ 0.5 h. Total ≈ 5 CPU-hours.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -32,120 +57,295 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hepgen.data.generators import phi4
-from hepgen.files import atomic_write_text
-from hepgen.lattice import Phi4Flow, jackknife, observables, tau_int
-from hepgen.metrics.sampling import effective_sample_size_from_log_weights
+from _machine import Meter  # noqa: E402
 
-RESULTS = Path(__file__).with_name("results")
+import hepgen  # noqa: E402
+from hepgen.data.generators import phi4  # noqa: E402
+from hepgen.files import atomic_write_text  # noqa: E402
+from hepgen.lattice import Phi4Flow, jackknife, observables, tau_int  # noqa: E402
+from hepgen.lattice.mcmc import propose  # noqa: E402
+from hepgen.metrics.sampling import independence_metropolis  # noqa: E402
+from hepgen.nn.rng import seeded  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+DATA = ROOT / "benchmarks" / "data"
+M2 = -4.0
 LAMBDAS = {6: 6.975, 8: 6.008, 10: 5.550, 12: 5.276, 14: 5.113}
 OBS = ("abs_magnetisation", "chi2", "ising_energy", "pole_mass")
+AMORTISED = 1_000_000
+HMC_TAU = 1.0
+HMC_JITTER = 0.2
+HMC_STEPS = (3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 32)
 
 
-class MonitoredFlow(Phi4Flow):
-    """Phi4Flow that measures KL − log Z and the Kish ESS of ``monitor`` fresh draws before every epoch
-    (the torch RNG state restored, so training is the same as without it; its CPU time is kept apart)."""
+def write_json(path: Path, value: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(value, indent=1, default=float) + "\n")
 
-    monitor = 0
+
+def blocks_for(n: int, tau: float, most: int = 20) -> int:
+    """Jackknife blocks of at least 5 τ_int (2 … most)."""
+    if not np.isfinite(tau):
+        return 2
+    return int(np.clip(n // max(1.0, 5.0 * tau), 2, most))
+
+
+# -- the flow ------------------------------------------------------------------------------------------------
+class TimedFlow(Phi4Flow):
+    """Phi4Flow that adds the CPU time of each epoch (training and its ESS measurement) to a file beside the run,
+    so that an interrupted and resumed stage still counts all its CPU time."""
+
+    clock: Path | None = None
 
     def on_fit_start(self, events):
         super().on_fit_start(events)
-        self.curve_, self.monitor_cpu_, self._t0 = [], 0.0, time.process_time()
-
-    def _measure(self, step: int) -> None:
-        t = time.process_time()
-        train_cpu = t - self._t0 - self.monitor_cpu_
-        state = torch.get_rng_state()
-        with torch.no_grad():
-            phi, log_q = self.sample_internal(self.monitor)
-            log_w = (-self.target.action(phi) - log_q).double().numpy()
-        torch.set_rng_state(state)
-        self.curve_.append({"step": step, "train_cpu_s": train_cpu, "loss": float(-log_w.mean()),
-                            "ess": float(effective_sample_size_from_log_weights(log_w))})
-        self.monitor_cpu_ += time.process_time() - t
+        self._t = time.process_time()
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
-        if self.monitor:
-            self._measure((epoch - 1) * self.steps_per_epoch_)
+        self._tick()
+
+    def on_fit_end(self, events):
+        self._tick()
+        super().on_fit_end(events)
+
+    def _tick(self) -> None:
+        now = time.process_time()
+        if self.clock is not None:
+            spent = json.loads(self.clock.read_text())["cpu_s"] if self.clock.is_file() else 0.0
+            write_json(self.clock, {"cpu_s": spent + now - self._t})
+        self._t = now
 
 
-def blocks_for(n: int, tau: float) -> int:
-    """Jackknife blocks of at least 5 τ_int (2 … 20)."""
-    if not np.isfinite(tau):
-        return 2
-    return int(np.clip(n // max(1.0, 5.0 * tau), 2, 20))
+def parse_stages(text: str) -> list[tuple[int, int, float]]:
+    """"steps:batch:lr,..." -> [(steps, batch, lr)]."""
+    out = []
+    for part in text.split(","):
+        steps, batch, lr = part.split(":")
+        out.append((int(steps), int(batch), float(lr)))
+    return out
 
 
-def run_lattice(L: int, steps: int, args: argparse.Namespace) -> dict:
-    lam = LAMBDAS.get(L, 6.0)
-    model = MonitoredFlow(L=L, m2=-4.0, lam=lam, layers=args.layers, channels=tuple(args.channels), kind=args.kind)
-    model.monitor, model.steps_per_epoch_ = args.monitor, args.steps_per_epoch
-    epochs = max(1, steps // args.steps_per_epoch)
+def train(L: int, lam: float, start_from: Path | None, args: argparse.Namespace, folder: Path) -> tuple[Phi4Flow, dict]:
+    """The stages of L's training (resumed where a run directory holds checkpoints); returns the final flow
+    (the best-ESS epoch of the last stage) and the training record."""
+    record = {"stages": [], "initialised_from": str(start_from) if start_from else None}
+    previous = start_from
+    curve, steps_done = [], 0
+    model = None
+    for k, (steps, batch, lr) in enumerate(parse_stages(args.stages)):
+        run = folder / f"stage{k}"
+        clock = folder / f"stage{k}.cpu.json"
+        epochs = max(1, steps // args.steps_per_epoch)
+        done = folder / f"stage{k}.done.json"
+        if done.is_file():  # finished earlier: its best epoch, as saved
+            model = hepgen.load(run)
+        else:
+            model = TimedFlow(L=L, m2=M2, lam=lam, layers=args.layers, channels=tuple(args.channels), kind=args.kind,
+                              bins=args.bins, ess_draws=args.ess_draws,
+                              init_from=str(previous) if previous is not None else None)
+            model.clock = clock
+            resume = (run / "checkpoints" / "last.pt").is_file()
+            model.fit(None, steps_per_epoch=args.steps_per_epoch, epochs=epochs, batch_size=batch, lr=lr,
+                      scheduler="cosine", seed=args.seed + k, quiet=True, run_dir=run, resume=resume,
+                      monitor="val_ess")
+            write_json(done, {"finished": True})
+        history = _read_metrics(run / "metrics.csv")
+        best = max(history, key=lambda r: r.get("val_ess", -1.0))
+        for row in history:
+            curve.append({"step": steps_done + int(row["epoch"]) * args.steps_per_epoch, "ess": row.get("val_ess"),
+                          "kl": row.get("val_kl"), "batch": batch})
+        steps_done += epochs * args.steps_per_epoch
+        cpu = json.loads(clock.read_text())["cpu_s"] if clock.is_file() else float("nan")
+        record["stages"].append({"steps": epochs * args.steps_per_epoch, "batch_size": batch, "lr": lr,
+                                 "epochs": epochs, "best_epoch": int(best["epoch"]), "best_ess": best.get("val_ess"),
+                                 "cpu_s": cpu, "run": str(run)})
+        previous = run
+    record["cpu_s"] = sum(s["cpu_s"] for s in record["stages"])
+    record["steps"] = steps_done
+    record["curve"] = curve
+    record["final_run"] = str(previous)
+    return model, record
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    lines = path.read_text().splitlines()
+    keys = lines[0].split(",")
+    return [{k: float(v) for k, v in zip(keys, line.split(",")) if v != ""} for line in lines[1:]]
+
+
+@torch.no_grad()
+def flow_chain(model: Phi4Flow, n: int, seed: int, block: int, keep: int) -> dict:
+    """An independence MH chain of n proposals drawn in blocks (the state carried across blocks): per step M and S,
+    ``keep`` configurations evenly thinned, acceptance, and its CPU seconds."""
     t0 = time.process_time()
-    model.fit(None, steps_per_epoch=args.steps_per_epoch, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
-              scheduler="cosine", seed=args.seed, quiet=True)
-    if args.monitor:
-        model._measure(epochs * args.steps_per_epoch)
-    train_s = time.process_time() - t0 - model.monitor_cpu_
-    t0 = time.process_time()
-    chain = model.sample_mcmc(args.proposals, seed=args.seed + 1)
-    sample_s = time.process_time() - t0
-    flow_tau = float(chain["tau_int"])
-    flow_blocks = blocks_for(args.proposals, flow_tau)
-    flow_obs = jackknife(observables, chain["configs"].astype(float), blocks=flow_blocks)
+    thin = max(1, n // keep)
+    mags, acts, kept = [], [], []
+    accepted, current = 0, None
+    step = 0
+    with seeded(seed, model.device):
+        for b, start in enumerate(range(0, n, block)):
+            phi, log_p, log_q = propose(model, min(block, n - start), batch_size=min(block, 8192))
+            if current is not None:  # the chain's state before this block leads
+                phi = np.concatenate([current[0][None], phi])
+                log_p = np.concatenate([[current[1]], log_p])
+                log_q = np.concatenate([[current[2]], log_q])
+            _, idx = independence_metropolis(log_p, log_q, seed=seed * 100_003 + b)
+            if current is not None:
+                accepted += int(np.sum(idx[1:] != idx[:-1]))
+                idx = idx[1:]
+            else:
+                accepted += int(np.sum(idx[1:] != idx[:-1]))
+            m = phi.reshape(len(phi), -1).mean(1)
+            mags.append(m[idx])
+            acts.append(-log_p[idx])
+            positions = np.arange(step, step + len(idx))
+            take = positions % thin == 0
+            kept.append(phi[idx[take]].astype(np.float32))
+            last = idx[-1]
+            current = (phi[last], log_p[last], log_q[last])
+            step += len(idx)
+    cpu = time.process_time() - t0
+    mag, act = np.concatenate(mags), np.concatenate(acts)
+    return {"magnetisation": mag, "action": act, "configs": np.concatenate(kept), "thin": thin,
+            "acceptance": accepted / (n - 1), "cpu_s": cpu}
 
-    t0 = time.process_time()
-    hmc = phi4.generate(args.hmc, seed=args.seed, L=L, m2=-4.0, lam=lam, thin=1, therm=200, chains=4)
-    hmc_s = time.process_time() - t0
-    per_chain = hmc["configs"].reshape(4, -1, L, L)
-    hmc_tau = tau_int(np.abs(per_chain.mean((2, 3))).T)  # (trajectories, chains)
-    hmc_tau_s = tau_int(phi4.action(per_chain, -4.0, lam).T)
-    # the configurations are the 4 chains one after another: contiguous blocks stay within a chain
-    hmc_blocks = int(np.clip(4 * blocks_for(args.hmc // 4, hmc_tau), 4, 20)) // 4 * 4
-    hmc_obs = jackknife(observables, hmc["configs"], blocks=hmc_blocks)
 
-    n = args.proposals
-    eff_flow, eff_hmc = n / flow_tau, args.hmc / hmc_tau
-    hmc_cost = hmc_s / eff_hmc
-    flow_cost = sample_s / eff_flow
-    flow_cost_1e6 = (sample_s / n * 1e6 + train_s) / (1e6 / flow_tau)
+# -- HMC -------------------------------------------------------------------------------------------------------
+def hmc_chains(L: int, lam: float, trajectories: int, steps: int, seed: int, therm: int = 200, chains: int = 4,
+               keep: int = 0) -> dict:
+    """``chains`` HMC chains side by side (numpy, the generator's leapfrog and Hamiltonian): per trajectory M and S
+    (trajectories, chains), ``keep`` configurations per chain evenly thinned (chain 0's first), acceptance, CPU s."""
+    rng = np.random.default_rng(seed)
+    per_chain = max(1, trajectories // chains)
+    thin = max(1, per_chain // keep) if keep else 0
+    phi = 0.1 * rng.standard_normal((chains, L, L))
+    mags = np.empty((per_chain, chains))
+    acts = np.empty((per_chain, chains))
+    kept = []
+    accepted = 0
+    t0 = time.process_time()
+    for t in range(therm + per_chain):
+        pi = rng.standard_normal(phi.shape)
+        eps = HMC_TAU / steps * (1.0 + HMC_JITTER * (2.0 * rng.random(chains) - 1.0))
+        with np.errstate(over="ignore", invalid="ignore"):
+            new_phi, new_pi = phi4.leapfrog(phi, pi, M2, lam, eps[:, None, None], steps)
+            dh = phi4.hamiltonian(new_phi, new_pi, M2, lam) - phi4.hamiltonian(phi, pi, M2, lam)
+        accept = np.isfinite(dh) & (np.log(rng.random(chains)) < -np.nan_to_num(dh, nan=np.inf))
+        phi = np.where(accept[:, None, None], new_phi, phi)
+        i = t - therm
+        if i >= 0:
+            accepted += int(accept.sum())
+            mags[i] = phi.reshape(chains, -1).mean(1)
+            acts[i] = phi4.action(phi, M2, lam)
+            if thin and i % thin == 0:
+                kept.append(phi.copy())
+    cpu = time.process_time() - t0
+    configs = np.stack(kept, axis=1).reshape(-1, L, L) if kept else np.empty((0, L, L))  # chain by chain
+    return {"magnetisation": mags, "action": acts, "configs": configs, "acceptance": accepted / (per_chain * chains),
+            "cpu_s": cpu, "per_chain": per_chain, "chains": chains, "thin": thin,
+            "cpu_per_trajectory_s": cpu / ((therm + per_chain) * chains)}
+
+
+def tune_hmc(L: int, lam: float, seed: int, pilot: int) -> tuple[int, list[dict]]:
+    """The fewest leapfrog steps (trajectory length 1) with acceptance ≥ 0.8 on pilot runs."""
+    tried = []
+    for steps in HMC_STEPS:
+        r = hmc_chains(L, lam, pilot, steps, seed, therm=100)
+        tried.append({"steps": steps, "acceptance": r["acceptance"]})
+        if r["acceptance"] >= 0.8:
+            return steps, tried
+    return HMC_STEPS[-1], tried
+
+
+def pole_mass_L(configs: np.ndarray) -> tuple[float, float]:
+    (value, error) = jackknife(observables, configs.astype(float), blocks=20)["pole_mass"]
+    L = configs.shape[-1]
+    return value * L, error * L
+
+
+def choose_lambda_16(args: argparse.Namespace, folder: Path) -> dict:
+    """λ at L = 16 with m_p·16 = 4: HMC at a few λ around the trend of the paper's values, m_p·L interpolated
+    linearly in λ (recorded, and reused on --resume)."""
+    path = folder / "lambda.json"
+    if args.resume and path.is_file():
+        return json.loads(path.read_text())
+    if args.lam16 is not None:
+        out = {"lam": args.lam16, "how": "given with --lam16"}
+        write_json(path, out)
+        return out
+    points = []
+    for lam in args.scan:
+        steps, _ = tune_hmc(16, lam, args.seed, args.pilot)
+        r = hmc_chains(16, lam, args.scan_trajectories, steps, args.seed, keep=args.keep // 4)
+        mpl, err = pole_mass_L(r["configs"])
+        points.append({"lam": lam, "mp_L": mpl, "error": err, "trajectories": args.scan_trajectories,
+                       "leapfrog_steps": steps, "acceptance": r["acceptance"]})
+        print(f"L=16 scan: lam={lam} m_p L={mpl:.3f} ± {err:.3f}", flush=True)
+    lams = np.array([p["lam"] for p in points])
+    mpl = np.array([p["mp_L"] for p in points])
+    w = 1.0 / np.maximum([p["error"] for p in points], 1e-3) ** 2
+    slope, intercept = np.polyfit(lams, mpl, 1, w=np.sqrt(w))
+    lam = float((4.0 - intercept) / slope) if slope != 0 else float(np.mean(lams))
+    out = {"lam": round(lam, 4), "how": "HMC scan: m_p·16 linear in λ through the points, solved for 4",
+           "points": points, "fit": {"slope": slope, "intercept": intercept}}
+    write_json(path, out)
+    return out
+
+
+# -- one lattice ------------------------------------------------------------------------------------------------
+def taus(series: np.ndarray) -> dict:
+    return {"abs_m": tau_int(np.abs(series["m"])), "m": tau_int(series["m"]), "action": tau_int(series["s"])}
+
+
+def run_lattice(L: int, lam: float, start_from: Path | None, args: argparse.Namespace, folder: Path) -> dict:
+    model, training = train(L, lam, start_from, args, folder)
+    chain = flow_chain(model, args.proposals, args.seed + 1, args.block, args.keep)
+    flow_tau = taus({"m": chain["magnetisation"], "s": chain["action"]})
+    flow_obs = jackknife(observables, chain["configs"].astype(float),
+                         blocks=blocks_for(len(chain["configs"]), flow_tau["abs_m"] / chain["thin"]))
+
+    steps, tried = tune_hmc(L, lam, args.seed, args.pilot)
+    hmc = hmc_chains(L, lam, args.hmc, steps, args.seed + 2, keep=args.keep // 4)
+    hmc_tau = taus({"m": hmc["magnetisation"], "s": hmc["action"]})
+    hmc_obs = jackknife(observables, hmc["configs"],
+                        blocks=4 * blocks_for(hmc["configs"].shape[0] // 4, hmc_tau["abs_m"] / max(hmc["thin"], 1), 5))
+
+    per_proposal = chain["cpu_s"] / args.proposals
+    per_trajectory = hmc["cpu_per_trajectory_s"]
+    cost = {}
+    for key in ("abs_m", "m"):
+        hmc_cost = per_trajectory * hmc_tau[key]
+        flow_cost = per_proposal * flow_tau[key]
+        amortised = (training["cpu_s"] + per_proposal * AMORTISED * flow_tau[key]) / AMORTISED
+        cost[key] = {"flow_s": flow_cost, "flow_with_training_amortised_1e6_s": amortised,
+                     "training_share_amortised_1e6_s": training["cpu_s"] / AMORTISED, "hmc_s": hmc_cost,
+                     "flow_over_hmc": flow_cost / hmc_cost, "flow_with_training_over_hmc": amortised / hmc_cost}
     pulls = {k: (flow_obs[k][0] - hmc_obs[k][0]) / float(np.hypot(flow_obs[k][1], hmc_obs[k][1]) or np.inf)
              for k in OBS}
     return {
-        "L": L, "m2": -4.0, "lam": lam,
-        "flow": {"acceptance": float(chain["acceptance"]), "tau_int_abs_m": flow_tau,
-                 "tau_int_action": float(chain["tau_int_action"]), "tau_int_m": tau_int(chain["magnetisation"]),
-                 "ess_per_config": 1.0 / flow_tau,
-                 "ess_reweighting_per_proposal": float(chain["ess_reweighting"]),
-                 "proposals": n, "train_steps": epochs * args.steps_per_epoch, "train_cpu_s": train_s,
-                 "sample_cpu_s": sample_s, "final_loss": model.history_[-1]["train_loss"],
-                 "training_curve": getattr(model, "curve_", []),
-                 "cost_per_indep_config_s": flow_cost,
-                 "cost_per_indep_config_with_training_s": (sample_s + train_s) / eff_flow,
-                 "cost_per_indep_config_amortised_1e6_s": flow_cost_1e6,
-                 "ess_per_cpu_s": eff_flow / sample_s,
-                 "ess_per_cpu_s_with_training_amortised_1e6": 1.0 / flow_cost_1e6,
-                 "jackknife_blocks": flow_blocks,
-                 "observables": {k: list(flow_obs[k]) for k in OBS}},
-        "hmc": {"acceptance": float(hmc["acceptance"]), "tau_int_abs_m": hmc_tau, "tau_int_action": hmc_tau_s,
-                "tau_int_m_generator": float(hmc["tau_int"]), "ess_per_config": 1.0 / hmc_tau,
-                "trajectories": args.hmc, "chains": 4, "leapfrog_steps": 10, "cpu_s": hmc_s,
-                "cost_per_indep_config_s": hmc_cost, "ess_per_cpu_s": eff_hmc / hmc_s,
-                "jackknife_blocks": hmc_blocks, "observables": {k: list(hmc_obs[k]) for k in OBS}},
-        "flow_over_hmc": {"tau_int_abs_m": flow_tau / hmc_tau,
-                          "cost_per_indep_config": flow_cost / hmc_cost,
-                          "cost_per_indep_config_amortised_1e6": flow_cost_1e6 / hmc_cost},
+        "L": L, "m2": M2, "lam": lam, "hmc_mp_L": [hmc_obs["pole_mass"][0] * L, hmc_obs["pole_mass"][1] * L],
+        "flow": {"acceptance": chain["acceptance"], "tau_int": flow_tau, "proposals": args.proposals,
+                 "sample_cpu_s": chain["cpu_s"], "cpu_per_proposal_s": per_proposal, "training": training,
+                 "observables": {k: list(flow_obs[k]) for k in OBS}, "configs_kept_every": chain["thin"]},
+        "hmc": {"acceptance": hmc["acceptance"], "tau_int": hmc_tau, "trajectories": hmc["per_chain"] * hmc["chains"],
+                "chains": hmc["chains"], "trajectory_length": HMC_TAU, "leapfrog_steps": steps,
+                "step_size": HMC_TAU / steps, "step_jitter": HMC_JITTER, "tuning": tried, "cpu_s": hmc["cpu_s"],
+                "cpu_per_trajectory_s": per_trajectory, "observables": {k: list(hmc_obs[k]) for k in OBS}},
+        "cost_per_independent_configuration": cost,
         "pulls": pulls,
         "agree_within_3_sigma": bool(all(abs(p) < 3 for p in pulls.values() if np.isfinite(p))),
-        # a chain worth fewer than 100 independent configurations gives no trustworthy jackknife error
-        "flow_errors_reliable": bool(n / flow_tau >= 100),
-        "flow_tau_below_hmc": bool(flow_tau < hmc_tau),
+        "flow_errors_reliable": bool(args.proposals / flow_tau["m"] >= 100),
+        "goals": {"flow_tau_abs_m_below_hmc": bool(flow_tau["abs_m"] < hmc_tau["abs_m"]),
+                  "flow_cost_m_with_training_below_hmc": bool(cost["m"]["flow_with_training_over_hmc"] < 1)},
     }
 
 
+# -- figures ---------------------------------------------------------------------------------------------------
 def figures(rows: list[dict], name: str) -> None:
     import matplotlib
 
@@ -153,75 +353,146 @@ def figures(rows: list[dict], name: str) -> None:
     import matplotlib.pyplot as plt
 
     ls = [r["L"] for r in rows]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
     a.plot(ls, [r["flow"]["acceptance"] for r in rows], "o-", label="flow MH")
     a.plot(ls, [r["hmc"]["acceptance"] for r in rows], "s--", label="HMC")
     a.set(xlabel="L", ylabel="acceptance", ylim=(0, 1.05))
-    b.plot(ls, [r["flow"]["tau_int_abs_m"] for r in rows], "o-", label="flow (per proposal)")
-    short = [r for r in rows if not r.get("flow_errors_reliable", True)]
-    if short:  # chains shorter than 100 τ_int: the estimate is a lower bound
-        b.plot([r["L"] for r in short], [r["flow"]["tau_int_abs_m"] for r in short], "o", mfc="white", color="C0",
-               label=r"flow, chain < 100 $\tau$ (lower bound)")
-    b.plot(ls, [r["hmc"]["tau_int_abs_m"] for r in rows], "s--", label="HMC (per trajectory)")
-    b.set(xlabel="L", ylabel=r"$\tau_\mathrm{int}$ of $|M|$", yscale="log")
-    for ax in (a, b):
-        ax.legend(frameon=False)
+    for key, label, style in (("abs_m", "|M|", "-"), ("m", "M", ":")):
+        b.plot(ls, [r["flow"]["tau_int"][key] for r in rows], "o" + style, color="C0", label=f"flow, {label}")
+        b.plot(ls, [r["hmc"]["tau_int"][key] for r in rows], "s" + style, color="C1", label=f"HMC, {label}")
+    b.set(xlabel="L", ylabel=r"$\tau_\mathrm{int}$ (proposals / trajectories)", yscale="log")
+    for key, label, style in (("abs_m", "|M|", "-"), ("m", "M", ":")):
+        c.plot(ls, [r["cost_per_independent_configuration"][key]["flow_over_hmc"] for r in rows], "o" + style,
+               color="C0", label=f"{label}, sampling only")
+        c.plot(ls, [r["cost_per_independent_configuration"][key]["flow_with_training_over_hmc"] for r in rows],
+               "^" + style, color="C2", label=f"{label}, training over $10^6$")
+    c.axhline(1.0, color="grey", lw=0.8)
+    c.set(xlabel="L", ylabel="CPU per independent config, flow / HMC", yscale="log")
+    for ax in (a, b, c):
+        ax.legend(frameon=False, fontsize=7)
     fig.savefig(RESULTS / f"{name}.png", dpi=100)
     plt.close(fig)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
     for r in rows:
-        curve = r["flow"]["training_curve"]
-        if curve:
-            steps = [c["step"] for c in curve]
-            a.plot(steps[1:], [c["loss"] / r["L"] ** 2 for c in curve[1:]], label=f"L = {r['L']}")  # after step 0
-            b.plot(steps, [c["ess"] for c in curve], label=f"L = {r['L']}")
-    a.set(xlabel="training step", ylabel=r"(KL $-\log Z$) / $L^2$")
-    b.set(xlabel="training step", ylabel="Kish ESS / draw", yscale="log")
-    for ax in (a, b):
-        ax.legend(frameon=False)
+        curve = [p for p in r["flow"]["training"]["curve"] if p.get("ess") is not None]
+        ax.plot([p["step"] for p in curve], [p["ess"] for p in curve], label=f"L = {r['L']}")
+    ax.set(xlabel="training step (all stages)", ylabel="Kish ESS per draw", yscale="log")
+    ax.legend(frameon=False)
     fig.savefig(RESULTS / f"{name}_training.png", dpi=100)
     plt.close(fig)
 
 
+def ship(L: int, args: argparse.Namespace, folder: Path) -> None:
+    """Copy the finished L's final flow into the package as pretrained:phi4-L<L>, with its training record."""
+    from hepgen.pretrained import ship as ship_model
+
+    result = json.loads((folder / f"L{L}" / "result.json").read_text())
+    training = result["flow"]["training"]
+    ship_model(f"phi4-L{L}", Path(training["final_run"]), model="phi4-flow",
+               description=f"2-D phi^4 flow at L={L}, m2={M2}, lam={result['lam']} (the line of constant physics, "
+                           f"m_p L = 4), the flow of benchmarks/lattice_mcmc.py",
+               training={"command": f"python benchmarks/lattice_mcmc.py --sizes {' '.join(map(str, args.sizes))}",
+                         "steps": training["steps"], "cpu_seconds": round(training["cpu_s"], 1),
+                         "stages": [{k: s[k] for k in ("steps", "batch_size", "lr", "best_epoch")}
+                                    for s in training["stages"]],
+                         "initialised_from": training["initialised_from"]},
+               quality={"acceptance": result["flow"]["acceptance"], "tau_int_abs_m": result["flow"]["tau_int"]["abs_m"],
+                        "proposals": result["flow"]["proposals"], "seed": args.seed + 1})
+    print(f"shipped pretrained:phi4-L{L}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="L = 6, 8, 12 with small flows and short training")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[6, 8, 10, 12, 14])
-    parser.add_argument("--steps", type=int, nargs="+", default=[20_000],
-                        help="training steps, one value for every lattice or one per --sizes entry")
-    parser.add_argument("--steps-per-epoch", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--layers", type=int, default=16)
+    parser.add_argument("--quick", action="store_true", help="L = 6, 8 with tiny training and short chains (≤ 60 s)")
+    parser.add_argument("--resume", action="store_true", help="continue: finished lattices are read back, a stage "
+                                                               "with checkpoints resumes")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[6, 8, 10, 12, 14, 16])
+    parser.add_argument("--stages", default="1500:256:2e-3,1000:1024:1e-3,250:4096:5e-4",
+                        help="training stages steps:batch:lr, comma separated (batch grows, lr falls)")
+    parser.add_argument("--steps-per-epoch", type=int, default=50)
+    parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--channels", type=int, nargs="+", default=[16, 16])
     parser.add_argument("--kind", default="affine", choices=["affine", "spline"])
-    parser.add_argument("--monitor", type=int, default=1024, help="draws per training-curve point (0: none)")
-    parser.add_argument("--proposals", type=int, default=1_000_000)
-    parser.add_argument("--hmc", type=int, default=200_000, help="HMC trajectories (over 4 chains)")
+    parser.add_argument("--bins", type=int, default=8)
+    parser.add_argument("--ess-draws", type=int, default=2048, help="proposals per epoch for the ESS (monitor)")
+    parser.add_argument("--no-warm-start", dest="warm_start", action="store_false",
+                        help="train every L from scratch instead of from the previous L's flow")
+    parser.add_argument("--proposals", type=int, default=1_000_000, help="flow MH chain length")
+    parser.add_argument("--block", type=int, default=50_000, help="proposals drawn at once")
+    parser.add_argument("--keep", type=int, default=20_000, help="configurations kept (thinned) for the observables")
+    parser.add_argument("--hmc", type=int, default=1_000_000, help="HMC trajectories (over 4 chains)")
+    parser.add_argument("--pilot", type=int, default=800, help="HMC trajectories per tuning pilot")
+    parser.add_argument("--lam16", type=float, help="L = 16's λ (skips the HMC scan)")
+    parser.add_argument("--scan", type=float, nargs="+", default=[4.95, 5.0, 5.05], help="λ values of the L = 16 scan")
+    parser.add_argument("--scan-trajectories", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="lattice_mcmc", help="results name: benchmarks/results/NAME.json, .png")
+    parser.add_argument("--output", default=None, help="results name (default lattice_mcmc, --quick lattice_mcmc_quick)")
+    parser.add_argument("--ship", type=int, metavar="L", help="copy the finished L's flow into the package "
+                                                              "(pretrained:phi4-L<L>) and stop")
     args = parser.parse_args()
-    if args.quick:  # the reduced scale, where a flag left at its default
-        quick = {"sizes": [6, 8, 12], "steps": [300, 200, 100], "steps_per_epoch": 50, "batch_size": 256, "lr": 3e-3,
-                 "layers": 8, "channels": [16, 16], "proposals": 20_000, "hmc": 20_000, "monitor": 512}
+    if args.quick:  # the reduced scale, where a flag was left at its default
+        quick = {"sizes": [6, 8], "stages": "60:128:3e-3,30:512:1e-3", "steps_per_epoch": 15, "layers": 4,
+                 "channels": [8, 8], "ess_draws": 512, "proposals": 20_000, "block": 10_000, "keep": 4000,
+                 "hmc": 20_000, "pilot": 200, "scan_trajectories": 8000}
         for key, value in quick.items():
             if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, value)
-    if len(args.steps) not in (1, len(args.sizes)):
-        parser.error(f"--steps takes one value or one per --sizes entry ({len(args.sizes)}), got {len(args.steps)}")
-    steps = args.steps * len(args.sizes) if len(args.steps) == 1 else args.steps
+    name = args.output or ("lattice_mcmc_quick" if args.quick else "lattice_mcmc")
+    folder = DATA / name
+    if args.ship is not None:
+        ship(args.ship, args, folder)
+        return
     torch.set_num_threads(1)
+    meter = Meter()
+    if args.quick and not args.resume and folder.exists():  # the quick study always starts over
+        import shutil
+
+        shutil.rmtree(folder)
+    if folder.exists() and not args.resume and any(folder.iterdir()):
+        parser.error(f"{folder} holds an earlier study: give --resume to continue it, or remove it to start over")
     rows = []
-    for L, n_steps in zip(args.sizes, steps):
-        rows.append(run_lattice(L, n_steps, args))
-        print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("flow", "hmc")}, indent=1),
-              {k: rows[-1]["flow"][k] for k in ("acceptance", "tau_int_abs_m", "train_cpu_s")}, flush=True)
+    previous = None
+    for L in sorted(args.sizes):
+        result_path = folder / f"L{L}" / "result.json"
+        if args.resume and result_path.is_file():
+            rows.append(json.loads(result_path.read_text()))
+        else:
+            lam = LAMBDAS.get(L)
+            lam_record = None
+            if lam is None:
+                lam_record = choose_lambda_16(args, folder / f"L{L}") if L == 16 else {"lam": args.lam16}
+                lam = lam_record["lam"]
+                if lam is None:
+                    parser.error(f"no λ for L = {L} on the line of constant physics: give --lam16")
+            start = previous if args.warm_start else None
+            row = run_lattice(L, lam, start, args, folder / f"L{L}")
+            if lam_record is not None:
+                row["lambda_choice"] = lam_record
+            write_json(result_path, row)
+            rows.append(row)
+        previous = Path(rows[-1]["flow"]["training"]["final_run"])
+        r = rows[-1]
+        print(json.dumps({"L": L, "flow_acceptance": round(r["flow"]["acceptance"], 3),
+                          "tau_abs_m flow/hmc": [round(r["flow"]["tau_int"]["abs_m"], 2),
+                                                 round(r["hmc"]["tau_int"]["abs_m"], 2)],
+                          "tau_m flow/hmc": [round(r["flow"]["tau_int"]["m"], 1), round(r["hmc"]["tau_int"]["m"], 1)],
+                          "train_cpu_s": round(r["flow"]["training"]["cpu_s"], 1)}), flush=True)
+        meter.sample()
     RESULTS.mkdir(exist_ok=True)
     out = {"benchmark": "lattice_mcmc", "quick": args.quick, "settings": vars(args), "lattices": rows,
-           "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
-                       "note": "CPU seconds (process_time), one thread; shared machine"}}
-    atomic_write_text(RESULTS / f"{args.output}.json", json.dumps(out, indent=1) + "\n")
-    figures(rows, args.output)
+           "table": [{"L": r["L"], "lam": r["lam"], "flow_acceptance": r["flow"]["acceptance"],
+                      "tau_int_abs_m_flow": r["flow"]["tau_int"]["abs_m"], "tau_int_abs_m_hmc": r["hmc"]["tau_int"]["abs_m"],
+                      "tau_int_m_flow": r["flow"]["tau_int"]["m"], "tau_int_m_hmc": r["hmc"]["tau_int"]["m"],
+                      "cost_m_flow_with_training_over_hmc":
+                          r["cost_per_independent_configuration"]["m"]["flow_with_training_over_hmc"],
+                      "cost_abs_m_flow_over_hmc": r["cost_per_independent_configuration"]["abs_m"]["flow_over_hmc"],
+                      "training_cpu_s": r["flow"]["training"]["cpu_s"]} for r in rows],
+           "machine": {**meter.record(), "threads": 1, "torch": torch.__version__,
+                       "note": "CPU seconds (process_time) on one thread; a resumed study's earlier lattices "
+                               "keep the CPU times they recorded"}}
+    write_json(RESULTS / f"{name}.json", out)
+    figures(rows, name)
+    print(f"wrote {RESULTS / name}.json and .png", flush=True)
 
 
 if __name__ == "__main__":

@@ -74,10 +74,46 @@ def describe(spec: str) -> dict[str, Any]:
     return manifest()[spec[len(PREFIX):] if is_pretrained(spec) else spec]
 
 
+def ship(name: str, run_dir: str | Path, model: str, description: str, training: dict[str, Any],
+         quality: dict[str, Any] | None = None) -> Path:
+    """For maintainers: copy a finished run's ``model.pt`` and ``config.yaml`` into this package as NAME (replacing
+    an earlier NAME) and record them in the manifest with their sha256, ``description``, ``training`` (at least the
+    command, steps and CPU seconds) and ``quality`` (what the shipped model measured, e.g. its acceptance).
+    Refused when the package would exceed :data:`MAX_BYTES`."""
+    from hepgen.files import atomic_write, atomic_write_text
+
+    source = Path(run_dir)
+    files = {f: source / f for f in ("model.pt", "config.yaml")}
+    for file, path in files.items():
+        if not path.is_file():
+            raise ConfigError(f"cannot ship {name}: {path} is missing (a finished run directory has {file})")
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"cannot ship {name!r}: a shipped model's name is a plain folder name")
+    growth = sum(p.stat().st_size for p in files.values())
+    folder = ROOT / name
+    if folder.is_dir():
+        growth -= sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    if total_bytes() + growth > MAX_BYTES:
+        raise ConfigError(f"cannot ship {name}: the shipped models would weigh {(total_bytes() + growth) / 1e6:.1f} MB, "
+                          f"over {MAX_BYTES / 1e6:.0f} MB")
+    folder.mkdir(exist_ok=True)
+    for file, path in files.items():
+        data = path.read_bytes()
+        atomic_write(folder / file, lambda f, data=data: f.write(data))
+    models = manifest() if MANIFEST.is_file() else {}
+    models[name] = {"model": model, "description": description,
+                    "files": {f: file_sha256(folder / f) for f in files}, "training": training,
+                    **({"quality": quality} if quality else {})}
+    document = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
+    document["models"] = dict(sorted(models.items()))
+    atomic_write_text(MANIFEST, json.dumps(document, indent=1) + "\n")
+    return folder
+
+
 def total_bytes() -> int:
     """Bytes of every file in this package's folder (the models and the manifest)."""
     return sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-__all__ = ["MAX_BYTES", "PREFIX", "describe", "is_pretrained", "manifest", "names", "resolve", "run_path",
+__all__ = ["MAX_BYTES", "PREFIX", "describe", "is_pretrained", "manifest", "names", "resolve", "run_path", "ship",
            "total_bytes"]

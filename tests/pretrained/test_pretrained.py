@@ -1,0 +1,70 @@
+"""Models shipped with hepgen: pretrained:NAME through hepgen.load, sample and info; the manifest's sha256 and
+training record; the total size; unknown names and damaged files refused with exit 2."""
+
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+import hepgen
+from hepgen import pretrained
+from hepgen.errors import CheckpointError, ConfigError
+from hepgen.files import file_sha256
+from tests.helpers import run_cli, run_cli_for_error
+
+
+def test_the_shipped_models_stay_small():
+    assert pretrained.MAX_BYTES == 25_000_000
+    assert pretrained.total_bytes() <= pretrained.MAX_BYTES
+
+
+def test_every_entry_is_a_run_with_the_manifests_sha256_and_training_record():
+    models = pretrained.manifest()
+    assert "phi4-L6" in models
+    for name, entry in models.items():
+        assert set(entry["files"]) == {"model.pt", "config.yaml"}
+        for file, sha in entry["files"].items():
+            assert file_sha256(pretrained.ROOT / name / file) == sha
+        assert entry["model"] and entry["description"]
+        assert {"command", "cpu_seconds", "steps"} <= set(entry["training"])
+        assert (pretrained.ROOT / name).is_dir() and pretrained.run_path(f"pretrained:{name}") == pretrained.ROOT / name
+
+
+def test_load_a_shipped_flow_and_reproduce_its_recorded_acceptance():
+    model = hepgen.load("pretrained:phi4-L6")
+    entry = pretrained.describe("pretrained:phi4-L6")
+    assert model.cli_name == entry["model"] == "phi4-flow" and model.L == 6
+    chain = model.sample_mcmc(20_000, seed=1)
+    recorded = entry["quality"]["acceptance"]
+    assert float(chain["acceptance"]) == pytest.approx(recorded, abs=0.03)
+
+
+def test_unknown_names_list_the_available_ones(capsys, tmp_path):
+    with pytest.raises(ConfigError, match="no shipped model pretrained:nope; available: pretrained:phi4-L6"):
+        hepgen.load("pretrained:nope")
+    code, err = run_cli_for_error(capsys, ["sample", "pretrained:nope", "-n", "10", "--mcmc", "-o", tmp_path / "c.h5"])
+    assert code == 2 and "pretrained:phi4-L6" in err and "Traceback" not in err
+    assert not (tmp_path / "c.h5").exists()
+
+
+def test_the_cli_samples_and_describes_a_shipped_flow(capsys, tmp_path):
+    out = tmp_path / "chain.h5"
+    code, _, err = run_cli(capsys, "sample", "pretrained:phi4-L6", "-n", "3000", "--mcmc", "-o", out)
+    assert code == 0 and "acceptance" in err
+    with h5py.File(out) as f:
+        assert f["configs"].shape == (3000, 6, 6) and 0 < float(f["acceptance"][()]) <= 1
+        assert np.isfinite(float(f["tau_int"][()]))
+    code, text, _ = run_cli(capsys, "info", "pretrained:phi4-L6")
+    assert code == 0 and "shipped with hepgen" in text and "phi4-flow" in text and "command" in text
+
+
+def test_a_damaged_file_is_refused(tmp_path, monkeypatch):
+    root = tmp_path / "pretrained"
+    shutil.copytree(pretrained.ROOT, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    monkeypatch.setattr(pretrained, "ROOT", root)
+    monkeypatch.setattr(pretrained, "MANIFEST", root / "manifest.json")
+    with open(root / "phi4-L6" / "model.pt", "ab") as f:
+        f.write(b"x")
+    with pytest.raises(CheckpointError, match="does not have the manifest's sha256"):
+        hepgen.load("pretrained:phi4-L6")
