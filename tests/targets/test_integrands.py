@@ -45,3 +45,29 @@ def test_bad_options_are_named():
         Ring(2, width=0.05, radius=0.3)
     with pytest.raises(ConfigError, match="'dims'"):
         Gaussian(dims=0)
+
+
+def test_the_breit_wigner_integrand_against_quadrature_and_monte_carlo():
+    from scipy import integrate
+
+    from hepgen.targets import BreitWigner
+    from hepgen.targets.integrands import breit_wigner_mass
+
+    for mass, width in ((0.7, 0.02), (0.3, 0.1), (0.9, 0.005)):
+        s0, g = mass**2, mass * width
+        quad, _ = integrate.quad(lambda s: g / math.pi / ((s - s0) ** 2 + g * g) * 4 * min(s, 1 - s), 0, 1,
+                                 points=[s0, 0.5], epsabs=0, epsrel=1e-12, limit=400)
+        assert breit_wigner_mass(mass, width) == pytest.approx(quad, rel=1e-10)
+    target = BreitWigner(dims=4)
+    assert target.integral == 1.0 and make_target("breit-wigner", dims=3).dims == 3
+    rng = np.random.default_rng(1)
+    f = target(torch.as_tensor(rng.random((1_000_000, 4)))).numpy()
+    assert abs(f.mean() - 1.0) < 4 * f.std() / math.sqrt(len(f))
+    # the resonance's share: f restricted to |s - M²| < 10 MΓ holds most of the resonance part (half of f)
+    x = torch.as_tensor(rng.random((200_000, 4)))
+    s = 0.5 * (x[:, 0] + x[:, 1])
+    assert float((target(x) * (torch.abs(s - 0.49) < 0.14)).mean()) > 0.45
+    with pytest.raises(ConfigError, match="dims >= 3"):
+        BreitWigner(dims=2)
+    with pytest.raises(ConfigError, match="'mass'"):
+        BreitWigner(dims=3, mass=1.5)

@@ -46,6 +46,9 @@ class PhaseSpaceFlow(HypercubeFlow):
             pair); repeatable on the command line.
         pdg: PDG ids of the final-state particles for the LHE file (default 1,-1,21,21...).
         transforms, hidden, bins, loss, anneal, anneal_start: as :class:`HypercubeFlow`.
+        vegas_calls, vegas_bins, vegas_iterations: a VEGAS grid as the first layer (:class:`HypercubeFlow`).
+        buffer_steps, buffer_batches: buffered training, reusing matrix-element calls (:class:`HypercubeFlow`).
+        channels, channel_weights: multi-channel sampling (:class:`HypercubeFlow`).
     """
 
     cli_name = "phase-space-flow"
@@ -53,7 +56,9 @@ class PhaseSpaceFlow(HypercubeFlow):
     def __init__(self, matrix_element: str | Callable[..., Any] | None = None, sqrt_s: float = 91.1876,
                  particles: int = 3, cut: Sequence[str] = (), pdg: Sequence[int] | None = None,
                  transforms: int | None = None, hidden: Sequence[int] = (64, 64), bins: int = 16,
-                 loss: str = "variance", anneal: int = 0, anneal_start: float = 0.01):
+                 loss: str = "variance", anneal: int = 0, anneal_start: float = 0.01, vegas_calls: int = 0,
+                 vegas_bins: int = 64, vegas_iterations: int = 10, buffer_steps: int = 0, buffer_batches: int = 4,
+                 channels: int = 1, channel_weights: str = "network"):
         if matrix_element is None:
             raise ConfigError("phase-space-flow needs the matrix element: --matrix-element FILE.py:NAME (in Python "
                               "matrix_element='FILE.py:NAME' or the function itself)")
@@ -74,7 +79,9 @@ class PhaseSpaceFlow(HypercubeFlow):
                               f"{type(matrix_element).__name__}")
         target = MatrixElementTarget(function, sqrt_s, particles, cuts, source)
         super().__init__(target, transforms=transforms, hidden=hidden, bins=bins, loss=loss, anneal=anneal,
-                         anneal_start=anneal_start)
+                         anneal_start=anneal_start, vegas_calls=vegas_calls, vegas_bins=vegas_bins,
+                         vegas_iterations=vegas_iterations, buffer_steps=buffer_steps, buffer_batches=buffer_batches,
+                         channels=channels, channel_weights=channel_weights)
         self.user_code_ = code
         self.matrix_element = None  # never recorded: hepgen.load must not import it (see HypercubeFlow.get_config)
         self.sqrt_s, self.particles, self.cut, self.pdg = float(sqrt_s), int(particles), cuts.items(), pdg

@@ -3,12 +3,17 @@
     gaussian  f(x) = Π_i N(x_i; ½, σ²)                                        σ = width (0.05)
     camel     f(x) = ½ Π_i N(x_i; ⅓, σ²) + ½ Π_i N(x_i; ⅔, σ²)                σ = width (0.1)
     ring      f(x) = exp(−(|x − ½| − r₀)² / (2w²)) / N_d                      w = width (0.02), r₀ = radius (0.3)
+    breit-wigner  f(x) = ρ BW(s)/N_BW Π_{i≥3} ¾(1 + (2x_i − 1)²) + (1 − ρ) Π_i λe^{−λx_i}/(1 − e^{−λ}),  d ≥ 3,
+              s = (x₁ + x₂)/2, BW(s) = (1/π) MΓ / ((s − M²)² + M²Γ²)    M = mass (0.7), Γ = width (0.02)
 
 Exact integrals over the cube: gaussian Π_i [Φ((1 − ½)/σ) − Φ(−½/σ)] (truncation at the faces), camel the
 same per peak (erf), ring 1 − (its mass outside the cube): N_d = S_{d−1} ∫₀^∞ r^{d−1} e^{−(r−r₀)²/2w²} dr is the
 integral over ℝ^d (radial quadrature to 1e-13), and the shell must lie inside the cube's inscribed ball
 up to 8 widths (r₀ + 8w ≤ ½), so the part outside is below e⁻³² of the total: the stated integral 1 is
-exact to that level. Values are computed in float64; ``log_prob`` is −inf outside the cube.
+exact to that level. breit-wigner is a resonance on a diagonal of the cube (s depends on two coordinates,
+so no product of one-dimensional grids follows it) with a decay-angle factor in the other dimensions, on top of
+a falling continuum: its integral is 1 by construction, with N_BW = ∫₀¹ BW(s) p(s) ds in closed form for the
+triangular density p(s) of s (arctan and log terms, :func:`breit_wigner_mass`). Values are computed in float64; ``log_prob`` is −inf outside the cube.
 """
 
 from __future__ import annotations
@@ -141,3 +146,61 @@ class Ring(_Integrand):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "radius": self.radius}
+
+
+def breit_wigner_mass(mass: float, width: float) -> float:
+    """N_BW = ∫_[0,1]² BW((x₁ + x₂)/2) dx₁dx₂ = ∫₀¹ BW(s) p(s) ds with p(s) = 4 min(s, 1 − s), in closed form.
+
+    With t = s − M², γ = MΓ: ∫ BW ds = arctan(t/γ)/π =: A(s), ∫ s BW ds = γ log(t² + γ²)/(2π) + M² A(s) =: B(s),
+    so N_BW = 4 [B]₀^½ + 4 [A]_½^1 − 4 [B]_½^1."""
+    s0, g = mass * mass, mass * width
+
+    def a(s: float) -> float:
+        return math.atan((s - s0) / g) / math.pi
+
+    def b(s: float) -> float:
+        return g * math.log((s - s0) ** 2 + g * g) / (2.0 * math.pi) + s0 * a(s)
+
+    return 4.0 * (b(0.5) - b(0.0)) + 4.0 * (a(1.0) - a(0.5)) - 4.0 * (b(1.0) - b(0.5))
+
+
+class BreitWigner(_Integrand):
+    """A Breit–Wigner resonance in s = (x₁ + x₂)/2 with a decay-angle factor in x₃…x_d, on a falling continuum
+    (module doc); its integral over the cube is 1.
+
+    Args:
+        dims: d >= 3. mass: M, the peak at s = M² (0 < M² < 1). width: Γ (the peak's width in s is MΓ).
+        fraction: ρ, the resonance's share of the integral. slope: λ > 0 of the continuum e^{−λ Σx}.
+    """
+
+    name = "breit-wigner"
+    default_width = 0.02
+
+    def __init__(self, dims: int = 3, width: float | None = None, mass: float = 0.7, fraction: float = 0.5,
+                 slope: float = 2.0):
+        super().__init__(dims, width)
+        if self.dims < 3:
+            raise ConfigError(f"target 'breit-wigner' needs dims >= 3, got {self.dims}")
+        self.mass = check_number(mass, "mass", self.name, 0.0, low_open=True, high=1.0, high_open=True)
+        self.fraction = check_number(fraction, "fraction", self.name, 0.0, high=1.0)
+        self.slope = check_number(slope, "slope", self.name, 0.0, low_open=True)
+        self.norm_bw = breit_wigner_mass(self.mass, self.width)
+
+    def _log_f(self, x: Tensor) -> Tensor:
+        s0, g = self.mass**2, self.mass * self.width
+        s = 0.5 * (x[:, 0] + x[:, 1])
+        log_bw = math.log(g / math.pi / self.norm_bw) - torch.log((s - s0) ** 2 + g * g)
+        log_angle = torch.log(0.75 * (1.0 + (2.0 * x[:, 2:] - 1.0) ** 2)).sum(-1)
+        lam = self.slope
+        log_cont = self.dims * math.log(lam / -math.expm1(-lam)) - lam * x.sum(-1)
+        parts = [log_bw + log_angle + math.log(self.fraction) if self.fraction > 0 else None,
+                 log_cont + math.log1p(-self.fraction) if self.fraction < 1 else None]
+        parts = [p for p in parts if p is not None]
+        return parts[0] if len(parts) == 1 else torch.logaddexp(parts[0], parts[1])
+
+    @property
+    def log_norm(self) -> float:
+        return 0.0
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mass": self.mass, "fraction": self.fraction, "slope": self.slope}
