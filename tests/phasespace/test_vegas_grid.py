@@ -33,7 +33,7 @@ def test_the_map_is_vegas_adaptive_map(adapted):
     np.testing.assert_allclose(ladj.numpy(), np.log(jac), rtol=0, atol=1e-10)
     # the grid is adapted: the camel's peaks at 1/3 and 2/3 get narrow increments
     widths = np.diff(edges, axis=1)
-    assert widths.min() < 0.5 / 24 and widths.max() > 2 / 24
+    assert widths.min() < 0.6 / 24 and widths.max() > 2 / 24
 
 
 def test_log_det_against_autograd_and_finite_differences(adapted):
@@ -64,10 +64,13 @@ def test_the_layer_is_invertible_and_its_directions_agree(adapted):
     assert ((y >= 0) & (y <= 1)).all()
 
 
-def test_adapting_leaves_numpys_global_rng_alone_and_bad_grids_are_refused():
+def test_adapting_is_reproducible_leaves_numpys_global_rng_alone_and_bad_grids_are_refused():
     np.random.seed(5)
     before = np.random.get_state()[1].copy()
-    adapt_grid(lambda x: np.exp(-((x - 0.5) ** 2).sum(1) / 0.02), 2, 2000, iterations=4, bins=8)
+    f = lambda x: np.exp(-((x - 0.5) ** 2).sum(1) / 0.02)  # noqa: E731
+    a, b = (adapt_grid(f, 2, 2000, iterations=4, bins=8, seed=7) for _ in range(2))
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    assert not np.array_equal(a[0], adapt_grid(f, 2, 2000, iterations=4, bins=8, seed=8)[0])
     assert np.array_equal(np.random.get_state()[1], before)
     layer = VegasGrid(2, 4)
     with pytest.raises(ConfigError, match="increase strictly"):

@@ -92,8 +92,8 @@ def adapt_grid(f: Callable[[np.ndarray], np.ndarray], dims: int, calls: int, ite
 
     ``iterations`` passes of about ``calls / iterations`` evaluations each (vegas.Integrator, importance sampling
     only: no stratification, so every call is f's and the map is all that is learned), damping ``alpha``.
-    ``f``: x (n, dims) float64 -> (n,). vegas draws from NumPy's global generator, so it runs on a saved and
-    restored copy of that state seeded with ``seed`` (the caller's global RNG is left as it was)."""
+    ``f``: x (n, dims) float64 -> (n,). vegas draws from a NumPy Generator seeded with ``seed`` (no global RNG is
+    touched, and the same seed gives the same grid)."""
     try:
         import vegas
     except ImportError:  # pragma: no cover - vegas is in the test and phasespace extras
@@ -109,15 +109,12 @@ def adapt_grid(f: Callable[[np.ndarray], np.ndarray], dims: int, calls: int, ite
         made[0] += len(x)
         return np.asarray(f(np.asarray(x, dtype=np.float64)), dtype=np.float64)
 
-    state = np.random.get_state()
-    try:
-        np.random.seed(int(seed) % 2**32)
-        grid0 = vegas.AdaptiveMap([[0.0, 1.0]] * int(dims), ninc=int(bins))
-        integ = vegas.Integrator(grid0, nstrat=[1] * int(dims), alpha=float(alpha), maxinc_axis=int(bins))
-        # neval per iteration: vegas may use a few calls fewer; the count below is exact
-        integ(batch, nitn=int(iterations), neval=int(calls) // int(iterations), adapt=True)
-    finally:
-        np.random.set_state(state)
+    rng = np.random.default_rng(int(seed))  # vegas's draws (its default is gvar's global generator)
+    grid0 = vegas.AdaptiveMap([[0.0, 1.0]] * int(dims), ninc=int(bins))
+    integ = vegas.Integrator(grid0, nstrat=[1] * int(dims), alpha=float(alpha), maxinc_axis=int(bins),
+                             ran_array_generator=rng.random)
+    # neval per iteration: vegas may use a few calls fewer; the count is exact
+    integ(batch, nitn=int(iterations), neval=int(calls) // int(iterations), adapt=True)
     raw, ninc = np.asarray(integ.map.grid, dtype=np.float64), np.asarray(integ.map.ninc)
     # vegas may give an axis fewer increments than asked (it balances them against neval): such an axis is
     # resampled to ``bins`` increments through its piecewise-linear map (exact where it kept ``bins``)
