@@ -71,3 +71,29 @@ def test_pivot_pretrains_its_classifier_on_every_batch_then_steps_it_every_k():
     model.fit(x, labels=y, nuisance=z, epochs=3, batch_size=50, val_fraction=0, quiet=True, monitor=None)
     assert [counts[(e, "classifier")] for e in (1, 2, 3)] == [8, 2, 2]  # 8 batches: all, then every 4th
     assert [counts[(e, "adversary")] for e in (1, 2, 3)] == [8, 8, 8]
+
+
+class Staged(Phased):
+    """``second`` sits out (every=0) until epoch 3, as a StackGAN's stage II waits for stage I."""
+
+    cli_name = "test-staged"
+
+    def players(self):
+        return [Player("first", list(self.a.parameters())),
+                Player("second", list(self.b.parameters()), every=0 if self.epoch < 3 else 2)]
+
+
+def test_every_zero_sits_the_epoch_out_without_touching_the_weights(recwarn):
+    x = np.random.default_rng(0).normal(size=(600, 2)).astype(np.float32)
+    model = Staged(2)
+    seen = {}
+
+    def record(m, val):  # the monitor runs after each epoch: copy the second player's weights then
+        seen[m.epoch] = m.b.weight.detach().clone()
+        return 0.0
+
+    model.fit(x, epochs=3, batch_size=100, val_fraction=0, quiet=True, monitor=record)
+    assert (2, "second") not in model.steps and (1, "second") not in model.steps and model.steps[(3, "second")] == 3
+    assert torch.equal(seen[1], seen[2]) and not torch.equal(seen[2], seen[3])
+    assert not [w for w in recwarn if "will not be trained" in str(w.message)]
+    assert "train_second_loss" not in model.history_[0] and "train_second_loss" in model.history_[2]

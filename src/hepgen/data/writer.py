@@ -71,7 +71,8 @@ def layout(fields: Mapping[str, tuple[tuple[int, ...], list[str] | None, bool]],
     """
     table = (kind in ("csv", "parquet") or (kind == "npy" and not _single_array(fields))
              or (any(names is not None and bare for _, names, bare in fields.values())  # named context beside
-                 and any(names is None and bare for _, names, bare in fields.values())))  # unnamed samples
+                 and any(names is None and bare and len(shape) == 1  # unnamed tabular samples (images stay
+                         for shape, names, bare in fields.values())))  # one array beside the context columns)
     sep = "/" if kind == "hdf5" else "_"
     out: list[Column] = []
     for field, (shape, names, bare) in fields.items():

@@ -198,12 +198,15 @@ class Adversarial(Model):
             return {"loss": self.adversarial_loss.generator(f), "d_fake": self._prob(f).detach()}
         raise ConfigError(f"{type(self).__name__} has players 'critic' and 'generator', not {player!r}")
 
-    def _critic_losses(self, x: Tensor, fake: Tensor, c: Tensor | None, penalty: bool) -> dict[str, Tensor]:
-        r, f = self.critic(x, c), self.critic(fake, c)
+    def _critic_losses(self, x: Tensor, fake: Tensor, c: Tensor | None, penalty: bool,
+                       critic: nn.Module | None = None) -> dict[str, Tensor]:
+        """Per-event loss and diagnostics of ``critic`` (default ``self.critic``; a StackGAN's stage-I critic)."""
+        critic = self.critic if critic is None else critic
+        r, f = critic(x, c), critic(fake, c)
         loss = self.adversarial_loss.critic(r, f)
         out: dict[str, Tensor] = {}
         if self.adversarial_loss.lipschitz == "penalty" and penalty:
-            gp = gradient_penalty(self.critic, x, fake, c, self.gp_weight)
+            gp = gradient_penalty(critic, x, fake, c, self.gp_weight)
             loss = loss + gp
             out["gradient_penalty"] = gp.detach()
         out.update(loss=loss, d_real=self._prob(r).detach(), d_fake=self._prob(f).detach())

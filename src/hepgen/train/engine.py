@@ -280,8 +280,9 @@ class Engine:
     @staticmethod
     def _players_this_epoch(model: Trainable, players: list[Player]) -> list[Player]:
         """The step schedule may follow the epoch (a pivot's classifier steps on every batch while it is
-        pretrained alone): each player's ``every`` is read again from ``model.players()`` after
-        ``on_epoch_start``; the players themselves (names, parameters, optimisers) stay."""
+        pretrained alone; a StackGAN's stage II waits, ``every=0``, while stage I trains alone): each player's
+        ``every`` is read again from ``model.players()`` after ``on_epoch_start``; the players themselves
+        (names, parameters, optimisers) stay."""
         now = model.players()
         if [p.name for p in now] != [p.name for p in players]:
             raise TrainingError(f"{model.cli_name}.players() changed from {[p.name for p in players]} to "
@@ -296,7 +297,7 @@ class Engine:
             torch.manual_seed(s.seed * 1_000_003 + epoch * 7919 + dist.rank)
         batches, total = fit.inputs.epoch(fit.inputs.train_data, epoch, shuffle=True, world=dist.world_size,
                                           rank=dist.rank)
-        starved = [p.name for p in players if p.every > total]
+        starved = [p.name for p in players if p.every > total]  # every=0: sitting this epoch out, on purpose
         if starved and not fit.warned_starved and len(players) > 1:
             fit.warned_starved = True
             warnings.warn(f"player(s) {', '.join(starved)} step every {max(p.every for p in players)} batches but an "
@@ -309,7 +310,7 @@ class Engine:
         for step, raw in enumerate(batches, start=1):
             batch = fit.inputs.prepare(fit.model, raw)
             for p in players:
-                if step % p.every:
+                if not p.every or step % p.every:  # every=0: the player sits this epoch out (staged training)
                     continue
                 losses, wsum, grad_norm = fit.optimisation.step(fit.runner, p, batch, epoch, step)
                 for name, value in losses.items():

@@ -18,7 +18,9 @@ class Player:
     """One optimised party of a model: its parameters and how often it steps.
 
     ``every=k`` makes the player step on every k-th batch (a generator with k critic steps per
-    generator step has ``every=k`` while its critic has ``every=1``). ``lr=None`` uses the fit lr.
+    generator step has ``every=k`` while its critic has ``every=1``); ``every=0``: the player sits the
+    epoch out (staged training: no step, its weights and optimiser state untouched; ``players()`` is read
+    again after each ``on_epoch_start``). ``lr=None`` uses the fit lr.
     """
 
     name: str
