@@ -1,0 +1,139 @@
+"""β sweep of VAE latents on jets (issue 25): how many latents stay active and how well each tracks jet physics.
+
+For each β (β = 1: the plain ELBO; larger β: the β-VAE's pressure towards independent latents) a VAE is trained
+on the same QCD jets with the same budget, then :func:`hepgen.autoencoders.disentanglement` measures on held-out
+jets: the KL per latent (active = KL > 0.01 nats), and against the jet's mass, τ21, pT and constituent multiplicity
+the mutual information (scikit-learn's mutual_info_regression, KSG, nats), Pearson/Spearman correlations and the
+MIG-like gap (I₁ − I₂)/H(q) on 20 equal-frequency bins. Held-out −ELBO (k = 16) says what the disentanglement costs.
+
+Tasks:
+
+* ``images``: ``conv-vae`` (latent 8, channels 16,32, Bernoulli decoder on min-max scaled pT fractions) on 40×40
+  QCD jet images; the quantities come from the jets' ``features``.
+* ``features``: ``vae`` (latent 4, hidden 64,32, Gaussian decoder, standardised) on all 11 jet features (the
+  quantities are among them: the question is which latent carries which, and whether one latent carries one).
+
+    .venv/bin/python benchmarks/vae_latents.py --quick     # <= 60 s: the shipped jets, 2 betas, tiny nets
+    .venv/bin/python benchmarks/vae_latents.py             # full: 20,000 training + 5,000 held-out QCD jets,
+                                                           # betas 1, 2, 4, 8, 16; 30 epochs (images), 60 (features)
+
+Full mode also writes a latents report folder per task and β (benchmarks/results/vae_latents/TASK_beta_B/:
+traversals, KL, MI and correlation figures). Output: benchmarks/results/vae_latents.json (quick:
+vae_latents_quick.json) with the machine record (load averages, CPU seconds: ``_machine.Meter``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _jets_data import COLUMNS, jets  # noqa: E402
+from _machine import Meter  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results")
+QUANTITIES = ("mass", "tau21", "pt", "n_constituents")
+
+
+def build(task: str, quick: bool, beta: float, shape: tuple[int, ...]) -> Any:
+    import hepgen
+
+    if task == "images":
+        channels = (8, 16) if quick else (16, 32)
+        return hepgen.ConvVAE(shape, latent=8, channels=channels, beta=beta)
+    return hepgen.VAE(shape[0], latent=4, hidden=(32, 16) if quick else (64, 32), beta=beta)
+
+
+def run(task: str, beta: float, x: np.ndarray, held: np.ndarray, quantities: np.ndarray, args: argparse.Namespace,
+        report_dir: Path | None) -> dict[str, Any]:
+    from hepgen.autoencoders import disentanglement
+
+    torch.manual_seed(args.seed)
+    model = build(task, args.quick, beta, tuple(x.shape[1:]))
+    epochs = args.epochs or ((2 if task == "images" else 8) if args.quick else (30 if task == "images" else 60))
+    start = time.process_time()
+    model.fit(x, epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, quiet=True, val_fraction=0.1)
+    train_cpu = time.process_time() - start
+    analysis = disentanglement(model, held, quantities, list(QUANTITIES), top_k=4, seed=args.seed)
+    neg_elbo = float(-model.elbo(held, k=16).mean())
+    summary = analysis.matrices.summary
+    record = {"epochs": epochs, "train_cpu_s": round(train_cpu, 2), "held_out_neg_elbo": neg_elbo,
+              "kl_total": float(analysis.kl.sum()), "active_latents": int((analysis.kl > 0.01).sum()),
+              "kl_per_latent": [round(float(v), 4) for v in analysis.kl],
+              "per_quantity": {q: {k: summary[q][k] for k in ("best_latent", "mi_max", "mi_gap", "mig",
+                                                               "pearson_best", "spearman_best")} for q in QUANTITIES},
+              "mean_mig": float(np.mean([summary[q]["mig"] for q in QUANTITIES]))}
+    if report_dir is not None:
+        from hepgen.report.latents import latents_report
+
+        tabular = held.ndim == 2
+        latents_report(analysis, report_dir, title=f"{task}: β = {beta:g}",
+                       feature_names=COLUMNS if tabular else None,
+                       feature_mean=held.mean(axis=0) if tabular else None,
+                       feature_std=held.std(axis=0) if tabular else None)
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="<= 60 s: the shipped jets, betas 1 and 4, tiny nets")
+    parser.add_argument("--tasks", default="images,features")
+    parser.add_argument("--betas", default=None, help="comma separated (default 1,2,4,8,16; quick 1,4)")
+    parser.add_argument("--train", type=int, default=None, help="training jets (default 20000; quick 1500)")
+    parser.add_argument("--eval", type=int, default=None, help="held-out jets (default 5000; quick 500)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    meter = Meter()
+    from hepgen.autoencoders import jet_images
+
+    betas = [float(b) for b in (args.betas or ("1,4" if args.quick else "1,2,4,8,16")).split(",")]
+    n_train = args.train or (1500 if args.quick else 20000)
+    n_eval = args.eval or (500 if args.quick else 5000)
+    qcd = jets(args.quick, {"qcd": n_train + n_eval}, processes=("qcd",))["qcd"]
+    if len(qcd["features"]) < n_train + n_eval:
+        raise SystemExit(f"{len(qcd['features'])} QCD jets, {n_train} + {n_eval} needed (lower --train/--eval)")
+    features = qcd["features"][:n_train + n_eval].astype(np.float32)
+    quantities = features[n_train:, [COLUMNS.index(q) for q in QUANTITIES]].astype(np.float64)
+    path = Path(args.out) if args.out else RESULTS / ("vae_latents_quick.json" if args.quick else "vae_latents.json")
+    out: dict[str, Any] = {"benchmark": "vae_latents", "train": n_train, "eval": n_eval, "betas": betas,
+                           "quantities": list(QUANTITIES), "results": {}}
+    for task in [t for t in args.tasks.split(",") if t]:
+        if task == "images":
+            x = jet_images(qcd["images"][:n_train + n_eval].astype(np.float32))
+        elif task == "features":
+            x = features
+        else:
+            raise SystemExit(f"unknown task {task!r}; tasks: images, features")
+        out["results"][task] = {}
+        for beta in betas:
+            report = None if args.quick else RESULTS / "vae_latents" / f"{task}_beta_{beta:g}"
+            record = run(task, beta, x[:n_train], x[n_train:], quantities, args, report)
+            out["results"][task][f"beta_{beta:g}"] = record
+            meter.sample()
+            print(f"{task} β={beta:g}: -ELBO {record['held_out_neg_elbo']:.4g}, active {record['active_latents']}, "
+                  f"mean MIG {record['mean_mig']:.3f}, " + ", ".join(
+                      f"{q}: {r['best_latent']} MI {r['mi_max']:.2f}" for q, r in record["per_quantity"].items()),
+                  flush=True)
+    out["machine"] = meter.record()
+    out["command"] = " ".join(sys.argv)
+    from hepgen.report.folder import write_json
+
+    RESULTS.mkdir(exist_ok=True)
+    write_json(path, out)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
