@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from hepgen.calo.gan import energy_condition
-from hepgen.calo.shower_layout import IncidentEnergyChecks, layer_shapes, shower_model_from_data
+from hepgen.calo.shower_layout import IncidentEnergyChecks, layer_shapes, shower_geometry, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import StandardNormal
 from hepgen.flows.transforms.autoregressive import spline_autoregressive
@@ -66,6 +66,9 @@ class CaloFlow(IncidentEnergyChecks, Model):
         bins, tail_bound: spline bins and bound (standardised units).
         offset: the shift of every cell above the noise (MeV); floor: its lower clip (MeV).
         alpha: the logit's margin.
+        geometry: a CaloChallenge binning XML (``binning.xml[:particle]``, or the geometry a run recorded): the
+            layers are its (angular, radial) bins ``layer_<id>`` and ``hepgen sample`` writes the CaloChallenge
+            layout (incident_energies, showers in MeV); the run records its content. None: the simulator's layers.
 
     Incident energies must be positive GeV values in training, scoring and sampling; ``sample``/``rsample``
     refuse energies far outside the training range (``energy_range_``) unless called with ``extrapolate=True``.
@@ -76,7 +79,9 @@ class CaloFlow(IncidentEnergyChecks, Model):
     def __init__(self, shapes: Mapping[str, Sequence[int]] | None = None, context: int = 1,
                  energy_transforms: int = 4, energy_hidden: Sequence[int] = (64, 64), cell_transforms: int = 6,
                  cell_hidden: Sequence[int] = (256,), bins: int = 8, tail_bound: float = 6.0, offset: float = 5.0,
-                 floor: float = 1e-3, alpha: float = 1e-6, preprocess: Any = "none"):
+                 floor: float = 1e-3, alpha: float = 1e-6, geometry: Mapping[str, Any] | str | None = None,
+                 preprocess: Any = "none"):
+        self.geometry, shapes = shower_geometry("calo-flow", geometry, shapes)
         self.shapes = layer_shapes("calo-flow", shapes, context, preprocess, "preprocesses showers itself (shift, normalise, logit)")
         super().__init__(self.shapes, int(context), "none")
         for name, v in (("energy_transforms", energy_transforms), ("cell_transforms", cell_transforms), ("bins", bins)):

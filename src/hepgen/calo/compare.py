@@ -45,8 +45,21 @@ __all__ = ["compare_showers"]
 PLOTTED = ("E_0", "E_1", "E_2", "response", "centroid_x_0", "width_x_1", "width_y_1", "sparsity_1", "brightest_1")
 
 
-def _showers(x: Any, limit: int | None) -> Showers:
-    return x if isinstance(x, Showers) else read_showers(x, limit=limit)
+def _showers(x: Any, limit: int | None, geometry: Any = None) -> Showers:
+    return x if isinstance(x, Showers) else read_showers(x, limit=limit, geometry=geometry)
+
+
+def plotted(features: Any) -> list[str]:
+    """The features drawn per E_inc bin: :data:`PLOTTED` for the simulator's layout; for a CaloChallenge
+    geometry the energy of its first three layers, the response, and the centroid, widths, sparsity and
+    brightest cell of its first layer binned in angle."""
+    if all(name in features for name in PLOTTED):
+        return list(PLOTTED)
+    energies = [k for k in features if k.startswith("E_") and k != "E_total"][:3]
+    binned = next((k.removeprefix("centroid_x_") for k in features if k.startswith("centroid_x_")), None)
+    shape = ([f"centroid_x_{binned}", f"width_x_{binned}", f"width_y_{binned}", f"sparsity_{binned}",
+              f"brightest_{binned}"] if binned is not None else [])
+    return [*energies, "response", *shape]
 
 
 def _weights(w: Any, showers: Showers, name: str, limit: int | None) -> np.ndarray | None:
@@ -69,14 +82,18 @@ def _mean(x: np.ndarray, w: np.ndarray | None) -> float:
 
 
 def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str | Path | None = None,
-                    energy_edges: Any = (1, 10, 30, 60, 100), classifier_epochs: int | None = None,
+                    energy_edges: Any = None, classifier_epochs: int | None = None,
                     max_showers: int | None = None, threshold: float = 0.0, seed: int = 0, ref_weights: Any = None,
                     cand_weights: Any = None, n_bootstrap: int = 20, bins: int = 50, max_events: int = 20_000,
                     classifier: bool = True, title: str = "", protocol: str = "hepgen",
-                    device: str = "auto", protocol_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                    device: str = "auto", protocol_options: dict[str, Any] | None = None,
+                    geometry: Any = None) -> dict[str, Any]:
     """Compare shower samples (files ``path[:group]`` or :class:`~hepgen.calo.shower_layout.Showers`); returns the metrics.
 
-    ``ref_weights``/``cand_weights``: (n,) per-shower weights. ``n_bootstrap``, ``bins``, ``max_events``: the
+    ``geometry``: the files are CaloChallenge files of this binning XML (``binning.xml[:particle]``): their layers,
+    centroids and widths in η (x) and φ (y) come from its bins (:mod:`hepgen.data.calochallenge`).
+    ``energy_edges``: the E_inc bins [GeV] of the response (default 1, 10, 30, 60, 100; with a geometry four
+    logarithmic bins over the reference's energies). ``ref_weights``/``cand_weights``: (n,) per-shower weights. ``n_bootstrap``, ``bins``, ``max_events``: the
     per-feature metrics and their bootstrap errors, as in :func:`hepgen.report.compare.compare`.
     ``protocol``: ``hepgen`` (default) or ``calochallenge`` (module doc); ``classifier_epochs`` overrides the
     protocol's epochs (30 or 50); ``classifier=False`` skips the DNNs; ``protocol_options`` go to
@@ -87,13 +104,23 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
         raise ConfigError(f"unknown protocol {excerpt(protocol)} for showers; use {' or '.join(map(repr, PROTOCOLS))}")
     if report_dir is not None and report_problem(report_dir):
         raise DataError(f"report folder {report_dir}: {report_problem(report_dir)}.")
-    r, c = _showers(ref, max_showers), _showers(cand, max_showers)
-    f_showers = _showers(floor, max_showers) if floor is not None else None
+    r, c = _showers(ref, max_showers, geometry), _showers(cand, max_showers, geometry)
+    f_showers = _showers(floor, max_showers, geometry) if floor is not None else None
+    for other, what in ((c, "candidate"), (f_showers, "floor")):
+        if other is not None and {k: v.shape[1:] for k, v in other.layers.items()} != \
+                {k: v.shape[1:] for k, v in r.layers.items()}:
+            raise DataError(f"the {what} {other.spec or 'showers'} has layers "
+                            f"{ {k: v.shape[1:] for k, v in other.layers.items()} }, the reference "
+                            f"{ {k: v.shape[1:] for k, v in r.layers.items()} }: compare needs one layout")
     wr = _weights(ref_weights, r, "ref_weights", max_showers)
     wc = _weights(cand_weights, c, "cand_weights", max_showers)
+    if energy_edges is None:  # the simulator's 1-100 GeV; a CaloChallenge file's own range in 4 log bins
+        energy_edges = (1, 10, 30, 60, 100) if r.geometry is None else \
+            np.geomspace(float(r.energy.min()), float(r.energy.max()) * (1 + 1e-9), 5)
     edges = np.asarray(energy_edges, dtype=float)
-    fr = shower_features(r.list(), r.energy, threshold=threshold)
-    fc = shower_features(c.list(), c.energy, threshold=threshold)
+    layout = r.feature_layout()
+    fr = shower_features(r.list(), r.energy, threshold=threshold, **layout)
+    fc = shower_features(c.list(), c.energy, threshold=threshold, **layout)
     notes: list[str] = []
     result: dict[str, Any] = {"title": title, "n_ref": len(r), "n_cand": len(c),
                               "weighted": wr is not None or wc is not None, "seed": seed,
@@ -114,7 +141,8 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
                          "are weighted.")
         floor_sample = None
         if f_showers is not None:
-            floor_sample = _sample(f_showers, shower_features(f_showers.list(), f_showers.energy, threshold=threshold))
+            floor_sample = _sample(f_showers, shower_features(f_showers.list(), f_showers.energy, threshold=threshold,
+                                                              **layout))
         challenge = calochallenge_metrics(_sample(r, fr), _sample(c, fc), floor_sample, epochs=classifier_epochs,
                                           seed=seed, n_bootstrap=max(n_bootstrap, 2), device=device,
                                           classifier=classifier, **(protocol_options or {}))
@@ -127,8 +155,12 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
         pairs = [("candidate", c)] + ([("floor", f_showers)] if f_showers is not None else [])
         for label, other in pairs:
             for kind in ("high", "cells"):
-                a = classifier_inputs(r.list(), r.energy, kind, threshold=threshold)
-                b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold)
+                a = classifier_inputs(r.list(), r.energy, kind, threshold=threshold, **layout)
+                b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold, **layout)
+                # a column of one value in both samples (a voxel no shower reaches) tells them apart no better
+                # than nothing; dropped, as the network's standardisation cannot scale it
+                both = np.concatenate([a, b])
+                a, b = a[:, both.min(0) < both.max(0)], b[:, both.min(0) < both.max(0)]
                 result["classifier"][f"{label}_{kind}"] = classifier_auc(a, b, epochs=classifier_epochs, seed=seed,
                                                                          device=device)
     rb = response_in_bins(fr["response"], r.energy, edges, wr)
@@ -149,7 +181,7 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
     with ReportFolder(report_dir) as report:
         plot_response(rb, cb, report.figure_path("response.png"))
         report.add_figure("response.png", "response and resolution against E_inc", "Response", small=False)
-        for name in PLOTTED:
+        for name in plotted(fr):
             unit = "MeV" if name.startswith(("E_", "brightest")) else "mm" if name.startswith(("centroid", "width")) \
                 else None
             for path in plot_feature_in_energy_bins(fr[name], fc[name], r.energy, c.energy, edges, report.plot_dir,

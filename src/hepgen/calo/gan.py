@@ -57,7 +57,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from hepgen.calo.shower_layout import IncidentEnergyChecks, layer_shapes, shower_model_from_data
+from hepgen.calo.shower_layout import IncidentEnergyChecks, layer_shapes, shower_geometry, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic
@@ -118,6 +118,9 @@ class CaloGAN(IncidentEnergyChecks, Adversarial):
         energy_weight, energy_group: weight of the per-layer energy term and the showers per E_inc group
             (module doc); energy_weight=0 trains on the adversarial loss alone.
         lr_critic, lr_generator, betas, ema, gp_weight: see :class:`hepgen.gans.adversarial.Adversarial`.
+        geometry: a CaloChallenge binning XML (``binning.xml[:particle]``, or the geometry a run recorded): the
+            layers are its (angular, radial) bins ``layer_<id>`` and ``hepgen sample`` writes the CaloChallenge
+            layout (incident_energies, showers in MeV); the run records its content. None: the simulator's layers.
 
     Incident energies must be positive GeV values in training and sampling; ``sample``/``rsample`` refuse energies
     far outside the training range (``energy_range_``) unless called with ``extrapolate=True``.
@@ -130,7 +133,9 @@ class CaloGAN(IncidentEnergyChecks, Adversarial):
                  critic_steps: int = 5, noise: float = 1.0, cell_scale: float = 1e-4, layer_scale: float = 1e-2,
                  lr_critic: float | None = None, lr_generator: float | None = None,
                  betas: Sequence[float] = (0.5, 0.9), ema: float = 0.99, gp_weight: float = 10.0,
-                 energy_weight: float = 10.0, energy_group: int = 16, preprocess: Any = "none"):
+                 energy_weight: float = 10.0, energy_group: int = 16, geometry: Mapping[str, Any] | str | None = None,
+                 preprocess: Any = "none"):
+        self.geometry, shapes = shower_geometry("calo-gan", geometry, shapes)
         self.shapes = layer_shapes("calo-gan", shapes, context, preprocess, "normalises showers itself (by the incident energy)")
         super().__init__(self.shapes, int(context), "none")
         self.latent = int(latent)

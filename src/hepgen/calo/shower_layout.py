@@ -9,6 +9,13 @@ at the top level (the simulator, and ``hepgen sample`` of a shower model), in a 
 or as older versions of ``hepgen sample`` wrote them: the layers in ``samples/`` and the context column
 ``energy`` beside them. :func:`read_showers` finds any of these and checks the shapes; a file of another layout is
 a DataError naming the file, the dataset and the shape.
+
+The other layout is the CaloChallenge's (datasets 1-3): ``incident_energies`` (n, 1) and ``showers`` (n, voxels),
+both in MeV, with a binning XML that lays the voxels out in layers (:mod:`hepgen.data.calochallenge`). Given
+``geometry`` (the XML, ``binning.xml[:particle]``) :func:`read_showers` reads it as layers ``layer_<id>``
+(n, n_alpha, n_r) and the energy in GeV, :func:`write_showers` writes it back, and a shower model fitted on it
+records the geometry's content (hyper-parameter ``geometry``: the layers' edges and angular bins, the XML's path
+and sha256), so that ``hepgen sample`` writes the same layout without the XML.
 """
 
 from __future__ import annotations
@@ -19,6 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from hepgen.data.calochallenge import (
+    ENERGY_KEY,
+    MEV,
+    SHOWERS_KEY,
+    ChallengeGeometry,
+    find_challenge,
+    read_challenge,
+    read_geometry,
+    write_challenge,
+)
 from hepgen.errors import ConfigError, DataError
 from hepgen.options import excerpt
 
@@ -30,26 +47,40 @@ ENERGY = "energy"
 EXTRAPOLATION_FACTOR = 2.0
 
 __all__ = ["ENERGY", "EXTRAPOLATION_FACTOR", "LAYERS", "Showers", "check_incident_energy", "check_training_energy",
-           "IncidentEnergyChecks", "find_layout", "is_shower_file", "layer_shapes", "read_showers", "shower_model_from_data", "write_showers"]
+           "IncidentEnergyChecks", "find_layout", "is_shower_file", "layer_shapes", "read_showers", "shower_geometry",
+           "shower_model_from_data", "write_showers"]
 
 
 @dataclass
 class Showers:
-    """Showers in memory: ``layers`` {name: (n, rows, cols)} in MeV, ``energy`` (n,) in GeV."""
+    """Showers in memory: ``layers`` {name: (n, rows, cols)} in MeV, ``energy`` (n,) in GeV; ``geometry`` the
+    CaloChallenge binning they were read with (None: the simulator's layout)."""
 
     layers: dict[str, np.ndarray]
     energy: np.ndarray
     spec: str = ""
+    geometry: ChallengeGeometry | None = None
 
     def __len__(self) -> int:
         return len(self.energy)
 
     def list(self) -> list[np.ndarray]:
-        """The layers in order layer_0, layer_1, layer_2."""
-        return [self.layers[k] for k in LAYERS]
+        """The layers in order (layer_0, layer_1, layer_2 of the simulator; a geometry's in its order)."""
+        return list(self.layers.values())
 
     def take(self, index: np.ndarray) -> Showers:
-        return Showers({k: v[index] for k, v in self.layers.items()}, self.energy[index], self.spec)
+        return Showers({k: v[index] for k, v in self.layers.items()}, self.energy[index], self.spec, self.geometry)
+
+    def feature_layout(self) -> dict[str, Any]:
+        """The keywords of :func:`~hepgen.metrics.shower_observables.shower_features` (and ``classifier_inputs``)
+        for these showers: none for the simulator's layout; for a geometry its bin centres in η (axis x) and φ
+        (axis y) — None for a layer of one angular bin, as the CaloChallenge's HighLevelFeatures — and its layer
+        ids as the labels: ``E_12``, ``centroid_x_1`` (η), ``width_y_2`` (φ)."""
+        if self.geometry is None:
+            return {}
+        centres = self.geometry.centres()
+        return {"centres": [centres[k] for k in self.layers], "labels": [k.removeprefix("layer_") for k in self.layers],
+                "axes": ("x", "y")}
 
 
 def _keys(path: str) -> set[str]:
@@ -78,22 +109,31 @@ def find_layout(spec: str | os.PathLike) -> tuple[str, str, str] | None:
 
 
 def is_shower_file(spec: str | os.PathLike) -> bool:
-    """True when ``spec`` holds the three layers (at the top level, in its group or in ``samples/``)."""
+    """True when ``spec`` holds the three layers (at the top level, in its group or in ``samples/``) or is a
+    CaloChallenge file (``incident_energies`` and ``showers``)."""
     try:
-        return find_layout(spec) is not None
+        return find_layout(spec) is not None or find_challenge(spec) is not None
     except Exception:  # noqa: BLE001 - not readable as HDF5: not a shower file
         return False
 
 
-def read_showers(spec: str | os.PathLike, limit: int | None = None) -> Showers:
-    """The showers of ``spec`` (``file.h5`` or ``file.h5:group``), checked against :data:`LAYERS`."""
+def read_showers(spec: str | os.PathLike, limit: int | None = None, geometry: Any = None) -> Showers:
+    """The showers of ``spec`` (``file.h5`` or ``file.h5:group``), checked against :data:`LAYERS`; with
+    ``geometry`` (a CaloChallenge binning XML ``binning.xml[:particle]``, or a geometry) a CaloChallenge file,
+    its voxels laid out in the geometry's layers (module doc)."""
     from hepgen.data import io
 
     spec = os.fspath(spec)
     path, _ = io.parse_spec(spec)
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
+    if geometry is not None:
+        layers, energy, geometry = read_challenge(spec, geometry, limit)
+        return Showers(layers, energy, spec, geometry)
     layout = find_layout(spec)
+    if layout is None and find_challenge(spec) is not None:
+        raise DataError(f"{spec} is a CaloChallenge file (incident_energies, showers): give its binning XML "
+                        "(--geometry binning.xml, geometry= in Python) to lay its voxels out in layers")
     if layout is None:
         raise DataError(f"{spec} holds no showers: expected datasets {', '.join(LAYERS)} (and {ENERGY}) at its top "
                         f"level, in the group it names or in samples/ (as 'hepgen data calo' and 'hepgen sample' "
@@ -126,13 +166,36 @@ def read_showers(spec: str | os.PathLike, limit: int | None = None) -> Showers:
     return Showers(layers, energy, spec)
 
 
-def write_showers(spec: str | os.PathLike, layers: dict[str, np.ndarray], energy: np.ndarray) -> None:
-    """Write showers in the simulator's layout (the layers and ``energy`` at the top level or in the key's group)."""
+def write_showers(spec: str | os.PathLike, layers: dict[str, np.ndarray], energy: np.ndarray,
+                  geometry: Any = None) -> None:
+    """Write showers in the simulator's layout (the layers and ``energy`` at the top level or in the key's group),
+    or with ``geometry`` in the CaloChallenge layout (``incident_energies`` (n, 1), ``showers`` (n, voxels), MeV)."""
     from hepgen.data import io
+
+    if geometry is not None:
+        write_challenge(spec, geometry, layers, energy)
+        return
 
     arrays = {k: np.asarray(layers[k], dtype=np.float32) for k in LAYERS}
     arrays[ENERGY] = np.asarray(energy, dtype=np.float64).reshape(-1)
     io.write(spec, arrays, attrs={k: {"unit": "MeV"} for k in LAYERS} | {ENERGY: {"unit": "GeV"}})
+
+
+def shower_geometry(name: str, geometry: Any, shapes: Any) -> tuple[dict[str, Any] | None, Any]:
+    """(the geometry as a run records it, the layers' shapes) of a shower model given ``geometry`` (a
+    CaloChallenge binning XML ``binning.xml[:particle]``, a geometry, the mapping a run recorded, or None) and
+    ``shapes``: with a geometry the layers are its own, and shapes given beside it must be those."""
+    if geometry is None:
+        return None, shapes
+    g = read_geometry(geometry)
+    own = {k: list(v) for k, v in g.shapes.items()}
+    if shapes is not None:
+        given = {str(k): [int(x) for x in v] for k, v in dict(shapes).items()}
+        if given != own:
+            diff = next((k for k in own if given.get(k) != own[k]), None) or next(k for k in given if k not in own)
+            raise ConfigError(f"{name}: shapes give layer '{diff}' {given.get(diff)}, but the geometry "
+                              f"{g.describe()} gives it {own.get(diff)} (angular, radial bins); leave shapes out")
+    return g.to_dict(), own
 
 
 def layer_shapes(name: str, shapes: Any, context: int, preprocess: Any, own: str) -> dict[str, list[int]]:
@@ -251,6 +314,35 @@ class IncidentEnergyChecks:
 
     def _check_energy(self, energy: Any, extrapolate: bool = False) -> None:
         check_incident_energy(energy, self.cli_name, self.energy_range_, extrapolate)
+
+    @property
+    def geometry_(self) -> ChallengeGeometry | None:
+        """The CaloChallenge geometry of the showers (hyper-parameter ``geometry``), or None."""
+        value = getattr(self, "geometry", None)
+        return None if value is None else read_geometry(value)
+
+    def output_arrays(self, drawn: dict[str, Any], context: np.ndarray) -> dict[str, np.ndarray] | None:
+        """What ``hepgen sample`` writes of a block of showers {layer: (n, rows, cols)} drawn at ``context``
+        (n, c) (GeV first): with a geometry the CaloChallenge layout, ``incident_energies`` (n, 1) and
+        ``showers`` (n, voxels) in MeV (float32, as the challenge's files); None: the layers as they are."""
+        g = self.geometry_
+        if g is None:
+            return None
+        layers = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v) for k, v in drawn.items()}
+        energy = np.asarray(context, dtype=np.float64).reshape(len(context), -1)[:, 0] * MEV
+        return {ENERGY_KEY: energy.astype(np.float32)[:, None], SHOWERS_KEY: g.join(layers).astype(np.float32)}
+
+    def context_file(self, spec: str) -> Any:
+        """``sample --context FILE`` of a CaloChallenge file: its incident energies in GeV (a row source), or None
+        when ``spec`` is no CaloChallenge file (the context is then read by column names)."""
+        if self.geometry_ is None or find_challenge(spec) is None:
+            return None
+        from hepgen.data import io
+        from hepgen.data.formats.base import ArraySource
+
+        path, prefix = find_challenge(spec)
+        energy = np.asarray(io.read(f"{path}:{prefix}{ENERGY_KEY}", dtype=np.float64).data).reshape(-1)
+        return ArraySource(energy[:, None] / MEV, ["energy"], spec=f"{path}:{prefix}{ENERGY_KEY}")
 
     def extra_state(self) -> dict[str, Any]:
         state = super().extra_state()  # type: ignore[misc]

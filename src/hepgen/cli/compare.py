@@ -44,6 +44,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                          "features, classifier AUCs, response per E_inc bin")
     compare.add_argument("--floor", help="showers: a second, independent reference sample; its AUCs against REF are "
                                          "the floor a candidate is judged against")
+    compare.add_argument("--geometry", metavar="XML", help="showers: REF, CAND (and FLOOR) are CaloChallenge files "
+                         "(incident_energies, showers in MeV); this binning XML (binning.xml[:particle]) lays out "
+                         "their layers and gives the η/φ bin centres of the centroids and widths")
     add_data_selection(compare, what="REF (and, by name, CAND)")
     compare.set_defaults(handler=cmd_compare)
 
@@ -117,13 +120,14 @@ def cmd_compare(args: argparse.Namespace, extra: list[str]) -> int:
     check_report(args.report)
     if args.classifier_epochs is not None and args.classifier_epochs < 1:
         raise ConfigError(f"--classifier-epochs must be a positive number of epochs, got {args.classifier_epochs}")
-    if args.showers or args.floor or (is_shower_file(args.ref) and is_shower_file(args.cand)):
+    if args.showers or args.floor or args.geometry or (is_shower_file(args.ref) and is_shower_file(args.cand)):
         from hepgen.calo.compare import compare_showers
 
         rw, cw = _shower_weights(args.ref_weights, args.ref), _shower_weights(args.cand_weights, args.cand)
         result = compare_showers(args.ref, args.cand, floor=args.floor, report_dir=args.report, seed=args.seed,
                                  ref_weights=rw, cand_weights=cw, classifier_epochs=args.classifier_epochs,
                                  protocol="calochallenge" if args.protocol == "calochallenge" else "hepgen",
+                                 geometry=args.geometry,
                                  title=f"{args.ref} (reference) vs {args.cand} (candidate)")
         emit_result(json.dumps({k: v for k, v in result.items() if k not in ("features", "files")}, indent=2,
                                allow_nan=False), args.out)

@@ -360,8 +360,15 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     stream = train.get("stream", "auto")
     # DATA is opened once, here: its shape builds the model and the same events train it
     labels = cls.label_columns_for(params) or None  # a tagger's label/nuisance columns: not features
+    # a shower model's geometry (a CaloChallenge binning XML) lays out DATA's voxels: read once, recorded by the model
+    geometry = params.get("geometry")
     events = open_events(spec, settings.get("weights"), context, stream=None if stream == "auto" else stream,
-                         memory_limit_mb=train.get("memory_limit_mb", 1024.0), labels=labels)
+                         memory_limit_mb=train.get("memory_limit_mb", 1024.0), labels=labels, geometry=geometry)
+    if geometry is not None:
+        params["geometry"] = events.geometry
+        if val is not None:
+            val = open_events(val, settings.get("val_weights"), stream=None if stream == "auto" else stream,
+                              memory_limit_mb=train.get("memory_limit_mb", 1024.0), geometry=events.geometry)
     model = _build(cls, args.model, lambda: cls.from_data(events.event_shape, events.context_size, **params))
     model.fit(events, val=val, weights=settings.get("weights"), context=context,
               val_weights=settings.get("val_weights"), val_context=settings.get("val_context"),

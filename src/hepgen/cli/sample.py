@@ -88,7 +88,10 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
             raise ConfigError(f"--truncation {args.truncation}: {args.run} holds a {model.cli_name}, which samples "
                               "without a truncation trick (it is for GANs that have one, e.g. big-gan)")
         options["truncation"] = truncation
-    context = context_source(args.context, model)
+    # a CaloChallenge file as --context of a model on its geometry: its incident energies (MeV -> GeV)
+    context = model.context_file(args.context) if args.context and hasattr(model, "context_file") else None
+    if context is None:
+        context = context_source(args.context, model)
     if hasattr(context, "read_rows") and len(context) != args.n:
         raise DataError(f"--context {args.context} has {len(context)} rows; give one row 'v1,v2' or one per event "
                         f"(-n {args.n})")
@@ -113,12 +116,17 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
                 if check_rows is not None and hasattr(context, "read_rows"):
                     check_rows(c, str(args.context), start)
                 drawn = model.sample(stop - start, context=c, **options)
-            if isinstance(drawn, dict):  # events of several arrays: one dataset each, as in the training file
+            if context is not None:
+                c = c if len(c) == stop - start else c.repeat(stop - start, axis=0)
+            own = model.output_arrays(drawn, c) if context is not None and hasattr(model, "output_arrays") else None
+            if own is not None:  # the model's own file layout (showers on a CaloChallenge geometry)
+                block.update(own)
+            elif isinstance(drawn, dict):  # events of several arrays: one dataset each, as in the training file
                 block.update({k: v.cpu().numpy() for k, v in drawn.items()})
             else:
                 block["samples"] = drawn.cpu().numpy()
-            if context is not None:
-                block["context"] = c if len(c) == stop - start else c.repeat(stop - start, axis=0)
+            if context is not None and own is None:
+                block["context"] = c
             writer.write(block)
             bar.update(stop - start)
     if hasattr(context, "close"):

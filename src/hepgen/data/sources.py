@@ -411,13 +411,23 @@ def _check_against(model: Any, events: Events) -> None:
 
 
 def open_events(x: Any, weights: Any = None, context: Any = None, *, stream: bool | None = None,
-                memory_limit_mb: float = 1024.0, labels: Any = None) -> Events:
+                memory_limit_mb: float = 1024.0, labels: Any = None, geometry: Any = None) -> Events:
     """The events of a data argument, opened once, with their weights, context, column names and shape.
 
     A spec naming an HDF5 group of arrays of different shapes gives events of several arrays; anything
-    else is read as one array per event (a table's columns, an image dataset ...). Pass the result to
-    ``Model.fit``: the data are not opened a second time.
+    else is read as one array per event (a table's columns, an image dataset ...). With ``geometry`` (a
+    CaloChallenge binning XML, ``binning.xml[:particle]``) ``x`` is a CaloChallenge file, its voxels laid out in
+    the XML's layers (:func:`hepgen.data.calochallenge.open_challenge`). Pass the result to ``Model.fit``:
+    the data are not opened a second time.
     """
+    if geometry is not None:
+        if labels is not None:
+            raise DataError("training labels (label/nuisance columns) need single-array events, not showers")
+        from hepgen.data.calochallenge import open_challenge
+
+        column = weights.strip() if is_column_name(weights) else None
+        return open_challenge(x, geometry, weights=None if column else weights, weight_column=column,
+                              context=context, stream=stream, memory_limit_mb=memory_limit_mb)
     try:
         events, names = load_events(x, weights, context, stream=stream, memory_limit_mb=memory_limit_mb,
                                     labels=labels)

@@ -191,14 +191,24 @@ class ShowerSample:
         return len(self.energy)
 
     @property
-    def layers(self) -> int:
-        """The number of layers K (the features E_0 … E_{K−1})."""
-        k = 0
-        while f"E_{k}" in self.features:
-            k += 1
-        if not k:
+    def labels(self) -> list[str]:
+        """The layers' labels k of the features E_k, in order: 0 … K−1, or a CaloChallenge geometry's layer ids."""
+        labels = [name[2:] for name in self.features if name.startswith("E_") and name != "E_total"]
+        if not labels:
             raise DataError("the shower features have no layer energies (E_0, E_1, ...)")
-        return k
+        return labels
+
+    @property
+    def layers(self) -> int:
+        """The number of layers K (the features E_k)."""
+        return len(self.labels)
+
+
+def _shape_names(f: Mapping[str, Any], labels: Sequence[str]) -> list[str]:
+    """centroid_x_k, centroid_y_k, width_x_k, width_y_k, each block over the layers that have them (a
+    CaloChallenge geometry's layers binned in angle, as evaluate.py's layersBinnedInAlpha)."""
+    return [f"{n}_{i}" for n in ("centroid_x", "centroid_y", "width_x", "width_y") for i in labels
+            if f"{n}_{i}" in f]
 
 
 def low_level_inputs(sample: ShowerSample) -> np.ndarray:
@@ -210,12 +220,11 @@ def low_level_inputs(sample: ShowerSample) -> np.ndarray:
 def high_level_inputs(sample: ShowerSample) -> np.ndarray:
     """evaluate.py's high-level classifier inputs (n, 1 + 5K): log10 E_inc [MeV], log10(E_k + 10⁻⁸) [MeV]
     per layer (E_k < 0 as 0), then centroid_x_k / 100, centroid_y_k / 100, width_x_k / 100, width_y_k / 100
-    (mm), each block over all layers."""
-    f, k = sample.features, sample.layers
+    (mm), each block over the layers that have them (all of hepgen's; a CaloChallenge geometry's binned in angle)."""
+    f, labels = sample.features, sample.labels
     cols = [np.log10(1000.0 * sample.energy)]
-    cols += [np.log10(np.maximum(f[f"E_{i}"], 0.0) + LOG_EPSILON) for i in range(k)]
-    for name in ("centroid_x", "centroid_y", "width_x", "width_y"):
-        cols += [np.asarray(f[f"{name}_{i}"], dtype=np.float64) / 100.0 for i in range(k)]
+    cols += [np.log10(np.maximum(f[f"E_{i}"], 0.0) + LOG_EPSILON) for i in labels]
+    cols += [np.asarray(f[name], dtype=np.float64) / 100.0 for name in _shape_names(f, labels)]
     return np.column_stack(cols)
 
 
@@ -227,9 +236,8 @@ def fpd_features(sample: ShowerSample) -> np.ndarray:
 def histogram_features(sample: ShowerSample) -> dict[str, np.ndarray]:
     """The histograms of evaluate_plotting_helper, by hepgen's feature names: ``response`` (E_dep / E_inc),
     ``E_k``, ``centroid_x_k``, ``centroid_y_k``, ``width_x_k``, ``width_y_k``."""
-    f, k = sample.features, sample.layers
-    names = ["response", *[f"E_{i}" for i in range(k)],
-             *[f"{n}_{i}" for n in ("centroid_x", "centroid_y", "width_x", "width_y") for i in range(k)]]
+    f, labels = sample.features, sample.labels
+    names = ["response", *[f"E_{i}" for i in labels], *_shape_names(f, labels)]
     return {n: np.asarray(f[n], dtype=np.float64) for n in names}
 
 

@@ -11,7 +11,10 @@ every layer spanning ``width`` mm in both) and the incident energy ``(n,)`` in G
     sparsity_k     = fraction of cells with x_c > threshold
     brightest_k    = the largest cell energy of layer k [MeV]; second_k the second largest
 
-A layer with no cell above the threshold has centroid and width 0. :func:`classifier_inputs` builds
+A layer with no cell above the threshold has centroid and width 0. Other geometries give the cell
+centres themselves (``centres``: per layer the two coordinates of every cell, e.g. η = r cos α and φ = r sin α
+of a CaloChallenge binning, :mod:`hepgen.data.calochallenge`, as x and y; None for a layer without centroids) and
+the layers' ``labels`` in the feature names (``E_12``, ``centroid_x_1``). :func:`classifier_inputs` builds
 the two input sets of the CaloChallenge classifier test: high-level features (layer energies and
 response as logarithms, centroids, widths, sparsities, log E_inc) and normalised cells
 (x / (1000 E_inc) with log10 E_inc appended). The test itself trains a network, so it is in the
@@ -54,40 +57,54 @@ def _check(layers: Sequence[np.ndarray], energy: np.ndarray) -> tuple[list[np.nd
 
 
 def shower_features(layers: Sequence[np.ndarray], energy: np.ndarray, *, threshold: float = 0.0,
-                    width: float = WIDTH_MM) -> dict[str, np.ndarray]:
+                    width: float = WIDTH_MM, centres: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+                    labels: Sequence[str] | None = None, axes: tuple[str, str] = ("x", "y")) -> dict[str, np.ndarray]:
     """High-level features per shower (module doc), ``{name: (n,)}`` in a fixed order.
 
     ``layers``: K arrays (n, rows_k, cols_k) in MeV; ``energy``: (n,) in GeV; ``threshold``: the cell
-    energy (MeV) above which a cell counts as hit (sparsity, centroids, widths).
+    energy (MeV) above which a cell counts as hit (sparsity, centroids, widths). ``centres``: K entries
+    (u, v), each (rows_k, cols_k), the cell centres along ``axes``, or None for a layer without centroids
+    (default: the simulator's grid, columns along x and rows along y, ``width`` mm wide); ``labels``: K names
+    of the layers in the feature names (default 0, 1, ...).
     """
     layers, energy = _check(layers, energy)
+    labels = [str(k) for k in range(len(layers))] if labels is None else [str(k) for k in labels]
+    if len(labels) != len(layers) or (centres is not None and len(centres) != len(layers)):
+        raise ConfigError(f"{len(layers)} layers but {len(labels)} labels and "
+                          f"{'default' if centres is None else len(centres)} centres")
     out: dict[str, np.ndarray] = {}
     sums = [layer.sum(axis=(1, 2)) for layer in layers]
     total = np.sum(sums, axis=0)
-    for k, s in enumerate(sums):
+    for k, s in zip(labels, sums):
         out[f"E_{k}"] = s
     out["E_total"] = total
     out["response"] = total / (1000.0 * energy)
     safe_total = np.where(total != 0, total, 1.0)
-    for k, s in enumerate(sums):
+    for k, s in zip(labels, sums):
         out[f"frac_{k}"] = np.where(total != 0, s / safe_total, 0.0)
-    for k, layer in enumerate(layers):
+    for k, (label, layer) in enumerate(zip(labels, layers)):
         n, rows, cols = layer.shape
-        xc, yc = cell_centres(rows, cols, width)
+        if centres is None:
+            xc, yc = cell_centres(rows, cols, width)
+            grid = (np.broadcast_to(xc[None, :], (rows, cols)), np.broadcast_to(yc[:, None], (rows, cols)))
+        else:
+            grid = centres[k]
         w = np.where(layer > threshold, layer, 0.0)
         norm = w.sum(axis=(1, 2))
         hit = norm > 0
         safe = np.where(hit, norm, 1.0)
-        wx, wy = w.sum(axis=1), w.sum(axis=2)  # (n, cols), (n, rows)
-        for axis, centres, marginal in (("x", xc, wx), ("y", yc, wy)):
-            mean = marginal @ centres / safe
-            second = marginal @ centres**2 / safe
-            out[f"centroid_{axis}_{k}"] = np.where(hit, mean, 0.0)
-            out[f"width_{axis}_{k}"] = np.where(hit, np.sqrt(np.maximum(second - mean**2, 0.0)), 0.0)
-        out[f"sparsity_{k}"] = (layer > threshold).reshape(n, -1).mean(axis=1)
+        for axis, centre in zip(axes, grid if grid is not None else ()):
+            centre = np.asarray(centre, dtype=np.float64)
+            if centre.shape != (rows, cols):
+                raise ConfigError(f"layer {label}: cell centres of shape {centre.shape} for cells {(rows, cols)}")
+            mean = np.einsum("nij,ij->n", w, centre) / safe
+            second = np.einsum("nij,ij->n", w, centre**2) / safe
+            out[f"centroid_{axis}_{label}"] = np.where(hit, mean, 0.0)
+            out[f"width_{axis}_{label}"] = np.where(hit, np.sqrt(np.maximum(second - mean**2, 0.0)), 0.0)
+        out[f"sparsity_{label}"] = (layer > threshold).reshape(n, -1).mean(axis=1)
         flat = np.sort(layer.reshape(n, -1), axis=1)
-        out[f"brightest_{k}"] = flat[:, -1]
-        out[f"second_{k}"] = flat[:, -2] if flat.shape[1] > 1 else np.zeros(n)
+        out[f"brightest_{label}"] = flat[:, -1]
+        out[f"second_{label}"] = flat[:, -2] if flat.shape[1] > 1 else np.zeros(n)
     return out
 
 
@@ -134,12 +151,14 @@ def response_in_bins(response: np.ndarray, energy: np.ndarray, edges: Sequence[f
 
 
 def classifier_inputs(layers: Sequence[np.ndarray], energy: np.ndarray, kind: str = "high", *,
-                      threshold: float = 0.0) -> np.ndarray:
+                      threshold: float = 0.0, centres: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+                      labels: Sequence[str] | None = None, axes: tuple[str, str] = ("x", "y")) -> np.ndarray:
     """The classifier's inputs (n, d): ``kind="high"`` high-level features, ``"cells"`` normalised cells.
 
     high: log(ε + E_k/(1000 E_inc)) per layer, log response, centroids and widths / 100 mm, sparsities,
     log10 E_inc; cells: every cell x / (1000 E_inc) (so a cell's value is its share of the incident
-    energy), then log10 E_inc (as in the CaloChallenge's evaluation).
+    energy), then log10 E_inc (as in the CaloChallenge's evaluation). ``centres``, ``labels``, ``axes``: as
+    in :func:`shower_features`.
     """
     layers, energy = _check(layers, energy)
     log_e = np.log10(energy)[:, None]
@@ -148,12 +167,14 @@ def classifier_inputs(layers: Sequence[np.ndarray], energy: np.ndarray, kind: st
         return np.concatenate([cells / (1000.0 * energy[:, None]), log_e], axis=1)
     if kind != "high":
         raise ConfigError(f"classifier inputs are 'high' (high-level features) or 'cells', not {kind!r}")
-    f = shower_features(layers, energy, threshold=threshold)
+    f = shower_features(layers, energy, threshold=threshold, centres=centres, labels=labels, axes=axes)
+    labels = [str(k) for k in range(len(layers))] if labels is None else [str(k) for k in labels]
     eps = 1e-6
-    cols = [np.log(eps + np.maximum(f[f"E_{k}"], 0.0) / (1000.0 * energy)) for k in range(len(layers))]
+    cols = [np.log(eps + np.maximum(f[f"E_{k}"], 0.0) / (1000.0 * energy)) for k in labels]
     cols.append(np.log(eps + np.maximum(f["response"], 0.0)))
-    for k in range(len(layers)):
-        cols += [f[f"{name}_{axis}_{k}"] / 100.0 for name in ("centroid", "width") for axis in "xy"]
+    for k in labels:
+        cols += [f[f"{name}_{axis}_{k}"] / 100.0 for name in ("centroid", "width") for axis in axes
+                 if f"{name}_{axis}_{k}" in f]
         cols.append(f[f"sparsity_{k}"])
     return np.concatenate([np.column_stack(cols), log_e], axis=1)
 
