@@ -141,11 +141,11 @@ class CaloFlow(IncidentEnergyChecks, Model):
         """Fit the standardisation of a and l on (up to 20,000 of) the training showers."""
         self._record_energy_range(events)
         m = min(len(events), 20_000)
-        part = events.take(np.arange(m))
-        c = self.context_preprocessor(self._as_tensor(np.asarray(part.context)))
+        part = events.rows(0, m)  # the first showers, in memory or streamed from disk
+        c = self.context_preprocessor(self._as_tensor(np.asarray(part["context"])))
         energy, _ = self._conditions(c)
         with torch.no_grad():
-            a, l = self._raw_internal({k: self._as_tensor(np.asarray(part.x[k])) for k in self.shapes}, energy)
+            a, l = self._raw_internal({k: self._as_tensor(np.asarray(part["x"][k])) for k in self.shapes}, energy)
             self.a_mean.copy_(a.mean(0))
             self.a_std.copy_(a.std(0).clamp_min(1e-3))
             self.a_low.copy_(((a - self.a_mean) / self.a_std).amin(0))

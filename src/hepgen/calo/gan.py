@@ -163,11 +163,11 @@ class CaloGAN(IncidentEnergyChecks, Adversarial):
         if events is None or not len(events):
             return
         self._record_energy_range(events)
-        part = events.take(np.arange(min(len(events), 20_000)))
-        c = self.context_preprocessor(self._as_tensor(np.asarray(part.context)))
+        part = events.rows(0, min(len(events), 20_000))  # the first showers, in memory or streamed from disk
+        c = self.context_preprocessor(self._as_tensor(np.asarray(part["context"])))
         energy, cond = self._conditions(c)
         with torch.no_grad():
-            flat = [self._as_tensor(np.asarray(part.x[k])).reshape(len(energy), -1) for k in self.shapes]
+            flat = [self._as_tensor(np.asarray(part["x"][k])).reshape(len(energy), -1) for k in self.shapes]
             fractions = torch.stack([f.sum(1) for f in flat], 1) / (1000.0 * energy[:, None])
             # the mean layer fractions: a cubic in the energy condition in softplus⁻¹ space (12 bins in ln E)
             t = cond[:, 0]

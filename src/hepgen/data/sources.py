@@ -428,6 +428,13 @@ def open_events(x: Any, weights: Any = None, context: Any = None, *, stream: boo
         column = weights.strip() if is_column_name(weights) else None
         return open_challenge(x, geometry, weights=None if column else weights, weight_column=column,
                               context=context, stream=stream, memory_limit_mb=memory_limit_mb)
+    if isinstance(x, (str, os.PathLike)) and not getattr(x, "selects", False):
+        from hepgen.data.calochallenge import find_challenge
+
+        if find_challenge(x) is not None:
+            raise DataError(f"{x} is a CaloChallenge file (incident_energies, showers in MeV): give its binning XML "
+                            "(--geometry binning.xml[:particle], for calo-flow and calo-gan), or name one dataset "
+                            f"({x}:showers)")
     try:
         events, names = load_events(x, weights, context, stream=stream, memory_limit_mb=memory_limit_mb,
                                     labels=labels)

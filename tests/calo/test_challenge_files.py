@@ -1,0 +1,181 @@
+"""Shower models and compare on CaloChallenge files: fit -> sample -> compare round trips on a dataset-1-photon-like
+(368 voxels) and a dataset-2-like (6480 voxels) geometry, the η/φ centroids and widths against a hand computation,
+and bad input (a wrong voxel count, a malformed XML) exiting 2 with the file and the layer named, writing nothing."""
+
+import json
+import math
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+import hepgen
+from hepgen.calo.shower_layout import read_showers
+from hepgen.cli import main
+from hepgen.data.calochallenge import read_geometry
+from hepgen.errors import ConfigError, DataError
+from hepgen.metrics.shower_observables import classifier_inputs, shower_features
+from tests.data.challenge_files import ds1_photon_xml, ds2_xml, write_challenge_file
+
+
+@pytest.fixture(scope="module")
+def ds1(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ds1")
+    xml = ds1_photon_xml(d / "binning_dataset_1_photons.xml")
+    return {"xml": xml, "train": write_challenge_file(d / "train.h5", xml, 300, seed=1),
+            "ref": write_challenge_file(d / "ref.h5", xml, 100, seed=2),
+            "floor": write_challenge_file(d / "floor.h5", xml, 100, seed=3), "dir": d}
+
+
+def test_centroids_and_widths_in_eta_and_phi_by_hand(ds1):
+    """Layer 1 (16 radial x 10 angular bins): 3 MeV in angular bin 0, radial bin 2 (edges 4-6 mm) and 1 MeV in
+    angular bin 5, radial bin 2. α_0 = -0.9π and α_5 = 0.1π, so the two cells sit at (η, φ) = ∓(a, b) with
+    a = 5 cos(0.1π), b = 5 sin(0.1π): centroid -a/2 (weights 3 : 1) and width sqrt(a² - a²/4) = a√3/2."""
+    g = read_geometry(ds1["xml"])
+    showers = np.zeros((2, 368))
+    showers[0, 8 + 0 * 16 + 2] = 3.0
+    showers[0, 8 + 5 * 16 + 2] = 1.0
+    showers[0, 3] = 10.0  # layer 0: one angular bin, no centroid
+    showers[1, 168 + 7 * 19 + 4] = 2.0  # layer 2, angular bin 7, radial bin 4 (edges 15-20 mm): one cell
+    from hepgen.calo.shower_layout import Showers
+
+    s = Showers(g.split(showers), np.array([1.0, 2.0]), geometry=g)
+    f = shower_features(s.list(), s.energy, **s.feature_layout())
+    a, b = 5 * math.cos(0.1 * math.pi), 5 * math.sin(0.1 * math.pi)
+    assert f["centroid_eta_1"][0] == pytest.approx(-a / 2, rel=1e-12)
+    assert f["centroid_phi_1"][0] == pytest.approx(-b / 2, rel=1e-12)
+    assert f["width_eta_1"][0] == pytest.approx(a * math.sqrt(3) / 2, rel=1e-12)
+    assert f["width_phi_1"][0] == pytest.approx(b * math.sqrt(3) / 2, rel=1e-12)
+    alpha = -math.pi + 7.5 * 2 * math.pi / 10
+    assert f["centroid_eta_2"][1] == pytest.approx(17.5 * math.cos(alpha), rel=1e-12)
+    assert f["centroid_phi_2"][1] == pytest.approx(17.5 * math.sin(alpha), rel=1e-12)
+    assert f["width_eta_2"][1] == pytest.approx(0.0, abs=1e-12)
+    assert f["E_1"][0] == 4.0 and f["E_0"][0] == 10.0 and f["E_12"][1] == 0.0
+    assert f["response"][0] == pytest.approx(14.0 / 1000.0)  # E_dep / E_inc, 14 MeV of 1 GeV
+    assert not any(k.startswith(("centroid_eta_0", "centroid_eta_3", "centroid_eta_12")) for k in f)
+    # the classifier's high-level inputs: 5 layer energies, the response, 2 x 4 centroids/widths, 5 sparsities, E_inc
+    assert classifier_inputs(s.list(), s.energy, "high", **s.feature_layout()).shape == (2, 5 + 1 + 8 + 5 + 1)
+
+
+def test_read_showers_needs_the_geometry_of_a_challenge_file(ds1):
+    with pytest.raises(DataError, match=r"ref\.h5 is a CaloChallenge file \(incident_energies, showers\): give its "
+                                        r"binning XML \(--geometry binning.xml"):
+        read_showers(ds1["ref"])
+    s = read_showers(ds1["ref"], geometry=ds1["xml"])
+    assert len(s) == 100 and list(s.layers) == ["layer_0", "layer_1", "layer_2", "layer_3", "layer_12"]
+    with h5py.File(ds1["ref"]) as f:
+        np.testing.assert_allclose(s.energy, f["incident_energies"][:, 0] / 1000, rtol=1e-6)  # MeV -> GeV
+        np.testing.assert_array_equal(s.layers["layer_2"].reshape(100, -1), f["showers"][:, 168:358])
+
+
+def test_ds1_fit_sample_compare_round_trip(ds1, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "calo-flow", str(ds1["train"]), "--geometry", str(ds1["xml"]), "--out", str(run),
+                 "--epochs", "2", "--batch-size", "100", "--cell-transforms", "2", "--bins", "4", "--cell-hidden",
+                 "16", "-q"]) == 0, capsys.readouterr().err
+    config = (run / "config.yaml").read_text()
+    assert "particle: photon" in config and "sha256:" in config
+    # sampling needs no XML: the run holds the geometry's content
+    moved = tmp_path / "elsewhere.xml"
+    shutil.move(ds1["xml"], moved)
+    try:
+        fake = tmp_path / "fake.h5"
+        assert main(["sample", str(run), "-n", "100", "-o", str(fake), "--context", str(ds1["ref"]), "-q"]) == 0, \
+            capsys.readouterr().err
+    finally:
+        shutil.move(moved, ds1["xml"])
+    with h5py.File(fake) as f, h5py.File(ds1["ref"]) as ref:  # evaluate.py's check_file and extract_shower_and_energy
+        assert set(f) == {"incident_energies", "showers"}
+        assert f["incident_energies"].shape == (100, 1) and f["showers"].shape == (100, 368)
+        np.testing.assert_allclose(f["incident_energies"][:], ref["incident_energies"][:], rtol=1e-6)
+        assert np.isfinite(f["showers"][:]).all()
+        response = f["showers"][:].sum(1) / f["incident_energies"][:, 0]
+        want = ref["showers"][:].sum(1) / ref["incident_energies"][:, 0]
+    assert response.mean() == pytest.approx(want.mean(), rel=0.25)  # the energy scale after a 2-epoch fit
+    model = hepgen.load(run)
+    assert model.geometry_ == read_geometry(ds1["xml"])
+    out = tmp_path / "metrics.json"
+    assert main(["compare", str(ds1["ref"]), str(fake), "--geometry", str(ds1["xml"]), "--floor", str(ds1["floor"]),
+                 "--report", str(tmp_path / "report"), "-o", str(out), "-q"]) == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["n_ref"] == result["n_cand"] == 100
+    assert set(result["classifier"]) == {"candidate_high", "candidate_cells", "floor_high", "floor_cells"}
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert {"E_12", "centroid_eta_1", "width_phi_2", "response"} <= set(metrics["features"])
+    assert (tmp_path / "report" / "plots" / "centroid_eta_1_E0.png").exists()
+
+
+def test_ds2_fit_sample_compare_round_trip(tmp_path, capsys):
+    xml = ds2_xml(tmp_path / "binning_dataset_2.xml")
+    train = write_challenge_file(tmp_path / "train.h5", xml, 120, seed=4)
+    ref = write_challenge_file(tmp_path / "ref.h5", xml, 60, seed=5)
+    run = tmp_path / "run"
+    assert main(["fit", "calo-gan", str(train), "--geometry", str(xml), "--out", str(run), "--epochs", "1",
+                 "--batch-size", "30", "--critic-steps", "1", "--hidden", "16", "--critic-hidden", "16", "--stream", "true", "-q"]) == 0, \
+        capsys.readouterr().err
+    fake = tmp_path / "fake.h5"
+    assert main(["sample", str(run), "-n", "60", "-o", str(fake), "--context", str(ref), "-q"]) == 0, \
+        capsys.readouterr().err
+    with h5py.File(fake) as f:
+        assert f["showers"].shape == (60, 6480) and f["incident_energies"].shape == (60, 1)
+    from hepgen.calo.compare import compare_showers
+
+    result = compare_showers(ref, fake, geometry=xml, classifier=False, n_bootstrap=2)
+    assert result["n_cand"] == 60 and {"E_44", "centroid_phi_44", "width_eta_0"} <= set(result["features"])
+
+
+def test_a_wrong_voxel_count_or_a_malformed_xml_exits_2_naming_file_and_layer(ds1, tmp_path, capsys):
+    with h5py.File(tmp_path / "short.h5", "w") as f:
+        f["incident_energies"] = np.full((20, 1), 1e4, dtype=np.float32)
+        f["showers"] = np.ones((20, 360), dtype=np.float32)
+    bad_xml = tmp_path / "bad.xml"
+    bad_xml.write_text(ds1["xml"].read_text().replace('r_edges="0,50,100,200,400,600"', 'r_edges="0,50,1OO,200"'))
+    no_alpha = tmp_path / "no_alpha.xml"
+    no_alpha.write_text(ds1["xml"].read_text().replace('n_bin_alpha="10" />', '/>', 1))
+    run = tmp_path / "run"
+    cases = [(["fit", "calo-flow", str(tmp_path / "short.h5"), "--geometry", str(ds1["xml"])],
+              ["short.h5:showers has 360 voxels", "they end inside layer 3, which gets 2 of its 5 voxels"]),
+             (["fit", "calo-flow", str(ds1["train"]), "--geometry", str(bad_xml)],
+              ["bad.xml: particle 'photon', layer 3: r_edges '0,50,1OO,200'"]),
+             (["fit", "calo-gan", str(ds1["train"]), "--geometry", str(no_alpha)],
+              ["no_alpha.xml: particle 'photon', layer 1: no 'n_bin_alpha' attribute"]),
+             (["fit", "calo-flow", str(ds1["train"]), "--geometry", f"{ds1['xml']}:pion"],
+              ["has no particle 'pion'"]),
+             (["fit", "calo-flow", str(ds1["train"])], ["train.h5 is a CaloChallenge file", "--geometry"])]
+    for argv, needles in cases:
+        assert main([*argv, "--out", str(run), "--epochs", "1", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and all(n in err for n in needles), err
+        assert not run.exists()
+    report = tmp_path / "report"
+    for argv, needles in (([str(ds1["ref"]), str(tmp_path / "short.h5")], ["short.h5:showers has 360 voxels"]),
+                          ([str(ds1["ref"]), str(ds1["floor"]), "--floor", str(tmp_path / "short.h5")], ["short.h5"]),
+                          ([str(ds1["ref"]), str(ds1["floor"])], ["ref.h5 is a CaloChallenge file"])):
+        geometry = [] if len(needles) == 1 and "CaloChallenge" in needles[0] else ["--geometry", str(ds1["xml"])]
+        assert main(["compare", *argv, *geometry, "--report", str(report), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and all(n in err for n in needles), err
+        assert not report.exists()
+    assert main(["compare", str(ds1["ref"]), str(ds1["floor"]), "--geometry", str(bad_xml), "-q"]) == 2
+    assert "bad.xml: particle 'photon', layer 3" in capsys.readouterr().err
+
+
+def test_models_take_the_geometry_and_refuse_other_shapes(ds1):
+    from hepgen.calo.caloflow import CaloFlow
+    from hepgen.calo.gan import CaloGAN
+
+    g = read_geometry(ds1["xml"])
+    flow = CaloFlow(geometry=str(ds1["xml"]), cell_transforms=1, cell_hidden=(8,))
+    assert flow.shapes == {k: list(v) for k, v in g.shapes.items()} and flow.geometry == g.to_dict()
+    gan = CaloGAN.from_data(dict(g.shapes), 1, geometry=g, hidden=(8,), critic_hidden=(8,))
+    assert gan.geometry_ == g
+    with pytest.raises(ConfigError, match=r"calo-gan: shapes give layer 'layer_1' \[12, 12\], but the geometry "
+                                          r".*binning_dataset_1_photons\.xml \(photon\) gives it \[10, 16\]"):
+        CaloGAN(shapes={**g.shapes, "layer_1": (12, 12)}, geometry=g, hidden=(8,), critic_hidden=(8,))
+    showers = read_showers(ds1["ref"], geometry=g)
+    drawn = flow.sample(4, context=np.array([[2.0], [4.0], [8.0], [16.0]]))
+    own = flow.output_arrays(drawn, np.array([[2.0], [4.0], [8.0], [16.0]]))
+    assert own["showers"].shape == (4, 368) and own["incident_energies"][:, 0].tolist() == [2e3, 4e3, 8e3, 16e3]
+    np.testing.assert_array_equal(own["showers"][:, 8:168], drawn["layer_1"].numpy().reshape(4, -1))
+    assert len(showers) == 100
