@@ -43,17 +43,17 @@ def test_centroids_and_widths_in_eta_and_phi_by_hand(ds1):
     s = Showers(g.split(showers), np.array([1.0, 2.0]), geometry=g)
     f = shower_features(s.list(), s.energy, **s.feature_layout())
     a, b = 5 * math.cos(0.1 * math.pi), 5 * math.sin(0.1 * math.pi)
-    assert f["centroid_eta_1"][0] == pytest.approx(-a / 2, rel=1e-12)
-    assert f["centroid_phi_1"][0] == pytest.approx(-b / 2, rel=1e-12)
-    assert f["width_eta_1"][0] == pytest.approx(a * math.sqrt(3) / 2, rel=1e-12)
-    assert f["width_phi_1"][0] == pytest.approx(b * math.sqrt(3) / 2, rel=1e-12)
+    assert f["centroid_x_1"][0] == pytest.approx(-a / 2, rel=1e-12)
+    assert f["centroid_y_1"][0] == pytest.approx(-b / 2, rel=1e-12)
+    assert f["width_x_1"][0] == pytest.approx(a * math.sqrt(3) / 2, rel=1e-12)
+    assert f["width_y_1"][0] == pytest.approx(b * math.sqrt(3) / 2, rel=1e-12)
     alpha = -math.pi + 7.5 * 2 * math.pi / 10
-    assert f["centroid_eta_2"][1] == pytest.approx(17.5 * math.cos(alpha), rel=1e-12)
-    assert f["centroid_phi_2"][1] == pytest.approx(17.5 * math.sin(alpha), rel=1e-12)
-    assert f["width_eta_2"][1] == pytest.approx(0.0, abs=1e-12)
+    assert f["centroid_x_2"][1] == pytest.approx(17.5 * math.cos(alpha), rel=1e-12)
+    assert f["centroid_y_2"][1] == pytest.approx(17.5 * math.sin(alpha), rel=1e-12)
+    assert f["width_x_2"][1] == pytest.approx(0.0, abs=1e-12)
     assert f["E_1"][0] == 4.0 and f["E_0"][0] == 10.0 and f["E_12"][1] == 0.0
     assert f["response"][0] == pytest.approx(14.0 / 1000.0)  # E_dep / E_inc, 14 MeV of 1 GeV
-    assert not any(k.startswith(("centroid_eta_0", "centroid_eta_3", "centroid_eta_12")) for k in f)
+    assert not any(k.startswith(("centroid_x_0", "centroid_x_3", "centroid_x_12")) for k in f)
     # the classifier's high-level inputs: 5 layer energies, the response, 2 x 4 centroids/widths, 5 sparsities, E_inc
     assert classifier_inputs(s.list(), s.energy, "high", **s.feature_layout()).shape == (2, 5 + 1 + 8 + 5 + 1)
 
@@ -102,8 +102,8 @@ def test_ds1_fit_sample_compare_round_trip(ds1, tmp_path, capsys):
     assert result["n_ref"] == result["n_cand"] == 100
     assert set(result["classifier"]) == {"candidate_high", "candidate_cells", "floor_high", "floor_cells"}
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    assert {"E_12", "centroid_eta_1", "width_phi_2", "response"} <= set(metrics["features"])
-    assert (tmp_path / "report" / "plots" / "centroid_eta_1_E0.png").exists()
+    assert {"E_12", "centroid_x_1", "width_y_2", "response"} <= set(metrics["features"])
+    assert (tmp_path / "report" / "plots" / "centroid_x_1_E0.png").exists()
 
 
 def test_ds2_fit_sample_compare_round_trip(tmp_path, capsys):
@@ -122,7 +122,7 @@ def test_ds2_fit_sample_compare_round_trip(tmp_path, capsys):
     from hepgen.calo.compare import compare_showers
 
     result = compare_showers(ref, fake, geometry=xml, classifier=False, n_bootstrap=2)
-    assert result["n_cand"] == 60 and {"E_44", "centroid_phi_44", "width_eta_0"} <= set(result["features"])
+    assert result["n_cand"] == 60 and {"E_44", "centroid_y_44", "width_x_0"} <= set(result["features"])
 
 
 def test_a_wrong_voxel_count_or_a_malformed_xml_exits_2_naming_file_and_layer(ds1, tmp_path, capsys):
