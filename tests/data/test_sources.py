@@ -68,3 +68,14 @@ def test_column_names_need_a_file_and_rows_must_match(table):
         load_events(data, weights=np.ones(len(data) - 1))
     with pytest.raises(DataError, match="NaN"):
         load_events(np.array([[1.0], [np.nan]]))
+
+
+def test_a_context_file_with_named_columns_names_the_context(tmp_path):
+    """--context FILE:KEY of named columns: the run records their names (what sample --context reads by name)."""
+    x = np.random.default_rng(0).normal(size=(20, 4, 4)).astype(np.float32)
+    io.write(tmp_path / "x.npy", x)
+    io.write(tmp_path / "c.h5", np.column_stack([np.arange(20.0), np.ones(20)]), columns=["energy", "ptype"])
+    events, names = load_events(str(tmp_path / "x.npy"), context=str(tmp_path / "c.h5"))
+    assert names["context"] == ["energy", "ptype"] and events.context.shape == (20, 2)
+    _, unnamed = load_events(str(tmp_path / "x.npy"), context=np.ones((20, 2), dtype=np.float32))
+    assert "context" not in unnamed

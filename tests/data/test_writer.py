@@ -101,3 +101,19 @@ def test_images_go_to_hdf5_npz_and_npy_whole(tmp_path):
         write_blocks(tmp_path / f"i.{ext}", 20, [{"images": images[:7]}, {"images": images[7:]}])
         key = "" if ext == "npy" else ":images"
         np.testing.assert_array_equal(io.read(f"{tmp_path / f'i.{ext}'}{key}").data, images)
+
+
+@pytest.mark.parametrize("ext", ["h5", "npz", "root"])
+def test_images_beside_named_context_columns_stay_one_array(tmp_path, ext):
+    """A conditional image model's samples: the images one (n, H, W) array, each named context column its own."""
+    images = np.random.default_rng(0).normal(size=(7, 4, 3)).astype(np.float32)
+    context = np.column_stack([np.arange(7.0), np.full(7, 22.0)]).astype(np.float32)
+    out = tmp_path / f"s.{ext}"
+    with BlockWriter(out, 7, columns={"samples": None, "context": ["energy", "ptype"]},
+                     bare={"samples", "context"}) as w:
+        w.write({"samples": images[:4], "context": context[:4]})
+        w.write({"samples": images[4:], "context": context[4:]})
+    spec = f"{out}:events" if ext == "root" else str(out)
+    np.testing.assert_array_equal(io.read(f"{spec}/samples" if ext == "root" else f"{out}:samples").data, images)
+    np.testing.assert_array_equal(io.read(f"{spec}/ptype" if ext == "root" else f"{out}:ptype").data.reshape(-1),
+                                  context[:, 1])

@@ -219,8 +219,13 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
             raise DataError(f"weights must be one number per event, got shape {w.shape}")
         w = w[:, 0]
     if context is not None and not context_cols:
-        ctx = (io.read(context).data if isinstance(context, (str, os.PathLike))
-               else _array(context, "the context"))
+        if isinstance(context, (str, os.PathLike)):  # FILE:KEY: its column names, when it has them, are the context's
+            table = io.read(context)
+            ctx = table.data
+            if table.columns and np.ndim(ctx) == 2 and len(table.columns) == np.shape(ctx)[1]:
+                names["context"] = list(table.columns)
+        else:
+            ctx = _array(context, "the context")
         ctx = np.asarray(ctx, dtype=np.float32)
         ctx = ctx[:, None] if ctx.ndim == 1 else ctx
     if labels is not None and not label_cols:

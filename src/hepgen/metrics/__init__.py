@@ -23,6 +23,7 @@ from hepgen.metrics.histograms import (
     separation_power,
     weighted_histogram,
 )
+from hepgen.metrics.manifold import knn_radii, precision_recall_coverage
 from hepgen.metrics.sampling import (
     autocorrelation,
     effective_sample_size,
@@ -58,8 +59,10 @@ __all__ = [
     "kl_divergence",
     "kl_js_from_samples",
     "kl_js_on_grid",
+    "knn_radii",
     "kpd",
     "mmd2_polynomial",
+    "precision_recall_coverage",
     "roc_auc",
     "roc_curve",
     "separation_power",
