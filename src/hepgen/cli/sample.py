@@ -205,7 +205,7 @@ def _sample_exact(args: argparse.Namespace) -> int:
     else:
         io.write(args.out, result)
     if not args.quiet:
-        keys = ("acceptance", "tau_int", "tau_int_action") if args.mcmc else \
+        keys = ("acceptance", "tau_int", "tau_int_magnetisation", "tau_int_action") if args.mcmc else \
             ("efficiency", "max_weight", "overweight_fraction", "integral", "integral_error", "calls",
              *(("cross_section_pb", "cross_section_error_pb") if "cross_section_pb" in result else ()))
         print(f"wrote {args.n} {'configurations' if args.mcmc else 'events'} to {args.out}; "

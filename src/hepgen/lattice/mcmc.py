@@ -33,7 +33,8 @@ from hepgen.nn.rng import seeded
 @torch.no_grad()
 def propose(model: Any, n: int, batch_size: int = 10_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n proposals of ``model`` (a flow with a ``target``): (φ (n, *shape), log p̃(φ) (n,), log q(φ) (n,)),
-    float64 NumPy, drawn in blocks of ``batch_size`` from the current torch RNG.
+    float64 NumPy, drawn in blocks of ``batch_size`` from the current torch RNG (on a CPU blocks of ~1024 are
+    fastest: at L = 12 a Z₂-symmetrised proposal costs 7.8 µs per site in blocks of 256-1024, 11.5 µs in 4096).
 
     A model with ``z2 = True`` (a Z₂-even target) proposes from q_s(φ) = ½[q(φ) + q(−φ)]: each draw's
     sign flipped with probability ½, log q_s = logaddexp(log q(φ), log q(−φ)) − log 2 (the same for ±φ).
@@ -48,7 +49,7 @@ def propose(model: Any, n: int, batch_size: int = 10_000) -> tuple[np.ndarray, n
             x = x * sign.reshape(k, *([1] * (x.dim() - 1)))
         xs.append(x.cpu().double().numpy())
         lqs.append(log_q.cpu().double().numpy())
-        lps.append(model.target.log_prob(x).cpu().double().numpy())
+        lps.append(model.target.log_prob(x.double()).cpu().double().numpy())  # the action summed in float64
     return np.concatenate(xs), np.concatenate(lps), np.concatenate(lqs)
 
 
@@ -70,11 +71,11 @@ def metropolis_chain(log_p: np.ndarray, log_q: np.ndarray, seed: int = 0) -> tup
 
 
 def flow_mcmc(model: Any, n: int, seed: int = 0, batch_size: int = 10_000) -> dict[str, Any]:
-    """A chain of ``n`` steps (n proposals) with ``model`` (a :class:`~hepgen.lattice.Phi4Flow`) as proposal.
+    """A chain of ``n`` steps (n proposals) with ``model`` (a :class:`~hepgen.lattice.LatticeFlow`) as proposal.
 
-    Returns ``configs: (n, L, L)`` (the chain's state at every step, float32), ``magnetisation: (n,)``,
-    ``action: (n,)``, ``accepted: (n,)`` bool, and 0-d arrays ``acceptance``, ``tau_int`` (of |M|, in
-    proposals), ``tau_int_action`` and ``ess_reweighting`` (Kish ESS of the proposals' weights per
+    Returns ``configs: (n, *shape)`` (the chain's state at every step, float32), ``magnetisation: (n,)`` (the
+    site average M), ``action: (n,)``, ``accepted: (n,)`` bool, and 0-d arrays ``acceptance``, ``tau_int`` (of |M|,
+    in proposals), ``tau_int_magnetisation`` (of the signed M: tunnelling), ``tau_int_action`` and ``ess_reweighting`` (Kish ESS of the proposals' weights per
     proposal). Proposals are drawn on torch's RNG seeded with ``seed`` (:func:`hepgen.nn.rng.seeded`: the caller's RNG state
     is left as it was), the accept draws from a NumPy generator seeded with ``seed`` too.
     """
@@ -93,6 +94,7 @@ def flow_mcmc(model: Any, n: int, seed: int = 0, batch_size: int = 10_000) -> di
         "accepted": accepted,
         "acceptance": np.asarray(acceptance),
         "tau_int": np.asarray(tau_int(np.abs(mag))),
+        "tau_int_magnetisation": np.asarray(tau_int(mag)),
         "tau_int_action": np.asarray(tau_int(act)),
         "ess_reweighting": np.asarray(effective_sample_size_from_log_weights(log_p - log_q)),
     }
