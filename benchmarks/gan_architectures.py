@@ -1,0 +1,250 @@
+"""GAN architectures on the same physics images, data and training budget (issue 25): one entry per architecture.
+
+Tasks (the same events for every architecture):
+
+* ``jets``: QCD 40×40 jet images, unconditional. Judged on jet observables computed from the images
+  (:func:`hepgen.data.generators.jet_features.image_substructure`: each pixel a massless constituent), generated
+  against held-out real jets: W1 of the jet mass and of τ21 (and of the pT sum), FPD and KPD of (mass, τ21) in the
+  JetNet conventions (:mod:`hepgen.metrics`). Lower is better; the real-vs-real floor (two halves of the held-out
+  jets) is recorded beside them.
+* ``calo``: one calorimeter layer (``--layer``, default layer_1, 12×12; layer_0 is 3×96, layer_2 12×6) of
+  ``--particle`` showers from ``hepgen data calo``, conditioned on the incident energy (1-100 GeV). Judged by the
+  high-level classifier AUC (:func:`hepgen.evaluate.c2st_auc`, gradient boosting, 5 folds, on the layer's
+  CaloChallenge high-level features with log10 E: :func:`hepgen.metrics.shower_observables.classifier_inputs`):
+  generated showers at the held-out showers' energies against those showers; 0.5 = indistinguishable.
+
+Budget: every architecture trains on the same events with the same batch size and learning rate for the same CPU
+time (``--budget`` seconds of this process, one thread), epoch by epoch: after each epoch the fit is resumed from
+its run directory (weights, optimiser state, RNG), and training stops after the first epoch that reaches the
+budget. Epochs, generator steps and CPU seconds are recorded, as are the model sizes.
+
+Entries: ``ARCHITECTURES`` maps a name to (builder(shape, context) -> model, the tasks it runs). conv-gan is the
+baseline (``hepgen.ConvGAN`` defaults) and style-gan ``hepgen.StyleGAN`` with its defaults (channels 64 at the
+constant, halved per stage to 16; mapping 8×128; lazy R1 γ = 1 every 16 critic steps; path length λ = 2 every 4
+generator steps; style mixing 0.9). Add an architecture as one more entry with the same data and budget.
+
+    .venv/bin/python benchmarks/gan_architectures.py --quick             # ≤ 60 s: tiny budget, a smoke run
+    .venv/bin/python benchmarks/gan_architectures.py                     # full: 20,000 training events per task,
+                                                                         # 900 CPU s per architecture and task
+    .venv/bin/python benchmarks/gan_architectures.py --architectures style-gan --tasks calo   # a subset; merged
+
+Output: benchmarks/results/gan_architectures.json (``--quick``: gan_architectures_quick.json), entries merged by
+task and architecture, with the machine record (load averages, CPU seconds: ``_machine.Meter``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _jets_data import jets  # noqa: E402
+from _machine import Meter  # noqa: E402
+
+RESULTS = Path(__file__).with_name("results")
+DATA = Path(__file__).with_name("data")
+
+
+# -- the architectures ---------------------------------------------------------------------------------------------
+def _conv_gan(shape: tuple[int, ...], context: int) -> torch.nn.Module:
+    import hepgen
+
+    return hepgen.ConvGAN(shape, context=context)
+
+
+def _style_gan(shape: tuple[int, ...], context: int) -> torch.nn.Module:
+    import hepgen
+
+    return hepgen.StyleGAN(shape, context=context)
+
+
+#: name -> (builder(event shape, context size) -> model, the tasks it runs)
+ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], torch.nn.Module], tuple[str, ...]]] = {
+    "conv-gan": (_conv_gan, ("jets", "calo")),
+    "style-gan": (_style_gan, ("jets", "calo")),
+}
+
+
+# -- the tasks -------------------------------------------------------------------------------------------------------
+def jets_task(quick: bool, n_train: int, n_eval: int) -> dict[str, Any]:
+    """QCD jet images: training images and held-out images with their observables."""
+    from hepgen.data.generators.jet_features import image_substructure, silence_fastjet_banner
+
+    silence_fastjet_banner()
+    images = jets(quick, {"qcd": n_train + n_eval}, processes=("qcd",))["qcd"]["images"].astype(np.float32)
+    if len(images) < n_train + n_eval:
+        raise SystemExit(f"jets: {len(images)} QCD images, {n_train} + {n_eval} needed (lower --train/--eval)")
+    held_out = images[n_train:n_train + n_eval]
+    return {"x": images[:n_train], "context": None, "eval_context": None, "n_eval": n_eval,
+            "reference": image_substructure(held_out)}
+
+
+def jets_metrics(task: dict[str, Any], generated: np.ndarray) -> dict[str, float]:
+    from hepgen.data.generators.jet_features import IMAGE_FEATURE_COLUMNS, image_substructure
+    from hepgen.metrics import fpd, kpd, wasserstein_1d
+
+    def compare(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
+        out = {f"w1_{name}": float(wasserstein_1d(real[:, k], fake[:, k])) for k, name in enumerate(IMAGE_FEATURE_COLUMNS)}
+        pair = [IMAGE_FEATURE_COLUMNS.index("mass"), IMAGE_FEATURE_COLUMNS.index("tau21")]
+        out["fpd_mass_tau21"], out["fpd_err"] = fpd(real[:, pair], fake[:, pair])
+        out["kpd_mass_tau21"], out["kpd_err"] = kpd(real[:, pair], fake[:, pair])
+        return out
+
+    observed = image_substructure(np.asarray(generated, dtype=np.float64))
+    out = compare(task["reference"], observed)
+    out["negative_pixel_fraction"] = float((np.asarray(generated) < 0).mean())
+    out["generated_mean_mass"], out["real_mean_mass"] = float(observed[:, 1].mean()), float(task["reference"][:, 1].mean())
+    return out
+
+
+def _showers(n: int, seed: int, particle: str) -> Any:
+    from hepgen.calo.shower_layout import LAYERS, Showers, read_showers, write_showers
+    from hepgen.data.generators import calo
+
+    path = DATA / f"calo_{particle}_{n}_{seed}.h5"  # the cache benchmarks/calo_surrogates.py uses too
+    if path.exists():
+        return read_showers(path)
+    d = calo.generate(n, seed=seed, particle=particle)
+    showers = Showers({k: d[k] for k in LAYERS}, d["energy"])
+    DATA.mkdir(parents=True, exist_ok=True)
+    write_showers(path, showers.layers, showers.energy)
+    return showers
+
+
+def calo_task(quick: bool, n_train: int, n_eval: int, layer: str, particle: str) -> dict[str, Any]:
+    """One calorimeter layer conditioned on the incident energy: training showers (seed 1), held-out ones (seed 2)."""
+    from hepgen.metrics.shower_observables import classifier_inputs
+
+    if quick:  # simulated on the fly (~1.5 ms a shower), not cached
+        from hepgen.data.generators import calo
+
+        train = calo.generate(n_train, seed=1, particle=particle)
+        held = calo.generate(n_eval, seed=2, particle=particle)
+        train_x, train_e, held_x, held_e = train[layer], train["energy"], held[layer], held["energy"]
+    else:
+        train, held = _showers(n_train, 1, particle), _showers(n_eval, 2, particle)
+        train_x, train_e, held_x, held_e = train.layers[layer], train.energy, held.layers[layer], held.energy
+    energy = np.asarray(held_e, dtype=np.float64)
+    return {"x": np.asarray(train_x, dtype=np.float32), "context": np.asarray(train_e, dtype=np.float32)[:, None],
+            "eval_context": energy.astype(np.float32)[:, None], "n_eval": len(energy), "energy": energy,
+            "reference": classifier_inputs([np.asarray(held_x, dtype=np.float64)], energy, "high")}
+
+
+def calo_metrics(task: dict[str, Any], generated: np.ndarray) -> dict[str, float]:
+    from hepgen.evaluate import c2st_auc
+    from hepgen.metrics import wasserstein_1d
+    from hepgen.metrics.shower_observables import classifier_inputs
+
+    energy = task["energy"]
+    features = classifier_inputs([np.asarray(generated, dtype=np.float64)], energy, "high")
+    real_fraction = task["reference"][:, 0]  # log(ε + E_layer / E_inc)
+    return {"high_level_auc": float(c2st_auc(task["reference"], features, classifier="hgb", seed=0)),
+            "w1_log_layer_fraction": float(wasserstein_1d(real_fraction, features[:, 0]))}
+
+
+# -- training at a fixed budget ------------------------------------------------------------------------------------------
+def train_for_budget(model: torch.nn.Module, task: dict[str, Any], budget: float, settings: dict[str, Any],
+                     run_dir: Path, max_epochs: int) -> dict[str, Any]:
+    """Epochs until ``budget`` CPU seconds are spent, each a resumed fit (optimiser state and RNG carry on)."""
+    used, epoch = 0.0, 0
+    while used < budget and epoch < max_epochs:
+        epoch += 1
+        start = time.process_time()
+        model.fit(task["x"], context=task["context"], epochs=epoch, run_dir=run_dir, resume=epoch > 1, quiet=True,
+                  val_fraction=0, monitor=None, **settings)
+        used += time.process_time() - start
+    steps = int(model.generator_updates) if hasattr(model, "generator_updates") else None
+    return {"epochs": epoch, "train_cpu_s": round(used, 2), "generator_steps": steps,
+            "generator_parameters": sum(p.numel() for p in model.generator.parameters()),
+            "critic_parameters": sum(p.numel() for p in model.critic.parameters())}
+
+
+def run_entry(name: str, task_name: str, task: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    build, _ = ARCHITECTURES[name]
+    torch.manual_seed(args.seed)
+    model = build(tuple(task["x"].shape[1:]), 0 if task["context"] is None else task["context"].shape[1])
+    settings = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+    with tempfile.TemporaryDirectory() as tmp:
+        record = train_for_budget(model, task, args.budget, settings, Path(tmp) / "run", args.max_epochs)
+    start = time.process_time()
+    with torch.random.fork_rng():
+        torch.manual_seed(args.seed + 1)
+        generated = model.sample(task["n_eval"], context=task["eval_context"]).numpy()
+    record["sample_cpu_s"] = round(time.process_time() - start, 2)
+    record.update(jets_metrics(task, generated) if task_name == "jets" else calo_metrics(task, generated))
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run in <= 60 s: the shipped jets, 512 "
+                        "training events per task, a budget of a few CPU seconds per entry")
+    parser.add_argument("--tasks", default="jets,calo")
+    parser.add_argument("--architectures", default=",".join(ARCHITECTURES))
+    parser.add_argument("--budget", type=float, default=None, help="CPU seconds of training per architecture and "
+                        "task (default 900; quick: 24 s shared by every entry)")
+    parser.add_argument("--train", type=int, default=None, help="training events per task (default 20000, quick 512)")
+    parser.add_argument("--eval", type=int, default=None, help="held-out events per task (default 5000, quick 400)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-epochs", type=int, default=1000)
+    parser.add_argument("--layer", default="layer_1", help="calo: the layer (layer_0 3x96, layer_1 12x12, layer_2 12x6)")
+    parser.add_argument("--particle", default="gamma", help="calo: e+, gamma or pi+")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    meter = Meter()
+    tasks = [t for t in args.tasks.split(",") if t]
+    names = [a for a in args.architectures.split(",") if a]
+    unknown = [a for a in names if a not in ARCHITECTURES] + [t for t in tasks if t not in ("jets", "calo")]
+    if unknown:
+        raise SystemExit(f"unknown architecture or task {unknown[0]!r}; architectures: {', '.join(ARCHITECTURES)}; "
+                         "tasks: jets, calo")
+    entries = [(t, a) for t in tasks for a in names if t in ARCHITECTURES[a][1]]
+    if args.budget is None:
+        args.budget = 24.0 / max(len(entries), 1) if args.quick else 900.0
+    if args.quick and args.batch_size == 128:
+        args.batch_size = 64
+    n_train = args.train or (512 if args.quick else 20000)
+    n_eval = args.eval or (400 if args.quick else 5000)
+    path = Path(args.out) if args.out else RESULTS / ("gan_architectures_quick.json" if args.quick
+                                                      else "gan_architectures.json")
+    out = json.loads(path.read_text()) if path.exists() else {"benchmark": "gan_architectures", "results": {}}
+    for task_name in tasks:
+        if not any(t == task_name for t, _ in entries):
+            continue
+        task = (jets_task(args.quick, n_train, n_eval) if task_name == "jets" else
+                calo_task(args.quick, n_train, n_eval, args.layer, args.particle))
+        key = task_name if task_name == "jets" else f"calo_{args.particle}_{args.layer}"
+        results = out["results"].setdefault(key, {})
+        results["_data"] = {"train": n_train, "eval": n_eval, "shape": list(task["x"].shape[1:]),
+                            "budget_cpu_s": args.budget, "batch_size": args.batch_size, "lr": args.lr,
+                            "seed": args.seed}
+        for t, name in entries:
+            if t != task_name:
+                continue
+            results[name] = run_entry(name, task_name, task, args)
+            meter.sample()
+            print(f"{key} {name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                for k, v in results[name].items()), flush=True)
+    out["machine"] = meter.record()
+    out["command"] = " ".join(sys.argv)
+    from hepgen.files import atomic_write_text
+
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_text(path, json.dumps(out, indent=2, default=float) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
