@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from hepgen.calo.gan import energy_condition
+from hepgen.calo.monitor import ShowerMonitors
 from hepgen.calo.shower_layout import IncidentEnergyChecks, layer_shapes, shower_geometry, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.flows.distributions import StandardNormal
@@ -55,7 +56,7 @@ def _mask(features: int, i: int) -> Tensor:
 
 
 @register
-class CaloFlow(IncidentEnergyChecks, Model):
+class CaloFlow(ShowerMonitors, IncidentEnergyChecks, Model):
     """The two-flow shower model (module doc).
 
     Args:
@@ -70,6 +71,8 @@ class CaloFlow(IncidentEnergyChecks, Model):
             layers are its (angular, radial) bins ``layer_<id>`` and ``hepgen sample`` writes the CaloChallenge
             layout (incident_energies, showers in MeV); the run records its content. None: the simulator's layers.
 
+    ``fit(..., monitor="fpd" or "auc", monitor_every=K)`` keeps the epoch whose showers are closest to the
+    validation showers by the high-level FPD or classifier AUC (:mod:`hepgen.calo.monitor`).
     Incident energies must be positive GeV values in training, scoring and sampling; ``sample``/``rsample``
     refuse energies far outside the training range (``energy_range_``) unless called with ``extrapolate=True``.
     """

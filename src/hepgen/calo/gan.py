@@ -57,6 +57,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from hepgen.calo.monitor import ShowerMonitors
 from hepgen.calo.shower_layout import IncidentEnergyChecks, layer_shapes, shower_geometry, shower_model_from_data
 from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
@@ -106,7 +107,7 @@ class LayerGenerator(nn.Module):
 
 
 @register
-class CaloGAN(IncidentEnergyChecks, Adversarial):
+class CaloGAN(ShowerMonitors, IncidentEnergyChecks, Adversarial):
     """Conditional WGAN-GP for showers of the calo generator's layout (module doc).
 
     Args:
@@ -122,6 +123,8 @@ class CaloGAN(IncidentEnergyChecks, Adversarial):
             layers are its (angular, radial) bins ``layer_<id>`` and ``hepgen sample`` writes the CaloChallenge
             layout (incident_energies, showers in MeV); the run records its content. None: the simulator's layers.
 
+    ``fit(..., monitor="fpd" or "auc", monitor_every=K)`` keeps the epoch whose showers are closest to the
+    validation showers by the high-level FPD or classifier AUC (:mod:`hepgen.calo.monitor`).
     Incident energies must be positive GeV values in training and sampling; ``sample``/``rsample`` refuse energies
     far outside the training range (``energy_range_``) unless called with ``extrapolate=True``.
     """

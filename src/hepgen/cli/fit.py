@@ -25,8 +25,8 @@ from hepgen.yamlconfig import read_yaml
 
 #: engine settings a config file or a flag may set (their types are those of Engine.__init__)
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "weight_decay", "scheduler", "clip_grad",
-              "patience", "monitor", "monitor_samples", "val_fraction", "precision", "stream", "chunk_size",
-              "memory_limit_mb", "steps_per_epoch")
+              "patience", "monitor", "monitor_samples", "monitor_every", "val_fraction", "precision", "stream",
+              "chunk_size", "memory_limit_mb", "steps_per_epoch")
 #: data settings a config file or a flag may set, with their annotations
 DATA_KEYS: dict[str, str] = {
     "weights": "str | None", "context": "str | None", "val": "str | None", "val_weights": "str | None",
@@ -46,8 +46,9 @@ def shape_keys(cls: type) -> tuple[str, ...]:
 #: (lowest allowed value, whether it is excluded, highest excluded value) of numeric settings
 BOUNDS: dict[str, tuple[float, bool, float | None]] = {
     "epochs": (1, False, None), "batch_size": (1, False, None), "lr": (0, True, None),
-    "monitor_samples": (1, False, None), "chunk_size": (1, False, None), "patience": (1, False, None),
-    "clip_grad": (0, True, None), "weight_decay": (0, False, None), "memory_limit_mb": (0, True, None),
+    "monitor_samples": (1, False, None), "monitor_every": (1, False, None), "chunk_size": (1, False, None),
+    "patience": (1, False, None), "clip_grad": (0, True, None), "weight_decay": (0, False, None),
+    "memory_limit_mb": (0, True, None),
     "val_fraction": (0, False, 1), "jagged_length": (1, False, None), "steps_per_epoch": (1, False, None),
 }
 #: values ``stream`` accepts, and what they mean to the engine
@@ -80,7 +81,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     fit.add_argument("--steps-per-epoch", dest="steps_per_epoch",
                      help="data-free models (trained from a target they evaluate, no DATA): steps per epoch")
     fit.add_argument("--monitor", help="what picks the best epoch: val_loss (default), a metrics.csv column, "
-                                       "or a sample metric (w1, fpd)")
+                                       "or a sample metric (w1, fpd; calo-flow and calo-gan: fpd, the high-level "
+                                       "FPD x1e3, or auc, the high-level classifier AUC, of monitor_samples showers "
+                                       "against the validation showers); --option monitor_every=K computes it after "
+                                       "every K-th epoch only")
     fit.add_argument("--val", help="validation events, path[:key] (default: a seeded 10%% of DATA)")
     fit.add_argument("--val-fraction", dest="val_fraction", help="share of DATA held out for validation")
     fit.add_argument("--weights", help="per-event weights: a column of DATA, or FILE:KEY")

@@ -86,8 +86,13 @@ class Engine:
             ``monitor_samples`` samples vs the validation events), or a callable
             ``f(model, val_events) -> float``; lower is better, except for a quantity the model names in its
             ``higher_is_better`` (a lattice flow's ``val_ess``), whose negative is monitored. None: keep the last
-            epoch. A model with an ``epoch_metrics() -> {name: value}`` method (a data-free flow measuring its
+            epoch. A model may name sample metrics of its own in ``monitors() -> {name: f(model, val_events, n,
+            seed) -> float}`` (a shower model's high-level FPD or classifier AUC), logged as ``val_<name>``.
+            A model with an ``epoch_metrics() -> {name: value}`` method (a data-free flow measuring its
             effective sample size on its own draws) has them logged as ``val_<name>`` after every epoch.
+        monitor_every: the monitored quantity is computed after every k-th epoch (and the last) only, for
+            costly ones (a classifier trained on samples); the best epoch is chosen among those, and
+            ``patience`` counts them.
         val_fraction: seeded share of the data held out for validation when no ``val`` is given.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; fp16 with a GradScaler, CUDA only).
         stream: ``auto`` streams file data larger than ``memory_limit_mb``; True/False forces it.
@@ -105,7 +110,7 @@ class Engine:
                  device: str = "auto", run_dir: str | Path | None = None, resume: bool = False,
                  quiet: bool | None = None, optimizer: str = "adam", weight_decay: float = 0.0,
                  scheduler: str = "none", clip_grad: float | None = None, patience: int | None = None,
-                 monitor: str | Callable | None = "val_loss", monitor_samples: int = 5000,
+                 monitor: str | Callable | None = "val_loss", monitor_samples: int = 5000, monitor_every: int = 1,
                  val_fraction: float = 0.1, precision: str = "fp32", stream: bool | str = "auto",
                  chunk_size: int = 65536, memory_limit_mb: float = 1024.0, log_every: int = 10,
                  steps_per_epoch: int | None = None, diagnostics: Sequence[Callable[..., Any]] | None = None,
@@ -113,7 +118,8 @@ class Engine:
         self.settings = Settings(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, run_dir=run_dir, resume=resume,
             quiet=quiet, optimizer=optimizer, weight_decay=weight_decay, scheduler=scheduler, clip_grad=clip_grad,
-            patience=patience, monitor=monitor, monitor_samples=monitor_samples, val_fraction=val_fraction,
+            patience=patience, monitor=monitor, monitor_samples=monitor_samples, monitor_every=monitor_every,
+            val_fraction=val_fraction,
             precision=precision, stream=stream, chunk_size=chunk_size, memory_limit_mb=memory_limit_mb,
             log_every=log_every, steps_per_epoch=steps_per_epoch, diagnostics=diagnostics or (),
             warm_start=warm_start)
@@ -156,6 +162,9 @@ class Engine:
                     streams=streams, labels=labels, val_labels=val_labels)
         if x is not None:
             model.columns_, model.context_columns_ = inputs.names.get("x"), inputs.names.get("context")
+        if isinstance(s.monitor, str) and s.monitor in _own_monitors(model) and inputs.val is None:
+            raise ConfigError(f"monitor {s.monitor!r} of {model.cli_name} compares samples with validation events; "
+                              "give validation data (--val) or val_fraction > 0")
         if s.diagnostics and inputs.val is None:
             raise ConfigError("diagnostics are evaluated in the validation pass after each epoch; give val= or "
                               "val_fraction > 0")
@@ -211,7 +220,7 @@ class Engine:
                 if epoch_metrics is not None:
                     row.update({f"val_{k}": float(v) for k, v in epoch_metrics().items()})
                 row["lr"] = fit.optimisation.lr(players[0].name)
-                value = self._monitored(model, row, inputs.val)
+                value = self._monitored(model, row, inputs.val) if self._monitor_due(epoch) else None
                 if value is not None:
                     row["monitor"] = value
                 row["time"] = time.perf_counter() - start
@@ -219,7 +228,7 @@ class Engine:
                 improved = value is not None and value < state["best"]
                 if improved:
                     state.update(best=value, best_epoch=epoch, bad_epochs=0)
-                else:
+                elif value is not None or s.monitor is None:  # epochs between monitored ones do not count
                     state["bad_epochs"] += 1
                 fit.optimisation.step_schedulers(value)
                 state["epoch"] = epoch
@@ -365,6 +374,10 @@ class Engine:
                 out[f"val_{key}"] = float(value)
         return out
 
+    def _monitor_due(self, epoch: int) -> bool:
+        """Whether the monitored quantity is computed after ``epoch``: every ``monitor_every``-th and the last."""
+        return epoch % self.settings.monitor_every == 0 or epoch == self.settings.epochs
+
     def _monitored(self, model: Trainable, row: dict[str, float], val: Events | None) -> float | None:
         """The monitored quantity of this epoch (lower is better), or None without a monitor."""
         monitor = self.settings.monitor
@@ -372,6 +385,10 @@ class Engine:
             return None
         if callable(monitor):
             return float(monitor(model, val))
+        own = _own_monitors(model).get(monitor)
+        if own is not None:  # the model's own sample metric (a shower model's high-level FPD), logged too
+            row[f"val_{monitor}"] = float(own(model, val, self.settings.monitor_samples, self.settings.seed))
+            return row[f"val_{monitor}"]
         if monitor in SAMPLE_METRICS:
             if val is None:
                 raise ConfigError(f"monitor {monitor!r} compares samples with validation events; "
@@ -385,3 +402,9 @@ class Engine:
                               f"sample metric ({', '.join(SAMPLE_METRICS)})")
         # a quantity the model says is better higher (a flow's effective sample size) is maximised
         return -row[key] if key in getattr(model, "higher_is_better", ()) else row[key]
+
+
+def _own_monitors(model: Trainable) -> Mapping[str, Callable[..., float]]:
+    """The sample metrics a model names itself (``monitors()``; none by default)."""
+    monitors = getattr(model, "monitors", None)
+    return monitors() if monitors is not None else {}

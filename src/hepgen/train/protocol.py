@@ -68,7 +68,9 @@ class Trainable(Protocol):
     everywhere). Each raises a ConfigError or DataError naming the file, column and row, or the option.
     Optional after each epoch: ``epoch_metrics() -> {name: value}``, logged as ``val_<name>`` (a lattice flow's
     effective sample size on its own draws); ``higher_is_better``, names of logged quantities the engine
-    maximises when one is the monitor.
+    maximises when one is the monitor; ``monitors() -> {name: f(model, val_events, n, seed) -> float}``, sample
+    metrics of the model's own that ``monitor=name`` picks the best epoch by (lower is better; a shower model's
+    high-level FPD or classifier AUC of n samples against the validation events).
     """
 
     cli_name: str

@@ -89,7 +89,7 @@ _TRAIN_TYPES = {"epochs": int, "batch_size": int, "lr": _NUM, "seed": (int, _NON
                 "weight_decay": _NUM, "scheduler": str, "clip_grad": (*_NUM, _NONE), "patience": (int, _NONE),
                 "val_fraction": _NUM, "precision": str, "stream": (str, bool), "chunk_size": int,
                 "memory_limit_mb": _NUM, "steps_per_epoch": (int, _NONE), "warm_start": bool, "device": str,
-                "monitor": (str, _NONE), "world_size": int}
+                "monitor": (str, _NONE), "monitor_every": int, "world_size": int}
 
 
 def _check_config(config: dict[str, Any], text: str, path: Path) -> None:

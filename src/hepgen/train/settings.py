@@ -25,7 +25,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 #: the settings config.yaml records under ``train`` (device, monitor and world_size are added by the engine)
 RECORDED = ("epochs", "batch_size", "lr", "seed", "optimizer", "weight_decay", "scheduler", "clip_grad",
             "patience", "val_fraction", "precision", "stream", "chunk_size", "memory_limit_mb",
-            "steps_per_epoch", "warm_start")
+            "steps_per_epoch", "warm_start", "monitor_every")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -90,6 +90,7 @@ class Settings:
     patience: int | None = None
     monitor: str | Callable[..., float] | None = "val_loss"
     monitor_samples: int = 5000
+    monitor_every: int = 1
     val_fraction: float = 0.1
     precision: str = "fp32"
     stream: bool | str = "auto"
@@ -101,7 +102,7 @@ class Settings:
     warm_start: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "chunk_size", "monitor_samples", "log_every"):
+        for name in ("epochs", "batch_size", "chunk_size", "monitor_samples", "monitor_every", "log_every"):
             _integer(name, getattr(self, name), 1)
         _integer("seed", self.seed, None)
         for name in ("patience", "steps_per_epoch"):
