@@ -91,3 +91,16 @@ def test_cli_options_and_bad_values(tmp_path, capsys):
 def test_the_auc_monitor_is_the_light_high_level_classifier_auc(data):
     model = _fit(data, epochs=1, monitor="auc")
     assert 0.5 <= model.history_[0]["val_auc"] <= 1.0 and model.history_[0]["monitor"] == model.history_[0]["val_auc"]
+
+
+def test_the_monitor_reads_a_calochallenge_geometrys_eta_phi_features(tmp_path, capsys):
+    from tests.data.challenge_files import ds1_photon_xml, write_challenge_file
+    from hepgen.train.rundir import RunDir
+
+    xml = ds1_photon_xml(tmp_path / "binning_dataset_1_photons.xml")
+    data = write_challenge_file(tmp_path / "train.h5", xml, 200, seed=1)
+    run = tmp_path / "run"
+    assert main(["fit", "calo-flow", str(data), "--geometry", str(xml), "--epochs", "1", "--batch-size", "100",
+                 "--energy-transforms", "1", "--cell-transforms", "1", "--cell-hidden", "8", "--energy-hidden", "8",
+                 "--device", "cpu", "--out", str(run), "--option", "monitor=fpd", "-q"]) == 0, capsys.readouterr().err
+    assert RunDir(run).read_metrics()[0]["val_fpd"] > 0

@@ -17,7 +17,8 @@ validation showers, on a fixed seed, and the engine logs and monitors (lower is 
 The column is ``val_fpd`` / ``val_auc`` in metrics.csv; the kept weights are those of the best monitored
 epoch, and ``--resume`` continues with the same choice (the samples are drawn on a seed of their own,
 so a resumed run measures what an uninterrupted one would). The validation showers' weights are not used.
-The features use the square layers of :func:`hepgen.metrics.shower_observables.shower_features`.
+The features are those ``hepgen compare`` computes for the model's layout: the simulator's square layers, or
+the η/φ bins of the CaloChallenge geometry the model was trained on.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from hepgen.calo.shower_layout import Showers, read_geometry
 from hepgen.evaluate.calochallenge import ShowerSample, classifier_auc, fpd_features, high_level_inputs
+from hepgen.metrics.shower_observables import shower_features
 from hepgen.metrics.two_sample import fpd
 from hepgen.nn.rng import seeded
 
@@ -43,11 +46,16 @@ def _samples(model: Any, val: Any, n: int, seed: int) -> tuple[ShowerSample, Sho
     context = np.asarray(rows["context"], dtype=np.float64).reshape(n, -1)
     with seeded(seed, model.device):  # the monitor's draws must not shift the training RNG stream
         fake = model.sample(n, context=torch.as_tensor(context, dtype=torch.float32))
-    real = {k: np.asarray(rows["x"][k], dtype=np.float64) for k in model.shapes}
-    fake = {k: fake[k].double().cpu().numpy() for k in model.shapes}
+    geometry = getattr(model, "geometry", None)
+    geometry = read_geometry(geometry) if geometry is not None else None
     energy = context[:, 0]
-    return (ShowerSample.from_layers(list(real.values()), energy),
-            ShowerSample.from_layers(list(fake.values()), energy))
+    out = []
+    for layers in ({k: np.asarray(rows["x"][k], dtype=np.float64) for k in model.shapes},
+                   {k: fake[k].double().cpu().numpy() for k in model.shapes}):
+        showers = Showers(layers, energy, geometry=geometry)
+        features = shower_features(showers.list(), energy, **showers.feature_layout())
+        out.append(ShowerSample(energy, np.concatenate([x.reshape(n, -1) for x in showers.list()], axis=1), features))
+    return out[0], out[1]
 
 
 def shower_fpd(model: Any, val: Any, n: int, seed: int = 0) -> float:
