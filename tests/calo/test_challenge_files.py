@@ -16,7 +16,7 @@ from hepgen.cli import main
 from hepgen.data.calochallenge import read_geometry
 from hepgen.errors import ConfigError, DataError
 from hepgen.metrics.shower_observables import classifier_inputs, shower_features
-from tests.data.challenge_files import ds1_photon_xml, ds2_xml, write_challenge_file
+from tests.data.challenge_files import ds1_photon_xml, ds2_xml, evaluate_high_level_inputs, write_challenge_file
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,25 @@ def test_centroids_and_widths_in_eta_and_phi_by_hand(ds1):
     assert not any(k.startswith(("centroid_x_0", "centroid_x_3", "centroid_x_12")) for k in f)
     # the classifier's high-level inputs: 5 layer energies, the response, 2 x 4 centroids/widths, 5 sparsities, E_inc
     assert classifier_inputs(s.list(), s.energy, "high", **s.feature_layout()).shape == (2, 5 + 1 + 8 + 5 + 1)
+
+
+@pytest.mark.parametrize("which", ["ds1", "ds2"])
+def test_the_protocols_high_level_inputs_are_evaluate_pys(ds1, tmp_path, which):
+    """The CaloChallenge protocol's high-level classifier inputs on a geometry's showers, against a transcription
+    of evaluate.py's (HighLevelFeatures on the flat voxels and XMLHandler's bin centres): 1 + 5 + 4 x 2 columns
+    for dataset 1 photons (centroids of layers 1 and 2 only), 1 + 45 + 4 x 45 for dataset 2."""
+    from hepgen.calo.compare import _sample
+    from hepgen.evaluate.calochallenge import high_level_inputs
+
+    xml = ds1["xml"] if which == "ds1" else ds2_xml(tmp_path / "binning_dataset_2.xml")
+    path = ds1["ref"] if which == "ds1" else write_challenge_file(tmp_path / "ds2.h5", xml, 30, seed=6)
+    s = read_showers(path, geometry=xml)
+    got = high_level_inputs(_sample(s, shower_features(s.list(), s.energy, **s.feature_layout())))
+    with h5py.File(path) as f:
+        want = evaluate_high_level_inputs(xml, f["incident_energies"][:].astype(np.float64),
+                                          f["showers"][:].astype(np.float64))
+    assert got.shape == want.shape == ((100, 14) if which == "ds1" else (30, 1 + 45 + 180))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
 
 
 def test_read_showers_needs_the_geometry_of_a_challenge_file(ds1):

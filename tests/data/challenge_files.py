@@ -9,6 +9,7 @@ hepgen), like the challenge's own files.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import h5py
@@ -79,3 +80,46 @@ def write_challenge_file(path: Path, xml: Path, n: int, seed: int, scale: float 
         f["incident_energies"] = energy.astype(np.float32)
         f["showers"] = showers.astype(np.float32)
     return path
+
+
+def xml_handler_eta_phi(xml: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The challenge's XMLHandler.SetEtaAndPhiFromPolar, transcribed loop for loop: per layer the η and φ of its
+    voxels in file order (angular bins outer, radial bins inner); empty arrays for a layer without voxels."""
+    out = []
+    for edges, n_alpha in layer_specs(xml):
+        r_mid = [edges[i] + (edges[i + 1] - edges[i]) / 2 for i in range(len(edges) - 1)]
+        a = np.linspace(-math.pi, math.pi, n_alpha + 1)
+        a_mid = [a[i] + (a[i + 1] - a[i]) / 2 for i in range(n_alpha)]
+        r_list, a_list = [], []
+        for j0 in range(n_alpha if r_mid else 0):
+            for i0 in range(len(r_mid)):
+                r_list.append(r_mid[i0])
+                a_list.append(a_mid[j0])
+        out.append((np.array(r_list) * np.cos(a_list), np.array(r_list) * np.sin(a_list)))
+    return out
+
+
+def evaluate_high_level_inputs(xml: Path, energy_mev: np.ndarray, showers: np.ndarray) -> np.ndarray:
+    """The challenge's evaluate.py prepare_high_data_for_classifier (without its label column) on
+    HighLevelFeatures.CalculateFeatures, transcribed: log10 E_inc, log10(E_layer + 1e-8) of every layer with
+    voxels, then EC_eta / 100, EC_phi / 100, width_eta / 100, width_phi / 100 of the layers binned in angle."""
+    specs = layer_specs(xml)
+    eta_phi = xml_handler_eta_phi(xml)
+    edges = np.cumsum([0] + [(len(e) - 1) * a for e, a in specs])
+    relevant = [k for k, (e, _) in enumerate(specs) if len(e) > 1]
+    binned = [k for k, (_, a) in enumerate(specs) if a > 1]
+    e_layer = [showers[:, edges[k]:edges[k + 1]].sum(-1) for k in relevant]
+    blocks = {"ec_eta": [], "ec_phi": [], "w_eta": [], "w_phi": []}
+    for k in binned:
+        data = showers[:, edges[k]:edges[k + 1]]
+        eta, phi = eta_phi[k]
+        norm = data.sum(-1) + 1e-16
+        ec_eta, ec_phi = (eta * data).sum(-1) / norm, (phi * data).sum(-1) / norm
+        blocks["ec_eta"].append(ec_eta)
+        blocks["ec_phi"].append(ec_phi)
+        blocks["w_eta"].append(np.sqrt(((eta * eta * data).sum(-1) / norm - ec_eta**2).clip(min=0.0)))
+        blocks["w_phi"].append(np.sqrt(((phi * phi * data).sum(-1) / norm - ec_phi**2).clip(min=0.0)))
+    cols = [np.log10(energy_mev.reshape(-1))] + [np.log10(e + 1e-8) for e in e_layer]
+    for name in ("ec_eta", "ec_phi", "w_eta", "w_phi"):
+        cols += [v / 1e2 for v in blocks[name]]
+    return np.column_stack(cols)

@@ -2,8 +2,6 @@
 of its loops), files round-trip, streamed and in-memory reads agree, and every malformed input is a DataError naming
 the file and the layer."""
 
-import math
-
 import h5py
 import numpy as np
 import pytest
@@ -20,8 +18,8 @@ from tests.data.challenge_files import (
     DS1_PHOTON_SIZES,
     ds1_photon_xml,
     ds2_xml,
-    layer_specs,
     write_challenge_file,
+    xml_handler_eta_phi,
 )
 
 
@@ -29,23 +27,6 @@ from tests.data.challenge_files import (
 def xmls(tmp_path_factory):
     d = tmp_path_factory.mktemp("xml")
     return {"ds1": ds1_photon_xml(d / "binning_dataset_1_photons.xml"), "ds2": ds2_xml(d / "binning_dataset_2.xml")}
-
-
-def _xml_handler_eta_phi(xml):
-    """The challenge's XMLHandler.SetEtaAndPhiFromPolar, transcribed loop for loop: per layer the lists of η and
-    φ of its voxels in file order (angular bins outer, radial bins inner)."""
-    out = []
-    for edges, n_alpha in layer_specs(xml):
-        r_mid = [edges[i] + (edges[i + 1] - edges[i]) / 2 for i in range(len(edges) - 1)]
-        a = np.linspace(-math.pi, math.pi, n_alpha + 1)
-        a_mid = [a[i] + (a[i + 1] - a[i]) / 2 for i in range(n_alpha)]
-        r_list, a_list = [], []
-        for j0 in range(n_alpha if r_mid else 0):
-            for i0 in range(len(r_mid)):
-                r_list.append(r_mid[i0])
-                a_list.append(a_mid[j0])
-        out.append((np.array(r_list) * np.cos(a_list), np.array(r_list) * np.sin(a_list)))
-    return out
 
 
 def test_dataset_1_photons_geometry_is_the_challenges(xmls):
@@ -58,7 +39,7 @@ def test_dataset_1_photons_geometry_is_the_challenges(xmls):
     # XMLHandler.GetBinEdges: cumulative voxel counts over all 24 layers
     assert g.bin_edges == [0, 8, 168, 358, 363] + [363] * 8 + [368] * 12
     # the bin centres of every layer, against the transcription of XMLHandler's loops
-    reference = _xml_handler_eta_phi(xmls["ds1"])
+    reference = xml_handler_eta_phi(xmls["ds1"])
     for layer in g.filled:
         eta, phi = layer.centres()
         np.testing.assert_allclose(eta.reshape(-1), reference[layer.id][0], rtol=1e-12, atol=1e-12)
@@ -71,7 +52,7 @@ def test_dataset_2_geometry(xmls):
     g = read_geometry(xmls["ds2"])
     assert g.particle == "electron" and g.voxels == 6480 == 45 * 16 * 9
     assert set(g.shapes.values()) == {(16, 9)} and len(g.shapes) == 45
-    reference = _xml_handler_eta_phi(xmls["ds2"])
+    reference = xml_handler_eta_phi(xmls["ds2"])
     eta, phi = g.filled[44].centres()
     np.testing.assert_allclose(eta.reshape(-1), reference[44][0], atol=1e-12)
     np.testing.assert_allclose(phi.reshape(-1), reference[44][1], atol=1e-12)
