@@ -15,6 +15,12 @@ Quantities (``--quantities``), one value per event of DATA:
   :func:`hepgen.metrics.shower_observables.shower_features` (default: depth, frac_0..2, energy);
 * or FILE:KEY, a table with one row per event of DATA (all its columns).
 
+``hepgen report truncation RUN --data DATA [--truncation 0.25,0.5,1,none]`` — the fidelity–diversity curve of a
+GAN with a truncation trick (big-gan, style-gan): per ψ, FPD and a classifier AUC of physics features (image summary
+features for images) and k-NN precision, density, recall and coverage against DATA, the model sampled with DATA's
+own context rows (:func:`hepgen.evaluate.truncation.truncation_curve`; the folder from
+:func:`hepgen.report.truncation.truncation_report`).
+
 ``report`` is a verb of its own (rather than a flag of ``compare``): it judges one trained run on one data set,
 where ``compare`` judges two samples; KIND leaves room for other reports of a run.
 """
@@ -33,31 +39,35 @@ JET_DEFAULTS = ("mass", "tau21")
 SHOWER_DEFAULTS = ("depth", "frac_0", "frac_1", "frac_2", "energy")
 
 
-KINDS = ("latents",)
+KINDS = ("latents", "truncation")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     report = sub.add_parser(
-        "report", help="a report folder about one trained run on one data set (KIND: latents of a VAE)",
+        "report", help="a report folder about one trained run on one data set (KIND: latents of a VAE, truncation "
+                       "curve of a GAN)",
         description="hepgen report latents RUN --data DATA --report DIR: latent traversals of a VAE (the mean "
                     "latent decoded with each of the --top latents of largest KL varied over +-SPAN sigma of the "
                     "aggregate posterior) and how each latent tracks physical quantities: mutual information "
                     "(scikit-learn's mutual_info_regression, KSG k-NN estimator, nats), Pearson and Spearman "
                     "correlations, and per quantity the best latent and a MIG-like gap (I1 - I2) / H(q) on 20 "
-                    "equal-frequency bins. Train VAEs with different --beta to compare them.",
+                    "equal-frequency bins. Train VAEs with different --beta to compare them. hepgen report truncation RUN "
+                    "--data DATA: the fidelity-diversity curve of a GAN's truncation trick (big-gan, style-gan): per "
+                    "--truncation value, FPD and a boosted-tree AUC of physics features (image summary features of "
+                    "images) and k-NN precision, density, recall and coverage against DATA.",
         epilog="Quantities: columns of DATA (a table; default all); beside jet images (file.h5:qcd/images) the columns "
                "of file.h5:qcd/features (default mass,tau21); beside a calorimeter layer (showers.h5:layer_1) depth "
                "(energy-weighted mean layer index), frac_0..2, energy and the CaloChallenge features (default "
                "depth,frac_0,frac_1,frac_2,energy); or FILE:KEY with one row per event.")
-    report.add_argument("kind", metavar="KIND", choices=KINDS, help="what to report: latents (a vae or conv-vae)")
-    report.add_argument("run", metavar="RUN", help="run directory of a vae or conv-vae ('hepgen fit vae ...')")
+    report.add_argument("kind", metavar="KIND", choices=KINDS, help="what to report: latents (a vae or conv-vae), truncation (a GAN with a truncation trick)")
+    report.add_argument("run", metavar="RUN", help="run directory ('hepgen fit vae ...', 'hepgen fit big-gan ...')")
     report.add_argument("--data", required=True, metavar="DATA",
                         help="events to encode, path[:key]; a table's model columns are read by name")
     report.add_argument("--report", metavar="DIR", help="the report folder: metrics.json, plots/, index.html")
     add_out(report, "also write the printed summary (JSON) here", metavar="FILE")
     report.add_argument("--quantities", metavar="COLS|FILE:KEY",
                         help="physical quantities per event: names (comma separated) or FILE:KEY (see below)")
-    report.add_argument("--context", help="conditional VAEs: columns of DATA, FILE:KEY, or one row 'v1,v2' "
+    report.add_argument("--context", help="conditional models: columns of DATA, FILE:KEY, or one row 'v1,v2' "
                                           "(default: the model's context columns from DATA)")
     report.add_argument("--events", type=int, default=5000, metavar="N",
                         help="events used, a seeded random subset of DATA (default 5000; the MI estimate costs "
@@ -65,11 +75,96 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     report.add_argument("--top", type=int, default=4, metavar="K", help="latents traversed, by KL (default 4)")
     report.add_argument("--steps", type=int, default=7, metavar="S", help="points per traversal (default 7)")
     report.add_argument("--span", type=float, default=3.0, help="traversal reach in sigma (default 3)")
+    report.add_argument("--truncation", metavar="LIST", help="truncation: the values of psi, comma separated, 'none' "
+                        "for no truncation (default 0.25,0.5,1,1.5,2,none)")
+    report.add_argument("--k", type=int, default=5, help="truncation: neighbours of the k-NN balls (default 5)")
+    report.add_argument("--no-auc", dest="no_auc", action="store_true",
+                        help="truncation: skip the classifier AUC (the slowest part)")
     add_seed(report, "seed of the event subset and the MI estimator (default 0)")
     add_device(report)
     add_quiet(report, "no messages on stderr")
-    report.set_defaults(handler=cmd_latents)
+    report.set_defaults(handler=cmd_report)
     return report
+
+
+def cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
+    """The report of KIND."""
+    return {"latents": cmd_latents, "truncation": cmd_truncation}[args.kind](args, extra)
+
+
+def _truncations(value: str | None) -> list[float | None]:
+    """``--truncation 0.25,0.5,none`` as [0.25, 0.5, None] (ConfigError naming a bad value)."""
+    import math
+
+    from hepgen.evaluate.truncation import DEFAULT_TRUNCATIONS
+    from hepgen.options import excerpt
+
+    if value is None:
+        return list(DEFAULT_TRUNCATIONS)
+    out: list[float | None] = []
+    for part in (p.strip() for p in value.split(",")):
+        if part.lower() in ("none", "off"):
+            out.append(None)
+            continue
+        try:
+            psi = float(part)
+        except ValueError:
+            psi = math.nan
+        if not (math.isfinite(psi) and psi >= 0):
+            raise ConfigError(f"--truncation {excerpt(value)}: {excerpt(part)} is not a number >= 0 (or 'none')")
+        out.append(psi)
+    if not out:
+        raise ConfigError("--truncation lists no values")
+    return out
+
+
+def cmd_truncation(args: argparse.Namespace, extra: list[str]) -> int:
+    """``hepgen report truncation``: the fidelity-diversity curve (module doc)."""
+    import inspect
+
+    import numpy as np
+
+    import hepgen
+    from hepgen.cli.common import positive, resolve_device
+
+    check_writable(args.out, "-o")
+    check_report(args.report)
+    positive(args.events, "--events")
+    positive(args.k, "--k")
+    truncations = _truncations(args.truncation)
+    model = hepgen.load(args.run, device=resolve_device(args.device))
+    if "truncation" not in inspect.signature(model.sample).parameters:
+        raise ConfigError(f"{args.run} holds a {model.cli_name}, which samples without a truncation trick; 'hepgen "
+                          "report truncation' needs a GAN that has one (big-gan, style-gan)")
+    if isinstance(model.event_shape, dict):
+        raise ConfigError(f"'hepgen report truncation' takes a model of one array per event; this {model.cli_name} "
+                          "reads several")
+    x, _, _ = _events(args.data, model)
+    n = len(x)
+    context = _context(args.context, model, args.data, n)
+    rng = np.random.default_rng(args.seed)
+    keep = np.sort(rng.choice(n, size=args.events, replace=False)) if n > args.events else np.arange(n)
+    if context is not None and len(context) == n:
+        context = context[keep]
+    if context is not None and hasattr(model, "check_sample_context"):
+        model.check_sample_context(context, args.context or args.data, 0)
+    from hepgen.evaluate.truncation import truncation_curve
+
+    rows = truncation_curve(model, x[keep], context, truncations, k=args.k, seed=args.seed,
+                            classifier_auc=not args.no_auc)
+    inputs = {"run": args.run, "data": args.data, "model": model.cli_name, "events_in_data": n,
+              "events_used": int(len(keep)), "k": args.k, "seed": args.seed}
+    if args.report:
+        from hepgen.report.truncation import truncation_report
+
+        truncation_report(rows, args.report, title=f"truncation curve of {args.run} on {args.data}",
+                          meta=[f"model {model.cli_name}, {len(keep)} events, k = {args.k}"], inputs=inputs)
+    from hepgen.report.folder import dumps
+
+    emit_result(dumps({"curve": rows, "inputs": inputs}).rstrip("\n"), args.out)
+    if args.report and not args.quiet:
+        print(f"report: {args.report}/index.html", file=sys.stderr)
+    return 0
 
 
 def cmd_latents(args: argparse.Namespace, extra: list[str]) -> int:
