@@ -92,7 +92,7 @@ class LatticeFlow(FlowModel):
             exact for MH and reweighting only when S(−φ) = S(φ), which is checked before training).
         ess_draws: proposals drawn after every epoch for the Kish ESS per draw (``val_ess``; 0: none).
         init_from: a run directory or ``pretrained:NAME`` of a lattice flow with the same layers, channels, kernel
-            and kind, whose weights start the training (any lattice size; module doc).
+            and kind, whose weights start the training (any lattice size: a flow trained at L = 8 starts L = 12).
     """
 
     cli_name = "lattice-flow"
