@@ -44,8 +44,10 @@ the conventions of the challenge's ``code/evaluate.py`` and ``code/evaluate_plot
 Deviations from evaluate.py: the network trains in float32 (evaluate.py sets float64), the split is seeded
 (evaluate.py shuffles with numpy's global state) and there is no early break at accuracy 1 (the kept
 epoch is the same: later epochs cannot beat it).
-Cost: the DNN has ~8.4 M weights (high-level) to ~9.4 M (504 cells): 50 epochs on 2 × 100,000 showers are
-about an hour per classifier on two CPU cores; cap the sample with ``max_per_class`` or use a GPU.
+Cost: the DNN has ~8.4 M weights (high-level) to ~9.4 M (504 cells); one thread of this machine's CPU takes
+~1.1 ms per training shower and epoch (measured: 5.1 CPU-s for an epoch of 4,000 with 1,000 to select on,
+at load 8), so 50 epochs on 2 × 100,000 showers (120,000 to train) are ~2 CPU-hours per classifier, four
+with a floor; cap the samples with ``max_per_class`` or use a GPU.
 """
 
 from __future__ import annotations
