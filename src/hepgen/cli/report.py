@@ -18,7 +18,7 @@ Quantities (``--quantities``), one value per event of DATA:
 ``hepgen report truncation RUN --data DATA [--truncation 0.25,0.5,1,none]`` — the fidelity–diversity curve of a
 GAN with a truncation trick (big-gan, style-gan): per ψ, FPD and a classifier AUC of physics features (image summary
 features for images) and k-NN precision, density, recall and coverage against DATA, the model sampled with DATA's
-own context rows (:func:`hepgen.evaluate.truncation.truncation_curve`; the folder from
+own context rows (:func:`hepgen.report.truncation.truncation_curve`, the folder from
 :func:`hepgen.report.truncation.truncation_report`).
 
 ``report`` is a verb of its own (rather than a flag of ``compare``): it judges one trained run on one data set,
@@ -96,7 +96,7 @@ def _truncations(value: str | None) -> list[float | None]:
     """``--truncation 0.25,0.5,none`` as [0.25, 0.5, None] (ConfigError naming a bad value)."""
     import math
 
-    from hepgen.evaluate.truncation import DEFAULT_TRUNCATIONS
+    from hepgen.report.truncation import DEFAULT_TRUNCATIONS
     from hepgen.options import excerpt
 
     if value is None:
@@ -148,7 +148,7 @@ def cmd_truncation(args: argparse.Namespace, extra: list[str]) -> int:
         context = context[keep]
     if context is not None and hasattr(model, "check_sample_context"):
         model.check_sample_context(context, args.context or args.data, 0)
-    from hepgen.evaluate.truncation import truncation_curve
+    from hepgen.report.truncation import truncation_curve
 
     rows = truncation_curve(model, x[keep], context, truncations, k=args.k, seed=args.seed,
                             classifier_auc=not args.no_auc)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hepgen.errors import ConfigError, DataError
-from hepgen.evaluate.truncation import physics_features, truncation_curve
+from hepgen.report.truncation import physics_features, truncation_curve
 from hepgen.gans.biggan import truncated_normal
 from hepgen.metrics import fpd, precision_recall_coverage
 from hepgen.nn.rng import seeded
