@@ -127,7 +127,8 @@ def classifier_auc(reference: np.ndarray, candidate: np.ndarray, *, protocol: st
     result: dict[str, Any] = {"auc": auc, "auc_err": auc_standard_error(auc, n1, n0), "val_loss": net.val_loss_,
                               "best_epoch": net.best_epoch_, "n_train": held.n_train[0], "n_test": n1 + n0,
                               "protocol": protocol,
-                              "settings": {**{k: v for k, v in net.settings.items() if k not in ("device", "val_fraction")},
+                              "settings": {**{k: v for k, v in net.settings.items()
+                                              if k not in ("device", "val_fraction")},
                                            "hidden": list(net.settings["hidden"]), "split": list(p["split"]),
                                            "standardise": p["standardise"]}}
     if protocol == "calochallenge":
@@ -324,8 +325,8 @@ def calochallenge_metrics(reference: ShowerSample, candidate: ShowerSample, floo
                     max_per_class=max_per_class, device=device, n_bootstrap=max(n_bootstrap, 2))
     smallest = min(len(reference), *(len(o) for _, o in others))
     if fpd_options or kpd_options:
-        result["notes"].append(f"FPD/KPD batches set by the caller ({dict(fpd_options or {})}, {dict(kpd_options or {})}), "
-                               "not jetnet's defaults.")
+        result["notes"].append(f"FPD/KPD batches set by the caller ({dict(fpd_options or {})}, "
+                               f"{dict(kpd_options or {})}), not jetnet's defaults.")
     elif smallest < 20_000:
         result["notes"].append(f"FPD and KPD follow jetnet: batches of 20,000-50,000 (FPD) and 5,000 (KPD) showers "
                                f"drawn with replacement from samples of as few as {smallest}.")

@@ -10,9 +10,9 @@ Both have scikit-learn's habits: ``fit(x, y, sample_weight=None, *, val=None)`` 
 ``val=(x_val, y_val[, w_val])`` is the validation set of the network, whose epoch with the lowest
 validation loss (or, with ``select="accuracy"``, the highest accuracy) is kept (the engine's monitor;
 without ``val`` the engine holds out a seeded ``val_fraction`` of the training events) and on which an
-isotonic calibration is fitted with ``calibrate="isotonic"``; the trees have no epochs and ignore it. Users: the classifier
-two-sample tests (:mod:`hepgen.evaluate.two_sample`, the CaloChallenge protocol) and OmniFold and the
-posterior unfolding (likelihood ratios p / (1 − p)).
+isotonic calibration is fitted with ``calibrate="isotonic"``; the trees have no epochs and ignore it.
+Users: the classifier two-sample tests (:mod:`hepgen.evaluate.two_sample`, the CaloChallenge protocol) and
+OmniFold and the posterior unfolding (likelihood ratios p / (1 − p)).
 
 Trees run on one OpenMP thread for fewer than 50 000 training events: their threads spin-wait, which
 costs far more than it saves on a few thousand events (measured: 5x the CPU time of a C2ST on a busy

@@ -14,7 +14,8 @@ One procedure, with two ways of holding events out:
 Each sample is first cut to ``max_per_class`` events by a seeded subsample. Every training (and
 validation) set is balanced to the same number of events per class: the larger class subsampled, or, with
 weights, both classes resampled ∝ |w| with replacement, so the classifier needs no sample weights; the
-held-out scores keep their signed weights for the AUC. Inputs are standardised on the training part (unless ``standardise=False``).
+held-out scores keep their signed weights for the AUC. Inputs are standardised on the training part (unless
+``standardise=False``).
 The classifier is one of :func:`hepgen.evaluate.classifiers.make_classifier`'s (``hgb``: boosted trees,
 ``dnn``: a hepgen Classifier trained by the engine). Bootstrapping the held-out scores
 (:func:`hepgen.metrics.bootstrap.bootstrap`) gives the AUC's statistical error for the trained classifiers;
