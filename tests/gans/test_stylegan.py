@@ -292,7 +292,12 @@ def test_cli_fit_sample_with_truncation_and_help(tmp_path, capsys):
                            "--mapping-layers", 2, "--val-fraction", 0, "-q")
     assert code == 0, err
     conditional = hepgen.load(run)  # a calorimeter layer conditioned on the energy
-    assert conditional.context == 1 and conditional.sample(3, context=[50.0]).shape == (3, 12, 6)
+    code, _, err = run_cli(capsys, "sample", run, "-n", 5, "-o", tmp_path / "c.npz", "--context", "50",
+                           "--truncation", "0.5", "--seed", 2, "-q")
+    assert code == 0, err
+    torch.manual_seed(2)
+    expected = conditional.sample(5, context=[50.0], truncation=0.5).numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "c.npz")["samples"], expected, rtol=1e-5, atol=1e-5)
     plain = tmp_path / "plain"
     code, _, err = run_cli(capsys, "fit", "style-gan", f"{data}:layer_2", "-o", plain, "--epochs", 1, "--batch-size",
                            32, "--channels", 8, "--min-channels", 4, "--style", 8, "--mapping-layers", 2,
