@@ -17,6 +17,7 @@ from hepgen.evaluate.calochallenge import (
     PROTOCOLS,
     ShowerSample,
     calochallenge_metrics,
+    cell_separation_power,
     classifier_auc,
     fpd_features,
     high_level_inputs,
@@ -87,8 +88,16 @@ def test_separation_powers_on_the_references_bins_with_bootstrap_errors_and_the_
     edges = np.linspace(hr["centroid_x_1"].min(), hr["centroid_x_1"].max(), 101)
     expected = separation_power(np.histogram(hr["centroid_x_1"], edges)[0], np.histogram(hc["centroid_x_1"], edges)[0])
     assert got["candidate"]["centroid_x_1"]["value"] == pytest.approx(expected, rel=1e-12)
-    # the floor: the same function of the reference and the floor (its own bootstrap seed)
+    # the floor: the same functions of the reference and the floor (its own bootstrap seed)
+    floor_cells = got["floor"].pop("cells")
     assert got["floor"] == separation_powers(hr, histogram_features(floor), n_bootstrap=30, seed=5)
+    assert floor_cells == cell_separation_power(ref.cells, floor.cells, n_bootstrap=30, seed=5)
+    # every cell of every shower: 49 logarithmic bins from the reference's 0.1 % quantile of positive cells
+    positive = ref.cells[ref.cells > 0]
+    edges = np.logspace(np.log10(np.quantile(positive, 0.001)), np.log10(positive.max()), 50)
+    expected = separation_power(np.histogram(ref.cells, edges)[0], np.histogram(cand.cells, edges)[0])
+    assert got["candidate"]["cells"]["value"] == pytest.approx(expected, rel=1e-12)
+    assert 0 < got["candidate"]["cells"]["error"] < got["candidate"]["cells"]["value"]
     # a scale of layer 0's cells separates its energy histogram beyond the floor's, by many errors
     c, f = got["candidate"]["E_0"], got["floor"]["E_0"]
     assert c["value"] > f["value"] + 5 * (c["error"] + f["error"]) and 0 < f["error"] < 0.1

@@ -35,15 +35,16 @@ the conventions of the challenge's ``code/evaluate.py`` and ``code/evaluate_plot
                 with jetnet's errors (the fit's, and half the 16–84 % spread of the KPD batches).
     separation  the separation power (triangular discrimination, :func:`hepgen.metrics.histograms
     power       .separation_power`) of each histogram evaluate_plotting_helper draws: E_dep / E_inc, E_k,
-                centroids and widths in η and φ per layer. Bins: 100 equal ones over the reference's range
-                (E_k: 39 logarithmic ones from the reference's 0.1 % quantile of positive values up to its
-                maximum) — the challenge fixes ranges per dataset in mm, which no other geometry shares;
+                centroids and widths in η and φ per layer, and the energies of all cells (``cells``). Bins:
+                100 equal ones over the reference's range (E_k: 39 logarithmic ones from the reference's
+                0.1 % quantile of positive values up to its maximum; cells: 49 such) — the challenge fixes ranges per dataset in mm, which no other geometry shares;
                 entries outside the range are left out of both histograms, as there. Error: the spread
                 over bootstrap replicas of both samples on the same bins.
 
 Deviations from evaluate.py: the network trains in float32 (evaluate.py sets float64), the split is seeded
 (evaluate.py shuffles with numpy's global state) and there is no early break at accuracy 1 (the kept
-epoch is the same: later epochs cannot beat it).
+epoch is the same: later epochs cannot beat it); dataset 1's E_dep / E_inc histograms per discrete
+incident energy are not drawn (hepgen's energies are continuous).
 Cost: the DNN has ~8.4 M weights (high-level) to ~9.4 M (504 cells); one thread of this machine's CPU takes
 ~1.1 ms per training shower and epoch (measured: 5.1 CPU-s for an epoch of 4,000 with 1,000 to select on,
 at load 8), so 50 epochs on 2 × 100,000 showers (120,000 to train) are ~2 CPU-hours per classifier, four
@@ -68,7 +69,8 @@ from hepgen.metrics.two_sample import fpd, kpd
 from hepgen.options import excerpt
 
 __all__ = ["PROTOCOLS", "ShowerSample", "calochallenge_metrics", "classifier_auc", "fpd_features",
-           "high_level_inputs", "histogram_features", "jsd", "low_level_inputs", "separation_powers"]
+           "cell_separation_power", "high_level_inputs", "histogram_features", "jsd", "low_level_inputs",
+           "separation_powers"]
 
 #: the classifier of each protocol (module doc): network, training, selection of the epoch, calibration
 PROTOCOLS: dict[str, dict[str, Any]] = {
@@ -284,6 +286,41 @@ def separation_powers(reference: Mapping[str, np.ndarray], other: Mapping[str, n
                 "range": [float(edges[j][0]), float(edges[j][-1])]} for j, n in enumerate(names)}
 
 
+def _cell_counts(cells: np.ndarray, edges: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """(n, bins) per shower: how many of its cells fall in each bin of ``edges`` (np.histogram's bins)."""
+    bins = len(edges) - 1
+    out = np.zeros((len(cells), bins), dtype=np.int64)
+    for start in range(0, len(cells), chunk):
+        part = cells[start:start + chunk]
+        idx = np.searchsorted(edges, part, side="right") - 1
+        idx[part == edges[-1]] = bins - 1  # the last bin is closed, as np.histogram's
+        ok = (idx >= 0) & (idx < bins)
+        flat = (np.arange(len(part))[:, None] * bins + idx)[ok]
+        out[start:start + chunk] = np.bincount(flat, minlength=len(part) * bins).reshape(len(part), bins)
+    return out
+
+
+def cell_separation_power(reference: np.ndarray, other: np.ndarray, *, n_bootstrap: int = 50,
+                          seed: int = 0) -> dict[str, Any]:
+    """``{"value", "error", "bins", "range"}``: the separation power of the cell-energy distributions (every
+    cell of every shower, evaluate_plotting_helper's voxel histogram) of ``reference`` and ``other`` (n, voxels)
+    [MeV], on 49 logarithmic bins from the reference's 0.1 % quantile of positive cells to its largest; the
+    error is the spread over ``n_bootstrap`` replicas of the showers (both samples)."""
+    positive = reference[reference > 0]
+    if not len(positive) or not positive.max() > np.quantile(positive, 0.001):
+        return {"value": float("nan"), "error": float("nan"), "bins": 0, "range": None}
+    edges = np.logspace(np.log10(np.quantile(positive, 0.001)), np.log10(positive.max()), 50)
+    a, b = _cell_counts(reference, edges), _cell_counts(other, edges)
+
+    def power(x: np.ndarray, y: np.ndarray) -> float:
+        hx, hy = x.sum(axis=0), y.sum(axis=0)
+        return separation_power(hx, hy) if hx.sum() > 0 and hy.sum() > 0 else float("nan")
+
+    value, spread = bootstrap(power, a, b, n=n_bootstrap, seed=seed)
+    return {"value": float(value), "error": float(spread), "bins": len(edges) - 1,
+            "range": [float(edges[0]), float(edges[-1])]}
+
+
 # -- the whole protocol -------------------------------------------------------------------------------
 def calochallenge_metrics(reference: ShowerSample, candidate: ShowerSample, floor: ShowerSample | None = None, *,
                           epochs: int | None = None, seed: int = 0, n_bootstrap: int = 50,
@@ -318,6 +355,8 @@ def calochallenge_metrics(reference: ShowerSample, candidate: ShowerSample, floo
         result["kpd"][label] = {"value": 1e3 * value, "error": 1e3 * error}
         result["separation_power"][label] = separation_powers(ref_hist, histogram_features(other),
                                                               n_bootstrap=n_bootstrap, seed=seed + i)
+        result["separation_power"][label]["cells"] = cell_separation_power(reference.cells, other.cells,
+                                                                           n_bootstrap=n_bootstrap, seed=seed + i)
         if classifier:
             for kind, inputs in (("high", high_level_inputs), ("low", low_level_inputs)):
                 result["classifier"][f"{label}_{kind}"] = classifier_auc(
