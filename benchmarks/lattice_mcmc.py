@@ -8,7 +8,8 @@ HMC scan so that m_p·16 = 4, and recorded):
   (256 → 1024 → 4096 by default, learning rate falling, cosine within each stage); each stage starts from the
   previous one's weights and the first stage of L from the final flow of the previous L (``init_from``: the
   conditioners are convolutions, independent of L); every epoch the Kish ESS of 2048 fresh proposals is logged
-  (``val_ess``) and each stage keeps its epoch of highest ESS (``monitor="val_ess"``);
+  (``val_ess``), each stage keeps its epoch of highest ESS (``monitor="val_ess"``) and L's flow is the best of
+  them over all stages;
 * an independence Metropolis–Hastings chain of its (Z₂-symmetrised) proposals, drawn in blocks (memory flat in
   the chain's length);
 * HMC in the same run (:mod:`hepgen.data.generators.phi4`'s leapfrog and Hamiltonian; 4 chains vectorised,
@@ -134,8 +135,8 @@ def parse_stages(text: str) -> list[tuple[int, int, float]]:
 
 
 def train(L: int, lam: float, start_from: Path | None, args: argparse.Namespace, folder: Path) -> tuple[Phi4Flow, dict]:
-    """The stages of L's training (resumed where a run directory holds checkpoints); returns the final flow
-    (the best-ESS epoch of the last stage) and the training record."""
+    """The stages of L's training (resumed where a run directory holds checkpoints); returns the final flow (the
+    best-ESS epoch over all stages: each stage keeps its best epoch, the best stage wins) and the training record."""
     record = {"stages": [], "initialised_from": str(start_from) if start_from else None}
     previous = start_from
     curve, steps_done = [], 0
@@ -171,7 +172,11 @@ def train(L: int, lam: float, start_from: Path | None, args: argparse.Namespace,
     record["cpu_s"] = sum(s["cpu_s"] for s in record["stages"])
     record["steps"] = steps_done
     record["curve"] = curve
-    record["final_run"] = str(previous)
+    # the flow of the stage whose best epoch had the highest ESS (the same seeded draws measure every epoch)
+    best = max(record["stages"], key=lambda s: s["best_ess"] if s["best_ess"] is not None else -1.0)
+    record["final_run"] = best["run"]
+    if best["run"] != str(previous):
+        model = hepgen.load(best["run"])
     return model, record
 
 
