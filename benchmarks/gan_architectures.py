@@ -54,7 +54,7 @@ RESULTS = Path(__file__).with_name("results")
 DATA = Path(__file__).with_name("data")
 
 
-# -- the architectures ---------------------------------------------------------------------------------------------
+# -- the architectures -------------------------------------------------------------------------------------------------
 def _conv_gan(shape: tuple[int, ...], context: int) -> torch.nn.Module:
     import hepgen
 
@@ -74,7 +74,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], torch.nn.Module]
 }
 
 
-# -- the tasks -------------------------------------------------------------------------------------------------------
+# -- the tasks ---------------------------------------------------------------------------------------------------------
 def jets_task(quick: bool, n_train: int, n_eval: int) -> dict[str, Any]:
     """QCD jet images: training images and held-out images with their observables."""
     from hepgen.data.generators.jet_features import image_substructure, silence_fastjet_banner
@@ -93,7 +93,8 @@ def jets_metrics(task: dict[str, Any], generated: np.ndarray) -> dict[str, float
     from hepgen.metrics import fpd, kpd, wasserstein_1d
 
     def compare(real: np.ndarray, fake: np.ndarray) -> dict[str, float]:
-        out = {f"w1_{name}": float(wasserstein_1d(real[:, k], fake[:, k])) for k, name in enumerate(IMAGE_FEATURE_COLUMNS)}
+        out = {f"w1_{name}": float(wasserstein_1d(real[:, k], fake[:, k]))
+               for k, name in enumerate(IMAGE_FEATURE_COLUMNS)}
         pair = [IMAGE_FEATURE_COLUMNS.index("mass"), IMAGE_FEATURE_COLUMNS.index("tau21")]
         out["fpd_mass_tau21"], out["fpd_err"] = fpd(real[:, pair], fake[:, pair])
         out["kpd_mass_tau21"], out["kpd_err"] = kpd(real[:, pair], fake[:, pair])
@@ -102,7 +103,8 @@ def jets_metrics(task: dict[str, Any], generated: np.ndarray) -> dict[str, float
     observed = image_substructure(np.asarray(generated, dtype=np.float64))
     out = compare(task["reference"], observed)
     out["negative_pixel_fraction"] = float((np.asarray(generated) < 0).mean())
-    out["generated_mean_mass"], out["real_mean_mass"] = float(observed[:, 1].mean()), float(task["reference"][:, 1].mean())
+    out["generated_mean_mass"] = float(observed[:, 1].mean())
+    out["real_mean_mass"] = float(task["reference"][:, 1].mean())
     return out
 
 
@@ -151,7 +153,7 @@ def calo_metrics(task: dict[str, Any], generated: np.ndarray) -> dict[str, float
             "w1_log_layer_fraction": float(wasserstein_1d(real_fraction, features[:, 0]))}
 
 
-# -- training at a fixed budget ------------------------------------------------------------------------------------------
+# -- training at a fixed budget ----------------------------------------------------------------------------------------
 def train_for_budget(model: torch.nn.Module, task: dict[str, Any], budget: float, settings: dict[str, Any],
                      run_dir: Path, max_epochs: int) -> dict[str, Any]:
     """Epochs until ``budget`` CPU seconds are spent, each a resumed fit (optimiser state and RNG carry on)."""
@@ -197,7 +199,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-epochs", type=int, default=1000)
-    parser.add_argument("--layer", default="layer_1", help="calo: the layer (layer_0 3x96, layer_1 12x12, layer_2 12x6)")
+    parser.add_argument("--layer", default="layer_1",
+                        help="calo: the layer (layer_0 3x96, layer_1 12x12, layer_2 12x6)")
     parser.add_argument("--particle", default="gamma", help="calo: e+, gamma or pi+")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)

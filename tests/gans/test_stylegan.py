@@ -23,7 +23,7 @@ def _images(n=96, shape=(8, 8), seed=0):
     return np.random.default_rng(seed).gamma(2.0, 1.0, (n, *shape)).astype(np.float32)
 
 
-# -- the layers ----------------------------------------------------------------------------------------------------
+# -- the layers --------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("demodulate", [True, False])
 def test_modulated_convolution_is_a_plain_convolution_with_each_events_scaled_weights(demodulate):
     torch.manual_seed(0)
@@ -121,7 +121,7 @@ def test_registry_config_and_bad_settings():
             StyleGAN((8, 8), **bad)
 
 
-# -- truncation ----------------------------------------------------------------------------------------------------
+# -- truncation --------------------------------------------------------------------------------------------------------
 def _fitted(shape=(8, 8), context=None, **options):
     images = _images(96, shape)
     m = StyleGAN(shape, context=0 if context is None else context.shape[1], **{**SMALL, **options})
@@ -175,7 +175,7 @@ def test_conditional_mean_w_is_the_regression_of_w_on_the_condition():
     np.testing.assert_allclose(truncated.numpy(), expected, atol=2e-3)
 
 
-# -- the lazy regularisers -------------------------------------------------------------------------------------------
+# -- the lazy regularisers ---------------------------------------------------------------------------------------------
 def test_lazy_r1_on_every_kth_critic_step_matches_the_gradient_norm_by_hand():
     torch.manual_seed(0)
     m = StyleGAN((8, 8), r1_interval=3, r1_weight=2.0, minibatch_std=0, **SMALL)
@@ -277,7 +277,7 @@ def test_onnx_sample_matches_torch_and_score_is_refused_with_minibatch_std(tmp_p
     plain.export(tmp_path / "score.onnx", what="score")  # checked against torch by the exporter itself
 
 
-# -- the CLI ---------------------------------------------------------------------------------------------------------------
+# -- the CLI -----------------------------------------------------------------------------------------------------------
 def test_cli_fit_sample_with_truncation_and_help(tmp_path, capsys):
     data = tmp_path / "calo.h5"
     rng = np.random.default_rng(0)

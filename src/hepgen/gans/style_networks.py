@@ -16,9 +16,9 @@ centrally to n (no crop when n is a multiple of 2^k). Per-axis stages keep the n
     12×12 → const 3×3, two stages                     12×6  → const 3×3, stages (×2, ×1), (×2, ×2)
 
 The feature maps halve at each stage (``channels`` at the constant, at least ``min_channels``: 64, 32, 16, 16 for
-40×40), as StyleGAN's width falls with the resolution. The critic pools the same axes in the mirrored order (average pooling, ⌈n/2⌉). Upsampling is bilinear (×2, not
-aligned at the corners), which is StyleGAN's [1, 3, 3, 1] FIR upsampling filter; the critic's average pooling
-stands in for its blur-then-subsample.
+40×40), as StyleGAN's width falls with the resolution. The critic pools the same axes in the mirrored order
+(average pooling, ⌈n/2⌉). Upsampling is bilinear (×2, not aligned at the corners), which is StyleGAN's [1, 3, 3, 1]
+FIR upsampling away from the borders; the critic's average pooling stands in for its blur-then-subsample.
 
 Every weight has an equalised learning rate (stored N(0, 1) / lr_mul, used × lr_mul / √fan_in), as in StyleGAN.
 The modulated convolution is computed as conv(x · s, W) · d, which equals the grouped convolution with each
@@ -46,7 +46,7 @@ def _lrelu(x: Tensor) -> Tensor:
 
 
 def stage_widths(stages: int, channels: int, min_channels: int) -> list[int]:
-    """Feature maps at the constant and after each ×2 stage: ``channels`` halved per stage, at least ``min_channels``."""
+    """Feature maps at the constant and after each ×2 stage: ``channels`` halved per stage, >= ``min_channels``."""
     return [max(int(min_channels), int(channels) // 2**s) for s in range(stages + 1)]
 
 
@@ -69,7 +69,7 @@ def stage_plan(height: int, width: int, upsamples: int = 3) -> tuple[tuple[int, 
     return base, factors
 
 
-# -- equalised-learning-rate layers (each a leaf: its reset_parameters re-draws all it holds) ------------------------
+# -- equalised-learning-rate layers (each a leaf: its reset_parameters re-draws all it holds) --------------------------
 class EqualLinear(nn.Module):
     """y = x (lr_mul W / √in)ᵀ + lr_mul b, W stored ~ N(0, 1) / lr_mul [, lrelu · √2]: (..., in) -> (..., out)."""
 
@@ -100,7 +100,8 @@ class EqualConv2d(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
-        self.gain, self.padding, self.activate = 1.0 / math.sqrt(in_channels * kernel_size**2), kernel_size // 2, activate
+        self.gain = 1.0 / math.sqrt(in_channels * kernel_size**2)
+        self.padding, self.activate = kernel_size // 2, activate
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -190,7 +191,7 @@ def _normalise(x: Tensor) -> Tensor:
     return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-8)
 
 
-# -- mapping network, with the running mean of w for the truncation trick --------------------------------------------
+# -- mapping network, with the running mean of w for the truncation trick ----------------------------------------------
 class MappingNetwork(nn.Module):
     """w = f([z / rms(z), E c / rms(E c)]): z (B, latent) [, c (B, context)] -> w (B, style).
 
@@ -204,7 +205,8 @@ class MappingNetwork(nn.Module):
     def __init__(self, latent: int, context: int, style: int, layers: int = 8, lr_mul: float = 0.01,
                  w_avg_decay: float = 0.995):
         super().__init__()
-        self.latent, self.context, self.style, self.w_avg_decay = int(latent), int(context), int(style), float(w_avg_decay)
+        self.latent, self.context, self.style = int(latent), int(context), int(style)
+        self.w_avg_decay = float(w_avg_decay)
         self.embed = EqualLinear(self.context, self.style) if self.context else None
         width = [self.latent + (self.style if self.context else 0)] + [self.style] * int(layers)
         self.net = nn.Sequential(*(EqualLinear(a, b, lr_mul=lr_mul, activate=True) for a, b in zip(width, width[1:])))
@@ -347,7 +349,7 @@ class StyleGenerator(nn.Module):
         return self.synthesis(self.styles(z, c, truncation), noise).reshape(z.shape[0], *self.shape)
 
 
-# -- the critic ------------------------------------------------------------------------------------------------------------
+# -- the critic --------------------------------------------------------------------------------------------------------
 class MinibatchStd(nn.Module):
     """Appends the mean standard deviation over groups of ``group`` events as one more channel (StyleGAN's layer).
 

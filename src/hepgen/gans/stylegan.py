@@ -109,7 +109,8 @@ class StyleGAN(Adversarial):
         super().__init__(shape, context, preprocess)
         self.shape = shape
         for name, value in (("latent", latent), ("style", style), ("mapping_layers", mapping_layers),
-                            ("channels", channels), ("min_channels", min_channels), ("r1_interval", r1_interval), ("pl_interval", pl_interval)):
+                            ("channels", channels), ("min_channels", min_channels), ("r1_interval", r1_interval),
+                            ("pl_interval", pl_interval)):
             if int(value) < 1:
                 raise ConfigError(f"style-gan: {name} must be a positive integer, got {value}")
         for name, value in (("upsamples", upsamples), ("minibatch_std", minibatch_std)):
@@ -122,7 +123,8 @@ class StyleGAN(Adversarial):
             if not 0.0 <= float(value) <= 1.0:
                 raise ConfigError(f"style-gan: {name} must be in [0, 1], got {value}")
         if not 0.0 <= float(w_avg_decay) < 1.0:
-            raise ConfigError(f"style-gan: w_avg_decay is the decay of the running mean of w, in [0, 1); got {w_avg_decay}")
+            raise ConfigError(f"style-gan: w_avg_decay is the decay of the running mean of w, in [0, 1); got "
+                              f"{w_avg_decay}")
         if not float(mapping_lr) > 0:
             raise ConfigError(f"style-gan: mapping_lr must be positive, got {mapping_lr}")
         self.latent, self.style, self.mapping_layers = int(latent), int(style), int(mapping_layers)

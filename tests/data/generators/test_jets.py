@@ -374,7 +374,8 @@ def test_image_substructure_of_pixels_at_their_centres():
     image[1, 3, 3] = -5.0  # a generator's negative pixel: dropped
     image[1, 10, 10] = 7.0
     x, y = centre(ix), centre(iy)
-    m2 = sum(2 * pt[a] * pt[b] * (np.cosh(x[a] - x[b]) - np.cos(y[a] - y[b])) for a, b in itertools.combinations(range(4), 2))
+    m2 = sum(2 * pt[a] * pt[b] * (np.cosh(x[a] - x[b]) - np.cos(y[a] - y[b]))
+             for a, b in itertools.combinations(range(4), 2))
     tau1, tau2 = jf.nsubjettiness(massless_p4(pt, x, y), 0.8, n_max=2)
     got = jf.image_substructure(image, R=0.8)
     np.testing.assert_allclose(got[0], [pt.sum(), np.sqrt(m2), tau2 / tau1], rtol=1e-9)
