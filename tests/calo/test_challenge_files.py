@@ -114,6 +114,13 @@ def test_ds1_fit_sample_compare_round_trip(ds1, tmp_path, capsys):
     assert response.mean() == pytest.approx(want.mean(), rel=0.25)  # the energy scale after a 2-epoch fit
     model = hepgen.load(run)
     assert model.geometry_ == read_geometry(ds1["xml"])
+    # score reads the file through the run's geometry too, its incident energies as the context
+    assert main(["score", str(run), str(ds1["ref"]), "-o", str(tmp_path / "score.h5"), "-q"]) == 0, \
+        capsys.readouterr().err
+    showers = read_showers(ds1["ref"], geometry=ds1["xml"])
+    with h5py.File(tmp_path / "score.h5") as f:
+        np.testing.assert_allclose(f["score"][:], model.score(showers.layers, context=showers.energy[:, None]),
+                                   rtol=1e-4, atol=1e-3)
     out = tmp_path / "metrics.json"
     assert main(["compare", str(ds1["ref"]), str(fake), "--geometry", str(ds1["xml"]), "--floor", str(ds1["floor"]),
                  "--report", str(tmp_path / "report"), "-o", str(out), "-q"]) == 0, capsys.readouterr().err
@@ -198,3 +205,15 @@ def test_models_take_the_geometry_and_refuse_other_shapes(ds1):
     assert own["showers"].shape == (4, 368) and own["incident_energies"][:, 0].tolist() == [2e3, 4e3, 8e3, 16e3]
     np.testing.assert_array_equal(own["showers"][:, 8:168], drawn["layer_1"].numpy().reshape(4, -1))
     assert len(showers) == 100
+
+
+def test_compare_reads_shower_weights_beside_a_challenge_files_showers(ds1, tmp_path):
+    from hepgen.cli.compare import _shower_weights
+
+    path = write_challenge_file(tmp_path / "weighted.h5", ds1["xml"], 12, seed=7)
+    with h5py.File(path, "a") as f:
+        f["w"] = np.arange(1.0, 13.0)
+    np.testing.assert_array_equal(_shower_weights("w", str(path)), np.arange(1.0, 13.0))
+    with pytest.raises(DataError, match=r"weighted\.h5: no weight dataset 'weight' at the top level \(it has "
+                                        r"incident_energies, showers, w\)"):
+        _shower_weights("weight", str(path))

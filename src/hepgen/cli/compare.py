@@ -167,11 +167,13 @@ def _shower_weights(value: str | None, spec: str) -> Any:
         return None
     if not is_column_name(value):
         return io.read_column(value)
-    layout = find_layout(spec)
-    if layout is None:
-        raise DataError(f"{spec}: not a shower file (layer_0, layer_1, layer_2 and energy), so it has no weight "
-                        f"dataset '{value.strip()}'")
-    path, group, _ = layout
+    from hepgen.data.calochallenge import find_challenge
+
+    layout, challenge = find_layout(spec), find_challenge(spec)
+    if layout is None and challenge is None:
+        raise DataError(f"{spec}: not a shower file (layer_0, layer_1, layer_2 and energy, or a CaloChallenge file), "
+                        f"so it has no weight dataset '{value.strip()}'")
+    path, group = (layout[0], layout[1]) if layout is not None else (str(challenge[0]), challenge[1].strip("/"))
     keys = set(io.available_keys(path))
     for key in ([f"{group}/{value.strip()}"] if group else []) + [value.strip()]:
         if key in keys:

@@ -44,7 +44,13 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
 
     positive(args.block_size, "--block-size")
     model = hepgen.load(args.run, device=resolve_device(args.device))
-    if isinstance(model.event_shape, dict):  # events of several arrays, from one HDF5 group
+    if getattr(model, "geometry_", None) is not None:  # a CaloChallenge file, laid out by the run's geometry
+        from hepgen.data.calochallenge import ChallengeRows
+
+        source = ChallengeRows(args.data, model.geometry_)
+        if args.context is None:
+            args.context = args.data  # its incident energies (MeV -> GeV), as sample --context reads them
+    elif isinstance(model.event_shape, dict):  # events of several arrays, from one HDF5 group
         from hepgen.data.sources import GroupSource
 
         source = GroupSource(args.data, model.event_shape)
@@ -57,7 +63,9 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
                             f"of shape {tuple(model.event_shape)}")
     n = len(source)
     writer = BlockWriter(args.out, n)
-    context = context_source(args.context, model, data=args.data)
+    context = model.context_file(args.context) if args.context and hasattr(model, "context_file") else None
+    if context is None:
+        context = context_source(args.context, model, data=args.data)
     if hasattr(context, "read_rows") and len(context) != n:
         raise DataError(f"the context has {len(context)} rows but {args.data} has {n} events")
     weights = _weight_source(args.weights, args.data, n)

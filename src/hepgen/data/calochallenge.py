@@ -417,6 +417,31 @@ class _LayerRows:
         self.shared.close()
 
 
+class ChallengeRows:
+    """Row-range reads of a CaloChallenge file's showers as layers: ``read_rows(start, stop)`` -> {``layer_<id>``:
+    (rows, n_alpha, n_r)} in MeV, ``energy`` (n,) the incident energies in GeV (what ``hepgen score`` reads)."""
+
+    def __init__(self, spec: Any, geometry: Any):
+        self.geometry = read_geometry(geometry)
+        _, _, source, energy = _layout(spec, self.geometry)
+        self.energy = energy / MEV
+        shared, self.layers, start = _SharedRows(source), {}, 0
+        for layer in self.geometry.layers:
+            if layer.voxels:
+                self.layers[layer.name] = _LayerRows(shared, start, layer)
+            start += layer.voxels
+        self._shared = shared
+
+    def __len__(self) -> int:
+        return len(self.energy)
+
+    def read_rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        return {k: v.read_rows(start, stop) for k, v in self.layers.items()}
+
+    def close(self) -> None:
+        self._shared.close()
+
+
 def open_challenge(spec: Any, geometry: Any, *, weights: Any = None, weight_column: str | None = None,
                    context: Any = None, stream: bool | None = None, memory_limit_mb: float = 1024.0) -> Any:
     """The events of a CaloChallenge file for training: :class:`~hepgen.data.loader.Events` of the layers
