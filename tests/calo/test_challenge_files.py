@@ -138,7 +138,8 @@ def test_ds2_fit_sample_compare_round_trip(tmp_path, capsys):
     ref = write_challenge_file(tmp_path / "ref.h5", xml, 60, seed=5)
     run = tmp_path / "run"
     assert main(["fit", "calo-gan", str(train), "--geometry", str(xml), "--out", str(run), "--epochs", "1",
-                 "--batch-size", "30", "--critic-steps", "1", "--hidden", "16", "--critic-hidden", "16", "--stream", "true", "-q"]) == 0, \
+                 "--batch-size", "30", "--critic-steps", "1", "--hidden", "16", "--critic-hidden", "16",
+                 "--stream", "true", "-q"]) == 0, \
         capsys.readouterr().err
     fake = tmp_path / "fake.h5"
     assert main(["sample", str(run), "-n", "60", "-o", str(fake), "--context", str(ref), "-q"]) == 0, \

@@ -80,7 +80,8 @@ def test_geometry_round_trips_through_its_record_and_a_particle_key(xmls, tmp_pa
     two.write_text('<Bins><Bin name="photon"><Layer id="0" r_edges="0,1,2" n_bin_alpha="1"/></Bin>'
                    '<Bin name="pion"><Layer id="0" r_edges="0,1,2,3" n_bin_alpha="2"/></Bin></Bins>')
     assert read_geometry(f"{two}:pion").voxels == 6
-    with pytest.raises(DataError, match=r"two\.xml holds several particles \(photon, pion\); name one as .*two\.xml:photon"):
+    with pytest.raises(DataError, match=r"two\.xml holds several particles \(photon, pion\); name one as "
+                                        r".*two\.xml:photon"):
         read_geometry(two)
 
 
@@ -90,7 +91,8 @@ def test_geometry_round_trips_through_its_record_and_a_particle_key(xmls, tmp_pa
     ('<Layer r_edges="0,2,4" n_bin_alpha="1"/>', r"bad\.xml: particle 'photon', layer #1 \(no id\): no 'id'"),
     ('<Layer id="1" r_edges="0,2,x4" n_bin_alpha="10"/>',
      r"bad\.xml: particle 'photon', layer 1: r_edges '0,2,x4' is not a comma-separated list of numbers"),
-    ('<Layer id="1" r_edges="0,4,2" n_bin_alpha="10"/>', r"layer 1: r_edges '0,4,2' must be finite, start at >= 0 and increase"),
+    ('<Layer id="1" r_edges="0,4,2" n_bin_alpha="10"/>',
+     r"layer 1: r_edges '0,4,2' must be finite, start at >= 0 and increase"),
     ('<Layer id="1" r_edges="0,2,nan" n_bin_alpha="10"/>', r"layer 1: r_edges '0,2,nan' must be finite"),
     ('<Layer id="1" r_edges="0,2,4" n_bin_alpha="ten"/>', r"layer 1: n_bin_alpha 'ten' is not an integer"),
     ('<Layer id="1" r_edges="0,2,4" n_bin_alpha="0"/>', r"layer 1: n_bin_alpha must be at least 1, got 0"),
@@ -170,7 +172,8 @@ def _file(path, energies, showers):
      r"short\.h5:showers has 367 voxels per shower, but .*binning_dataset_1_photons\.xml \(photon\) gives 368 "
      r"\(layer 0: 8, layer 1: 160, layer 2: 190, layer 3: 5, layer 12: 5\): they end inside layer 12, which gets "
      r"4 of its 5 voxels"),
-    ("shorter", np.ones((4, 1)), np.zeros((4, 358)), r"shorter\.h5:showers has 358 voxels .*: layer 3 gets none of its 5"),
+    ("shorter", np.ones((4, 1)), np.zeros((4, 358)),
+     r"shorter\.h5:showers has 358 voxels .*: layer 3 gets none of its 5"),
     ("long", np.ones((4, 1)), np.zeros((4, 370)), r"long\.h5:showers has 370 voxels .*: 2 voxel\(s\) beyond its last "
                                                    r"layer \(12\)"),
     ("ds2", np.ones((4, 1)), np.zeros((4, 6480)), r"ds2\.h5:showers has 6480 voxels per shower, but .* gives 368"),

@@ -93,8 +93,9 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
     ``geometry``: the files are CaloChallenge files of this binning XML (``binning.xml[:particle]``): their layers,
     centroids and widths in η (x) and φ (y) come from its bins (:mod:`hepgen.data.calochallenge`).
     ``energy_edges``: the E_inc bins [GeV] of the response (default 1, 10, 30, 60, 100; with a geometry four
-    logarithmic bins over the reference's energies). ``ref_weights``/``cand_weights``: (n,) per-shower weights. ``n_bootstrap``, ``bins``, ``max_events``: the
-    per-feature metrics and their bootstrap errors, as in :func:`hepgen.report.compare.compare`.
+    logarithmic bins over the reference's energies). ``ref_weights``/``cand_weights``: (n,) per-shower weights.
+    ``n_bootstrap``, ``bins``, ``max_events``: the per-feature metrics and their bootstrap errors, as in
+    :func:`hepgen.report.compare.compare`.
     ``protocol``: ``hepgen`` (default) or ``calochallenge`` (module doc); ``classifier_epochs`` overrides the
     protocol's epochs (30 or 50); ``classifier=False`` skips the DNNs; ``protocol_options`` go to
     :func:`~hepgen.evaluate.calochallenge.calochallenge_metrics` (``max_per_class``, ``fpd_options``,

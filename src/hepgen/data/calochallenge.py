@@ -176,7 +176,8 @@ class ChallengeGeometry:
             if not isinstance(entry, Mapping):
                 raise DataError(f"{where}: layer {position} is {excerpt(entry)}, not a mapping")
             attrs = {k: (",".join(str(v) for v in entry[k]) if k == "r_edges" and isinstance(entry.get(k), list)
-                         else None if entry.get(k) is None else str(entry[k])) for k in ("id", "r_edges", "n_bin_alpha")}
+                         else None if entry.get(k) is None else str(entry[k]))
+                     for k in ("id", "r_edges", "n_bin_alpha")}
             layers.append(_layer(attrs, position, where, particle))
         return _geometry(particle, layers, where, value.get("pid"), str(value.get("source") or ""),
                          str(value.get("sha256") or ""))
