@@ -21,7 +21,9 @@ budget. Epochs, generator steps and CPU seconds are recorded, as are the model s
 Entries: ``ARCHITECTURES`` maps a name to (builder(shape, context) -> model, the tasks it runs). conv-gan is the
 baseline (``hepgen.ConvGAN`` defaults) and style-gan ``hepgen.StyleGAN`` with its defaults (channels 64 at the
 constant, halved per stage to 16; mapping 8×128; lazy R1 γ = 1 every 16 critic steps; path length λ = 2 every 4
-generator steps; style mixing 0.9). Add an architecture as one more entry with the same data and budget.
+generator steps; style mixing 0.9); stack-gan ``hepgen.StackGAN`` with its defaults (stage I at 1/4 resolution,
+channels 32,64; stage II 32,32 at full resolution) but stage II starting after 2 epochs of stage I alone (its
+``critic_parameters`` count the full-resolution critic; the stage-I critic is smaller). Add an architecture as one more entry with the same data and budget.
 
     .venv/bin/python benchmarks/gan_architectures.py --quick             # ≤ 60 s: tiny budget, a smoke run
     .venv/bin/python benchmarks/gan_architectures.py                     # full: 20,000 training events per task,
@@ -67,10 +69,18 @@ def _style_gan(shape: tuple[int, ...], context: int) -> torch.nn.Module:
     return hepgen.StyleGAN(shape, context=context)
 
 
+def _stack_gan(shape: tuple[int, ...], context: int) -> torch.nn.Module:
+    import hepgen
+
+    # stage I (at 1/4 resolution) trains alone for 2 epochs, then both stages: the budget is counted across both
+    return hepgen.StackGAN(shape, context=context, stage_one_epochs=2)
+
+
 #: name -> (builder(event shape, context size) -> model, the tasks it runs)
 ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], torch.nn.Module], tuple[str, ...]]] = {
     "conv-gan": (_conv_gan, ("jets", "calo")),
     "style-gan": (_style_gan, ("jets", "calo")),
+    "stack-gan": (_stack_gan, ("jets", "calo")),
 }
 
 
