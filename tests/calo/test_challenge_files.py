@@ -139,8 +139,11 @@ def test_ds2_fit_sample_compare_round_trip(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["fit", "calo-gan", str(train), "--geometry", str(xml), "--out", str(run), "--epochs", "1",
                  "--batch-size", "30", "--critic-steps", "1", "--hidden", "16", "--critic-hidden", "16",
-                 "--stream", "true", "-q"]) == 0, \
-        capsys.readouterr().err
+                 "--stream", "true", "--val", str(ref), "-q"]) == 0, capsys.readouterr().err
+    import yaml
+
+    data = yaml.safe_load((run / "config.yaml").read_text())["data"]
+    assert data["n_train"] == 120 and data["n_val"] == 60 and data["streamed"] is True
     fake = tmp_path / "fake.h5"
     assert main(["sample", str(run), "-n", "60", "-o", str(fake), "--context", str(ref), "-q"]) == 0, \
         capsys.readouterr().err
