@@ -32,12 +32,15 @@ Resumable: each L's stages are run directories under benchmarks/data/lattice_mcm
 the engine's --resume), and each finished L leaves its result there (result.json), which --resume takes as is.
 
 Speed of a training step (measured 2026-12-07, one thread, Phi4Flow 8 layers of (16, 16) channels, L = 8, batch
-256, torch 2.x on this machine's CPU; interleaved A/B in one process while the machine was loaded):
-    before: 118.5 ms per step (action and force as a float64 NumPy autograd Function; circular padding in Conv2d)
-    after:  109.8 ms per step (action in batched float64 torch, autograd gradient; periodic padding by concatenation)
-Where the time goes (torch.profiler, 10 steps, after): convolution backward 51 %, convolution forward 17 %, the
-padding concatenations 7 %, elementwise/optimizer the rest; the action with its gradient is 2.4 ms of the 120 ms
-before the change (2 %) and less after. The step is convolution-bound: cost ∝ batch × L² × layers × channels².
+256, torch 2.13 CPU, on a machine shared with other work, load 2-8):
+    before (main at 4f5b098): 120 ms per step. torch.profiler over 10 steps: convolution backward 39 %, convolution
+        forward 19 %, copies 17 % and fills 5 % (mostly Conv2d's circular padding: slices, copies, their backward),
+        the rest elementwise and Adam; the action with its gradient (float64 NumPy inside an autograd Function)
+        2.66 ms per step, 2 %.
+    after: 105-110 ms per step. The action in batched float64 torch with its autograd gradient: 0.59 ms (4.5x);
+        periodic padding by concatenation instead of Conv2d's circular mode: 118.5 → 109.8 ms per step in an
+        interleaved A/B in one process. The step is now convolution-bound (forward and backward ~70 %): its cost
+        grows as batch × L² × layers × channels²; the remaining lever is fewer or narrower layers, not the action.
 
 Estimated CPU time of the full default study (one thread, measured at load ~8 on this machine, 8 layers of (16, 16)):
 a training step costs 5.8-7.8 µs per site and draw (L = 16 batch 256: 382 ms; L = 8 batch 1024: 509 ms), a
@@ -48,6 +51,9 @@ an HMC trajectory 0.15-0.2 ms per chain at L = 6-8 (8 leapfrog steps). With Σ L
     HMC        10⁶ trajectories per L (4 chains), pilots, L = 16's λ scan (3 × 2·10⁵)               ≈ 0.5 h
     total ≈ 4.9 CPU-hours (the issue's budget: 6). The quick mode: 21 CPU-s (L = 6, 8).
 The costs per independent configuration amortise the training over 10⁶ configurations whatever the chain's length.
+Warm start, measured: a fresh L = 8 flow has ESS 0.0005 per draw (KL − log Z = 1067); started from
+pretrained:phi4-L6 (an L = 6 flow of 700 steps) it has 0.024 (KL − log Z = −13.0) before any step, and 0.043 → 0.067
+over its first 300 steps at batch 256 (the probe's ESS: 2048 draws). At L = 12 the L = 6 flow starts at −34.4.
 """
 
 from __future__ import annotations
