@@ -1,5 +1,6 @@
 """GAN quality figures for the closing note: mode coverage on the 8-Gaussian ring, the WGAN-GP critic's
-W1 estimate against scipy, CycleGAN's cycle-consistency error, and the defaults on a 6-mode ring.
+W1 estimate against scipy, CycleGAN's cycle-consistency error, the defaults on a 6-mode ring, and the
+defaults over seeds on several tasks.
 
 1. Ring (8 Gaussians, σ = 0.1, radius 2; :func:`hepgen.demo.figures.gans.ring_settings`): WGAN-GP and a
    non-saturating GAN of the same size, several seeds each. Per run: modes hit (of 8), the
@@ -21,9 +22,19 @@ W1 estimate against scipy, CycleGAN's cycle-consistency error, and the defaults 
    per epoch (15 generator steps in each epoch of 79 batches, 1500 in all); the plain loop counts
    across epochs (1580): the plain recipe gets 5% more generator steps.
 
+5. ``seeds`` (issue 25, "defaults that do not depend on the seed"): ``hepgen.WGANGP(d)`` with its
+   defaults, the defaults before issue 25 (``previous``: λ = 10 in standardised units) and the plain recipe
+   (:func:`plain_wgan_gp`) over 10 training seeds on five tasks, each with the same events, ~1500
+   generator steps, lr 5e-4, batches of 256 and k = 5 for every variant: the rotated 6-mode ring and the
+   8-Gaussian ring (modes hit, fraction within 3σ), moons and the checkerboard (sliced W1 to held-out
+   events; fraction on the arcs / black squares) and the shipped jets' features, QCD, top and W pooled
+   (FPD, mean W1/σ per feature). Goal per task: every seed of the defaults at least as good as the plain
+   recipe's worst (``goal_met``).
+
 Cost is quoted as the ratio WGAN-GP / non-saturating CPU time per run on the same machine.
 
     .venv/bin/python benchmarks/gan_quality.py [--quick] [--seeds 3] [--workers 2] [--sections ring6]
+    .venv/bin/python benchmarks/gan_quality.py --sections seeds [--seeds 10] [--workers 2]   (issue 25)
 
 Output: benchmarks/results/gan_quality.json (``--quick``: gan_quality_quick.json).
 """
@@ -93,29 +104,34 @@ PREVIOUS_DEFAULTS = {"latent": 8, "hidden": (128, 128), "activation": "leaky_rel
                      "preprocess": "standard"}
 
 
-def ring6_centres() -> np.ndarray:
-    """radius (cos 2πk/6, sin 2πk/6), k = 0..5: (6, 2)."""
-    angle = 2.0 * np.pi * np.arange(RING6["modes"]) / RING6["modes"]
+def ring6_centres(rotation: float = 0.0) -> np.ndarray:
+    """radius (cos(2πk/6 + rotation), sin(2πk/6 + rotation)), k = 0..5: (6, 2)."""
+    angle = 2.0 * np.pi * np.arange(RING6["modes"]) / RING6["modes"] + rotation
     return RING6["radius"] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
 
 
-def ring6_data(n: int, seed: int) -> np.ndarray:
+def ring6_data(n: int, seed: int, rotation: float = 0.0) -> np.ndarray:
     """Equal mixture of N(c_k, σ² I) at :func:`ring6_centres`: (n, 2) float32."""
     rng = np.random.default_rng(seed)
-    return (ring6_centres()[rng.integers(0, RING6["modes"], n)]
+    return (ring6_centres(rotation)[rng.integers(0, RING6["modes"], n)]
             + RING6["sigma"] * rng.standard_normal((n, 2))).astype(np.float32)
 
 
 def plain_wgan_gp(data: np.ndarray, epochs: int, seed: int, latent: int = 2, width: int = 128, depth: int = 3,
-                  lr: float = 5e-4, batch_size: int = 256, critic_steps: int = 5, gp_weight: float = 10.0):
+                  lr: float = 5e-4, batch_size: int = 256, critic_steps: int = 5, gp_weight: float = 10.0,
+                  standardise: bool = False):
     """The plain recipe, in plain torch and nothing of hepgen: generator and critic MLPs of ``depth``
     hidden ReLU layers of ``width``, z ~ N(0, I_latent), no preprocessing, Adam(lr, betas (0.5, 0.9)) for
     both, λ = 10 on (‖∇D(x̂)‖ − 1)² at x̂ = εx + (1 − ε)x̃, one critic step per batch of shuffled data and
-    a generator step after every ``critic_steps``-th; the last generator is returned (no EMA)."""
+    a generator step after every ``critic_steps``-th; the last generator is returned (no EMA).
+    ``standardise``: train on (x − mean) / std per feature and return samples in the original units
+    (for features of very different scales, such as the jet features, where the raw recipe is no peer)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
+    mean, std = (data.mean(0), data.std(0)) if standardise else (np.zeros(data.shape[1]), np.ones(data.shape[1]))
+    data = ((data - mean) / std).astype(np.float32)
 
     def mlp(a: int, b: int) -> nn.Sequential:
         sizes, layers = [a] + [width] * depth, []
@@ -147,7 +163,8 @@ def plain_wgan_gp(data: np.ndarray, epochs: int, seed: int, latent: int = 2, wid
                 opt_g.zero_grad()
                 g_loss.backward()
                 opt_g.step()
-    return lambda n: gen(torch.randn(n, latent))
+    shift, scale = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+    return lambda n: gen(torch.randn(n, latent)) * scale + shift
 
 
 def ring6_run(variant: str, seed: int, epochs: int) -> dict:
@@ -181,6 +198,157 @@ def ring6_run(variant: str, seed: int, epochs: int) -> dict:
     hit, good = mode_coverage(fake, ring6_centres(), RING6["sigma"])
     return {"variant": variant, "seed": seed, "epochs": epochs, "modes_hit": hit, "high_quality": good,
             "cpu_s": cpu, "config": config}
+
+
+# -- 5. the defaults over seeds, on several tasks (issue 25) ---------------------------------------------
+#: every task trains for about 1500 generator steps (7900 critic steps) at the issue's lr, batch size and k
+SEED_TRAINING = {"lr": 5e-4, "batch_size": 256, "critic_steps": 5}
+SEED_TASKS = {  # training events, epochs, the headline metric and whether higher is better
+    "ring6": {"n": 20000, "epochs": 100, "metric": "high_quality", "higher_is_better": True},
+    "ring8": {"n": 20000, "epochs": 100, "metric": "high_quality", "higher_is_better": True},
+    "moons": {"n": 20000, "epochs": 100, "metric": "sliced_w1", "higher_is_better": False},
+    "checkerboard": {"n": 20000, "epochs": 100, "metric": "sliced_w1", "higher_is_better": False},
+    "jets": {"n": 5000, "epochs": 400, "metric": "fpd", "higher_is_better": False},
+}
+RING6_ROTATION = 0.3  # rad: issue 25's ring is rotated off the axes
+RING8_SIGMA, MOONS_NOISE = 0.1, 0.05
+JET_FEATURES = ("pt", "eta", "mass", "tau21", "tau32", "c2", "d2")
+#: the dense GAN defaults before issue 25, stated explicitly so that the comparison can be rerun
+PREVIOUS_DEFAULTS_25 = {"gp_weight": 10.0}
+SEED_VARIANTS = ("defaults", "previous", "plain")
+
+
+def seed_task_data(task: str) -> tuple[np.ndarray, np.ndarray]:
+    """(training events, held-out events) of a task, the same for every seed (only training varies).
+
+    ring6: :func:`ring6_data` rotated by :data:`RING6_ROTATION`; ring8: 8 Gaussians of σ = 0.1 at radius 2;
+    moons (noise 0.05) and checkerboard (4×4 on [−4, 4]²) from :mod:`hepgen.data.generators.toys`; jets: the
+    shipped 3 × 2500 QCD, top and W jets pooled (a three-process mixture), :data:`JET_FEATURES`, 5000 for
+    training and 2500 held out."""
+    from hepgen.data.generators import toys
+
+    n = SEED_TASKS[task]["n"]
+    if task == "ring6":
+        return ring6_data(n, 0, RING6_ROTATION), ring6_data(20000, 1, RING6_ROTATION)
+    if task == "jets":
+        from _jets_data import COLUMNS, jets
+
+        pooled = np.concatenate([v["features"] for v in jets(True, 0).values()])
+        pooled = pooled[:, [COLUMNS.index(c) for c in JET_FEATURES]]
+        pooled = pooled[np.random.default_rng(0).permutation(len(pooled))].astype(np.float32)
+        return pooled[:n], pooled[n:]
+    draw = {"ring8": lambda m, rng: toys.eight_gaussians(m, rng, std=RING8_SIGMA),
+            "moons": lambda m, rng: toys.moons(m, rng, noise=MOONS_NOISE),
+            "checkerboard": toys.checkerboard}[task]
+    return (draw(n, np.random.default_rng(0)).astype(np.float32),
+            draw(20000, np.random.default_rng(1)).astype(np.float32))
+
+
+def sliced_w1(x: np.ndarray, y: np.ndarray, directions: int = 32) -> float:
+    """Mean 1-D W1 of x and y (n, 2) projected on ``directions`` unit vectors at angles πk/directions."""
+    from hepgen.metrics import wasserstein_per_feature
+
+    angle = np.pi * np.arange(directions) / directions
+    u = np.stack([np.cos(angle), np.sin(angle)])
+    return float(np.mean(wasserstein_per_feature(x @ u, y @ u)))
+
+
+def moons_distance(x: np.ndarray) -> np.ndarray:
+    """Distance of each point (n, 2) to the nearer of the two moon arcs (the noise-free support): (n,)."""
+    out = []
+    for centre, lo in (((0.0, 0.0), 0.0), ((1.0, 0.5), np.pi)):  # upper arc: angles [0, π]; lower: [π, 2π]
+        v = x - np.asarray(centre)
+        r, phi = np.hypot(v[:, 0], v[:, 1]), np.mod(np.arctan2(v[:, 1], v[:, 0]) - lo, 2 * np.pi)
+        ends = np.asarray(centre) + np.array([[np.cos(lo), np.sin(lo)], [np.cos(lo + np.pi), np.sin(lo + np.pi)]])
+        to_end = np.sqrt(((x[:, None, :] - ends[None]) ** 2).sum(-1)).min(1)
+        out.append(np.where(phi <= np.pi, np.abs(r - 1.0), to_end))
+    return np.minimum(*out)
+
+
+def seed_task_metrics(task: str, fake: np.ndarray, test: np.ndarray) -> dict:
+    """rings: modes hit and the fraction within 3σ of a mode (plus sliced W1); moons: sliced W1 and the
+    fraction within 3·noise of the arcs; checkerboard: sliced W1 and the fraction on the board's black
+    squares; jets: FPD (hepgen.metrics.fpd, jetnet's protocol clipped to the sample sizes) and the mean W1
+    per feature over the feature's standard deviation, both against the held-out jets."""
+    from hepgen.data.generators.toys import eight_gaussian_centres
+    from hepgen.gans.diagnostics import mode_coverage
+    from hepgen.metrics import fpd, wasserstein_per_feature
+
+    if not np.isfinite(fake).all():
+        return {"finite": False}
+    if task in ("ring6", "ring8"):
+        centres, sigma = ((ring6_centres(RING6_ROTATION), RING6["sigma"]) if task == "ring6"
+                          else (eight_gaussian_centres(), RING8_SIGMA))
+        hit, good = mode_coverage(fake, centres, sigma)
+        return {"modes_hit": hit, "modes": len(centres), "high_quality": good, "sliced_w1": sliced_w1(fake, test)}
+    if task == "moons":
+        return {"sliced_w1": sliced_w1(fake, test), "high_quality": float(np.mean(moons_distance(fake)
+                                                                                  < 3 * MOONS_NOISE))}
+    if task == "checkerboard":
+        cell = np.floor((fake + 4.0) / 2.0)
+        inside = (np.abs(fake) < 4.0).all(1) & (cell.sum(1) % 2 == 0)
+        return {"sliced_w1": sliced_w1(fake, test), "on_black_squares": float(inside.mean())}
+    w1 = wasserstein_per_feature(fake, test) / test.std(0)
+    return {"fpd": fpd(test, fake)[0], "w1_over_sigma": float(w1.mean()),
+            "w1_over_sigma_per_feature": dict(zip(JET_FEATURES, np.round(w1, 4).tolist()))}
+
+
+def seeds_run(task: str, variant: str, seed: int, quick: bool) -> dict:
+    """One WGAN-GP on a task: ``defaults`` (``hepgen.WGANGP(d)`` as it is), ``previous``
+    (:data:`PREVIOUS_DEFAULTS_25`) or ``plain`` (:func:`plain_wgan_gp`, latent max(2, d); standardised on the
+    jets, whose features differ in scale by 10³); the same events, epochs, batch size, lr and k for all."""
+    _threads()
+    import torch
+
+    import hepgen
+
+    train, test = seed_task_data(task)
+    epochs = max(1, SEED_TASKS[task]["epochs"] // (25 if quick else 1))
+    t = SEED_TRAINING
+    start = time.process_time()
+    if variant == "plain":
+        draw = plain_wgan_gp(train, epochs, seed, latent=max(2, train.shape[1]), lr=t["lr"],
+                             batch_size=t["batch_size"], critic_steps=t["critic_steps"], standardise=task == "jets")
+    else:
+        model = hepgen.WGANGP(train.shape[1], critic_steps=t["critic_steps"],
+                              **(PREVIOUS_DEFAULTS_25 if variant == "previous" else {}))
+        model.fit(train, epochs=epochs, lr=t["lr"], batch_size=t["batch_size"], seed=seed, quiet=True, val_fraction=0)
+        draw = model.sample
+    cpu = time.process_time() - start
+    torch.manual_seed(seed + 1)
+    with torch.no_grad():
+        fake = draw(len(test)).double().numpy()
+    return {"task": task, "variant": variant, "seed": seed, "epochs": epochs, "cpu_s": round(cpu, 1),
+            **seed_task_metrics(task, fake, test.astype(np.float64))}
+
+
+def seeds_summary(runs: list[dict]) -> dict:
+    """Per task and variant: the headline metric (and modes hit on the rings) over seeds, with its worst
+    seed; ``goal_met``: the defaults' worst seed is at least as good as the plain recipe's worst."""
+    out: dict = {}
+    for task, spec in SEED_TASKS.items():
+        metric, higher = spec["metric"], spec["higher_is_better"]
+        rows: dict = {"metric": metric, "higher_is_better": higher}
+        worst = {}
+        for variant in SEED_VARIANTS:
+            rs = [r for r in runs if r["task"] == task and r["variant"] == variant]
+            if not rs:
+                continue
+            values = [r.get(metric, -np.inf if higher else np.inf) for r in rs]  # non-finite samples: worst
+            worst[variant] = min(values) if higher else max(values)
+            rows[variant] = {metric: _spread(values), "worst": round(float(worst[variant]), 4),
+                             "cpu_s_per_run": round(float(np.mean([r["cpu_s"] for r in rs])), 1)}
+            if "modes_hit" in rs[0]:
+                rows[variant]["modes_hit"] = [r.get("modes_hit", 0) for r in rs]
+        if not worst:
+            continue
+        if "defaults" in worst and "plain" in worst:
+            ok = worst["defaults"] >= worst["plain"] if higher else worst["defaults"] <= worst["plain"]
+            if "modes_hit" in rows.get("defaults", {}):
+                ok = ok and min(rows["defaults"]["modes_hit"]) >= min(rows["plain"]["modes_hit"])
+            rows["goal_met"] = bool(ok)
+        out[task] = rows
+    return out
 
 
 def w1_run(shift: float, scale: float, steps: int, seed: int = 0) -> dict:
@@ -261,13 +429,14 @@ def ring6_summary(runs: list[dict]) -> dict:
     return out
 
 
-SECTIONS = ("ring", "w1", "cycle", "ring6")
+SECTIONS = ("ring", "w1", "cycle", "ring6", "seeds")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed, fewer epochs (a smoke run)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds per ring model (default 3, quick 1)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per model (default 3, for the seeds section 10; quick 1)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (one thread each)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}; the others keep their results "
@@ -280,8 +449,11 @@ def main() -> None:
         parser.error(f"unknown sections {unknown}; choose from {','.join(SECTIONS)}")
     seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 3))
     path = Path(args.out) if args.out else RESULTS / ("gan_quality_quick.json" if args.quick else "gan_quality.json")
-    start = time.perf_counter()
+    start, load_at_start, cpu_start = time.perf_counter(), os.getloadavg(), time.process_time()
     jobs = []
+    if "seeds" in sections:
+        seed_seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 10))
+        jobs += [("seeds", (task, v, s, args.quick)) for task in SEED_TASKS for s in seed_seeds for v in SEED_VARIANTS]
     if "ring6" in sections:  # the longest runs first
         jobs += [("ring6", (v, s, 30 if args.quick else 100)) for s in seeds for v in ("previous", "defaults", "plain")]
     if "ring" in sections:
@@ -291,7 +463,7 @@ def main() -> None:
                  ((0.25, 1.0), (0.5, 0.75), (1.0, 0.5), (2.0, 1.5))]
     if "cycle" in sections:
         jobs += [("cycle", (10 if args.quick else 40,))]
-    funcs = {"ring": ring_run, "w1": w1_run, "cycle": cycle_run, "ring6": ring6_run}
+    funcs = {"ring": ring_run, "w1": w1_run, "cycle": cycle_run, "ring6": ring6_run, "seeds": seeds_run}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [(kind, pool.submit(funcs[kind], *a)) for kind, a in jobs]
         results = [(kind, f.result()) for kind, f in futures]
@@ -321,12 +493,21 @@ def main() -> None:
     if "ring6" in sections:
         out["ring6"] = [r for k, r in results if k == "ring6"]
         summary["ring6_defaults"] = ring6_summary(out["ring6"])
+    if "seeds" in sections:
+        out["seeds"] = [r for k, r in results if k == "seeds"]
+        summary["seeds"] = seeds_summary(out["seeds"])
     out.update(quick=args.quick, machine={"platform": platform.platform(), "cpus": os.cpu_count(),
                                           "workers": args.workers})
     out.setdefault("wall_time_s", {})
     if not isinstance(out["wall_time_s"], dict):  # results written before sections: one figure for all of them
         out["wall_time_s"] = {"ring,w1,cycle": out["wall_time_s"]}
     out["wall_time_s"][",".join(sections)] = round(time.perf_counter() - start, 1)
+    out.setdefault("cpu", {})[",".join(sections)] = {
+        "load_average_at_start": [round(v, 2) for v in load_at_start],
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        "cpu_s_main": round(time.process_time() - cpu_start, 1),
+        "cpu_s_runs": round(sum(r.get("cpu_s", 0.0) for _, r in results if isinstance(r, dict)), 1),
+        "note": "CPU seconds (process_time) of the main process and the sum over the runs' trainings"}
     from hepgen.files import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,7 @@ def _help_lines(capsys, name: str) -> dict[str, str]:
              "--hidden": "conditioner MLP hidden sizes (default: 128,128; a comma-separated list)",
              "--tail-bound": "B (in preprocessed units) (default: 5.0)",
              "--coupling": "instead of autoregressive ones (one-pass density) (default: false)"}),
-    ("wgan-gp", {"--gp-weight": "gradient penalty for loss=\"wgan-gp\" (default: 10.0)",
+    ("wgan-gp", {"--gp-weight": "(10 was the default before issue 25) (default: 5.0)",
                  "--critic-steps": "critic steps per generator step (k) (default: 5)",
                  "--betas": "Adam betas of both players ((0.5, 0.9) as in WGAN-GP) (default: 0.5,0.9",
                  "--lr-critic": "learning rates of the two players (None: the fit lr) (default: null)",
