@@ -16,7 +16,7 @@ defaults over seeds on several tasks.
 4. ``ring6`` (issue 11, "defaults that should already be good"): a 6-mode ring (σ = 0.1, radius 3,
    20k events, all used for training), WGAN-GP with k = 5, lr 5e-4, batches of 256, 100 epochs
    (quick: 30), three variants on the same data and budget: ``defaults`` (``hepgen.WGANGP(2)`` as it
-   is), ``previous`` (the defaults before issue 11: 2×128, no EMA) and ``plain`` (a 3×128 ReLU
+   is), ``previous`` (the defaults before issue 11: 2×128, no EMA, λ = 10) and ``plain`` (a 3×128 ReLU
    WGAN-GP in plain torch, latent 2, no preprocessing, no EMA). Modes hit (of 6) and the fraction of
    20000 samples within 3σ of a mode, mean ± std over seeds. hepgen's engine counts the k critic steps
    per epoch (15 generator steps in each epoch of 79 batches, 1500 in all); the plain loop counts
@@ -36,7 +36,8 @@ Cost is quoted as the ratio WGAN-GP / non-saturating CPU time per run on the sam
     .venv/bin/python benchmarks/gan_quality.py [--quick] [--seeds 3] [--workers 2] [--sections ring6]
     .venv/bin/python benchmarks/gan_quality.py --sections seeds [--seeds 10] [--workers 2]   (issue 25)
 
-Output: benchmarks/results/gan_quality.json (``--quick``: gan_quality_quick.json).
+Output: benchmarks/results/gan_quality.json (``--quick``: gan_quality_quick.json), with the machine record of
+each run of sections (load averages, CPU-seconds of all processes: ``_machine.Meter``).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _machine import Meter
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -101,7 +103,7 @@ def ring_run(loss: str, seed: int, quick: bool) -> dict:
 RING6 = {"modes": 6, "radius": 3.0, "sigma": 0.1, "n": 20000, "lr": 5e-4, "batch_size": 256, "critic_steps": 5}
 # GAN's defaults before issue 11, stated explicitly so that the comparison can be rerun after they changed
 PREVIOUS_DEFAULTS = {"latent": 8, "hidden": (128, 128), "activation": "leaky_relu", "ema": 0.0,
-                     "preprocess": "standard"}
+                     "preprocess": "standard", "gp_weight": 10.0}
 
 
 def ring6_centres(rotation: float = 0.0) -> np.ndarray:
@@ -182,7 +184,8 @@ def ring6_run(variant: str, seed: int, epochs: int) -> dict:
     if variant == "plain":
         draw = plain_wgan_gp(data, epochs, seed, lr=RING6["lr"], batch_size=RING6["batch_size"],
                              critic_steps=RING6["critic_steps"])
-        config = {"latent": 2, "hidden": [128, 128, 128], "activation": "relu", "ema": 0.0, "preprocess": "none"}
+        config = {"latent": 2, "hidden": [128, 128, 128], "activation": "relu", "ema": 0.0, "preprocess": "none",
+                  "gp_weight": 10.0}
     else:
         model = hepgen.WGANGP(2, critic_steps=RING6["critic_steps"],
                               **(PREVIOUS_DEFAULTS if variant == "previous" else {}))
@@ -190,7 +193,7 @@ def ring6_run(variant: str, seed: int, epochs: int) -> dict:
                   val_fraction=0)
         draw = model.sample
         config = {k: v for k, v in model.get_config().items() if k in ("latent", "hidden", "generator_hidden",
-                                                                      "activation", "ema", "preprocess")}
+                                                                      "activation", "ema", "preprocess", "gp_weight")}
     cpu = time.process_time() - start
     torch.manual_seed(seed + 1)
     with torch.no_grad():
@@ -449,7 +452,7 @@ def main() -> None:
         parser.error(f"unknown sections {unknown}; choose from {','.join(SECTIONS)}")
     seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 3))
     path = Path(args.out) if args.out else RESULTS / ("gan_quality_quick.json" if args.quick else "gan_quality.json")
-    start, load_at_start, cpu_start = time.perf_counter(), os.getloadavg(), time.process_time()
+    start, meter = time.perf_counter(), Meter()
     jobs = []
     if "seeds" in sections:
         seed_seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 10))
@@ -466,7 +469,10 @@ def main() -> None:
     funcs = {"ring": ring_run, "w1": w1_run, "cycle": cycle_run, "ring6": ring6_run, "seeds": seeds_run}
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [(kind, pool.submit(funcs[kind], *a)) for kind, a in jobs]
-        results = [(kind, f.result()) for kind, f in futures]
+        results = []
+        for kind, f in futures:
+            results.append((kind, f.result()))
+            meter.sample()
     out = json.loads(path.read_text()) if path.exists() else {"benchmark": "gan_quality", "summary": {}}
     summary = out.setdefault("summary", {})
     if "ring" in sections:
@@ -502,12 +508,7 @@ def main() -> None:
     if not isinstance(out["wall_time_s"], dict):  # results written before sections: one figure for all of them
         out["wall_time_s"] = {"ring,w1,cycle": out["wall_time_s"]}
     out["wall_time_s"][",".join(sections)] = round(time.perf_counter() - start, 1)
-    out.setdefault("cpu", {})[",".join(sections)] = {
-        "load_average_at_start": [round(v, 2) for v in load_at_start],
-        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-        "cpu_s_main": round(time.process_time() - cpu_start, 1),
-        "cpu_s_runs": round(sum(r.get("cpu_s", 0.0) for _, r in results if isinstance(r, dict)), 1),
-        "note": "CPU seconds (process_time) of the main process and the sum over the runs' trainings"}
+    out.setdefault("machine_per_sections", {})[",".join(sections)] = meter.record()  # load and CPU-seconds
     from hepgen.files import atomic_write_text
 
     path.parent.mkdir(parents=True, exist_ok=True)
