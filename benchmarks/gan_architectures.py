@@ -12,6 +12,13 @@ Tasks (the same events for every architecture):
   high-level classifier AUC (:func:`hepgen.evaluate.c2st_auc`, gradient boosting, 5 folds, on the layer's
   CaloChallenge high-level features with log10 E: :func:`hepgen.metrics.shower_observables.classifier_inputs`):
   generated showers at the held-out showers' energies against those showers; 0.5 = indistinguishable.
+* ``particles``: the same layer of e+, γ and π+ showers together (a third each), conditioned on the incident
+  energy and the particle type (context [E, PDG id -11 / 22 / 211]): the task of a class-conditional GAN. Every
+  architecture gets the same two context columns (conv-gan and style-gan read the PDG id as one more continuous
+  condition; big-gan as its class). Judged by the high-level AUC with the PDG id as one more classifier input
+  (a shower of the wrong particle type is caught), overall and per particle, and W1 of the log layer fraction.
+  big-gan's entry adds its fidelity–diversity curve: per truncation ψ (:func:`hepgen.report.truncation.
+  truncation_curve`) the high-level AUC, FPD and k-NN precision/density/recall/coverage of the same features.
 
 Budget: every architecture trains on the same events with the same batch size and learning rate for the same CPU
 time (``--budget`` seconds of this process, one thread), epoch by epoch: after each epoch the fit is resumed from
@@ -23,12 +30,17 @@ baseline (``hepgen.ConvGAN`` defaults) and style-gan ``hepgen.StyleGAN`` with it
 constant, halved per stage to 16; mapping 8×128; lazy R1 γ = 1 every 16 critic steps; path length λ = 2 every 4
 generator steps; style mixing 0.9); stack-gan ``hepgen.StackGAN`` with its defaults (stage I at 1/4 resolution,
 channels 32,64; stage II 32,32 at full resolution) but stage II starting after 2 epochs of stage I alone (its
-``critic_parameters`` count the full-resolution critic; the stage-I critic is smaller). Add an architecture as one more entry with the same data and budget.
+``critic_parameters`` count the full-resolution critic; the stage-I critic is smaller);
+big-gan ``hepgen.BigGAN`` with its defaults (residual blocks of channels
+(32, 64) under class-conditional batch norm, shared class embedding 16, hierarchical latent 64, projection critic
+with spectral norm, hinge loss, orthogonal regularisation 1e-4, betas (0, 0.999), EMA 0.99), on the particles task
+only (it needs a class column). Add an architecture as one more entry with the same data and budget.
 
     .venv/bin/python benchmarks/gan_architectures.py --quick             # ≤ 60 s: tiny budget, a smoke run
     .venv/bin/python benchmarks/gan_architectures.py                     # full: 20,000 training events per task,
                                                                          # 900 CPU s per architecture and task
     .venv/bin/python benchmarks/gan_architectures.py --architectures style-gan --tasks calo   # a subset; merged
+    .venv/bin/python benchmarks/gan_architectures.py --tasks particles    # conv-gan, style-gan, big-gan + its curve
 
 Output: benchmarks/results/gan_architectures.json (``--quick``: gan_architectures_quick.json), entries merged by
 task and architecture, with the machine record (load averages, CPU seconds: ``_machine.Meter``).
@@ -76,12 +88,23 @@ def _stack_gan(shape: tuple[int, ...], context: int) -> torch.nn.Module:
     return hepgen.StackGAN(shape, context=context, stage_one_epochs=2)
 
 
+def _big_gan(shape: tuple[int, ...], context: int) -> torch.nn.Module:
+    import hepgen
+
+    return hepgen.BigGAN(shape, context=context, class_column=f"context_{context - 1}")  # the PDG id: last column
+
+
 #: name -> (builder(event shape, context size) -> model, the tasks it runs)
 ARCHITECTURES: dict[str, tuple[Callable[[tuple[int, ...], int], torch.nn.Module], tuple[str, ...]]] = {
-    "conv-gan": (_conv_gan, ("jets", "calo")),
-    "style-gan": (_style_gan, ("jets", "calo")),
-    "stack-gan": (_stack_gan, ("jets", "calo")),
+    "conv-gan": (_conv_gan, ("jets", "calo", "particles")),
+    "style-gan": (_style_gan, ("jets", "calo", "particles")),
+    "stack-gan": (_stack_gan, ("jets", "calo", "particles")),
+    "big-gan": (_big_gan, ("particles",)),
 }
+
+#: particle -> the PDG id the particles task conditions on
+PDG = {"e+": -11.0, "gamma": 22.0, "pi+": 211.0}
+TASKS = ("jets", "calo", "particles")
 
 
 # -- the tasks ---------------------------------------------------------------------------------------------------------
@@ -163,7 +186,70 @@ def calo_metrics(task: dict[str, Any], generated: np.ndarray) -> dict[str, float
             "w1_log_layer_fraction": float(wasserstein_1d(real_fraction, features[:, 0]))}
 
 
-# -- training at a fixed budget ----------------------------------------------------------------------------------------
+def particles_task(quick: bool, n_train: int, n_eval: int, layer: str) -> dict[str, Any]:
+    """One layer of e+, γ and π+ showers (a third each, shuffled), context [E_inc, PDG id]."""
+    from hepgen.metrics.shower_observables import classifier_inputs
+
+    rng = np.random.default_rng(0)
+    parts = {"train": [], "eval": []}
+    for particle, pdg in PDG.items():
+        for split, n, seed in (("train", n_train, 1), ("eval", n_eval, 2)):
+            m = n // len(PDG) + (1 if list(PDG).index(particle) < n % len(PDG) else 0)
+            if quick:
+                from hepgen.data.generators import calo
+
+                d = calo.generate(m, seed=seed, particle=particle)
+                x, e = d[layer], d["energy"]
+            else:
+                showers = _showers(n, seed, particle)  # the calo task's cache: the first m of n showers
+                x, e = showers.layers[layer][:m], showers.energy[:m]
+            parts[split].append((np.asarray(x, dtype=np.float32), np.asarray(e, dtype=np.float64),
+                                 np.full(m, pdg)))
+    out = {}
+    for split in ("train", "eval"):
+        x, e, pdg = (np.concatenate([p[k] for p in parts[split]]) for k in range(3))
+        order = rng.permutation(len(x))
+        out[split] = (x[order], e[order], pdg[order])
+    (x, e, pdg), (hx, he, hpdg) = out["train"], out["eval"]
+    context = np.column_stack([e, pdg]).astype(np.float32)
+    eval_context = np.column_stack([he, hpdg]).astype(np.float32)
+    features = np.column_stack([classifier_inputs([hx.astype(np.float64)], he, "high"), hpdg])
+    return {"x": x, "context": context, "eval_context": eval_context, "n_eval": len(hx), "energy": he, "pdg": hpdg,
+            "held_x": hx, "reference": features}
+
+
+def particles_features(task: dict[str, Any], images: np.ndarray) -> np.ndarray:
+    """High-level features of the layer (with log10 E) and the PDG id, at the held-out showers' conditions."""
+    from hepgen.metrics.shower_observables import classifier_inputs
+
+    return np.column_stack([classifier_inputs([np.asarray(images, dtype=np.float64)], task["energy"], "high"),
+                            task["pdg"]])
+
+
+def particles_metrics(task: dict[str, Any], generated: np.ndarray) -> dict[str, float]:
+    from hepgen.evaluate import c2st_auc
+    from hepgen.metrics import wasserstein_1d
+
+    features, real = particles_features(task, generated), task["reference"]
+    out = {"high_level_auc": float(c2st_auc(real, features, classifier="hgb", seed=0)),
+           "w1_log_layer_fraction": float(wasserstein_1d(real[:, 0], features[:, 0]))}
+    for particle, pdg in PDG.items():
+        rows = task["pdg"] == pdg
+        out[f"high_level_auc_{particle}"] = float(c2st_auc(real[rows, :-1], features[rows, :-1], classifier="hgb",
+                                                           seed=0))
+    return out
+
+
+def fidelity_diversity(model: torch.nn.Module, task: dict[str, Any], quick: bool, seed: int) -> list[dict[str, Any]]:
+    """big-gan's truncation curve on the particles task's held-out showers and features."""
+    from hepgen.report.truncation import truncation_curve
+
+    truncations = (0.5, 1.0, None) if quick else (0.25, 0.5, 1.0, 1.5, 2.0, None)
+    return truncation_curve(model, task["held_x"], task["eval_context"], truncations, seed=seed + 1,
+                            features=lambda images: particles_features(task, images))
+
+
+# -- training at a fixed budget ------------------------------------------------------------------------------------------
 def train_for_budget(model: torch.nn.Module, task: dict[str, Any], budget: float, settings: dict[str, Any],
                      run_dir: Path, max_epochs: int) -> dict[str, Any]:
     """Epochs until ``budget`` CPU seconds are spent, each a resumed fit (optimiser state and RNG carry on)."""
@@ -192,7 +278,12 @@ def run_entry(name: str, task_name: str, task: dict[str, Any], args: argparse.Na
         torch.manual_seed(args.seed + 1)
         generated = model.sample(task["n_eval"], context=task["eval_context"]).numpy()
     record["sample_cpu_s"] = round(time.process_time() - start, 2)
-    record.update(jets_metrics(task, generated) if task_name == "jets" else calo_metrics(task, generated))
+    metrics = {"jets": jets_metrics, "calo": calo_metrics, "particles": particles_metrics}[task_name]
+    record.update(metrics(task, generated))
+    if task_name == "particles" and name == "big-gan":
+        start = time.process_time()
+        record["fidelity_diversity"] = fidelity_diversity(model, task, args.quick, args.seed)
+        record["fidelity_diversity_cpu_s"] = round(time.process_time() - start, 2)
     return record
 
 
@@ -200,7 +291,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run in <= 60 s: the shipped jets, 512 "
                         "training events per task, a budget of a few CPU seconds per entry")
-    parser.add_argument("--tasks", default="jets,calo")
+    parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--architectures", default=",".join(ARCHITECTURES))
     parser.add_argument("--budget", type=float, default=None, help="CPU seconds of training per architecture and "
                         "task (default 900; quick: 24 s shared by every entry)")
@@ -219,10 +310,10 @@ def main() -> None:
     meter = Meter()
     tasks = [t for t in args.tasks.split(",") if t]
     names = [a for a in args.architectures.split(",") if a]
-    unknown = [a for a in names if a not in ARCHITECTURES] + [t for t in tasks if t not in ("jets", "calo")]
+    unknown = [a for a in names if a not in ARCHITECTURES] + [t for t in tasks if t not in TASKS]
     if unknown:
         raise SystemExit(f"unknown architecture or task {unknown[0]!r}; architectures: {', '.join(ARCHITECTURES)}; "
-                         "tasks: jets, calo")
+                         f"tasks: {', '.join(TASKS)}")
     entries = [(t, a) for t in tasks for a in names if t in ARCHITECTURES[a][1]]
     if args.budget is None:
         args.budget = 24.0 / max(len(entries), 1) if args.quick else 900.0
@@ -236,9 +327,13 @@ def main() -> None:
     for task_name in tasks:
         if not any(t == task_name for t, _ in entries):
             continue
-        task = (jets_task(args.quick, n_train, n_eval) if task_name == "jets" else
-                calo_task(args.quick, n_train, n_eval, args.layer, args.particle))
-        key = task_name if task_name == "jets" else f"calo_{args.particle}_{args.layer}"
+        if task_name == "jets":
+            task, key = jets_task(args.quick, n_train, n_eval), "jets"
+        elif task_name == "calo":
+            task, key = calo_task(args.quick, n_train, n_eval, args.layer, args.particle), \
+                f"calo_{args.particle}_{args.layer}"
+        else:
+            task, key = particles_task(args.quick, n_train, n_eval, args.layer), f"particles_{args.layer}"
         results = out["results"].setdefault(key, {})
         results["_data"] = {"train": n_train, "eval": n_eval, "shape": list(task["x"].shape[1:]),
                             "budget_cpu_s": args.budget, "batch_size": args.batch_size, "lr": args.lr,
@@ -249,7 +344,11 @@ def main() -> None:
             results[name] = run_entry(name, task_name, task, args)
             meter.sample()
             print(f"{key} {name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                for k, v in results[name].items()), flush=True)
+                                                for k, v in results[name].items() if k != "fidelity_diversity"),
+                  flush=True)
+            for row in results[name].get("fidelity_diversity", []):
+                print(f"  truncation {row['truncation']}: " + ", ".join(
+                    f"{k} {v:.3g}" for k, v in row.items() if k != "truncation" and v is not None), flush=True)
     out["machine"] = meter.record()
     out["command"] = " ".join(sys.argv)
     from hepgen.files import atomic_write_text
