@@ -12,7 +12,7 @@ import hepgen
 from hepgen.cli import main as _main
 from hepgen.errors import ConfigError
 from hepgen.lattice import LatticeFlow, Phi4Flow, tau_int
-from tests.helpers import run_cli_for_error
+from tests.helpers import run_cli, run_cli_for_error
 
 ACTIONS = textwrap.dedent('''
     import torch
@@ -134,8 +134,15 @@ def test_the_run_records_the_action_file_and_refuses_another(tmp_path, actions, 
                                            "-o", tmp_path / "c.h5"])
     assert code == 2 and "sha256" in err and "other.py" in err
     assert not (tmp_path / "c.h5").exists()
-    code, out = run_cli_for_error(capsys, ["info", run])
-    assert code == 0
+    code, out, _ = run_cli(capsys, "info", run)  # described from config.yaml: info never imports the action
+    assert code == 0 and f"{actions.resolve()}:free3d" in out and "not loaded" in out
+    # a resumed fit checks the file before importing it; weighted samples (no --mcmc) take the file again too
+    code, err = run_cli_for_error(capsys, ["fit", "lattice-flow", "--action", f"{other}:free3d", "--shape", "2,2,2",
+                                           "--steps-per-epoch", "2", "--epochs", "2", "-o", run, "--resume", *SMALL])
+    assert code == 2 and "sha256" in err
+    assert main(["sample", run, "-n", "50", "--action", f"{actions}:free3d", "-o", tmp_path / "w.h5", "-q"]) == 0
+    with h5py.File(tmp_path / "w.h5") as f:
+        assert f["samples"].shape == (50, 2, 2, 2) and np.isfinite(f["log_weight"][:]).all()
 
 
 @pytest.mark.parametrize("spec, shape, words", [
