@@ -96,3 +96,17 @@ def test_refusals():
         latent_traversals(model, [5], np.zeros(3), np.ones(3))
     with pytest.raises(Exception, match="49 rows of quantities for 50 events"):
         disentanglement(model, images, p[:49])
+
+
+def test_a_conditional_vae_is_traversed_at_the_mean_context():
+    rng = np.random.default_rng(3)
+    c = rng.uniform(1, 3, (200, 1))
+    x = rng.normal(size=(200, 3)) * c
+    model = hepgen.VAE(3, latent=2, hidden=(8,), context=1).fit(x, context=c, epochs=1, quiet=True)
+    analysis = disentanglement(model, x, context=c, top_k=1, steps=3)
+    codes = np.repeat(analysis.mean[None], 3, axis=0)
+    codes[:, analysis.traversed[0]] = analysis.values[0]
+    expected = model.decode(codes, np.full((1, 1), c.mean())).double().numpy()
+    np.testing.assert_allclose(analysis.traversals[0], expected, rtol=1e-5, atol=1e-6)
+    mu, _ = model.posterior(x, c)
+    np.testing.assert_allclose(analysis.codes, mu.double().numpy(), atol=1e-6)
