@@ -297,7 +297,7 @@ def main() -> None:
                         "task (default 900; quick: 24 s shared by every entry)")
     parser.add_argument("--train", type=int, default=None, help="training events per task (default 20000, quick 512)")
     parser.add_argument("--eval", type=int, default=None, help="held-out events per task (default 5000, quick 400)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 128 (quick 64)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-epochs", type=int, default=1000)
     parser.add_argument("--layer", default="layer_1",
@@ -317,8 +317,8 @@ def main() -> None:
     entries = [(t, a) for t in tasks for a in names if t in ARCHITECTURES[a][1]]
     if args.budget is None:
         args.budget = 24.0 / max(len(entries), 1) if args.quick else 900.0
-    if args.quick and args.batch_size == 128:
-        args.batch_size = 64
+    if args.batch_size is None:
+        args.batch_size = 64 if args.quick else 128
     n_train = args.train or (512 if args.quick else 20000)
     n_eval = args.eval or (400 if args.quick else 5000)
     path = Path(args.out) if args.out else RESULTS / ("gan_architectures_quick.json" if args.quick
