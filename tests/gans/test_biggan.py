@@ -270,3 +270,21 @@ def test_cli_help_lists_the_hyper_parameters(capsys):
     assert code == 0
     for flag in ("--class-column", "--classes", "--ortho-weight", "--hierarchical", "--embed"):
         assert flag in out
+
+
+def test_cli_score_names_the_file_and_row_of_an_unknown_class(showers_file, tmp_path, capsys):
+    data, run = showers_file / "layer.h5", tmp_path / "run"
+    assert run_cli(capsys, "fit", "big-gan", f"{data}:cells", "--context", f"{data}:cond", "--class-column", "ptype",
+                   "--latent", 6, "--channels", "4,8", "--width", 8, "--epochs", 1, "-o", run, "-q")[0] == 0
+    x, c = _data(30)
+    c[21, 1] = 5.0
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "c.npy", c)
+    code, err = run_cli_for_error(capsys, ["score", run, tmp_path / "x.npy", "--context", tmp_path / "c.npy",
+                                           "--block-size", 8, "-o", tmp_path / "s.h5", "-q"])
+    assert code == 2 and "c.npy" in err and "row 21" in err and "is 5" in err and not (tmp_path / "s.h5").exists()
+    c[21, 1] = 22.0
+    np.save(tmp_path / "c.npy", c)
+    code, _, err = run_cli(capsys, "score", run, tmp_path / "x.npy", "--context", tmp_path / "c.npy", "-o",
+                           tmp_path / "s.h5", "-q")
+    assert code == 0, err

@@ -75,8 +75,10 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
     with writer, torch.no_grad(), progress_bar(n, "score", args.quiet) as bar:
         for start in range(0, n, args.block_size):
             stop = min(start + args.block_size, n)
-            result = model.score_outputs(source.read_rows(start, stop), None if context is None
-                                         else context_rows(context, start, stop))
+            rows = None if context is None else context_rows(context, start, stop)
+            if rows is not None and hasattr(model, "check_sample_context"):  # e.g. big-gan's classes: file and row
+                model.check_sample_context(rows, str(args.context or args.data), start if len(rows) > 1 else 0)
+            result = model.score_outputs(source.read_rows(start, stop), rows)
             block = {k: v.detach().cpu().numpy() for k, v in result.items()}
             if weights is not None:
                 block["weight"] = weights.read_rows(start, stop).reshape(stop - start)
