@@ -188,6 +188,14 @@ class StackGAN(Adversarial):
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch_.fill_(int(epoch))
 
+    def train(self, mode: bool = True) -> StackGAN:
+        """As every module; a frozen stage I (``freeze_stage_one`` in stage II) stays in eval mode, so that its
+        batch-norm statistics do not drift while stage II trains on its images."""
+        super().train(mode)
+        if mode and self.freeze_stage_one and self.stage() == 2:
+            self.generator.stage1.eval()
+        return self
+
     def on_fit_end(self, events: Any) -> None:
         if int(self.epoch_) <= self.stage_one_epochs:
             warnings.warn(f"{self.cli_name}: the fit ended at epoch {int(self.epoch_)}, before stage II started (after "
