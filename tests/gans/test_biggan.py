@@ -99,14 +99,14 @@ def test_changing_one_class_embedding_moves_only_that_classs_images(fitted):
 
 def test_orthogonal_penalty_is_the_sum_of_squared_off_diagonal_filter_products():
     torch.manual_seed(1)
-    conv, lin = torch.randn(4, 3, 3, 3), torch.randn(5, 7)
+    conv, lin, tall = torch.randn(4, 3, 3, 3), torch.randn(5, 7), torch.randn(9, 3)
     expected = 0.0
-    for w in (conv.reshape(4, -1), lin):
+    for w in (conv.reshape(4, -1), lin, tall.T):  # the filters (rows); a tall matrix's columns
         for i in range(len(w)):
             for j in range(len(w)):
                 if i != j:
                     expected += float(w[i] @ w[j]) ** 2
-    assert float(orthogonal_penalty([conv, lin])) == pytest.approx(expected, rel=1e-5)
+    assert float(orthogonal_penalty([conv, lin, tall])) == pytest.approx(expected, rel=1e-5)
     q, _ = torch.linalg.qr(torch.randn(6, 6))
     assert float(orthogonal_penalty([3.0 * q])) == pytest.approx(0.0, abs=1e-8)  # norms are free
 

@@ -8,8 +8,8 @@
     critic      D(x, y, c) = ψ(φ(x)) + ⟨E_D y, φ(x)⟩ + ⟨V c, φ(x)⟩   (projection discriminator, Miyato & Koyama
                 2018), φ a spectrally normalised conv encoder
     losses      hinge (BigGAN's); the generator adds β Σ_W ‖W Wᵀ ⊙ (1 − I)‖²_F over its conv and linear weights W
-                reshaped to (out, fan_in) (BigGAN's off-diagonal orthogonal regularisation), the class embedding
-                excepted
+                reshaped to (out, fan_in) (BigGAN's off-diagonal orthogonal regularisation; Wᵀ W for a tall W, see
+                :func:`orthogonal_penalty`), the class embedding excepted
     truncation  sample(..., truncation=ψ): z ~ N(0, I) conditioned on |z_i| ≤ ψ (components beyond ±ψ redrawn):
                 fidelity for diversity; ψ → 0 gives G(0, y, c), the "mean" image of the class
 
@@ -77,12 +77,15 @@ def truncated_normal(shape: Sequence[int], threshold: float, device: torch.devic
 
 
 def orthogonal_penalty(weights: Iterable[Tensor]) -> Tensor:
-    """Σ_W ‖W Wᵀ ⊙ (1 − I)‖²_F with each W reshaped to (out, fan_in) (rows: the filters): BigGAN's orthogonal
-    regulariser without the diagonal, which leaves the filters' norms free (Brock et al. 2018, eq. 3): 0-dim."""
+    """Σ_W ‖G ⊙ (1 − I)‖²_F: BigGAN's orthogonal regulariser without the diagonal, which leaves the norms free
+    (Brock et al. 2018, eq. 3), with each W reshaped to (out, fan_in) and G = W Wᵀ the Gram matrix of its rows (the
+    filters) — or, for a tall W (more outputs than inputs, e.g. the first layer from z), G = Wᵀ W of its columns:
+    more than fan_in rows cannot be mutually orthogonal, and penalising their products would only shrink them: 0-dim.
+    """
     total: Tensor | None = None
     for w in weights:
         m = w.reshape(w.shape[0], -1)
-        gram = m @ m.T
+        gram = m @ m.T if m.shape[0] <= m.shape[1] else m.T @ m
         off = gram - torch.diag_embed(torch.diagonal(gram))
         term = (off * off).sum()
         total = term if total is None else total + term
