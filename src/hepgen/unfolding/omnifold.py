@@ -15,8 +15,9 @@ probabilities clipped to [1e-4, 1 - 1e-4].
 Efficiency and acceptance: simulated events failing ``pass_reco`` take no part in step 1. With
 ``extrapolate`` (the default; "step 1b" of the H1 OmniFold analyses) they receive the truth-level expectation
 of the step-1 pull, omega = nu E[omega / nu | x], from a classifier between the truth of the events that
-pass weighted by omega and by nu (smoother trees: leaves of 1 % of the events, since beyond the acceptance
-the last leaf is all there is); without it they keep omega_n = nu_{n-1}, so that region converges only
+pass weighted by omega and by nu (smoother trees: leaves of at least 5 % of the events, since beyond the
+acceptance the last leaf is all there is; on 30k pairs 5 % against 1 % took the closure W1 of eta from 0.034
+to 0.027 and of the multiplicity in non-closure from 0.061 to 0.045); without it they keep omega_n = nu_{n-1}, so that region converges only
 through step 2 and, where nothing is ever reconstructed (an acceptance cut), stays at the prior. On 30k
 smeared jets with a steeper data spectrum (3 iterations) the unfolded pt's W1 was 1.9x IBU's without it and
 0.89x with it (0.56x at 200k with 5 iterations).
@@ -34,6 +35,8 @@ from hepgen.evaluate.classifiers import make_classifier
 from hepgen.unfolding.inputs import UnfoldingInputs
 
 CLIP = 1e-4
+#: the smallest leaf of the ``smooth`` classifiers (step 1b), as a fraction of their training events
+SMOOTH_LEAF = 0.05
 
 
 def _classifier(seed: int, min_leaf: int = 100):
@@ -48,7 +51,8 @@ def likelihood_ratio(x1: np.ndarray, w1: np.ndarray, x0: np.ndarray, w0: np.ndar
 
     ``x1: (n1, d)`` with weights ``w1: (n1,)`` against ``x0: (n0, d)`` with ``w0: (n0,)``; each class is
     normalised to unit total weight. Rows of x0 get the ratio of the classifier that did not train on them.
-    ``smooth``: leaves of at least 1 % of the training events, for ratios carried beyond the training region."""
+    ``smooth``: leaves of at least SMOOTH_LEAF of the training events, for ratios carried beyond the training
+    region."""
     rng = np.random.default_rng(seed)
     fold1 = rng.integers(0, folds, len(x1))
     fold0 = fold1 if x1 is x0 else rng.integers(0, folds, len(x0))  # one event's two copies share a fold
@@ -63,7 +67,8 @@ def likelihood_ratio(x1: np.ndarray, w1: np.ndarray, x0: np.ndarray, w0: np.ndar
         X = np.concatenate([x1[train1], x0[train0]])
         y = np.concatenate([np.ones(train1.sum()), np.zeros(train0.sum())])
         w = np.concatenate([w1[train1] / n1, w0[train0] / n0])
-        clf = _classifier(seed + k, max(100, len(X) // 100) if smooth else 100).fit(X, y, sample_weight=w / w.mean())
+        min_leaf = max(100, int(SMOOTH_LEAF * len(X))) if smooth else 100
+        clf = _classifier(seed + k, min_leaf).fit(X, y, sample_weight=w / w.mean())
         for i, p in enumerate(predict):
             rows = (fold0 == k) if (p is x0 and folds > 1) else slice(None)
             prob = np.clip(clf.predict_proba(p[rows])[:, 1], CLIP, 1 - CLIP)
