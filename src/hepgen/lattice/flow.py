@@ -90,6 +90,9 @@ class LatticeFlow(FlowModel):
         activation: hidden activation of the conditioners.
         z2: propose from the Z₂-symmetrised q_s(φ) = ½[q(φ) + q(−φ)] (a random global sign flip of each draw;
             exact for MH and reweighting only when S(−φ) = S(φ), which is checked before training).
+        equivariant: Z₂-equivariant affine couplings (f(−φ) = −f(φ): odd shifts, even scales, tanh conditioners;
+            :class:`~hepgen.flows.transforms.ConvCoupling` ``odd``): q(−φ) = q(φ) by construction, so a proposal
+            needs one pass through the flow instead of the two of ``z2``.
         ess_draws: proposals drawn after every epoch for the Kish ESS per draw (``val_ess``; 0: none).
         init_from: a run directory or ``pretrained:NAME`` of a lattice flow with the same layers, channels, kernel
             and kind, whose weights start the training (any lattice size: a flow trained at L = 8 starts L = 12).
@@ -103,11 +106,12 @@ class LatticeFlow(FlowModel):
     def __init__(self, action: str | None = None, shape: Sequence[int] = (8, 8),
                  target: Target | Callable[..., Any] | None = None, layers: int = 8, channels: Sequence[int] = (16, 16),
                  kernel_size: int = 3, kind: str = "affine", bins: int = 8, tail_bound: float = 4.0,
-                 activation: str = "leaky_relu", z2: bool = False, ess_draws: int = 1024, init_from: str | None = None):
+                 activation: str = "leaky_relu", z2: bool = False, equivariant: bool = False, ess_draws: int = 1024,
+                 init_from: str | None = None):
         self.user_code_: dict[str, Any] | None = None
         target = self._make_target(action, shape, target)
         self._build(target, layers, channels, kernel_size, kind, bins, tail_bound, activation, z2, ess_draws,
-                    init_from)
+                    init_from, equivariant)
         self.shape = list(self.lattice)
         self.action = self.target_arg = None  # never recorded: see get_config
 
@@ -139,7 +143,8 @@ class LatticeFlow(FlowModel):
                           "16,16; in Python action='my_action.py:S' or target=<a function or Target>")
 
     def _build(self, target: Target, layers: int, channels: Sequence[int], kernel_size: int, kind: str, bins: int,
-               tail_bound: float, activation: str, z2: bool, ess_draws: int, init_from: str | None) -> None:
+               tail_bound: float, activation: str, z2: bool, ess_draws: int, init_from: str | None,
+               equivariant: bool = False) -> None:
         name = self.cli_name
         lattice = tuple(int(n) for n in target.event_shape)
         if not 1 <= len(lattice) <= 3 or min(lattice) < 2:
@@ -151,6 +156,9 @@ class LatticeFlow(FlowModel):
             raise ConfigError(f"{name}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if not channels or any(int(c) < 1 for c in channels):
             raise ConfigError(f"{name}: channels must be positive channel counts, got {list(channels)}")
+        if equivariant and kind != "affine":
+            raise ConfigError(f"{name}: equivariant (Z2-odd) couplings are affine; use --kind affine or drop "
+                              "--equivariant")
         if isinstance(ess_draws, bool) or int(ess_draws) != ess_draws or ess_draws < 0:
             raise ConfigError(f"{name}: ess_draws must be an integer >= 0, got {ess_draws!r}")
         if int(kernel_size) // 2 > min(lattice):
@@ -160,7 +168,7 @@ class LatticeFlow(FlowModel):
         self.target, self.lattice = target, lattice
         self.layers, self.channels, self.kernel_size = int(layers), tuple(int(c) for c in channels), int(kernel_size)
         self.kind, self.bins, self.tail_bound, self.activation = kind, int(bins), float(tail_bound), activation
-        self.z2, self.ess_draws = bool(z2), int(ess_draws)
+        self.z2, self.ess_draws, self.equivariant = bool(z2), int(ess_draws), bool(equivariant)
         shape = (1, *lattice)
         transforms = []
         for i in range(self.layers):
@@ -168,7 +176,8 @@ class LatticeFlow(FlowModel):
             try:
                 transforms.append(ConvCoupling(shape, checkerboard_mask(shape, i % 2, len(lattice)), transformer,
                                                self.channels, kernel_size=self.kernel_size, activation=activation,
-                                               padding_mode="circular", spatial_dims=len(lattice)))
+                                               padding_mode="circular", spatial_dims=len(lattice),
+                                               odd=self.equivariant))
             except ValueError as exc:
                 raise ConfigError(f"{name}: {exc}") from None
         self._set_parts(StandardNormal(math.prod(lattice)), transforms)

@@ -52,6 +52,8 @@ class Phi4Flow(LatticeFlow):
             draw; exact for MH and reweighting since S(−φ) = S(φ)): a flow that has dropped or
             under-weighted one sign of the magnetisation still proposes both equally. Costs one density
             evaluation per proposal; training (reverse KL of q) is unchanged.
+        equivariant: Z₂-equivariant affine couplings (odd shifts, even scales, tanh conditioners): q(−φ) = q(φ)
+            by construction, so both signs are proposed equally at the cost of one pass (``z2`` then costs nothing).
         ess_draws: proposals drawn after every epoch for the Kish ESS per draw (``val_ess``, monitorable:
             ``--monitor val_ess`` keeps the epoch with the highest); 0: none.
         init_from: a run directory or ``pretrained:NAME`` of a phi4-flow (or lattice-flow) with the same layers,
@@ -63,12 +65,12 @@ class Phi4Flow(LatticeFlow):
 
     def __init__(self, L: int = 8, m2: float = -4.0, lam: float = 6.008, layers: int = 8,
                  channels: Sequence[int] = (16, 16), kernel_size: int = 3, kind: str = "affine", bins: int = 8,
-                 tail_bound: float = 4.0, activation: str = "leaky_relu", z2: bool = True, ess_draws: int = 1024,
-                 init_from: str | None = None):
+                 tail_bound: float = 4.0, activation: str = "leaky_relu", z2: bool = True, equivariant: bool = False,
+                 ess_draws: int = 1024, init_from: str | None = None):
         target = Phi4(L, m2, lam)
         self.user_code_ = None
         self._build(target, layers, channels, kernel_size, kind, bins, tail_bound, activation, z2, ess_draws,
-                    init_from)
+                    init_from, equivariant)
         self.L, self.m2, self.lam = target.L, target.m2, target.lam
 
     def _memory_words(self) -> tuple[str, str]:

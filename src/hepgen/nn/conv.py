@@ -211,11 +211,13 @@ CONVS: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 PERIODIC_CONVS: dict[int, type[nn.Module]] = {1: PeriodicConv1d, 2: PeriodicConv2d, 3: PeriodicConv3d}
 
 
-def same_conv(dims: int, in_channels: int, out_channels: int, kernel_size: int, padding_mode: str = "zeros") -> nn.Module:
+def same_conv(dims: int, in_channels: int, out_channels: int, kernel_size: int, padding_mode: str = "zeros",
+              bias: bool = True) -> nn.Module:
     """A ``dims``-D convolution (1, 2 or 3) keeping the sites' shape (odd kernel): zero padding, or periodic
-    boundaries with ``padding_mode="circular"`` (:func:`periodic_pad`)."""
+    boundaries with ``padding_mode="circular"`` (:func:`periodic_pad`); ``bias=False``: a linear map (odd in x)."""
     if dims not in CONVS:
         raise ValueError(f"convolutions on 1-, 2- or 3-D sites only, got {dims} dimensions")
     if padding_mode == "circular":
-        return PERIODIC_CONVS[dims](in_channels, out_channels, kernel_size, padding=0)
-    return CONVS[dims](in_channels, out_channels, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode)
+        return PERIODIC_CONVS[dims](in_channels, out_channels, kernel_size, padding=0, bias=bias)
+    return CONVS[dims](in_channels, out_channels, kernel_size, padding=kernel_size // 2, padding_mode=padding_mode,
+                       bias=bias)

@@ -105,11 +105,15 @@ class ConvCoupling(Transform):
         padding_mode: the convolutions' padding, "zeros" (images) or "circular" (periodic lattices,
             :func:`hepgen.nn.conv.periodic_pad`).
         spatial_dims: site axes of the events: 2 (images, the default), 1 or 3.
+        odd: a Z₂-equivariant layer, τ(−x) = −τ(x) (affine only, no context): the conditioner is an odd trunk
+            h (bias-free convolutions, tanh), the shift a bias-free convolution of h (odd) and the log-scale a
+            convolution of |h| (even); ``activation`` is not used. A flow of such layers on N(0, I) has
+            q(−x) = q(x).
     """
 
     def __init__(self, shape: Sequence[int], mask: Tensor, transformer, channels: Sequence[int] = (64, 64),
                  context: int = 0, kernel_size: int = 3, activation: str = "relu", padding_mode: str = "zeros",
-                 spatial_dims: int = 2):
+                 spatial_dims: int = 2, odd: bool = False):
         super().__init__()
         self.shape = field_shape(shape, spatial_dims)
         c, *sites = self.shape
@@ -123,9 +127,18 @@ class ConvCoupling(Transform):
             raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
         self.register_buffer("mask", mask.to(torch.get_default_dtype()).reshape(1, c, *sites))
         self.register_buffer("changed", torch.nonzero(~mask).flatten())
-        self.transformer, self.context = transformer, int(context)
+        self.transformer, self.context, self.odd = transformer, int(context), bool(odd)
         sizes = [c + self.context, *[int(k) for k in channels]]
         layers: list[nn.Module] = []
+        if self.odd:  # Z₂-equivariant: an odd trunk h(−x) = −h(x), shift t = conv(h) odd, log-scale s = conv(|h|) even
+            if not isinstance(transformer, AffineTransformer) or self.context:
+                raise ValueError("odd (Z2-equivariant) couplings are affine and take no context")
+            for a, b in zip(sizes[:-1], sizes[1:]):
+                layers += [same_conv(len(sites), a, b, kernel_size, padding_mode, bias=False), nn.Tanh()]
+            self.conditioner = nn.Sequential(*layers)
+            self.shift_head = same_conv(len(sites), sizes[-1], c, kernel_size, padding_mode, bias=False)
+            self.scale_head = same_conv(len(sites), sizes[-1], c, kernel_size, padding_mode)
+            return
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [same_conv(len(sites), a, b, kernel_size, padding_mode), make_activation(activation)]
         layers.append(same_conv(len(sites), sizes[-1], c * transformer.params, kernel_size, padding_mode))
@@ -133,6 +146,11 @@ class ConvCoupling(Transform):
 
     def reset_to_identity(self) -> None:
         with torch.no_grad():
+            if self.odd:
+                self.shift_head.weight.zero_()
+                self.scale_head.weight.zero_()
+                self.scale_head.bias.zero_()
+                return
             self.conditioner[-1].weight.zero_()
             self.conditioner[-1].bias.zero_()
 
@@ -146,7 +164,12 @@ class ConvCoupling(Transform):
             maps = context.reshape(-1, self.context, *[1] * len(sites)).expand(x.shape[0], -1, *sites)
             inp = torch.cat([inp, maps], dim=1)
         p = self.transformer.params
-        theta = self.conditioner(inp).reshape(x.shape[0], c, p, math.prod(sites)).transpose(2, 3).reshape(x.shape[0], -1, p)
+        if self.odd:  # (shift, raw log-scale) as AffineTransformer takes them
+            h = self.conditioner(inp)
+            out = torch.stack([self.shift_head(h), self.scale_head(h.abs())], 2)
+        else:
+            out = self.conditioner(inp)
+        theta = out.reshape(x.shape[0], c, p, math.prod(sites)).transpose(2, 3).reshape(x.shape[0], -1, p)
         return theta.index_select(1, self.changed)
 
     def _couple(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
