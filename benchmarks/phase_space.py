@@ -1,0 +1,318 @@
+"""Unweighted event generation at equal integrand calls: hepgen's hypercube flow against VEGAS and MadNIS.
+
+Cases (exact integrals from :mod:`hepgen.targets`): the camel (two Gaussians of width 0.1 on the diagonal) in
+d = 4, 8, 16; a Breit–Wigner resonance on a falling continuum (``breit-wigner``, d = 4: the peak lies in
+s = (x₁ + x₂)/2, off the axes); e⁺e⁻ → q q̄ g at LO with its resolution cut y_ij > 0.01 (R₃ analytic).
+
+Samplers, all in this run, each seed on every case, with the same integrand calls:
+
+- ``flow``: :class:`hepgen.phasespace.HypercubeFlow` with its best settings (:data:`FLOW_SETTINGS`); its training
+  calls are ``model.calls_`` (VEGAS layer, zero check and fresh batches; buffered steps make none);
+- ``vegas``: the ``vegas`` package, a grid adapted over the same calls (10 iterations, nstrat 1: importance
+  sampling only), then frozen for the evaluation (``random_batch``, per-call weight N_pass · wgt · f);
+- ``madnis``: ``madnis.integrator.Integrator`` 1.0.0 (default flow, KL loss, Adam, cosine schedule) trained with
+  ``calls / batch`` steps, sampled with ``Integrator.sample``.
+
+Each evaluates ``--eval-calls`` fresh calls. Reported per case, sampler and seed, then mean ± standard error over
+seeds: the integral and its pull (I − I_exact)/σ; the unweighting efficiency ε = ⟨w⟩/max w (what accept–reject
+against the sample's maximum keeps; an optimistic, noisy one-event statistic, see integration_vs_vegas.py)
+and ε_q = ⟨w⟩/w_(0.999); integrand calls per unweighted event 1/ε; and the CPU cost of an unweighted event,
+ms = (generation CPU per call)/ε, plus the training CPU (reported apart: it is paid once). Goals (issue 22):
+ε_flow ≥ 2 ε_vegas and ≥ ε_madnis on every case.
+
+Settings tried for the flow (small single-thread runs ≤ 60 s, camel d = 4, 3e5 training calls, 1e5 evaluation
+calls, seed 0; ε = ⟨w⟩/max w); the chosen ones are :data:`FLOW_SETTINGS`:
+
+    =====================================================================  =======  ======
+    setting (flow: 4 spline couplings, hidden 64,64, χ² loss, cosine lr)    ε_max    ε_q
+    =====================================================================  =======  ======
+    VEGAS (vegas package), for reference                                     0.140    0.166
+    MadNIS 1.0.0 defaults (batch 1024, lr 3e-3, cosine), for reference       0.113    0.235
+    batch 1024, lr 3e-3, 16 bins, VEGAS layer on 10 % of the calls           0.105    0.361
+      + buffer_steps 3 (4 steps per fresh batch)                             0.061    0.420
+    batch 256 (4x the steps)                                                 0.172    0.397
+    batch 256, no VEGAS layer                                                0.054    0.376
+    batch 256, 2 channels (network α)                                        0.095    0.376
+    batch 256, lr 1e-3                                                       0.135    0.336
+    batch 256, buffer_steps 1, buffer_batches 8                              0.110    0.423
+    batch 128                                                                0.075    0.393
+    batch growth 256 -> 2048 for the last 30 % of the calls (lr / 3)         0.167    0.383
+    batch growth 512 -> 2048 for the last 50 % of the calls (lr / 3)         0.108    0.322
+    batch 256, 32 spline bins                                                over 150 s wall at load 9: not run
+    =====================================================================  =======  ======
+
+    One seed each: ε_max moves by a factor ~2 between seeds (one event's weight), ε_q by ~10 %. What held up:
+    the VEGAS layer (×3 in ε_max at batch 256) and more, smaller steps; the flow's ε_q is 2.4x VEGAS's and
+    1.7x MadNIS's throughout, its ε_max is not reliably 2x VEGAS's at 3e5 calls.
+
+    python benchmarks/phase_space.py --quick    # ≤ 60 s: camel d=4, breit-wigner, eeqqg; 2 seeds, small budgets
+    python benchmarks/phase_space.py            # full: all cases, 3 seeds, FULL_CALLS training calls, 1e6 eval
+
+Output: benchmarks/results/phase_space.json and phase_space.png (ε against d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from hepgen.files import atomic_write_text
+from hepgen.phasespace import HypercubeFlow, summarise
+from hepgen.phasespace.hypercube_flow import binary_masks
+from hepgen.targets import make_target
+
+RESULTS = Path(__file__).with_name("results")
+QUANTILE = 0.999
+CASES = {"camel4": ("camel", 4), "camel8": ("camel", 8), "camel16": ("camel", 16),
+         "breit-wigner": ("breit-wigner", 4), "eeqqg": ("eeqqg", 2)}
+#: training calls per case (full run; --quick uses QUICK_CALLS)
+FULL_CALLS = {"camel4": 1_000_000, "camel8": 2_000_000, "camel16": 3_000_000, "breit-wigner": 1_000_000,
+              "eeqqg": 500_000}
+QUICK_CALLS = {"camel4": 40_000, "camel8": 40_000, "camel16": 40_000, "breit-wigner": 40_000, "eeqqg": 20_000}
+
+#: the flow's settings (the docstring's table): per case overrides of the defaults
+FLOW_SETTINGS = {"default": {"hidden": (64, 64), "bins": 16, "loss": "variance", "lr": 3e-3, "batch": 256,
+                             "vegas_fraction": 0.1, "buffer_steps": 0, "buffer_batches": 4, "channels": 1, "anneal_fraction": 0.0,
+                             "grow_fraction": 0.0, "grow": 8},
+                 "camel16": {"loss": "kl", "anneal_fraction": 0.5}}
+
+
+def flow_settings(case: str) -> dict:
+    return {**FLOW_SETTINGS["default"], **FLOW_SETTINGS.get(case, {})}
+
+
+def target_of(case: str):
+    name, d = CASES[case]
+    return make_target("eeqqg", ycut=0.01) if name == "eeqqg" else make_target(name, dims=d)
+
+
+def weight_summary(w: np.ndarray, exact: float) -> dict:
+    s = summarise(w)
+    top = float(np.quantile(w, QUANTILE))
+    s["unweighting_efficiency_q999"] = float(w.mean() / top) if top > 0 else 0.0
+    s["pull"] = (s["integral"] - exact) / s["error"] if s["error"] > 0 else math.inf
+    return s
+
+
+def costs(row: dict) -> dict:
+    eff = row["unweighting_efficiency"]
+    per_call_ms = 1e3 * row["eval_cpu_s"] / row["eval_calls"]
+    return {"calls_per_unweighted_event": 1.0 / eff if eff > 0 else math.inf,
+            "ms_per_unweighted_event": per_call_ms / eff if eff > 0 else math.inf}
+
+
+def run_flow(case: str, train_calls: int, eval_calls: int, seed: int, cfg: dict) -> dict:
+    """Train with cfg (batch growth: the last ``grow_fraction`` of the calls in a warm-started second fit at
+    ``grow`` times the batch and a third of the learning rate), then evaluate."""
+    target = target_of(case)
+    d = target.dim
+    vegas_calls = int(cfg["vegas_fraction"] * train_calls)
+    batch = cfg["batch"]
+    # after the VEGAS grid and each fit's zero check (one batch of that fit)
+    budget = train_calls - vegas_calls - batch - (batch * cfg["grow"] if cfg["grow_fraction"] > 0 else 0)
+    stages = [(batch, cfg["lr"], budget * (1 - cfg["grow_fraction"]))]
+    if cfg["grow_fraction"] > 0:
+        stages.append((batch * cfg["grow"], cfg["lr"] / 3, budget * cfg["grow_fraction"]))
+    plan = []
+    for b, lr, calls in stages:  # one fresh batch per 1 + buffer_steps steps
+        epochs = 10
+        per_epoch = max(1, int(calls // b) * (1 + cfg["buffer_steps"]) // epochs)
+        plan.append((b, lr, per_epoch, epochs))
+    steps = sum(p[2] * p[3] for p in plan)
+    model = HypercubeFlow(target, transforms=max(4, len(binary_masks(d))), hidden=cfg["hidden"], bins=cfg["bins"],
+                          loss=cfg["loss"], anneal=int(cfg["anneal_fraction"] * plan[0][2] * plan[0][3]),
+                          vegas_calls=vegas_calls, vegas_bins=64, buffer_steps=cfg["buffer_steps"],
+                          buffer_batches=cfg["buffer_batches"], channels=cfg["channels"])
+    t0 = time.process_time()
+    for k, (b, lr, per_epoch, epochs) in enumerate(plan):
+        model.fit(None, steps_per_epoch=per_epoch, epochs=epochs, batch_size=b, lr=lr, scheduler="cosine",
+                  seed=seed + 1000 * k, quiet=True, monitor=None, warm_start=k > 0)
+    train_s = time.process_time() - t0
+    t0 = time.process_time()
+    with torch.random.fork_rng():
+        torch.manual_seed(10_000 + seed)
+        w = model.weighted_events(eval_calls)[1]
+    row = {**weight_summary(w, target.integral), "train_calls": int(model.calls_), "eval_calls": eval_calls,
+           "train_cpu_s": train_s, "eval_cpu_s": time.process_time() - t0, "steps": steps}
+    return {**row, **costs(row)}
+
+
+def run_vegas(case: str, train_calls: int, eval_calls: int, seed: int) -> dict:
+    import vegas
+
+    target = target_of(case)
+    calls = [0]
+
+    @vegas.lbatchintegrand
+    def f(x):
+        calls[0] += len(x)
+        return target(torch.as_tensor(np.asarray(x, dtype=float))).numpy()
+
+    rng = np.random.default_rng(seed)
+    t0 = time.process_time()
+    integ = vegas.Integrator([[0.0, 1.0]] * target.dim, ran_array_generator=rng.random)
+    integ(f, nitn=10, neval=max(train_calls // 10, 100))
+    train_calls_made, train_s = calls[0], time.process_time() - t0
+    t0 = time.process_time()
+    ws, n = [], 0
+    while n < eval_calls:  # passes of the frozen grid; in each, the per-call weight is N_pass · wgt · f
+        xs, wgts = [], []
+        for x, wgt in integ.random_batch():
+            xs.append(np.array(x))
+            wgts.append(np.array(wgt))
+        x, wgt = np.concatenate(xs), np.concatenate(wgts)
+        ws.append(len(x) * wgt * f(x))
+        n += len(x)
+    w = np.concatenate(ws)
+    row = {**weight_summary(w, target.integral), "train_calls": train_calls_made, "eval_calls": len(w),
+           "train_cpu_s": train_s, "eval_cpu_s": time.process_time() - t0}
+    return {**row, **costs(row)}
+
+
+def run_madnis(case: str, train_calls: int, eval_calls: int, seed: int, batch: int = 1024) -> dict:
+    from madnis.integrator import Integrator
+
+    target = target_of(case)
+    calls = [0]
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        calls[0] += len(x)
+        return target(x.double()).to(x.dtype)
+
+    steps = max(1, train_calls // batch)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        integrator = Integrator(f, dims=target.dim, batch_size=batch, learning_rate=3e-3,
+                                scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
+        t0 = time.process_time()
+        integrator.train(steps)
+        train_s, made = time.process_time() - t0, calls[0]
+        t0 = time.process_time()
+        with torch.no_grad():
+            w = integrator.sample(eval_calls).weights.double().numpy()
+    row = {**weight_summary(w, target.integral), "train_calls": made, "eval_calls": len(w), "train_cpu_s": train_s,
+           "eval_cpu_s": time.process_time() - t0, "steps": steps}
+    return {**row, **costs(row)}
+
+
+def mean_error(values: list[float]) -> list[float]:
+    v = np.asarray(values, dtype=float)
+    return [float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan]
+
+
+def aggregate(runs: list[dict]) -> dict:
+    keys = ("integral", "pull", "unweighting_efficiency", "unweighting_efficiency_q999", "calls_per_unweighted_event",
+            "ms_per_unweighted_event", "train_calls", "train_cpu_s", "variance_per_call")
+    return {k: mean_error([r[k] for r in runs]) for k in keys}
+
+
+def figure(rows: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    styles = {"flow": ("o-", "C0"), "vegas": ("s--", "C1"), "madnis": ("^:", "C2")}
+    camel = [c for c in ("camel4", "camel8", "camel16") if c in rows]
+    for sampler, (style, color) in styles.items():
+        if camel and sampler in rows[camel[0]]["summary"]:
+            ds = [CASES[c][1] for c in camel]
+            m = [rows[c]["summary"][sampler]["unweighting_efficiency"] for c in camel]
+            ax.errorbar(ds, [v[0] for v in m], yerr=[v[1] if math.isfinite(v[1]) else 0 for v in m], fmt=style,
+                        color=color, label=f"{sampler} (camel)")
+        for case, marker, xpos in (("breit-wigner", "*", 4.4), ("eeqqg", "x", 2.0)):
+            if case in rows and sampler in rows[case]["summary"]:
+                v = rows[case]["summary"][sampler]["unweighting_efficiency"]
+                ax.errorbar([xpos], [v[0]], yerr=[v[1] if math.isfinite(v[1]) else 0], fmt=marker, color=color, ms=9,
+                            label=f"{sampler} ({case})")
+    ax.set(xlabel="d", ylabel="unweighting efficiency ⟨w⟩/max w", xscale="log", yscale="log",
+           title="equal integrand calls")
+    ax.set_xticks([2, 4, 8, 16], ["2", "4", "8", "16"])
+    ax.minorticks_off()
+    ax.legend(frameon=False, fontsize=6, ncol=2)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="≤ 60 s: three cases, 2 seeds, QUICK_CALLS, 2e4 eval calls")
+    parser.add_argument("--cases", nargs="+", default=None, choices=list(CASES))
+    parser.add_argument("--samplers", nargs="+", default=["flow", "vegas", "madnis"], choices=["flow", "vegas", "madnis"])
+    parser.add_argument("--seeds", type=int, default=None, help="default 3 (--quick 2)")
+    parser.add_argument("--train-calls", type=int, default=None, help="override the per-case training calls")
+    parser.add_argument("--eval-calls", type=int, default=None, help="default 1e6 (--quick 2e4)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override a flow setting for every case (experiments): lr=1e-3 bins=24 ...")
+    parser.add_argument("--out", default=None, help="results JSON (default benchmarks/results/phase_space.json)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cases = args.cases or (["camel4", "breit-wigner", "eeqqg"] if args.quick else list(CASES))
+    seeds = args.seeds or (2 if args.quick else 3)
+    eval_calls = args.eval_calls or (20_000 if args.quick else 1_000_000)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = tuple(int(v) for v in value.split(",")) if key == "hidden" else \
+            (value if key == "loss" else float(value) if "." in value or "e" in value else int(value))
+    load_start, cpu_start, wall_start = os.getloadavg(), time.process_time(), time.perf_counter()
+    rows: dict = {}
+    for case in cases:
+        train_calls = args.train_calls or (QUICK_CALLS if args.quick else FULL_CALLS)[case]
+        exact = target_of(case).integral
+        runs: dict = {s: [] for s in args.samplers}
+        cfg = {**flow_settings(case), **overrides}
+        for seed in range(seeds):
+            for sampler in args.samplers:
+                if sampler == "flow":
+                    r = run_flow(case, train_calls, eval_calls, seed, cfg)
+                elif sampler == "vegas":
+                    r = run_vegas(case, train_calls, eval_calls, seed)
+                else:
+                    r = run_madnis(case, train_calls, eval_calls, seed)
+                runs[sampler].append(r)
+                print(json.dumps({"case": case, "seed": seed, "sampler": sampler,
+                                  **{k: round(r[k], 4) for k in ("integral", "pull", "unweighting_efficiency",
+                                                                 "unweighting_efficiency_q999", "train_cpu_s")},
+                                  "train_calls": r["train_calls"]}),
+                      f"[{time.perf_counter() - wall_start:.0f} s]", flush=True)
+        summary = {s: aggregate(v) for s, v in runs.items()}
+        ratios = {}
+        for other in ("vegas", "madnis"):
+            if "flow" in runs and other in runs:
+                per_seed = [a["unweighting_efficiency"] / max(b["unweighting_efficiency"], 1e-300)
+                            for a, b in zip(runs["flow"], runs[other])]
+                ratios[f"efficiency_flow_over_{other}"] = mean_error(per_seed)
+        rows[case] = {"target": CASES[case][0], "dims": CASES[case][1], "exact": exact, "train_calls": train_calls,
+                      "flow_settings": {**cfg, "hidden": list(cfg["hidden"])}, "runs": runs, "summary": summary,
+                      "ratios": ratios}
+        print(json.dumps({"case": case, **{k: [round(v, 3) for v in r] for k, r in ratios.items()}}), flush=True)
+    out = {"benchmark": "phase_space", "quick": args.quick, "seeds": seeds, "eval_calls": eval_calls,
+           "samplers": args.samplers, "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+           "goals": "efficiency_flow_over_vegas >= 2 and efficiency_flow_over_madnis >= 1 on every case",
+           "rows": rows,
+           "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
+                       "load_average_at_start": [round(v, 2) for v in load_start],
+                       "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+                       "cpu_s": time.process_time() - cpu_start, "wall_s": time.perf_counter() - wall_start,
+                       "note": "CPU seconds (process_time), one thread; shared machine: timings at load > 2 are void"}}
+    path = Path(args.out) if args.out else RESULTS / "phase_space.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(out, indent=1) + "\n")
+    figure(rows, path.with_suffix(".png"))
+
+
+if __name__ == "__main__":
+    main()
