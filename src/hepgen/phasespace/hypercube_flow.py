@@ -128,12 +128,12 @@ class HypercubeFlow(FlowModel):
     """Spline-coupling flow on [0, 1]^dims trained to an integrand (module doc).
 
     Args:
-        target: the integrand: one of gaussian, camel, ring, eeqqg (:mod:`hepgen.targets`), a
+        target: the integrand: one of gaussian, camel, ring, breit-wigner, eeqqg (:mod:`hepgen.targets`), a
             :class:`~hepgen.targets.Target` on the unit hypercube, or a function f(x): x (batch, d) -> (batch,)
             values >= 0, torch or NumPy (:mod:`hepgen.targets.user`).
         integrand: the user's function from a file, FILE.py:NAME (imported from that path only; the run records
             the path and sha256, and ``hepgen.load``/``hepgen sample`` need it given again).
-        dims: dimensions d (default 2; eeqqg: 2; the user's integrand: required).
+        dims: dimensions d (default 2; breit-wigner: 3; eeqqg: 2; the user's integrand: required).
         width: peak width of gaussian / camel / ring (None: the target's default).
         ycut: eeqqg's resolution cut y_ij > ycut. alpha_s: eeqqg's strong coupling.
         transforms: coupling layers (masks alternate). hidden: conditioner MLP sizes. bins: spline bins.
