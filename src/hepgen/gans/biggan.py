@@ -252,10 +252,6 @@ class ProjectionCritic(nn.Module):
         cont = split.rest.shape[1]
         self.project = MLP._linear(cont, width, spectral_norm) if cont else None
 
-    def class_embedding(self) -> Tensor:
-        """E_D (width, classes): column y is class y's vector (spectral norm applied)."""
-        return self.embed.weight
-
     def forward(self, x: Tensor, context: Tensor | None = None) -> Tensor:
         if context is None:
             raise ConfigError("big-gan is class-conditional; pass context=")
