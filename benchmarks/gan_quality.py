@@ -34,7 +34,7 @@ defaults over seeds on several tasks.
 Cost is quoted as the ratio WGAN-GP / non-saturating CPU time per run on the same machine.
 
     .venv/bin/python benchmarks/gan_quality.py [--quick] [--seeds 3] [--workers 2] [--sections ring6]
-    .venv/bin/python benchmarks/gan_quality.py --sections seeds [--seeds 10] [--workers 2]   (issue 25)
+    .venv/bin/python benchmarks/gan_quality.py --sections seeds [--seeds 10] [--workers 2] [--variants defaults,plain]
 
 Output: benchmarks/results/gan_quality.json (``--quick``: gan_quality_quick.json), with the machine record of
 each run of sections (load averages, CPU-seconds of all processes: ``_machine.Meter``).
@@ -444,19 +444,24 @@ def main() -> None:
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}; the others keep their results "
                              "from the existing output file")
+    parser.add_argument("--variants", default=",".join(SEED_VARIANTS),
+                        help=f"seeds section: comma-separated subset of {','.join(SEED_VARIANTS)}")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown sections {unknown}; choose from {','.join(SECTIONS)}")
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not variants or set(variants) - set(SEED_VARIANTS):
+        parser.error(f"--variants takes a subset of {','.join(SEED_VARIANTS)}, got {args.variants[:40]!r}")
     seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 3))
     path = Path(args.out) if args.out else RESULTS / ("gan_quality_quick.json" if args.quick else "gan_quality.json")
     start, meter = time.perf_counter(), Meter()
     jobs = []
     if "seeds" in sections:
         seed_seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 10))
-        jobs += [("seeds", (task, v, s, args.quick)) for task in SEED_TASKS for s in seed_seeds for v in SEED_VARIANTS]
+        jobs += [("seeds", (task, v, s, args.quick)) for task in SEED_TASKS for s in seed_seeds for v in variants]
     if "ring6" in sections:  # the longest runs first
         jobs += [("ring6", (v, s, 30 if args.quick else 100)) for s in seeds for v in ("previous", "defaults", "plain")]
     if "ring" in sections:
