@@ -185,7 +185,8 @@ def test_unknown_classes_are_refused_naming_the_row(fitted):
         model.score(np.zeros((1, 8, 8)), np.array([[5.0, 0.0]]))
     fixed = _small(classes=[11.0, 22.0])
     x, c = _data(60)
-    with pytest.raises(DataError, match=r"array of shape \(60, 8, 8\): column 'context_1' is 211 at row \d+: not one of the classes"):
+    with pytest.raises(DataError, match=r"array of shape \(60, 8, 8\): column 'context_1' is 211 at row \d+: "
+                                        "not one of the classes"):
         fixed.fit(x, context=c, epochs=1, quiet=True)
 
 

@@ -51,7 +51,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                     "aggregate posterior) and how each latent tracks physical quantities: mutual information "
                     "(scikit-learn's mutual_info_regression, KSG k-NN estimator, nats), Pearson and Spearman "
                     "correlations, and per quantity the best latent and a MIG-like gap (I1 - I2) / H(q) on 20 "
-                    "equal-frequency bins. Train VAEs with different --beta to compare them. hepgen report truncation RUN "
+                    "equal-frequency bins. Train VAEs with different --beta to compare them. hepgen report truncation "
+                    "RUN "
                     "--data DATA: the fidelity-diversity curve of a GAN's truncation trick (big-gan, style-gan): per "
                     "--truncation value, FPD and a boosted-tree AUC of physics features (image summary features of "
                     "images) and k-NN precision, density, recall and coverage against DATA.",
@@ -59,10 +60,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                "of file.h5:qcd/features (default mass,tau21); beside a calorimeter layer (showers.h5:layer_1) depth "
                "(energy-weighted mean layer index), frac_0..2, energy and the CaloChallenge features (default "
                "depth,frac_0,frac_1,frac_2,energy); or FILE:KEY with one row per event.")
-    report.add_argument("kind", metavar="KIND", choices=KINDS, help="what to report: latents (a vae or conv-vae), truncation (a GAN with a truncation trick)")
+    report.add_argument("kind", metavar="KIND", choices=KINDS,
+                        help="what to report: latents (a vae or conv-vae), truncation (a GAN with a truncation trick)")
     report.add_argument("run", metavar="RUN", help="run directory ('hepgen fit vae ...', 'hepgen fit big-gan ...')")
     report.add_argument("--data", required=True, metavar="DATA",
-                        help="events to encode, path[:key]; a table's model columns are read by name")
+                        help="events to encode (latents) or to compare samples with (truncation), path[:key]; a "
+                             "table's model columns are read by name")
     report.add_argument("--report", metavar="DIR", help="the report folder: metrics.json, plots/, index.html")
     add_out(report, "also write the printed summary (JSON) here", metavar="FILE")
     report.add_argument("--quantities", metavar="COLS|FILE:KEY",
