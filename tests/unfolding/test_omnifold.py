@@ -38,8 +38,10 @@ def test_closure_with_fakes():
     nu = result.extra["nu"]
     assert nu[~result.inputs.pass_truth].tolist() == [1.0] * int((~result.inputs.pass_truth).sum())
     assert 0.9 < np.mean(nu[result.inputs.pass_truth]) < 1.1
+    # no bootstrap: the chi2 holds only the truths' statistics, not the method's own noise (step 1b's
+    # classifier on 4000 events adds some: width 4.0 with it, 3.3 without), hence "of order one" up to 5
     for name, v in m.items():
-        assert v["chi2_ndf"] < 4.0, (name, v)
+        assert v["chi2_ndf"] < 5.0, (name, v)
 
 
 @pytest.mark.slow
@@ -81,3 +83,12 @@ def test_step_1b_carries_the_pull_beyond_the_acceptance(extrapolate):
         assert nu[out].sum() / nu.sum() == pytest.approx(out.mean(), abs=0.02)
     else:
         assert mean_out == pytest.approx(0.0, abs=0.05)
+
+
+def test_bootstrap_replicas_resample_the_simulation_too():
+    """Each replica carries Poisson(1) factors on the simulated events (about e^-1 of them drop out), as
+    IBU's do, so the band holds the simulation's statistics; the nominal result has none."""
+    result, _ = _run(4.5, 0.0, n=3000, iterations=1, bootstrap=2)
+    assert np.all(result.weights > 0)
+    for _, w in result.replicas:
+        assert np.mean(w == 0) == pytest.approx(np.exp(-1), abs=0.03)

@@ -341,9 +341,14 @@ def run_method(method: str, inputs: UnfoldingInputs, *, bins: int = 20, seed: in
         kw = {"iterations": opts["iterations"], "folds": opts["folds"], "extrapolate": opts["extrapolate"]}
         nu = omnifold(inputs, seed=seed, **kw)
         reps = []
+        # replicas resample the data and the simulation (Poisson(1) weights on both, as IBU's do), with fresh
+        # classifier seeds: the band holds the simulation's statistics and the classifiers' noise too
+        sim_factors = poisson_weights(len(inputs.truth), opts["bootstrap"], seed + 18)
         for b, factors in enumerate(poisson_weights(len(inputs.data), opts["bootstrap"], seed + 17)):
-            nub = omnifold(inputs, seed=seed + 7919 * (b + 1), data_weights=inputs.data_weights * factors, **kw)
-            reps.append((inputs.truth[real], (inputs.sim_weights * nub)[real]))
+            ws = inputs.sim_weights * sim_factors[b]
+            nub = omnifold(inputs, seed=seed + 7919 * (b + 1), data_weights=inputs.data_weights * factors,
+                           sim_weights=ws, **kw)
+            reps.append((inputs.truth[real], (ws * nub)[real]))
         return UnfoldingResult(method, inputs, inputs.truth[real], (inputs.sim_weights * nu)[real], reps, edges,
                                extra={"nu": nu})
     if method == "posterior":
@@ -372,8 +377,8 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
     truth's sumw2) and W1 (with its bootstrap error) per observable against the data's true truth, the
     prior's values for reference; a 2-D χ²/ndf and the change of the correlation coefficient of ``pair``
     (for IBU, which unfolds one observable at a time, the simulated truth under the first observable's
-    weights: ``weights_of``). The 2-D variance is the bootstrap variance, plus, for the methods that
-    reweight the fixed simulated sample (IBU, OmniFold), that sample's sumw2."""
+    weights: ``weights_of``). The 2-D variance is the bootstrap variance, plus, for IBU, whose replicas
+    reweight the fixed simulated sample, that sample's sumw2 (OmniFold's replicas resample the simulation)."""
     from hepgen.metrics.two_sample import wasserstein_1d
 
     inp = result.inputs
@@ -416,8 +421,9 @@ def compute_metrics(result: UnfoldingResult, pair: tuple[int, int] | None = None
 
         rh, rv = h2(result.events, ev_w)
         if len(reps_2d) > 1:
-            # replicas of IBU/OmniFold reweight the same simulated events: add that sample's own noise (sumw2)
-            fixed = rv if result.method in ("ibu", "omnifold") else 0.0
+            # IBU's replicas reweight the same simulated events: add that sample's own noise (sumw2); OmniFold's
+            # replicas resample the simulation itself
+            fixed = rv if result.method == "ibu" else 0.0
             rv = np.var([h2(*rep)[0] for rep in reps_2d], axis=0, ddof=1) + fixed
         th2, tv2 = h2(t, tw)
         ph2, pv2 = h2(prior_x, prior_w)
