@@ -43,6 +43,8 @@ calls, seed 0; ε = ⟨w⟩/max w); the chosen ones are :data:`FLOW_SETTINGS`:
     batch 256, 32 spline bins                                                over 150 s wall at load 9: not run
     batch 256, 8 couplings (two passes of the binary masks)                  0.159    0.394
     batch 256, VEGAS layer on 30 % of the calls                              0.109    0.399
+    batch 256, hidden 128,128                                                0.116    0.409
+    batch 256, 8 spline bins                                                 0.147    0.392
     batch 256, KL loss (seeds 0 and 1)                                       0.063    0.345
                                                                              0.064    0.309
     =====================================================================  =======  ======
