@@ -79,7 +79,13 @@ OPTIONS: dict[str, dict[str, Option]] = {
                  "posterior_batch_size": _count(512, 1, "batch size of the proposal flow, detector model and prior"),
                  "posterior_lr": _positive(2e-3, "learning rate of the proposal flow"),
                  "output": Option("posterior", kind=str, choices=("posterior", "flow"),
-                                  help="posterior: the empirical-Bayes posterior of the data; flow: draws of p_theta")},
+                                  help="posterior: the empirical-Bayes posterior of the data; flow: draws of p_theta"),
+                 "efficiency": Option("tree", kind=str, choices=("tree", "mlp"),
+                                      help="tree: eps(x) of the posterior's boosted-tree classifier in the likelihood "
+                                           "and log Z(theta) on the simulated truth reweighted by p_theta / p_prior; "
+                                           "mlp: a smooth differentiable MLP eps_psi and log Z by rsample (the old "
+                                           "likelihood, biased at sharp acceptance edges)"),
+                 "z_samples": _count(1024, 1, "simulated truth events per step in the estimate of log Z(theta)")},
 }
 #: ``unfold``'s own settings beside the method's options
 SETTINGS: dict[str, Option] = {"bins": _count(20, 2, "truth bins per observable"),
@@ -119,8 +125,9 @@ HANDLING: dict[str, str] = {
     "posterior": ("efficiency and acceptance: each sample x weighted 1/eps(x) (a classifier P(pass_reco | x)); where "
                   "eps(x) < min_efficiency the prior fills in, scaled to the unfolded total; fakes: each observed "
                   "event weighted 1 - P(fake | y) (a classifier on the simulated reco)"),
-    "marginal": ("efficiency and acceptance: inside the likelihood, p(y, pass | x) = eps_psi(x) p_phi(y | x) with a "
-                 "differentiable MLP eps_psi and log Z(theta) = log E_theta[eps_psi] by rsample; where eps(x) < "
+    "marginal": ("efficiency and acceptance: inside the likelihood, p(y, pass | x) = eps(x) p_phi(y | x) with eps the "
+                 "boosted-tree P(pass_reco | x) and log Z(theta) = log E_theta[eps] from the simulated truth reweighted "
+                 "by p_theta / p_prior (efficiency=mlp: a smooth MLP eps_psi, Z by rsample); where eps(x) < "
                  "min_efficiency the prior fills in; fakes: each observed event weighted 1 - P(fake | y)"),
 }
 

@@ -1,32 +1,40 @@
 """Marginal-likelihood unfolding (neural empirical Bayes: Vandegar, Kagan, Wehenkel, Louppe, AISTATS 2021):
 a truth flow p_theta(x) whose parameters maximise the likelihood of the observed (reconstructed) data,
 
-    log p(y | pass) = log int p_phi(y | x, pass) eps_psi(x) p_theta(x) dx  −  log Z(theta),
-    Z(theta) = E_{x ~ p_theta}[eps_psi(x)],          i.e.  p(y, pass | x) = eps_psi(x) p_phi(y | x, pass),
+    log p(y | pass) = log int p_phi(y | x, pass) eps(x) p_theta(x) dx  −  log Z(theta),
+    Z(theta) = E_{x ~ p_theta}[eps(x)],          i.e.  p(y, pass | x) = eps(x) p_phi(y | x, pass),
 
 with a learned detector model p_phi(y | x, pass) (a conditional NSF of y relative to x, trained on the
 simulated pairs passing truth and reco: :class:`hepgen.unfolding.posterior.Coder` with the roles swapped)
-and a learned, differentiable efficiency eps_psi(x) = P(pass_reco | x) (:class:`EfficiencyNet`, an MLP
-classifier on the simulated truth): efficiency < 1 and the acceptance cuts are folded into the likelihood.
+and the efficiency eps(x) = P(pass_reco | x) of the simulated truth: efficiency < 1 and the acceptance cuts
+are folded into the likelihood.
 
+* ``efficiency="tree"`` (default): eps is the flow posterior's boosted-tree classifier (sharp at a cut such
+  as |eta| < 2.5), fixed at the fixed proposals, and Z(theta) is estimated on a fixed sample, the simulated
+  truth x_i ~ p_sim (weights w_i) with eps_i = eps(x_i), importance-weighted by p_theta / p_prior
+  (p_prior: the prior flow p_theta starts from, frozen), self-normalised (:func:`log_acceptance`):
+  log Z ~ log sum_i w_i eps_i r_i − log sum_i w_i r_i, r_i = p_theta(x_i) / p_prior(x_i), on ``z_samples``
+  events drawn afresh each step; differentiable through log p_theta alone, no gradient of eps needed.
+* ``efficiency="mlp"`` (the first version): a learned, differentiable eps_psi(x) (:class:`EfficiencyNet`,
+  an MLP classifier on the simulated truth) in the likelihood, log Z(theta) = log mean_m eps_psi(x_m),
+  x_m = ``rsample`` of p_theta, the path-wise gradient through eps_psi; the output divided by eps_psi.
+  Kept for comparison; see "What was tried" below for why it is not the default.
 * The integral is estimated by importance sampling with K proposals per observed event from the flow
   posterior q(x | y) of :mod:`hepgen.unfolding.posterior` (the same fit, shared through ``cache``):
-  log p(y) ~ logsumexp_k [log p_phi(y | x_k) + log eps_psi(x_k) − log q(x_k | y) + log p_theta(x_k)] − log K.
+  log p(y) ~ logsumexp_k [log p_phi(y | x_k) + log eps(x_k) − log q(x_k | y) + log p_theta(x_k)] − log K.
   The proposals and every term but log p_theta are fixed before training, so the events the engine
   batches are the K (x_k, c_k) of each observed event; the gradient reaches theta through
   ``log_prob(x, grad=True)`` of the truth flow.
-* log Z(theta) = log mean_m eps_psi(x_m), x_m = ``rsample`` of p_theta (``z_samples`` per batch): the
-  path-wise gradient through the differentiable eps_psi.
 * Fakes (``pass_truth`` False): each observed event is weighted by 1 − P(fake | y) (the posterior's fake
   classifier): the likelihood is that of the real jets among the data.
 * Acceptance edges: where eps(x) < ``min_efficiency`` the likelihood does not constrain p_theta (moving
   mass there changes both terms alike); the output keeps p_theta's samples where eps >= min_efficiency
   and fills the rest with the simulated truth there, scaled by the unfolded total inside (as IBU and the
-  posterior do). Events migrating into the acceptance from outside are part of p_phi and eps_psi.
+  posterior do). Events migrating into the acceptance from outside are part of p_phi and eps.
 * Output (``output``): ``"posterior"`` (default) the empirical-Bayes posterior of every observed event
   under the fitted p_theta -- its K proposals with self-normalised weights exp(c_k + log p_theta(x_k)),
-  summed over the data (weighted 1 − P(fake | y)) and divided by eps_psi (the acceptance region cut with
-  the posterior's tree eps, sharp at a cut) -- so p_theta's errors enter
+  summed over the data (weighted 1 − P(fake | y)) and divided by the eps of the likelihood (the acceptance
+  region cut with the posterior's tree eps, sharp at a cut) -- so p_theta's errors enter
   only through weight ratios, and bands are Poisson replicas of the data with theta fixed; the draws
   of p_theta are kept as ``flow_events`` / ``flow_weights``. ``"flow"``: draws of p_theta itself, bands
   from bootstrap refits (below).
@@ -37,6 +45,32 @@ classifier on the simulated truth): efficiency < 1 and the acceptance cuts are f
   with the acceptance treatment above.
 * Bands (``output="flow"``): bootstrap replicas continue the training from the fitted theta on
   Poisson-weighted data for a third of ``unfold_epochs``.
+
+What was tried (issue 23, the eta regression: closure eta chi2/ndf 1.15 -> 3.94 at 30k after fb624fc cut the
+output with the tree eps but kept dividing by eps_psi). ``hepgen data smear`` jets, 20k pairs, 6 flow epochs,
+3 marginal epochs, K = 8, seed 0; chi2/ndf / W1 to the data's truth (20 bins), pt eta mass width multiplicity:
+
+* ``efficiency="mlp"`` (old): closure 4.11/0.60  63.5/0.167  3.36/0.059  3.79/0.0012  1.79/0.073;
+  non-closure 3.77/0.51  51.8/0.139  4.28/0.052  3.49/0.00077  2.69/0.153. The unfolded eta is a bowl (6k
+  pairs: 0.8 of the truth in the centre, 1.2-1.7 at |eta| > 2.4) while the draws of p_theta themselves are
+  flat within chi2/ndf 1.2-3: the smooth eps_psi cannot follow the 0.02-wide edge at |eta| = 2.5, so p_theta
+  bends to make eps_psi p_theta match the data, and dividing the output by eps_psi (not the eps the data
+  were cut with) carries the mismatch into eta. At 30k with 10 epochs eps_psi was closer (3.94).
+* ``efficiency="tree"`` (now the default: the sharp tree eps in the likelihood and in the division, Z by
+  :func:`log_acceptance`): closure 6.00/0.40  2.16/0.036  1.80/0.042  1.42/0.00033  3.89/0.082; non-closure
+  4.61/0.41  1.81/0.021  2.20/0.037  1.15/0.00030  3.84/0.120. The flow posterior on the same inputs:
+  closure 1.94/0.26  0.59/0.0058  1.96/0.066  1.30/0.00027  4.56/0.122; non-closure 8.75/0.72  1.20/0.025
+  4.89/0.116  1.62/0.00026  5.94/0.186; IBU's non-closure W1 0.42  0.014  0.080  0.00072  0.085. So in
+  non-closure the marginal W1 is within 1.5x IBU's except eta (1.55x) and at or below the posterior's except
+  eta; the remaining eta excess sits in the outside-acceptance fill (|eta| > 2.7 one side 13-15 % high: the
+  unfolded/prior ratio the ``extrapolate`` trees carry across the edge), not inside.
+* Z's eps as the simulated pass flags instead of the tree eps: closure eta 1.77/0.033 (same within noise);
+  the tree eps is kept (less variance per step, and the same eps as the numerator).
+* ``unfold_epochs`` 1 instead of 3: closure pt 2.85/0.39, eta 1.66/0.032; non-closure W1 within 10 % of 3
+  epochs'. The draws of p_theta drift more with more steps (closure pt chi2/ndf 8 after 1 epoch, 22 after 3:
+  mass moves to low pt and |eta| > 2.4, where eps is low; the likelihood does not see mass outside the
+  acceptance, and p_theta / p_prior on the simulated truth reaches e^8, an effective sample of 0.4 %), while
+  the posterior output, which uses p_theta only through ratios, barely moves.
 """
 
 from __future__ import annotations
@@ -185,6 +219,18 @@ class EdgeSpace:
         return out - (np.log(t) + np.log1p(-t) + np.log(span)).sum(axis=1)
 
 
+def log_acceptance(log_p: Tensor, log_prior: Tensor, eps: Tensor, w: Tensor) -> Tensor:
+    """log Z(theta) = log E_{x ~ p_theta}[eps(x)] from a fixed sample x_i ~ p_prior (weights ``w``) by
+    self-normalised importance sampling, r_i = p_theta(x_i) / p_prior(x_i):
+
+        log Z = log sum_i w_i eps_i r_i − log sum_i w_i r_i,
+
+    differentiable in theta through ``log_p`` = log p_theta(x_i) alone (``eps`` (n,) fixed: pass flags or a
+    classifier's P(pass | x_i)); ``log_prior`` = log p_prior(x_i): (n,) each -> ()."""
+    a = log_p - log_prior + torch.log(w)
+    return torch.logsumexp(a + torch.log(eps), 0) - torch.logsumexp(a, 0)
+
+
 def log_marginal(c: Tensor, log_pt: Tensor) -> Tensor:
     """The importance-sampling estimate log (1/K) sum_k exp(c_k + log p_theta(x_k)): (b, K), (b, K) -> (b,)."""
     return torch.logsumexp(c + log_pt, dim=1) - math.log(c.shape[1])
@@ -202,19 +248,29 @@ class MarginalObjective(Model):
     cli_name = "marginal-objective"
 
     def __init__(self, truth_flow: Any, features: int, proposals: int, efficiency: EfficiencyNet | None = None,
-                 z_samples: int = 256, space: EdgeSpace | None = None):
+                 z_samples: int = 256, space: EdgeSpace | None = None,
+                 acceptance: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None):
         super().__init__((int(proposals) * (int(features) + 1),), 0, "none")
         self.truth_flow = truth_flow
         self.features, self.proposals, self.z_samples = int(features), int(proposals), int(z_samples)
         self.efficiency = efficiency
         self.space = space
+        self.acceptance = acceptance is not None
+        if acceptance is not None:  # (z_i (n, d), log p_prior(z_i), w_i, eps_i): log Z by :func:`log_acceptance`
+            for name, v in zip(("acc_z", "acc_log_prior", "acc_w", "acc_eps"), acceptance):
+                self.register_buffer(name, torch.as_tensor(np.asarray(v, dtype=np.float32)), persistent=False)
 
     def players(self) -> list[Player]:
         return [Player("theta", list(self.truth_flow.parameters()))]
 
     def log_z(self) -> Tensor:
-        """log Z(theta) = log mean eps_psi(x_m), x_m ~ p_theta by ``rsample`` (path-wise differentiable; the
-        flow's z mapped to x by ``space``)."""
+        """log Z(theta): with an ``acceptance`` sample, :func:`log_acceptance` on ``z_samples`` of its events
+        drawn afresh each step; else log mean eps_psi(x_m), x_m ~ p_theta by ``rsample`` (path-wise
+        differentiable; the flow's z mapped to x by ``space``)."""
+        if self.acceptance:
+            idx = torch.randint(len(self.acc_z), (min(self.z_samples, len(self.acc_z)),), device=self.acc_z.device)
+            log_p = self.truth_flow.log_prob(self.acc_z[idx], grad=True)
+            return log_acceptance(log_p, self.acc_log_prior[idx], self.acc_eps[idx], self.acc_w[idx])
         if self.efficiency is None:
             return torch.zeros(())
         zs = self.truth_flow.rsample(self.z_samples)
@@ -237,7 +293,8 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
                     transforms: int = 4, hidden: Any = (64, 64), batch_size: int = 256, lr: float = 3e-4,
                     device: str = "auto", min_efficiency: float = 0.05, posterior_epochs: int | None = None,
                     posterior_batch_size: int = 512, posterior_lr: float = 2e-3, coverage_samples: int = 400,
-                    output: str = "posterior", extrapolate: bool = True,
+                    output: str = "posterior", extrapolate: bool = True, efficiency: str = "tree",
+                    z_samples: int = 1024, _z_eps: str = "tree",
                     cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, list, dict[str, Any]]:
     """(events, weights, bootstrap replicas, extra) of the marginal-likelihood unfolding (module doc).
 
@@ -263,15 +320,13 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
     key = ("marginal-sim", seed, simulation_key(inputs, epochs=epochs, transforms=transforms, hidden=hidden,
                                                 batch_size=batch_size, lr=lr, device=device))
     if key in pcache:
-        rcoder, detector, eff, prior_state = pcache[key]
+        rcoder, detector, prior_state = pcache[key]
     else:
         kw = {"epochs": epochs, "transforms": transforms, "hidden": hidden, "batch_size": int(posterior_batch_size),
               "lr": 2e-3, "device": device, "quiet": quiet}
         x_both = tcoder.dequantise(inputs.truth[both], rng)
         rcoder = Coder(inputs.reco[both], x_both)            # p_phi(y | x): reco relative to the dequantised truth
         detector = train_posterior(inputs.reco[both], x_both, inputs.sim_weights[both], rcoder, seed=seed + 1, **kw)
-        eff = fit_efficiency(x_real, inputs.pass_reco[real], inputs.sim_weights[real], seed=seed + 2,
-                             epochs=max(10, 3 * int(epochs)), batch_size=256, lr=3e-3, device=device, quiet=quiet)
         z_real = space.to_z(x_real)
         with seeded(seed):
             prior = NSF(d, transforms=int(transforms), hidden=tuple(hidden), preprocess=preprocessing(z_real))
@@ -279,7 +334,16 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
                       epochs=int(epochs), batch_size=int(posterior_batch_size), lr=2e-3, seed=seed, device=device,
                       quiet=quiet)
         prior_state = prior
-        pcache[key] = (rcoder, detector, eff, prior_state)
+        pcache[key] = (rcoder, detector, prior_state)
+    eps_sim = fit.efficiency(inputs.truth[real])
+    eff = None
+    if efficiency == "mlp":  # the differentiable eps_psi of the old likelihood (module doc: what was tried)
+        ekey = ("marginal-eff", *key[1:])
+        if ekey not in pcache:
+            pcache[ekey] = fit_efficiency(x_real, inputs.pass_reco[real], inputs.sim_weights[real], seed=seed + 2,
+                                          epochs=max(10, 3 * int(epochs)), batch_size=256, lr=3e-3, device=device,
+                                          quiet=quiet)
+        eff = pcache[ekey]
     truth_flow = copy.deepcopy(prior_state)
     # proposals x_k ~ q(x | y) and the fixed terms c_k per observed event
     xk, log_q = _proposals(fit, inputs.data, K, seed + 5)
@@ -292,14 +356,27 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
                                      context=rcoder.context(xk).astype(np.float32)).cpu().numpy().astype(np.float64)
                    + rcoder.log_det(yk))
     # p_theta is a density of z: log p_theta,x(x_k) = log p_theta,z(z_k) + log |dz/dx|, folded into c_k
-    c = log_det + np.log(np.clip(eff.numpy(xk), 1e-6, 1.0)) - log_q + space.log_jacobian(xk)
+    x_agg = tcoder.quantise(xk)
+    tree_agg = fit.efficiency(x_agg)
+    eps_k = eff.numpy(xk) if eff is not None else tree_agg
+    c = log_det + np.log(np.clip(eps_k, 1e-6, 1.0)) - log_q + space.log_jacobian(xk)
     c = np.nan_to_num(np.where(valid, c, -1e4), nan=-1e4, neginf=-1e4, posinf=-1e4).reshape(m, K)
     c = c - c.max(axis=1, keepdims=True)          # a per-event constant: no effect on the gradient
     events = np.concatenate([space.to_z(xk).reshape(m, K * d), c], axis=1).astype(np.float32)
     w = (inputs.data_weights * (1.0 - fit.fake(inputs.data))).astype(np.float32)
-    objective = MarginalObjective(truth_flow, d, K, eff, z_samples=max(256, int(batch_size)), space=space)
-    for p in eff.parameters():
-        p.requires_grad_(False)
+    acceptance = None
+    if eff is None:  # log Z on the simulated truth, importance-weighted by p_theta / p_prior (module doc)
+        z_acc = space.to_z(x_real)
+        with torch.no_grad():
+            log_prior = np.concatenate([prior_state.log_prob(z_acc[i:i + 65536].astype(np.float32)).cpu().numpy()
+                                        for i in range(0, len(z_acc), 65536)])
+        z_eps = inputs.pass_reco[real].astype(float) if _z_eps == "flags" else eps_sim
+        acceptance = (z_acc, log_prior, inputs.sim_weights[real], z_eps)
+    objective = MarginalObjective(truth_flow, d, K, eff, z_samples=max(int(z_samples), int(batch_size)), space=space,
+                                  acceptance=acceptance)
+    if eff is not None:
+        for p in eff.parameters():
+            p.requires_grad_(False)
     # the truth flow starts from the prior's fit: the engine's warm start (the objective's own preprocessing is
     # the identity, fitted here so the engine may continue it)
     objective.preprocessor.fit(events)
@@ -307,7 +384,6 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
         objective.fit(events, weights=w, epochs=int(unfold_epochs), batch_size=int(batch_size), lr=float(lr),
                       seed=seed, device=device, quiet=quiet, warm_start=True)
     n_out = int(samples) if samples else int(real.sum())
-    eps_sim = fit.efficiency(inputs.truth[real])
     outside = eps_sim < min_efficiency
 
     def draw(flow: Any, s: int) -> tuple[np.ndarray, np.ndarray]:
@@ -323,9 +399,7 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
         return x, wx
 
     zk = events[:, :K * d].reshape(m * K, d)
-    x_agg = tcoder.quantise(xk)
     sim_x, sim_w = inputs.truth[real], inputs.sim_weights[real]
-    tree_agg, psi_agg = fit.efficiency(x_agg), eff.numpy(xk)
 
     def aggregate(flow: Any, data_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The empirical-Bayes posterior of each observed event under p_theta (self-normalised importance
@@ -339,7 +413,7 @@ def unfold_marginal(inputs: UnfoldingInputs, *, seed: int = 0, quiet: bool = Tru
         # divided by eps_psi (it cancels the eps_psi inside the weights); the acceptance region cut with the
         # sharper tree eps, as the posterior method does (eps_psi is smooth across a cut such as |eta| < 2.5)
         keep = tree_agg >= min_efficiency
-        wk = wk[keep] / np.clip(psi_agg[keep], 1e-3, None)
+        wk = wk[keep] / np.clip(eps_k[keep], 1e-3, None)
         return efficiency_corrected(x_agg[keep], wk, None, sim_x, sim_w, eps_sim, min_efficiency,
                                     extrapolate=extrapolate, seed=seed + 11, x_eps=tree_agg[keep])
 
