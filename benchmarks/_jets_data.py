@@ -19,10 +19,11 @@ def cached_path(process: str, n: int, seed: int = 11) -> Path:
     return DATA / f"jets_{process}_{n}_{seed}.h5"
 
 
-def jets(quick: bool, n: int | dict[str, int], processes=("qcd", "top", "w"), seed: int = 11
+def jets(quick: bool, n: int | dict[str, int], processes=("qcd", "top", "w"), seed: int = 11, images: bool = True
          ) -> dict[str, dict[str, np.ndarray]]:
     """{process: {"features": (n, 11), "images": (n, 40, 40)}}; quick: the shipped 2500 jets per process.
 
+    ``images=False``: the features only (the decorrelation study; 70k images are ~450 MB).
     ``n``: jets per process, or {process: n} (e.g. 70000 QCD, 20000 top and W). A process whose cached file
     is missing but whose chunks from benchmarks/jet_cache.py hold at least n jets is read from those."""
     if quick:
@@ -43,15 +44,20 @@ def jets(quick: bool, n: int | dict[str, int], processes=("qcd", "top", "w"), se
                                 "--option", f"process={p}", "--option", "workers=-1", "-o", str(out)], check=True)
             path[p] = (out, None)
     result = {}
+    names = ("features", "images") if images else ("features",)
     for p, (file, key) in path.items():
         if isinstance(file, list):  # chunks, read in order until n jets
-            parts = []
+            parts, have = [], 0
             for chunk in file:
+                if have >= key:
+                    break
                 with h5py.File(chunk) as f:
-                    parts.append({"features": f["features"][:].astype(np.float64), "images": f["images"][:]})
-            result[p] = {k: np.concatenate([q[k] for q in parts])[:key] for k in ("features", "images")}
-            continue
-        with h5py.File(file) as f:
-            g = f[key] if key else f
-            result[p] = {"features": g["features"][:].astype(np.float64), "images": g["images"][:]}
+                    parts.append({k: f[k][:] for k in names})
+                have += len(parts[-1]["features"])
+            result[p] = {k: np.concatenate([q[k] for q in parts])[:key] for k in names}
+        else:
+            with h5py.File(file) as f:
+                g = f[key] if key else f
+                result[p] = {k: g[k][:] for k in names}
+        result[p]["features"] = result[p]["features"].astype(np.float64)
     return result
