@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import h5py
-import jet_cache
+import _jet_cache as jet_cache
 import numpy as np
 
 DATA = Path(__file__).parent / "data"
@@ -25,7 +25,7 @@ def jets(quick: bool, n: int | dict[str, int], processes=("qcd", "top", "w"), se
 
     ``images=False``: the features only (the decorrelation study; 70k images are ~450 MB).
     ``n``: jets per process, or {process: n} (e.g. 70000 QCD, 20000 top and W). A process whose cached file
-    is missing but whose chunks from benchmarks/jet_cache.py hold at least n jets is read from those."""
+    is missing but whose chunks from benchmarks/_jet_cache.py hold at least n jets is read from those."""
     if quick:
         import hepgen.data.generators.jets as gen
 
@@ -37,7 +37,7 @@ def jets(quick: bool, n: int | dict[str, int], processes=("qcd", "top", "w"), se
             n_p = n[p] if isinstance(n, dict) else n
             out = cached_path(p, n_p, seed)
             if not out.exists() and sum(10_000 for _ in jet_cache.chunks(p)) >= n_p:
-                path[p] = (jet_cache.chunks(p), n_p)  # the resumable chunks of benchmarks/jet_cache.py
+                path[p] = (jet_cache.chunks(p), n_p)  # the resumable chunks of benchmarks/_jet_cache.py
                 continue
             if not out.exists():  # generated once (both cores), then cached outside git
                 subprocess.run([sys.executable, "-m", "hepgen", "data", "jets", "-n", str(n_p), "--seed", str(seed),

@@ -89,7 +89,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import jet_cache
+import _jet_cache as jet_cache
 from _jets_data import COLUMNS, DATA, cached_path, jets
 from _machine import Meter
 from _units import Units

@@ -8,8 +8,8 @@ again at will. ``_jets_data.jets`` reads the chunks of a process, in the order o
 One chunk takes about 19 minutes of one core (Pythia 8 + FastJet). Run it beside other work at low
 priority with one thread:
 
-    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/jet_cache.py             # the whole plan
-    python benchmarks/jet_cache.py --process top --chunks 1                 # a part of it
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/_jet_cache.py             # the whole plan
+    python benchmarks/_jet_cache.py --process top --chunks 1                 # a part of it
 """
 
 from __future__ import annotations
