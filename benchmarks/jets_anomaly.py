@@ -33,7 +33,7 @@ under ``results/jets_anomaly/<scorer>/`` and one ROC/SIC figure of all scorers p
     python benchmarks/jets_anomaly.py --quick            # smoke run (< 60 s): shipped sample, 2 seeds, 1-3 epochs
     python benchmarks/jets_anomaly.py --resume           # the full study (issue 24), resumable
 
-The full run reads 70k QCD, 20k top and 20k W jets (``--file-jets``) from the cache of benchmarks/jet_cache.py
+The full run reads 70k QCD, 20k top and 20k W jets (``--file-jets``) from the cache of benchmarks/_jet_cache.py
 (benchmarks/data/chunks/, seeds 1101-1302, disjoint from the shipped sample's seed 1; a single file
 benchmarks/data/jets_P_N_11.h5 is read instead where it exists, e.g. the 20k W of seed 11): 15k test jets per
 process, 50k QCD training jets (5k QCD unused), and the 5k top and 5k W left over as the pool of the inverted task
@@ -277,7 +277,7 @@ def main() -> int:
         missing = [str(cached_path(p, n)) for p, n in file_jets.items()
                    if not cached_path(p, n).exists() and 10_000 * len(jet_cache.chunks(p)) < n]
         if missing:  # _jets_data generates them once with hepgen data jets (both cores; hours at 70k QCD)
-            print(f"missing cached jets: {', '.join(missing)}; generating them (better: run benchmarks/jet_cache.py "
+            print(f"missing cached jets: {', '.join(missing)}; generating them (better: run benchmarks/_jet_cache.py "
                   "first, resumably)", file=sys.stderr, flush=True)
     raw = jets(quick, file_jets)
     data = prepare(raw)
@@ -366,7 +366,7 @@ def main() -> int:
 
     out: dict = {"benchmark": "jets_anomaly", "quick": bool(quick),
                  "data": "shipped sample (seed 1)" if quick else
-                         f"hepgen data jets (benchmarks/jet_cache.py chunks, seeds 1101-1302, or seed 11 files): "
+                         f"hepgen data jets (benchmarks/_jet_cache.py chunks, seeds 1101-1302, or seed 11 files): "
                          f"{file_jets} jets per process (550-650 GeV, anti-kT R = 0.8)",
                  "scale": scale, "settings": settings,
                  "command": " ".join(["python", "benchmarks/jets_anomaly.py", *sys.argv[1:]]),

@@ -1,7 +1,7 @@
 """W vs QCD tagging decorrelated from the jet mass: the plane of the DisCo paper (Kasieczka & Shih 2020), issue 24.
 
 Jets from ``hepgen data jets`` (550–650 GeV, anti-kT R = 0.8): 70k QCD and 20k W from the cache of
-benchmarks/jet_cache.py (benchmarks/data/chunks/, or a single file benchmarks/data/jets_P_N_11.h5 where it exists,
+benchmarks/_jet_cache.py (benchmarks/data/chunks/, or a single file benchmarks/data/jets_P_N_11.h5 where it exists,
 e.g. the 20k W of seed 11; features only), half of each for training (35k QCD + 10k W) and half for testing;
 ``--quick``: the shipped 2,500 jets per process. Inputs are the substructure features without the mass and pT
 (tau1..3, tau21, tau32, c2, d2, n_constituents); the classes are balanced by per-event weights (each class sums to
