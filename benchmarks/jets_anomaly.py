@@ -45,13 +45,14 @@ tasks, scorers or seeds. The JSON records the load average and CPU-seconds of th
 _machine.Meter) and of every unit, whichever invocation trained it (``cpu_hours_units``).
 
 Image-model speed (issue 24): one Adam step of the ConvAE (channels 16, 32, 64; latent 8) on a batch of 256
-40×40 images, one thread, CPU time (this 2-core machine at load 7-9, medians of 4×5 steps): 119 ms as
-before, 97 ms with the weights in channels_last (the transposed convolutions: 26 → 13 ms and 32 → 14 ms
-forward + backward for the 16 → 1 and 32 → 16 layers; channels_last gives the same AUCs on the shipped
-sample to three decimals: 0.923 / 0.744 for seed 1); torch.compile of the step 110 ms (with channels_last 97 ms: no gain,
-and 4 s of compilation per model), channels 8, 16, 32 with channels_last 41 ms but its W AUC drops (0.703 /
-0.731 for seeds 1, 2 against 0.744 / 0.734), so the channels stay; a batch of 1024 costs the same per image
-(389 µs against 399 µs) and is not used. The engine adds ~5 % (110 ms per step of a whole fit).
+40×40 images, one thread, CPU time (this 2-core machine at load 7-9, medians of 4×5 steps; torch.profiler for the
+layers): 119 ms as before, 97 ms with the conv weights in channels_last, now hepgen's default for ConvAutoencoder
+and ConvVAE (the transposed convolutions: 26 → 13 ms and 32 → 14 ms forward + backward for the 16 → 1 and
+32 → 16 layers; the same AUCs on the shipped sample to three decimals: 0.923 / 0.744 for seed 1);
+torch.compile of the step 110 ms (with channels_last 97 ms: no gain, and 4 s of compilation per model);
+channels 8, 16, 32 with channels_last 41 ms, but its W AUC drops (0.703 / 0.731 for seeds 1, 2 against
+0.744 / 0.734), so the channels stay; a batch of 1024 costs the same per image (389 µs against 399 µs) and is
+not used. The engine adds ~5 % (110 ms per step of a whole fit).
 Per training at the full scale, measured per step at load 7-9: ConvAE 5.9k steps × ~0.1 s ≈ 10 CPU-min (ConvVAE
 ~11), dense AE / VAE 11.7k × 1.5 ms ≈ 20 s, NSF on 11 features 5.9k × 9 ms ≈ 55 s, classifier ≈ 20 s.
 CPU estimate of the full run (3 seeds, 4 tasks, every scorer): 27 image trainings on 50k jets ≈ 4.6 h (the
@@ -159,8 +160,7 @@ class Scorer:
             return hepgen.NSF(len(COLUMNS) if kind == "nsf" else len(SUBSET), transforms=4, hidden=(64, 64))
         else:
             raise ValueError(kind)
-        # the image models' weights in channels_last: ~20 % less CPU per step (module docstring), same results
-        return model.to(memory_format=torch.channels_last)
+        return model  # conv weights in channels_last (hepgen.autoencoders.base.conv_networks; module docstring)
 
     def _input(self, sample: dict) -> np.ndarray:
         return sample[{"conv_ae": "images", "conv_ae_sqrt": "sqrt_images", "conv_vae": "sqrt_images",
@@ -185,7 +185,8 @@ class Scorer:
 
 
 def fisher(parts: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
-    """Fisher's combination −Σ log(1 − F_i(s_i)) of the parts' scores ``key``, F_i the CDF of part i's training scores."""
+    """Fisher's combination −Σ log(1 − F_i(s_i)) of the parts' scores ``key``, F_i the CDF of part i's training
+    scores."""
     total = 0.0
     for arrays in parts:
         ref = np.sort(arrays["train"])
@@ -248,7 +249,8 @@ def main() -> int:
                         help="tasks the image scorers (and the combination) run in (default: all; --quick: "
                              "direct and inverted)")
     parser.add_argument("--reports", nargs="*", default=None, choices=SCORERS,
-                        help="scorers whose report folder (ROC/SIC, mass sculpting) is written (all; --quick: combined)")
+                        help="scorers whose report folder (ROC/SIC, mass sculpting) is written "
+                             "(all; --quick: combined)")
     parser.add_argument("--bootstrap", type=int, default=None, help="resamples of the test jets (50; --quick 5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (1 2 3; --quick 1 2)")
     parser.add_argument("--output", type=Path, default=None, help="JSON (default results/jets_anomaly[_quick].json)")
@@ -437,9 +439,11 @@ def main() -> int:
                               "seed_err": _change_err(v[sig], direct[name][sig], len(args.seeds))}
                         for sig in ("top", "w")}
         out["auc_change_from_contamination"] = changes
-        out["auc_change_what"] = ("mean AUC over seeds, contaminated minus direct; seed_err = √(s_c² + s_d²)/√n from the "
-                                  "seed spreads (the test jets are shared, so their bootstrap errors mostly cancel)")
-    out["figures"] = sorted(str(p.relative_to(output.parent)) for p in fig_dir.rglob("*.png")) if fig_dir.exists() else []
+        out["auc_change_what"] = ("mean AUC over seeds, contaminated minus direct; seed_err = √(s_c² + s_d²)/√n "
+                                  "from the seed spreads (the test jets are shared, so their bootstrap errors "
+                                  "mostly cancel)")
+    out["figures"] = (sorted(str(p.relative_to(output.parent)) for p in fig_dir.rglob("*.png"))
+                      if fig_dir.exists() else [])
     cpu_units = sum(r["machine"]["cpu_s"] for r in records.values())
     out["units"] = {k: {"cpu_s": r["machine"]["cpu_s"], "wall_s": r["machine"]["wall_s"],
                         "load_1min_peak": r["machine"]["peak_load_1min_sampled"],

@@ -34,8 +34,8 @@ CPU-seconds of this invocation (benchmarks/_machine.Meter) and of every unit (``
 
 CPU estimate of the full run: 45k training jets at batch 1024 are 44 steps per epoch; measured at load ~7 (one
 thread) the classifier takes 0.64 CPU s per epoch, DisCo 0.83 s, the pivot below twice the classifier: per seed
-~13 s (classifier, 20 epochs) + 4 × ~17 s (DisCo) + 4 × ≤ 35 s (pivot, 26 epochs), with the bootstraps ≤ 5 CPU-min;
-≤ 0.25 CPU-hours for the 3 seeds.
+~13 s (classifier, 20 epochs) + 4 × ~17 s (DisCo) + 4 × ≤ 35 s (pivot, 26 epochs), with the bootstraps
+≤ 5 CPU-min; ≤ 0.25 CPU-hours for the 3 seeds.
 
 Writes benchmarks/results/jets_decorrelation[_quick].json and .png.
 """
@@ -217,7 +217,8 @@ def main() -> None:
                               "inverse_jsd": float(value[1]), "inverse_jsd_err": float(err[1]),
                               "eps_b_at_eps_s_0.5": float(value[2]), "fit_cpu_s": record["machine"]["cpu_s"]}
         by_seed[name] = {str(s): v for s, v in per_seed.items()}
-        row = {"kind": kind, **({"lam": parameter} if kind == "pivot" else {"alpha": parameter} if kind == "disco" else {})}
+        row = {"kind": kind, **({"lam": parameter} if kind == "pivot" else
+                                {"alpha": parameter} if kind == "disco" else {})}
         for k, e in (("rejection_at_eps_s_0.5", "rejection"), ("inverse_jsd", "inverse_jsd")):
             values = np.array([v[k] for v in per_seed.values()])
             boot = float(np.mean([v[f"{e}_err"] for v in per_seed.values()]))
@@ -242,8 +243,8 @@ def main() -> None:
            "pivot_adversary": args.adversary, "mass_bins": args.mass_bins if args.adversary == "binned" else None,
            "pivot_schedule": PIVOT_SCHEDULE,
            "jsd": f"bits, hepgen.metrics.decorrelation.mass_sculpting on sculpting_edges of the test QCD mass "
-                  f"({len(edges) - 1} bins over [{edges[0]:.1f}, {edges[-1]:.1f}] GeV, as hepgen roc --mass), passing vs "
-                  "failing QCD at the cut with ε_S = 0.5",
+                  f"({len(edges) - 1} bins over [{edges[0]:.1f}, {edges[-1]:.1f}] GeV, as hepgen roc --mass), "
+                  "passing vs failing QCD at the cut with ε_S = 0.5",
            "errors": "trained taggers: mean over seeds; *_err = √(bootstrap_err² + seed_std²), bootstrap_err the "
                      "seeds' mean bootstrap error over the test jets, seed_std their sample standard deviation",
            "bootstrap": args.bootstrap, "pareto_front": front,

@@ -6,6 +6,7 @@ import torch
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
+import hepgen
 from hepgen.autoencoders.ae import Autoencoder, ConvAutoencoder, DenoisingAutoencoder
 from hepgen.errors import ConfigError
 
@@ -139,3 +140,29 @@ def test_conv_autoencoder_on_two_dimensional_images_learns():
     assert recon.shape == (100, 9, 7) and recon.dtype == torch.float32
     mse, var = float(((recon - torch.as_tensor(img[500:])) ** 2).mean()), float(img[500:].var())
     assert mse < 0.1 * var, (mse, var)  # two latent dof describe the blob positions
+
+
+@pytest.mark.parametrize("family", ["conv-ae", "conv-vae"])
+def test_conv_weights_are_channels_last_and_compute_what_the_nchw_layout_computes(family, tmp_path):
+    from hepgen.autoencoders.vae import ConvVAE
+
+    def build():
+        if family == "conv-ae":
+            return ConvAutoencoder((10, 10), latent=3, channels=(4, 8), preprocess="none")
+        return ConvVAE((10, 10), latent=3, channels=(4, 8), decoder="gaussian-fixed", decoder_sigma=1.0,
+                       preprocess="none")
+
+    x = torch.rand(64, 10, 10)
+    model = build().fit(x, epochs=1, batch_size=32, seed=0, **FIT)
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs)  # kept by fit
+    nchw = build().to(memory_format=torch.contiguous_format)
+    nchw.load_state_dict(model.state_dict())
+    assert all(m.weight.is_contiguous() for m in nchw.modules() if isinstance(m, torch.nn.Conv2d))
+    u = model.to_internal(x)
+    torch.testing.assert_close(model._code(u, None), nchw._code(u, None), rtol=1e-5, atol=1e-6)
+    z = torch.randn(64, 3)
+    torch.testing.assert_close(model._decoded(z, None), nchw._decoded(z, None), rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "run")
+    loaded = hepgen.load(tmp_path / "run")
+    torch.testing.assert_close(loaded._decoded(z, None), model._decoded(z, None))
