@@ -63,6 +63,7 @@ from hepgen.errors import ConfigError
 from hepgen.gans.adversarial import Adversarial
 from hepgen.gans.networks import MLPCritic
 from hepgen.models import register
+from hepgen.nn.functional import asinh
 from hepgen.nn.mlp import MLP, activation
 
 LOG10 = math.log(10.0)
@@ -213,7 +214,7 @@ class CaloGAN(ShowerMonitors, IncidentEnergyChecks, Adversarial):
         scale = 1000.0 * energy[:, None]
         flat = [x.reshape(len(x), -1) / scale for x in cells]
         sums = torch.stack([f.sum(1) for f in flat], dim=1)
-        return torch.cat([torch.asinh(torch.cat(flat, 1) / self.cell_scale), torch.asinh(sums / self.layer_scale)], 1)
+        return torch.cat([asinh(torch.cat(flat, 1) / self.cell_scale), asinh(sums / self.layer_scale)], 1)
 
     def _generate(self, z: Tensor, energy: Tensor, cond: Tensor, sampler: nn.Module | None = None,
                   with_fractions: bool = False) -> Any:
