@@ -195,3 +195,24 @@ def test_shower_models_refuse_non_physical_energies_and_record_the_training_rang
     assert model.energy_range_ == pytest.approx((sim["energy"].min(), more["energy"].max()), rel=1e-6)
     model.fit({k: more[k] for k in LAYERS}, context=more["energy"], epochs=1, batch_size=60, quiet=True, val_fraction=0)
     assert model.energy_range_ == pytest.approx((more["energy"].min(), more["energy"].max()), rel=1e-6)
+
+
+def test_calo_flow_preprocessing_inverts_to_the_showers():
+    """(a, l) = the flows' coordinates of simulator showers (layer energies, logit of the shifted, normalised
+    cells), standardised with statistics fitted on them; the sampling path's inverse gives the showers back."""
+    d = calo.generate(64, seed=5, particle="pi+")
+    model = CaloFlow(energy_transforms=1, cell_transforms=2, cell_hidden=(8,), energy_hidden=(8,))
+    x = {k: torch.as_tensor(d[k], dtype=torch.float64) for k in LAYERS}
+    energy = torch.as_tensor(d["energy"], dtype=torch.float64)
+    model.double()
+    a, l = model._raw_internal(x, energy)
+    with torch.no_grad():  # non-trivial standardisation, as on_fit_start fits it
+        model.a_mean.copy_(a.mean(0)), model.a_std.copy_(a.std(0)), model.l_mean.copy_(l.mean(0))
+        model.l_std.copy_(l.std(0).clamp_min(1e-3))
+    assert min(float(v.min()) for v in x.values()) > model.floor - model.offset  # the invertible domain
+    back = model._from_internal(*model._internal(x, energy), energy)
+    for k in LAYERS:
+        np.testing.assert_allclose(back[k].numpy(), x[k].numpy(), rtol=1e-9, atol=1e-7 * float(x[k].abs().max()))
+    # the layer energies by hand: a = asinh(E_k / (1000 E) / 1e-3)
+    e_k = np.stack([d[k].astype(np.float64).reshape(64, -1).sum(1) for k in LAYERS], 1)
+    np.testing.assert_allclose(a.numpy(), np.arcsinh(e_k / (1000 * d["energy"].astype(np.float64)[:, None]) / 1e-3), rtol=1e-12)

@@ -199,6 +199,12 @@ class CaloFlow(ShowerMonitors, IncidentEnergyChecks, Model):
         a, _ = self.flow1.inverse(z1, cond)
         a = torch.maximum(torch.minimum(a, self.a_high), self.a_low)  # no layer energy beyond the training range
         l, _ = self.flow2.inverse(self.base2.rsample(n), torch.cat([cond, a], 1))
+        return self._from_internal(a, l, energy)
+
+    def _from_internal(self, a: Tensor, l: Tensor, energy: Tensor) -> dict[str, Tensor]:
+        """The inverse of :meth:`_internal`: showers {layer: (batch, rows, cols)} in MeV from the standardised
+        (a, l), exact for showers whose cells all lie above floor − offset (module doc)."""
+        n = len(energy)
         layer_energy = torch.sinh(a * self.a_std + self.a_mean) * 1e-3 * 1000.0 * energy[:, None]
         cells = torch.tensor(self.cells, dtype=a.dtype, device=a.device)
         sums = torch.maximum(layer_energy + cells * self.offset, cells * self.floor)
