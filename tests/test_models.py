@@ -153,6 +153,16 @@ def test_load_round_trip_is_exact_and_in_eval_mode(saved_run):
     torch.testing.assert_close(again.log_prob(x), model.log_prob(x))
 
 
+def test_load_leaves_the_callers_torch_rng_as_it_was(tmp_path):
+    """Building the modules draws initial weights that load then overwrites: the draws must not move the
+    caller's global RNG (a seeded script must give the same numbers whether or not it loads a model)."""
+    hepgen.MAF(3).save(tmp_path / "made")
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    load(tmp_path / "made")
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_load_refusals_name_the_file(saved_run, tmp_path):
     _, run = saved_run
     with pytest.raises(CheckpointError, match="does not exist"):

@@ -420,7 +420,10 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu", **user_code: A
     except ConfigError as exc:
         raise CheckpointError(f"{run.config_path}: {exc}") from None
     try:
-        model = cls(**{**config["params"], **user_code})
+        # building the modules draws their (discarded) initial weights: on a fork, so that loading a model leaves
+        # the caller's torch RNG as it was (library calls never touch the global RNG)
+        with torch.random.fork_rng(devices=[]):
+            model = cls(**{**config["params"], **user_code})
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{run.config_path} does not fit model {config['model']!r}: {exc}") from None
     try:

@@ -192,6 +192,13 @@ def test_a_flow_trained_at_one_size_starts_another(tmp_path):
     torch.testing.assert_close(again.log_prob_internal(torch.ones(2, 6, 6)), big.log_prob_internal(torch.ones(2, 6, 6)))
     with pytest.raises(ConfigError, match="same --layers"):
         Phi4Flow(L=6, layers=2, channels=(8,), init_from=str(tmp_path / "L4"))
+    # fewer layers than the flow it starts from: its extra couplings are not dropped silently
+    deeper = Phi4Flow(L=4, layers=4, channels=(4,), ess_draws=0)
+    deeper.save(tmp_path / "L4x4")
+    with pytest.raises(ConfigError, match=r"transform\.transforms\.2\..*this flow none.*same --layers"):
+        Phi4Flow(L=6, layers=2, channels=(4,), init_from=str(tmp_path / "L4x4"))
+    with pytest.raises(ConfigError, match="same --layers"):
+        Phi4Flow(L=6, layers=2, channels=(4,)).copy_weights_from(deeper)
 
 
 def test_the_phi4_action_gradient_is_the_analytic_force():

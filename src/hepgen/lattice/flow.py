@@ -205,6 +205,14 @@ class LatticeFlow(FlowModel):
     def _matching(self, state: dict[str, Tensor], what: str) -> dict[str, Tensor]:
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state or tuple(state[k].shape) != tuple(own[k].shape)]
+        # the other flow's couplings beyond this one's (more --layers) would be dropped silently otherwise
+        known = set(self.state_dict())
+        extra = [k for k in state if k.startswith("transform.") and k not in known]
+        if extra and not missing:
+            k = extra[0]
+            raise ConfigError(f"{self.cli_name}: {what} does not have this flow's layers (parameter {k}: this flow "
+                              f"none, that one {tuple(state[k].shape)}); give the same --layers, --channels, "
+                              "--kernel-size, --kind and --bins")
         if missing:
             k = missing[0]
             got = tuple(state[k].shape) if k in state else "none"
