@@ -29,34 +29,42 @@ upper bounds; the A/B pairs ran interleaved in one process):
     calo-flow step 86 ms at batch 128 (0.67 ms per shower), 280 ms at batch 512 (0.55 ms per shower), for the
                    previous benchmark's flow (4 spline couplings, 256 hidden, 6 bins): 56 % matrix products
                    (the conditioners' last layer, 256 x 252 cells x 17 spline parameters), 20 % the rational-
-                   quadratic splines; nothing to shave but FLOPs. So: batch 512, and 96 hidden units, which
+                   quadratic splines; nothing to shave but FLOPs. So: batch 512 and 96 hidden units, which
                    (a) makes three flows fit the 25 MB that shipped models may weigh (256 units: 18.8 MB each,
-                   96: 7.2 MB) and (b) cuts the step to ~40 % (the last layer is 3/4 of the FLOPs).
-    sampling       calo-flow 0.48 ms per shower at batch 10,000 (256 units; 0.41 at 128 units) and 11 ms at
-                   batch 1; calo-gan ~0.05 ms and <1 ms. A CaloFlow II student (IAF distilled from a MAF
-                   teacher) buys speed because a MAF samples in D passes; this flow's cell flow is a coupling
-                   flow, one pass each way, so a student of the same size samples no faster: it was not built.
-                   The simulator: ~1.1 ms per shower (e+, one core).
+                   96: 7.3 MB; tests/calo/test_surrogates_benchmark.py) and (b) cuts the step: A/B at batch 512,
+                   266 ms (256 units) -> 169 ms (96 units), 0.33 ms per training shower, now spline-bound.
+                   Quality at equal epochs (gamma, 5,400 training showers, 3 epochs at batch 256, FPD x 10^3 of
+                   2,000 validation showers, /tmp script, 90 s): 96 units 61.3 (NLL 471.0, 6.9 CPU-s), 256 units
+                   62.1 (NLL 477.8, 9.4 CPU-s): no loss from the smaller conditioner at this scale.
+    sampling       calo-flow at batch 10,000 in one pass: 0.34 ms per shower (256 units), 0.33 (96 units); in
+                   blocks of 1,024 rows (CaloFlow.sample now does so; the activations stay in cache): 0.17; at batch 1:
+                   8.9 and 7.9 ms (both over issue 20's 5 ms: per-call overhead of flow 1's 4 x 3 MADE passes
+                   and the four couplings); calo-gan ~0.05 ms and <1 ms. A CaloFlow II student (an IAF
+                   distilled from a MAF teacher) buys speed because a MAF samples in D sequential passes; this
+                   flow's cell flow is a coupling flow, one pass each way, so a student of the same size samples
+                   no faster: it was not built. The simulator: ~1.1 ms per shower (e+, one core).
 
-Budget (CPU-s per particle on one core at load ~8; the three particles run as separate processes, two at a
-time on the two cores): data 110 k showers + 30 k held out ~160 s; calo-flow 40 epochs x ~25 s ~ 1000 s,
+Budget (CPU-s per particle on one core at load ~5-8; the three particles run as separate processes, two at a
+time on the two cores): data 110 k showers + 30 k held out ~160 s; calo-flow 40 epochs x ~35 s ~ 1400 s,
 monitor 20 x ~5 s; calo-gan 60 epochs x ~6 s ~ 400 s, monitor 12 x ~3 s; judging: six classifiers of
-12,000 training showers x 50 epochs x 1.1 ms ~ 660 s each ~ 4000 s, FPD/KPD/separation ~100 s; speed ~60 s.
-About 1.6 CPU-h per particle, 4.8 CPU-h for three (2.4 h of wall time on the two cores).
+12,000 training showers x 50 epochs x 1.1 ms ~ 660 s each ~ 4000 s, FPD/KPD/separation ~100 s, the report
+figures ~100 s per model; speed ~60 s. About 1.8 CPU-h per particle, 5.4 CPU-h for three (2.7 h of wall time
+on the two cores). The judging is 2/3 of it: ``--max-per-class 5000`` halves that part (~1.1 CPU-h less per
+particle) at twice the AUC errors.
 
-The lead's commands, in this order (each resumable; the first two can run side by side):
+The lead's commands, in this order (each resumable: stop any of them and run it again):
 
-    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --data-only              # ~8 CPU-min, all particles
-    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles e+ --resume     # ~1.6 CPU-h
-    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles gamma --resume  # ~1.6 CPU-h
-    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles pi+ --resume    # ~1.6 CPU-h
-    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles e+,gamma,pi+ --resume --ship  # judged runs
-                                                         # are reused; re-judges (~1.3 CPU-h each) and ships
-    python benchmarks/calo_surrogates.py --quick                                   # <= 60 s smoke run (e+)
+    OMP_NUM_THREADS=1 nice python benchmarks/calo_surrogates.py --data-only          # ~8 CPU-min, all particles
+    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles e+ --resume     # ~1.8 CPU-h  } two at a
+    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles gamma --resume  # ~1.8 CPU-h  } time, one
+    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles pi+ --resume    # ~1.8 CPU-h  } per core
+    python benchmarks/calo_surrogates.py --ship-only                                   # seconds: ships the best
+    python benchmarks/calo_surrogates.py --quick                                       # <= 60 s smoke run (e+)
 
-(``--ship`` is better given on the per-particle runs themselves, saving the re-judging.) Results merge into
-benchmarks/results/calo_surrogates.json (quick: calo_surrogates_quick.json); figures under
-benchmarks/results/calo_surrogates/{particle}_{model}/.
+Each particle's entry is merged into benchmarks/results/calo_surrogates.json when it finishes (the file is
+read again just before, so parallel runs keep each other's entries; quick: calo_surrogates_quick.json);
+figures under benchmarks/results/calo_surrogates/{particle}_{model}/. ``--ship-only`` ships, from that JSON
+and the finished runs, each particle's model of lower high-level AUC; ``--ship`` does it at the end of a run.
 """
 
 from __future__ import annotations
@@ -82,6 +90,7 @@ from hepgen.calo.compare import compare_showers  # noqa: E402
 from hepgen.calo.gan import CaloGAN  # noqa: E402
 from hepgen.calo.shower_layout import Showers, read_showers  # noqa: E402
 from hepgen.data.generators import calo  # noqa: E402
+from hepgen.files import atomic_write_text  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
 DATA = Path(__file__).parent / "data"
@@ -268,8 +277,6 @@ def run_particle(particle: str, args, meter: Meter) -> dict:
             "ms_per_shower": speed,
             "speedup_vs_simulator": {b: entry["simulator_ms_per_shower"][b] / speed[b] for b in speed}}
         print(particle, name, json.dumps(entry["models"][name], default=float)[:600], flush=True)
-    if args.ship:
-        ship_best(particle, entry, quick)
     return entry
 
 
@@ -292,6 +299,17 @@ def ship_best(particle: str, entry: dict, quick: bool) -> None:
                      "reference": f"{entry['held_out_showers']} simulator showers, seed {SEEDS['test'][0]}"})
 
 
+def merged(path: Path, quick: bool) -> dict:
+    """The results JSON as it is now (an earlier layout, of issue 13, starts afresh), with this run's settings."""
+    result = json.loads(path.read_text()) if path.exists() else {}
+    if result.get("issue") != 20:
+        result = {}
+    result.update(issue=20, quick=quick, protocol="calochallenge",
+                  models={k: {"config": v["config"], "fit": v["fit"]} for k, v in MODELS.items()},
+                  particles=result.get("particles", {}), machine=result.get("machine", {}))
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run: 1,000 showers, 2 epochs (<= 60 s)")
@@ -304,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--resume", action="store_true", help="continue interrupted runs, reuse finished ones")
     p.add_argument("--data-only", action="store_true", help="only make the cached chunks")
     p.add_argument("--ship", action="store_true", help="ship each particle's best model (pretrained:NAME)")
+    p.add_argument("--ship-only", action="store_true", help="ship from the results JSON and finished runs")
     p.add_argument("--out", default=None, help="the results JSON (per-particle runs merge)")
     args = p.parse_args(argv)
     args.particles = args.particles or ("e+" if args.quick else ",".join(PARTICLES))
@@ -316,27 +335,33 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models.split(","):
         if name not in MODELS:
             raise SystemExit(f"--models: unknown model {name[:20]!r}; use {', '.join(MODELS)}")
-    if args.ship and ship_budget_left() < 0:
+    if (args.ship or args.ship_only) and args.quick:
+        raise SystemExit("--ship: a --quick run's models are not for shipping")
+    if (args.ship or args.ship_only) and ship_budget_left() < 0:
         raise SystemExit("--ship: the benchmark's models would not fit hepgen's 25 MB of shipped models")
     torch.set_num_threads(1)
     meter = Meter()
     path = Path(args.out) if args.out else OUT / ("calo_surrogates_quick.json" if args.quick else "calo_surrogates.json")
-    result = json.loads(path.read_text()) if path.exists() else {}
-    if result.get("issue") != 20:  # the earlier (issue 13) layout starts afresh
-        result = {}
-    result.update(issue=20, quick=args.quick, protocol="calochallenge",
-                  models={k: {"config": v["config"], "fit": v["fit"]} for k, v in MODELS.items()},
-                  particles=result.get("particles", {}), machine=result.get("machine", {}))
+    if args.ship_only:
+        result = merged(path, args.quick)
+        for particle in args.particles.split(","):
+            if particle not in result["particles"]:
+                raise SystemExit(f"--ship-only: {path} has no results for {particle}: run it first")
+            ship_best(particle, result["particles"][particle], args.quick)
+        return
     for particle in args.particles.split(","):
         t = time.process_time()
         entry = run_particle(particle, args, meter)
         if args.data_only:
             continue
         entry["cpu_s"] = round(time.process_time() - t, 1)
+        result = merged(path, args.quick)  # read again: another particle's run may have written meanwhile
         result["particles"][particle] = entry
         result["machine"][particle] = meter.record()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2, default=float) + "\n")
+        atomic_write_text(path, json.dumps(result, indent=2, default=float) + "\n")
+        if args.ship:
+            ship_best(particle, entry, args.quick)
     if args.data_only:
         print(json.dumps(meter.record()))
 

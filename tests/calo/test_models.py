@@ -216,3 +216,26 @@ def test_calo_flow_preprocessing_inverts_to_the_showers():
     # the layer energies by hand: a = asinh(E_k / (1000 E) / 1e-3)
     e_k = np.stack([d[k].astype(np.float64).reshape(64, -1).sum(1) for k in LAYERS], 1)
     np.testing.assert_allclose(a.numpy(), np.arcsinh(e_k / (1000 * d["energy"].astype(np.float64)[:, None]) / 1e-3), rtol=1e-12)
+
+
+def test_calo_flow_samples_in_blocks_as_rsample_does_block_by_block():
+    d = calo.generate(100, seed=2)
+    model = CaloFlow(energy_transforms=1, cell_transforms=2, cell_hidden=(8,), energy_hidden=(8,))
+    model.fit({k: d[k] for k in LAYERS}, context=d["energy"][:, None], epochs=1, batch_size=50, quiet=True,
+              monitor=None)
+    model.eval()
+    model.sample_block = 16
+    energies = np.linspace(2.0, 90.0, 40)[:, None]
+    torch.manual_seed(4)
+    blocks = model.sample(40, context=energies)
+    torch.manual_seed(4)
+    by_hand = [model.rsample(len(e), context=e) for e in np.split(energies, [16, 32])]
+    for k in LAYERS:
+        assert blocks[k].shape == (40, *LAYERS[k])
+        assert torch.equal(blocks[k], torch.cat([b[k] for b in by_hand]).detach())
+    torch.manual_seed(4)
+    one = model.sample(40, context=np.array([30.0]))  # one energy for all
+    torch.manual_seed(4)
+    assert torch.equal(one["layer_0"][:16], model.rsample(16, context=np.array([30.0]))["layer_0"].detach())
+    with pytest.raises(Exception, match="context"):
+        model.sample(40, context=np.ones((7, 1)))

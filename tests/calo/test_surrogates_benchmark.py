@@ -80,3 +80,31 @@ def test_a_resumed_training_ends_as_an_uninterrupted_one(bench, tmp_path, monkey
         assert torch.equal(a, b)
     with pytest.raises(SystemExit, match="finished"):
         bench.train("calo-flow", "e+", train, val, tmp_path / "whole" / "calo-flow", False, fit)
+
+
+def test_ship_best_ships_the_lower_auc_model_with_its_training_record(bench, tmp_path, monkeypatch):
+    import json
+
+    import hepgen
+    from hepgen import pretrained
+
+    root = tmp_path / "package"
+    root.mkdir()
+    monkeypatch.setattr(pretrained, "ROOT", root)
+    monkeypatch.setattr(pretrained, "MANIFEST", root / "manifest.json")
+    monkeypatch.setattr(bench, "RUNS", tmp_path / "runs")
+    model = CaloFlow(energy_transforms=1, cell_transforms=2, cell_hidden=(8,), energy_hidden=(8,))
+    model.save(tmp_path / "runs" / "gamma" / "calo-flow")
+    training = {"steps": 40, "cpu_s": 12.5, "best_epoch": 4, "fit_options": {"epochs": 4}}
+    entry = {"train_showers": 200, "held_out_showers": 60, "max_per_class": 60, "floor": {"auc": {"high": 0.5}},
+             "models": {"calo-flow": {"auc": {"high": 0.55, "low": 0.6}, "training": training},
+                        "calo-gan": {"auc": {"high": 0.7, "low": 0.8}, "training": training}}}
+    bench.ship_best("gamma", entry, quick=False)
+    shipped = json.loads((root / "manifest.json").read_text())["models"]
+    assert list(shipped) == ["calo-flow-gamma"]
+    record = shipped["calo-flow-gamma"]
+    assert record["model"] == "calo-flow" and record["quality"]["auc_high"] == 0.55
+    assert {"command", "cpu_seconds", "steps"} <= set(record["training"]) and record["training"]["cpu_seconds"] == 12.5
+    loaded = hepgen.load("pretrained:calo-flow-gamma")
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
