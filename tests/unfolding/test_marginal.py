@@ -157,6 +157,10 @@ def test_bad_marginal_options():
         run_method("marginal", inp, output="histogram")
     with pytest.raises(ConfigError, match="option 'proposals' .* >= 1, got 0"):
         run_method("marginal", inp, proposals=0)
+    with pytest.raises(ConfigError, match="option 'efficiency' of unfolding method 'marginal' must be one of tree, mlp"):
+        run_method("marginal", inp, efficiency="smooth")
+    with pytest.raises(ConfigError, match="option 'z_samples' .* >= 1, got 0"):
+        run_method("marginal", inp, z_samples=0)
 
 
 def test_closure_eta_at_the_sharp_acceptance_edge():
