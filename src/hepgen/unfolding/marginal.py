@@ -71,11 +71,22 @@ output with the tree eps but kept dividing by eps_psi). ``hepgen data smear`` je
   as good as the posterior's, but pt and multiplicity lose what the data say beyond |eta| = 2.5 (W1 1.45x
   and 1.8x IBU's), so the fill stays on by default. Learning the fill's ratio from 2 posterior draws per
   event instead of the K weighted proposals changed nothing (non-closure eta 1.75/0.021, closure 2.86).
+  With another closure data set (seed 5): posterior eta 0.65, marginal 2.78 (fill at |eta| > 2.7 on one
+  side 11 % high), with ``extrapolate=False`` 0.47: the excess follows the marginal output just inside the
+  edge (2.3-2.5 high by ~5-10 %), which the fill's trees carry outwards; the posterior's fill does not.
+* A penalty anchoring p_theta's mass outside the acceptance (eps < ``min_efficiency``) at the prior's
+  fraction, 10 (log F(theta) − log F_prior)^2 with F by :func:`log_acceptance`, against the drift into the
+  region the likelihood cannot see: closure better (pt 2.34/0.27, eta 1.57/0.031, mass 1.04/0.026,
+  multiplicity 2.18/0.075; the draws of p_theta pt 3.9 instead of 21) but non-closure worse (W1 pt 0.55,
+  width 0.00064, multiplicity 0.161), so not kept.
 * ``unfold_epochs`` 1 instead of 3: closure pt 2.85/0.39, eta 1.66/0.032; non-closure W1 within 10 % of 3
   epochs'. The draws of p_theta drift more with more steps (closure pt chi2/ndf 8 after 1 epoch, 22 after 3:
   mass moves to low pt and |eta| > 2.4, where eps is low; the likelihood does not see mass outside the
   acceptance, and p_theta / p_prior on the simulated truth reaches e^8, an effective sample of 0.4 %), while
   the posterior output, which uses p_theta only through ratios, barely moves.
+
+Next to try: a detector model p(y | x) on all simulated pairs times a classifier P(pass | x, y) (sharp in
+y), instead of a flow of the truncated p(y | x, pass) that leaks across the acceptance edge.
 """
 
 from __future__ import annotations
