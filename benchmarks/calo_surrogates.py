@@ -38,8 +38,10 @@ upper bounds; the A/B pairs ran interleaved in one process):
                    62.1 (NLL 477.8, 9.4 CPU-s): no loss from the smaller conditioner at this scale.
     sampling       calo-flow at batch 10,000 in one pass: 0.34 ms per shower (256 units), 0.33 (96 units); in
                    blocks of 1,024 rows (CaloFlow.sample now does so; the activations stay in cache): 0.17; at batch 1:
-                   8.9 and 7.9 ms (both over issue 20's 5 ms: per-call overhead of flow 1's 4 x 3 MADE passes
-                   and the four couplings); calo-gan ~0.05 ms and <1 ms. A CaloFlow II student (an IAF
+                   8.9 and 7.9 ms, over issue 20's 5 ms: a cProfile of batch 1 puts 61 % in flow 1's
+                   autoregressive inverse (4 transforms x 3 passes, each a spline evaluation of ~0.3 ms of small
+                   tensor ops; hepgen.flows.transforms.splines) — a smaller flow 1 or a spline fast path for tiny
+                   batches is what would meet it; calo-gan ~0.05 ms and <1 ms. A CaloFlow II student (an IAF
                    distilled from a MAF teacher) buys speed because a MAF samples in D sequential passes; this
                    flow's cell flow is a coupling flow, one pass each way, so a student of the same size samples
                    no faster: it was not built. The simulator: ~1.1 ms per shower (e+, one core).
