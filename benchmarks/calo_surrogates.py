@@ -47,7 +47,7 @@ upper bounds; the A/B pairs ran interleaved in one process):
                    no faster: it was not built. The simulator: ~1.1 ms per shower (e+, one core).
 
 Budget (CPU-s per particle on one core at load ~5-8; the three particles run as separate processes, two at a
-time on the two cores): data 110 k showers + 30 k held out ~160 s; calo-flow 40 epochs x ~35 s ~ 1400 s,
+time on the two cores): data 100 k training + 30 k held-out showers ~150 s; calo-flow 40 epochs x ~35 s ~ 1400 s,
 monitor 20 x ~5 s; calo-gan 60 epochs at batch 256 (390 critic steps of ~12 ms, 78 generator steps) ~ 350 s,
 monitor 12 x ~3 s; judging: six classifiers of
 12,000 training showers x 50 epochs x 1.1 ms ~ 660 s each ~ 4000 s, FPD/KPD/separation ~100 s, the report
