@@ -97,8 +97,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -108,6 +106,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _machine import Meter
 from hepgen.files import atomic_write_text
 from hepgen.phasespace import HypercubeFlow, summarise
 from hepgen.phasespace.hypercube_flow import binary_masks
@@ -310,7 +309,7 @@ def main() -> None:
         key, _, value = item.partition("=")
         overrides[key] = tuple(int(v) for v in value.split(",")) if key == "hidden" else \
             (value if key == "loss" else float(value) if "." in value or "e" in value else int(value))
-    load_start, cpu_start, wall_start = os.getloadavg(), time.process_time(), time.perf_counter()
+    meter, wall_start = Meter(), time.perf_counter()
     rows: dict = {}
     for case in cases:
         train_calls = args.train_calls or (QUICK_CALLS if args.quick else FULL_CALLS)[case]
@@ -331,6 +330,7 @@ def main() -> None:
                                                                  "unweighting_efficiency_q999", "train_cpu_s")},
                                   "train_calls": r["train_calls"]}),
                       f"[{time.perf_counter() - wall_start:.0f} s]", flush=True)
+                meter.sample()
         summary = {s: aggregate(v) for s, v in runs.items()}
         ratios = {}
         for other in ("vegas", "madnis"):
@@ -346,11 +346,8 @@ def main() -> None:
            "samplers": args.samplers, "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
            "goals": "efficiency_flow_over_vegas >= 2 and efficiency_flow_over_madnis >= 1 on every case",
            "rows": rows,
-           "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
-                       "load_average_at_start": [round(v, 2) for v in load_start],
-                       "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
-                       "cpu_s": time.process_time() - cpu_start, "wall_s": time.perf_counter() - wall_start,
-                       "note": "CPU seconds (process_time), one thread; shared machine: timings at load > 2 are void"}}
+           "machine": {**meter.record(), "torch": torch.__version__, "threads": 1,
+                       "note": "CPU seconds of this process, one thread; timings at load > 2.5 are void"}}
     path = Path(args.out) if args.out else RESULTS / "phase_space.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(out, indent=1) + "\n")
