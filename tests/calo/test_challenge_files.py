@@ -16,7 +16,13 @@ from hepgen.cli import main
 from hepgen.data.calochallenge import read_geometry
 from hepgen.errors import ConfigError, DataError
 from hepgen.metrics.shower_observables import classifier_inputs, shower_features
-from tests.data.challenge_files import ds1_photon_xml, ds2_xml, evaluate_high_level_inputs, write_challenge_file
+from tests.data.challenge_files import (
+    challenge_showers,
+    ds1_photon_xml,
+    ds2_xml,
+    evaluate_high_level_inputs,
+    write_challenge_file,
+)
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +227,22 @@ def test_compare_reads_shower_weights_beside_a_challenge_files_showers(ds1, tmp_
     with pytest.raises(DataError, match=r"weighted\.h5: no weight dataset 'weight' at the top level \(it has "
                                         r"incident_energies, showers, w\)"):
         _shower_weights("weight", str(path))
+
+
+def test_sample_context_from_a_challenge_file_checks_its_energies_with_file_and_row(ds1, tmp_path):
+    """``sample --context ds.h5`` reads the incident energies through the same check as fit: a negative one is named
+    with its file, dataset and row in MeV (it surfaced as a GeV value of an anonymous 'context row' before)."""
+    from hepgen.calo.caloflow import CaloFlow
+
+    energy, showers = challenge_showers(ds1["xml"], 6, seed=9)
+    energy[4] = -1.0
+    with h5py.File(tmp_path / "neg.h5", "w") as f:
+        f["incident_energies"] = energy.astype(np.float32)
+        f["showers"] = showers.astype(np.float32)
+    flow = CaloFlow(geometry=str(ds1["xml"]), cell_transforms=1, cell_hidden=(8,))
+    with pytest.raises(DataError, match=r"neg\.h5:incident_energies: the incident energy must be a positive number "
+                                        r"of MeV; row 4 is -1"):
+        flow.context_file(str(tmp_path / "neg.h5"))
+    good = flow.context_file(str(ds1["ref"]))
+    with h5py.File(ds1["ref"]) as f:
+        np.testing.assert_allclose(good.read_rows(0, 100)[:, 0], f["incident_energies"][:, 0] / 1000, rtol=1e-6)

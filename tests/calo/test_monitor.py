@@ -86,6 +86,11 @@ def test_cli_options_and_bad_values(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "noval"), "--option", "monitor=auc", "--val-fraction", "0"]) == 2
     assert "monitor 'auc' of calo-flow compares samples with validation events" in capsys.readouterr().err
     assert not (tmp_path / "noval").exists()
+    # an unknown monitor's message lists the model's own sample metrics (auc, fpd) beside the engine's
+    assert main([*args, "--out", str(tmp_path / "typo"), "--epochs", "1", "--option", "monitor=acu"]) == 2
+    err = capsys.readouterr().err
+    assert "monitor 'acu'" in err and "auc" in err.rpartition("sample metric")[2] and "Traceback" not in err, err
+    assert not (tmp_path / "typo").exists()
 
 
 def test_the_auc_monitor_is_the_light_high_level_classifier_auc(data):

@@ -53,3 +53,16 @@ def test_report_truncation_refusals(biggan_run, unnamed, tmp_path, capsys):
     code, err = run_cli_for_error(capsys, ["report", "truncation", tmp / "run", "--data", f"{tmp / 'd.h5'}:images",
                                            "--context", "3", "--report", tmp_path / "r3", "-q"])
     assert code == 2 and "is 3 at row 0" in err and not (tmp_path / "r3").exists()
+
+
+def test_a_context_left_out_is_not_read_from_the_images(biggan_run, tmp_path, capsys):
+    """Without --context, an unnamed DATA array (the images) is not the class column: the images' pixels were read
+    as the context and the first pixel reported as an unknown class."""
+    tmp = biggan_run
+    for argv in (["report", "truncation", tmp / "run", "--data", f"{tmp / 'd.h5'}:images", "--no-auc",
+                  "--report", tmp_path / "r"],
+                 ["score", tmp / "run", f"{tmp / 'd.h5'}:images", "-o", tmp_path / "s.h5"],
+                 ["sample", tmp / "run", "-n", "4", "--context", f"{tmp / 'd.h5'}:images", "-o", tmp_path / "s.h5"]):
+        code, err = run_cli_for_error(capsys, [*argv, "-q"])
+        assert code == 2 and "d.h5:images' holds 36 value(s) per event, but the model's context is 1" in err, err
+        assert not (tmp_path / "r").exists() and not (tmp_path / "s.h5").exists()

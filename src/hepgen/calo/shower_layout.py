@@ -337,11 +337,11 @@ class IncidentEnergyChecks:
         when ``spec`` is no CaloChallenge file (the context is then read by column names)."""
         if self.geometry_ is None or find_challenge(spec) is None:
             return None
-        from hepgen.data import io
+        from hepgen.data.calochallenge import read_incident_energies
         from hepgen.data.formats.base import ArraySource
 
         path, prefix = find_challenge(spec)
-        energy = np.asarray(io.read(f"{path}:{prefix}{ENERGY_KEY}", dtype=np.float64).data).reshape(-1)
+        energy = read_incident_energies(path, prefix)
         return ArraySource(energy[:, None] / MEV, ["energy"], spec=f"{path}:{prefix}{ENERGY_KEY}")
 
     def extra_state(self) -> dict[str, Any]:

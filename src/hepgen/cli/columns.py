@@ -97,7 +97,7 @@ def context_source(value: str | None, model: Any, data: Any = None) -> Any:
             from hepgen.data.sources import GroupColumns
 
             return GroupColumns(data, names)
-        return open_by_names(data, names, "context")
+        return _context_width(open_by_names(data, names, "context"), model, names)
     row = literal_row(value, model.context)
     if row is not None:
         return row
@@ -110,7 +110,19 @@ def context_source(value: str | None, model: Any, data: Any = None) -> Any:
 
             return GroupColumns(data, columns)
         return io.open_source(data, columns=columns)
-    return open_by_names(value, names, "context")
+    return _context_width(open_by_names(value, names, "context"), model, names)
+
+
+def _context_width(source: Any, model: Any, names: list[str]) -> Any:
+    """``source`` when its events hold the model's context values; else a DataError naming it (an unnamed array
+    of another width, e.g. the images themselves when a conditional GAN's context came from another file)."""
+    width = math.prod(source.event_shape)
+    if width != model.context:
+        source.close()
+        raise DataError(f"'{source.spec}' holds {width} value(s) per event, but the model's context is "
+                        f"{model.context} ({', '.join(names)}); give --context FILE:KEY with those columns, or one "
+                        "row 'v1,v2'")
+    return source
 
 
 def context_rows(source: Any, start: int, stop: int) -> Any:

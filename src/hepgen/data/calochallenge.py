@@ -319,23 +319,32 @@ def _layout(spec: str | os.PathLike, geometry: ChallengeGeometry) -> tuple[Path,
             raise DataError(f"{path}:{prefix}{SHOWERS_KEY} has showers of shape {shape}; a CaloChallenge file holds "
                             "(N, voxels)")
         _check_voxels(f"{path}:{prefix}{SHOWERS_KEY}", shape[0], geometry)
-        energy = np.asarray(io.read(f"{path}:{prefix}{ENERGY_KEY}", dtype=np.float64, check_finite=False).data,
-                            dtype=np.float64)
-        if energy.ndim != 2 or energy.shape[1] != 1:
-            raise DataError(f"{path}:{prefix}{ENERGY_KEY} has shape {energy.shape}; expected (N, 1) incident "
-                            "energies in MeV")
-        energy = energy[:, 0]
+        energy = read_incident_energies(path, prefix)
         if len(energy) != len(source):
             raise DataError(f"{path}: {len(energy)} incident energies but {len(source)} showers; one each")
-        bad = ~(np.isfinite(energy) & (energy > 0))
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise DataError(f"{path}:{prefix}{ENERGY_KEY}: the incident energy must be a positive number of MeV; "
-                            f"row {row} is {energy[row]:.6g}")
     except BaseException:
         source.close()
         raise
     return path, prefix, source, energy
+
+
+def read_incident_energies(path: Path, prefix: str = "") -> np.ndarray:
+    """The ``incident_energies`` (N, 1) of a CaloChallenge file as (N,) MeV, each checked to be a positive finite
+    number (a DataError names the file, the dataset and the row)."""
+    from hepgen.data import io
+
+    energy = np.asarray(io.read(f"{path}:{prefix}{ENERGY_KEY}", dtype=np.float64, check_finite=False).data,
+                        dtype=np.float64)
+    if energy.ndim != 2 or energy.shape[1] != 1:
+        raise DataError(f"{path}:{prefix}{ENERGY_KEY} has shape {energy.shape}; expected (N, 1) incident "
+                        "energies in MeV")
+    energy = energy[:, 0]
+    bad = ~(np.isfinite(energy) & (energy > 0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{path}:{prefix}{ENERGY_KEY}: the incident energy must be a positive number of MeV; "
+                        f"row {row} is {energy[row]:.6g}")
+    return energy
 
 
 def _check_voxels(where: str, voxels: int, geometry: ChallengeGeometry) -> None:

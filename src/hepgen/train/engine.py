@@ -399,7 +399,7 @@ class Engine:
             key = "train_loss"
         if key not in row:
             raise ConfigError(f"monitor {monitor!r} is neither a logged quantity ({', '.join(row)}) nor a "
-                              f"sample metric ({', '.join(SAMPLE_METRICS)})")
+                              f"sample metric ({', '.join([*SAMPLE_METRICS, *_own_monitors(model)])})")
         # a quantity the model says is better higher (a flow's effective sample size) is maximised
         return -row[key] if key in getattr(model, "higher_is_better", ()) else row[key]
 
