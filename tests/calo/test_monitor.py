@@ -109,3 +109,19 @@ def test_the_monitor_reads_a_calochallenge_geometrys_eta_phi_features(tmp_path, 
                  "--energy-transforms", "1", "--cell-transforms", "1", "--cell-hidden", "8", "--energy-hidden", "8",
                  "--device", "cpu", "--out", str(run), "--option", "monitor=fpd", "-q"]) == 0, capsys.readouterr().err
     assert RunDir(run).read_metrics()[0]["val_fpd"] > 0
+
+
+def test_cli_an_unknown_monitor_exits_2_before_any_epoch_or_write(tmp_path, capsys):
+    data = tmp_path / "showers.h5"
+    assert main(["data", "calo", "-n", "200", "-o", str(data), "-q"]) == 0
+    args = ["fit", "calo-flow", str(data), "--context", "energy", "--epochs", "3", "--batch-size", "100",
+            "--energy-transforms", "1", "--cell-transforms", "1", "--cell-hidden", "8", "--energy-hidden", "8",
+            "--device", "cpu", "-q", "--option", "monitor_every=2"]
+    for option in (["--option", "monitor=fdp"], ["--monitor", "val_ess"]):
+        run = tmp_path / option[1].replace("=", "-")
+        capsys.readouterr()
+        assert main([*args, "--out", str(run), *option]) == 2
+        err = capsys.readouterr().err
+        name = option[1].rpartition("=")[2]
+        assert f"monitor '{name}'" in err and "fpd, auc" in err and "Traceback" not in err, err
+        assert not run.exists()

@@ -71,3 +71,54 @@ def test_metrics_use_the_models_preprocessing_and_leave_the_rng_stream_alone(mod
     assert raw > 10 * got  # in the original units the ×100 feature would dominate
     assert set(SAMPLE_METRICS) >= {"w1", "fpd"}
     assert sample_metric("fpd", model, Events(scaled[:50].astype(np.float32)), n=10_000) >= 0  # n capped at len(val)
+
+
+def _counting_steps(model, monkeypatch):
+    """The players' optimiser steps of the fits that follow."""
+    from hepgen.train.optimisation import Optimisation
+
+    steps = []
+    step = Optimisation.step
+    monkeypatch.setattr(Optimisation, "step", lambda self, runner, player, *a: steps.append(player.name) or
+                        step(self, runner, player, *a))
+    return steps
+
+
+@pytest.mark.parametrize("name, valid", [("fdp", "fpd"), ("val_ess", "val_loss"), ("val_nothing", "val_loss")])
+def test_an_unknown_monitor_is_refused_before_any_step_or_write(name, valid, tmp_path, monkeypatch):
+    """The house rule: every check before work; nothing in the run directory before all checks pass. The name
+    and value are in the message, with the valid names (the sample metrics and the logged losses)."""
+    x = np.random.default_rng(0).normal(size=(400, 2))
+    model = hepgen.Gaussian(2)
+    steps = _counting_steps(model, monkeypatch)
+    run = tmp_path / "run"
+    with pytest.raises(hepgen.ConfigError, match=rf"monitor '{name}'.*{valid}") as err:
+        model.fit(x, epochs=3, batch_size=100, monitor=name, monitor_every=2, run_dir=run, quiet=True)
+    assert "w1" in str(err.value) and "fpd" in str(err.value)
+    assert steps == [] and not run.exists()
+
+
+def test_a_train_column_is_judged_on_the_first_epoch_before_anything_is_written(tmp_path, monkeypatch):
+    """train_* names are known once a step has run: refused after the first epoch, never after a write."""
+    x = np.random.default_rng(0).normal(size=(400, 2))
+    model = hepgen.Gaussian(2)
+    steps = _counting_steps(model, monkeypatch)
+    run = tmp_path / "run"
+    with pytest.raises(hepgen.ConfigError, match="monitor 'train_nothing'.*train_loss"):
+        model.fit(x, epochs=3, batch_size=100, monitor="train_nothing", monitor_every=2, run_dir=run, quiet=True)
+    assert len(steps) == 4 and not run.exists()  # one epoch (360 training events), nothing written
+
+
+@pytest.mark.parametrize("name", ["val_loss", "train_loss", "w1", "lr"])
+def test_logged_quantities_and_sample_metrics_are_still_monitored(name):
+    x = np.random.default_rng(0).normal(size=(400, 2))
+    model = hepgen.Gaussian(2).fit(x, epochs=2, batch_size=100, monitor=name, monitor_samples=100, quiet=True)
+    assert all("monitor" in row for row in model.history_)
+
+
+def test_the_monitor_check_leaves_the_training_rng_alone():
+    x = np.random.default_rng(0).normal(size=(400, 2))
+    a = hepgen.Gaussian(2).fit(x, epochs=1, batch_size=100, monitor="val_loss", quiet=True)
+    b = hepgen.Gaussian(2).fit(x, epochs=1, batch_size=100, monitor=None, quiet=True)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)

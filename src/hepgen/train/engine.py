@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from hepgen.data.loader import Events
 from hepgen.errors import ConfigError, TrainingError
+from hepgen.options import excerpt, suggest
 from hepgen.train import distributed
 from hepgen.train.console import Console
 from hepgen.train.distributed import DistInfo
@@ -90,6 +91,8 @@ class Engine:
             seed) -> float}`` (a shower model's high-level FPD or classifier AUC), logged as ``val_<name>``.
             A model with an ``epoch_metrics() -> {name: value}`` method (a data-free flow measuring its
             effective sample size on its own draws) has them logged as ``val_<name>`` after every epoch.
+            A name the fit cannot log is a ConfigError before any step or write (``train_*`` names, and ``val_*``
+            ones of diagnostics or ``epoch_metrics``, after the first epoch, still before anything is written).
         monitor_every: the monitored quantity is computed after every k-th epoch (and the last) only, for
             costly ones (a classifier trained on samples); the best epoch is chosen among those, and
             ``patience`` counts them.
@@ -162,6 +165,7 @@ class Engine:
                     streams=streams, labels=labels, val_labels=val_labels)
         if x is not None:
             model.columns_, model.context_columns_ = inputs.names.get("x"), inputs.names.get("context")
+        self._check_monitor(fit, probe=False)  # a name no epoch can log is refused before any work
         if isinstance(s.monitor, str) and s.monitor in _own_monitors(model) and inputs.val is None:
             raise ConfigError(f"monitor {s.monitor!r} of {model.cli_name} compares samples with validation events; "
                               "give validation data (--val) or val_fraction > 0")
@@ -202,9 +206,11 @@ class Engine:
                 fit.runner, device_ids=[fit.device.index] if fit.device.type == "cuda" else None,
                 find_unused_parameters=len(players) > 1)
         inputs.place()
+        self._check_monitor(fit, probe=True)  # a validation loss's name, on one batch: still before any step
 
         try:
             console.start(s.epochs, state["epoch"])
+            first = state["epoch"] + 1
             for epoch in range(state["epoch"] + 1, s.epochs + 1):
                 start = time.perf_counter()
                 model.on_epoch_start(epoch)
@@ -220,6 +226,8 @@ class Engine:
                 if epoch_metrics is not None:
                     row.update({f"val_{k}": float(v) for k, v in epoch_metrics().items()})
                 row["lr"] = fit.optimisation.lr(players[0].name)
+                if epoch == first:  # what the probes could not settle, before any write
+                    self._check_logged(model, row)
                 value = self._monitored(model, row, inputs.val) if self._monitor_due(epoch) else None
                 if value is not None:
                     row["monitor"] = value
@@ -373,6 +381,65 @@ class Engine:
                     raise ConfigError(f"two diagnostics both report {key!r}; give each quantity once")
                 out[f"val_{key}"] = float(value)
         return out
+
+    def _check_monitor(self, fit: _Fit, probe: bool) -> None:
+        """Refuse a ``monitor`` name no epoch of this fit can log, before any training step or write.
+
+        Every column of an epoch's row is ``epoch``, ``lr``, ``time``, ``train_*`` or ``val_*``; the ``val_*``
+        ones come from the validation losses, the diagnostics, ``epoch_metrics()`` and the model's own monitors.
+        Without ``probe`` only what needs no model output is judged; with it (preprocessing fitted), the names
+        of the validation losses are read off one validation batch (no gradient, the RNG left as it was). A
+        ``train_*`` name, or a ``val_*`` one a diagnostic or ``epoch_metrics()`` may log, is judged on the
+        first epoch's row before anything is written (:meth:`_check_logged`).
+        """
+        name, model, inputs = self.settings.monitor, fit.model, fit.inputs
+        if not isinstance(name, str) or name in _own_monitors(model) or name in SAMPLE_METRICS:
+            return
+        if name in ("epoch", "lr") or name.startswith("train_") or (name == "val_loss" and inputs.val is None):
+            return  # val_loss without validation events: the default, falls back on train_loss
+        if name.startswith("val_"):
+            if self.settings.diagnostics or hasattr(model, "epoch_metrics"):
+                return  # names known only once logged
+            if inputs.val is not None and not probe:
+                return  # judged on the validation losses' names once preprocessing is fitted
+            losses = self._validation_names(fit) if inputs.val is not None else []
+            if name[4:] in losses:
+                return
+            if losses:
+                self._refuse_monitor(model, ["train_<loss>", *(f"val_{k}" for k in losses)])
+        self._refuse_monitor(model, ["train_<loss>", "val_<loss>" if inputs.val is not None else
+                                     "(no val_* without validation events)"])
+
+    def _validation_names(self, fit: _Fit) -> list[str]:
+        """The names of the validation losses, from one validation batch (what :meth:`_validate` will log)."""
+        batches, _ = fit.inputs.epoch(fit.inputs.val_data, 0, shuffle=False, world=1, rank=0,
+                                      batch_size=min(fit.inputs.local_batch, 256))
+        raw = next(iter(batches), None)
+        if raw is None:
+            return []
+        was_training = fit.model.training
+        gpus = [fit.device] if fit.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=gpus), torch.no_grad():
+            fit.model.eval()
+            names = list(fit.model.validation_step(fit.inputs.prepare(fit.model, raw)))
+        fit.model.train(was_training)
+        return names
+
+    def _check_logged(self, model: Trainable, row: Mapping[str, float]) -> None:
+        """After the first epoch of a fit, before its first write: the monitored column is one it logs."""
+        name = self.settings.monitor
+        if not isinstance(name, str) or name in _own_monitors(model) or name in SAMPLE_METRICS:
+            return
+        if name not in row and not (name == "val_loss" and "train_loss" in row):
+            self._refuse_monitor(model, [k for k in row if k.startswith(("train_", "val_"))])
+
+    def _refuse_monitor(self, model: Trainable, columns: Sequence[str]) -> None:
+        name = self.settings.monitor
+        own = list(_own_monitors(model))
+        metrics = [*own, *(m for m in SAMPLE_METRICS if m not in own)]
+        valid = [*metrics, *columns]
+        raise ConfigError(f"unknown monitor {excerpt(name)} for {model.cli_name}{suggest(name, valid)}; choose a "
+                          f"sample metric ({', '.join(metrics)}) or a quantity it logs ({', '.join(columns)})")
 
     def _monitor_due(self, epoch: int) -> bool:
         """Whether the monitored quantity is computed after ``epoch``: every ``monitor_every``-th and the last."""
