@@ -136,3 +136,16 @@ def test_wrong_results_exit_2_before_unfolding(files, tmp_path, capsys, monkeypa
     code, _, err = run_cli(capsys, "unfold", method, *argv, "-o", tmp_path / "u.h5", "--report", tmp_path / "rep")
     assert code == 2 and message in err and "Traceback" not in err, err
     assert not (tmp_path / "u.h5").exists() and not (tmp_path / "rep").exists()
+
+
+def test_help_describes_each_methods_options(capsys):
+    """``hepgen unfold --help`` says what each --option does (extrapolate, tolerance ...), not only its default."""
+    with pytest.raises(SystemExit) as exc:
+        from hepgen.cli import main
+
+        main(["unfold", "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "tolerance=0.0: stop iterating once the RMS change of the simulation's reweighting is below this" in out
+    assert "extrapolate=True: step 1b: events that fail reco take the truth-level expectation" in out
+    assert "marginal: bootstrap=3: replicas for the uncertainty band" in out

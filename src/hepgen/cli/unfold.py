@@ -25,9 +25,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
     p = sub.add_parser("unfold", help="unfold detector effects: IBU, OmniFold, flow posterior, marginal likelihood",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="method options (--option KEY=VALUE): " + "; ".join(
-                           f"{m}: {', '.join(f'{k}={_default(o.default)}' for k, o in opts.items())}"
-                           for m, opts in OPTIONS.items()))
+                       epilog=_options_help(OPTIONS))
     p.add_argument("method", metavar="METHOD", choices=METHODS, help=f"one of {', '.join(METHODS)}")
     p.add_argument("--sim-truth", required=True, metavar="DATA", help="simulated truth events, path[:key]")
     p.add_argument("--sim-reco", required=True, metavar="DATA", help="simulated reco events, row-paired with the truth")
@@ -53,6 +51,19 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     p.set_defaults(handler=cmd_unfold)
     return p
+
+
+def _options_help(options: dict[str, dict[str, Any]]) -> str:
+    """Each method's --option KEY=DEFAULT and what it does (the help of its hepgen.options.Option), one per line."""
+    import textwrap
+
+    lines = ["method options (--option KEY=VALUE):"]
+    for method, opts in options.items():
+        lines.append(f"  {method}:")
+        for key, option in opts.items():
+            text = f"{key}={_default(option.default)}" + (f": {option.help}" if option.help else "")
+            lines += textwrap.wrap(text, 100, initial_indent="    ", subsequent_indent="        ")
+    return "\n".join(lines)
 
 
 def _default(value: Any) -> str:
