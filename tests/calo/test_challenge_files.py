@@ -246,3 +246,27 @@ def test_sample_context_from_a_challenge_file_checks_its_energies_with_file_and_
     good = flow.context_file(str(ds1["ref"]))
     with h5py.File(ds1["ref"]) as f:
         np.testing.assert_allclose(good.read_rows(0, 100)[:, 0], f["incident_energies"][:, 0] / 1000, rtol=1e-6)
+
+
+def test_info_summarises_the_geometry_in_one_line_and_config_keeps_it_whole(ds1, tmp_path, capsys):
+    import hashlib
+
+    import yaml
+
+    run = tmp_path / "run"
+    assert main(["fit", "calo-flow", str(ds1["train"]), "--geometry", str(ds1["xml"]), "--out", str(run),
+                 "--epochs", "1", "--batch-size", "100", "--cell-transforms", "1", "--bins", "4", "--cell-hidden",
+                 "8", "--energy-hidden", "8", "-q"]) == 0, capsys.readouterr().err
+    config = (run / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["info", str(run)]) == 0
+    params = [line for line in capsys.readouterr().out.splitlines() if line.startswith("params")]
+    assert len(params) == 1 and "r_edges" not in params[0] and "layers\": [" not in params[0], params
+    shown = json.loads(params[0].split(None, 1)[1])
+    digest = hashlib.sha256(ds1["xml"].read_bytes()).hexdigest()
+    assert shown["geometry"] == f"photon: 24 layers (5 with voxels), 368 voxels, {ds1['xml'].resolve()} " \
+                                f"(sha256 {digest[:12]})"
+    assert shown["shapes"] == "5 layers, from the geometry"
+    assert (run / "config.yaml").read_text() == config  # the run keeps the whole record
+    recorded = yaml.safe_load(config)["params"]["geometry"]
+    assert len(recorded["layers"]) == 24 and recorded["sha256"] == digest

@@ -196,3 +196,12 @@ def test_a_file_that_does_not_fit_the_geometry_is_named(xmls, tmp_path, case, en
             open_challenge(path, xmls["ds1"], stream=True)
     with pytest.raises(DataError, match=r"nothere\.h5: no such file"):
         read_challenge(tmp_path / "nothere.h5", xmls["ds1"])
+
+
+def test_the_one_line_summary_names_particle_layers_voxels_and_the_xml(xmls):
+    import hashlib
+
+    line = read_geometry(xmls["ds1"]).summary()
+    digest = hashlib.sha256(xmls["ds1"].read_bytes()).hexdigest()
+    assert line == (f"photon: 24 layers ({len(DS1_PHOTON_SIZES)} with voxels), {sum(DS1_PHOTON_SIZES.values())} "
+                    f"voxels, {xmls['ds1'].resolve()} (sha256 {digest[:12]})")

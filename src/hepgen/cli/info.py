@@ -45,7 +45,7 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"user code  {where}" + (f"  sha256 {code['sha256']}" if code.get("sha256") else ""))
     else:
         print(f"model      {config['model']}  ({sum(p.numel() for p in model.parameters()):,} parameters)")
-    print(f"params     {json.dumps(config['params'])}")
+    print(f"params     {json.dumps(_shown_params(config['params']))}")
     fitted = config.get("fitted") or {}
     if fitted.get("columns"):
         print(f"features   {', '.join(fitted['columns'])}")
@@ -64,6 +64,24 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
         if best is not None:
             print(f"best       monitor={best[0]:.6g} at epoch {best[1]}")
     return 0
+
+
+def _shown_params(params: Any) -> Any:
+    """The hyper-parameters for one line: a recorded CaloChallenge geometry (its layers' edges) as its one-line
+    summary, and the layer shapes it decides as their number (config.yaml keeps the whole record)."""
+    from hepgen.data.calochallenge import ChallengeGeometry
+    from hepgen.errors import DataError
+
+    if not isinstance(params, dict) or not isinstance(params.get("geometry"), dict):
+        return params
+    try:
+        geometry = ChallengeGeometry.from_dict(params["geometry"]).summary()
+    except DataError:  # not a geometry record hepgen reads: shown as recorded
+        return params
+    shown = {**params, "geometry": geometry}
+    if isinstance(params.get("shapes"), dict):
+        shown["shapes"] = f"{len(params['shapes'])} layers, from the geometry"
+    return shown
 
 
 def describe_training(config: dict[str, Any]) -> list[str]:

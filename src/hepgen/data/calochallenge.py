@@ -126,6 +126,15 @@ class ChallengeGeometry:
         where = f"{self.source} ({self.particle})" if self.source else f"the {self.particle} geometry"
         return where
 
+    def summary(self) -> str:
+        """One line for a run's description: particle, layers (those with voxels), voxels, the XML and its sha256
+        prefix (``hepgen info``; the run's config.yaml keeps the whole record)."""
+        line = (f"{self.particle or '?'}: {len(self.layers)} layers ({len(self.filled)} with voxels), "
+                f"{self.voxels} voxels")
+        if self.source:
+            line += f", {self.source}" + (f" (sha256 {self.sha256[:12]})" if self.sha256 else "")
+        return line
+
     def layer_sizes(self) -> str:
         return ", ".join(f"layer {layer.id}: {layer.voxels}" for layer in self.filled)
 
