@@ -35,6 +35,11 @@ def test_sample_keeps_its_context_columns_literal_or_from_a_file_by_name(conditi
     assert code == 0, err
     s2 = io.read(tmp_path / "s2.h5")
     np.testing.assert_array_equal(s2.data[:, 2], io.read(tmp / "train.h5", columns=["theta"]).data[:, 0])
+    # without -n: one event per row of the context file (as 'hepgen sample RUN --context ds.h5 -o fake.h5')
+    code, _, err = run_cli(capsys, "sample", tmp / "run", "-o", tmp_path / "s3.h5", "--context", tmp / "train.h5",
+                           "-q", "--block-size", 700)
+    assert code == 0, err
+    np.testing.assert_array_equal(io.read(tmp_path / "s3.h5").data, s2.data)
     # score reads features and context by name from the sample file
     code, _, err = run_cli(capsys, "score", tmp / "run", tmp_path / "s2.h5", "-o", tmp_path / "sc.npy", "-q")
     assert code == 0, err
@@ -89,6 +94,8 @@ def test_sample_writes_block_by_block(unnamed, tmp_path, capsys, monkeypatch):
     (["sample", "{cond}", "-n", "10", "-o", "{out}"], "context"),
     (["sample", "{run}", "-n", "10", "-o", "{out}", "--context", "1"], "without a context"),
     (["sample", "{run}", "-n", "10", "-o", "{bad}"], ".txt"),
+    (["sample", "{run}", "-o", "{out}"], "give -n N"),  # -n may be left out only with a --context file
+    (["sample", "{cond}", "-o", "{out}", "--context", "0.5"], "give -n N"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(unnamed, conditional, tmp_path, capsys, argv, expected):
     subs = dict(run=unnamed / "run", cond=conditional / "run", data=unnamed / "x.npy", out=tmp_path / "o.h5",

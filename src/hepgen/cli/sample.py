@@ -32,7 +32,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw events from a trained model")
     sample.add_argument("run", metavar="RUN", help="run directory written by 'hepgen fit', or pretrained:NAME (a model "
                         "shipped with hepgen, e.g. pretrained:phi4-L6)")
-    sample.add_argument("-n", type=int, required=True, help="number of events")
+    sample.add_argument("-n", type=int, help="number of events (default with --context FILE: one per row of it)")
     add_out(sample, f"output file: {OUTPUTS}; laid out like the data the model imitates", required=True)
     sample.add_argument("--context", help="one context row 'v1,v2,...' for all events, or FILE[:KEY] with one row "
                                           "per event (the model's context columns are taken from it by name)")
@@ -70,15 +70,18 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     import hepgen
     from hepgen.data.writer import BlockWriter
 
-    positive(args.n, "-n")
+    if args.n is not None:
+        positive(args.n, "-n")
     positive(args.block_size, "--block-size")
     truncation = parse_truncation(args.truncation)
     if args.mcmc or args.unweighted:
         if truncation is not None:
             raise ConfigError("--truncation is the truncation trick of a GAN's latent; --mcmc and --unweighted "
                               "sample a model trained on a target, which has none")
+        if args.n is None:
+            raise ConfigError("give -n N: the number of " + ("chain steps" if args.mcmc else "unweighted events"))
         return _sample_exact(args)
-    writer = BlockWriter(args.out, args.n)  # checks the output spec before the model is even loaded
+    writer = BlockWriter(args.out, args.n or 1)  # checks the output spec before the model is even loaded
     model = hepgen.load(args.run, device=resolve_device(args.device), **user_code(args))
     options: dict[str, Any] = {"extrapolate": True} if args.extrapolate else {}
     if options and "extrapolate" not in inspect.signature(model.sample).parameters:
@@ -92,6 +95,11 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     context = model.context_file(args.context) if args.context and hasattr(model, "context_file") else None
     if context is None:
         context = context_source(args.context, model)
+    if args.n is None:  # one event per row of the context file (a CaloChallenge file's incident energies ...)
+        if not hasattr(context, "read_rows"):
+            raise ConfigError("give -n N, the number of events (it can be left out only with --context FILE, whose "
+                              "rows it then is)")
+        args.n = writer.n_rows = len(context)
     if hasattr(context, "read_rows") and len(context) != args.n:
         raise DataError(f"--context {args.context} has {len(context)} rows; give one row 'v1,v2' or one per event "
                         f"(-n {args.n})")
