@@ -199,6 +199,9 @@ def test_a_class_column_must_be_named_when_the_context_has_several():
     x3, c3 = _data(300)
     with pytest.raises(DataError, match="'context_0' has 3.. distinct values"):  # the energy named as the class
         BigGAN((8, 8), context=2, class_column="context_0").fit(x3, context=c3, epochs=1, quiet=True)
+    # fewer distinct energies than the limit: still no class column (a 64-event file made 64 classes of them)
+    with pytest.raises(DataError, match=r"column 'context_0' \(the class\) is [0-9.]+ at row 0, not an integer label"):
+        BigGAN((8, 8), context=2, class_column="context_0").fit(x, context=c, epochs=1, quiet=True)
     with pytest.raises(ConfigError, match="class-conditional"):
         BigGAN((8, 8), context=0)
     with pytest.raises(ConfigError, match="images"):

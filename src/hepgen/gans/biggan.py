@@ -398,6 +398,12 @@ class BigGAN(Adversarial):
                 raise DataError(f"{where}: column '{name}' has {len(found)} distinct values; a class column takes "
                                 f"at most {MAX_CLASSES} (is it the continuous condition? name the class column with "
                                 "--class-column)")
+            fractional = column != np.round(column)
+            if fractional.any():  # labels are integers (a PDG id, a process index); a float column is the energy
+                row = int(np.argmax(fractional))
+                raise DataError(f"{where}: column '{name}' (the class) is {column[row]:g} at row {row}, not an integer "
+                                "label; is it the continuous condition? name the class column with --class-column, "
+                                "or give the classes up front with --classes")
             self._build([float(v) for v in found])
         for net in (self.generator, self.critic, self.generator_ema):
             if net is not None:
