@@ -270,3 +270,24 @@ def test_info_summarises_the_geometry_in_one_line_and_config_keeps_it_whole(ds1,
     assert (run / "config.yaml").read_text() == config  # the run keeps the whole record
     recorded = yaml.safe_load(config)["params"]["geometry"]
     assert len(recorded["layers"]) == 24 and recorded["sha256"] == digest
+
+
+def test_the_python_api_fits_a_challenge_file_through_the_models_geometry(ds1):
+    """``CaloFlow(geometry=xml).fit("ds.h5")`` reads the file as ``hepgen fit --geometry`` does (it looked for
+    layer_0 in the file); a file of another voxel count is named as on the CLI."""
+    from hepgen.calo.caloflow import CaloFlow
+    from hepgen.data.sources import open_events
+
+    def fit(x, **kw):
+        flow = CaloFlow(geometry=str(ds1["xml"]), cell_transforms=1, cell_hidden=(8,), bins=4)
+        return flow.fit(x, epochs=1, batch_size=100, seed=0, quiet=True, **kw)
+
+    by_path = fit(str(ds1["train"]), val=str(ds1["ref"]))
+    opened = fit(open_events(str(ds1["train"]), geometry=str(ds1["xml"])),
+                 val=open_events(str(ds1["ref"]), geometry=str(ds1["xml"])))
+    assert by_path.history_[-1]["val_loss"] == pytest.approx(opened.history_[-1]["val_loss"], rel=1e-6)
+    with h5py.File(ds1["dir"] / "short_api.h5", "w") as f:
+        f["incident_energies"] = np.full((20, 1), 1e4, dtype=np.float32)
+        f["showers"] = np.ones((20, 360), dtype=np.float32)
+    with pytest.raises(DataError, match=r"short_api\.h5:showers has 360 voxels"):
+        fit(str(ds1["dir"] / "short_api.h5"))

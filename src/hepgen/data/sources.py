@@ -152,6 +152,12 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
         if model is not None:
             _check_against(model, x)
         return x, x.names
+    geometry = getattr(model, "geometry_", None)
+    if geometry is not None and isinstance(x, (str, os.PathLike)):  # a shower model on a CaloChallenge geometry
+        events = open_events(x, weights, context, stream=stream, memory_limit_mb=memory_limit_mb, labels=labels,
+                             geometry=geometry)  # model.fit("ds.h5") reads it as 'hepgen fit --geometry' does
+        _check_against(model, events)
+        return events, events.names
     shapes = getattr(model, "event_shape", None)
     if isinstance(x, dict) or isinstance(shapes, dict):
         if labels is not None:
