@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import hepgen
+import hepgen.evaluate
 from hepgen.calo.shower_layout import LAYERS, write_showers
 from hepgen.cli import main
-from tests.autoencoders.test_latents import SIDE, blobs, constructed_vae
+from tests.evaluate.test_latents import SIDE, blobs, constructed_vae
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_report_folder_of_a_vae_with_quantities_beside_the_images(blob_files, ca
     assert metrics["quantities"] == ["position", "width"] and metrics["inputs"]["quantities_from"].endswith("g/features")
     # the numbers are the Python API's on the same events
     model = hepgen.load(tmp / "vae")
-    api = hepgen.autoencoders.disentanglement(model, images, {"position": p, "width": w}, top_k=2)
+    api = hepgen.evaluate.disentanglement(model, images, {"position": p, "width": w}, top_k=2)
     for key in ("mi", "pearson", "spearman"):
         matrix = getattr(api.matrices, key)
         assert metrics[key]["z0"]["position"] == pytest.approx(matrix[0, 0], abs=1e-6)

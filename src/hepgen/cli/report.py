@@ -3,7 +3,7 @@
 ``hepgen report latents RUN --data DATA --report DIR`` — the latents of a VAE (``vae``, ``conv-vae``, any β):
 traversals of the most active latents, the KL per latent, and how each latent tracks physical quantities
 (mutual information, Pearson and Spearman correlations, a MIG-like gap per quantity). The numbers come from
-:func:`hepgen.autoencoders.latents.disentanglement`, the folder from :func:`hepgen.report.latents.latents_report`.
+:func:`hepgen.evaluate.latents.disentanglement`, the folder from :func:`hepgen.report.latents.latents_report`.
 
 Quantities (``--quantities``), one value per event of DATA:
 
@@ -196,7 +196,7 @@ def cmd_latents(args: argparse.Namespace, extra: list[str]) -> int:
     context = _context(args.context, model, args.data, n)
     rng = np.random.default_rng(args.seed)
     keep = np.sort(rng.choice(n, size=args.events, replace=False)) if n > args.events else np.arange(n)
-    from hepgen.autoencoders.latents import disentanglement
+    from hepgen.evaluate.latents import disentanglement
     from hepgen.report.latents import latents_report
 
     if context is not None and len(context) == n:

@@ -8,9 +8,9 @@ Writes through :class:`hepgen.report.folder.ReportFolder`::
     DIR/plots/kl.png           mean KL(q(z_l|x) ‖ N(0, 1)) per latent: which latents the VAE uses
     DIR/plots/mi.png           mutual information I(z_l; q_j) [nats], latents by falling KL × quantities
     DIR/plots/correlation.png  Pearson and Spearman correlations, the same layout
-    DIR/metrics.json           :meth:`hepgen.autoencoders.latents.LatentAnalysis.metrics` plus what was read
+    DIR/metrics.json           :meth:`hepgen.evaluate.latents.LatentAnalysis.metrics` plus what was read
 
-The numbers are computed in :mod:`hepgen.autoencoders.latents` and :mod:`hepgen.metrics.disentanglement`;
+The numbers are computed in :mod:`hepgen.evaluate.latents` and :mod:`hepgen.evaluate.disentanglement`;
 this module only draws and files them.
 """
 
@@ -141,7 +141,7 @@ def latents_report(analysis: Any, report_dir: str | Path, *, title: str = "VAE l
                    meta: Sequence[str] = (), inputs: Mapping[str, Any] | None = None,
                    feature_names: Sequence[str] | None = None, feature_mean: np.ndarray | None = None,
                    feature_std: np.ndarray | None = None) -> dict[str, Any]:
-    """Write the report of a :class:`hepgen.autoencoders.latents.LatentAnalysis` to ``report_dir``; returns
+    """Write the report of a :class:`hepgen.evaluate.latents.LatentAnalysis` to ``report_dir``; returns
     what metrics.json holds (``inputs``: what was read, recorded under ``"inputs"``)."""
     metrics = {**analysis.metrics(), "inputs": dict(inputs or {})}
     order = list(analysis.order)

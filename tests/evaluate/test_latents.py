@@ -8,7 +8,7 @@ import torch
 from scipy.stats import spearmanr
 
 import hepgen
-from hepgen.autoencoders import disentanglement, latent_kl, latent_traversals
+from hepgen.evaluate import disentanglement, latent_kl, latent_traversals
 from hepgen.errors import ConfigError
 
 SIDE = 12

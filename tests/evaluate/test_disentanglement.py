@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from hepgen.errors import DataError
-from hepgen.metrics.disentanglement import binned, latent_quantity_matrices
+from hepgen.evaluate.disentanglement import binned, latent_quantity_matrices
 
 
 def _gaussian_latents(n=4000, seed=0):

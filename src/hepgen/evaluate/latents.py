@@ -9,7 +9,7 @@ For a VAE with posterior q(z|x) = N(μ(x), diag σ(x)²) and events x₁ … x_n
 
 The ``top_k`` latents with the largest KL are traversed (a latent the β-VAE leaves at the prior has
 KL ≈ 0 and draws nothing). The posterior means μ(x_i) are then matched against physical quantities
-(jet mass, τ21, shower depth ...) with :func:`hepgen.metrics.disentanglement.latent_quantity_matrices`:
+(jet mass, τ21, shower depth ...) with :func:`hepgen.evaluate.disentanglement.latent_quantity_matrices`:
 mutual information, Pearson and Spearman correlations, and a MIG-like gap per quantity. β is the VAE's
 own hyper-parameter (``VAE(beta=4)``, ``hepgen fit vae DATA --beta 4``). A conditional VAE is traversed
 at the mean of the given context.
@@ -19,20 +19,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from hepgen.autoencoders.vae import _Variational
 from hepgen.errors import ConfigError, DataError
-from hepgen.metrics.disentanglement import LatentMatrices, latent_quantity_matrices
-from hepgen.models import Model
+from hepgen.evaluate.disentanglement import LatentMatrices, latent_quantity_matrices
+
+if TYPE_CHECKING:
+    from hepgen.models import Model
 
 __all__ = ["LatentAnalysis", "disentanglement", "latent_kl", "latent_traversals"]
 
 
-def _check_vae(model: Model) -> _Variational:
+def _check_vae(model: Model) -> Any:
+    from hepgen.autoencoders.vae import _Variational  # loaded when a model is judged, not with the layer
+
     if not isinstance(model, _Variational):
         raise ConfigError(f"latent traversals and the KL ranking of latents need a VAE (vae or conv-vae), whose "
                           f"posterior q(z|x) has a KL to the prior; this is a {getattr(model, 'cli_name', type(model).__name__)}")
