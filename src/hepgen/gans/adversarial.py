@@ -80,6 +80,20 @@ class _CriticGraph(GraphModule):
         return (-self.model.critic(self.model.preprocessor(x), self.ctx(c)),)
 
 
+class ImageEvents:
+    """The ``from_data`` of the image GANs (conv-gan, style-gan, stack-gan): events of shape (C, H, W) or
+    (H, W), anything else refused with the shape named."""
+
+    cli_name: str
+
+    @classmethod
+    def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Any:
+        if len(event_shape) not in (2, 3):
+            raise ConfigError(f"{cls.cli_name} models images (batch, C, H, W) or (batch, H, W); this data has "
+                              f"events of shape {event_shape} (use gan for tabular events)")
+        return cls(event_shape, context=context, **params)
+
+
 class Adversarial(Model):
     """Base of the GAN family (not registered). Subclasses set ``self.generator`` and ``self.critic``
     in ``__init__`` and then call :meth:`_finish_init`.

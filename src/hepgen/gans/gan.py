@@ -15,9 +15,9 @@ from typing import Any
 
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
-from hepgen.gans.adversarial import Adversarial
+from hepgen.gans.adversarial import Adversarial, ImageEvents
 from hepgen.gans.networks import ConvCritic, ConvGenerator, MLPCritic, MLPGenerator
-from hepgen.models import Model, register
+from hepgen.models import register
 
 
 def _check_sizes(**sizes: Any) -> None:
@@ -94,7 +94,7 @@ class GAN(Adversarial):
 
 
 @register
-class ConvGAN(Adversarial):
+class ConvGAN(ImageEvents, Adversarial):
     """DCGAN-style GAN for images (batch, C, H, W) or (batch, H, W): jet images, calorimeter layers.
 
     Args:
@@ -127,13 +127,6 @@ class ConvGAN(Adversarial):
         except ValueError as exc:
             raise ConfigError(f"{self.cli_name}: {exc}") from None
         self._finish_init()
-
-    @classmethod
-    def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Model:
-        if len(event_shape) not in (2, 3):
-            raise ConfigError(f"{cls.cli_name} models images (batch, C, H, W) or (batch, H, W); this data has "
-                              f"events of shape {event_shape} (use gan for tabular events)")
-        return cls(event_shape, context=context, **params)
 
 
 # -- presets: the same classes with other defaults ---------------------------------------------------------

@@ -30,9 +30,9 @@ from torch import Tensor, nn
 
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
-from hepgen.gans.adversarial import Adversarial, reset_module
+from hepgen.gans.adversarial import Adversarial, ImageEvents, reset_module
 from hepgen.gans.networks import ConvCritic, ConvGenerator
-from hepgen.models import Model, Player, register
+from hepgen.models import Player, register
 from hepgen.nn.conv import image_shape
 from hepgen.nn.mlp import activation as make_activation
 
@@ -112,7 +112,7 @@ class StackedGenerator(nn.Module):
 
 
 @register
-class StackGAN(Adversarial):
+class StackGAN(ImageEvents, Adversarial):
     """Two-stage, coarse-to-fine GAN for images (batch, C, H, W) or (batch, H, W) (module docstring).
 
     Args:
@@ -164,13 +164,6 @@ class StackGAN(Adversarial):
         self.generator = StackedGenerator(stage1, stage2)
         self.register_buffer("epoch_", torch.zeros((), dtype=torch.int64))  # the schedule's clock, resumed too
         self._finish_init()
-
-    @classmethod
-    def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Model:
-        if len(event_shape) not in (2, 3):
-            raise ConfigError(f"{cls.cli_name} models images (batch, C, H, W) or (batch, H, W); this data has "
-                              f"events of shape {event_shape} (use gan for tabular events)")
-        return cls(event_shape, context=context, **params)
 
     # -- parameters and the schedule -------------------------------------------------------------
     def reset_parameters(self) -> None:

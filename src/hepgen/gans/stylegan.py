@@ -33,9 +33,9 @@ from torch import Tensor, nn
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
 from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
-from hepgen.gans.adversarial import Adversarial
+from hepgen.gans.adversarial import Adversarial, ImageEvents
 from hepgen.gans.style_networks import ResidualCritic, StyleGenerator
-from hepgen.models import Model, register
+from hepgen.models import register
 
 
 def check_truncation(truncation: Any, who: str) -> float:
@@ -61,7 +61,7 @@ class _StyleSampleGraph(GraphModule):
 
 
 @register
-class StyleGAN(Adversarial):
+class StyleGAN(ImageEvents, Adversarial):
     """StyleGAN2 for images (batch, C, H, W) or (batch, H, W) of any size, optionally conditioned through w.
 
     Args:
@@ -148,13 +148,6 @@ class StyleGAN(Adversarial):
         self.register_buffer("generator_updates", torch.zeros((), dtype=torch.int64))
         self.register_buffer("pl_mean", torch.zeros(()))
         self._finish_init()
-
-    @classmethod
-    def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Model:
-        if len(event_shape) not in (2, 3):
-            raise ConfigError(f"{cls.cli_name} models images (batch, C, H, W) or (batch, H, W); this data has "
-                              f"events of shape {event_shape} (use gan for tabular events)")
-        return cls(event_shape, context=context, **params)
 
     def reset_parameters(self) -> None:
         """Re-draw both networks; the counters, the running means (w̄, a) and the EMA generator start afresh."""
