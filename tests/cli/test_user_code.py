@@ -238,3 +238,21 @@ def test_python_targets_and_functions_and_load_without_them(tmp_path):
     # |M|² = 1: the integral is the 4-body volume (pi/2)^3 s^2 / (3! 2!), within the error of the flow's weights
     out = back.integrate(20_000, seed=0)
     assert abs(out["integral"] - math.pi**3 * 1e4 / 96) < 4 * out["error"]
+
+
+@pytest.mark.parametrize("target", ["camel", "gaussian"])
+def test_an_integrand_file_and_a_target_together_are_refused(tmp_path, user_file, capsys, target):
+    """--integrand and --target name two integrands: exit 2 naming both, nothing written (it silently took the
+    file before); in Python a built-in name other than the default, a Target or a function beside integrand=."""
+    code, err = run_cli_for_error(capsys, ["fit", "hypercube-flow", "--integrand", f"{user_file}:product", "--target",
+                                           target, "--dims", "2", "--steps-per-epoch", "2", "--epochs", "1", "-o",
+                                           tmp_path / "run", *SMALL])
+    assert code == 2 and "Traceback" not in err and "two integrands" in err and target in err
+    assert not (tmp_path / "run").exists()
+    from hepgen.errors import ConfigError
+    from hepgen.phasespace import HypercubeFlow
+
+    with pytest.raises(ConfigError, match="two integrands"):
+        HypercubeFlow(target="gaussian", integrand=f"{user_file}:product", dims=2)
+    with pytest.raises(ConfigError, match="two integrands"):
+        HypercubeFlow(target=lambda x: x.sum(1), integrand=f"{user_file}:product", dims=2)

@@ -328,6 +328,9 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     params = {k: settings[k] for k in cls.hyperparameters() if k in settings and k not in shape_keys(cls)}
     train = {k: settings[k] for k in TRAIN_KEYS if k in settings}
     if getattr(cls, "data_free", False):  # trained from a target it evaluates: no DATA
+        if isinstance(params.get("integrand"), str) and params.get("target") not in (None, "user"):
+            raise ConfigError(f"{args.model}: --integrand {excerpt(params['integrand'])} and --target "
+                              f"{excerpt(params['target'])} name two integrands; give one of them")
         if data is not None:
             raise ConfigError(f"{args.model} is trained without input events; drop DATA ({data}) and give "
                               "--steps-per-epoch N")

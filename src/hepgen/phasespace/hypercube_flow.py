@@ -60,6 +60,7 @@ from hepgen.flows.transforms import spline_coupling
 from hepgen.models import register
 from hepgen.nn.mlp import MLP
 from hepgen.nn.rng import seeded
+from hepgen.options import excerpt
 from hepgen.phasespace.vegas_grid import VegasGrid, adapt_grid
 from hepgen.targets import INTEGRANDS, Target, make_target
 from hepgen.targets.user import UserIntegrand, load_function
@@ -217,6 +218,9 @@ class HypercubeFlow(FlowModel):
                      integrand: str | None) -> Target:
         """The integrand: a built-in name, the user's ``integrand`` file ``path.py:NAME``, a Target or a callable."""
         if integrand is not None:
+            if isinstance(target, Target) or callable(target) or target not in ("camel", "user"):
+                raise ConfigError(f"hypercube-flow: integrand={excerpt(integrand)} and target="
+                                  f"{excerpt(getattr(target, 'name', target))} name two integrands; give one of them")
             if not isinstance(integrand, str):
                 raise ConfigError(f"hypercube-flow: integrand must be a path FILE.py:NAME, got {type(integrand).__name__}"
                                   "; pass a Python function as target=")
