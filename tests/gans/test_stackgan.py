@@ -184,3 +184,16 @@ def test_cli_fit_help_and_bad_input(tmp_path, capsys):
     assert main(["fit", "stack-gan", f"{tmp_path / 'img.h5'}:images", "-o", str(tmp_path / "bad"),
                  "--coarse-factor", "0", "-q"]) == 2
     assert "coarse_factor must be positive" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_a_coarse_factor_that_leaves_one_pixel_is_refused():
+    """coarse_factor >= the image's larger side gives a 1x1 stage I (no coarse image at all): refused, naming
+    the largest factor that still leaves one; the 3x96 calorimeter layer keeps its default (1x24)."""
+    from hepgen.errors import ConfigError
+    from hepgen.gans.stackgan import StackGAN
+
+    message = "coarse_factor 40 leaves stage I one pixel of a 12x12 image; choose at most 11"
+    with pytest.raises(ConfigError, match=message):
+        StackGAN((12, 12), coarse_factor=40)
+    StackGAN((12, 12), coarse_factor=11)
+    StackGAN((3, 96))

@@ -141,6 +141,11 @@ class StackGAN(ImageEvents, Adversarial):
         for name, value in (("latent", latent), ("coarse_factor", coarse_factor), ("width", width)):
             if int(value) < 1:
                 raise ConfigError(f"{self.cli_name}: {name} must be positive, got {value!r}")
+        *_, height, width_px = (int(v) for v in shape)
+        one_pixel = coarse_shape(shape, max(int(coarse_factor), 1))[-2:] == (1, 1)
+        if int(coarse_factor) > 1 and one_pixel and (height, width_px) != (1, 1):
+            raise ConfigError(f"{self.cli_name}: coarse_factor {coarse_factor} leaves stage I one pixel of a {height}x"
+                              f"{width_px} image; choose at most {max(height, width_px) - 1}")
         if int(stage_one_epochs) < 0:
             raise ConfigError(f"{self.cli_name}: stage_one_epochs must be >= 0, got {stage_one_epochs!r}")
         self.shape, self.latent, self.coarse_factor = tuple(int(s) for s in shape), int(latent), int(coarse_factor)
