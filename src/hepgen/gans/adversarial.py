@@ -85,12 +85,14 @@ class ImageEvents:
     (H, W), anything else refused with the shape named."""
 
     cli_name: str
+    #: where a user with tabular events should go instead
+    tabular_hint = "use gan for tabular events"
 
     @classmethod
     def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Any:
         if len(event_shape) not in (2, 3):
             raise ConfigError(f"{cls.cli_name} models images (batch, C, H, W) or (batch, H, W); this data has "
-                              f"events of shape {event_shape} (use gan for tabular events)")
+                              f"events of shape {tuple(event_shape)} ({cls.tabular_hint})")
         return cls(event_shape, context=context, **params)
 
 

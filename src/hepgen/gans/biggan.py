@@ -43,8 +43,8 @@ from torch.nn import functional as F
 
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError, DataError
-from hepgen.gans.adversarial import Adversarial
-from hepgen.models import Model, register
+from hepgen.gans.adversarial import Adversarial, ImageEvents
+from hepgen.models import register
 from hepgen.nn.conv import ConvEncoder, auto_downsample, image_shape, spatial_sizes
 from hepgen.nn.mlp import MLP, activation
 from hepgen.options import excerpt
@@ -265,7 +265,7 @@ class ProjectionCritic(nn.Module):
 
 # -- the model ------------------------------------------------------------------------------------------------------
 @register
-class BigGAN(Adversarial):
+class BigGAN(ImageEvents, Adversarial):
     """Class-conditional GAN for images with BigGAN's ingredients (module doc): jet images by process, calorimeter
     layers by particle type, each beside a continuous condition (energy, pT).
 
@@ -290,6 +290,7 @@ class BigGAN(Adversarial):
     """
 
     cli_name = "big-gan"
+    tabular_hint = "cgan conditions tabular events"
 
     def __init__(self, shape: Sequence[int], context: int = 1, class_column: str | None = None,
                  classes: Sequence[float] | None = None, latent: int = 64, channels: Sequence[int] = (32, 64),
@@ -464,13 +465,6 @@ class BigGAN(Adversarial):
                 m.reset_parameters()
         if self.generator_ema is not None:
             self.generator_ema.load_state_dict(self.generator.state_dict())
-
-    @classmethod
-    def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Model:
-        if len(event_shape) not in (2, 3):
-            raise ConfigError(f"big-gan models images (batch, C, H, W) or (batch, H, W); this data has events of "
-                              f"shape {tuple(event_shape)} (cgan conditions tabular events)")
-        return cls(event_shape, context=context, **params)
 
     # -- training -------------------------------------------------------------------------------------------------
     def player_step(self, player: str, batch: dict[str, Tensor]) -> dict[str, Tensor]:
