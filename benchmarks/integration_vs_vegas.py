@@ -39,6 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _vegas_peer import frozen_grid_weights
 from hepgen.files import atomic_write_text
 from hepgen.phasespace import HypercubeFlow, summarise
 from hepgen.phasespace.hypercube_flow import binary_masks
@@ -72,16 +73,7 @@ def run_vegas(target, train_calls: int, eval_calls: int, seed: int) -> dict:
     integ = vegas.Integrator([[0.0, 1.0]] * target.dim)
     adaptive = integ(f, nitn=10, neval=max(train_calls // 10, 100))
     adapt_calls = calls[0]
-    ws, n = [], 0
-    while n < eval_calls:  # passes of the frozen grid; in each, the per-call weight is N_pass · wgt · f
-        xs, wgts = [], []
-        for x, wgt in integ.random_batch():
-            xs.append(np.array(x))
-            wgts.append(np.array(wgt))
-        x, wgt = np.concatenate(xs), np.concatenate(wgts)
-        ws.append(len(x) * wgt * f(x))
-        n += len(x)
-    w = np.concatenate(ws)
+    w = frozen_grid_weights(integ, f, eval_calls)
     seconds = time.process_time() - t0
     return {**summarise(w), **efficiencies(w), "train_calls": adapt_calls, "eval_calls": len(w), "cpu_s": seconds,
             "adaptive_estimate": [float(adaptive.mean), float(adaptive.sdev)]}

@@ -107,6 +107,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from _machine import Meter
+from _vegas_peer import frozen_grid_weights
 from hepgen.files import atomic_write_text
 from hepgen.phasespace import HypercubeFlow, summarise
 from hepgen.phasespace.hypercube_flow import binary_masks
@@ -207,16 +208,7 @@ def run_vegas(case: str, train_calls: int, eval_calls: int, seed: int) -> dict:
     integ(f, nitn=10, neval=max(train_calls // 10, 100))
     train_calls_made, train_s = calls[0], time.process_time() - t0
     t0 = time.process_time()
-    ws, n = [], 0
-    while n < eval_calls:  # passes of the frozen grid; in each, the per-call weight is N_pass · wgt · f
-        xs, wgts = [], []
-        for x, wgt in integ.random_batch():
-            xs.append(np.array(x))
-            wgts.append(np.array(wgt))
-        x, wgt = np.concatenate(xs), np.concatenate(wgts)
-        ws.append(len(x) * wgt * f(x))
-        n += len(x)
-    w = np.concatenate(ws)
+    w = frozen_grid_weights(integ, f, eval_calls)
     row = {**weight_summary(w, target.integral), "train_calls": train_calls_made, "eval_calls": len(w),
            "train_cpu_s": train_s, "eval_cpu_s": time.process_time() - t0}
     return {**row, **costs(row)}
