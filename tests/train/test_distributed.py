@@ -57,3 +57,23 @@ def test_the_process_group_setup_starts_is_destroyed_when_the_process_ends(tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):
         assert (tmp_path / f"rank{rank}").read_text().splitlines() == [f"joined {rank} 2", "destroyed False"]
+
+
+def test_a_finished_fit_leaves_no_ddp_wrapper_holding_the_process_group(tmp_path):
+    """The DDP wrapper holds the gloo group; one that outlived the fit (in a reference cycle) was freed only in
+    the interpreter's C++ teardown, where gloo's thread aborted the process now and then: none may survive."""
+    script = tmp_path / "fit_then_count.py"
+    script.write_text(
+        "import gc, os, sys, torch\n"
+        f"sys.path.insert(0, {str(SCRIPT.parents[2])!r})\n"
+        "from tests.train.run_fit import fit\n"
+        "fit('regressor', None, device='cpu', epochs=1)\n"
+        "alive = [o for o in gc.get_objects() if isinstance(o, torch.nn.parallel.DistributedDataParallel)]\n"
+        "open(os.path.join(sys.argv[1], 'rank' + os.environ['RANK']), 'w').write(str(len(alive)))\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+           str(tmp_path)]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(hepgen.__file__).parents[1])}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["0", "0"]

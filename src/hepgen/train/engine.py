@@ -258,6 +258,7 @@ class Engine:
             raise
         finally:
             console.close()
+            fit.runner = None  # the DDP wrapper holds the process group: release it with the fit
         model.history_ = history
         model.eval()
         return model
