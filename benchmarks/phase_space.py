@@ -125,7 +125,7 @@ QUICK_CALLS = {"camel4": 40_000, "camel8": 40_000, "camel16": 40_000, "breit-wig
 #: the flow's settings (the docstring's table): per case overrides of the defaults
 FLOW_SETTINGS = {"default": {"hidden": (64, 64), "bins": 16, "loss": "variance", "lr": 3e-3, "batch": 256,
                              "vegas_fraction": 0.1, "buffer_steps": 0, "buffer_batches": 4, "channels": 1, "anneal_fraction": 0.0,
-                             "grow_fraction": 0.0, "grow": 8, "passes": 1},
+                             "grow_fraction": 0.0, "grow": 8, "passes": 1, "defensive": 0.0},
                  "camel16": {"loss": "kl", "anneal_fraction": 0.5, "vegas_fraction": 0.0}}
 
 
@@ -176,7 +176,8 @@ def run_flow(case: str, train_calls: int, eval_calls: int, seed: int, cfg: dict)
                           bins=cfg["bins"],
                           loss=cfg["loss"], anneal=int(cfg["anneal_fraction"] * plan[0][2] * plan[0][3]),
                           vegas_calls=vegas_calls, vegas_bins=64, buffer_steps=cfg["buffer_steps"],
-                          buffer_batches=cfg["buffer_batches"], channels=cfg["channels"])
+                          buffer_batches=cfg["buffer_batches"], channels=cfg["channels"],
+                          defensive=cfg["defensive"])
     t0 = time.process_time()
     for k, (b, lr, per_epoch, epochs) in enumerate(plan):
         model.fit(None, steps_per_epoch=per_epoch, epochs=epochs, batch_size=b, lr=lr, scheduler="cosine",

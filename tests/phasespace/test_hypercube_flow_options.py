@@ -191,3 +191,75 @@ def test_the_phase_space_flow_takes_the_options():
     r = model.integrate(20_000, seed=0)
     exact = (math.pi / 2) ** 2 * 100.0 / 2
     assert abs(r["integral"] - exact) < 4 * r["error"]
+
+
+@pytest.mark.parametrize("grid, channels", [(False, 1), (True, 1), (True, 2)])
+def test_the_defensive_mixture_is_a_normalised_density_and_its_draws_carry_it(grid, channels):
+    """q_α = (1 − α) q + α q₀: normalised on the square (midpoint quadrature), the draws' log q is the density's,
+    and a share α of the draws comes from q₀ (the grid alone: a flow whose density vanishes on half the square
+    gets events there from q₀ only)."""
+    model = HypercubeFlow("camel", 2, transforms=2, hidden=(8,), bins=6, channels=channels, defensive=0.2,
+                          vegas_calls=2000 if grid else 0, vegas_bins=8, vegas_iterations=4)
+    model.fit(None, steps_per_epoch=3, epochs=1, batch_size=128, seed=0, quiet=True)  # adapts the grid
+    with torch.no_grad():
+        n = 400
+        t = (torch.arange(n, dtype=torch.float32) + 0.5) / n
+        square = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+        assert float(model.log_prob_internal(square).exp().mean()) == pytest.approx(1.0, abs=3e-3)
+        x, log_q = model.sample_internal(3000)
+        torch.testing.assert_close(model.log_prob_internal(x), log_q, atol=1e-4, rtol=1e-4)
+        # the mixture by hand from its two parts
+        q0 = model.grid.invmap(x.double())[1].exp() if grid else torch.ones(len(x), dtype=torch.float64)
+        model.defensive = 0.0
+        q_flow = model.log_prob_internal(x).double().exp()
+        model.defensive = 0.2
+        torch.testing.assert_close(log_q.double().exp(), 0.8 * q_flow + 0.2 * q0, rtol=1e-4, atol=1e-6)
+
+
+def test_defensive_draws_come_from_the_grid_alone_at_rate_alpha(monkeypatch):
+    """A flow whose draws all lie left of x₀ = ½: events right of it can only be the α share from q₀ (uniform
+    without a grid), so their fraction is α/2."""
+    model = HypercubeFlow("camel", 2, transforms=2, hidden=(8,), bins=6, defensive=0.3)
+    left = lambda n: (torch.rand(n, 2) * torch.tensor([0.5, 1.0]), torch.zeros(n))  # noqa: E731
+    monkeypatch.setattr(model, "_flow_sample", left)
+    with torch.no_grad():
+        x, _ = model.sample_internal(40_000)
+    share = float((x[:, 0] > 0.5).float().mean())
+    assert abs(share - 0.15) < 4 * math.sqrt(0.15 * 0.85 / 40_000)
+
+
+def test_the_defensive_mixture_keeps_the_integral_unbiased_and_bounds_the_weights():
+    target = TwoPeaks()
+    model = HypercubeFlow(target, transforms=4, hidden=(32,), bins=8, defensive=0.1)
+    model.fit(None, steps_per_epoch=40, epochs=2, batch_size=512, lr=3e-3, seed=0, quiet=True)
+    pulls = []
+    for seed in range(6):
+        r = model.integrate(20_000, seed=seed)
+        pulls.append((r["integral"] - target.integral) / r["error"])
+    assert np.all(np.abs(pulls) < 4) and abs(np.mean(pulls)) < 4 / math.sqrt(6), pulls
+    # without a grid q₀ = 1: no weight exceeds max f / α
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        x, w = model.weighted_events(20_000)
+    f = target(torch.as_tensor(x)).numpy()
+    assert np.all(w <= f / 0.1 * (1 + 1e-5))
+
+
+def test_defensive_through_the_cli_and_its_bad_values(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "hypercube-flow", "--target", "camel", "--dims", "2", "--defensive", "0.05",
+                 "--steps-per-epoch", "5", "--epochs", "1", "--transforms", "2", "--hidden", "8", "--bins", "4",
+                 "--batch-size", "128", "-o", run, "-q"]) == 0
+    assert "defensive: 0.05" in (run / "config.yaml").read_text()
+    assert hepgen_load(run).defensive == 0.05
+    for bad in ("1", "-0.1", "1.5"):
+        out = tmp_path / f"bad{bad}"
+        assert main(["fit", "hypercube-flow", "--target", "camel", "--dims", "2", "--defensive", bad,
+                     "--steps-per-epoch", "1", "-o", out, "-q"]) == 2
+        assert "defensive" in capsys.readouterr().err and not out.exists()
+
+
+def hepgen_load(run):
+    import hepgen
+
+    return hepgen.load(run)

@@ -48,7 +48,7 @@ class PhaseSpaceFlow(HypercubeFlow):
         transforms, hidden, bins, loss, anneal, anneal_start: as :class:`HypercubeFlow`.
         vegas_calls, vegas_bins, vegas_iterations: a VEGAS grid as the first layer (:class:`HypercubeFlow`).
         buffer_steps, buffer_batches: buffered training, reusing matrix-element calls (:class:`HypercubeFlow`).
-        channels, channel_weights: multi-channel sampling (:class:`HypercubeFlow`).
+        channels, channel_weights, defensive: multi-channel sampling and the defensive mixture (:class:`HypercubeFlow`).
     """
 
     cli_name = "phase-space-flow"
@@ -58,7 +58,7 @@ class PhaseSpaceFlow(HypercubeFlow):
                  transforms: int | None = None, hidden: Sequence[int] = (64, 64), bins: int = 16,
                  loss: str = "variance", anneal: int = 0, anneal_start: float = 0.01, vegas_calls: int = 0,
                  vegas_bins: int = 64, vegas_iterations: int = 10, buffer_steps: int = 0, buffer_batches: int = 4,
-                 channels: int = 1, channel_weights: str = "network"):
+                 channels: int = 1, channel_weights: str = "network", defensive: float = 0.0):
         if matrix_element is None:
             raise ConfigError("phase-space-flow needs the matrix element: --matrix-element FILE.py:NAME (in Python "
                               "matrix_element='FILE.py:NAME' or the function itself)")
@@ -81,7 +81,7 @@ class PhaseSpaceFlow(HypercubeFlow):
         super().__init__(target, transforms=transforms, hidden=hidden, bins=bins, loss=loss, anneal=anneal,
                          anneal_start=anneal_start, vegas_calls=vegas_calls, vegas_bins=vegas_bins,
                          vegas_iterations=vegas_iterations, buffer_steps=buffer_steps, buffer_batches=buffer_batches,
-                         channels=channels, channel_weights=channel_weights)
+                         channels=channels, channel_weights=channel_weights, defensive=defensive)
         self.user_code_ = code
         self.matrix_element = None  # never recorded: hepgen.load must not import it (see HypercubeFlow.get_config)
         self.sqrt_s, self.particles, self.cut, self.pdg = float(sqrt_s), int(particles), cuts.items(), pdg
