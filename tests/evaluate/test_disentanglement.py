@@ -78,3 +78,19 @@ def test_constant_columns_give_zero_and_bad_inputs_are_refused():
     q[7, 1] = np.nan
     with pytest.raises(DataError, match="row 7, column 1"):
         latent_quantity_matrices(z, q)
+
+
+def test_the_first_call_leaves_pythons_random_state_alone():
+    """sklearn.feature_selection's first import draws from Python's random (rich.style): in a fresh interpreter the
+    first call must still leave the caller's random state as it was."""
+    import subprocess
+    import sys
+
+    code = ("import random, numpy as np\n"
+            "from hepgen.evaluate.disentanglement import latent_quantity_matrices\n"
+            "random.seed(7); before = random.getstate()\n"
+            "rng = np.random.default_rng(0); z = rng.normal(size=(200, 2)); q = z[:, :1] + 0.1 * rng.normal(size=(200, 1))\n"
+            "latent_quantity_matrices(z, q)\n"
+            "assert random.getstate() == before, 'random state moved'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

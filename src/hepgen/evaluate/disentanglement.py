@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hepgen.errors import DataError
+from hepgen.nn.rng import python_random_kept
 
 __all__ = ["LatentMatrices", "binned", "latent_quantity_matrices", "rank_correlation"]
 
@@ -92,7 +93,8 @@ def latent_quantity_matrices(z: np.ndarray, q: np.ndarray, latent_names: Sequenc
                              quantity_names: Sequence[str] | None = None, *, n_neighbors: int = 3, bins: int = 20,
                              seed: int = 0) -> LatentMatrices:
     """The module's matrices and per-quantity summary of latents ``z`` (n, L) against quantities ``q`` (n, Q)."""
-    from sklearn.feature_selection import mutual_info_regression
+    with python_random_kept():  # its first import draws from Python's random (hepgen.nn.rng)
+        from sklearn.feature_selection import mutual_info_regression
     from sklearn.metrics import mutual_info_score
 
     z, q = _check(z, q)

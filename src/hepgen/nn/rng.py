@@ -2,12 +2,16 @@
 
 Library calls never reseed the global RNG behind the user's back: a call that promises reproducible draws
 (``seed=``) runs them inside :func:`seeded`, which forks torch's RNG (the CPU's, and the GPU's the draws
-happen on), seeds the fork and restores the caller's state afterwards.
+happen on), seeds the fork and restores the caller's state afterwards. Nor do they move Python's ``random``
+state as a side effect: a third-party module that draws from it when first imported (``rich.style`` takes
+``random.getrandbits(24)``, pulled in by ``sklearn.feature_selection``) is imported inside
+:func:`python_random_kept`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+import random
 from contextlib import contextmanager
 
 import torch
@@ -31,4 +35,14 @@ def seeded(seed: int, device: torch.device | str | None = None) -> Iterator[None
         yield
 
 
-__all__ = ["seeded"]
+@contextmanager
+def python_random_kept() -> Iterator[None]:
+    """Restore Python's ``random`` state after the block (for lazy imports of modules that draw at import)."""
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+__all__ = ["python_random_kept", "seeded"]
