@@ -2,7 +2,12 @@
 
 Cases (exact integrals from :mod:`hepgen.targets`): the camel (two Gaussians of width 0.1 on the diagonal) in
 d = 4, 8, 16; a Breit–Wigner resonance on a falling continuum (``breit-wigner``, d = 4: the peak lies in
-s = (x₁ + x₂)/2, off the axes); e⁺e⁻ → q q̄ g at LO with its resolution cut y_ij > 0.01 (R₃ analytic).
+s = (x₁ + x₂)/2, off the axes); e⁺e⁻ → q q̄ g at LO with its resolution cut y_ij > 0.01 (R₃ analytic), twice: in the
+energy fractions (``eeqqg``, d = 2) and as the user process path (``eeqqg-momenta``, d = 5): a matrix element
+written in four-momenta (:func:`eeqqg_matrix_element`, what a user's ``--matrix-element`` file holds) on hepgen's
+three-body phase-space map with the cut as ``--cut ymin=0.01``; the flow is the
+:class:`~hepgen.phasespace.PhaseSpaceFlow` that ``hepgen fit phase-space-flow`` builds, and VEGAS and MadNIS sample
+the same mapped integrand on [0, 1]^5.
 
 Samplers, all in this run, each seed on every case, with the same integrand calls:
 
@@ -103,6 +108,7 @@ torchtestcase, is used only by its own tests); its API read from the installed s
     python benchmarks/phase_space.py --quick    # ~20 CPU-s: camel d=4, breit-wigner, eeqqg; 2 seeds, 4e4 calls
     python benchmarks/phase_space.py            # full: all cases, 3 seeds, FULL_CALLS training calls, 1e6 eval
                                                 # (about an hour of CPU, one thread)
+    python benchmarks/phase_space.py --cases eeqqg-momenta --merge   # add (or redo) cases in the results JSON
 
 The committed results are --quick's: at 4e4 training calls the flow is undertrained (its ε there is below
 VEGAS's on camel d = 4 and eeqqg); the goals are judged on the full run.
@@ -127,18 +133,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from _machine import Meter
 from _vegas_peer import frozen_grid_weights
 from hepgen.files import atomic_write_text
-from hepgen.phasespace import HypercubeFlow, summarise
+from hepgen.phasespace import Cuts, HypercubeFlow, MatrixElementTarget, PhaseSpaceFlow, summarise
 from hepgen.phasespace.hypercube_flow import binary_masks
 from hepgen.targets import make_target
+from hepgen.targets.matrix_elements import three_jet_rate
 
 RESULTS = Path(__file__).with_name("results")
 QUANTILE = 0.999
 CASES = {"camel4": ("camel", 4), "camel8": ("camel", 8), "camel16": ("camel", 16),
-         "breit-wigner": ("breit-wigner", 4), "eeqqg": ("eeqqg", 2)}
+         "breit-wigner": ("breit-wigner", 4), "eeqqg": ("eeqqg", 2), "eeqqg-momenta": ("eeqqg-momenta", 5)}
+#: the user process path: the collision energy of the matrix element in four-momenta (GeV)
+SQRT_S = 91.1876
+YCUT = 0.01
 #: training calls per case (full run; --quick uses QUICK_CALLS)
 FULL_CALLS = {"camel4": 1_000_000, "camel8": 2_000_000, "camel16": 3_000_000, "breit-wigner": 1_000_000,
-              "eeqqg": 500_000}
-QUICK_CALLS = {"camel4": 40_000, "camel8": 40_000, "camel16": 40_000, "breit-wigner": 40_000, "eeqqg": 20_000}
+              "eeqqg": 500_000, "eeqqg-momenta": 1_000_000}
+QUICK_CALLS = {"camel4": 40_000, "camel8": 40_000, "camel16": 40_000, "breit-wigner": 40_000, "eeqqg": 20_000,
+               "eeqqg-momenta": 20_000}
 
 #: the flow's settings (the docstring's table): per case overrides of the defaults
 FLOW_SETTINGS = {"default": {"hidden": (64, 64), "bins": 16, "loss": "variance", "lr": 3e-3, "batch": 256,
@@ -152,9 +163,25 @@ def flow_settings(case: str) -> dict:
     return {**FLOW_SETTINGS["default"], **FLOW_SETTINGS.get(case, {})}
 
 
+def eeqqg_matrix_element(p: torch.Tensor) -> torch.Tensor:
+    """|M|²(p) as a user writes it in a file for ``--matrix-element``: momenta (batch, 3, 4) of q, q̄, g in GeV ->
+    (batch,). The LO e⁺e⁻ → q q̄ g of the ``eeqqg`` case, (1/σ₀) dσ/dx₁dx₂ divided by dΦ₃/dx₁dx₂ = π² s/4 (no 2π
+    factors), so that ∫|M|² dΦ₃ over y_ij > YCUT is the three-jet rate R₃ (ESW eq. 3.19 and 3.31)."""
+    s = SQRT_S**2
+    x1, x2 = 2.0 * p[:, 0, 0] / SQRT_S, 2.0 * p[:, 1, 0] / SQRT_S
+    return (4.0 / 3.0) * 0.118 / (2 * math.pi) * (x1**2 + x2**2) / ((1 - x1) * (1 - x2)) / (math.pi**2 * s / 4)
+
+
 def target_of(case: str):
     name, d = CASES[case]
-    return make_target("eeqqg", ycut=0.01) if name == "eeqqg" else make_target(name, dims=d)
+    if name == "eeqqg-momenta":  # the phase-space flow's target: RAMBO-like map of [0, 1]^5, the cut as zeros
+        return MatrixElementTarget(eeqqg_matrix_element, SQRT_S, 3, Cuts(ymin=YCUT))
+    return make_target("eeqqg", ycut=YCUT) if name == "eeqqg" else make_target(name, dims=d)
+
+
+def exact_of(case: str) -> float:
+    """The exact integral: the target's, or R₃ for the matrix element in momenta (the same physics as eeqqg)."""
+    return three_jet_rate(YCUT) if CASES[case][0] == "eeqqg-momenta" else target_of(case).integral
 
 
 def weight_summary(w: np.ndarray, exact: float) -> dict:
@@ -191,12 +218,14 @@ def run_flow(case: str, train_calls: int, eval_calls: int, seed: int, cfg: dict)
         per_epoch = max(1, int(calls // b) * (1 + cfg["buffer_steps"]) // epochs)
         plan.append((b, lr, per_epoch, epochs))
     steps = sum(p[2] * p[3] for p in plan)
-    model = HypercubeFlow(target, transforms=cfg["passes"] * max(4, len(binary_masks(d))), hidden=cfg["hidden"],
-                          bins=cfg["bins"],
-                          loss=cfg["loss"], anneal=int(cfg["anneal_fraction"] * plan[0][2] * plan[0][3]),
-                          vegas_calls=vegas_calls, vegas_bins=64, buffer_steps=cfg["buffer_steps"],
-                          buffer_batches=cfg["buffer_batches"], channels=cfg["channels"],
-                          defensive=cfg["defensive"])
+    settings = dict(transforms=cfg["passes"] * max(4, len(binary_masks(d))), hidden=cfg["hidden"], bins=cfg["bins"],
+                    loss=cfg["loss"], anneal=int(cfg["anneal_fraction"] * plan[0][2] * plan[0][3]),
+                    vegas_calls=vegas_calls, vegas_bins=64, buffer_steps=cfg["buffer_steps"],
+                    buffer_batches=cfg["buffer_batches"], channels=cfg["channels"], defensive=cfg["defensive"])
+    if isinstance(target, MatrixElementTarget):  # the user process path: what `fit phase-space-flow` builds
+        model = PhaseSpaceFlow(eeqqg_matrix_element, sqrt_s=SQRT_S, particles=3, cut=[f"ymin={YCUT}"], **settings)
+    else:
+        model = HypercubeFlow(target, **settings)
     t0 = time.process_time()
     for k, (b, lr, per_epoch, epochs) in enumerate(plan):
         model.fit(None, steps_per_epoch=per_epoch, epochs=epochs, batch_size=b, lr=lr, scheduler="cosine",
@@ -206,13 +235,13 @@ def run_flow(case: str, train_calls: int, eval_calls: int, seed: int, cfg: dict)
     with torch.random.fork_rng():
         torch.manual_seed(10_000 + seed)
         w = model.weighted_events(eval_calls)[1]
-    row = {**weight_summary(w, target.integral), "train_calls": int(model.calls_), "eval_calls": eval_calls,
+    row = {**weight_summary(w, exact_of(case)), "train_calls": int(model.calls_), "eval_calls": eval_calls,
            "train_cpu_s": train_s, "eval_cpu_s": time.process_time() - t0, "steps": steps}
     if model.defensive > 0:  # the option measured: the same flow and events' RNG without the mixture
         model.defensive = 0.0
         with torch.random.fork_rng():
             torch.manual_seed(10_000 + seed)
-            plain = weight_summary(model.weighted_events(eval_calls)[1], target.integral)
+            plain = weight_summary(model.weighted_events(eval_calls)[1], exact_of(case))
         row["without_defensive"] = {k: plain[k] for k in ("unweighting_efficiency", "unweighting_efficiency_q999",
                                                           "integral", "pull")}
     return {**row, **costs(row)}
@@ -236,7 +265,7 @@ def run_vegas(case: str, train_calls: int, eval_calls: int, seed: int) -> dict:
     train_calls_made, train_s = calls[0], time.process_time() - t0
     t0 = time.process_time()
     w = frozen_grid_weights(integ, f, eval_calls)
-    row = {**weight_summary(w, target.integral), "train_calls": train_calls_made, "eval_calls": len(w),
+    row = {**weight_summary(w, exact_of(case)), "train_calls": train_calls_made, "eval_calls": len(w),
            "train_cpu_s": train_s, "eval_cpu_s": time.process_time() - t0}
     return {**row, **costs(row)}
 
@@ -262,7 +291,7 @@ def run_madnis(case: str, train_calls: int, eval_calls: int, seed: int, batch: i
         t0 = time.process_time()
         with torch.no_grad():
             w = integrator.sample(eval_calls).weights.double().numpy()
-    row = {**weight_summary(w, target.integral), "train_calls": made, "eval_calls": len(w), "train_cpu_s": train_s,
+    row = {**weight_summary(w, exact_of(case)), "train_calls": made, "eval_calls": len(w), "train_cpu_s": train_s,
            "eval_cpu_s": time.process_time() - t0, "steps": steps}
     return {**row, **costs(row)}
 
@@ -293,7 +322,7 @@ def figure(rows: dict, path: Path) -> None:
             m = [rows[c]["summary"][sampler]["unweighting_efficiency"] for c in camel]
             ax.errorbar(ds, [v[0] for v in m], yerr=[v[1] if math.isfinite(v[1]) else 0 for v in m], fmt=style,
                         color=color, label=f"{sampler} (camel)")
-        for case, marker, xpos in (("breit-wigner", "*", 4.4), ("eeqqg", "x", 2.0)):
+        for case, marker, xpos in (("breit-wigner", "*", 4.4), ("eeqqg", "x", 2.0), ("eeqqg-momenta", "P", 5.0)):
             if case in rows and sampler in rows[case]["summary"]:
                 v = rows[case]["summary"][sampler]["unweighting_efficiency"]
                 ax.errorbar([xpos], [v[0]], yerr=[v[1] if math.isfinite(v[1]) else 0], fmt=marker, color=color, ms=9,
@@ -318,6 +347,9 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a flow setting for every case (experiments): lr=1e-3 bins=24 ...")
     parser.add_argument("--out", default=None, help="results JSON (default benchmarks/results/phase_space.json)")
+    parser.add_argument("--merge", action="store_true",
+                        help="add these cases to the results JSON (replacing the same cases), keeping the others; "
+                             "each invocation's machine record is kept under machine_runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cases = args.cases or (["camel4", "breit-wigner", "eeqqg"] if args.quick else list(CASES))
@@ -332,7 +364,7 @@ def main() -> None:
     rows: dict = {}
     for case in cases:
         train_calls = args.train_calls or (QUICK_CALLS if args.quick else FULL_CALLS)[case]
-        exact = target_of(case).integral
+        exact = exact_of(case)
         runs: dict = {s: [] for s in args.samplers}
         cfg = {**flow_settings(case), **overrides}
         for seed in range(seeds):
@@ -369,8 +401,17 @@ def main() -> None:
                        "note": "CPU seconds of this process, one thread; timings at load > 2.5 are void"}}
     path = Path(args.out) if args.out else RESULTS / "phase_space.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and path.exists():
+        old = json.loads(path.read_text())
+        if old.get("quick") != args.quick or old.get("eval_calls") != eval_calls or old.get("seeds") != seeds:
+            sys.exit(f"phase_space: --merge into {path} needs the same --quick, --seeds and --eval-calls as its run")
+        runs = old.get("machine_runs") or [{"cases": list(old["rows"]), **old["machine"]}]
+        out["rows"] = {**old["rows"], **rows}
+        out["machine_runs"] = runs + [{"cases": list(rows), **out["machine"]}]
+        out["machine"] = {**out["machine"], "timings_valid": all(r["timings_valid"] for r in out["machine_runs"]),
+                          "cpu_s": round(sum(r["cpu_s"] for r in out["machine_runs"]), 1)}
     atomic_write_text(path, json.dumps(out, indent=1) + "\n")
-    figure(rows, path.with_suffix(".png"))
+    figure(out["rows"], path.with_suffix(".png"))
 
 
 if __name__ == "__main__":
