@@ -14,6 +14,7 @@ from hepgen.cli import main as _main
 from hepgen.errors import ConfigError
 from hepgen.phasespace import HypercubeFlow
 from hepgen.targets import Target
+from tests.phasespace._density import assert_normalised_and_draws_carry_it
 
 
 def main(argv):
@@ -66,12 +67,7 @@ def test_the_multi_channel_sampler_is_a_normalised_density():
         for p in model.parameters():
             p.normal_(0.0, 0.5)
         model.log_moments_.copy_(torch.tensor([0.0, 1.0], dtype=torch.float64))  # p = (0.38, 0.62)
-        n = 400
-        t = (torch.arange(n, dtype=torch.float32) + 0.5) / n
-        grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
-        assert float(model.log_prob_internal(grid).exp().mean()) == pytest.approx(1.0, abs=3e-3)
-        x, log_q = model.sample_internal(300)
-        torch.testing.assert_close(model.log_prob_internal(x), log_q, atol=1e-4, rtol=1e-4)
+    assert_normalised_and_draws_carry_it(model)
 
 
 def test_the_multi_channel_estimator_is_unbiased_on_two_peaks():
@@ -201,14 +197,8 @@ def test_the_defensive_mixture_is_a_normalised_density_and_its_draws_carry_it(gr
     model = HypercubeFlow("camel", 2, transforms=2, hidden=(8,), bins=6, channels=channels, defensive=0.2,
                           vegas_calls=2000 if grid else 0, vegas_bins=8, vegas_iterations=4)
     model.fit(None, steps_per_epoch=3, epochs=1, batch_size=128, seed=0, quiet=True)  # adapts the grid
-    with torch.no_grad():
-        n = 400
-        t = (torch.arange(n, dtype=torch.float32) + 0.5) / n
-        square = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
-        assert float(model.log_prob_internal(square).exp().mean()) == pytest.approx(1.0, abs=3e-3)
-        x, log_q = model.sample_internal(3000)
-        torch.testing.assert_close(model.log_prob_internal(x), log_q, atol=1e-4, rtol=1e-4)
-        # the mixture by hand from its two parts
+    x, log_q = assert_normalised_and_draws_carry_it(model, draws=3000)
+    with torch.no_grad():  # the mixture by hand from its two parts
         q0 = model.grid.invmap(x.double())[1].exp() if grid else torch.ones(len(x), dtype=torch.float64)
         model.defensive = 0.0
         q_flow = model.log_prob_internal(x).double().exp()

@@ -11,6 +11,7 @@ from hepgen.errors import ConfigError
 from hepgen.phasespace import HypercubeFlow
 from hepgen.phasespace.vegas_grid import VegasGrid, adapt_grid
 from hepgen.targets import make_target
+from tests.phasespace._density import assert_normalised_and_draws_carry_it
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +89,7 @@ def test_a_flow_on_a_vegas_grid_is_a_normalised_density_that_starts_as_vegas():
     assert int(model.vegas_calls_) > 0 and model.calls_ == int(model.vegas_calls_) + 128 + 3 * 128
     edges = model.grid.edges.clone()
     assert not torch.allclose(edges, torch.linspace(0, 1, 17, dtype=torch.float64).expand(2, -1))
-    with torch.no_grad():
-        n = 600
-        t = (torch.arange(n, dtype=torch.float32) + 0.5) / n
-        grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
-        assert float(model.log_prob_internal(grid).exp().mean()) == pytest.approx(1.0, abs=5e-3)
-        x, log_q = model.sample_internal(500)
-        torch.testing.assert_close(model.log_prob_internal(x), log_q, atol=1e-4, rtol=1e-4)
+    assert_normalised_and_draws_carry_it(model, n=600, draws=500, tolerance=5e-3)
     # the splines start as the identity: an untrained flow on the grid is the VEGAS density 1/|det ∂x/∂y|
     fresh = HypercubeFlow("camel", 2, transforms=2, hidden=(8,), bins=6, vegas_calls=4000, vegas_bins=16,
                           vegas_iterations=4)

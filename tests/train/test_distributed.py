@@ -34,6 +34,16 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert abs(float(last[header.index("train_loss")]) - single.history_[-1]["train_loss"]) < 1e-3
 
 
+def _torchrun(script: Path, *args) -> None:
+    """Run ``script`` as two gloo ranks under torchrun (one thread each, hepgen importable); it must exit 0."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+           *map(str, args)]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(hepgen.__file__).parents[1])}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_the_process_group_setup_starts_is_destroyed_when_the_process_ends(tmp_path):
     """One group per torchrun process, however many fits (setup is idempotent), destroyed at exit."""
     script = tmp_path / "join.py"
@@ -49,12 +59,7 @@ def test_the_process_group_setup_starts_is_destroyed_when_the_process_ends(tmp_p
         "info = distributed.setup(torch.device('cpu'))\n"
         "assert distributed.setup(torch.device('cpu')) == info\n"
         "log.write(f'joined {info.rank} {info.world_size}\\n')\n")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
-           str(tmp_path)]
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(hepgen.__file__).parents[1])}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _torchrun(script, tmp_path)
     for rank in (0, 1):
         assert (tmp_path / f"rank{rank}").read_text().splitlines() == [f"joined {rank} 2", "destroyed False"]
 
@@ -70,10 +75,5 @@ def test_a_finished_fit_leaves_no_ddp_wrapper_holding_the_process_group(tmp_path
         "fit('regressor', None, device='cpu', epochs=1)\n"
         "alive = [o for o in gc.get_objects() if isinstance(o, torch.nn.parallel.DistributedDataParallel)]\n"
         "open(os.path.join(sys.argv[1], 'rank' + os.environ['RANK']), 'w').write(str(len(alive)))\n")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
-           str(tmp_path)]
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(hepgen.__file__).parents[1])}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _torchrun(script, tmp_path)
     assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == ["0", "0"]
