@@ -420,7 +420,9 @@ def ship(L: int, args: argparse.Namespace, folder: Path) -> None:
                                     for s in training["stages"]],
                          "initialised_from": training["initialised_from"]},
                quality={"acceptance": result["flow"]["acceptance"], "tau_int_abs_m": result["flow"]["tau_int"]["abs_m"],
-                        "proposals": result["flow"]["proposals"], "seed": args.seed + 1})
+                        "proposals": result["flow"]["proposals"], "seed": args.seed + 1,
+                        "command": f"hepgen sample pretrained:phi4-L{L} -n {result['flow']['proposals']} --mcmc "
+                                   f"--seed {args.seed + 1} -o chain.h5"})
     print(f"shipped pretrained:phi4-L{L}")
 
 

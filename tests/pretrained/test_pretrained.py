@@ -31,11 +31,12 @@ def test_every_entry_is_a_run_with_the_manifests_sha256_and_training_record():
         assert (pretrained.ROOT / name).is_dir() and pretrained.run_path(f"pretrained:{name}") == pretrained.ROOT / name
 
 
-def test_load_a_shipped_flow_and_reproduce_its_recorded_acceptance():
-    model = hepgen.load("pretrained:phi4-L6")
-    entry = pretrained.describe("pretrained:phi4-L6")
-    assert model.cli_name == entry["model"] == "phi4-flow" and model.L == 6
-    chain = model.sample_mcmc(20_000, seed=1)
+@pytest.mark.parametrize("name", sorted(pretrained.manifest()))
+def test_load_a_shipped_flow_and_reproduce_its_recorded_acceptance(name):
+    model = hepgen.load(f"pretrained:{name}")
+    entry = pretrained.describe(f"pretrained:{name}")
+    assert model.cli_name == entry["model"] == "phi4-flow" and f"phi4-L{model.L}" == name
+    chain = model.sample_mcmc(max(5_000, 20_000 * 36 // model.L**2), seed=1)  # ~20k proposals' time of L = 6
     recorded = entry["quality"]["acceptance"]
     assert float(chain["acceptance"]) == pytest.approx(recorded, abs=0.03)
 
