@@ -212,13 +212,13 @@ class LatticeFlow(FlowModel):
             k = extra[0]
             raise ConfigError(f"{self.cli_name}: {what} does not have this flow's layers (parameter {k}: this flow "
                               f"none, that one {tuple(state[k].shape)}); give the same --layers, --channels, "
-                              "--kernel-size, --kind and --bins")
+                              "--kernel-size, --kind, --bins and --equivariant (or not)")
         if missing:
             k = missing[0]
             got = tuple(state[k].shape) if k in state else "none"
             raise ConfigError(f"{self.cli_name}: {what} does not have this flow's layers (parameter {k}: this flow "
                               f"{tuple(own[k].shape)}, that one {got}); give the same --layers, --channels, "
-                              "--kernel-size, --kind and --bins")
+                              "--kernel-size, --kind, --bins and --equivariant (or not)")
         return {k: state[k].detach().clone() for k in own}
 
     def copy_weights_from(self, other: torch.nn.Module) -> LatticeFlow:
