@@ -38,11 +38,27 @@ defaults over seeds on several tasks.
 
 Cost is quoted as the ratio WGAN-GP / non-saturating CPU time per run on the same machine.
 
-    .venv/bin/python benchmarks/gan_quality.py [--quick] [--seeds 3] [--workers 2] [--sections ring6]
-    .venv/bin/python benchmarks/gan_quality.py --sections seeds [--seeds 10] [--workers 2] [--variants defaults,plain]
+    .venv/bin/python benchmarks/gan_quality.py --quick                 # smoke run (units discarded first)
+    .venv/bin/python benchmarks/gan_quality.py --resume                # every section, resumable (~3.8 CPU h)
+    .venv/bin/python benchmarks/gan_quality.py --resume --sections seeds [--seeds 10] [--variants defaults,plain]
+    .venv/bin/python benchmarks/gan_quality.py --resume --sections ring6 [--seeds 3]
+
+Every run (a unit: one section's model with one seed and its metrics, e.g. ``seeds/ring6/plain/seed3``) is left
+in benchmarks/data/gan_quality_units/ (quick: gan_quality_quick_units/) the moment it is done, by whichever of the
+``--workers`` processes ran it (default 2, one thread each; 1: in the main process), so a killed run loses at most
+the runs in progress; ``--resume`` reloads the finished ones (a folder made with other settings, e.g. ``--quick``
+or changed task constants, is refused) and a run whose units are all cached only assembles the JSON. Without
+``--resume`` a folder with finished units is refused unless ``--fresh`` discards them. CPU estimates (one
+thread per worker): the seeds section with 10 seeds ≈ 2.2 CPU h (150 runs of ~50 CPU s); ring6 with 3 seeds
+≈ 1.1 CPU h (1940 s wall with 2 workers); ring, w1 and cycle together ≈ 0.45 CPU h (830 s wall with 2 workers):
+~3.8 CPU h in all, ~1.9 h wall with 2 workers. The seeds section
+alone is 2.2 CPU h: on sessions that end after 3 hours rerun the same command with ``--resume`` after a kill, or
+split it (``--variants defaults``, then ``--variants previous,plain``, each with ``--resume``); a last
+``--resume --sections seeds`` with every variant then finds all units cached and writes the whole section.
 
 Output: benchmarks/results/gan_quality.json (``--quick``: gan_quality_quick.json), with the machine record of
-each run of sections (load averages, CPU-seconds of all processes: ``_machine.Meter``).
+each run of sections (load averages, CPU-seconds of all processes: ``_machine.Meter``), and per unit its CPU and
+wall seconds and peak load whichever invocation ran it (``units``; their sum ``cpu_hours_units``).
 """
 
 from __future__ import annotations
@@ -58,6 +74,7 @@ from pathlib import Path
 
 import numpy as np
 from _machine import Meter
+from _units import Units
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -438,6 +455,43 @@ def ring6_summary(runs: list[dict]) -> dict:
 
 
 SECTIONS = ("ring", "w1", "cycle", "ring6", "seeds")
+#: section -> the function of one of its runs (a unit)
+FUNCS = {"ring": ring_run, "w1": w1_run, "cycle": cycle_run, "ring6": ring6_run, "seeds": seeds_run}
+DATA = Path(__file__).with_name("data")
+
+
+def unit_key(kind: str, a: tuple) -> str:
+    """The unit's name in the units folder: section, then what tells its runs apart."""
+    if kind == "seeds":
+        return f"seeds/{a[0]}/{a[1]}/seed{a[2]}"
+    if kind == "ring6":
+        return f"ring6/{a[0]}/seed{a[1]}"
+    if kind == "ring":
+        return f"ring/{a[0]}/seed{a[1]}"
+    if kind == "w1":
+        return f"w1/shift{a[0]:g}_scale{a[1]:g}"
+    return "cycle/seed0"
+
+
+def run_unit(units: Units, key: str, kind: str, a: tuple) -> tuple[dict, dict]:
+    """One run, in whichever process runs it, left in the units folder the moment it is done."""
+    piece = Meter()
+    result = json.loads(json.dumps(FUNCS[kind](*a), default=float))  # as it reads back from the unit
+    record = {"result": result, "machine": piece.record()}
+    units.put(key, {}, record)
+    return result, record
+
+
+def manifest(quick: bool) -> dict:
+    """What the runs' results depend on besides their key: a resumed run must agree on all of it."""
+    from hepgen.demo.figures.gans import ring_settings
+
+    return {"quick": bool(quick), "ring": ring_settings(quick), "ring6": RING6, "previous_defaults_11": PREVIOUS_DEFAULTS,
+            "seed_tasks": SEED_TASKS, "seed_training": SEED_TRAINING, "ring6_rotation": RING6_ROTATION,
+            "ring8_sigma": RING8_SIGMA, "moons_noise": MOONS_NOISE, "jet_features": list(JET_FEATURES),
+            "previous_defaults_25": PREVIOUS_DEFAULTS_25, "epochs": {"ring6": 30 if quick else 100,
+                                                                     "w1_steps": 800 if quick else 3000,
+                                                                     "cycle": 10 if quick else 40}}
 
 
 def main() -> None:
@@ -445,12 +499,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one seed, fewer epochs (a smoke run)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per model (default 3, for the seeds section 10; quick 1)")
-    parser.add_argument("--workers", type=int, default=2, help="parallel processes (one thread each)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="parallel processes (one thread each; each leaves its own units); 1: in this process")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}; the others keep their results "
                              "from the existing output file")
     parser.add_argument("--variants", default=",".join(SEED_VARIANTS),
                         help=f"seeds section: comma-separated subset of {','.join(SEED_VARIANTS)}")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the finished runs (units) of a killed or earlier run with the same settings")
+    parser.add_argument("--fresh", action="store_true", help="discard the finished units of an earlier run")
+    parser.add_argument("--units", type=Path, default=None,
+                        help="folder of the per-run units (default benchmarks/data/gan_quality[_quick]_units)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -460,8 +520,15 @@ def main() -> None:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if not variants or set(variants) - set(SEED_VARIANTS):
         parser.error(f"--variants takes a subset of {','.join(SEED_VARIANTS)}, got {args.variants[:40]!r}")
+    if args.workers < 1:
+        parser.error(f"--workers takes a positive number, got {args.workers}")
+    if args.resume and args.fresh:
+        parser.error("--resume and --fresh exclude each other")
     seeds = range(args.seeds if args.seeds is not None else (1 if args.quick else 3))
     path = Path(args.out) if args.out else RESULTS / ("gan_quality_quick.json" if args.quick else "gan_quality.json")
+    stem = "gan_quality_quick" if args.quick else "gan_quality"
+    units = Units(args.units or DATA / f"{stem}_units", manifest(args.quick), args.resume,
+                  discard=args.fresh or args.quick)
     start, meter = time.perf_counter(), Meter()
     jobs = []
     if "seeds" in sections:
@@ -476,13 +543,24 @@ def main() -> None:
                  ((0.25, 1.0), (0.5, 0.75), (1.0, 0.5), (2.0, 1.5))]
     if "cycle" in sections:
         jobs += [("cycle", (10 if args.quick else 40,))]
-    funcs = {"ring": ring_run, "w1": w1_run, "cycle": cycle_run, "ring6": ring6_run, "seeds": seeds_run}
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [(kind, pool.submit(funcs[kind], *a)) for kind, a in jobs]
-        results = []
-        for kind, f in futures:
-            results.append((kind, f.result()))
+    keyed = [(kind, unit_key(kind, a), a) for kind, a in jobs]
+    done = {key: units.get(key) for _, key, _ in keyed}
+    todo = [(kind, key, a) for kind, key, a in keyed if done[key] is None]
+    print(f"{len(keyed) - len(todo)} of {len(keyed)} runs cached in {units.folder}", flush=True)
+    got: dict[str, tuple[dict, dict]] = {key: (v[1]["result"], v[1]) for key, v in done.items() if v is not None}
+    if args.workers == 1 or len(todo) <= 1:
+        for kind, key, a in todo:
+            got[key] = run_unit(units, key, kind, a)
             meter.sample()
+            print(f"{key}: {got[key][1]['machine']['cpu_s']} CPU s", flush=True)
+    else:
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = [(key, pool.submit(run_unit, units, key, kind, a)) for kind, key, a in todo]
+            for key, f in futures:
+                got[key] = f.result()
+                meter.sample()
+                print(f"{key}: {got[key][1]['machine']['cpu_s']} CPU s", flush=True)
+    results = [(kind, got[key][0]) for kind, key, _ in keyed]
     out = json.loads(path.read_text()) if path.exists() else {"benchmark": "gan_quality", "summary": {}}
     summary = out.setdefault("summary", {})
     if "ring" in sections:
@@ -512,6 +590,17 @@ def main() -> None:
     if "seeds" in sections:
         out["seeds"] = [r for k, r in results if k == "seeds"]
         summary["seeds"] = seeds_summary(out["seeds"])
+    unit_records = out.setdefault("units", {})
+    for key in [k for k in unit_records if k.split("/")[0] in sections]:  # runs of an earlier invocation's sections
+        del unit_records[key]
+    for _, key, _ in keyed:
+        m = got[key][1]["machine"]
+        unit_records[key] = {"cpu_s": m["cpu_s"], "wall_s": m["wall_s"], "load_1min_peak": m["peak_load_1min_sampled"],
+                             "timings_valid": m["timings_valid"]}
+    out["units"] = dict(sorted(unit_records.items()))
+    out["cpu_hours_units"] = round(sum(r["cpu_s"] for r in unit_records.values()) / 3600, 3)
+    out["units_folder"] = str(units.folder.relative_to(DATA.parent) if units.folder.is_relative_to(DATA.parent)
+                              else units.folder)
     out.update(quick=args.quick, machine={"platform": platform.platform(), "cpus": os.cpu_count(),
                                           "workers": args.workers})
     out.setdefault("wall_time_s", {})

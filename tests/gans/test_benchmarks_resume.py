@@ -1,0 +1,76 @@
+"""benchmarks/gan_quality.py and benchmarks/gan_architectures.py leave each run (a unit) in their units folder: a
+killed run resumed with --resume recomputes only the missing unit and writes the JSON an uninterrupted run wrote."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"{name}_bench_units", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(module, monkeypatch, *argv):
+    monkeypatch.setattr(sys, "argv", [module.__name__, *argv])
+    module.main()
+
+
+def stamps(folder):
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.npz")}
+
+
+def without(value, keys):
+    """``value`` with the (timing) keys dropped at every depth."""
+    if isinstance(value, dict):
+        return {k: without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [without(v, keys) for v in value]
+    return value
+
+
+def test_gan_quality_resumes_only_the_missing_unit(monkeypatch, tmp_path):
+    bench = load("gan_quality", monkeypatch)
+    tiny = {"n": 1500, "epochs": 25}  # quick: 1 epoch
+    monkeypatch.setattr(bench, "SEED_TASKS", {"ring6": {**bench.SEED_TASKS["ring6"], **tiny},
+                                              "moons": {**bench.SEED_TASKS["moons"], **tiny}})
+    calls = []
+    monkeypatch.setitem(bench.FUNCS, "seeds", lambda *a: calls.append(a[:3]) or bench.seeds_run(*a))
+    units, out = tmp_path / "units", tmp_path / "q.json"
+    argv = ["--quick", "--sections", "seeds", "--variants", "defaults,plain", "--seeds", "2", "--workers", "1",
+            "--units", str(units), "--out", str(out)]
+    run(bench, monkeypatch, *argv)
+    first = json.loads(out.read_text())
+    assert len(calls) == 8 and len(first["seeds"]) == 8
+    before = stamps(units)
+    assert sorted(k.removesuffix(".npz") for k in before) == sorted(first["units"])
+    assert "seeds/moons/plain/seed1.npz" in before
+
+    out.unlink()
+    (units / "seeds/moons/plain/seed1.npz").unlink()
+    calls.clear()
+    run(bench, monkeypatch, *argv, "--resume")
+    assert calls == [("moons", "plain", 1)]
+    after = stamps(units)
+    assert {k: v for k, v in after.items() if k != "seeds/moons/plain/seed1.npz"} == {
+        k: v for k, v in before.items() if k != "seeds/moons/plain/seed1.npz"}
+    second = json.loads(out.read_text())
+    timing = {"cpu_s", "cpu_s_per_run", "machine", "machine_per_sections", "wall_time_s", "units", "cpu_hours_units"}
+    assert second["seeds"][:7] == first["seeds"][:7]  # the cached runs, as they were
+    assert without(second, timing) == without(first, timing)  # the rerun unit too: seeded, one thread
+    assert set(second["units"]) == set(first["units"])
+
+    # a folder of other settings is refused; without --resume a folder of finished units too (unless --fresh)
+    monkeypatch.setitem(bench.SEED_TASKS, "moons", {**bench.SEED_TASKS["moons"], "n": 1600})
+    with pytest.raises(SystemExit) as exit_:
+        run(bench, monkeypatch, *argv, "--resume")
+    assert exit_.value.code == 2
