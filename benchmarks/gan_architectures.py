@@ -37,13 +37,25 @@ with spectral norm, hinge loss, orthogonal regularisation 1e-4, betas (0, 0.999)
 only (it needs a class column). Add an architecture as one more entry with the same data and budget.
 
     .venv/bin/python benchmarks/gan_architectures.py --quick             # ≤ 60 s: tiny budget, a smoke run
-    .venv/bin/python benchmarks/gan_architectures.py                     # full: 20,000 training events per task,
+    .venv/bin/python benchmarks/gan_architectures.py --resume            # full: 20,000 training events per task,
                                                                          # 900 CPU s per architecture and task
-    .venv/bin/python benchmarks/gan_architectures.py --architectures style-gan --tasks calo   # a subset; merged
-    .venv/bin/python benchmarks/gan_architectures.py --tasks particles    # conv-gan, style-gan, big-gan + its curve
+    .venv/bin/python benchmarks/gan_architectures.py --resume --tasks jets,calo   # ~80 CPU min (6 entries)
+    .venv/bin/python benchmarks/gan_architectures.py --resume --tasks particles   # ~1 CPU h: 4 entries, big-gan's curve
+    .venv/bin/python benchmarks/gan_architectures.py --resume --architectures style-gan --tasks calo   # a subset
+
+Each entry (a unit: task, architecture and ``--seed``, with its metrics and big-gan's truncation curve) is left in
+benchmarks/data/gan_architectures_units/ (quick: gan_architectures_quick_units/) the moment it is done, so a
+killed run loses at most the entry in progress (≤ 15 CPU min of training and its evaluation); rerun the same
+command with ``--resume`` and it trains only the entries left (a task whose entries are all cached is not even
+loaded), then writes the JSON. ``--resume`` refuses a folder made with other settings (events, budget, batch size,
+lr, max epochs, ``--quick``); without it a folder with finished units is refused unless ``--fresh`` discards
+them. The full run is ~2.4 CPU h (one thread; the training budget is CPU time, so its length hardly depends on the
+load): the ``jets,calo`` and ``particles`` commands above fit one 3-hour session each.
 
 Output: benchmarks/results/gan_architectures.json (``--quick``: gan_architectures_quick.json), entries merged by
-task and architecture, with the machine record (load averages, CPU seconds: ``_machine.Meter``).
+task and architecture, with the machine record of this invocation (load averages, CPU seconds:
+``_machine.Meter``) and per entry its CPU and wall seconds and peak load whichever invocation ran it (``units``;
+their sum ``cpu_hours_units``).
 """
 
 from __future__ import annotations
@@ -63,6 +75,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _jets_data import jets  # noqa: E402
 from _machine import Meter  # noqa: E402
+from _units import Units  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results")
 DATA = Path(__file__).with_name("data")
@@ -304,8 +317,15 @@ def main() -> None:
                         help="calo: the layer (layer_0 3x96, layer_1 12x12, layer_2 12x6)")
     parser.add_argument("--particle", default="gamma", help="calo: e+, gamma or pi+")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the finished entries (units) of a killed or earlier run with the same settings")
+    parser.add_argument("--fresh", action="store_true", help="discard the finished units of an earlier run")
+    parser.add_argument("--units", type=Path, default=None,
+                        help="folder of the per-entry units (default benchmarks/data/gan_architectures[_quick]_units)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.resume and args.fresh:
+        parser.error("--resume and --fresh exclude each other")
     torch.set_num_threads(1)
     meter = Meter()
     tasks = [t for t in args.tasks.split(",") if t]
@@ -323,32 +343,58 @@ def main() -> None:
     n_eval = args.eval or (400 if args.quick else 5000)
     path = Path(args.out) if args.out else RESULTS / ("gan_architectures_quick.json" if args.quick
                                                       else "gan_architectures.json")
+    stem = "gan_architectures_quick" if args.quick else "gan_architectures"
+    # what an entry's result depends on besides its key (task, layer, particle, architecture, seed)
+    manifest = {"quick": bool(args.quick), "train": n_train, "eval": n_eval, "budget_cpu_s": args.budget,
+                "batch_size": args.batch_size, "lr": args.lr, "max_epochs": args.max_epochs}
+    units = Units(args.units or DATA / f"{stem}_units", manifest, args.resume, discard=args.fresh or args.quick)
+    keys = {"jets": "jets", "calo": f"calo_{args.particle}_{args.layer}", "particles": f"particles_{args.layer}"}
     out = json.loads(path.read_text()) if path.exists() else {"benchmark": "gan_architectures", "results": {}}
+    unit_records = out.setdefault("units", {})
     for task_name in tasks:
-        if not any(t == task_name for t, _ in entries):
+        todo = [name for t, name in entries if t == task_name]
+        if not todo:
             continue
-        if task_name == "jets":
-            task, key = jets_task(args.quick, n_train, n_eval), "jets"
-        elif task_name == "calo":
-            task, key = calo_task(args.quick, n_train, n_eval, args.layer, args.particle), \
-                f"calo_{args.particle}_{args.layer}"
-        else:
-            task, key = particles_task(args.quick, n_train, n_eval, args.layer), f"particles_{args.layer}"
+        key = keys[task_name]
+        cached = {name: units.get(f"{key}/{name}/seed{args.seed}") for name in todo}
+        task = None
+        if any(v is None for v in cached.values()):  # the data only when something is left to train
+            if task_name == "jets":
+                task = jets_task(args.quick, n_train, n_eval)
+            elif task_name == "calo":
+                task = calo_task(args.quick, n_train, n_eval, args.layer, args.particle)
+            else:
+                task = particles_task(args.quick, n_train, n_eval, args.layer)
         results = out["results"].setdefault(key, {})
-        results["_data"] = {"train": n_train, "eval": n_eval, "shape": list(task["x"].shape[1:]),
-                            "budget_cpu_s": args.budget, "batch_size": args.batch_size, "lr": args.lr,
-                            "seed": args.seed}
-        for t, name in entries:
-            if t != task_name:
-                continue
-            results[name] = run_entry(name, task_name, task, args)
-            meter.sample()
-            print(f"{key} {name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                for k, v in results[name].items() if k != "fidelity_diversity"),
-                  flush=True)
+        for name in todo:
+            unit = f"{key}/{name}/seed{args.seed}"
+            if cached[name] is None:
+                piece = Meter()
+                result = json.loads(json.dumps(run_entry(name, task_name, task, args), default=float))
+                record = {"result": result, "shape": list(task["x"].shape[1:]), "machine": piece.record()}
+                units.put(unit, {}, record)
+                meter.sample()
+            else:
+                record = cached[name][1]
+            results["_data"] = {"train": n_train, "eval": n_eval, "shape": record["shape"],
+                                "budget_cpu_s": args.budget, "batch_size": args.batch_size, "lr": args.lr,
+                                "seed": args.seed}
+            results[name] = record["result"]
+            m = record["machine"]
+            for old in [k for k in unit_records if k.startswith(f"{key}/{name}/")]:  # an earlier seed's entry
+                del unit_records[old]
+            unit_records[unit] = {"cpu_s": m["cpu_s"], "wall_s": m["wall_s"],
+                                  "load_1min_peak": m["peak_load_1min_sampled"], "timings_valid": m["timings_valid"]}
+            print(f"{key} {name}{' (cached)' if cached[name] else ''}: " + ", ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in results[name].items() if k != "fidelity_diversity"), flush=True)
             for row in results[name].get("fidelity_diversity", []):
                 print(f"  truncation {row['truncation']}: " + ", ".join(
                     f"{k} {v:.3g}" for k, v in row.items() if k != "truncation" and v is not None), flush=True)
+    out["units"] = dict(sorted(unit_records.items()))
+    out["cpu_hours_units"] = round(sum(r["cpu_s"] for r in unit_records.values()) / 3600, 3)
+    out["units_folder"] = str(units.folder.relative_to(DATA.parent) if units.folder.is_relative_to(DATA.parent)
+                              else units.folder)
     out["machine"] = meter.record()
     out["command"] = " ".join(sys.argv)
     from hepgen.files import atomic_write_text

@@ -74,3 +74,44 @@ def test_gan_quality_resumes_only_the_missing_unit(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         run(bench, monkeypatch, *argv, "--resume")
     assert exit_.value.code == 2
+
+
+def test_gan_architectures_resumes_only_the_missing_unit(monkeypatch, tmp_path):
+    bench = load("gan_architectures", monkeypatch)
+    calls = []
+    real = bench.run_entry
+    monkeypatch.setattr(bench, "run_entry", lambda name, *a: calls.append(name) or real(name, *a))
+    built = []
+    real_task = bench.calo_task
+    monkeypatch.setattr(bench, "calo_task", lambda *a: built.append(a) or real_task(*a))
+    units, out = tmp_path / "units", tmp_path / "a.json"
+    argv = ["--quick", "--tasks", "calo", "--architectures", "conv-gan,style-gan", "--train", "64", "--eval", "100",
+            "--budget", "1000", "--max-epochs", "1", "--units", str(units), "--out", str(out)]
+    run(bench, monkeypatch, *argv)
+    first = json.loads(out.read_text())
+    assert calls == ["conv-gan", "style-gan"]
+    before = stamps(units)
+    assert sorted(before) == ["calo_gamma_layer_1/conv-gan/seed0.npz", "calo_gamma_layer_1/style-gan/seed0.npz"]
+
+    out.unlink()
+    (units / "calo_gamma_layer_1/style-gan/seed0.npz").unlink()
+    calls.clear()
+    run(bench, monkeypatch, *argv, "--resume")
+    assert calls == ["style-gan"]
+    after = stamps(units)
+    assert after["calo_gamma_layer_1/conv-gan/seed0.npz"] == before["calo_gamma_layer_1/conv-gan/seed0.npz"]
+    second = json.loads(out.read_text())
+    results = first["results"]["calo_gamma_layer_1"]
+    assert second["results"]["calo_gamma_layer_1"]["conv-gan"] == results["conv-gan"]
+    timing = {"train_cpu_s", "sample_cpu_s", "machine", "command", "units", "cpu_hours_units"}
+    assert without(second, timing) == without(first, timing)  # one epoch each: the rerun entry is the same
+
+    # every unit cached: the task's data is not even made
+    out.unlink()
+    built.clear()
+    run(bench, monkeypatch, *argv, "--resume")
+    assert calls == ["style-gan"] and built == []
+    assert without(json.loads(out.read_text()), timing) == without(first, timing)
+    with pytest.raises(SystemExit) as exit_:  # another budget: refused
+        run(bench, monkeypatch, *argv[:-4], "--budget", "999", "--units", str(units), "--out", str(out), "--resume")
+    assert exit_.value.code == 2
