@@ -1,7 +1,7 @@
 """β sweep of VAE latents on jets (issue 25): how many latents stay active and how well each tracks jet physics.
 
 For each β (β = 1: the plain ELBO; larger β: the β-VAE's pressure towards independent latents) a VAE is trained
-on the same QCD jets with the same budget, then :func:`hepgen.autoencoders.disentanglement` measures on held-out
+on the same QCD jets with the same budget, then :func:`hepgen.evaluate.disentanglement` measures on held-out
 jets: the KL per latent (active = KL > 0.01 nats), and against the jet's mass, τ21, pT and constituent multiplicity
 the mutual information (scikit-learn's mutual_info_regression, KSG, nats), Pearson/Spearman correlations and the
 MIG-like gap (I₁ − I₂)/H(q) on 20 equal-frequency bins. Held-out −ELBO (k = 16) says what the disentanglement costs.
@@ -13,13 +13,24 @@ Tasks:
 * ``features``: ``vae`` (latent 4, hidden 64,32, Gaussian decoder, standardised) on all 11 jet features (the
   quantities are among them: the question is which latent carries which, and whether one latent carries one).
 
-    .venv/bin/python benchmarks/vae_latents.py --quick     # <= 60 s: the shipped jets, 2 betas, tiny nets
-    .venv/bin/python benchmarks/vae_latents.py             # full: 20,000 training + 5,000 held-out QCD jets,
-                                                           # betas 1, 2, 4, 8, 16; 30 epochs (images), 60 (features)
+    .venv/bin/python benchmarks/vae_latents.py --quick            # <= 60 s: the shipped jets, 2 betas, tiny nets
+    .venv/bin/python benchmarks/vae_latents.py --resume           # full: 20,000 training + 5,000 held-out QCD jets,
+                                                                  # betas 1, 2, 4, 8, 16; 30 epochs (images), 60
+                                                                  # (features); ~1.5 CPU h, resumable
+
+Each (task, β, ``--seed``) training with its analysis is a unit, left in benchmarks/data/vae_latents_units/
+(quick: vae_latents_quick_units/) the moment it is done, so a killed run loses at most the unit in progress
+(an image VAE: ~15 CPU min; a feature VAE: ~2 min); rerun the same command with ``--resume`` and it trains only
+the units left (the jets are not even read when all are cached), then writes the JSON. ``--resume`` refuses a
+folder made with other settings (jets, epochs, batch size, lr, ``--quick``); without it a folder with finished
+units is refused unless ``--fresh`` discards them. Estimate: the 5 image VAEs ≈ 75 CPU min, the 5 feature VAEs
+≈ 15 CPU min (one thread): ~1.5 CPU h, within one 3-hour session, split over several by ``--resume`` if killed.
 
 Full mode also writes a latents report folder per task and β (benchmarks/results/vae_latents/TASK_beta_B/:
-traversals, KL, MI and correlation figures). Output: benchmarks/results/vae_latents.json (quick:
-vae_latents_quick.json) with the machine record (load averages, CPU seconds: ``_machine.Meter``).
+traversals, KL, MI and correlation figures) when the unit is trained, before the unit is left. Output:
+benchmarks/results/vae_latents.json (quick: vae_latents_quick.json) with the machine record of this invocation
+(load averages, CPU seconds: ``_machine.Meter``) and per unit its CPU and wall seconds and peak load whichever
+invocation ran it (``units``; their sum ``cpu_hours_units``).
 """
 
 from __future__ import annotations
@@ -37,8 +48,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _jets_data import COLUMNS, jets  # noqa: E402
 from _machine import Meter  # noqa: E402
+from _units import Units  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results")
+DATA = Path(__file__).with_name("data")
 QUANTITIES = ("mass", "tau21", "pt", "n_constituents")
 
 
@@ -53,7 +66,7 @@ def build(task: str, quick: bool, beta: float, shape: tuple[int, ...]) -> Any:
 
 def run(task: str, beta: float, x: np.ndarray, held: np.ndarray, quantities: np.ndarray, args: argparse.Namespace,
         report_dir: Path | None) -> dict[str, Any]:
-    from hepgen.autoencoders import disentanglement
+    from hepgen.evaluate import disentanglement
 
     torch.manual_seed(args.seed)
     model = build(task, args.quick, beta, tuple(x.shape[1:]))
@@ -92,8 +105,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the finished (task, β) units of a killed or earlier run with the same settings")
+    parser.add_argument("--fresh", action="store_true", help="discard the finished units of an earlier run")
+    parser.add_argument("--units", type=Path, default=None,
+                        help="folder of the per-unit records (default benchmarks/data/vae_latents[_quick]_units)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.resume and args.fresh:
+        parser.error("--resume and --fresh exclude each other")
     torch.set_num_threads(1)
     meter = Meter()
     from hepgen.autoencoders import jet_images
@@ -101,31 +121,55 @@ def main() -> None:
     betas = [float(b) for b in (args.betas or ("1,4" if args.quick else "1,2,4,8,16")).split(",")]
     n_train = args.train or (1500 if args.quick else 20000)
     n_eval = args.eval or (500 if args.quick else 5000)
-    qcd = jets(args.quick, {"qcd": n_train + n_eval}, processes=("qcd",))["qcd"]
-    if len(qcd["features"]) < n_train + n_eval:
-        raise SystemExit(f"{len(qcd['features'])} QCD jets, {n_train} + {n_eval} needed (lower --train/--eval)")
-    features = qcd["features"][:n_train + n_eval].astype(np.float32)
-    quantities = features[n_train:, [COLUMNS.index(q) for q in QUANTITIES]].astype(np.float64)
-    path = Path(args.out) if args.out else RESULTS / ("vae_latents_quick.json" if args.quick else "vae_latents.json")
-    out: dict[str, Any] = {"benchmark": "vae_latents", "train": n_train, "eval": n_eval, "betas": betas,
-                           "quantities": list(QUANTITIES), "results": {}}
-    for task in [t for t in args.tasks.split(",") if t]:
-        if task == "images":
-            x = jet_images(qcd["images"][:n_train + n_eval].astype(np.float32))
-        elif task == "features":
-            x = features
-        else:
+    tasks = [t for t in args.tasks.split(",") if t]
+    for task in tasks:
+        if task not in ("images", "features"):
             raise SystemExit(f"unknown task {task!r}; tasks: images, features")
+    path = Path(args.out) if args.out else RESULTS / ("vae_latents_quick.json" if args.quick else "vae_latents.json")
+    stem = "vae_latents_quick" if args.quick else "vae_latents"
+    # what a unit's record depends on besides its key (task, β, seed)
+    manifest = {"quick": bool(args.quick), "train": n_train, "eval": n_eval, "epochs": args.epochs,
+                "batch_size": args.batch_size, "lr": args.lr, "quantities": list(QUANTITIES)}
+    units = Units(args.units or DATA / f"{stem}_units", manifest, args.resume, discard=args.fresh or args.quick)
+    keys = {(task, beta): f"{task}/beta_{beta:g}/seed{args.seed}" for task in tasks for beta in betas}
+    cached = {k: units.get(key) for k, key in keys.items()}
+    qcd = None
+    if any(v is None for v in cached.values()):  # the jets only when something is left to train
+        qcd = jets(args.quick, {"qcd": n_train + n_eval}, processes=("qcd",))["qcd"]
+        if len(qcd["features"]) < n_train + n_eval:
+            raise SystemExit(f"{len(qcd['features'])} QCD jets, {n_train} + {n_eval} needed (lower --train/--eval)")
+        features = qcd["features"][:n_train + n_eval].astype(np.float32)
+        quantities = features[n_train:, [COLUMNS.index(q) for q in QUANTITIES]].astype(np.float64)
+    out: dict[str, Any] = {"benchmark": "vae_latents", "train": n_train, "eval": n_eval, "betas": betas,
+                           "quantities": list(QUANTITIES), "results": {}, "units": {}}
+    for task in tasks:
+        x = None
+        if any(cached[task, beta] is None for beta in betas):
+            x = jet_images(qcd["images"][:n_train + n_eval].astype(np.float32)) if task == "images" else features
         out["results"][task] = {}
         for beta in betas:
-            report = None if args.quick else RESULTS / "vae_latents" / f"{task}_beta_{beta:g}"
-            record = run(task, beta, x[:n_train], x[n_train:], quantities, args, report)
+            if cached[task, beta] is None:
+                piece = Meter()
+                report = None if args.quick else RESULTS / "vae_latents" / f"{task}_beta_{beta:g}"
+                record = run(task, beta, x[:n_train], x[n_train:], quantities, args, report)
+                record = json.loads(json.dumps(record, default=float))  # as it reads back from the unit
+                machine = piece.record()
+                units.put(keys[task, beta], {}, {"result": record, "machine": machine})
+                meter.sample()
+            else:
+                record, machine = cached[task, beta][1]["result"], cached[task, beta][1]["machine"]
             out["results"][task][f"beta_{beta:g}"] = record
-            meter.sample()
-            print(f"{task} β={beta:g}: -ELBO {record['held_out_neg_elbo']:.4g}, active {record['active_latents']}, "
+            out["units"][keys[task, beta]] = {"cpu_s": machine["cpu_s"], "wall_s": machine["wall_s"],
+                                              "load_1min_peak": machine["peak_load_1min_sampled"],
+                                              "timings_valid": machine["timings_valid"]}
+            print(f"{task} β={beta:g}{' (cached)' if cached[task, beta] else ''}: -ELBO "
+                  f"{record['held_out_neg_elbo']:.4g}, active {record['active_latents']}, "
                   f"mean MIG {record['mean_mig']:.3f}, " + ", ".join(
                       f"{q}: {r['best_latent']} MI {r['mi_max']:.2f}" for q, r in record["per_quantity"].items()),
                   flush=True)
+    out["cpu_hours_units"] = round(sum(r["cpu_s"] for r in out["units"].values()) / 3600, 3)
+    out["units_folder"] = str(units.folder.relative_to(DATA.parent) if units.folder.is_relative_to(DATA.parent)
+                              else units.folder)
     out["machine"] = meter.record()
     out["command"] = " ".join(sys.argv)
     from hepgen.report.folder import write_json

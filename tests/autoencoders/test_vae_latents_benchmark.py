@@ -1,0 +1,75 @@
+"""benchmarks/vae_latents.py leaves each (task, β, seed) training with its analysis in its units folder: a killed
+run resumed with --resume trains only the missing unit and writes the JSON an uninterrupted run wrote."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("vae_latents_bench_units", BENCHMARKS / "vae_latents.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def without(value, keys):
+    if isinstance(value, dict):
+        return {k: without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [without(v, keys) for v in value]
+    return value
+
+
+def test_a_killed_run_resumes_only_the_missing_unit(bench, monkeypatch, tmp_path):
+    calls, loads = [], []
+    real_run, real_jets = bench.run, bench.jets
+    monkeypatch.setattr(bench, "run", lambda task, beta, *a: calls.append((task, beta)) or real_run(task, beta, *a))
+    monkeypatch.setattr(bench, "jets", lambda *a, **k: loads.append(a) or real_jets(*a, **k))
+    units, out = tmp_path / "units", tmp_path / "v.json"
+    argv = ["vae_latents", "--quick", "--tasks", "features", "--betas", "1,4", "--train", "300", "--eval", "200",
+            "--epochs", "2", "--units", str(units), "--out", str(out)]
+
+    def main(*extra):
+        monkeypatch.setattr(sys, "argv", argv + list(extra))
+        bench.main()
+        return json.loads(out.read_text())
+
+    first = main()
+    assert calls == [("features", 1.0), ("features", 4.0)]
+    stamps = {str(p.relative_to(units)): p.stat().st_mtime_ns for p in units.rglob("*.npz")}
+    assert sorted(first["units"]) == ["features/beta_1/seed0", "features/beta_4/seed0"]
+    assert first["cpu_hours_units"] >= 0 and set(first["results"]["features"]) == {"beta_1", "beta_4"}
+
+    out.unlink()
+    (units / "features/beta_4/seed0.npz").unlink()
+    calls.clear()
+    second = main("--resume")
+    assert calls == [("features", 4.0)]
+    assert (units / "features/beta_1/seed0.npz").stat().st_mtime_ns == stamps["features/beta_1/seed0.npz"]
+    assert second["results"]["features"]["beta_1"] == first["results"]["features"]["beta_1"]
+    timing = {"train_cpu_s", "machine", "command", "units", "cpu_hours_units"}
+    assert without(second, timing) == without(first, timing)  # seeded, one thread: the rerun unit is the same
+
+    out.unlink()
+    calls.clear()
+    loads.clear()
+    third = main("--resume")  # every unit cached: the jets are not read, nothing is trained
+    assert calls == [] and loads == []
+    assert without(third, timing) == without(first, timing)
+
+    # another setting with --resume, or (outside --quick) no --resume at all: the finished units are refused
+    for extra in (["--resume", "--epochs", "3"], []):
+        monkeypatch.setattr(sys, "argv", [a for a in argv if a != "--quick"] + extra)
+        with pytest.raises(SystemExit) as exit_:
+            bench.main()
+        assert exit_.value.code == 2
+    assert sorted(str(p.relative_to(units)) for p in units.rglob("*.npz")) == sorted(stamps)
