@@ -486,7 +486,8 @@ def manifest(quick: bool) -> dict:
     """What the runs' results depend on besides their key: a resumed run must agree on all of it."""
     from hepgen.demo.figures.gans import ring_settings
 
-    return {"quick": bool(quick), "ring": ring_settings(quick), "ring6": RING6, "previous_defaults_11": PREVIOUS_DEFAULTS,
+    return {"quick": bool(quick), "ring": ring_settings(quick), "ring6": RING6,
+            "previous_defaults_11": PREVIOUS_DEFAULTS,
             "seed_tasks": SEED_TASKS, "seed_training": SEED_TRAINING, "ring6_rotation": RING6_ROTATION,
             "ring8_sigma": RING8_SIGMA, "moons_noise": MOONS_NOISE, "jet_features": list(JET_FEATURES),
             "previous_defaults_25": PREVIOUS_DEFAULTS_25, "epochs": {"ring6": 30 if quick else 100,
