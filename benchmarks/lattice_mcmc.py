@@ -493,7 +493,9 @@ def main() -> None:
                 if lam is None:
                     parser.error(f"no λ for L = {L} on the line of constant physics: give --lam16")
             start = previous if args.warm_start else None
+            lattice_meter = Meter()  # this lattice's own load record (a study spans sessions and neighbours)
             row = run_lattice(L, lam, start, args, folder / f"L{L}")
+            row["machine"] = lattice_meter.record()
             if lam_record is not None:
                 row["lambda_choice"] = lam_record
             write_json(result_path, row)
@@ -516,8 +518,12 @@ def main() -> None:
                       "cost_abs_m_flow_over_hmc": r["cost_per_independent_configuration"]["abs_m"]["flow_over_hmc"],
                       "training_cpu_s": r["flow"]["training"]["cpu_s"]} for r in rows],
            "machine": {**meter.record(), "threads": 1, "torch": torch.__version__,
+                       # per lattice, from the invocation that ran it (None: run before lattices kept a record)
+                       "timings_valid_per_lattice": {str(r["L"]): r.get("machine", {}).get("timings_valid")
+                                                     for r in rows},
                        "note": "CPU seconds (process_time) on one thread; a resumed study's earlier lattices "
-                               "keep the CPU times they recorded"}}
+                               "keep the CPU times they recorded, and their load record under lattices[i].machine "
+                               "(the lattice's own; a resumed lattice's covers its last invocation)"}}
     write_json(RESULTS / f"{name}.json", out)
     figures(rows, name)
     print(f"wrote {RESULTS / name}.json and .png", flush=True)
