@@ -14,6 +14,17 @@ DATA = Path(__file__).parent / "data"
 COLUMNS = ['pt', 'eta', 'mass', 'tau1', 'tau2', 'tau3', 'tau21', 'tau32', 'c2', 'd2', 'n_constituents']
 
 
+def _array(node: h5py.Group | h5py.Dataset, file: Path) -> np.ndarray:
+    """A dataset as it is, or ``hepgen data jets``'s features group (one dataset per column) as (n, 11) in COLUMNS'
+    order (the shipped sample holds one (n, 11) dataset in that order instead)."""
+    if isinstance(node, h5py.Dataset):
+        return node[:]
+    missing = [c for c in COLUMNS if c not in node]
+    if missing:
+        sys.exit(f"{file}: the group {node.name} has no column {missing[0]!r} (columns: {', '.join(node)})")
+    return np.column_stack([node[c][:] for c in COLUMNS])
+
+
 def cached_path(process: str, n: int, seed: int = 11) -> Path:
     """Where ``hepgen data jets -n N --seed S --option process=P`` is cached."""
     return DATA / f"jets_{process}_{n}_{seed}.h5"
@@ -52,12 +63,12 @@ def jets(quick: bool, n: int | dict[str, int], processes=("qcd", "top", "w"), se
                 if have >= key:
                     break
                 with h5py.File(chunk) as f:
-                    parts.append({k: f[k][:] for k in names})
+                    parts.append({k: _array(f[k], chunk) for k in names})
                 have += len(parts[-1]["features"])
             result[p] = {k: np.concatenate([q[k] for q in parts])[:key] for k in names}
         else:
             with h5py.File(file) as f:
                 g = f[key] if key else f
-                result[p] = {k: g[k][:] for k in names}
+                result[p] = {k: _array(g[k], file) for k in names}
         result[p]["features"] = result[p]["features"].astype(np.float64)
     return result
