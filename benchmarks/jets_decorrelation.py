@@ -31,11 +31,12 @@ CPU-seconds of this invocation (benchmarks/_machine.Meter) and of every unit (``
 
     python benchmarks/jets_decorrelation.py --quick              # the shipped sample, seeds 1 2 (< 60 s)
     python benchmarks/jets_decorrelation.py --resume             # 70k QCD + 20k W from the cache, seeds 1 2 3
+    python benchmarks/jets_decorrelation.py --resume --seeds 1 2 3 4 5 6 7 8 9 10   # the committed run (adds 7)
 
-CPU estimate of the full run: 45k training jets at batch 1024 are 44 steps per epoch; measured at load ~7 (one
-thread) the classifier takes 0.64 CPU s per epoch, DisCo 0.83 s, the pivot below twice the classifier: per seed
-~13 s (classifier, 20 epochs) + 4 × ~17 s (DisCo) + 4 × ≤ 35 s (pivot, 26 epochs), with the bootstraps
-≤ 5 CPU-min; ≤ 0.25 CPU-hours for the 3 seeds.
+CPU of the full run, measured (2026-12-07, one thread, load ~2): 136 CPU-s for seeds 1 2 3 and 336 CPU-s for ten
+(27 and 90 trainings of ~4 s on 45k jets, bootstraps included); the earlier estimate of 0.25 CPU-h was 6x high. The
+error bars combine each tagger's seed spread (one training's, not the mean's) with the bootstrap: the pivot's
+spread at λ ≥ 3 (R50 ± 16-35) is the adversarial training's own instability, DisCo's stays ± 7-10.
 
 Writes benchmarks/results/jets_decorrelation[_quick].json and .png.
 """
