@@ -18,3 +18,12 @@ def run_cli_for_error(capsys, argv) -> tuple[int, str]:
     except SystemExit as exc:
         code = exc.code
     return code, capsys.readouterr().err
+
+
+def without(value, keys):
+    """``value`` with the given keys (e.g. timings) dropped at every depth of its dicts and lists."""
+    if isinstance(value, dict):
+        return {k: without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [without(v, keys) for v in value]
+    return value

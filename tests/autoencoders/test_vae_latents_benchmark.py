@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers import without
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -20,13 +21,6 @@ def bench(monkeypatch):
     spec.loader.exec_module(module)
     return module
 
-
-def without(value, keys):
-    if isinstance(value, dict):
-        return {k: without(v, keys) for k, v in value.items() if k not in keys}
-    if isinstance(value, list):
-        return [without(v, keys) for v in value]
-    return value
 
 
 def test_a_killed_run_resumes_only_the_missing_unit(bench, monkeypatch, tmp_path):

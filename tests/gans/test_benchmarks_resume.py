@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers import without
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -28,14 +29,6 @@ def run(module, monkeypatch, *argv):
 def stamps(folder):
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.npz")}
 
-
-def without(value, keys):
-    """``value`` with the (timing) keys dropped at every depth."""
-    if isinstance(value, dict):
-        return {k: without(v, keys) for k, v in value.items() if k not in keys}
-    if isinstance(value, list):
-        return [without(v, keys) for v in value]
-    return value
 
 
 def test_gan_quality_resumes_only_the_missing_unit(monkeypatch, tmp_path):
