@@ -23,6 +23,7 @@ from hepgen.cli.columns import OUTPUTS, context_names, context_rows, context_sou
 from hepgen.cli.common import (add_block_size, add_device, add_out, add_quiet, add_seed, check_writable, positive,
                                progress_bar, resolve_device)
 from hepgen.errors import ConfigError, DataError
+from hepgen.nn.rng import seeded
 
 #: the options that give a run its user's own code again (a run never imports code on its own)
 USER_CODE = ("integrand", "matrix_element", "action")
@@ -109,8 +110,8 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     # unnamed models write one plain array (x0 .. beside named context columns: see hepgen.data.writer)
     writer.columns = {"samples": model.columns_, "context": context_names(model)}
     writer.bare = {"samples", "context"}
-    torch.manual_seed(args.seed)
-    with writer, torch.no_grad(), progress_bar(args.n, "sample", args.quiet) as bar:
+    # seeded draws on a fork of torch's RNG: main() called from Python leaves the caller's RNG as it was
+    with seeded(args.seed), writer, torch.no_grad(), progress_bar(args.n, "sample", args.quiet) as bar:
         for start in range(0, args.n, args.block_size):
             stop = min(start + args.block_size, args.n)
             block: dict[str, Any] = {}

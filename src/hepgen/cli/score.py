@@ -15,6 +15,7 @@ from hepgen.cli.columns import OUTPUTS, context_rows, context_source, feature_na
 from hepgen.cli.common import (add_block_size, add_data_selection, add_device, add_out, add_quiet, add_seed,
                                add_weights, data_selection, positive, progress_bar, resolve_device)
 from hepgen.errors import DataError
+from hepgen.nn.rng import seeded
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -70,9 +71,9 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
         raise DataError(f"the context has {len(context)} rows but {args.data} has {n} events")
     weights = _weight_source(args.weights, args.data, n)
     names = feature_names(model)
-    torch.manual_seed(args.seed)
     what = ""
-    with writer, torch.no_grad(), progress_bar(n, "score", args.quiet) as bar:
+    # seeded draws on a fork of torch's RNG: main() called from Python leaves the caller's RNG as it was
+    with seeded(args.seed), writer, torch.no_grad(), progress_bar(n, "score", args.quiet) as bar:
         for start in range(0, n, args.block_size):
             stop = min(start + args.block_size, n)
             rows = None if context is None else context_rows(context, start, stop)
