@@ -38,12 +38,14 @@ upper bounds; the A/B pairs ran interleaved in one process):
                    62.1 (NLL 477.8, 9.4 CPU-s): no loss from the smaller conditioner at this scale.
     sampling       calo-flow at batch 10,000 in one pass: 0.34 ms per shower (256 units), 0.33 (96 units); in
                    blocks of 1,024 rows (CaloFlow.sample now does so; the activations stay in cache): 0.17; at batch 1:
-                   8.9 and 7.9 ms, over issue 20's 5 ms: a cProfile of batch 1 puts 61 % in flow 1's
+                   8.9 and 7.9 ms, over issue 20's 5 ms: a cProfile of batch 1 put 61 % in flow 1's
                    autoregressive inverse (4 transforms x 3 passes, each a spline evaluation of ~0.3 ms of small
-                   tensor ops; hepgen.flows.transforms.splines) — a smaller flow 1 or a spline fast path for tiny
-                   batches is what would meet it; calo-gan ~0.05 ms and <1 ms. A CaloFlow II student (an IAF
-                   distilled from a MAF teacher) buys speed because a MAF samples in D sequential passes; this
-                   flow's cell flow is a coupling flow, one pass each way, so a student of the same size samples
+                   tensor ops; hepgen.flows.transforms.splines) and 1.7 ms in no_grad's bookkeeping. Flow 1 is
+                   now 6 spline couplings (one pass each; equal or better NLL, see hepgen.calo.caloflow) and
+                   CaloFlow.sample runs in inference mode: 4.7 ms at batch 1 (one thread, the other
+                   core busy); calo-gan ~0.05 ms and <1 ms. A CaloFlow II student (an IAF
+                   distilled from a MAF teacher) buys speed because a MAF samples in D sequential passes; both
+                   of this model's flows are coupling flows, one pass each way, so a student of the same size samples
                    no faster: it was not built. The simulator: ~1.1 ms per shower (e+, one core).
 
 Budget (CPU-s per particle on one core at load ~5-8; the three particles run as separate processes, two at a

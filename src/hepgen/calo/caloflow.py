@@ -4,7 +4,7 @@ After Krause and Shih (CaloFlow, arXiv:2106.05285), on the calo generator's layo
 
     y_c  = max(x_c + offset, floor)                 cells shifted above the noise (MeV), invertible where
                                                     x_c > floor − offset (the rest: cells 5σ below zero)
-    E_k  = Σ_{c ∈ k} x_c,  a_k = standardised asinh(E_k / (1000 E) / 10⁻³)  flow 1: p(a | ln E)  (3-D NSF)
+    E_k  = Σ_{c ∈ k} x_c,  a_k = standardised asinh(E_k / (1000 E) / 10⁻³)  flow 1: p(a | ln E)  (K-D NSF)
     S_k  = Σ_{c ∈ k} y_c = E_k + N_k offset (N_k cells)
     n_c  = y_c / S_k,      l_c = standardised logit(α + (1 − 2α) n_c)     flow 2: p(l | a, ln E) (504-D NSF,
                                                                                    spline couplings)
@@ -18,6 +18,21 @@ short fit the π+ mean response was 8–16 % high from the top 1 % of showers al
 The shift by ``offset`` (5 MeV, five times the simulator's default noise) replaces CaloFlow's uniform noise on empty cells:
 every cell keeps its noise, so generated showers carry the simulator's noise, negative cells included.
 The standardisation statistics of a and l are fitted on the training showers at fit start.
+
+Flow 1 is made of spline couplings by default (``energy_flow="coupling"``), CaloFlow's autoregressive
+splines on request (``"autoregressive"``). Both directions of a coupling take one pass, while an
+autoregressive layer samples in K sequential passes. At batch 1 the spline's small-tensor overhead
+dominates, so flow 1 cost 12 passes (4.3 ms) of the 7.6 ms per shower. Measured on π+ showers (30k
+training, 10k validation, 20 epochs, flow 1 alone, one thread):
+
+    flow 1                       validation NLL   batch-1 inverse
+    4 autoregressive (CaloFlow)  1.830            4.5 ms
+    4 couplings                  1.834            1.5 ms
+    6 couplings (the default)    1.824            2.5 ms
+    8 couplings                  1.823            2.9 ms
+
+The per-bin response and resolution of the four agreed within their statistical errors.
+With one layer, both kinds reduce to one conditional spline, and flow 1 is autoregressive.
 Context: the first column is the incident energy in GeV (``--context energy``); further columns are
 conditions of both flows.
 """
@@ -62,7 +77,9 @@ class CaloFlow(ShowerMonitors, IncidentEnergyChecks, Model):
     Args:
         shapes: {layer: (rows, cols)} (default: the calo generator's layers).
         context: context columns, the incident energy in GeV first.
-        energy_transforms, energy_hidden: flow 1's autoregressive spline layers and MADE sizes.
+        energy_flow: flow 1's layers, ``"coupling"`` (one pass each way) or ``"autoregressive"`` (CaloFlow's
+            MAF: K sequential passes to sample).
+        energy_transforms, energy_hidden: flow 1's spline layers and their conditioners' (MADE) sizes.
         cell_transforms, cell_hidden: flow 2's spline coupling layers and conditioner sizes.
         bins, tail_bound: spline bins and bound (standardised units).
         offset: the shift of every cell above the noise (MeV); floor: its lower clip (MeV).
@@ -80,7 +97,7 @@ class CaloFlow(ShowerMonitors, IncidentEnergyChecks, Model):
     cli_name = "calo-flow"
 
     def __init__(self, shapes: Mapping[str, Sequence[int]] | None = None, context: int = 1,
-                 energy_transforms: int = 4, energy_hidden: Sequence[int] = (64, 64), cell_transforms: int = 6,
+                 energy_flow: str = "coupling", energy_transforms: int = 6, energy_hidden: Sequence[int] = (64, 64), cell_transforms: int = 6,
                  cell_hidden: Sequence[int] = (256,), bins: int = 8, tail_bound: float = 6.0, offset: float = 5.0,
                  floor: float = 1e-3, alpha: float = 1e-6, geometry: Mapping[str, Any] | str | None = None,
                  preprocess: Any = "none"):
@@ -90,8 +107,11 @@ class CaloFlow(ShowerMonitors, IncidentEnergyChecks, Model):
         for name, v in (("energy_transforms", energy_transforms), ("cell_transforms", cell_transforms), ("bins", bins)):
             if int(v) < 1:
                 raise ConfigError(f"calo-flow: {name} must be positive, got {v}")
+        if energy_flow not in ("coupling", "autoregressive"):
+            raise ConfigError(f"calo-flow: energy_flow must be 'coupling' or 'autoregressive', got {energy_flow!r}")
         if not float(offset) > float(floor) > 0 or not 0 < float(alpha) < 0.5:
             raise ConfigError("calo-flow needs offset > floor > 0 and 0 < alpha < 0.5")
+        self.energy_flow = str(energy_flow)
         self.energy_transforms, self.cell_transforms = int(energy_transforms), int(cell_transforms)
         self.energy_hidden, self.cell_hidden = tuple(int(h) for h in energy_hidden), tuple(int(h) for h in cell_hidden)
         self.bins, self.tail_bound = int(bins), float(tail_bound)
@@ -100,9 +120,13 @@ class CaloFlow(ShowerMonitors, IncidentEnergyChecks, Model):
         self.cells = [int(np.prod(s)) for s in self.shapes.values()]
         cells = sum(self.cells)
         cond = self.context
-        orders = [list(range(k)) if i % 2 == 0 else list(range(k - 1, -1, -1)) for i in range(self.energy_transforms)]
-        self.flow1 = Compose([spline_autoregressive(k, self.energy_hidden, cond, order, self.bins, self.tail_bound)
-                              for order in orders])
+        if self.energy_flow == "coupling" and k > 1:
+            self.flow1 = Compose([spline_coupling(_mask(k, i), self.energy_hidden, cond, self.bins, self.tail_bound)
+                                  for i in range(self.energy_transforms)])
+        else:
+            orders = [list(range(k)) if i % 2 == 0 else list(range(k - 1, -1, -1)) for i in range(self.energy_transforms)]
+            self.flow1 = Compose([spline_autoregressive(k, self.energy_hidden, cond, order, self.bins, self.tail_bound)
+                                  for order in orders])
         self.flow2 = Compose([spline_coupling(_mask(cells, i), self.cell_hidden, cond + k, self.bins, self.tail_bound)
                               for i in range(self.cell_transforms)])
         self.base1, self.base2 = StandardNormal(k), StandardNormal(cells)
@@ -222,9 +246,10 @@ class CaloFlow(ShowerMonitors, IncidentEnergyChecks, Model):
     #: one pass (one CPU thread; the blocks' activations stay in cache)
     sample_block = 1024
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, n: int | None, context: Any = None, extrapolate: bool = False) -> dict[str, Tensor]:
-        """n showers {layer: (n, rows, cols)} in MeV, drawn in blocks of :attr:`sample_block` rows;
+        """n showers {layer: (n, rows, cols)} in MeV, drawn in blocks of :attr:`sample_block` rows, without a graph
+        (inference tensors, as CaloGAN's: 1.7 of 7.6 ms per shower at batch 1 was no_grad's bookkeeping);
         ``extrapolate`` as in :meth:`rsample`."""
         if n is None:
             n = int(torch.as_tensor(context).reshape(-1, self.context).shape[0])
