@@ -187,7 +187,9 @@ def test_dataset_files_read_directly_as_data(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("drop, missing", [(["PZ_7"], "PZ_7"), (["is_signal_new"], "is_signal_new"),
-                                           ([f"E_{i}" for i in range(200)], "E_0")])
+                                           ([f"E_{i}" for i in range(200)], "E_0"),
+                                           # an E_i in the middle: not a file of 5 constituents
+                                           (["E_5"], "E_5"), (["E_199"], "E_199")])
 def test_wrong_columns_name_the_file_and_the_first_missing_column(tmp_path, drop, missing):
     data, labels = top_tagging_jets(2)
     path, out = tmp_path / "bad.h5", tmp_path / "out.h5"

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -72,6 +73,7 @@ DIRECT_MAX_ROWS = 20_000
 _JET_DATASETS = ("constituents", "mask", "images", "features", "weights")
 _JETNET_TYPES = {"g": "gluon", "q": "quark", "t": "top", "w": "w", "z": "z"}
 _LHCO_HADRONS = 700
+_CONSTITUENT = re.compile(r"(?:E|PX|PY|PZ)_(\d+)")  # a top-tagging constituent column
 
 OPTIONS: dict[str, Option] = {
     "R": Option(None, kind=float, low=0.05, high=2.0,
@@ -210,9 +212,9 @@ class _TopTagging:
     def __init__(self, path: Path, opts: dict[str, Any]) -> None:
         self.path, self.opts = path, opts
         self.file = _PandasFile(path, self.key, "top-tagging")
-        n = 0
-        while f"E_{n}" in self.file.columns:
-            n += 1
+        # the constituents the columns name (a gap, e.g. no E_5 beside E_6, is a missing column, not the end)
+        indices = [int(m.group(1)) for m in map(_CONSTITUENT.fullmatch, map(str, self.file.columns)) if m]
+        n = max(indices) + 1 if indices else 0
         wanted = [f"{p}_{i}" for i in range(max(n, 1)) for p in ("E", "PX", "PY", "PZ")] + [self.label]
         missing = _first_missing(self.file.columns, wanted)
         if missing is not None:
