@@ -275,3 +275,17 @@ def test_register_finds_a_class_defined_inside_a_function(tmp_path):
         assert type(hepgen.load(tmp_path / "r")) is cls
     finally:
         REGISTRY.pop("test-local-gaussian", None)
+
+
+def test_a_data_free_model_fits_without_an_x_argument_and_a_data_model_is_told_to_pass_one():
+    """``LatticeFlow(target=S, shape=...).fit(steps_per_epoch=N)``: x defaults to None, what a data-free model
+    takes (scikit-learn's fit(X) keeps its first argument; a model trained from its own target has none)."""
+    import hepgen
+
+    def action(phi):  # a free field on a 2x2 lattice
+        return 0.5 * (phi ** 2).sum(dim=(1, 2))
+
+    flow = hepgen.LatticeFlow(target=action, shape=(2, 2), layers=2, channels=(4,), ess_draws=0)
+    assert flow.fit(steps_per_epoch=2, epochs=1, batch_size=8, quiet=True) is flow
+    with pytest.raises(ConfigError, match="learns from data"):
+        hepgen.Gaussian(2).fit(epochs=1, quiet=True)

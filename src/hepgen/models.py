@@ -280,7 +280,7 @@ class Model(nn.Module):
                 module.reset_parameters()
 
     # -- fit / save ---------------------------------------------------------------------------------
-    def fit(self, x: Any, val: Any = None, *, weights: Any = None, val_weights: Any = None,
+    def fit(self, x: Any = None, val: Any = None, *, weights: Any = None, val_weights: Any = None,
             context: Any = None, val_context: Any = None, epochs: int = 20, batch_size: int = 256,
             lr: float = 1e-3, seed: int = 0, device: str = "auto", run_dir: str | Path | None = None,
             resume: bool = False, quiet: bool | None = None, streams: Mapping[str, Any] | None = None,
@@ -294,7 +294,7 @@ class Model(nn.Module):
         ``val_fraction`` (0.1) of ``x``. ``columns``/``exclude``/``jagged_length`` select the columns
         of a file ``x`` (and ``val``), as the CLI's flags of the same names do. ``streams`` gives the data of the model's further event
         streams by name (``{"b": y}`` or ``{"b": {"data": y, "weights": w}}``); a data-free model
-        takes ``x=None`` and ``steps_per_epoch``. ``labels``/``val_labels``: what only training reads
+        takes no ``x`` (None, the default) and ``steps_per_epoch``. ``labels``/``val_labels``: what only training reads
         (see :meth:`label_columns`; by default the declared columns of a file ``x``), column names or an
         (N, k) array — or, per column, the family's :attr:`label_keywords` (``labels=y, nuisance=z``);
         ``targets``/``val_targets`` are their deprecated spellings.
