@@ -76,6 +76,21 @@ def test_bad_inputs_exit_2_and_write_nothing(blob_files, capsys):
         assert not (tmp / "bad").exists()
 
 
+def test_data_defaults_to_the_runs_training_file_and_is_asked_for_when_there_is_none(blob_files, capsys):
+    """``hepgen report latents RUN --report DIR``: DATA is the file the run was fitted on (config.yaml records it); a
+    run saved from Python (no file) exits 2 asking for --data, with nothing written."""
+    tmp, *_ = blob_files
+    data = f"{tmp / 'blobs.h5'}:g/features"
+    assert main(["fit", "vae", data, "-o", str(tmp / "fitted"), "--epochs", "1", "--latent", "2", "-q"]) == 0
+    assert main(["report", "latents", str(tmp / "fitted"), "--report", str(tmp / "by_default"), "-q"]) == 0
+    capsys.readouterr()
+    metrics = json.loads((tmp / "by_default" / "metrics.json").read_text())
+    assert metrics["inputs"]["data"] == data and metrics["quantities"] == ["position", "width"]
+    assert main(["report", "latents", str(tmp / "vae"), "--report", str(tmp / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "--data" in err and "Traceback" not in err and not (tmp / "none").exists()
+
+
 def test_shower_layer_quantities(tmp_path, capsys):
     rng = np.random.default_rng(0)
     n = 300

@@ -1,6 +1,6 @@
 """``hepgen report KIND RUN``: a report folder about a trained run (what ``compare`` does for two samples).
 
-``hepgen report latents RUN --data DATA --report DIR`` — the latents of a VAE (``vae``, ``conv-vae``, any β):
+``hepgen report latents RUN [--data DATA] --report DIR`` — the latents of a VAE (``vae``, ``conv-vae``, any β):
 traversals of the most active latents, the KL per latent, and how each latent tracks physical quantities
 (mutual information, Pearson and Spearman correlations, a MIG-like gap per quantity). The numbers come from
 :func:`hepgen.evaluate.latents.disentanglement`, the folder from :func:`hepgen.report.latents.latents_report`.
@@ -14,6 +14,8 @@ Quantities (``--quantities``), one value per event of DATA:
   weighted mean layer index), ``frac_k``, ``energy`` (E_inc) and every CaloChallenge feature of
   :func:`hepgen.metrics.shower_observables.shower_features` (default: depth, frac_0..2, energy);
 * or FILE:KEY, a table with one row per event of DATA (all its columns).
+
+DATA defaults to the run's training data (the spec its config.yaml records), for both kinds.
 
 ``hepgen report truncation RUN --data DATA [--truncation 0.25,0.5,1,none]`` — the fidelity–diversity curve of a
 GAN with a truncation trick (big-gan, style-gan): per ψ, FPD and a classifier AUC of physics features (image summary
@@ -63,9 +65,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     report.add_argument("kind", metavar="KIND", choices=KINDS,
                         help="what to report: latents (a vae or conv-vae), truncation (a GAN with a truncation trick)")
     report.add_argument("run", metavar="RUN", help="run directory ('hepgen fit vae ...', 'hepgen fit big-gan ...')")
-    report.add_argument("--data", required=True, metavar="DATA",
+    report.add_argument("--data", metavar="DATA",
                         help="events to encode (latents) or to compare samples with (truncation), path[:key]; a "
-                             "table's model columns are read by name")
+                             "table's model columns are read by name (default: the run's training data, as its "
+                             "config.yaml records it)")
     report.add_argument("--report", metavar="DIR", help="the report folder: metrics.json, plots/, index.html")
     add_out(report, "also write the printed summary (JSON) here", metavar="FILE")
     report.add_argument("--quantities", metavar="COLS|FILE:KEY",
@@ -92,7 +95,33 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     """The report of KIND."""
+    if args.data is None:
+        args.data = training_data(args.run)
     return {"latents": cmd_latents, "truncation": cmd_truncation}[args.kind](args, extra)
+
+
+def training_data(run: str) -> str:
+    """The DATA spec the run was trained on (config.yaml's ``data.events``), when that file is still there: the
+    default of ``--data``. A ConfigError asks for ``--data`` otherwise (a run fitted in Python on an array, a
+    data-free run, a file moved since)."""
+    from collections.abc import Mapping
+
+    from hepgen.data import io
+    from hepgen.models import resolve_run
+    from hepgen.train.rundir import RunDir
+
+    path = resolve_run(run)
+    if not path.exists():
+        raise ConfigError(f"run directory {run} does not exist")
+    events = (RunDir(path).read_config().get("data") or {}).get("events")
+    spec = events.get("spec") if isinstance(events, Mapping) else events
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"{run} records no training file to read again (fitted on an array, or without data); "
+                          "give the events with --data DATA")
+    if not io.parse_spec(spec)[0].exists():
+        raise ConfigError(f"{run} was trained on {spec}, which is not there from here; give the events with "
+                          "--data DATA")
+    return spec
 
 
 def _truncations(value: str | None) -> list[float | None]:
