@@ -189,6 +189,31 @@ def test_conv_gan_generator(tmp_path):
     close(out["x"], expected)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: hepgen.ConvGAN((1, 8, 8), latent=6, channels=(4, 8), spectral_norm=True),
+    lambda: hepgen.BigGAN((8, 8), context=2, class_column="context_0", latent=6, channels=(4, 8), width=8),
+], ids=["conv-gan", "big-gan"])
+def test_spectrally_normalised_critic_scores_export(tmp_path, make):
+    """A critic with spectral norm (big-gan's default) exports its score: the weight / σ of eval mode is folded into
+    a plain weight (σ's power iteration uses vdot, which ONNX lacks), the same numbers as the torch model's."""
+    rng = np.random.default_rng(2)
+    images = rng.gamma(2.0, 1.0, (64, 8, 8)).astype(np.float32)
+    model = make()
+    context = np.column_stack([np.arange(64) % 3, rng.uniform(10, 100, 64)]).astype(np.float32)
+    if model.context:
+        model = fitted(model, images, context)
+    else:
+        images = images[:, None]
+        model = fitted(model, images)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    export(model, tmp_path / "d.onnx", what="score")
+    feeds = {"x": images[:40], **({"context": context[:40]} if model.context else {})}
+    out = run(tmp_path / "d.onnx", **feeds)
+    close(out["score"], model.score(images[:40], context[:40] if model.context else None).numpy())
+    after = model.state_dict()  # the model itself keeps its parametrisation and power-iteration state
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
 # -- autoencoders ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("context", [0, 2])
 def test_autoencoder_score_and_sampler_match_torch(tmp_path, data, context):

@@ -241,15 +241,39 @@ def _example_inputs(graph: ExportGraph, model: nn.Module, rows: int, seed: int) 
     return out
 
 
+def _folded(module: nn.Module) -> nn.Module:
+    """``module``, or a copy of it with every parametrisation computed once into a plain tensor (spectral norm's
+    weight / σ, as eval mode uses it): the same numbers, without σ's ``vdot``, which ONNX lacks. The model
+    itself keeps its parametrisations (and power-iteration vectors) for further training."""
+    import copy
+
+    from torch.nn.utils import parametrize
+
+    if not any(parametrize.is_parametrized(m) for m in module.modules()):
+        return module
+    module = copy.deepcopy(module)
+    with torch.no_grad():
+        for m in [m for m in module.modules() if parametrize.is_parametrized(m)]:
+            values = {name: getattr(m, name).detach().clone() for name in m.parametrizations}
+            # what parametrize.remove_parametrizations does, without deleting the properties from the
+            # "Parametrized<Class>" class, which the copy shares with the model
+            m.__class__ = type(m).__bases__[0]
+            del m._modules["parametrizations"]
+            for name, value in values.items():
+                m.register_parameter(name, nn.Parameter(value, requires_grad=False))
+    return module
+
+
 def _onnx_bytes(graph: ExportGraph, model: nn.Module, opset: int) -> bytes:
     buffer = io.BytesIO()
     example = tuple(_example_inputs(graph, model, TRACE_ROWS, seed=0))
+    module = _folded(graph.module)
     names_in, names_out = [p.name for p in graph.inputs], [p.name for p in graph.outputs]
     dynamic = {n: {0: "batch"} for n in names_in + names_out}
     try:  # the exporter prints its whole IR graph to stdout when it fails: keep that out of the user's terminal
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph.module, example, buffer, dynamo=False, opset_version=opset, input_names=names_in,
+            torch.onnx.export(module, example, buffer, dynamo=False, opset_version=opset, input_names=names_in,
                               output_names=names_out, dynamic_axes=dynamic, do_constant_folding=True)
     except Exception as exc:  # noqa: BLE001 - the exporter's errors have no common type; each means "this graph cannot be written"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
