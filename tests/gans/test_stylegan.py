@@ -146,9 +146,20 @@ def test_truncation_at_zero_gives_the_mean_w_image_and_psi_scales_the_deviation(
             -1, mapping_ws(m), -1), noise).reshape(6, 8, 8))
         torch.testing.assert_close(m.rsample(6, z=z, noise=noise, truncation=0.5), half)
         torch.testing.assert_close(m.rsample(6, z=z, noise=noise, truncation=1.0), m.rsample(6, z=z, noise=noise))
+        # None: no truncation, as big-gan spells it (the truncation curve's "none")
+        torch.testing.assert_close(m.rsample(6, z=z, noise=noise, truncation=None), m.rsample(6, z=z, noise=noise))
     for bad in (-0.1, float("nan"), "x"):
         with pytest.raises(ConfigError, match="truncation"):
             m.sample(2, truncation=bad)
+
+
+def test_the_truncation_curve_takes_a_style_gan_with_none_among_its_values():
+    """``hepgen report truncation RUN`` visits ψ = none by default; a style-gan refused it (big-gan's spelling)."""
+    from hepgen.report.truncation import truncation_curve
+
+    m, images = _fitted()
+    rows = truncation_curve(m, images, truncations=[None, 0.5], k=3, classifier_auc=False)
+    assert [r["truncation"] for r in rows] == [None, 0.5] and all(np.isfinite(r["fpd"]) for r in rows)
 
 
 def mapping_ws(m):

@@ -39,7 +39,10 @@ from hepgen.models import register
 
 
 def check_truncation(truncation: Any, who: str) -> float:
-    """ψ as a float; NaN, infinite or non-numeric values are a ConfigError naming ``who``."""
+    """ψ as a float (None: no truncation, ψ = 1, as big-gan spells it); NaN, infinite or non-numeric values are a
+    ConfigError naming ``who``."""
+    if truncation is None:
+        return 1.0
     try:
         psi = float(truncation)
     except (TypeError, ValueError):
@@ -220,11 +223,11 @@ class StyleGAN(ImageEvents, Adversarial):
 
     # -- public API -------------------------------------------------------------------------------------------------
     def rsample(self, n: int, context: Tensor | np.ndarray | None = None, z: Tensor | None = None,
-                noise: Tensor | None = None, truncation: float = 1.0) -> Tensor:
+                noise: Tensor | None = None, truncation: float | None = 1.0) -> Tensor:
         """Differentiable images (n, *event_shape) in the original units (the EMA generator when ``ema`` > 0).
 
         ``z``: (n, latent) latents, ``noise``: (n, noise_size) per-pixel noise (default: fresh N(0, 1) draws, z
-        first); ``truncation``: ψ of the truncation trick, w' = w̄(c) + ψ (w − w̄(c)) (1: none; module doc).
+        first); ``truncation``: ψ of the truncation trick, w' = w̄(c) + ψ (w − w̄(c)) (1 or None: none; module doc).
         """
         n = int(n)
         psi = check_truncation(truncation, self.cli_name)
@@ -235,7 +238,7 @@ class StyleGAN(ImageEvents, Adversarial):
         return self.to_external(self._sampler()(z, c, self._as_tensor(noise), psi))
 
     @torch.no_grad()
-    def sample(self, n: int, context: Tensor | np.ndarray | None = None, truncation: float = 1.0) -> Tensor:
+    def sample(self, n: int, context: Tensor | np.ndarray | None = None, truncation: float | None = 1.0) -> Tensor:
         """n images (n, *event_shape) in the original units; ``truncation`` ψ as in :meth:`rsample`."""
         return self.rsample(n, context, truncation=truncation)
 
