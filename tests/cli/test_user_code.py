@@ -256,3 +256,41 @@ def test_an_integrand_file_and_a_target_together_are_refused(tmp_path, user_file
         HypercubeFlow(target="gaussian", integrand=f"{user_file}:product", dims=2)
     with pytest.raises(ConfigError, match="two integrands"):
         HypercubeFlow(target=lambda x: x.sum(1), integrand=f"{user_file}:product", dims=2)
+
+
+def test_score_and_export_take_the_action_a_lattice_flow_was_trained_on(tmp_path, capsys):
+    """A run on the user's action loads only with that file given again: sample, score and export all take
+    --action (score and export had no such flag, while the refusal told the user to give it)."""
+    import onnxruntime as ort
+    import torch
+
+    import hepgen
+
+    action = tmp_path / "ring.py"
+    action.write_text("import torch\n\ndef S(phi):\n    return 0.5 * (((torch.roll(phi, -1, 1) - phi) ** 2).sum(1)"
+                      " + (phi ** 2).sum(1))\n")
+    other = tmp_path / "other.py"
+    other.write_text(action.read_text() + "# another file\n")
+    run = tmp_path / "run"
+    assert main(["fit", "lattice-flow", "--action", f"{action}:S", "--shape", "8", "-o", run, "--epochs", 1,
+                 "--steps-per-epoch", 2, "--layers", 2, "--channels", 4, "-q"]) == 0
+    chain = tmp_path / "chain.h5"
+    assert main(["sample", run, "-n", 30, "--mcmc", "--action", f"{action}:S", "-o", chain, "-q"]) == 0
+    capsys.readouterr()
+    model = hepgen.load(run, action=f"{action}:S")
+    with h5py.File(chain) as f:
+        configs = f["configs"][:]
+    scores = tmp_path / "scores.h5"
+    assert main(["score", run, f"{chain}:configs", "--action", f"{action}:S", "-o", scores, "-q"]) == 0
+    with h5py.File(scores) as f:
+        np.testing.assert_allclose(f["log_prob"][:], model.log_prob(torch.as_tensor(configs)).numpy(), rtol=1e-5)
+    graph = tmp_path / "flow.onnx"
+    assert main(["export", run, "--action", f"{action}:S", "-o", graph, "-q"]) == 0
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    assert session.run(["x"], {"z": np.zeros((3, 8), np.float32)})[0].shape == (3, 8)
+    for argv, message in [(["score", run, f"{chain}:configs", "-o", tmp_path / "s2.h5"], "--action"),
+                          (["export", run, "-o", tmp_path / "f2.onnx"], "--action"),
+                          (["export", run, "--action", f"{other}:S", "-o", tmp_path / "f2.onnx"], "not the file")]:
+        code, err = run_cli_for_error(capsys, argv)
+        assert code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "s2.h5").exists() and not (tmp_path / "f2.onnx").exists()

@@ -14,6 +14,8 @@
 ``--context C``     what conditions the model: columns of DATA, FILE:KEY, or one row ``v1,v2`` for all
 ``--batch-size N``  events per optimisation step of the model a verb trains (never an I/O block)
 ``--block-size N``  events read, scored or drawn at once (memory scales with it, not with the file)
+``--action F.py:S`` the user's own code a run was trained on, given again (also ``--integrand``,
+                    ``--matrix-element``): sample, score and export load such a run (:func:`add_user_code`)
 =================== ==================================================================================
 
 Old spellings that users may have in scripts (``sample --batch-size``, ``design --lr``) still work and
@@ -103,6 +105,26 @@ class _Deprecated(argparse.Action):
         print(f"hepgen {parser.prog.split()[-1]}: {option_string} is deprecated, use {self.new} (same value)",
               file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+#: the options that give a run its user's own code again (a run never imports code on its own)
+USER_CODE = ("integrand", "matrix_element", "action")
+
+
+def add_user_code(parser: argparse.ArgumentParser) -> None:
+    """``--integrand``, ``--matrix-element``, ``--action``: the file a run was trained on, given again to a verb
+    that loads the run (its sha256 is checked against the recorded one)."""
+    parser.add_argument("--integrand", metavar="FILE.py:NAME", help="a hypercube-flow trained on your own integrand: "
+                        "the same file again (its sha256 is checked; a run never imports code on its own)")
+    parser.add_argument("--matrix-element", dest="matrix_element", metavar="FILE.py:NAME", help="a phase-space-flow: "
+                        "the matrix-element file it was trained with, again (sha256 checked)")
+    parser.add_argument("--action", metavar="FILE.py:NAME", help="a lattice-flow trained on your own action: the same "
+                        "file again (sha256 checked; a run never imports code on its own)")
+
+
+def user_code(args: argparse.Namespace) -> dict[str, str]:
+    """The user's code given on this command line (:func:`add_user_code`), for :func:`hepgen.load`."""
+    return {k: getattr(args, k) for k in USER_CODE if getattr(args, k, None) is not None}
 
 
 def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs: Any) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from hepgen.cli.common import add_out, add_quiet
+from hepgen.cli.common import add_out, add_quiet, add_user_code, user_code
 from hepgen.errors import ConfigError
 
 
@@ -27,6 +27,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     export.add_argument("--no-check", dest="check", action="store_false",
                         help="skip running the graph once in onnxruntime against the torch model")
     add_quiet(export, "no summary of the written graph on stderr")
+    add_user_code(export)
     export.set_defaults(handler=cmd_export)
 
     return export
@@ -38,7 +39,7 @@ def cmd_export(args: argparse.Namespace, extra: list[str]) -> int:
 
     if not str(args.out).strip():
         raise ConfigError("-o needs a file name")
-    model = hepgen.load(args.run)
+    model = hepgen.load(args.run, **user_code(args))
     result = export(model, args.out, what=args.what, opset=args.opset, check=args.check)
     if not args.quiet:
         print(result.describe(), file=sys.stderr)

@@ -20,13 +20,11 @@ import sys
 from typing import Any
 
 from hepgen.cli.columns import OUTPUTS, context_names, context_rows, context_source
-from hepgen.cli.common import (add_block_size, add_device, add_out, add_quiet, add_seed, check_writable, positive,
-                               progress_bar, resolve_device)
+from hepgen.cli.common import (add_block_size, add_device, add_out, add_quiet, add_seed,
+                               add_user_code, check_writable, positive, progress_bar, resolve_device, user_code)
 from hepgen.errors import ConfigError, DataError
 from hepgen.nn.rng import seeded
 
-#: the options that give a run its user's own code again (a run never imports code on its own)
-USER_CODE = ("integrand", "matrix_element", "action")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -47,12 +45,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     sample.add_argument("--unweighted", action="store_true", help="a model trained on an integrand "
                         "(hypercube-flow, phase-space-flow): N unweighted events by accept-reject against the max weight; "
                         ".h5/.npz, or .lhe (phase-space-flow: momenta, cross section in the header)")
-    sample.add_argument("--integrand", metavar="FILE.py:NAME", help="a hypercube-flow trained on your own integrand: "
-                        "the same file again (its sha256 is checked; a run never imports code on its own)")
-    sample.add_argument("--matrix-element", dest="matrix_element", metavar="FILE.py:NAME", help="a phase-space-flow: "
-                        "the matrix-element file it was trained with, again (sha256 checked)")
-    sample.add_argument("--action", metavar="FILE.py:NAME", help="a lattice-flow trained on your own action: the same "
-                        "file again (sha256 checked; a run never imports code on its own)")
+    add_user_code(sample)
     sample.add_argument("--pdg", metavar="IDS", help="-o FILE.lhe of a phase-space-flow: the final-state particles' "
                         "PDG ids, comma separated (default: the run's --pdg, 1,-1,21,...)")
     sample.add_argument("--truncation", metavar="PSI", help="the truncation trick of a GAN that has one (big-gan: "
@@ -161,12 +154,6 @@ def parse_truncation(value: str | None) -> float | None:
     if not math.isfinite(psi) or psi < 0:
         raise ConfigError(f"--truncation {excerpt(value)}: the truncation PSI must be a finite number >= 0")
     return psi
-
-
-def user_code(args: argparse.Namespace) -> dict[str, str]:
-    """The user's code given on this command line (``--integrand``, ``--matrix-element``, ``--action``), for
-    :func:`hepgen.load`."""
-    return {k: getattr(args, k) for k in USER_CODE if getattr(args, k, None) is not None}
 
 
 def _sample_exact(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ from typing import Any
 
 from hepgen.cli.columns import OUTPUTS, context_rows, context_source, feature_names, open_by_names
 from hepgen.cli.common import (add_block_size, add_data_selection, add_device, add_out, add_quiet, add_seed,
-                               add_weights, data_selection, positive, progress_bar, resolve_device)
+                               add_user_code, add_weights, data_selection, positive, progress_bar, resolve_device,
+                               user_code)
 from hepgen.errors import DataError
 from hepgen.nn.rng import seeded
 
@@ -32,6 +33,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_block_size(score)
     add_quiet(score)
     add_data_selection(score)
+    add_user_code(score)
     score.set_defaults(handler=cmd_score)
 
     return score
@@ -44,7 +46,7 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
     from hepgen.data.writer import BlockWriter
 
     positive(args.block_size, "--block-size")
-    model = hepgen.load(args.run, device=resolve_device(args.device))
+    model = hepgen.load(args.run, device=resolve_device(args.device), **user_code(args))
     if getattr(model, "geometry_", None) is not None:  # a CaloChallenge file, laid out by the run's geometry
         from hepgen.data.calochallenge import ChallengeRows
 
