@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from hepgen.errors import CheckpointError, ConfigError
+from hepgen.options import excerpt
 from hepgen.train.distributed import DistInfo
 from hepgen.train.optimisation import Optimisation
 from hepgen.train.protocol import Trainable
@@ -30,6 +31,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+def _difference(key: str, run: Any, now: Any, shown: int = 3) -> str:
+    """``key: run X, now Y`` with short excerpts; for two mappings (a geometry, a preprocessing spec) the entries that
+    differ, the first ``shown`` of them, rather than both whole records."""
+    if isinstance(run, dict) and isinstance(now, dict):
+        keys = [k for k in [*run, *(k for k in now if k not in run)] if run.get(k) != now.get(k)]
+        parts = [f"{key}[{k!r}]: run {excerpt(run.get(k), 40)}, now {excerpt(now.get(k), 40)}" for k in keys[:shown]]
+        return "; ".join(parts) + (f"; and {len(keys) - shown} more entries of {key}" if len(keys) > shown else "")
+    return f"{key}: run {excerpt(run)}, now {excerpt(now)}"
 
 
 class Recorder:
@@ -77,7 +88,7 @@ class Recorder:
         ours, theirs = model.get_config(), config.get("params") or {}
         differ = [k for k in sorted(set(ours) | set(theirs)) if _plain(ours.get(k)) != _plain(theirs.get(k))]
         if differ:
-            shown = "; ".join(f"{k}: run {theirs.get(k)!r}, now {ours.get(k)!r}" for k in differ)
+            shown = "; ".join(_difference(k, _plain(theirs.get(k)), _plain(ours.get(k))) for k in differ)
             raise ConfigError(f"cannot resume {run.path}: the model differs from the run's ({shown}); "
                               "resume with the same model, data and hyper-parameters")
 
