@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from datetime import datetime, timezone
 
 VOID_ABOVE = 2.5
 
@@ -22,6 +23,8 @@ class Meter:
 
     def __init__(self) -> None:
         self.load_at_start = os.getloadavg()
+        # names this invocation in records merged across runs (UTC to the microsecond, and the process)
+        self.started = f"{datetime.now(timezone.utc).isoformat(timespec='microseconds')} pid {os.getpid()}"
         self.wall_start = time.perf_counter()
         self.cpu_start = self._cpu()
         self.peak_load = self.load_at_start[0]
@@ -40,7 +43,7 @@ class Meter:
     def record(self) -> dict:
         self.sample()
         end = os.getloadavg()
-        return {"load_average_at_start": [round(v, 2) for v in self.load_at_start],
+        return {"started": self.started, "load_average_at_start": [round(v, 2) for v in self.load_at_start],
                 "load_average_at_end": [round(v, 2) for v in end],
                 "peak_load_1min_sampled": round(self.peak_load, 2),
                 "timings_valid": bool(max(self.load_at_start[0], end[0], self.peak_load) <= VOID_ABOVE),

@@ -68,8 +68,10 @@ The lead's commands, in this order (each resumable: stop any of them and run it 
     python benchmarks/calo_surrogates.py --ship-only                                   # seconds: ships the best
     python benchmarks/calo_surrogates.py --quick                                       # <= 60 s smoke run (e+)
 
-Each particle's entry is merged into benchmarks/results/calo_surrogates.json when it finishes (the file is
-read again just before, so parallel runs keep each other's entries; quick: calo_surrogates_quick.json);
+Each judged model is merged into benchmarks/results/calo_surrogates.json the moment it is judged (the file is read
+again just before, so parallel runs keep each other's entries; quick: calo_surrogates_quick.json), with one machine
+record per invocation; ``--resume`` keeps the judged models (and the floor) of an entry made on the same samples with
+the same model, fit and protocol settings, so a run killed while judging calo-gan redoes calo-gan only;
 figures under benchmarks/results/calo_surrogates/{particle}_{model}/. ``--ship-only`` ships, from that JSON
 and the finished runs, each particle's model of lower high-level AUC; ``--ship`` does it at the end of a run.
 """
@@ -270,7 +272,35 @@ def summary(out: dict, label: str) -> dict:
     return entry
 
 
-def run_particle(particle: str, args, meter: Meter) -> dict:
+def save_entry(path: Path, particle: str, entry: dict, meter: Meter, quick: bool) -> None:
+    """Merge one particle's entry into the results JSON, read again first (another particle's run may have written
+    meanwhile), with this invocation's machine record appended to the particle's."""
+    result = merged(path, quick)
+    result["particles"][particle] = entry
+    records = result["machine"].get(particle, [])
+    records = records if isinstance(records, list) else [records]
+    result["machine"][particle] = [r for r in records if r.get("started") != meter.started] + [meter.record()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(result, indent=2, default=float) + "\n")
+
+
+def reusable(previous: dict | None, entry: dict) -> dict:
+    """The models of an earlier entry judged on the same samples and protocol settings, with the same model and
+    fit settings as now ({} if none): what ``--resume`` keeps instead of training and judging them again."""
+    if not previous or any(previous.get(k) != entry[k] for k in ("train_showers", "held_out_showers", "max_per_class")):
+        return {}
+    return {name: m for name, m in previous.get("models", {}).items()
+            if name in MODELS and m.get("settings") == json.loads(json.dumps(settings(name), default=list))}
+
+
+def settings(name: str) -> dict:
+    """A model's benchmark settings (constructor and fit), as recorded with its judged entry."""
+    return {"config": MODELS[name]["config"], "fit": MODELS[name]["fit"]}
+
+
+def run_particle(particle: str, args, meter: Meter, path: Path) -> dict:
+    """Train (or reuse) and judge each model of ``--models`` for ``particle``; each judged model is saved into the
+    results JSON the moment it is done, and ``--resume`` skips the models (and the floor) found there."""
     quick = args.quick
     chunk = QUICK["chunk"] if quick else CHUNK
     held = QUICK["held_out"] if quick else None
@@ -281,6 +311,12 @@ def run_particle(particle: str, args, meter: Meter) -> dict:
         return {}
     entry: dict = {"train_showers": len(train_set.energy), "held_out_showers": len(test.energy),
                    "max_per_class": args.max_per_class, "models": {}}
+    previous = merged(path, quick)["particles"].get(particle) if args.resume else None
+    entry["models"] = reusable(previous, entry)
+    if entry["models"] and previous.get("floor"):
+        entry["floor"] = previous["floor"]
+    entry["cpu_s"] = previous.get("cpu_s", 0.0) if entry["models"] else 0.0
+    cpu_start = time.process_time()
     # the simulator's speed, in this run: a fresh batch of --speed-batch and repeated single showers
     t = time.process_time()
     calo.generate(args.speed_batch, seed=9, particle=particle)
@@ -291,8 +327,11 @@ def run_particle(particle: str, args, meter: Meter) -> dict:
     protocol_options = {"max_per_class": args.max_per_class}
     if quick:
         protocol_options.update(fpd_options=QUICK["fpd_options"], kpd_options=QUICK["kpd_options"])
-    judged_floor = False
+    judged_floor = "floor" in entry
     for name in args.models.split(","):
+        if name in entry["models"]:
+            print(particle, name, "judged in an earlier run with the same settings: kept (--resume)", flush=True)
+            continue
         fit = dict(MODELS[name]["fit"])
         fit.update(monitor_samples=QUICK["monitor_samples"] if quick else 5000)
         if quick:
@@ -327,8 +366,12 @@ def run_particle(particle: str, args, meter: Meter) -> dict:
             "resolution_rel_deviation": [c / r - 1 for c, r in zip(response["cand"]["resolution"],
                                                                    response["ref"]["resolution"])],
             "response_sample": response_study(model, particle, chunk, RESPONSE_SEEDS[:1] if quick else RESPONSE_SEEDS),
-            "ms_per_shower": speed,
-            "speedup_vs_simulator": {b: entry["simulator_ms_per_shower"][b] / speed[b] for b in speed}}
+            "ms_per_shower": speed, "simulator_ms_per_shower": dict(entry["simulator_ms_per_shower"]),
+            "speedup_vs_simulator": {b: entry["simulator_ms_per_shower"][b] / speed[b] for b in speed},
+            "settings": settings(name)}
+        entry["cpu_s"] = round(entry["cpu_s"] + time.process_time() - cpu_start, 1)
+        cpu_start = time.process_time()
+        save_entry(path, particle, entry, meter, quick)
         print(particle, name, json.dumps(entry["models"][name], default=float)[:600], flush=True)
     return entry
 
@@ -403,16 +446,9 @@ def main(argv: list[str] | None = None) -> None:
             ship_best(particle, result["particles"][particle], args.quick)
         return
     for particle in args.particles.split(","):
-        t = time.process_time()
-        entry = run_particle(particle, args, meter)
+        entry = run_particle(particle, args, meter, path)
         if args.data_only:
             continue
-        entry["cpu_s"] = round(time.process_time() - t, 1)
-        result = merged(path, args.quick)  # read again: another particle's run may have written meanwhile
-        result["particles"][particle] = entry
-        result["machine"][particle] = meter.record()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(result, indent=2, default=float) + "\n")
         if args.ship:
             ship_best(particle, entry, args.quick)
     if args.data_only:

@@ -108,3 +108,57 @@ def test_ship_best_ships_the_lower_auc_model_with_its_training_record(bench, tmp
     loaded = hepgen.load("pretrained:calo-flow-gamma")
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_each_judged_model_is_saved_at_once_and_resume_skips_it_and_the_floor(bench, tmp_path, monkeypatch):
+    """A run killed after judging calo-flow keeps calo-flow's entry; --resume then trains and judges calo-gan only,
+    without judging the floor again; other settings (or no --resume) judge everything again."""
+    import argparse
+    import json
+
+    d = calo.generate(40, seed=1)
+    layers = tuple(k for k in d if k.startswith("layer_"))
+    showers = bench.Showers({k: d[k] for k in layers}, d["energy"])
+    monkeypatch.setattr(bench, "sample", lambda *a, **k: showers)
+    trained, floors = [], []
+
+    def train(name, particle, *a, **k):
+        trained.append(name)
+        model = CaloFlow(energy_transforms=1, cell_transforms=1, cell_hidden=(4,), energy_hidden=(4,))
+        return model, {"cpu_s": 1.0}
+
+    def compare(ref, cand, floor=None, **k):
+        floors.append(floor is not None)
+        cls = {f"{w}_{h}": {"auc": 0.6, "auc_err": 0.01} for w in ("candidate", "floor") for h in ("high", "low")}
+        resp = {"edges": [1, 100], "ref": {"mean": [0.2], "resolution": [0.1]}, "cand": {"mean": [0.2], "resolution": [0.1]}}
+        return {"classifier": cls, "response": resp}
+
+    monkeypatch.setattr(bench, "train", train)
+    monkeypatch.setattr(bench, "compare_showers", compare)
+    monkeypatch.setattr(bench, "response_study", lambda *a, **k: {"showers": 0})
+    monkeypatch.setattr(bench, "rate", lambda fn, batch, s: 1000.0)
+    out = tmp_path / "r.json"
+    args = argparse.Namespace(quick=False, train_chunks=1, data_only=False, max_per_class=40, speed_batch=5,
+                              min_seconds=0.0, resume=False, models="calo-flow")
+    from _machine import Meter
+
+    bench.run_particle("gamma", args, Meter(), out)  # the first run, "killed" after calo-flow
+    saved = json.loads(out.read_text())
+    assert list(saved["particles"]["gamma"]["models"]) == ["calo-flow"] and trained == ["calo-flow"]
+    assert floors == [True]
+    args.models, args.resume = "calo-flow,calo-gan", True
+    entry = bench.run_particle("gamma", args, Meter(), out)
+    assert trained == ["calo-flow", "calo-gan"] and floors == [True, False]
+    assert entry["floor"] == saved["particles"]["gamma"]["floor"]
+    assert entry["models"]["calo-flow"] == saved["particles"]["gamma"]["models"]["calo-flow"]
+    final = json.loads(out.read_text())
+    assert list(final["particles"]["gamma"]["models"]) == ["calo-flow", "calo-gan"]
+    assert len(final["machine"]["gamma"]) == 2  # one record per invocation
+    # another protocol setting: nothing is reused
+    args.max_per_class = 30
+    bench.run_particle("gamma", args, Meter(), out)
+    assert trained[2:] == ["calo-flow", "calo-gan"] and floors[2:] == [True, False]
+    # a model whose settings changed since it was judged is judged again, the other kept
+    monkeypatch.setitem(bench.MODELS, "calo-gan", {**bench.MODELS["calo-gan"], "fit": {**bench.MODELS["calo-gan"]["fit"], "epochs": 7}})
+    bench.run_particle("gamma", args, Meter(), out)
+    assert trained[4:] == ["calo-gan"] and floors[4:] == [False]
