@@ -13,7 +13,7 @@
     data/
     metrics/
     nn/
-    files.py, errors.py, _version.py, options.py, yamlconfig.py, progress.py
+    files.py, errors.py, _version.py, options.py, yamlconfig.py, progress.py, memory.py
 
 Checks: what importing a low layer actually loads (in a fresh interpreter); every import statement of every
 module under src/hepgen (module level and function-local, absolute and relative), read with ast, against the
@@ -37,7 +37,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hepgen"
 #: layer rank -> (name, module prefixes); a module belongs to the layer of its longest matching prefix
 LAYERS: dict[int, tuple[str, tuple[str, ...]]] = {
     0: ("ground floor", ("hepgen.files", "hepgen.errors", "hepgen._version", "hepgen.options", "hepgen.yamlconfig",
-                         "hepgen.progress", "hepgen.pretrained")),
+                         "hepgen.progress", "hepgen.pretrained", "hepgen.memory")),
     1: ("nn", ("hepgen.nn",)),
     2: ("metrics", ("hepgen.metrics",)),
     3: ("data", ("hepgen.data",)),

@@ -27,22 +27,8 @@ from hepgen.metrics.sampling import (
     independence_metropolis,
     integrated_autocorrelation_time,
 )
+from hepgen.memory import warm_heap
 from hepgen.nn.rng import seeded
-
-
-#: bytes of a block allocated and freed (untouched) before proposing on a CPU. glibc's malloc then serves blocks up
-#: to that size from its heap and keeps up to twice that much freed memory instead of handing it back (its dynamic
-#: mmap and trim thresholds, mallopt(3); they only ever grow, as after any tensor of that size is freed). Without
-#: it the flow's temporaries of a few MB are mapped, page-faulted and unmapped again at every layer, which cost as
-#: much as the flow itself: one thread, spline flow of 8 layers (16, 16), blocks of 1024, 0.62 ms per proposal at
-#: L = 8 and 1.1-1.35 ms at L = 12 before, 0.31-0.34 and 0.69-0.71 ms (4.8-5.3 µs per site) with it and the
-#: flow's passes of ``hepgen.lattice.flow.PASS_SITES`` sites (which keep the temporaries within that heap).
-HEAP_BLOCK = 30 * 2**20
-
-
-def _keep_heap() -> None:
-    """Raise glibc's malloc thresholds to :data:`HEAP_BLOCK` (elsewhere: a harmless allocation)."""
-    torch.empty(HEAP_BLOCK, dtype=torch.uint8)
 
 
 @torch.no_grad()
@@ -51,14 +37,14 @@ def propose(model: Any, n: int, batch_size: int = 10_000) -> tuple[np.ndarray, n
     float64 NumPy, drawn in blocks of ``batch_size`` from the current torch RNG (a lattice flow runs each block
     through its layers in pieces of a bounded size, so on a CPU the block size hardly matters: one thread, 8 spline
     layers of (16, 16) channels, about 5 µs per site and Z₂-symmetrised proposal at L = 8-16, see
-    :data:`HEAP_BLOCK`).
+    :mod:`hepgen.memory`).
 
     A model with ``z2 = True`` (a Z₂-even target) proposes from q_s(φ) = ½[q(φ) + q(−φ)]: each draw's
     sign flipped with probability ½, log q_s = logaddexp(log q(φ), log q(−φ)) − log 2 (the same for ±φ); a
     model with ``equivariant = True`` has q(−φ) = q(φ) = q_s(φ), and the second pass is skipped.
     """
     if torch.device(getattr(model, "device", "cpu")).type == "cpu":
-        _keep_heap()
+        warm_heap()  # without it the flow's temporaries of a few MB are mapped and faulted in at every layer
     xs, lps, lqs = [], [], []
     for start in range(0, int(n), int(batch_size)):
         k = min(int(batch_size), int(n) - start)
