@@ -26,6 +26,7 @@ and the training curves (ESS per draw against training step).
     python benchmarks/lattice_mcmc.py --quick           # L = 6, 8, tiny training, ≤ 60 s: proves the pipeline
     python benchmarks/lattice_mcmc.py                   # the full study (see the estimate below)
     python benchmarks/lattice_mcmc.py --resume          # continue an interrupted study where it stopped
+    python benchmarks/lattice_mcmc.py --resume --remeasure 6 8 10   # finished L's chains again, today's code
     python benchmarks/lattice_mcmc.py --ship 12         # then: ship the L = 12 flow as pretrained:phi4-L12
 
 Resumable: each L's stages are run directories under benchmarks/data/lattice_mcmc/L<L>/ (checkpoints every epoch,
@@ -343,6 +344,11 @@ def taus(series: np.ndarray) -> dict:
 
 def run_lattice(L: int, lam: float, start_from: Path | None, args: argparse.Namespace, folder: Path) -> dict:
     model, training = train(L, lam, start_from, args, folder)
+    return measure(L, lam, model, training, args)
+
+
+def measure(L: int, lam: float, model: Phi4Flow, training: dict, args: argparse.Namespace) -> dict:
+    """The flow's MH chain and HMC in the same process: acceptance, τ_int, observables and costs of L's row."""
     chain = flow_chain(model, args.proposals, args.seed + 1, args.block, args.keep)
     flow_tau = taus({"m": chain["magnetisation"], "s": chain["action"]})
     flow_obs = jackknife(observables, chain["configs"].astype(float),
@@ -382,6 +388,30 @@ def run_lattice(L: int, lam: float, start_from: Path | None, args: argparse.Name
         "goals": {"flow_tau_abs_m_below_hmc": bool(flow_tau["abs_m"] < hmc_tau["abs_m"]),
                   "flow_cost_m_with_training_below_hmc": bool(cost["m"]["flow_with_training_over_hmc"] < 1)},
     }
+
+
+def remeasure(row: dict, args: argparse.Namespace) -> dict:
+    """``row`` (a finished lattice) with its chains run again on its trained flow: the same seeds give the same
+    proposals, acceptances and τ_int (checked), only the CPU costs change; the earlier row's costs are kept."""
+    model = hepgen.load(row["flow"]["training"]["final_run"])
+    meter = Meter()
+    new = measure(row["L"], row["lam"], model, row["flow"]["training"], args)
+    for key in ("acceptance",):
+        if not np.isclose(new["flow"][key], row["flow"][key]) or not np.isclose(new["hmc"][key], row["hmc"][key]):
+            raise SystemExit(f"--remeasure L={row['L']}: the chains differ from the recorded ones ({key}: flow "
+                             f"{new['flow'][key]} against {row['flow'][key]}, HMC {new['hmc'][key]} against "
+                             f"{row['hmc'][key]}); were the settings changed?")
+    new["machine"] = meter.record()
+    for key in ("lambda_choice",):
+        if key in row:
+            new[key] = row[key]
+    new["remeasured"] = {"why": "chains run again with the code and allocator settings of the later lattices "
+                                "(hepgen.memory: glibc keeps freed memory), so that every L's costs compare",
+                         "previous": {"flow_cpu_per_proposal_s": row["flow"]["cpu_per_proposal_s"],
+                                      "hmc_cpu_per_trajectory_s": row["hmc"]["cpu_per_trajectory_s"],
+                                      "cost_per_independent_configuration": row["cost_per_independent_configuration"],
+                                      "machine": row.get("machine")}}
+    return new
 
 
 # -- figures ---------------------------------------------------------------------------------------------------
@@ -475,7 +505,13 @@ def main() -> None:
     parser.add_argument("--output", default=None, help="results name (default lattice_mcmc, --quick lattice_mcmc_quick)")
     parser.add_argument("--ship", type=int, metavar="L", help="copy the finished L's flow into the package "
                                                               "(pretrained:phi4-L<L>) and stop")
+    parser.add_argument("--remeasure", type=int, nargs="+", default=[], metavar="L",
+                        help="with --resume: run the finished L's chains (flow and HMC, same seeds, so the same "
+                             "chains) again with today's code and machine, keeping its trained flow; the CPU "
+                             "costs are replaced, the earlier ones kept under 'remeasured'")
     args = parser.parse_args()
+    if args.remeasure and not args.resume:
+        parser.error("--remeasure needs --resume (it re-runs the chains of finished lattices)")
     if args.quick:  # the reduced scale, where a flag was left at its default
         quick = {"sizes": [6, 8], "stages": "60:128:3e-3,30:512:1e-3", "steps_per_epoch": 15, "layers": 4,
                  "channels": [8, 8], "ess_draws": 512, "proposals": 20_000, "block": 10_000, "keep": 4000,
@@ -500,7 +536,10 @@ def main() -> None:
     previous = None
     for L in sorted(args.sizes):
         result_path = folder / f"L{L}" / "result.json"
-        if args.resume and result_path.is_file():
+        if args.resume and result_path.is_file() and L in args.remeasure:
+            rows.append(remeasure(json.loads(result_path.read_text()), args))
+            write_json(result_path, rows[-1])
+        elif args.resume and result_path.is_file():
             rows.append(json.loads(result_path.read_text()))
         else:
             lam = LAMBDAS.get(L)
