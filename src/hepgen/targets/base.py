@@ -5,8 +5,8 @@
 ``log_prob(x)``: x (batch, *event_shape) -> (batch,), a torch tensor, differentiable in x where p̃ is
 smooth (lattice actions; the reverse-KL training of a flow needs ∇ₓ log p̃). Outside its domain, or where
 p̃ vanishes (a phase-space cut), ``log_prob`` is −inf. ``domain`` is ``"real"`` (ℝ^D) or
-``"unit-hypercube"`` ([0, 1]^D). ``get_config()`` gives the options that rebuild the target
-(``make_target(name, **config)``).
+``"unit-hypercube"`` ([0, 1]^D). ``get_config()`` gives the options that rebuild a built-in target
+(``make_target(name, **config)``); a user's subclass need only set ``event_shape`` and define ``log_prob``.
 """
 
 from __future__ import annotations
@@ -62,9 +62,11 @@ class Target(ABC):
                               f", got {tuple(x.shape)}")
         return x
 
-    @abstractmethod
     def get_config(self) -> dict[str, Any]:
-        """The options that rebuild this target (``make_target(name, **config)``)."""
+        """The options that rebuild this target (``make_target(name, **config)``); a built-in target defines it. A
+        user's own subclass may leave it (``{}``): hepgen records only its name and never rebuilds it, the user
+        gives it again (``hepgen.load(run, target=...)``)."""
+        return {}
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
