@@ -293,6 +293,19 @@ def test_models_that_cannot_be_exported_are_refused_and_nothing_is_written(tmp_p
         assert list(tmp_path.iterdir()) == []  # no file and no temporary
 
 
+def test_a_missing_onnx_operation_prints_nothing_but_the_error(tmp_path, data, capfd):
+    """The exporter's C++ side prints the whole IR graph on stdout (file descriptor 1) when an operation is missing;
+    the user sees the one-paragraph error only."""
+    x, _ = data
+    custom = hepgen.Flow("normal", [LULinear(3)], features=3)
+    custom.preprocessor.fit(x)
+    capfd.readouterr()
+    with pytest.raises(ConfigError, match="diag_embed"):
+        export(custom, tmp_path / "c.onnx", what="log_prob")
+    out, err = capfd.readouterr()
+    assert "graph" not in out and "graph" not in err and len(out) + len(err) < 200, (out[:300], err[:300])
+
+
 def test_unknown_classes_and_multi_array_events_are_refused(tmp_path, data):
     with pytest.raises(ConfigError, match="Linear.*hepgen families"):
         export(torch.nn.Linear(2, 2), tmp_path / "l.onnx")

@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from hepgen._version import __version__
 from hepgen.errors import ConfigError
-from hepgen.files import atomic_path, writable_location
+from hepgen.files import atomic_path, silenced_stdout, writable_location
 
 #: what an export computes
 WHATS = ("sample", "score", "log_prob")
@@ -270,8 +270,8 @@ def _onnx_bytes(graph: ExportGraph, model: nn.Module, opset: int) -> bytes:
     module = _folded(graph.module)
     names_in, names_out = [p.name for p in graph.inputs], [p.name for p in graph.outputs]
     dynamic = {n: {0: "batch"} for n in names_in + names_out}
-    try:  # the exporter prints its whole IR graph to stdout when it fails: keep that out of the user's terminal
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    try:  # the exporter prints its whole IR graph to stdout (from C++) when it fails: keep that out of the terminal
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), silenced_stdout():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, example, buffer, dynamo=False, opset_version=opset, input_names=names_in,
                               output_names=names_out, dynamic_axes=dynamic, do_constant_folding=True)

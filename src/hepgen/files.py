@@ -83,6 +83,23 @@ def remove_stale_temporaries(directory: str | Path, name: str | None = None,
     return removed
 
 
+@contextlib.contextmanager
+def silenced_stdout() -> Iterator[None]:
+    """What C and C++ code prints on the process's stdout (file descriptor 1) goes to /dev/null inside the block:
+    FastJet's banner, the ONNX exporter's IR graph on failure, which Python's redirect_stdout cannot catch."""
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated(f"terminated by signal {signum} (SIGTERM)")
 

@@ -30,12 +30,10 @@ Everything here takes the constituents of one jet as 4-momenta ``p4: (n, 4)`` wi
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 
 from hepgen.errors import ConfigError
+from hepgen.files import silenced_stdout
 
 #: Names of the high-level feature columns, in the order :func:`high_level_features` returns them.
 FEATURE_COLUMNS: list[str] = [
@@ -102,16 +100,9 @@ def silence_fastjet_banner() -> None:
     if _BANNER_SILENCED:
         return
     fastjet = _fastjet()
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
-            fastjet.ClusterSequence([fastjet.PseudoJet(1.0, 0.0, 0.0, 1.0)], jet_def)
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+    with silenced_stdout():
+        jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
+        fastjet.ClusterSequence([fastjet.PseudoJet(1.0, 0.0, 0.0, 1.0)], jet_def)
     _BANNER_SILENCED = True
 
 
