@@ -47,7 +47,8 @@ Speed of a training step (measured 2026-12-07, one thread, Phi4Flow 8 layers of 
         32 MiB cap on its dynamic mmap threshold, so every one was mapped and zeroed afresh. With glibc keeping
         freed memory (hepgen.memory, which this benchmark turns on through _machine) 5.1 s, as batch 1024's cost ×
         4; batch 1024: 1.33 → 1.25 s. The proposals gained 1.3-2x from the same cause (hepgen.lattice.mcmc).
-        L = 6-10 were trained before the fix (their batch-4096 stage lost ~10-25 %); their chains were run again
+        L = 6-10 were trained before the fix (at L = 10 the batch-4096 stage took 4.6 s per step against 4 × 1.04 s
+        at batch 1024: ~10 % lost); their chains were run again
         after it (--remeasure), so every L's sampling costs compare.
 
 Spline couplings (``--kind spline``, the default since 2026-12-07) with Z₂-symmetrised proposals. The first study
