@@ -193,3 +193,43 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 2048)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.split()[-1]) < 1.0
+
+
+@pytest.mark.parametrize("L,kind", [(6, "spline"), (8, "affine"), (12, "spline")])
+def test_proposals_are_bitwise_those_of_the_general_convolution_path(L, kind, monkeypatch):
+    """Without gradients a checkerboard coupling convolves only the changed sites (and pads by F.pad): the
+    same φ, log p and log q, bit for bit, as the full convolutions padded by concatenation (forced here);
+    the last block of one event takes the general path anyway."""
+    import types
+
+    import torch
+
+    import hepgen.nn.conv as conv
+    from hepgen.flows.transforms import ConvCoupling
+    from hepgen.lattice import Phi4Flow
+    from hepgen.lattice.mcmc import propose
+    from hepgen.nn.rng import seeded
+
+    model = _spline_flow(L=L, layers=4)
+    if kind == "affine":
+        model = Phi4Flow(L=L, m2=-4.0, lam=6.975, layers=4, channels=(8,), kind="affine", z2=True, ess_draws=0)
+        with torch.no_grad(), seeded(12):
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+    layers = [t for t in model.modules() if isinstance(t, ConvCoupling)]
+    assert [t.board_parity for t in layers] == [0, 1, 0, 1]
+    calls = []
+    board = ConvCoupling._board_params
+    with monkeypatch.context() as m:
+        m.setattr(ConvCoupling, "_board_params", lambda *a: calls.append(1) or board(*a))
+        with seeded(5):
+            fast = propose(model, 101, 50)
+    assert calls
+    for t in layers:
+        t.board_parity = None
+    proxy = types.SimpleNamespace(**{k: getattr(torch, k) for k in ("cat", "Tensor")}, is_grad_enabled=lambda: True)
+    monkeypatch.setattr(conv, "torch", proxy)  # periodic_pad by concatenation
+    with seeded(5):
+        general = propose(model, 101, 50)
+    for a, b in zip(fast, general):
+        np.testing.assert_array_equal(a, b)

@@ -99,3 +99,24 @@ def test_bad_arguments_are_refused():
         ConvEncoder((1, 8, 8), (), 2)
     with pytest.raises(ValueError, match="shape"):
         ConvEncoder((8,), (4,), 2)
+
+
+@pytest.mark.parametrize("dims,width", [(1, 1), (2, 1), (2, 2), (3, 1)])
+def test_periodic_pad_wraps_around_with_and_without_gradients(dims, width):
+    """The same values as an independent construction by index arithmetic, whichever way it is computed
+    (concatenation with gradients, F.pad without them in 2-D)."""
+    from hepgen.nn.conv import periodic_pad
+
+    sites = (4, 6, 5)[:dims]
+    x = torch.randn(3, 2, *sites)
+    index = torch.arange(x.numel()).reshape(x.shape)
+    expected = index
+    for axis, n in enumerate(sites, start=2):
+        expected = expected.index_select(axis, (torch.arange(-width, n + width) % n))
+    expected = x.reshape(-1)[expected]
+    with torch.no_grad():
+        assert torch.equal(periodic_pad(x, width, dims), expected)
+    padded = periodic_pad(x.requires_grad_(), width, dims)
+    assert torch.equal(padded.detach(), expected) and type(padded.grad_fn).__name__ == "CatBackward0"
+    with torch.no_grad(), pytest.raises(ValueError, match="at least"):
+        periodic_pad(x, 5, dims)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hepgen.nn.mlp import activation as make_activation
@@ -176,9 +177,12 @@ class ConvDecoder(nn.Module):
 def periodic_pad(x: Tensor, width: int, dims: int) -> Tensor:
     """x (batch, C, *sites) with its last ``dims`` axes wrapped around by ``width`` sites on each side (a
     periodic lattice's neighbours), by concatenation: the same values as ``F.pad(mode="circular")`` at about
-    half its cost forward and backward on small lattices (its slices and copies dominated a lattice flow's step)."""
+    half its cost forward and backward on small lattices (its slices and copies dominated a lattice flow's step);
+    2-D without gradients by ``F.pad`` (there the faster: 6 % of a lattice flow's proposal at L = 12)."""
     if width == 0:
         return x
+    if dims == 2 and x.dim() == 4 and not torch.is_grad_enabled() and width <= min(x.shape[-2:]):
+        return F.pad(x, (width,) * 4, mode="circular")
     for axis in range(x.dim() - dims, x.dim()):
         n = x.shape[axis]
         if width > n:

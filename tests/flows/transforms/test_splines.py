@@ -126,3 +126,21 @@ def test_parameter_major_layout_gives_the_same_values_and_gradients(inverse):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert gradcheck(lambda a, b: rational_quadratic_spline(a, b.permute(2, 1, 0), 4.0, inverse), (x, mem),
                      eps=1e-6, atol=1e-6)
+
+
+def test_parameters_laid_out_param_batch_feature_flatten_without_a_copy():
+    """(P, batch, d) memory (a convolutional coupling's inference path) is flattened as a view and gives the
+    same numbers, bit for bit, as contiguous (batch, d, P) parameters."""
+    from hepgen.flows.transforms.splines import _flatten
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(7, 5, generator=g, dtype=torch.float64) * 3
+    memory = torch.randn(3 * 4 - 1, 7, 5, generator=g, dtype=torch.float64)
+    params = memory.permute(1, 2, 0)  # (batch, d, P) view
+    flat_x, pt, feature_major = _flatten(x, params)
+    assert pt.data_ptr() == memory.data_ptr() and not feature_major
+    assert torch.equal(pt, params.reshape(-1, 11).t())
+    for inverse in (False, True):
+        y, ladj = rational_quadratic_spline(x, params, 2.5, inverse)
+        y_ref, ladj_ref = rational_quadratic_spline(x, params.contiguous(), 2.5, inverse)
+        assert torch.equal(y, y_ref) and torch.equal(ladj, ladj_ref)

@@ -196,10 +196,13 @@ class _RationalQuadraticSpline(torch.autograd.Function):
 
 def _flatten(x: Tensor, params: Tensor) -> tuple[Tensor, Tensor, bool]:
     """(x (N,), parameters (3K-1, N), feature_major): x (batch, d) with parameters laid out (P, d, batch) in
-    memory (as the conditioners here produce them) flatten without a copy of the parameters."""
+    memory (as the masked conditioners produce them) or (P, batch, d) (the convolutional couplings without
+    gradients) flatten without a copy of the parameters."""
     p = params.shape[-1]
     if x.dim() == 2 and params.dim() == 3 and params.permute(2, 1, 0).is_contiguous():
         return x.t().reshape(-1), params.permute(2, 1, 0).reshape(p, -1), True
+    if x.dim() == 2 and params.dim() == 3 and params.permute(2, 0, 1).is_contiguous():
+        return x.reshape(-1), params.permute(2, 0, 1).reshape(p, -1), False
     return x.reshape(-1), params.reshape(-1, p).t().contiguous(), False
 
 
