@@ -11,6 +11,7 @@ and after cuts at fixed ε_B, on the very bins whose JSD the legend and metrics.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ def roc_sic_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
     (ε_B, ε_S), ``sics[name]`` (ε_S, SIC)."""
     colors = series_colors(max(len(curves), 1))
     with matplotlib.style.context(STYLE):
-        fig = Figure(figsize=(13, 6), layout="constrained")
+        # one legend for both panels, outside on the right: in the CMS style's large fonts a legend of ten scorers
+        # inside each panel covered the curves and collapsed the constrained layout
+        fig = Figure(figsize=(16, 6.5), layout="constrained")
         ax_roc, ax_sic = fig.subplots(1, 2)
         for color, (name, (eps_b, eps_s)) in zip(colors, curves.items()):
             eps_b, eps_s = np.asarray(eps_b, float), np.asarray(eps_s, float)
@@ -70,9 +73,10 @@ def roc_sic_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
         ax_sic.set_ylim(bottom=0)
         for ax in (ax_roc, ax_sic):
             ax.set_xlim(0, 1)
-            ax.legend(fontsize="small")
+        fig.legend(*ax_roc.get_legend_handles_labels(), loc="outside right upper", fontsize="x-small",
+                   frameon=False)
         if title:
-            fig.suptitle(title, fontsize="medium")
+            fig.suptitle(textwrap.fill(title, 90), fontsize="small")
     return fig
 
 
