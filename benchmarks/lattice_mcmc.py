@@ -516,7 +516,8 @@ def main() -> None:
     parser.add_argument("--remeasure", type=int, nargs="+", default=[], metavar="L",
                         help="with --resume: run the finished L's chains (flow and HMC, same seeds, so the same "
                              "chains) again with today's code and machine, keeping its trained flow; the CPU "
-                             "costs are replaced, the earlier ones kept under 'remeasured'")
+                             "costs are replaced, the earlier ones kept under 'remeasured' (once: an L that "
+                             "has that record is not measured again)")
     args = parser.parse_args()
     if args.remeasure and not args.resume:
         parser.error("--remeasure needs --resume (it re-runs the chains of finished lattices)")
@@ -544,7 +545,8 @@ def main() -> None:
     previous = None
     for L in sorted(args.sizes):
         result_path = folder / f"L{L}" / "result.json"
-        if args.resume and result_path.is_file() and L in args.remeasure:
+        if args.resume and result_path.is_file() and L in args.remeasure \
+                and "remeasured" not in json.loads(result_path.read_text()):  # once: a resumed study skips it
             rows.append(remeasure(json.loads(result_path.read_text()), args))
             write_json(result_path, rows[-1])
         elif args.resume and result_path.is_file():
