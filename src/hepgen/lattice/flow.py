@@ -50,8 +50,8 @@ FLOATS_PER_CHANNEL = 4
 FLOATS_PER_SITE = 16
 #: site-events (events × sites) per pass through the couplings when sampling or evaluating log q without a gradient
 #: (MCMC proposals, reweighting, the ESS): bounds a pass's float32 temporaries (a few MB) whatever the block size, so
-#: that they stay in the heap :func:`hepgen.lattice.mcmc.propose` keeps (``HEAP_BLOCK``) instead of being mapped and
-#: page-faulted afresh at every layer (a third of a proposal's time at L = 12 in blocks of 1024); as fast as one pass
+#: that they stay in the heap (:func:`hepgen.memory.warm_heap`, called by :func:`hepgen.lattice.mcmc.propose`)
+#: instead of being mapped and page-faulted afresh at every layer (a third of a proposal's time at L = 12 in blocks of 1024); as fast as one pass
 #: when nothing faults (one thread, 8 spline layers of (16, 16): 4.8-5.3 µs per site and proposal at L = 8-16)
 PASS_SITES = 32_768
 #: the seed of the draws that measure the ESS after each epoch (the same draws every epoch: epochs compare fairly)
