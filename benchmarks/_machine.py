@@ -3,7 +3,7 @@
 A timing taken while the 1-minute load average exceeded 2.5 (other processes sharing the 2 cores) is
 void; ``record()`` says so in ``timings_valid``. Importing this module also makes glibc keep freed memory in the
 heap (:func:`hepgen.memory.keep_freed_memory`, as the ``hepgen`` command does): without it a training step of
-large temporaries page-faults on every layer (a lattice flow at L = 12, batch 4096: 14.7 s per step against 5.1 s).
+large temporaries page-faults on every layer (a lattice flow at L = 12, batch 4096: 16.2 s per step against 5.9 s; malloc_pagefaults.py).
 Records say whether it was in force (``malloc_kept``); results from before 2026-12-07 16:30 UTC ran without it.
 
     meter = Meter()            # at the start of the work

@@ -42,11 +42,12 @@ Speed of a training step (measured 2026-12-07, one thread, Phi4Flow 8 layers of 
         periodic padding by concatenation instead of Conv2d's circular mode: 118.5 → 109.8 ms per step in an
         interleaved A/B in one process. The step is now convolution-bound (forward and backward ~70 %): its cost
         grows as batch × L² × layers × channels²; the remaining lever is fewer or narrower layers, not the action.
-    page faults (found 2026-12-07 at L = 12, spline couplings): a step of batch 4096 took 14.7 s, with 3.5 million
+    page faults (found 2026-12-07 at L = 12, spline couplings): a step of batch 4096 took 16.2 s, with 3.7 million
         page faults per step: its activations (4096 × 16 channels × 144 sites × 4 bytes ≈ 38 MB) exceed glibc's
         32 MiB cap on its dynamic mmap threshold, so every one was mapped and zeroed afresh. With glibc keeping
-        freed memory (hepgen.memory, which this benchmark turns on through _machine) 5.1 s, as batch 1024's cost ×
-        4; batch 1024: 1.33 → 1.25 s. The proposals gained 1.3-2x from the same cause (hepgen.lattice.mcmc).
+        freed memory (hepgen.memory, which this benchmark turns on through _machine) 5.9 s, about batch 1024's cost
+        × 4; batch 1024 itself gains nothing (1.46 against 1.51 s; benchmarks/malloc_pagefaults.py). The proposals
+        gained 1.3-2x from the same cause (hepgen.lattice.mcmc).
         L = 6-10 were trained before the fix (at L = 10 the batch-4096 stage took 4.6 s per step against 4 × 1.04 s
         at batch 1024: ~10 % lost); their chains were run again
         after it (--remeasure), so every L's sampling costs compare.

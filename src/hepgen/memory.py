@@ -8,11 +8,14 @@ every layer, so on a CPU a large part of it can be page faults (mallopt(3)). Mea
 machine, one thread:
 
 * a lattice flow's training step (``hepgen.lattice.Phi4Flow``, 8 spline layers of (16, 16) channels, L = 12,
-  batch 4096, forward + backward + Adam): 14.7 s with 3.5 million page faults per step, 5.1 s with
+  batch 4096, forward + backward + Adam): 16.2 s with 3.7 million page faults per step, 5.9 s and none with
   :func:`keep_freed_memory` (the activations exceed glibc's 32 MiB cap on the dynamic threshold, so they were
-  mapped afresh at every step whatever happened before);
-* that flow's MCMC proposals: 1.4-2x cheaper (:func:`hepgen.lattice.mcmc.propose`, which only warms the heap with
-  :func:`warm_heap`, a library call not changing the process's settings).
+  mapped afresh at every step whatever happened before); at batch 1024 no gain (1.46 against 1.51 s), the
+  dynamic threshold already covers it (benchmarks/malloc_pagefaults.py, committed results);
+* that flow's MCMC proposals (:func:`hepgen.lattice.mcmc.propose`, which only warms the heap with :func:`warm_heap`, a
+  library call not changing the process's settings): 1.4-2x cheaper in a fresh process (a probe, not a committed
+  benchmark); inside benchmarks/lattice_mcmc.py, after training and with the flows' stride-2 path as well, 0.354 ->
+  0.308 ms per proposal at L = 8 and 0.641 -> 0.564 ms at L = 10 (its --remeasure records).
 
 ``hepgen`` (the command line) calls :func:`keep_freed_memory` at its start, as do the benchmarks; from Python call
 it once yourself. The price: the process's resident memory stays at its peak instead of shrinking after it. A
