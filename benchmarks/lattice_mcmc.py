@@ -460,6 +460,16 @@ def figures(rows: list[dict], name: str) -> None:
     plt.close(fig)
 
 
+def repo_relative(path: str | None) -> str | None:
+    """A path under the repository as the repository names it (what the shipped record shows on any machine)."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return path
+
+
 def ship(L: int, args: argparse.Namespace, folder: Path) -> None:
     """Copy the finished L's final flow into the package as pretrained:phi4-L<L>, with its training record."""
     from hepgen.pretrained import ship as ship_model
@@ -473,7 +483,7 @@ def ship(L: int, args: argparse.Namespace, folder: Path) -> None:
                          "steps": training["steps"], "cpu_seconds": round(training["cpu_s"], 1),
                          "stages": [{k: s[k] for k in ("steps", "batch_size", "lr", "best_epoch")}
                                     for s in training["stages"]],
-                         "initialised_from": training["initialised_from"]},
+                         "initialised_from": repo_relative(training["initialised_from"])},
                quality={"acceptance": result["flow"]["acceptance"], "tau_int_abs_m": result["flow"]["tau_int"]["abs_m"],
                         "proposals": result["flow"]["proposals"], "seed": args.seed + 1,
                         "command": f"hepgen sample pretrained:phi4-L{L} -n {result['flow']['proposals']} --mcmc "

@@ -41,6 +41,13 @@ def test_load_a_shipped_flow_and_reproduce_its_recorded_acceptance(name):
     assert float(chain["acceptance"]) == pytest.approx(recorded, abs=0.03)
 
 
+def test_names_are_listed_with_their_numbers_in_order():
+    names = pretrained.names()
+    flows = [n for n in names if n.startswith("phi4-L")]
+    assert flows == sorted(flows, key=lambda n: int(n[len("phi4-L"):])) and {"phi4-L6", "phi4-L12"} <= set(flows)
+    assert pretrained._natural("a10b2") == ["a", 10, "b", 2, ""]
+
+
 def test_unknown_names_list_the_available_ones(capsys, tmp_path):
     with pytest.raises(ConfigError, match="no shipped model pretrained:nope; available: pretrained:phi4-L6"):
         hepgen.load("pretrained:nope")

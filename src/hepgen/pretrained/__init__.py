@@ -12,6 +12,7 @@ Shipped entries stay small: the whole folder is at most :data:`MAX_BYTES` (a tes
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,12 @@ def manifest() -> dict[str, dict[str, Any]]:
 
 def names() -> list[str]:
     """The names ``pretrained:NAME`` accepts."""
-    return sorted(manifest())
+    return sorted(manifest(), key=_natural)
+
+
+def _natural(name: str) -> list:
+    """Sort key that orders the numbers in a name by value (phi4-L6 before phi4-L10)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def is_pretrained(spec: Any) -> bool:
@@ -50,7 +56,7 @@ def run_path(spec: str, verify: bool = True) -> Path:
     if name not in models:
         shown = name if len(name) <= 40 else name[:37] + "..."
         raise ConfigError(f"no shipped model {PREFIX}{shown}; available: "
-                          + (", ".join(PREFIX + n for n in sorted(models)) or "none"))
+                          + (", ".join(PREFIX + n for n in sorted(models, key=_natural)) or "none"))
     folder = ROOT / name
     if verify:
         for file, sha in models[name].get("files", {}).items():
@@ -105,7 +111,7 @@ def ship(name: str, run_dir: str | Path, model: str, description: str, training:
                     "files": {f: file_sha256(folder / f) for f in files}, "training": training,
                     **({"quality": quality} if quality else {})}
     document = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {}
-    document["models"] = dict(sorted(models.items()))
+    document["models"] = dict(sorted(models.items(), key=lambda item: _natural(item[0])))
     atomic_write_text(MANIFEST, json.dumps(document, indent=1) + "\n")
     return folder
 
