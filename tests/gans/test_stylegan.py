@@ -153,6 +153,33 @@ def test_truncation_at_zero_gives_the_mean_w_image_and_psi_scales_the_deviation(
             m.sample(2, truncation=bad)
 
 
+def test_sample_at_psi_zero_is_one_image_per_condition_even_with_strong_noise():
+    """``sample(n, truncation=0)`` as a user calls it (no noise passed): the mean w's image, so the per-pixel noise
+    sits at its mean too; with noise strengths far from their zero start the images differed by the noise alone."""
+    energy = np.random.default_rng(1).uniform(10, 50, (96, 1)).astype(np.float32)
+    m, _ = _fitted(context=energy)
+    with torch.no_grad():
+        for layer in m.modules():
+            if getattr(layer, "noise_strength", None) is not None:
+                layer.noise_strength.fill_(0.5)
+    at_one = m.sample(4, context=np.full((4, 1), 30.0), truncation=1.0)
+    assert (at_one - at_one[:1]).abs().max() > 1e-3  # the noise (and z) do move the images
+    at_zero = m.sample(4, context=np.full((4, 1), 30.0), truncation=0)
+    torch.testing.assert_close(at_zero, at_zero[:1].expand_as(at_zero), rtol=0, atol=1e-5)
+    with torch.no_grad():  # the image of w̄(c) with zero noise, by hand
+        ws = m.mean_w(np.array([[30.0]])).reshape(1, 1, -1).expand(1, mapping_ws(m), -1)
+        by_hand = m.to_external(m.generator_ema.synthesis(ws, torch.zeros(1, m.noise_size)).reshape(1, 8, 8))
+    torch.testing.assert_close(at_zero[:1], by_hand)
+    other = m.sample(4, context=np.full((4, 1), 45.0), truncation=0)
+    assert (other[0] - at_zero[0]).abs().max() > 1e-4  # the mean w of another energy is another image
+    state = torch.get_rng_state()
+    m.sample(3, truncation=0, context=np.full((3, 1), 30.0))
+    after_zero = torch.get_rng_state()
+    torch.set_rng_state(state)
+    m.sample(3, truncation=1.0, context=np.full((3, 1), 30.0))
+    assert torch.equal(after_zero, torch.get_rng_state())  # the same draws as at any other ψ
+
+
 def test_the_truncation_curve_takes_a_style_gan_with_none_among_its_values():
     """``hepgen report truncation RUN`` visits ψ = none by default; a style-gan refused it (big-gan's spelling)."""
     from hepgen.report.truncation import truncation_curve

@@ -16,8 +16,9 @@ The step counts, the running means a and w̄ are buffers, saved in checkpoints: 
 Truncation trick: ``sample(n, truncation=ψ)`` draws w' = w̄(c) + ψ (w − w̄(c)), with w̄ the running mean of the
 generated w (an EMA over training, decay ``w_avg_decay``); for a conditional model w̄(c) is the EMA linear regression
 of w on the condition, so ψ trades diversity against fidelity *at a fixed energy* rather than pulling every event
-towards the average energy. ψ = 1: no truncation; ψ = 0: every event gets w̄(c) (the events then differ only
-through the per-pixel noise). ``hepgen sample RUN --truncation ψ``.
+towards the average energy. ψ = 1: no truncation; ψ = 0: the mean w's image, every event gets w̄(c) and the
+per-pixel noise at its mean, zero (so one image per condition; noise passed in explicitly is used as given).
+``hepgen sample RUN --truncation ψ``.
 """
 
 from __future__ import annotations
@@ -227,7 +228,8 @@ class StyleGAN(ImageEvents, Adversarial):
         """Differentiable images (n, *event_shape) in the original units (the EMA generator when ``ema`` > 0).
 
         ``z``: (n, latent) latents, ``noise``: (n, noise_size) per-pixel noise (default: fresh N(0, 1) draws, z
-        first); ``truncation``: ψ of the truncation trick, w' = w̄(c) + ψ (w − w̄(c)) (1 or None: none; module doc).
+        first); ``truncation``: ψ of the truncation trick, w' = w̄(c) + ψ (w − w̄(c)) (1 or None: none; 0: the mean
+        w's image, the drawn noise zeroed too; module doc).
         """
         n = int(n)
         psi = check_truncation(truncation, self.cli_name)
@@ -235,6 +237,8 @@ class StyleGAN(ImageEvents, Adversarial):
         z = self.draw_latent(n) if z is None else self._as_tensor(z)
         if noise is None:
             noise = torch.randn(n, self.noise_size, device=self.device, dtype=self.dtype)
+            if psi == 0.0:  # the mean image: the noise at its mean (drawn all the same, so the RNG stream is unmoved)
+                noise.zero_()
         return self.to_external(self._sampler()(z, c, self._as_tensor(noise), psi))
 
     @torch.no_grad()
