@@ -2,6 +2,7 @@
 (368 voxels) and a dataset-2-like (6480 voxels) geometry, the η/φ centroids and widths against a hand computation,
 and bad input (a wrong voxel count, a malformed XML) exiting 2 with the file and the layer named, writing nothing."""
 
+import itertools
 import json
 import math
 import shutil
@@ -9,6 +10,7 @@ import shutil
 import h5py
 import numpy as np
 import pytest
+import torch
 
 import hepgen
 from hepgen.calo.shower_layout import read_showers
@@ -213,7 +215,8 @@ def test_models_take_the_geometry_and_refuse_other_shapes(ds1):
     drawn = flow.sample(4, context=np.array([[2.0], [4.0], [8.0], [16.0]]))
     own = flow.output_arrays(drawn, np.array([[2.0], [4.0], [8.0], [16.0]]))
     assert own["showers"].shape == (4, 368) and own["incident_energies"][:, 0].tolist() == [2e3, 4e3, 8e3, 16e3]
-    np.testing.assert_array_equal(own["showers"][:, 8:168], drawn["layer_1"].numpy().reshape(4, -1))
+    # the drawn cells, negative ones written as 0 (test_the_challenge_layout_is_written_without_negative_voxels)
+    np.testing.assert_array_equal(own["showers"][:, 8:168], drawn["layer_1"].numpy().reshape(4, -1).clip(min=0))
     assert len(showers) == 100
 
 
@@ -291,3 +294,67 @@ def test_the_python_api_fits_a_challenge_file_through_the_models_geometry(ds1):
         f["showers"] = np.ones((20, 360), dtype=np.float32)
     with pytest.raises(DataError, match=r"short_api\.h5:showers has 360 voxels"):
         fit(str(ds1["dir"] / "short_api.h5"))
+
+
+def test_sample_asks_a_shower_model_for_its_energies_and_checks_a_context_files_geometry(ds1, tmp_path, capsys):
+    """``hepgen sample RUN -n N -o fake.h5`` without --context says how to give the incident energies; a CaloChallenge
+    file of another binning as --context is refused naming the layer (it was sampled at its energies before), and an
+    HDF5 file of incident_energies alone gives one shower per energy. Nothing is written when refused."""
+    from hepgen.calo.caloflow import CaloFlow
+
+    run = tmp_path / "run"
+    CaloFlow(geometry=str(ds1["xml"]), cell_transforms=1, cell_hidden=(8,), bins=4).save(run)
+    fake = tmp_path / "fake.h5"
+    assert main(["sample", str(run), "-n", "5", "-o", str(fake), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "calo-flow generates showers at given incident energies: give --context E (one energy in GeV for all -n " \
+           "showers) or --context FILE (a CaloChallenge file of its geometry" in err and "Traceback" not in err, err
+    assert not fake.exists()
+    ds2 = write_challenge_file(tmp_path / "ds2.h5", ds2_xml(tmp_path / "binning_dataset_2.xml"), 3, seed=8)
+    assert main(["sample", str(run), "-o", str(fake), "--context", str(ds2), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "ds2.h5:showers has 6480 voxels per shower, but" in err and "6112 voxel(s) beyond its last layer (12)" in \
+        err and "Traceback" not in err, err
+    assert not fake.exists()
+    with h5py.File(ds1["ref"]) as f, h5py.File(tmp_path / "energies.h5", "w") as g:
+        g["incident_energies"] = f["incident_energies"][:7]
+        want = f["incident_energies"][:7]
+    assert main(["sample", str(run), "-o", str(fake), "--context", str(tmp_path / "energies.h5"), "-q"]) == 0, \
+        capsys.readouterr().err
+    with h5py.File(fake) as f:
+        assert f["showers"].shape == (7, 368)
+        np.testing.assert_array_equal(f["incident_energies"][:], want)
+
+
+def test_the_challenge_layout_is_written_without_negative_voxels(ds1):
+    """evaluate.py takes log10(E_k + 1e-8) of every layer's sum: a negative voxel (calo-flow's cells are y - offset,
+    so an empty one comes back a little below 0) could make it NaN. The file gets 0 there; every other voxel as
+    drawn."""
+    from hepgen.calo.caloflow import CaloFlow
+
+    flow = CaloFlow(geometry=str(ds1["xml"]), cell_transforms=1, cell_hidden=(8,), bins=4)
+    g = flow.geometry_
+    rng = np.random.default_rng(3)
+    drawn = {k: rng.normal(0.0, 2.0, (6, *shape)) for k, shape in g.shapes.items()}
+    drawn["layer_3"][0] = -1.0  # a layer whose sum is negative
+    own = flow.output_arrays(drawn, np.full((6, 1), 2.0))
+    flat = g.join(drawn)
+    np.testing.assert_array_equal(own["showers"], np.maximum(flat, 0).astype(np.float32))
+    assert (flat < 0).any() and own["showers"].min() == 0.0
+    layer_sums = [own["showers"][:, a:b].sum(1) for a, b in itertools.pairwise(g.bin_edges) if b > a]
+    assert all(np.isfinite(np.log10(e + 1e-8)).all() for e in layer_sums)
+
+
+def test_calo_gan_adds_no_noise_on_a_challenge_geometry_unless_asked(ds1):
+    """The simulator's 1 MeV of electronic noise is calo-gan's default on its layout; a CaloChallenge geometry's Geant4
+    voxels have none, so there the default is 0 (noise on the generated side only would tell the samples apart)."""
+    from hepgen.calo.gan import CaloGAN
+
+    small = dict(hidden=(8,), critic_hidden=(8,))
+    assert CaloGAN(**small).noise == 1.0
+    gan = CaloGAN(geometry=str(ds1["xml"]), **small)
+    assert gan.noise == 0.0 and gan.get_config()["noise"] == 0.0
+    assert CaloGAN(geometry=str(ds1["xml"]), noise=0.5, **small).noise == 0.5
+    with torch.no_grad():
+        showers = gan.sample(3, context=np.full((3, 1), 10.0))
+    assert all((v >= 0).all() for v in showers.values())  # E x softplus x softmax, and no noise added

@@ -109,8 +109,9 @@ def test_a_malformed_layer_is_named_with_its_file(tmp_path, layer, message):
 def test_malformed_files_unknown_particles_and_missing_files(tmp_path, xmls):
     cases = {"notxml.xml": ("<Bins><Bin name='photon'>", r"notxml\.xml: not a readable XML file"),
              "nobin.xml": ("<Bins><Other/></Bins>", r"nobin\.xml: no <Bin> element"),
-             "noname.xml": ('<Bins><Bin pid="22"><Layer id="0" r_edges="0,1" n_bin_alpha="1"/></Bin></Bins>',
-                            r"noname\.xml: a <Bin> \(pid '22'\) has no 'name' attribute"),
+             "noname.xml": ('<Bins><Bin etaMin="0"><Layer id="0" r_edges="0,1" n_bin_alpha="1"/></Bin></Bins>',
+                            r"noname\.xml: <Bin> #0 has neither a 'name' \(the particle: photon, pion, electron "
+                            r"\.\.\.\) nor a 'pid' attribute"),
              "empty.xml": ('<Bins><Bin name="photon"><Layer id="0" r_edges="0" n_bin_alpha="1"/></Bin></Bins>',
                            r"empty\.xml: particle 'photon' has no layer with voxels")}
     for name, (text, message) in cases.items():
@@ -205,3 +206,65 @@ def test_the_one_line_summary_names_particle_layers_voxels_and_the_xml(xmls):
     digest = hashlib.sha256(xmls["ds1"].read_bytes()).hexdigest()
     assert line == (f"photon: 24 layers ({len(DS1_PHOTON_SIZES)} with voxels), {sum(DS1_PHOTON_SIZES.values())} "
                     f"voxels, {xmls['ds1'].resolve()} (sha256 {digest[:12]})")
+
+
+def test_bins_without_a_name_are_the_particles_of_their_pid(tmp_path):
+    """The challenge's older code/binning.xml has two <Bin>s with a pid and no name (22: photons, 211: pions); each
+    is read by its pid, and a <Bin> of dataset 1's files (a name and a pid) by either."""
+    layers = '<Layer id="0" r_edges="0,5,10" n_bin_alpha="1"/><Layer id="1" r_edges="0" n_bin_alpha="1"/>'
+    pions = '<Layer id="0" r_edges="0,5" n_bin_alpha="1"/><Layer id="1" r_edges="0,1,4,7" n_bin_alpha="10"/>'
+    old = tmp_path / "binning.xml"
+    old.write_text(f'<Bins>\n <Bin pid="22" etaMin="0" etaMax="130">{layers}</Bin>\n'
+                   f' <Bin pid="211" etaMin="0" etaMax="130">{pions}</Bin>\n</Bins>\n')
+    g = read_geometry(f"{old}:211")
+    assert (g.particle, g.pid, g.voxels, g.shapes) == ("211", "211", 31, {"layer_0": (1, 1), "layer_1": (10, 3)})
+    assert read_geometry(f"{old}:22").voxels == 2
+    with pytest.raises(DataError, match=r"binning\.xml holds several particles \(22, 211\); name one as "
+                                        r".*binning\.xml:22"):
+        read_geometry(old)
+    with pytest.raises(DataError, match=r"binning\.xml has no particle '111' \(its particles: 22, 211\)"):
+        read_geometry(f"{old}:111")
+    named = tmp_path / "named.xml"
+    named.write_text(f'<Bins><Bin pid="22" name="photon">{layers}</Bin></Bins>')
+    assert read_geometry(f"{named}:22") == read_geometry(f"{named}:photon") == read_geometry(named)
+    assert read_geometry(named).particle == "photon"
+
+
+def test_messages_list_a_run_of_equal_layers_once(xmls, tmp_path):
+    """A voxel count that is not the geometry's names the layer; dataset 2's 45 layers of 144 voxels are one entry
+    (the message listed all 45 before, ~900 characters)."""
+    path = write_challenge_file(tmp_path / "ds1.h5", xmls["ds1"], 4, seed=1)
+    with pytest.raises(DataError) as info:
+        read_challenge(path, xmls["ds2"])
+    message = str(info.value)
+    assert "ds1.h5:showers has 368 voxels per shower" in message and len(message) < 300, message
+    assert "gives 6480 (layers 0-44: 144 each): they end inside layer 2, which gets 80 of its 144 voxels" in message
+    assert read_geometry(xmls["ds1"]).layer_sizes() == "layer 0: 8, layer 1: 160, layer 2: 190, layer 3: 5, layer 12: 5"
+    three = tmp_path / "three.xml"
+    three.write_text('<Bins><Bin name="x">' + "".join(
+        f'<Layer id="{i}" r_edges="{e}" n_bin_alpha="1"/>' for i, e in enumerate(["0,1,2", "0,1,2", "0", "0,1,2",
+                                                                                   "0,1,2", "0,1,2", "0,1"])) +
+        '</Bin></Bins>')
+    assert read_geometry(three).layer_sizes() == "layer 0: 2, layer 1: 2, layers 3-5: 2 each, layer 6: 1"
+
+
+def test_context_energies_of_a_challenge_file_or_an_energies_only_file(xmls, tmp_path):
+    from hepgen.data.calochallenge import context_energies
+
+    path = write_challenge_file(tmp_path / "ds1.h5", xmls["ds1"], 6, seed=2)
+    with h5py.File(path) as f:
+        want = f["incident_energies"][:, 0].astype(np.float64)
+    energy, where = context_energies(path, xmls["ds1"])
+    np.testing.assert_array_equal(energy, want)
+    assert where == f"{path}:incident_energies"
+    with h5py.File(tmp_path / "only.h5", "w") as f:
+        f["incident_energies"] = want[:4, None]
+    energy, where = context_energies(tmp_path / "only.h5", xmls["ds1"])
+    np.testing.assert_array_equal(energy, want[:4])
+    with pytest.raises(DataError, match=r"ds1\.h5:showers has 368 voxels per shower, but .*binning_dataset_2\.xml "
+                                        r"\(electron\) gives 6480"):
+        context_energies(path, xmls["ds2"])
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["energy"] = want
+    assert context_energies(tmp_path / "other.h5", xmls["ds1"]) is None
+    assert context_energies(tmp_path / "table.csv", xmls["ds1"]) is None

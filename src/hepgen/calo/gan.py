@@ -14,9 +14,10 @@ CaloGAN: each head predicts the layer's share of the incident energy r_k and a n
 logits), so the response E_dep/E_inc follows the conditioning energy by construction rather than
 by regression through 504 unconstrained outputs. The simulator's electronic noise (Gaussian,
 ``noise`` MeV per cell) is a known detector property: it is added to generated cells, in training
-too, so the critic sees noisy showers on both sides. The critic works on a compressed,
-energy-normalised view (asinh: linear near 0 where the noise lives, logarithmic for the bright
-core), the gradient penalty on that view.
+too, so the critic sees noisy showers on both sides (on a CaloChallenge geometry the default is no
+noise: its Geant4 voxels have none, and noise on the generated side only would tell them apart). The
+critic works on a compressed, energy-normalised view (asinh: linear near 0 where the noise lives,
+logarithmic for the bright core), the gradient penalty on that view.
 
 Energy scale (what an adversarial loss alone gets wrong in a short fit — the response was 66 % low):
 
@@ -115,7 +116,8 @@ class CaloGAN(ShowerMonitors, IncidentEnergyChecks, Adversarial):
         shapes: {layer name: (rows, cols)} (default: the calo generator's three layers).
         context: context columns, the first the incident energy in GeV (1: energy only).
         latent: size of z. hidden: generator trunk sizes. critic_hidden: critic sizes.
-        critic_steps: critic steps per generator step. noise: electronic noise added per cell (MeV).
+        critic_steps: critic steps per generator step. noise: electronic noise added per cell (MeV); default
+            1 (the simulator's), 0 with a ``geometry`` (the CaloChallenge's Geant4 voxels carry no noise).
         cell_scale, layer_scale: the asinh scales of the critic's view (fractions of E_inc).
         energy_weight, energy_group: weight of the per-layer energy term and the showers per E_inc group
             (module doc); energy_weight=0 trains on the adversarial loss alone.
@@ -134,7 +136,7 @@ class CaloGAN(ShowerMonitors, IncidentEnergyChecks, Adversarial):
 
     def __init__(self, shapes: Mapping[str, Sequence[int]] | None = None, context: int = 1, latent: int = 32,
                  hidden: Sequence[int] = (256, 256, 256), critic_hidden: Sequence[int] = (256, 256, 256),
-                 critic_steps: int = 5, noise: float = 1.0, cell_scale: float = 1e-4, layer_scale: float = 1e-2,
+                 critic_steps: int = 5, noise: float | None = None, cell_scale: float = 1e-4, layer_scale: float = 1e-2,
                  lr_critic: float | None = None, lr_generator: float | None = None,
                  betas: Sequence[float] = (0.5, 0.9), ema: float = 0.99, gp_weight: float = 10.0,
                  energy_weight: float = 10.0, energy_group: int = 16, geometry: Mapping[str, Any] | str | None = None,
@@ -146,6 +148,8 @@ class CaloGAN(ShowerMonitors, IncidentEnergyChecks, Adversarial):
         self.hidden, self.critic_hidden = tuple(int(h) for h in hidden), tuple(int(h) for h in critic_hidden)
         if self.latent < 1 or not self.hidden or not self.critic_hidden or min(self.hidden + self.critic_hidden) < 1:
             raise ConfigError("calo-gan: latent and the hidden sizes must be positive")
+        if noise is None:  # the simulator's electronic noise; a CaloChallenge geometry's Geant4 voxels have none
+            noise = 1.0 if self.geometry is None else 0.0
         if float(noise) < 0 or float(cell_scale) <= 0 or float(layer_scale) <= 0:
             raise ConfigError("calo-gan: noise must be >= 0 and cell_scale, layer_scale > 0")
         self.noise, self.cell_scale, self.layer_scale = float(noise), float(cell_scale), float(layer_scale)

@@ -324,25 +324,35 @@ class IncidentEnergyChecks:
     def output_arrays(self, drawn: dict[str, Any], context: np.ndarray) -> dict[str, np.ndarray] | None:
         """What ``hepgen sample`` writes of a block of showers {layer: (n, rows, cols)} drawn at ``context``
         (n, c) (GeV first): with a geometry the CaloChallenge layout, ``incident_energies`` (n, 1) and
-        ``showers`` (n, voxels) in MeV (float32, as the challenge's files); None: the layers as they are."""
+        ``showers`` (n, voxels) in MeV (float32, as the challenge's files); None: the layers as they are.
+
+        Voxels drawn below 0 MeV are written as 0: the challenge's showers (Geant4 deposits, no electronic noise)
+        have none, and its ``evaluate.py`` takes log10(E_k + 10⁻⁸) of each layer's sum, NaN for a negative one.
+        (calo-flow's cells come back as y − offset, so an empty cell drawn a little below its offset is negative;
+        ``model.sample`` in Python returns the cells as drawn.)"""
         g = self.geometry_
         if g is None:
             return None
         layers = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v) for k, v in drawn.items()}
         energy = np.asarray(context, dtype=np.float64).reshape(len(context), -1)[:, 0] * MEV
-        return {ENERGY_KEY: energy.astype(np.float32)[:, None], SHOWERS_KEY: g.join(layers).astype(np.float32)}
+        showers = np.maximum(g.join(layers), 0.0).astype(np.float32)
+        return {ENERGY_KEY: energy.astype(np.float32)[:, None], SHOWERS_KEY: showers}
 
     def context_file(self, spec: str) -> Any:
-        """``sample --context FILE`` of a CaloChallenge file: its incident energies in GeV (a row source), or None
-        when ``spec`` is no CaloChallenge file (the context is then read by column names)."""
-        if self.geometry_ is None or find_challenge(spec) is None:
+        """``sample --context FILE`` of a model on a CaloChallenge geometry: the incident energies in GeV (a row
+        source) of a CaloChallenge file of that geometry (one of another voxel count is refused, naming the layer)
+        or of an HDF5 file holding ``incident_energies`` alone; None for any other file (the context is then read
+        by column names)."""
+        if self.geometry_ is None:
             return None
-        from hepgen.data.calochallenge import read_incident_energies
+        from hepgen.data.calochallenge import context_energies
         from hepgen.data.formats.base import ArraySource
 
-        path, prefix = find_challenge(spec)
-        energy = read_incident_energies(path, prefix)
-        return ArraySource(energy[:, None] / MEV, ["energy"], spec=f"{path}:{prefix}{ENERGY_KEY}")
+        found = context_energies(spec, self.geometry_)
+        if found is None:
+            return None
+        energy, where = found
+        return ArraySource(energy[:, None] / MEV, ["energy"], spec=where)
 
     def extra_state(self) -> dict[str, Any]:
         state = super().extra_state()  # type: ignore[misc]

@@ -34,7 +34,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     sample.add_argument("-n", type=int, help="number of events (default with --context FILE: one per row of it)")
     add_out(sample, f"output file: {OUTPUTS}; laid out like the data the model imitates", required=True)
     sample.add_argument("--context", help="one context row 'v1,v2,...' for all events, or FILE[:KEY] with one row "
-                                          "per event (the model's context columns are taken from it by name)")
+                                          "per event (the model's context columns are taken from it by name; "
+                                          "a shower model on a CaloChallenge geometry reads a CaloChallenge file's "
+                                          "incident_energies, MeV)")
     add_seed(sample)
     add_device(sample)
     add_block_size(sample)
@@ -85,6 +87,12 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
             raise ConfigError(f"--truncation {args.truncation}: {args.run} holds a {model.cli_name}, which samples "
                               "without a truncation trick (it is for GANs that have one, e.g. big-gan)")
         options["truncation"] = truncation
+    if args.context is None and model.context and hasattr(model, "context_file"):  # a shower model
+        where = ("a CaloChallenge file of its geometry, or an HDF5 file of incident_energies (N, 1) in MeV: one "
+                 "shower per energy, so -n may be left out" if getattr(model, "geometry_", None) is not None
+                 else "with an 'energy' dataset (GeV), one shower per row")
+        raise ConfigError(f"{model.cli_name} generates showers at given incident energies: give --context E (one "
+                          f"energy in GeV for all -n showers) or --context FILE ({where})")
     # a CaloChallenge file as --context of a model on its geometry: its incident energies (MeV -> GeV)
     context = model.context_file(args.context) if args.context and hasattr(model, "context_file") else None
     if context is None:

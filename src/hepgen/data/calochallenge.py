@@ -46,8 +46,8 @@ import numpy as np
 from hepgen.errors import DataError
 from hepgen.options import excerpt
 
-__all__ = ["ENERGY_KEY", "SHOWERS_KEY", "ChallengeGeometry", "ChallengeLayer", "find_challenge", "open_challenge",
-           "read_challenge", "read_geometry", "write_challenge"]
+__all__ = ["ENERGY_KEY", "SHOWERS_KEY", "ChallengeGeometry", "ChallengeLayer", "context_energies", "find_challenge",
+           "open_challenge", "read_challenge", "read_geometry", "write_challenge"]
 
 ENERGY_KEY = "incident_energies"
 SHOWERS_KEY = "showers"
@@ -136,7 +136,20 @@ class ChallengeGeometry:
         return line
 
     def layer_sizes(self) -> str:
-        return ", ".join(f"layer {layer.id}: {layer.voxels}" for layer in self.filled)
+        """The voxels of each layer that has some, for messages; a run of three or more consecutive layers of one
+        size in one entry (dataset 2: 'layers 0-44: 144 each'), so the line stays short."""
+        parts, filled, i = [], self.filled, 0
+        while i < len(filled):
+            j = i
+            while (j + 1 < len(filled) and filled[j + 1].voxels == filled[i].voxels
+                   and filled[j + 1].id == filled[j].id + 1):
+                j += 1
+            if j - i >= 2:
+                parts.append(f"layers {filled[i].id}-{filled[j].id}: {filled[i].voxels} each")
+            else:
+                parts += [f"layer {layer.id}: {layer.voxels}" for layer in filled[i:j + 1]]
+            i = j + 1
+        return ", ".join(parts)
 
     def split(self, showers: np.ndarray) -> dict[str, np.ndarray]:
         """``showers`` (n, voxels) -> {``layer_<id>``: (n, n_alpha, n_r)} (copies, C-contiguous)."""
@@ -235,7 +248,8 @@ def _geometry(particle: str, layers: list[ChallengeLayer], where: str, pid: Any,
 
 
 def read_geometry(spec: str | os.PathLike | ChallengeGeometry | Mapping[str, Any]) -> ChallengeGeometry:
-    """The geometry of ``binning.xml`` (one ``<Bin>``) or ``binning.xml:PARTICLE`` (its ``<Bin name=...>``); a
+    """The geometry of ``binning.xml`` (one ``<Bin>``) or ``binning.xml:PARTICLE`` (its ``<Bin name=...>``, or its
+    ``pid`` where the <Bin>s have no name, as the challenge's older ``binning.xml``); a
     geometry, or the mapping a run recorded (:meth:`ChallengeGeometry.to_dict`), is returned as it is."""
     if isinstance(spec, ChallengeGeometry):
         return spec
@@ -261,20 +275,23 @@ def read_geometry(spec: str | os.PathLike | ChallengeGeometry | Mapping[str, Any
     if not bins:
         raise DataError(f"{path}: no <Bin> element (a CaloChallenge binning XML holds <Bins><Bin name=...> with "
                         "<Layer id=... r_edges=... n_bin_alpha=.../>)")
-    names = [b.attrib.get("name") for b in bins]
-    for b, name in zip(bins, names):
+    # a <Bin> is named by its 'name' (photon, pion, electron: the files of datasets 1-3) or, in the challenge's
+    # older binning.xml whose <Bin>s have none, by its pid (binning.xml:211)
+    names = [(b.attrib.get("name") or "").strip() or (b.attrib.get("pid") or "").strip() for b in bins]
+    for position, name in enumerate(names):
         if not name:
-            raise DataError(f"{path}: a <Bin> (pid {excerpt(b.attrib.get('pid'))}) has no 'name' attribute (the "
-                            "particle: photon, pion, electron ...)")
+            raise DataError(f"{path}: <Bin> #{position} has neither a 'name' (the particle: photon, pion, electron "
+                            "...) nor a 'pid' attribute")
     if particle is None:
         if len(bins) > 1:
             raise DataError(f"{path} holds several particles ({', '.join(names)}); name one as {path}:{names[0]}")
         chosen = bins[0]
     else:
-        if particle not in names:
+        pids = [(b.attrib.get("pid") or "").strip() for b in bins]
+        if particle not in names and particle not in pids:
             raise DataError(f"{path} has no particle {excerpt(particle)} (its particles: {', '.join(names)})")
-        chosen = bins[names.index(particle)]
-    name = str(chosen.attrib["name"])
+        chosen = bins[names.index(particle) if particle in names else pids.index(particle)]
+    name = names[bins.index(chosen)]
     where = str(path)
     layers = []
     for position, element in enumerate(e for e in chosen if e.tag == "Layer"):
@@ -354,6 +371,31 @@ def read_incident_energies(path: Path, prefix: str = "") -> np.ndarray:
         raise DataError(f"{path}:{prefix}{ENERGY_KEY}: the incident energy must be a positive number of MeV; "
                         f"row {row} is {energy[row]:.6g}")
     return energy
+
+
+def context_energies(spec: str | os.PathLike, geometry: Any) -> tuple[np.ndarray, str] | None:
+    """(the incident energies (n,) [MeV], where they were read) of ``spec`` given as the condition of showers to be
+    generated on ``geometry`` (``hepgen sample --context``): a CaloChallenge file, whose showers must be the
+    geometry's (a file of another binning is refused naming the layer, as in training), or an HDF5 file that holds
+    ``incident_energies`` (N, 1) alone; None for any other file (read by column names then)."""
+    from hepgen.data import io
+
+    geometry = read_geometry(geometry)
+    if find_challenge(spec) is not None:
+        path, prefix, source, energy = _layout(spec, geometry)
+        source.close()
+        return energy, f"{path}:{prefix}{ENERGY_KEY}"
+    path, key = io.parse_spec(os.fspath(spec))
+    if not str(path).lower().endswith((".h5", ".hdf5", ".hdf")) or not path.is_file():
+        return None
+    try:
+        keys = set(io.available_keys(path))
+    except DataError:
+        return None
+    prefix = f"{key.strip('/')}/" if key else ""
+    if f"{prefix}{ENERGY_KEY}" not in keys:
+        return None
+    return read_incident_energies(path, prefix), f"{path}:{prefix}{ENERGY_KEY}"
 
 
 def _check_voxels(where: str, voxels: int, geometry: ChallengeGeometry) -> None:
