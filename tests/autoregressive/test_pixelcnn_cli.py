@@ -88,3 +88,17 @@ def test_bad_image_files_exit_2_naming_the_file(jets, capsys, tmp_path, bad):
     code, _, err = run_cli(capsys, *argv)
     assert code == 2 and "bad.npy" in err and "Traceback" not in err, err
     assert not (tmp_path / "run").exists() and not (tmp_path / "s.h5").exists()
+
+
+def test_score_names_the_file_and_row_of_a_negative_intensity(jets, capsys, tmp_path):
+    """A negative pixel in the third block of the scored file: the quantiser's own refusal named neither the file
+    nor the row ("the intensity at index (7, 3, 4)", the row within the block); score runs the model's event check."""
+    tmp, qcd, _ = jets
+    x = qcd[:120].copy()
+    x[107, 3, 4] = -1.0
+    np.save(tmp_path / "bad.npy", x)
+    code, _, err = run_cli(capsys, "score", tmp / "run", tmp_path / "bad.npy", "-o", tmp_path / "s.h5",
+                           "--block-size", 50, "-q")
+    assert code == 2 and "Traceback" not in err, err
+    assert "bad.npy" in err and "row 107" in err and "(3, 4)" in err and "negative" in err, err
+    assert not (tmp_path / "s.h5").exists()

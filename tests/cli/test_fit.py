@@ -186,3 +186,28 @@ def test_config_yaml_records_the_command_and_the_config_file(tmp_path, capsys, m
     assert [shlex.split(line) for line in config["command"]["resumed"]] == [["hepgen", *resume]]
     assert config["model"] == "gaussian" and config["train"]["seed"] == 3
     assert hepgen.load(tmp_path / "my run").sample(3).shape == (3, 2)
+
+
+@pytest.mark.parametrize("model", ["style-gan", "big-gan", "stack-gan", "pixel-cnn", "conv-vae", "conv-gan"])
+def test_an_image_model_given_a_table_names_the_file_and_writes_no_run(tmp_path, capsys, model):
+    """The family refuses events of shape (10,) without knowing where they came from; the message named neither
+    file nor key ("this data has events of shape (10,)"), so the CLI puts DATA in front of it."""
+    from tests.helpers import run_cli_for_error
+
+    import h5py
+
+    with h5py.File(tmp_path / "table.h5", "w") as f:
+        f["showers/flat"] = np.random.default_rng(0).uniform(size=(40, 10)).astype(np.float32)
+        f["showers/energy"] = np.ones(40, dtype=np.float32)
+    argv = ["fit", model, f"{tmp_path / 'table.h5'}:showers/flat", "-o", tmp_path / "run", "--epochs", 1, "-q"]
+    if model == "big-gan":
+        argv += ["--context", f"{tmp_path / 'table.h5'}:showers/energy"]
+    code, err = run_cli_for_error(capsys, argv)
+    assert code == 2 and "Traceback" not in err, err
+    assert f"{tmp_path / 'table.h5'}:showers/flat: " in err and "(10,)" in err, err
+    assert not (tmp_path / "run").exists()
+    # a refusal of a hyper-parameter does not blame DATA
+    io.write(tmp_path / "img.h5:images", np.ones((40, 8, 8), dtype=np.float32))
+    code, err = run_cli_for_error(capsys, ["fit", "stack-gan", f"{tmp_path / 'img.h5'}:images", "-o", tmp_path / "r2",
+                                           "--coarse-factor", 0, "-q"])
+    assert code == 2 and "img.h5" not in err and "coarse_factor" in err, err

@@ -209,6 +209,27 @@ def test_a_class_column_must_be_named_when_the_context_has_several():
         BigGAN.from_data((3,), 1)
 
 
+def test_the_class_column_may_be_an_index_into_an_unnamed_context(tmp_path):
+    """``BigGAN(shape, context=2, class_column=1)`` on an array [energy, pdg]: the Python user's natural spelling was
+    refused ("'1' is not a context column"); an index is checked against the context's width and survives save/load."""
+    x, c = _data(60)
+    model = _small(class_column=1).fit(x, context=c, epochs=1, batch_size=32, quiet=True, seed=0)
+    assert model.classes_ == CLASSES and model.split.column == 1
+    by_name = _small().fit(x, context=c, epochs=1, batch_size=32, quiet=True, seed=0)
+    torch.manual_seed(0)
+    a = model.sample(4, context=[[5.0, 22.0]])
+    torch.manual_seed(0)
+    torch.testing.assert_close(a, by_name.sample(4, context=[[5.0, 22.0]]))  # the same model as by its name
+    model.save(tmp_path / "run")
+    loaded = hepgen.load(tmp_path / "run")
+    assert loaded.class_column == 1 and loaded.classes_ == CLASSES
+    with pytest.raises(ConfigError, match="not one of the classes"):
+        loaded.sample(2, context=[[5.0, 13.0]])
+    for bad in (2, -1):
+        with pytest.raises(ConfigError, match="no index of the 2 context column"):
+            _small(class_column=bad)
+
+
 def test_save_and_load_round_trip_keeps_classes_and_samples(fitted, tmp_path):
     model, x, c = fitted
     model.save(tmp_path / "run")

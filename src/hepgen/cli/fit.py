@@ -376,7 +376,7 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
         if val is not None:
             val = open_events(val, settings.get("val_weights"), stream=None if stream == "auto" else stream,
                               memory_limit_mb=train.get("memory_limit_mb", 1024.0), geometry=events.geometry)
-    model = _build(cls, args.model, lambda: cls.from_data(events.event_shape, events.context_size, **params))
+    model = _build(cls, args.model, lambda: _from_data(cls, spec, events, params))
     model.fit(events, val=val, weights=settings.get("weights"), context=context,
               val_weights=settings.get("val_weights"), val_context=settings.get("val_context"),
               run_dir=out, resume=args.resume, quiet=args.quiet, **train)
@@ -386,6 +386,19 @@ def cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
     if not args.quiet:
         print(f"wrote {out}/ (model.pt, config.yaml, metrics.csv, plots/loss.png)", file=sys.stderr)
     return 0
+
+
+def _from_data(cls: type, spec: Any, events: Any, params: dict[str, Any]) -> Any:
+    """``cls.from_data`` on DATA's events; a refusal of their shape (an image model given a table, a pixel-cnn given
+    three channels) names DATA, which the family cannot know (the same error type, the family's words after it)."""
+    try:
+        return cls.from_data(events.event_shape, events.context_size, **params)
+    except HepgenError as exc:
+        message, shape = str(exc), events.event_shape
+        quoted = {str(shape), str(tuple(shape)), str(list(shape))} if not isinstance(shape, dict) else set()
+        if str(spec) in message or not any(q in message for q in quoted):
+            raise
+        raise type(exc)(f"{spec}: {message}") from None
 
 
 def _build(cls: type, name: str, make: Any) -> Any:

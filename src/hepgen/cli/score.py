@@ -81,7 +81,10 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
             rows = None if context is None else context_rows(context, start, stop)
             if rows is not None and hasattr(model, "check_sample_context"):  # e.g. big-gan's classes: file and row
                 model.check_sample_context(rows, str(args.context or args.data), start if len(rows) > 1 else 0)
-            result = model.score_outputs(source.read_rows(start, stop), rows)
+            values = source.read_rows(start, stop)
+            if hasattr(model, "check_events"):  # the model's own check (pixel-cnn: intensities >= 0): file and row
+                model.check_events(values, start, str(args.data))
+            result = model.score_outputs(values, rows)
             block = {k: v.detach().cpu().numpy() for k, v in result.items()}
             if weights is not None:
                 block["weight"] = weights.read_rows(start, stop).reshape(stop - start)

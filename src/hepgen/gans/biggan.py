@@ -264,6 +264,18 @@ class ProjectionCritic(nn.Module):
 
 
 # -- the model ------------------------------------------------------------------------------------------------------
+def _class_column(value: Any, context: int) -> str | int | None:
+    """``class_column`` as given: None, a column name, or an int index into the ``context`` columns (checked)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if not 0 <= int(value) < context:
+            raise ConfigError(f"big-gan: class_column {int(value)} is no index of the {context} context column(s) "
+                              f"(0 to {context - 1}); or name the column")
+        return int(value)
+    return str(value)
+
+
 @register
 class BigGAN(ImageEvents, Adversarial):
     """Class-conditional GAN for images with BigGAN's ingredients (module doc): jet images by process, calorimeter
@@ -272,8 +284,9 @@ class BigGAN(ImageEvents, Adversarial):
     Args:
         shape: event shape (C, H, W) or (H, W).
         context: context columns, one of them the class.
-        class_column: the context column that holds the class (a name from ``--context``, or ``context_j`` for
-            unnamed contexts); None: the only context column.
+        class_column: the context column that holds the class: a name from ``--context`` (``context_j`` for
+            unnamed contexts) or its index j (an int, ``class_column=1`` for an array ``[energy, pdg]``); None: the
+            only context column.
         classes: the class values, fixed up front (None: the distinct values of the training data).
         latent: size of z. channels: conv channels of the critic, in order; the generator mirrors them.
         kernel_size: odd kernel side. width: feature width φ(x) of the projection critic.
@@ -292,7 +305,7 @@ class BigGAN(ImageEvents, Adversarial):
     cli_name = "big-gan"
     tabular_hint = "cgan conditions tabular events"
 
-    def __init__(self, shape: Sequence[int], context: int = 1, class_column: str | None = None,
+    def __init__(self, shape: Sequence[int], context: int = 1, class_column: str | int | None = None,
                  classes: Sequence[float] | None = None, latent: int = 64, channels: Sequence[int] = (32, 64),
                  kernel_size: int = 3, width: int = 64, embed: int = 16, hierarchical: bool = True,
                  ortho_weight: float = 1e-4, spectral_norm: bool = True, loss: str = "hinge", critic_steps: int = 1,
@@ -315,7 +328,7 @@ class BigGAN(ImageEvents, Adversarial):
         if not float(ortho_weight) >= 0:
             raise ConfigError(f"big-gan: ortho_weight must be >= 0, got {ortho_weight!r}")
         self.shape, self.latent = tuple(int(s) for s in shape), int(latent)
-        self.class_column = None if class_column is None else str(class_column)
+        self.class_column = _class_column(class_column, self.context)
         self.classes = None if classes is None else [float(v) for v in classes]
         self.channels, self.kernel_size = tuple(int(c) for c in channels), int(kernel_size)
         self.width, self.embed, self.hierarchical = int(width), int(embed), bool(hierarchical)
@@ -327,7 +340,7 @@ class BigGAN(ImageEvents, Adversarial):
         self.generator_ema: nn.Module | None = None
         if self.classes is not None:
             self._build(self._checked_classes(self.classes, "classes"))
-            if self.context == 1:
+            if self.context == 1 and isinstance(self.class_column, str):
                 self.class_column_ = self.class_column
 
     # -- classes and networks ------------------------------------------------------------------------------------
@@ -376,10 +389,12 @@ class BigGAN(ImageEvents, Adversarial):
                 raise ConfigError(f"big-gan: the context has {self.context} columns ({', '.join(names)}); name the "
                                   "one that holds the class: --class-column NAME (class_column=)")
             return 0
-        if self.class_column not in names:
+        if isinstance(self.class_column, int) and str(self.class_column) not in names:  # an index (a name wins)
+            return self.class_column
+        if str(self.class_column) not in names:
             raise ConfigError(f"big-gan: --class-column {excerpt(self.class_column)} is not a context column; the "
                               f"context columns: {', '.join(names)}")
-        return names.index(self.class_column)
+        return names.index(str(self.class_column))
 
     def check_context(self, values: np.ndarray, names: Sequence[str] | None, where: str) -> None:
         """The engine's check of the training (and validation) contexts, before any training: the class column is
