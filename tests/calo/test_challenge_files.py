@@ -358,3 +358,60 @@ def test_calo_gan_adds_no_noise_on_a_challenge_geometry_unless_asked(ds1):
     with torch.no_grad():
         showers = gan.sample(3, context=np.full((3, 1), 10.0))
     assert all((v >= 0).all() for v in showers.values())  # E x softplus x softmax, and no noise added
+
+
+def test_compare_runs_the_calochallenge_protocol_on_challenge_files(ds1, tmp_path, capsys):
+    """``hepgen compare REF CAND --floor FLOOR --protocol calochallenge --geometry XML`` on CaloChallenge files: the
+    challenge's classifier (its settings read back) on high- and low-level inputs, FPD/KPD x1e3 and a separation
+    power per feature histogram of the XML's layers, each with its error, for the candidate and the floor. A
+    candidate 1.5x too bright separates its E_dep/E_inc histogram far beyond the floor."""
+    cand = write_challenge_file(tmp_path / "cand.h5", ds1["xml"], 100, seed=4, scale=1.5)
+    out = tmp_path / "metrics.json"
+    assert main(["compare", str(ds1["ref"]), str(cand), "--floor", str(ds1["floor"]), "--geometry", str(ds1["xml"]),
+                 "--protocol", "calochallenge", "--classifier-epochs", "1", "-o", str(out), "-q"]) == 0, \
+        capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "calochallenge"
+    assert set(result["classifier"]) == {"candidate_high", "candidate_low", "floor_high", "floor_low"}
+    for test in result["classifier"].values():
+        s = test["settings"]
+        assert (s["hidden"], s["activation"], s["lr"], s["batch_size"], s["split"], s["calibrate"]) == \
+            ([2048, 2048, 2048], "leaky_relu", 2e-4, 1000, [0.6, 0.2, 0.2], "isotonic")
+        assert test["n_train"] == 120 and test["n_test"] == 40 and test["auc_err"] > 0 and "jsd_err" in test
+    for label in ("candidate", "floor"):
+        assert result["fpd"][label]["error"] > 0 and result["kpd"][label]["error"] > 0
+        powers = result["separation_power"][label]
+        assert {"response", "E_0", "E_12", "centroid_x_1", "centroid_y_2", "width_x_1", "width_y_2", "cells"} \
+            <= set(powers) and "centroid_x_0" not in powers  # layer 0 has one angular bin
+    c, f = result["separation_power"]["candidate"]["response"], result["separation_power"]["floor"]["response"]
+    assert c["value"] > 0.9 and f["value"] < 0.5 and c["error"] < 0.1
+    assert result["fpd"]["candidate"]["value"] > 4 * result["fpd"]["floor"]["value"]
+
+
+def test_centroids_of_a_tiny_geometry_with_an_empty_layer_by_hand(tmp_path):
+    """Three layers: 4 angular x 2 radial bins (edges 0, 1, 3 mm), none (r_edges="0"), 1 x 2. α_j = -3π/4 ... 3π/4,
+    r = 0.5, 2 mm. A shower with 2 MeV at (α_1, r_1) and 1 MeV at (α_2, r_0); one with layer 0 empty: its centroid
+    and width are 0 (HighLevelFeatures' energy sum + 1e-16), not NaN; layer 2 (one angular bin) has none."""
+    xml = tmp_path / "tiny.xml"
+    xml.write_text('<Bins><Bin pid="22" name="photon"><Layer id="0" r_edges="0,1,3" n_bin_alpha="4"/>'
+                   '<Layer id="1" r_edges="0" n_bin_alpha="1"/><Layer id="2" r_edges="0,2,4" n_bin_alpha="1"/>'
+                   '</Bin></Bins>')
+    showers = np.zeros((2, 10))
+    showers[0, 1 * 2 + 1], showers[0, 2 * 2 + 0], showers[0, 9] = 2.0, 1.0, 4.0
+    showers[1, 8] = 3.0
+    with h5py.File(tmp_path / "tiny.h5", "w") as f:
+        f["incident_energies"] = np.array([[1000.0], [2000.0]])
+        f["showers"] = showers
+    s = read_showers(tmp_path / "tiny.h5", geometry=xml)
+    assert {k: v.shape for k, v in s.layers.items()} == {"layer_0": (2, 4, 2), "layer_2": (2, 1, 2)}
+    f = shower_features(s.list(), s.energy, **s.feature_layout())
+    x = np.array([2.0 * math.cos(-math.pi / 4), 0.5 * math.cos(math.pi / 4)])
+    y = np.array([2.0 * math.sin(-math.pi / 4), 0.5 * math.sin(math.pi / 4)])
+    w = np.array([2.0, 1.0]) / 3.0
+    cx, cy = (w * x).sum(), (w * y).sum()
+    got = [f[k][0] for k in ("centroid_x_0", "centroid_y_0", "width_x_0", "width_y_0")]
+    want = [cx, cy, math.sqrt((w * x * x).sum() - cx**2), math.sqrt((w * y * y).sum() - cy**2)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert [f[k][1] for k in ("centroid_x_0", "centroid_y_0", "width_x_0", "width_y_0")] == [0.0, 0.0, 0.0, 0.0]
+    assert "centroid_x_2" not in f and "E_1" not in f and f["E_2"].tolist() == [4.0, 3.0]
+    np.testing.assert_allclose(f["response"], [7.0 / 1000.0, 3.0 / 2000.0])
