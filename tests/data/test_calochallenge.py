@@ -96,7 +96,8 @@ def test_geometry_round_trips_through_its_record_and_a_particle_key(xmls, tmp_pa
     ('<Layer id="1" r_edges="0,2,nan" n_bin_alpha="10"/>', r"layer 1: r_edges '0,2,nan' must be finite"),
     ('<Layer id="1" r_edges="0,2,4" n_bin_alpha="ten"/>', r"layer 1: n_bin_alpha 'ten' is not an integer"),
     ('<Layer id="1" r_edges="0,2,4" n_bin_alpha="0"/>', r"layer 1: n_bin_alpha must be at least 1, got 0"),
-    ('<Layer id="2" r_edges="0,2,4" n_bin_alpha="1"/>', r"layer 2: the layer ids must count 0, 1, 2"),
+    ('<Layer id="0" r_edges="0,2,4" n_bin_alpha="1"/>',
+     r"layer 0: the layer ids must be >= 0 and increase in file order .*this is <Layer> #1, after layer 0"),
 ])
 def test_a_malformed_layer_is_named_with_its_file(tmp_path, layer, message):
     bad = tmp_path / "bad.xml"
@@ -268,3 +269,21 @@ def test_context_energies_of_a_challenge_file_or_an_energies_only_file(xmls, tmp
         f["energy"] = want
     assert context_energies(tmp_path / "other.h5", xmls["ds1"]) is None
     assert context_energies(tmp_path / "table.csv", xmls["ds1"]) is None
+
+
+def test_layer_ids_that_skip_are_labels_and_the_voxels_follow_the_file(tmp_path):
+    """A dataset-1-photon-like XML of only the five layers with voxels, keeping their ids 0, 1, 2, 3, 12: 368 voxels
+    in file order, the last layer named layer_12 (XMLHandler reads the layers in file order too)."""
+    from tests.data.challenge_files import DS1_PHOTON_LAYERS
+
+    five = tmp_path / "five.xml"
+    five.write_text('<Bins><Bin pid="22" name="photon">' + "".join(
+        f'<Layer id="{i}" r_edges="{e}" n_bin_alpha="{a}"/>' for i, (e, a) in DS1_PHOTON_LAYERS.items()) +
+        '</Bin></Bins>')
+    g = read_geometry(five)
+    assert g.voxels == 368 and list(g.shapes) == ["layer_0", "layer_1", "layer_2", "layer_3", "layer_12"]
+    assert g.bin_edges == [0, 8, 168, 358, 363, 368]
+    showers = np.zeros((1, 368))
+    showers[0, 363:] = np.arange(1.0, 6.0)
+    np.testing.assert_array_equal(g.split(showers)["layer_12"], [[[1.0, 2.0, 3.0, 4.0, 5.0]]])
+    assert ChallengeGeometry.from_dict(g.to_dict()) == g

@@ -14,8 +14,9 @@ and its binning XML (``binning_dataset_1_photons.xml`` ...) gives, per particle,
 :func:`read_geometry` reads it (``binning.xml`` with one ``<Bin>``, or ``binning.xml:photon`` naming one)
 with the conventions of the challenge's own ``XMLHandler.py`` and ``HighLevelFeatures.py``:
 
-* the layers in the order of the file, their ids counting 0, 1, 2 ...; a layer with ``r_edges="0"`` holds no
-  voxels (dataset 1 photons: 24 layers, of which 0, 1, 2, 3 and 12 hold 8, 160, 190, 5 and 5 voxels = 368);
+* the layers in the order of the file, their ids counting 0, 1, 2 ... (ids that skip some, e.g. only dataset 1's
+  layers 0, 1, 2, 3, 12, are taken as labels: the voxels follow the file's order); a layer with ``r_edges="0"``
+  holds no voxels (dataset 1 photons: 24 layers, of which 0, 1, 2, 3 and 12 hold 8, 160, 190, 5 and 5 voxels = 368);
 * within a layer, voxel ``j_α · n_r + i_r``: angular bins outer, radial bins inner, so a layer's slice of
   ``showers`` reshapes to ``(n_alpha, n_r)`` — the array a shower model sees as layer ``layer_<id>``;
 * bin centres r_i = (e_i + e_{i+1}) / 2 and α_j the midpoints of ``n_alpha`` equal bins of [−π, π];
@@ -200,7 +201,7 @@ class ChallengeGeometry:
             attrs = {k: (",".join(str(v) for v in entry[k]) if k == "r_edges" and isinstance(entry.get(k), list)
                          else None if entry.get(k) is None else str(entry[k]))
                      for k in ("id", "r_edges", "n_bin_alpha")}
-            layers.append(_layer(attrs, position, where, particle))
+            layers.append(_layer(attrs, position, where, particle, layers[-1].id if layers else None))
         return _geometry(particle, layers, where, value.get("pid"), str(value.get("source") or ""),
                          str(value.get("sha256") or ""))
 
@@ -209,8 +210,10 @@ def _fail(where: str, particle: str, layer: str, message: str) -> DataError:
     return DataError(f"{where}: particle '{particle}', {layer}: {message}")
 
 
-def _layer(attrs: Mapping[str, str | None], position: int, where: str, particle: str) -> ChallengeLayer:
-    """One layer from its attributes, every value checked (the message names the file, particle and layer)."""
+def _layer(attrs: Mapping[str, str | None], position: int, where: str, particle: str,
+           previous: int | None = None) -> ChallengeLayer:
+    """One layer from its attributes, every value checked (the message names the file, particle and layer);
+    ``previous``: the id of the layer before it in the file, which its id must exceed."""
     label = f"layer {attrs['id']}" if attrs.get("id") is not None else f"layer #{position} (no id)"
     for key in ("id", "r_edges", "n_bin_alpha"):
         if attrs.get(key) is None:
@@ -219,9 +222,11 @@ def _layer(attrs: Mapping[str, str | None], position: int, where: str, particle:
         layer_id = int(str(attrs["id"]).strip())
     except ValueError:
         raise _fail(where, particle, label, f"id {excerpt(attrs['id'])} is not an integer") from None
-    if layer_id != position:
-        raise _fail(where, particle, label, f"the layer ids must count 0, 1, 2 ... in file order (the voxels of "
-                                           f"layer k follow those of layer k - 1); this is <Layer> #{position}")
+    if layer_id < 0 or (previous is not None and layer_id <= previous):
+        after = f"after layer {previous}" if previous is not None else "first"
+        raise _fail(where, particle, label, f"the layer ids must be >= 0 and increase in file order (a layer's voxels "
+                                           f"follow those of the layer before it); this is <Layer> #{position}, "
+                                           f"{after}")
     try:
         edges = tuple(float(s) for s in str(attrs["r_edges"]).split(","))
     except ValueError:
@@ -296,7 +301,7 @@ def read_geometry(spec: str | os.PathLike | ChallengeGeometry | Mapping[str, Any
     layers = []
     for position, element in enumerate(e for e in chosen if e.tag == "Layer"):
         attrs = {k: element.attrib.get(k) for k in ("id", "r_edges", "n_bin_alpha")}
-        layers.append(_layer(attrs, position, where, name))
+        layers.append(_layer(attrs, position, where, name, layers[-1].id if layers else None))
     if not layers:
         raise DataError(f"{path}: particle '{name}' has no <Layer> elements")
     return _geometry(name, layers, where, chosen.attrib.get("pid"), str(path.resolve()), file_sha256(path))
