@@ -79,3 +79,20 @@ def test_a_context_file_with_named_columns_names_the_context(tmp_path):
     assert names["context"] == ["energy", "ptype"] and events.context.shape == (20, 2)
     _, unnamed = load_events(str(tmp_path / "x.npy"), context=np.ones((20, 2), dtype=np.float32))
     assert "context" not in unnamed
+
+
+def test_a_context_file_of_another_length_is_named_with_the_events(tmp_path):
+    """``fit style-gan calo.h5:layer_0 --context calo.h5:short`` said "the context have 100 rows but the events have
+    450", naming neither file."""
+    import h5py
+
+    from hepgen.data.sources import open_events
+
+    with h5py.File(tmp_path / "calo.h5", "w") as f:
+        f["layer_0"] = np.ones((45, 3, 8), dtype=np.float32)
+        f["short"] = np.ones(10, dtype=np.float32)
+    data, ctx = f"{tmp_path / 'calo.h5'}:layer_0", f"{tmp_path / 'calo.h5'}:short"
+    with pytest.raises(DataError) as info:
+        open_events(data, context=ctx)
+    message = str(info.value)
+    assert f"the context ({ctx}) has 10 rows but the events ({data}) have 45" in message, message

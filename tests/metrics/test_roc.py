@@ -53,3 +53,18 @@ def test_two_gaussians_closed_form_within_bootstrap_error(delta):
     t = np.linspace(-4, 4, 20001)
     sic = norm.sf(t - delta) / np.sqrt(norm.sf(t))
     assert m["max_sic"] == pytest.approx(sic.max(), abs=5 * m["max_sic_err"] + 0.02)
+
+
+def test_no_numpy_warning_when_a_replica_passes_no_background():
+    """Well-separated scores: at ε_S = 0.3 some replicas pass no background (rejection inf). Their errors come from the
+    finite replicas; numpy's "invalid value encountered in subtract" (bootstrap's unused std over inf) reached the
+    user's stderr under ``hepgen roc -q``."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    background, signal = rng.normal(0.0, 1.0, 200), rng.normal(3.0, 1.0, 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = roc_summary(signal, background, n_bootstrap=50)
+    assert out["rejection_at_eps_s_0.3"] is None or out["rejection_at_eps_s_0.3"] > 20
+    assert out["auc_err"] is not None and 0 < out["auc_err"] < 0.05

@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                          description="Evaluate a tagger or an anomaly score: per signal the AUC, the maximal "
                                      "significance improvement ε_S/√ε_B and where it sits, and 1/ε_B at ε_S = 0.3 "
                                      "and 0.5, each with a bootstrap error; ROC and SIC curves (PNG and PDF); with "
-                                     "--mass the background's mass after cuts at ε_B = 50/10/1 %% and the JSD of "
+                                     "--mass the background's mass after cuts at ε_B = 50/10/1 % and the JSD of "
                                      "passing vs failing background.")
     roc.add_argument("background", metavar="BACKGROUND", help="background scores, path[:key] (a hepgen score output)")
     roc.add_argument("signals", metavar="SIGNAL", nargs="+",

@@ -238,10 +238,12 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
         # finiteness is the model's check (check_labels), which names the column
         tgt = np.asarray(_array(labels, "the labels", finite=False), dtype=np.float64)
         tgt = tgt[:, None] if tgt.ndim == 1 else tgt.reshape(len(tgt), -1)
-    for what, extra in (("weights", w), ("context", ctx), ("labels", tgt)):
+    for what, extra, given in (("weights", w, weights), ("context", ctx, context), ("labels", tgt, labels)):
         if extra is not None and len(extra) != len(features):
-            raise DataError(f"the {what} have {len(extra)} rows but the events have {len(features)}; "
-                            "they must match row by row")
+            where = f" ({given})" if isinstance(given, (str, os.PathLike)) else ""  # a file names itself
+            events_where = f" ({x})" if isinstance(x, (str, os.PathLike, io.DataSpec)) else ""
+            raise DataError(f"the {what}{where} {'has' if what == 'context' else 'have'} {len(extra)} rows but the "
+                            f"events{events_where} have {len(features)}; they must match row by row")
     w = _checked_weights(w, x)
     events = Events(features, w, ctx, tgt)
     if model is not None:
@@ -334,7 +336,8 @@ def _load_multi(x: Any, weights: Any, context: Any, model: Any, *, stream: bool 
         ctx = ctx[:, None] if ctx.ndim == 1 else ctx
     for what, arr in (("weights", w), ("context", ctx)):
         if arr is not None and len(arr) != n:
-            raise DataError(f"the {what} have {len(arr)} rows but the events have {n}; they must match row by row")
+            raise DataError(f"the {what} {'has' if what == 'context' else 'have'} {len(arr)} rows but the events have "
+                            f"{n}; they must match row by row")
     if model is not None:
         for k, shape in shapes.items():
             if k not in features:

@@ -56,8 +56,11 @@ def roc_summary(signal_scores: np.ndarray, background_scores: np.ndarray, *,
             replicas.append(value)
             return value
 
-        bootstrap(collect, np.ravel(signal_scores), np.ravel(background_scores), signal_weights, background_weights,
-                  n=int(n_bootstrap), seed=seed, groups=(0, 1, 0, 1))
+        # bootstrap's own std (unused: inf rejections are dropped below) is NaN over inf replicas; numpy's
+        # "invalid value" warning reached the user's stderr, under -q too
+        with np.errstate(invalid="ignore"):
+            bootstrap(collect, np.ravel(signal_scores), np.ravel(background_scores), signal_weights,
+                      background_weights, n=int(n_bootstrap), seed=seed, groups=(0, 1, 0, 1))
         stacked = np.stack(replicas[1:])  # the first call is the central value
         for j, key in enumerate(keys):
             finite = stacked[:, j][np.isfinite(stacked[:, j])]
