@@ -415,3 +415,24 @@ def test_centroids_of_a_tiny_geometry_with_an_empty_layer_by_hand(tmp_path):
     assert [f[k][1] for k in ("centroid_x_0", "centroid_y_0", "width_x_0", "width_y_0")] == [0.0, 0.0, 0.0, 0.0]
     assert "centroid_x_2" not in f and "E_1" not in f and f["E_2"].tolist() == [4.0, 3.0]
     np.testing.assert_allclose(f["response"], [7.0 / 1000.0, 3.0 / 2000.0])
+
+
+def test_sample_names_the_context_files_row_of_an_energy_out_of_range(ds1, tmp_path, capsys):
+    """Every energy of --context FILE is checked before a shower is drawn, and a bad one is named with its row of
+    the file (the check ran per block and named the row within the block: 'context row 50' for row 250)."""
+    from hepgen.calo.caloflow import CaloFlow
+
+    flow = CaloFlow(geometry=str(ds1["xml"]), cell_transforms=1, cell_hidden=(8,), bins=4)
+    flow.energy_range_ = (2.0, 100.0)
+    flow.save(tmp_path / "run")
+    with h5py.File(ds1["train"]) as f, h5py.File(tmp_path / "far.h5", "w") as g:
+        energy = f["incident_energies"][:].copy()
+        energy[250, 0] = 1e8  # MeV: 10^5 GeV, 1000x the training range's top
+        g["incident_energies"], g["showers"] = energy, f["showers"][:]
+    fake = tmp_path / "fake.h5"
+    assert main(["sample", str(tmp_path / "run"), "-o", str(fake), "--context", str(tmp_path / "far.h5"),
+                 "--block-size", "100", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "the incident energy 100000 GeV (" in err and "far.h5 row 250) lies far outside the training range 2 to " \
+        "100 GeV" in err and "Traceback" not in err, err
+    assert not fake.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["far.h5", "run"]

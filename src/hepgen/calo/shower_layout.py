@@ -254,9 +254,11 @@ def check_training_energy(context: np.ndarray, names: Any, where: str, model: st
     return float(energy.min()), float(energy.max())
 
 
-def check_incident_energy(energy: Any, model: str, training: Any = None, extrapolate: bool = False) -> None:
+def check_incident_energy(energy: Any, model: str, training: Any = None, extrapolate: bool = False,
+                          where: str = "") -> None:
     """Refuse to generate at a non-physical incident energy (GeV: not positive and finite) and, unless
-    ``extrapolate``, farther than :data:`EXTRAPOLATION_FACTOR` beyond the ``training`` range (low, high)."""
+    ``extrapolate``, farther than :data:`EXTRAPOLATION_FACTOR` beyond the ``training`` range (low, high);
+    ``where``: the file the energies are the rows of (named with the row), else "context row"."""
     import torch
 
     e = torch.as_tensor(energy).detach().reshape(-1).double().cpu()
@@ -265,9 +267,9 @@ def check_incident_energy(energy: Any, model: str, training: Any = None, extrapo
     bad = ~(torch.isfinite(e) & (e > 0))
     if bool(bad.any()):
         row = int(torch.argmax(bad.to(torch.int8)))
-        where = f" (context row {row})" if bool((e != e[0]).any()) else ""
+        at = f" ({where or 'context'} row {row})" if where or bool((e != e[0]).any()) else ""
         raise ConfigError(f"{model}: the incident energy (context column 0) must be a positive number of GeV, got "
-                          f"{float(e[row]):.6g}{where}")
+                          f"{float(e[row]):.6g}{at}")
     if training is None or extrapolate:
         return
     low, high = (float(v) for v in training)
@@ -275,8 +277,8 @@ def check_incident_energy(energy: Any, model: str, training: Any = None, extrapo
     below, above = e < low / f, e > high * f
     if bool(below.any() or above.any()):
         row = int(torch.argmax((below | above).to(torch.int8)))
-        where = f" (context row {row})" if bool((e != e[0]).any()) else ""
-        raise ConfigError(f"{model}: the incident energy {float(e[row]):.6g} GeV{where} lies far outside the "
+        at = f" ({where or 'context'} row {row})" if where or bool((e != e[0]).any()) else ""
+        raise ConfigError(f"{model}: the incident energy {float(e[row]):.6g} GeV{at} lies far outside the "
                           f"training range {low:.6g} to {high:.6g} GeV (more than a factor {f:g} beyond it): the "
                           "showers would be an extrapolation the model never saw; to sample them anyway pass "
                           "extrapolate=True (hepgen sample --extrapolate)")
@@ -314,6 +316,12 @@ class IncidentEnergyChecks:
 
     def _check_energy(self, energy: Any, extrapolate: bool = False) -> None:
         check_incident_energy(energy, self.cli_name, self.energy_range_, extrapolate)
+
+    def check_context_energies(self, context: Any, where: str, extrapolate: bool = False) -> None:
+        """``hepgen sample --context FILE``: every incident energy (column 0, GeV) of the file checked before any
+        shower is drawn, a bad one named with its row of ``where`` (per block, the row was the block's)."""
+        energy = np.asarray(context, dtype=np.float64).reshape(len(context), -1)[:, 0]
+        check_incident_energy(energy, self.cli_name, self.energy_range_, extrapolate, where=where)
 
     @property
     def geometry_(self) -> ChallengeGeometry | None:

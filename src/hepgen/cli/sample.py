@@ -105,6 +105,9 @@ def cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     if hasattr(context, "read_rows") and len(context) != args.n:
         raise DataError(f"--context {args.context} has {len(context)} rows; give one row 'v1,v2' or one per event "
                         f"(-n {args.n})")
+    check_energies = getattr(model, "check_context_energies", None)  # a shower model: the whole file, first
+    if check_energies is not None and hasattr(context, "read_rows"):
+        check_energies(context_rows(context, 0, len(context)), str(args.context), extrapolate=args.extrapolate)
     check_rows = getattr(model, "check_sample_context", None)
     if check_rows is not None and context is not None and not hasattr(context, "read_rows"):
         check_rows(context, f"--context {args.context}", 0)
