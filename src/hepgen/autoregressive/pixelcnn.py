@@ -76,6 +76,10 @@ class PixelCNN(DensityModel):
     cli_name = "pixel-cnn"
     #: what ``export`` writes unless told: the log-probability per image (its use as an anomaly score)
     export_default = "log_prob"
+    #: what ``hepgen score`` says its columns are (the densities' wording, "log p(x) in the original units,
+    #: preprocessing Jacobian included", is wrong here)
+    score_description = ("log_prob = log P of the image quantised to its intensity levels (exact and normalised: a "
+                         "probability, no Jacobian); score = -log_prob, in nats")
 
     def __init__(self, shape: Sequence[int], levels: int = 16, channels: int = 32, layers: int = 6,
                  kernel_size: int = 3, context: int = 0):

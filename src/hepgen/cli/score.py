@@ -91,9 +91,10 @@ def cmd_score(args: argparse.Namespace, extra: list[str]) -> int:
             if start == 0:
                 writer.columns = {k: names for k, v in block.items()
                                   if names and v.ndim == 2 and v.shape[1] == len(names)}
-                what = ("log_prob = log p(x) in the original units of DATA (preprocessing Jacobian included); "
-                        "score = -log_prob" if "log_prob" in block else
-                        "score = anomaly score (higher = less like training)")
+                what = getattr(model, "score_description", None) or (
+                    "log_prob = log p(x) in the original units of DATA (preprocessing Jacobian included); "
+                    "score = -log_prob" if "log_prob" in block else
+                    "score = anomaly score (higher = less like training)")
             writer.write(block)
             bar.update(stop - start)
     for s in (source, context, weights):
