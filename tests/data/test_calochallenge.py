@@ -287,3 +287,25 @@ def test_layer_ids_that_skip_are_labels_and_the_voxels_follow_the_file(tmp_path)
     showers[0, 363:] = np.arange(1.0, 6.0)
     np.testing.assert_array_equal(g.split(showers)["layer_12"], [[[1.0, 2.0, 3.0, 4.0, 5.0]]])
     assert ChallengeGeometry.from_dict(g.to_dict()) == g
+
+
+@pytest.mark.parametrize("how", ["read", "memory", "stream"])
+def test_a_nan_voxel_is_named_with_its_row_layer_and_bins(xmls, tmp_path, how):
+    """Voxel 200 of dataset 1 photons is layer 2 (voxels 168-357, 10 angular x 19 radial bins), angular bin 1,
+    radial bin 13: the message names the file, the row and that place, read whole, in memory or streamed."""
+    path = write_challenge_file(tmp_path / "nan.h5", xmls["ds1"], 40, seed=3)
+    with h5py.File(path, "a") as f:
+        showers = f["showers"][:]
+        showers[31, 200] = np.nan
+        f["showers"][...] = showers
+    g = read_geometry(xmls["ds1"])
+    assert g.locate(200) == "layer 2, angular bin 1, radial bin 13" and g.locate(367) == \
+        "layer 12, angular bin 0, radial bin 4"
+    message = (r"nan\.h5:showers' holds 1 non-finite value.* at row 31, column 200 \(layer 2, angular bin 1, "
+               r"radial bin 13\)")
+    with pytest.raises(DataError, match=message):
+        if how == "read":
+            read_challenge(path, g)
+        else:
+            events = open_challenge(path, g, stream=how == "stream")
+            events.x["layer_2"].read_rows(0, 40)

@@ -152,6 +152,16 @@ class ChallengeGeometry:
             i = j + 1
         return ", ".join(parts)
 
+    def locate(self, voxel: int) -> str:
+        """Where voxel ``voxel`` of ``showers`` lies: 'layer 1, angular bin 3, radial bin 5' (for messages)."""
+        start = 0
+        for layer in self.layers:
+            if start <= voxel < start + layer.voxels:
+                a, r = divmod(voxel - start, layer.n_r)
+                return f"layer {layer.id}, angular bin {a}, radial bin {r}"
+            start += layer.voxels
+        return f"beyond the last layer ({self.voxels} voxels)"
+
     def split(self, showers: np.ndarray) -> dict[str, np.ndarray]:
         """``showers`` (n, voxels) -> {``layer_<id>``: (n, n_alpha, n_r)} (copies, C-contiguous)."""
         showers = np.asarray(showers)
@@ -430,7 +440,7 @@ def read_challenge(spec: str | os.PathLike, geometry: Any, limit: int | None = N
     path, prefix, source, energy = _layout(spec, geometry)
     with source:
         n = len(source) if limit is None else min(int(limit), len(source))
-        showers = source.read_rows(0, n)  # NaN/inf: a DataError naming the file, row and voxel
+        showers = _read_rows(source, 0, n, geometry)  # NaN/inf: a DataError naming the file, row, voxel, layer
     return geometry.split(showers), energy[:n] / MEV, geometry
 
 
@@ -445,11 +455,27 @@ def write_challenge(spec: str | os.PathLike, geometry: Any, layers: Mapping[str,
     io.write(spec, {ENERGY_KEY: energy.astype(np.float32), SHOWERS_KEY: showers})
 
 
+def _read_rows(source: Any, start: int, stop: int, geometry: ChallengeGeometry) -> np.ndarray:
+    """``source.read_rows``; its DataError for a NaN/inf voxel ('... at row 7, column 200') also names the voxel's
+    layer and bins."""
+    try:
+        return source.read_rows(start, stop)
+    except DataError as exc:
+        import re
+
+        found = re.search(r", column (\d+)", str(exc))
+        if found is None:
+            raise
+        column = int(found.group(1))
+        where = f", column {column} ({geometry.locate(column)})"
+        raise DataError(str(exc).replace(found.group(0), where, 1)) from None
+
+
 class _SharedRows:
     """Rows of the showers dataset, read once per (start, stop) for all the layers cut from them."""
 
-    def __init__(self, source: Any):
-        self.source = source
+    def __init__(self, source: Any, geometry: ChallengeGeometry):
+        self.source, self.geometry = source, geometry
         self._key: tuple[int, int] | None = None
         self._rows: np.ndarray | None = None
 
@@ -458,7 +484,7 @@ class _SharedRows:
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         if self._key != (start, stop):
-            self._key, self._rows = (start, stop), self.source.read_rows(start, stop)
+            self._key, self._rows = (start, stop), _read_rows(self.source, start, stop, self.geometry)
         return self._rows
 
     def close(self) -> None:
@@ -491,7 +517,7 @@ class ChallengeRows:
         self.geometry = read_geometry(geometry)
         _, _, source, energy = _layout(spec, self.geometry)
         self.energy = energy / MEV
-        shared, self.layers, start = _SharedRows(source), {}, 0
+        shared, self.layers, start = _SharedRows(source, self.geometry), {}, 0
         for layer in self.geometry.layers:
             if layer.voxels:
                 self.layers[layer.name] = _LayerRows(shared, start, layer)
@@ -535,7 +561,7 @@ def open_challenge(spec: Any, geometry: Any, *, weights: Any = None, weight_colu
     nbytes = len(source) * geometry.voxels * 4
     keep_on_disk = stream if stream is not None else nbytes > memory_limit_mb * 2**20
     if keep_on_disk:
-        shared = _SharedRows(source)
+        shared = _SharedRows(source, geometry)
         x, start = {}, 0
         for layer in geometry.layers:
             if layer.voxels:
@@ -543,7 +569,7 @@ def open_challenge(spec: Any, geometry: Any, *, weights: Any = None, weight_colu
             start += layer.voxels
     else:
         with source:
-            showers = source.read_rows(0, len(source))
+            showers = _read_rows(source, 0, len(source), geometry)
         x = geometry.split(showers)
     events = Events(x, w, (energy / MEV).astype(np.float32)[:, None], names={"context": ["energy"]}, spec=spec)
     events.geometry = geometry
