@@ -209,7 +209,7 @@ def test_a_class_column_must_be_named_when_the_context_has_several():
         BigGAN.from_data((3,), 1)
 
 
-def test_the_class_column_may_be_an_index_into_an_unnamed_context(tmp_path):
+def test_the_class_column_may_be_an_index_into_an_unnamed_context(tmp_path, showers_file, capsys):
     """``BigGAN(shape, context=2, class_column=1)`` on an array [energy, pdg]: the Python user's natural spelling was
     refused ("'1' is not a context column"); an index is checked against the context's width and survives save/load."""
     x, c = _data(60)
@@ -228,6 +228,16 @@ def test_the_class_column_may_be_an_index_into_an_unnamed_context(tmp_path):
     for bad in (2, -1):
         with pytest.raises(ConfigError, match="no index of the 2 context column"):
             _small(class_column=bad)
+    # the command line's digits too (a name wins where a column carries it)
+    data = showers_file / "layer.h5"
+    argv = ["fit", "big-gan", f"{data}:cells", "--context", f"{data}:cond", "--latent", 6, "--channels", "4,8",
+            "--width", 8, "--epochs", 1, "-q"]
+    code, _, err = run_cli(capsys, *argv, "--class-column", 1, "-o", tmp_path / "cli")
+    assert code == 0, err
+    assert hepgen.load(tmp_path / "cli").class_column_ == "ptype"
+    code, err = run_cli_for_error(capsys, [*argv, "--class-column", 5, "-o", tmp_path / "bad"])
+    assert code == 2 and "no index of the 2 context column(s) (energy, ptype)" in err and "Traceback" not in err, err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_save_and_load_round_trip_keeps_classes_and_samples(fitted, tmp_path):

@@ -389,8 +389,12 @@ class BigGAN(ImageEvents, Adversarial):
                 raise ConfigError(f"big-gan: the context has {self.context} columns ({', '.join(names)}); name the "
                                   "one that holds the class: --class-column NAME (class_column=)")
             return 0
-        if isinstance(self.class_column, int) and str(self.class_column) not in names:  # an index (a name wins)
-            return self.class_column
+        if str(self.class_column) not in names and str(self.class_column).isdigit():  # an index (a name wins)
+            index = int(self.class_column)  # an int from Python, digits from the command line or a config
+            if index >= len(names):
+                raise ConfigError(f"big-gan: --class-column {index} is no index of the {len(names)} context "
+                                  f"column(s) ({', '.join(names)})")
+            return index
         if str(self.class_column) not in names:
             raise ConfigError(f"big-gan: --class-column {excerpt(self.class_column)} is not a context column; the "
                               f"context columns: {', '.join(names)}")
