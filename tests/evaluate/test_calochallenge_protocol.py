@@ -182,3 +182,20 @@ def test_selection_by_accuracy_and_isotonic_calibration_on_the_validation_events
     np.testing.assert_allclose(net.predict_proba(grid)[:, 1], iso.predict(net._raw_proba(grid)), rtol=1e-12)
     with pytest.raises(Exception, match="needs validation events"):
         NeuralNetwork(calibrate="isotonic").fit(x, y)
+
+
+def test_fpd_and_kpd_at_jetnets_own_defaults():
+    """Without batch options the protocol's FPD and KPD are jetnet's defaults (batches of 20,000-50,000 and
+    10 x 5,000 drawn with replacement), number for number: the CaloChallenge results quote those."""
+    gen_metrics = _jetnet_gen_metrics()
+    ref, cand = _samples(400, 1), _samples(300, 2, shift=0.3)
+    got = calochallenge_metrics(ref, cand, classifier=False, n_bootstrap=2)
+    a, b = fpd_features(ref), fpd_features(cand)
+    theirs = gen_metrics.fpd(a, b)
+    assert got["fpd"]["candidate"]["value"] == pytest.approx(1e3 * float(theirs[0]), rel=1e-6)
+    # the error is the fit's over the batch sizes: agrees to ~1e-6 (rounding in the extrapolation fit)
+    assert got["fpd"]["candidate"]["error"] == pytest.approx(1e3 * float(theirs[1]), rel=1e-4)
+    theirs = gen_metrics.kpd(a, b)
+    assert (got["kpd"]["candidate"]["value"], got["kpd"]["candidate"]["error"]) == pytest.approx(
+        (1e3 * float(theirs[0]), 1e3 * float(theirs[1])), rel=1e-6)
+    assert "FPD and KPD follow jetnet" in got["notes"][0]
