@@ -211,3 +211,13 @@ def test_an_image_model_given_a_table_names_the_file_and_writes_no_run(tmp_path,
     code, err = run_cli_for_error(capsys, ["fit", "stack-gan", f"{tmp_path / 'img.h5'}:images", "-o", tmp_path / "r2",
                                            "--coarse-factor", 0, "-q"])
     assert code == 2 and "img.h5" not in err and "coarse_factor" in err, err
+
+
+def test_conv_vae_help_says_what_latent_channels_and_beta_are(capsys):
+    """Issue 25's β-VAE is trained as 'hepgen fit conv-vae --beta B'; its --help gave '--latent (default: 16)' with no
+    words and '--beta as for VAE' (the docstring's shared Args line was not read as one per option)."""
+    assert main(["fit", "conv-vae", "--help"]) == 0
+    lines = capsys.readouterr().out.split("hyper-parameters of conv-vae")[1]
+    described = {line.split()[0]: line for line in lines.splitlines() if line.strip().startswith("--")}
+    assert "size of z" in described["--latent"] and "channels" in described["--channels"]
+    assert "KL" in described["--beta"] and "as for VAE" not in described["--beta"]

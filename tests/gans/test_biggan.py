@@ -325,6 +325,8 @@ def test_cli_help_lists_the_hyper_parameters(capsys):
     assert code == 0
     for flag in ("--class-column", "--classes", "--ortho-weight", "--hierarchical", "--embed"):
         assert flag in out
+    # each training option in its own words (they all read "see hepgen.gans.adversarial.Adversarial ...")
+    assert "see hepgen" not in out and "critic steps per generator step" in out and "Adam betas" in out
 
 
 def test_cli_score_names_the_file_and_row_of_an_unknown_class(showers_file, tmp_path, capsys):

@@ -276,9 +276,13 @@ class ConvVAE(_Variational):
     """Convolutional VAE on images (C, H, W) or (H, W).
 
     Args:
-        shape: event shape; latent: size of z; channels: conv channels (depth each way).
+        shape: event shape (C, H, W) or (H, W).
+        latent: size of z.
+        channels: conv channels of the encoder, in order (the decoder mirrors them).
         decoder: ``bernoulli`` (default, values in [0, 1]), ``gaussian`` or ``gaussian-fixed``.
-        beta, decoder_sigma, activation, context: as for :class:`VAE`.
+        beta: weight of the KL term (β-VAE): 1 is the ELBO, larger β pushes towards independent (disentangled)
+            latents (``hepgen report latents RUN`` measures them).
+        decoder_sigma, activation, context: as for :class:`VAE`.
         kernel_size, downsample: as for :class:`hepgen.autoencoders.ConvAutoencoder`.
         preprocess: ``minmax`` (default) or ``none``.
     """

@@ -295,8 +295,13 @@ class BigGAN(ImageEvents, Adversarial):
         ortho_weight: β of the orthogonal regulariser on the generator (0: none; BigGAN 1e-4).
         spectral_norm: spectral normalisation of every critic layer (BigGAN: yes).
         loss: an adversarial loss (:mod:`hepgen.gans.losses`; BigGAN's hinge by default).
-        critic_steps, lr_critic, lr_generator, betas, ema, clip, gp_weight: see
-            :class:`hepgen.gans.adversarial.Adversarial` (betas (0, 0.999) as BigGAN).
+        critic_steps: critic steps per generator step.
+        lr_critic: learning rate of the critic (None: the fit lr).
+        lr_generator: learning rate of the generator (None: the fit lr).
+        betas: Adam betas of both players ((0, 0.999) as in BigGAN).
+        ema: decay of the generator's exponential moving average (0: none); samples come from the EMA generator.
+        clip: weight-clipping bound c for loss="wgan".
+        gp_weight: λ of the gradient penalty for loss="wgan-gp".
         preprocess: the pixels' preprocessing.
 
     Fitted: ``classes_`` (the class values, in the order of the embeddings' columns) and ``class_column_``.
