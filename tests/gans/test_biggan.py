@@ -320,6 +320,27 @@ def test_cli_fit_sample_with_truncation_resume_and_refusals(showers_file, tmp_pa
     assert not (tmp_path / "bad").exists()
 
 
+def test_resuming_on_events_of_another_class_names_the_classes_and_leaves_the_run(showers_file, tmp_path, capsys):
+    """A resumed fit builds its networks for the classes of its training data before the checkpoint is loaded: a new
+    class (13) gave "does not match this model (Error(s) in loading state_dict for BigGAN:)"."""
+    data, run = showers_file / "layer.h5", tmp_path / "run"
+    argv = ["--class-column", "ptype", "--latent", 6, "--channels", "4,8", "--width", 8, "-o", run, "-q"]
+    code, _, err = run_cli(capsys, "fit", "big-gan", f"{data}:cells", "--context", f"{data}:cond", "--epochs", 1, *argv)
+    assert code == 0, err
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with h5py.File(data) as f:
+        cells, energy, ptype = f["cells"][:], f["cond/energy"][:], f["cond/ptype"][:]
+    ptype[40] = 13.0
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["cells"], f["cond/energy"], f["cond/ptype"] = cells, energy, ptype
+    other = tmp_path / "other.h5"
+    code, err = run_cli_for_error(capsys, ["fit", "big-gan", f"{other}:cells", "--context", f"{other}:cond",
+                                           "--epochs", 2, "--resume", *argv])
+    assert code == 2 and "Traceback" not in err, err
+    assert "knows the classes 11, 22, 211" in err and "'ptype'" in err and "13 as well" in err, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
 def test_cli_help_lists_the_hyper_parameters(capsys):
     code, out, _ = run_cli(capsys, "fit", "big-gan", "--help")
     assert code == 0

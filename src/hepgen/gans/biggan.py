@@ -470,6 +470,16 @@ class BigGAN(ImageEvents, Adversarial):
         values = state_dict.get("generator.split.values") if hasattr(state_dict, "get") else None
         if self.generator is None and values is not None:
             self._build([float(v) for v in values.tolist()])
+        elif values is not None:  # a resumed fit built its networks for the classes of its training data first
+            saved, built = [float(v) for v in values.tolist()], self.classes_ or []
+            if len(saved) != len(built) or not np.allclose(saved, built, rtol=1e-6, atol=1e-6):
+                new = [v for v in built if not np.isclose(saved, v, rtol=1e-6, atol=1e-6).any()]
+                shown = ", ".join(f"{v:g}" for v in saved[:12]) + (" ..." if len(saved) > 12 else "")
+                raise ValueError(f"its big-gan knows the classes {shown}, but the class column "
+                                 f"'{self.class_column_}' of the training data holds "
+                                 + (f"{', '.join(f'{v:g}' for v in new[:12])} as well" if new else
+                                    f"only {', '.join(f'{v:g}' for v in built[:12])}")
+                                 + "; continue it on events of its classes, or start a new run")
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def extra_state(self) -> dict[str, Any]:
