@@ -248,3 +248,125 @@ def test_monitoring_val_ess_keeps_the_epoch_of_highest_ess():
     # the ESS is measured on the same seeded draws every epoch: the restored flow measures the best value again
     assert model.epoch_metrics()["ess"] == pytest.approx(max(ess), rel=1e-6)
     assert [h["monitor"] for h in model.history_] == [-e for e in ess]
+
+
+TINY = textwrap.dedent('''
+    import torch
+
+    def S(phi):  # interacting, anisotropic, Z2 broken by h: sum_x [sum_mu k_mu (phi_{x+mu} - phi_x)^2 - phi^2 + phi^4 + h phi]
+        s = -phi**2 + phi**4 + 0.5 * phi
+        for axis, kappa in ((1, 1.0), (2, 0.3)):
+            s = s + kappa * (torch.roll(phi, -1, axis) - phi) ** 2
+        return s.sum((1, 2))
+''')
+
+
+def tiny_observables(phi):
+    """(M, φ², φ_x φ_{x+1} along axis 1, along axis 2) per configuration of (n, 2, 2) fields."""
+    phi = np.asarray(phi, dtype=float)
+    return [phi.mean((1, 2)), (phi**2).mean((1, 2)), (phi * np.roll(phi, -1, 1)).mean((1, 2)),
+            (phi * np.roll(phi, -1, 2)).mean((1, 2))]
+
+
+def test_mh_chain_and_reweighting_of_a_users_action_on_2x2_against_brute_force(tmp_path, capsys):
+    """A user's action file on a 2 x 2 lattice through fit, sample --mcmc and weighted sample on the CLI: the chain's and
+    the reweighted averages match a 4-D quadrature of exp(-S) of the same file; the proposals alone do not."""
+    import importlib.util
+
+    action = tmp_path / "tiny.py"
+    action.write_text(TINY)
+    spec = importlib.util.spec_from_file_location("tiny", action)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    grid = np.linspace(-3.0, 3.0, 25)
+    points = np.stack(np.meshgrid(grid, grid, grid, grid, indexing="ij"), -1).reshape(-1, 2, 2)
+    p = np.exp(-module.S(torch.as_tensor(points)).numpy())
+    exact = [float(p @ o / p.sum()) for o in tiny_observables(points)]
+    run, chain, weighted = tmp_path / "run", tmp_path / "chain.h5", tmp_path / "w.h5"
+    # two steps: a poor proposal (nearly N(0, 1)) the chain and the weights must correct
+    assert main(["fit", "lattice-flow", "--action", f"{action}:S", "--shape", "2,2", "--steps-per-epoch", "2",
+                 "--epochs", "1", "--layers", "2", "--channels", "4", "--ess-draws", "0", "-o", run, "-q"]) == 0
+    assert main(["sample", run, "-n", "40000", "--mcmc", "--action", f"{action}:S", "--seed", "1", "-o", chain,
+                 "-q"]) == 0
+    assert main(["sample", run, "-n", "40000", "--action", f"{action}:S", "--seed", "2", "-o", weighted, "-q"]) == 0
+    with h5py.File(chain) as f:
+        configs, acceptance = f["configs"][:], float(f["acceptance"][()])
+    with h5py.File(weighted) as f:
+        proposals, log_w = f["samples"][:], f["log_weight"][:]
+    assert 0.05 < acceptance < 0.95
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    for series, raw, truth in zip(tiny_observables(configs), tiny_observables(proposals), exact):
+        err = series.std() * np.sqrt(tau_int(series) / len(series))
+        assert abs(series.mean() - truth) < 4 * err, (series.mean(), err, truth)
+        rw_err = np.sqrt(np.sum(w**2 * (raw - w @ raw) ** 2))  # the delta-method error of a self-normalised mean
+        assert abs(w @ raw - truth) < 4 * rw_err, (w @ raw, rw_err, truth)
+    m_raw, m_err = tiny_observables(proposals)[0].mean(), tiny_observables(configs)[0].std() / np.sqrt(len(configs))
+    assert abs(m_raw - exact[0]) > 10 * m_err  # the proposals alone are far off: the correction is exercised
+    assert exact[2] > exact[3] + 0.05  # the anisotropy is in the numbers the chain reproduced
+
+
+def test_a_users_target_or_function_that_breaks_the_contract_is_refused_before_training(tmp_path):
+    """A Target subclass has no checks of its own: its log_prob is checked like an action file's S (a torch tensor
+    of shape (batch,), finite, differentiable) before any step, naming the class; nothing is written."""
+    from hepgen.errors import DataError
+    from hepgen.targets import Target
+
+    def free(phi):
+        return (phi**2 + (torch.roll(phi, -1, 1) - phi) ** 2 + (torch.roll(phi, -1, 2) - phi) ** 2).sum((1, 2))
+
+    class Mine(Target):
+        name = "mine"
+
+        def __init__(self, log_prob):
+            self.event_shape, self.function = (4, 4), log_prob
+
+        def log_prob(self, phi):
+            return self.function(phi)
+
+    cases = [(lambda p: -free(p) * float("nan"), "nan"), (lambda p: -p.sum(-1), "returned shape (16, 4)"),
+             (lambda p: -free(p).sum(), "returned shape ()"), (lambda p: -free(p)[:, None], "returned shape (16, 1)"),
+             (lambda p: -free(p).detach(), "without the field's gradient"),
+             (lambda p: -free(p).detach().numpy(), "not a torch tensor"), (lambda p: 1 / 0, "raised ZeroDivisionError")]
+    for log_prob, words in cases:
+        model = LatticeFlow(target=Mine(log_prob), layers=2, channels=(4,), ess_draws=0)
+        with pytest.raises(DataError, match=r"target .*Mine") as info:
+            model.fit(None, steps_per_epoch=2, epochs=1, batch_size=32, seed=0, quiet=True, run_dir=tmp_path / "run")
+        assert words in str(info.value), (words, str(info.value))
+        assert not (tmp_path / "run").exists()
+    # the same rules for a plain function, named by its Python name
+    with pytest.raises(DataError, match="action .*<lambda>.*without the field's gradient"):
+        LatticeFlow(target=lambda p: free(p).detach(), shape=(4, 4), layers=2, channels=(4,),
+                    ess_draws=0).fit(None, steps_per_epoch=2, epochs=1, batch_size=32, quiet=True)
+
+
+def test_action_takes_the_function_or_target_itself_in_python(tmp_path):
+    def free1d(phi):
+        return (phi**2 + (torch.roll(phi, -1, 1) - phi) ** 2).sum(1)
+
+    model = LatticeFlow(free1d, shape=16, layers=2, channels=(4,), ess_draws=0)  # the first argument, as action=
+    assert model.lattice == (16,) and model.user_code()["option"] == "action"
+    model.fit(None, steps_per_epoch=3, epochs=1, batch_size=32, seed=0, quiet=True)
+    model.save(tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"hepgen.load\(run, action=<the function>\)"):
+        hepgen.load(tmp_path / "run")
+    again = hepgen.load(tmp_path / "run", action=free1d)
+    np.testing.assert_array_equal(again.sample_mcmc(300, seed=2)["configs"], model.sample_mcmc(300, seed=2)["configs"])
+    from hepgen.targets import Phi4
+    assert LatticeFlow(action=Phi4(L=4), layers=2, channels=(4,)).lattice == (4, 4)
+    # a file named as target= (the command line's --target) is pointed to --action
+    with pytest.raises(ConfigError, match="--action FILE.py:NAME"):
+        LatticeFlow(target="my_action.py:S", shape=(4, 4))
+    with pytest.raises(ConfigError, match="a function S"):
+        LatticeFlow(action=3, shape=(4, 4))
+
+
+def test_a_resumed_lattice_flow_continues_as_one_uninterrupted_run(tmp_path, actions):
+    """--resume continues the run (the action file checked again)."""
+    common = ["fit", "lattice-flow", "--action", f"{actions}:free3d", "--shape", "2,2,4", "--steps-per-epoch", "3",
+              *SMALL]
+    assert main([*common, "--epochs", "2", "-o", tmp_path / "whole"]) == 0
+    assert main([*common, "--epochs", "1", "-o", tmp_path / "part"]) == 0
+    assert main([*common, "--epochs", "2", "-o", tmp_path / "part", "--resume"]) == 0
+    whole, part = ((tmp_path / r / "metrics.csv").read_text().splitlines() for r in ("whole", "part"))
+    assert len(part) == 3 and [row.split(",")[:6] for row in part] == [row.split(",")[:6] for row in whole]

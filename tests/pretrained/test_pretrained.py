@@ -65,6 +65,9 @@ def test_the_cli_samples_and_describes_a_shipped_flow(capsys, tmp_path):
         assert np.isfinite(float(f["tau_int"][()]))
     code, text, _ = run_cli(capsys, "info", "pretrained:phi4-L6")
     assert code == 0 and "shipped with hepgen" in text and "phi4-flow" in text and "command" in text
+    # the acceptance the shipped flow measured, and the command that measures it again
+    quality = pretrained.describe("pretrained:phi4-L6")["quality"]
+    assert f"acceptance={quality['acceptance']:.4g}" in text and quality["command"] in text
 
 
 def test_a_damaged_file_is_refused(tmp_path, monkeypatch):

@@ -118,8 +118,9 @@ def add_user_code(parser: argparse.ArgumentParser) -> None:
                         "the same file again (its sha256 is checked; a run never imports code on its own)")
     parser.add_argument("--matrix-element", dest="matrix_element", metavar="FILE.py:NAME", help="a phase-space-flow: "
                         "the matrix-element file it was trained with, again (sha256 checked)")
-    parser.add_argument("--action", metavar="FILE.py:NAME", help="a lattice-flow trained on your own action: the same "
-                        "file again (sha256 checked; a run never imports code on its own)")
+    parser.add_argument("--action", metavar="FILE.py:NAME", help="a lattice-flow trained on your own action S (S "
+                        "takes phi (batch, *shape), returns (batch,), differentiable torch): the same file again "
+                        "(sha256 checked; a run never imports code on its own)")
 
 
 def user_code(args: argparse.Namespace) -> dict[str, str]:

@@ -39,6 +39,12 @@ def cmd_info(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"about      {entry.get('description', '')}")
         for key, value in (entry.get("training") or {}).items():
             print(f"  {key:<16} {_plain(value)}")
+        quality = dict(entry.get("quality") or {})
+        if quality:  # what the shipped model measured, and the command that measures it again
+            command = quality.pop("command", None)
+            print(f"recorded   {_plain({k: f'{v:.4g}' if isinstance(v, float) else v for k, v in quality.items()})}")
+            if command:
+                print(f"  {'reproduce':<16} {command}")
     if model is None:
         where = f"{code.get('path')}:{code.get('name')}" if code.get("path") else str(code.get("name"))
         print(f"model      {config['model']}  (not loaded: it needs the user's {str(code.get('option')).replace('_', ' ')})")

@@ -42,8 +42,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_block_size(sample)
     add_quiet(sample)
     sample.add_argument("--mcmc", action="store_true", help="a model trained on a lattice action (phi4-flow, "
-                        "lattice-flow): an "
-                        "independence Metropolis-Hastings chain of N steps (configs, acceptance, tau_int); .h5/.npz")
+                        "lattice-flow: give its --action file again): an independence Metropolis-Hastings chain of "
+                        "N steps (configs, acceptance, tau_int); .h5/.npz")
     sample.add_argument("--unweighted", action="store_true", help="a model trained on an integrand "
                         "(hypercube-flow, phase-space-flow): N unweighted events by accept-reject against the max weight; "
                         ".h5/.npz, or .lhe (phase-space-flow: momenta, cross section in the header)")

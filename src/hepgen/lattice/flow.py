@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hepgen.errors import ConfigError
+from hepgen.errors import ConfigError, DataError, HepgenError
 from hepgen.export import ExportGraph, GraphModule, Port, event_ports
 from hepgen.flows.distributions import StandardNormal
 from hepgen.flows.model import FlowModel
@@ -40,7 +40,8 @@ from hepgen.metrics.sampling import effective_sample_size_from_log_weights
 from hepgen.models import register
 from hepgen.nn.rng import seeded
 from hepgen.targets import Target
-from hepgen.targets.user import UserAction, load_function
+from hepgen.options import excerpt
+from hepgen.targets.user import UserAction, check_action, load_function
 
 KINDS = ("affine", "spline")
 #: float32 values kept per site, coupling layer and event while training, beyond the conditioner's outputs: four
@@ -84,9 +85,13 @@ class LatticeFlow(FlowModel):
     """Flow on configurations of a periodic lattice for the user's action, data-free (module doc).
 
     Args:
-        action: the user's action from a file, FILE.py:NAME (S: φ (batch, *shape) -> (batch,), torch).
-        shape: the lattice's sites per axis, 1 to 3 axes (e.g. 16,16).
-        target: in Python instead of ``action``: a :class:`~hepgen.targets.Target` (``log_prob = −S``) or a
+        action: the user's action S in a file, FILE.py:NAME: S takes the fields φ, a float torch tensor (batch,
+            *shape), and returns the action S(φ) (batch,) (the density is exp(−S) on the periodic lattice),
+            finite and differentiable in torch (the flow is trained through its gradient). The run records the
+            file's path and sha256 and never imports it on its own: give it again to sample (``--action``). In
+            Python also the function or a Target itself.
+        shape: the lattice's sites per axis, 1 to 3 axes of >= 2 sites (e.g. 32; 16,16; 6,10; 4,4,4).
+        target: Python only, instead of ``action``: a :class:`~hepgen.targets.Target` (``log_prob = −S``) or a
             function S(φ).
         layers: coupling layers (checkerboard parity alternating).
         channels: hidden channels of each conditioner's convolutions.
@@ -125,14 +130,20 @@ class LatticeFlow(FlowModel):
         """The action: the user's file ``path.py:NAME``, a Target or a callable S(φ) on ``shape``."""
         if action is not None and target is not None:
             raise ConfigError("lattice-flow: give the action once, action='my_action.py:S' (--action) or target=")
+        option = "target"
+        if action is not None and not isinstance(action, str) and (isinstance(action, Target) or callable(action)):
+            action, target, option = None, action, "action"  # in Python the function or Target itself, as action=
+        if isinstance(target, str):
+            raise ConfigError(f"lattice-flow: target={excerpt(target)} takes a Python function S(phi) or a Target; "
+                              "an action in a file is given as --action FILE.py:NAME (in Python action='FILE.py:NAME')")
         if isinstance(shape, (int, np.integer)):
             shape = (int(shape),)
         if isinstance(shape, str) or not isinstance(shape, (list, tuple)):
             raise ConfigError(f"lattice-flow: shape must be the lattice's sites per axis, e.g. 16,16; got {shape!r}")
         if action is not None:
             if not isinstance(action, str):
-                raise ConfigError(f"lattice-flow: action must be a path FILE.py:NAME, got {type(action).__name__}; "
-                                  "pass a Python function or Target as target=")
+                raise ConfigError(f"lattice-flow: action must be a path FILE.py:NAME, a function S(phi) or a Target, "
+                                  f"got {type(action).__name__}")
             function, source = load_function(action, "--action")
             self.user_code_ = {"option": "action", **source}
             return UserAction(function, shape, source)
@@ -140,10 +151,10 @@ class LatticeFlow(FlowModel):
             if target.domain != "real":
                 raise ConfigError(f"lattice-flow: the target {target.name!r} is defined on {target.domain}, not on "
                                   "real fields")
-            self.user_code_ = {"option": "target", "name": type(target).__qualname__}
+            self.user_code_ = {"option": option, "name": type(target).__qualname__}
             return target
         if callable(target):
-            self.user_code_ = {"option": "target", "name": getattr(target, "__qualname__", type(target).__name__)}
+            self.user_code_ = {"option": option, "name": getattr(target, "__qualname__", type(target).__name__)}
             return UserAction(target, shape)
         raise ConfigError("lattice-flow needs the action S(φ): on the command line --action my_action.py:S --shape "
                           "16,16; in Python action='my_action.py:S' or target=<a function or Target>")
@@ -288,15 +299,27 @@ class LatticeFlow(FlowModel):
                 "sites",
                 "lower --batch-size or --shape (or --layers, --channels)")
 
-    @torch.no_grad()
     def check_target(self, n: int = 16) -> None:
-        """On ``n`` N(0, 1) fields: S is finite and of the right shape (the target's own checks), and S(−φ) = S(φ)
-        when ``z2`` is on."""
+        """On ``n`` N(0, 1) fields: S is a finite torch tensor of shape (n,) that carries φ's gradient (for any
+        target: a user's Target subclass has no checks of its own), and S(−φ) = S(φ) when ``z2`` is on; a
+        DataError names the target otherwise. The caller's RNG is left alone."""
         with seeded(0):
             phi = torch.randn(n, *self.lattice, dtype=torch.float64)
-        s = self.target.log_prob(phi)
+        user = isinstance(self.target, UserAction)
+        what = self.target.label if user else f"target {type(self.target).__qualname__}"
+        x = phi.clone().requires_grad_(True)
+        with torch.enable_grad():
+            try:
+                s = self.action_of(x)
+            except HepgenError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the user's code failing is a user error, named
+                raise DataError(f"{what} raised {type(exc).__name__} on a field of shape {tuple(x.shape)}: "
+                                f"{excerpt(str(exc), 120)}") from None
+            check_action(s, x, what, column=user)
         if self.z2:
-            flipped = self.target.log_prob(-phi)
+            with torch.no_grad():
+                s, flipped = self.target.log_prob(phi), self.target.log_prob(-phi)
             if not torch.allclose(s, flipped, rtol=1e-6, atol=1e-6 * float(s.abs().max() + 1)):
                 raise ConfigError(f"{self.cli_name}: z2 proposes each field with both signs, which is exact only for "
                                   f"an action with S(-phi) = S(phi); {getattr(self.target, 'label', self.target.name)} "

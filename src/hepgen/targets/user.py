@@ -97,10 +97,29 @@ def check_values(values: Any, batch: int, what: str, shape: tuple[int, ...], x: 
     if bool(bad.any()):
         row = int(torch.nonzero(bad)[0])
         kind = "negative" if bool(torch.isfinite(v[row])) else "not finite"
-        point = "" if x is None else f" (input {excerpt([round(float(t), 6) for t in x[row].flatten()], 80)})"
+        point = "" if x is None else f" (input {excerpt([round(float(t), 6) for t in x[row].detach().flatten()], 80)})"
         raise DataError(f"{what} returned {float(v[row])!r} ({kind}) at row {row} of a batch of {batch}{point}; "
                         f"values must be finite{' and >= 0' if nonnegative else ''}")
     return v
+
+
+def check_action(s: Any, x: Tensor, what: str, column: bool = True) -> Tensor:
+    """A lattice action's result S(φ) for the fields ``x`` (batch, *shape), checked: a torch tensor of shape
+    (batch,) (or (batch, 1) when ``column``, returned as (batch,)), finite, and carrying φ's gradient when ``x``
+    has one. Otherwise a DataError naming ``what`` (the file and function, or the target) and the first bad row."""
+    if not isinstance(s, Tensor):
+        raise DataError(f"{what} returned {type(s).__name__}, not a torch tensor: the action must be "
+                        "differentiable torch code (a flow is trained through its gradient)")
+    if column and s.dim() == 2 and s.shape[1] == 1:
+        s = s[:, 0]
+    if tuple(s.shape) != (len(x),):  # check_values would take a column (batch, 1) too
+        raise DataError(f"{what} returned shape {tuple(s.shape)} for input of shape {tuple(x.shape)}; it must return "
+                        f"one value per row, shape ({len(x)},)")
+    check_values(s, len(x), what, tuple(x.shape), x, nonnegative=False)
+    if x.requires_grad and not s.requires_grad:
+        raise DataError(f"{what} returned a tensor without the field's gradient (detached, or computed "
+                        "through NumPy): the action must be differentiable torch code")
+    return s
 
 
 class UserFunction:
@@ -200,16 +219,7 @@ class UserAction(Target):
         except Exception as exc:  # noqa: BLE001 - the user's code failing is a user error, named
             raise DataError(f"{self.label} raised {type(exc).__name__} on a field of shape {tuple(x.shape)}: "
                             f"{excerpt(str(exc), 120)}") from None
-        if not isinstance(s, Tensor):
-            raise DataError(f"{self.label} returned {type(s).__name__}, not a torch tensor: the action must be "
-                            "differentiable torch code (a flow is trained through its gradient)")
-        if s.dim() == 2 and s.shape[1] == 1:
-            s = s[:, 0]
-        check_values(s, len(x), self.label, tuple(x.shape), x, nonnegative=False)
-        if x.requires_grad and not s.requires_grad:
-            raise DataError(f"{self.label} returned a tensor without the field's gradient (detached, or computed "
-                            "through NumPy): the action must be differentiable torch code")
-        return s.to(x.dtype)
+        return check_action(s, x, self.label).to(x.dtype)
 
     def log_prob(self, x: Tensor) -> Tensor:
         return -self.action(x)
@@ -218,4 +228,4 @@ class UserAction(Target):
         return {"shape": list(self.shape), "action": describe(self.function, self.source)}
 
 
-__all__ = ["UserAction", "UserFunction", "UserIntegrand", "check_values", "describe", "file_sha256", "load_function", "split_spec"]
+__all__ = ["UserAction", "UserFunction", "UserIntegrand", "check_action", "check_values", "describe", "file_sha256", "load_function", "split_spec"]
