@@ -221,3 +221,17 @@ def test_conv_vae_help_says_what_latent_channels_and_beta_are(capsys):
     described = {line.split()[0]: line for line in lines.splitlines() if line.strip().startswith("--")}
     assert "size of z" in described["--latent"] and "channels" in described["--channels"]
     assert "KL" in described["--beta"] and "as for VAE" not in described["--beta"]
+
+
+def test_a_runs_own_config_yaml_and_a_flat_data_key_are_config_files(tmp_path, capsys):
+    """-c RUN/config.yaml repeats a run (its record-only entries, user_code, fitted, data, are skipped); a flat 'data:'
+    key names the training events."""
+    np.save(tmp_path / "d.npy", np.random.default_rng(1).normal(size=(300, 2)).astype(np.float32))
+    (tmp_path / "c.yaml").write_text(f"data: {tmp_path / 'd.npy'}\nepochs: 1\nlr: 0.02\n")
+    code, _, err = run_cli(capsys, "fit", "gaussian", "-c", tmp_path / "c.yaml", "--out", tmp_path / "a", "-q")
+    assert code == 0, err
+    assert _fitted(tmp_path / "a")["train"]["lr"] == 0.02
+    code, _, err = run_cli(capsys, "fit", "gaussian", tmp_path / "d.npy", "-c", tmp_path / "a" / "config.yaml",
+                           "--out", tmp_path / "b", "-q")
+    assert code == 0, err
+    assert _fitted(tmp_path / "b")["train"] == _fitted(tmp_path / "a")["train"]

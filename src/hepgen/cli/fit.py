@@ -244,12 +244,19 @@ def _read_config(path: str, model_keys: Sequence[str]) -> dict[str, Any]:
     raw = read_yaml(path, "config file") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must be a mapping of keys to values")
+    own_run = "fitted" in raw or "hepgen_version" in raw  # a run's own config.yaml: its records are skipped
     flat: dict[str, Any] = {}
     for section in ("params", "train"):
         if isinstance(raw.get(section), dict):
             flat.update(raw.pop(section))
-    for ignored in ("fitted", "hepgen_version", "data", "command"):  # sections of a run's own config.yaml
+    if isinstance(raw.get("data"), dict):  # a run's own record of its inputs (a flat 'data' key is DATA)
+        raw.pop("data")
+    for ignored in ("fitted", "hepgen_version", "command", "user_code"):  # sections of a run's own config.yaml
         raw.pop(ignored, None)
+    if own_run:  # what the data decided and the engine noted (features, world_size, ...): records, not settings
+        for recorded in ("warm_start", "world_size", *SHAPE_KEYS):
+            if recorded not in model_keys:
+                flat.pop(recorded, None)
     flat.update(raw)
     valid = list(model_keys) + list(TRAIN_KEYS) + list(DATA_KEYS) + ["model", "data", "out"]
     for key in flat:
