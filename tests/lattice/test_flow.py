@@ -370,3 +370,8 @@ def test_a_resumed_lattice_flow_continues_as_one_uninterrupted_run(tmp_path, act
     assert main([*common, "--epochs", "2", "-o", tmp_path / "part", "--resume"]) == 0
     whole, part = ((tmp_path / r / "metrics.csv").read_text().splitlines() for r in ("whole", "part"))
     assert len(part) == 3 and [row.split(",")[:6] for row in part] == [row.split(",")[:6] for row in whole]
+    # the run's own config.yaml as -c gives the same settings again (its records skipped), the action still on the line
+    config = tmp_path / "part" / "config.yaml"
+    assert main(["fit", "lattice-flow", "-c", config, "--action", f"{actions}:free3d", "--epochs", "3", "-o",
+                 tmp_path / "part", "--resume", "-q"]) == 0
+    assert len((tmp_path / "part" / "metrics.csv").read_text().splitlines()) == 4
