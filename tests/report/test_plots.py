@@ -336,3 +336,31 @@ def test_compare_draws_adaptive_bins_units_and_a_2d_density_for_two_features(tmp
     figures.clear()
     compare(rng.normal(size=(50, 3)), rng.normal(size=(50, 3)), report_dir=tmp_path / "r3", n_bootstrap=2)
     assert not (tmp_path / "r3" / "plots" / "density_2d.png").exists()
+
+
+def test_saving_a_figure_with_math_labels_logs_no_font_fallback(tmp_path, caplog):
+    """``hepgen roc -q --report`` printed two "findfont: ... 'cursive' not found" lines: the ROC axes' $\\epsilon$ labels
+    are laid out at save time, where mathtext looks up its default calligraphic family. The caches are cleared so the
+    lookup happens here (matplotlib logs it once per process)."""
+    import logging
+
+    import matplotlib.font_manager
+    import matplotlib.mathtext
+    import matplotlib.style
+    from matplotlib.figure import Figure
+
+    from hepgen.report.plots import STYLE, save_figure
+
+    matplotlib.font_manager.fontManager._findfont_cached.cache_clear()
+    matplotlib.mathtext.MathTextParser._parse_cached.cache_clear()
+    with matplotlib.style.context(STYLE):  # built in the style, laid out when saved (as the ROC/SIC figure)
+        fig = Figure(figsize=(4, 3), layout="constrained")
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1])
+        ax.set_xlabel(r"signal efficiency $\epsilon_S$")
+        ax.set_ylabel(r"$\epsilon_S/\epsilon_B^{1/2}$")
+    with caplog.at_level(logging.WARNING, logger="matplotlib.font_manager"):
+        save_figure(fig, tmp_path / "f.png", pdf=True)
+    assert (tmp_path / "f.png").stat().st_size > 0 and (tmp_path / "f.pdf").exists()
+    assert not [r for r in caplog.records if "findfont" in r.getMessage()], [r.getMessage() for r in caplog.records]
+    assert logging.getLogger("matplotlib.font_manager").level == logging.NOTSET  # left as it was

@@ -7,7 +7,9 @@ Every function returns the path of the PNG it wrote.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -92,14 +94,29 @@ def save_figure(fig: Figure, out_png: str | Path, pdf: bool = False) -> Path:
     Axis labels wider than the figure allows (a long feature name under a narrow panel) are first
     centred on their axis and then shrunk until they fit (:func:`fit_axis_labels`).
     """
-    fit_axis_labels(fig)
-    out_png = Path(out_png)
-    with atomic_path(out_png, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    if pdf:
-        with atomic_path(out_png.with_suffix(".pdf"), suffix=".pdf") as tmp:
-            fig.savefig(tmp, format="pdf")
+    with _quiet_font_fallback():
+        fit_axis_labels(fig)
+        out_png = Path(out_png)
+        with atomic_path(out_png, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
+        if pdf:
+            with atomic_path(out_png.with_suffix(".pdf"), suffix=".pdf") as tmp:
+                fig.savefig(tmp, format="pdf")
     return out_png
+
+
+@contextmanager
+def _quiet_font_fallback() -> Iterator[None]:
+    """matplotlib's font manager logs "findfont: Font family ['cursive'] not found" (mathtext's default calligraphic
+    family, looked up for any $...$ label) on a machine without such fonts, on the user's stderr and under -q too;
+    it falls back to DejaVu Sans all the same. Its logger is raised to ERROR while a figure is laid out and saved."""
+    logger = logging.getLogger("matplotlib.font_manager")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def fit_axis_labels(fig: Figure, smallest: float = 7.0) -> None:
