@@ -11,7 +11,7 @@ import yaml
 import hepgen
 from hepgen.cli import main
 from hepgen.data import io
-from tests.helpers import run_cli
+from tests.helpers import run_cli, run_cli_for_error
 
 
 @pytest.fixture
@@ -235,3 +235,21 @@ def test_a_runs_own_config_yaml_and_a_flat_data_key_are_config_files(tmp_path, c
                            "--out", tmp_path / "b", "-q")
     assert code == 0, err
     assert _fitted(tmp_path / "b")["train"] == _fitted(tmp_path / "a")["train"]
+
+
+def test_data_may_follow_the_flags(tmp_path, capsys, monkeypatch):
+    """argparse takes DATA only right after MODEL; written after flags (training or the model's own, boolean or
+    not) it is still the training data, the same run as in the usual order; a second DATA is refused."""
+    monkeypatch.chdir(tmp_path)
+    np.save("d.npy", np.random.default_rng(0).normal(size=(300, 2)).astype(np.float32))
+    usual = ["fit", "vae", "d.npy", "--epochs", "1", "--latent", "3", "--seed", "2", "-q", "-o", "a"]
+    later = ["fit", "vae", "--epochs", "1", "--latent", "3", "d.npy", "--seed", "2", "-q", "-o", "b"]
+    assert main(usual) == 0 and main(later) == 0, capsys.readouterr().err
+    a, b = _fitted(tmp_path / "a"), _fitted(tmp_path / "b")
+    assert a["data"] == b["data"] and a["params"] == b["params"] and b["params"]["latent"] == 3 and b["train"]["epochs"] == 1
+    wa, wb = (hepgen.load(tmp_path / r).state_dict() for r in "ab")  # the same training, weight for weight
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k].numpy(), wb[k].numpy()) for k in wa)
+    code, err = run_cli_for_error(capsys, ["fit", "vae", "--epochs", "1", "d.npy", "e.npy", "-o", "c"])
+    assert code == 2 and "'e.npy'" in err and "one DATA" in err and not (tmp_path / "c").exists()
+    code, err = run_cli_for_error(capsys, ["fit", "vae", "d.npy", "--epochs", "1", "e.npy", "-o", "c"])
+    assert code == 2 and "'e.npy'" in err and not (tmp_path / "c").exists()

@@ -211,9 +211,14 @@ def _model_flags(cls: type) -> dict[str, inspect.Parameter]:
             if key not in shape_keys(cls)}
 
 
-def _parse_model_flags(cls: type, name: str, extra: Sequence[str]) -> dict[str, str | bool]:
-    """``--key value``/``--key=value`` pairs of ``extra`` by parameter name (values still text; a
-    boolean flag alone means true)."""
+BOOLEAN_WORDS = ("true", "false", "yes", "no", "on", "off", "1", "0")
+
+
+def _parse_model_flags(cls: type, name: str, extra: Sequence[str],
+                       stray: list[str] | None = None) -> dict[str, str | bool]:
+    """``--key value``/``--key=value`` pairs of ``extra`` by parameter name (values still text; a boolean flag
+    alone, or followed by anything but true/false/yes/no/on/off/1/0, means true). A token that is neither a
+    flag nor a flag's value goes to ``stray`` when given (DATA written after the flags), else is refused."""
     flags = _model_flags(cls)
     out: dict[str, str | bool] = {}
     tokens = list(extra)
@@ -222,15 +227,23 @@ def _parse_model_flags(cls: type, name: str, extra: Sequence[str]) -> dict[str, 
         token = tokens[i]
         flag, eq, text = token.partition("=")
         if flag not in flags:
+            if stray is not None and not token.startswith("-"):
+                stray.append(token)
+                i += 1
+                continue
             what = "option" if token.startswith("-") else "argument"
             raise ConfigError(f"unknown {what} {token!r} for model {name!r}{suggest(flag, list(flags))}; its "
                               f"hyper-parameters: {', '.join(flags) or '(none)'}")
         param = flags[flag]
         if not eq:
-            if i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-                text, i = tokens[i + 1], i + 1
-            elif isinstance(param.default, bool):
-                text = "true"
+            following = tokens[i + 1] if i + 1 < len(tokens) else None
+            if isinstance(param.default, bool):
+                if following is not None and following.lower() in BOOLEAN_WORDS:
+                    text, i = following, i + 1
+                else:
+                    text = "true"
+            elif following is not None and not following.startswith("--"):
+                text, i = following, i + 1
             else:
                 raise ConfigError(f"{flag} of model {name!r} needs a value")
         if param.name in out and "Sequence" in str(param.annotation):  # a list flag given again (--cut A --cut B)
@@ -280,8 +293,16 @@ def resolve_settings(cls: type, name: str, args: argparse.Namespace, extra: Sequ
             raise ConfigError(f"--option {excerpt(key)}: {name!r} has no hyper-parameter or training setting of that "
                               f"name{suggest(key, valid)}; valid: {', '.join(valid)}")
         raw[key] = (text, f"--option {key}", True)
-    for key, text in _parse_model_flags(cls, name, extra).items():
+    stray: list[str] = []
+    for key, text in _parse_model_flags(cls, name, extra, stray).items():
         raw[key] = (text, f"--{key.replace('_', '-')}", True)
+    if stray:  # argparse takes DATA only right after MODEL: 'fit MODEL --flag V DATA' leaves it here
+        if getattr(args, "data", None) is None and len(stray) == 1:
+            args.data = stray[0]
+        else:
+            token = stray[1] if getattr(args, "data", None) is None else stray[0]
+            raise ConfigError(f"unknown argument {token!r} for model {name!r}: fit takes one DATA (given: "
+                              f"{args.data or stray[0]!r}); its hyper-parameters: {', '.join(_model_flags(cls)) or '(none)'}")
     for key in list(TRAIN_KEYS) + list(DATA_KEYS):
         value = getattr(args, key, None)
         if value is not None:
