@@ -394,6 +394,16 @@ def _one_per_event(value: Any) -> bool:
     return np.ndim(value) == 1
 
 
+def refuse_several_arrays(name: str, event_shape: Any) -> None:
+    """``from_data`` of a family of one array per event (an image model): events of several arrays (an HDF5 group
+    of datasets, e.g. a calorimeter's layers) are refused naming them (their names were read as image sides, and
+    two or three arrays passed the (C, H, W) check only to fail with "invalid literal for int()")."""
+    if isinstance(event_shape, Mapping):
+        arrays = ", ".join(f"{k} {tuple(int(s) for s in v)}" for k, v in event_shape.items())
+        raise ConfigError(f"{name} models one array per event; this data holds several per event ({arrays}): name "
+                          f"one of them in the key, e.g. FILE:GROUP/{next(iter(event_shape))}")
+
+
 def resolve_run(run_dir: str | Path) -> Path:
     """The run directory ``run_dir``, or a model shipped with hepgen for ``pretrained:NAME`` (:mod:`hepgen.pretrained`)."""
     from hepgen.pretrained import resolve

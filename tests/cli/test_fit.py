@@ -206,6 +206,15 @@ def test_an_image_model_given_a_table_names_the_file_and_writes_no_run(tmp_path,
     assert code == 2 and "Traceback" not in err, err
     assert f"{tmp_path / 'table.h5'}:showers/flat: " in err and "(10,)" in err, err
     assert not (tmp_path / "run").exists()
+    # a group of two layers: the names were read as image sides ("bad hyper-parameters ... invalid literal for int()")
+    with h5py.File(tmp_path / "layers.h5", "w") as f:
+        f["showers/layer_1"] = np.ones((40, 12, 12), dtype=np.float32)
+        f["showers/layer_2"] = np.ones((40, 12, 6), dtype=np.float32)
+    argv[2] = f"{tmp_path / 'layers.h5'}:showers"
+    code, err = run_cli_for_error(capsys, argv)
+    assert code == 2 and "Traceback" not in err and "hyper-parameters" not in err, err
+    assert f"{tmp_path / 'layers.h5'}:showers: " in err and "layer_1 (12, 12), layer_2 (12, 6)" in err, err
+    assert not (tmp_path / "run").exists()
     # a refusal of a hyper-parameter does not blame DATA
     io.write(tmp_path / "img.h5:images", np.ones((40, 8, 8), dtype=np.float32))
     code, err = run_cli_for_error(capsys, ["fit", "stack-gan", f"{tmp_path / 'img.h5'}:images", "-o", tmp_path / "r2",

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from hepgen.errors import ConfigError
-from hepgen.models import Model
+from hepgen.models import Model, refuse_several_arrays
 from hepgen.nn.conv import ConvDecoder, ConvEncoder, image_shape
 from hepgen.nn.mlp import MLP
 
@@ -144,6 +144,7 @@ class LatentModel(Model, metaclass=ABCMeta):
 
 def conv_from_data(cls: type[Model], event_shape: tuple[int, ...], context: int, **params: Any) -> Model:
     """``from_data`` of image families: events (C, H, W) or (H, W) become ``shape``."""
+    refuse_several_arrays(cls.cli_name, event_shape)
     if len(event_shape) not in (2, 3):
         raise ConfigError(f"{cls.cli_name} models images of shape (C, H, W) or (H, W); this data has events of "
                           f"shape {event_shape} (use the dense model for tabular data)")

@@ -27,7 +27,7 @@ from hepgen.autoregressive.levels import IntensityLevels
 from hepgen.density import DensityModel
 from hepgen.errors import ConfigError, DataError
 from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
-from hepgen.models import Model, register
+from hepgen.models import Model, refuse_several_arrays, register
 from hepgen.nn.pixelcnn import GatedPixelCNN
 
 #: images of the training events read per chunk when fitting the levels
@@ -97,6 +97,7 @@ class PixelCNN(DensityModel):
 
     @classmethod
     def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Model:
+        refuse_several_arrays(cls.cli_name, event_shape)
         if len(event_shape) not in (2, 3):
             raise ConfigError(f"pixel-cnn models images of shape (H, W) or (1, H, W); this data has events of "
                               f"shape {event_shape}")

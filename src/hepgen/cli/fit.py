@@ -423,7 +423,8 @@ def _from_data(cls: type, spec: Any, events: Any, params: dict[str, Any]) -> Any
         return cls.from_data(events.event_shape, events.context_size, **params)
     except HepgenError as exc:
         message, shape = str(exc), events.event_shape
-        quoted = {str(shape), str(tuple(shape)), str(list(shape))} if not isinstance(shape, dict) else set()
+        quoted = ({str(shape), str(tuple(shape)), str(list(shape))} if not isinstance(shape, dict) else
+                  {f"{k} {tuple(int(s) for s in v)}" for k, v in shape.items()})
         if str(spec) in message or not any(q in message for q in quoted):
             raise
         raise type(exc)(f"{spec}: {message}") from None

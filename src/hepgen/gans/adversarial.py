@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from hepgen.errors import ConfigError
 from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
 from hepgen.gans.losses import AdversarialLoss, get_loss, gradient_penalty
-from hepgen.models import Model, Player
+from hepgen.models import Model, Player, refuse_several_arrays
 
 
 def reset_module(module: nn.Module) -> None:
@@ -90,6 +90,7 @@ class ImageEvents:
 
     @classmethod
     def from_data(cls, event_shape: tuple[int, ...], context: int, **params: Any) -> Any:
+        refuse_several_arrays(cls.cli_name, event_shape)
         if len(event_shape) not in (2, 3):
             raise ConfigError(f"{cls.cli_name} models images (batch, C, H, W) or (batch, H, W); this data has "
                               f"events of shape {tuple(event_shape)} ({cls.tabular_hint})")
