@@ -96,3 +96,22 @@ def test_a_context_file_of_another_length_is_named_with_the_events(tmp_path):
         open_events(data, context=ctx)
     message = str(info.value)
     assert f"the context ({ctx}) has 10 rows but the events ({data}) have 45" in message, message
+
+
+def test_context_columns_of_an_unnamed_image_array_say_to_give_file_key(tmp_path):
+    """``fit style-gan calo.h5:layer_0 --context energy``: the image dataset has no columns, and the refusal spoke of
+    "columns or exclude" (options the user never gave) without a word on --context."""
+    import h5py
+
+    from hepgen.data.sources import open_events
+
+    with h5py.File(tmp_path / "calo.h5", "w") as f:
+        f["layer_0"] = np.ones((45, 3, 8), dtype=np.float32)
+        f["energy"] = np.ones(45, dtype=np.float32)
+    with pytest.raises(DataError) as info:
+        open_events(f"{tmp_path / 'calo.h5'}:layer_0", context="energy")
+    message = str(info.value)
+    assert message.startswith("--context 'energy' names columns of the events") and "unnamed array" in message
+    assert f"{tmp_path / 'calo.h5'}:energy" in message, message
+    with pytest.raises(DataError, match="--weights 'w' names columns"):
+        open_events(f"{tmp_path / 'calo.h5'}:layer_0", weights="w")

@@ -183,7 +183,15 @@ def load_events(x: Any, weights: Any = None, context: Any = None, model: Any = N
                 who = getattr(model, "cli_name", None) or "the model"
                 raise DataError(f"{exc} ({who} reads its training labels {', '.join(label_cols)} from the columns "
                                 "of the data; name them with its hyper-parameters, e.g. --label)") from None
-        source = io.open_source(x, exclude=weight_cols + context_cols + label_cols)
+        try:
+            source = io.open_source(x, exclude=weight_cols + context_cols + label_cols)
+        except DataError as exc:
+            if not (weight_cols or context_cols) or "unnamed array" not in str(exc):
+                raise
+            flag, value = ("--context", context) if context_cols else ("--weights", weights)
+            raise DataError(f"{flag} {value!r} names columns of the events, but '{x}' holds an unnamed array (an "
+                            f"image or a plain matrix: no column names); give {flag} as FILE:KEY, a dataset of one "
+                            f"value per event (e.g. {str(x).split(':')[0]}:{value.split(',')[0]})") from None
         nbytes = len(source) * int(np.prod(source.event_shape)) * 4
         keep_on_disk = stream if stream is not None else nbytes > memory_limit_mb * 2**20
         names["x"] = list(source.columns) if source.columns else None
