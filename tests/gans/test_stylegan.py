@@ -48,6 +48,77 @@ def test_modulated_convolution_is_a_plain_convolution_with_each_events_scaled_we
     torch.testing.assert_close(out, grouped.reshape(4, 5, 7, 9) + layer.bias[None, :, None, None])
 
 
+def _plain_style_conv(layer, x, w, noise):
+    """StyleGAN2's style conv spelled out per event: conv with s_i w_oik [/ ‖·‖], + γ n + b, lrelu(·, 0.2) · √2."""
+    out = []
+    for b in range(x.shape[0]):
+        y = F.conv2d(x[b:b + 1], layer.modulated_weight(w[b:b + 1])[0], padding=layer.padding)
+        y = y + layer.noise_strength * noise[b:b + 1] + layer.bias[None, :, None, None]
+        out.append(F.leaky_relu(y, 0.2) * math.sqrt(2.0))
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_activated_style_conv_with_noise_matches_the_per_event_plain_computation(memory_format):
+    # forward folds the gain √2 into d, γ and b and may run channels-last: the same function, forward and backward
+    torch.manual_seed(3)
+    layer = StyleConv(5, 6, style=7, kernel_size=3)
+    with torch.no_grad():
+        layer.noise_strength.fill_(0.4)
+        layer.bias.normal_()
+        layer.affine_weight.mul_(2.0)
+    x = torch.randn(4, 5, 9, 8).contiguous(memory_format=memory_format).requires_grad_(True)
+    w, noise = torch.randn(4, 7, requires_grad=True), torch.randn(4, 1, 9, 8)
+    out, expected = layer(x, w, noise), _plain_style_conv(layer, x, w, noise)
+    torch.testing.assert_close(out, expected)
+    probe = torch.randn_like(expected)
+    grads = torch.autograd.grad((out * probe).sum(), [x, w, *layer.parameters()])
+    expected_grads = torch.autograd.grad((expected * probe).sum(), [x, w, *layer.parameters()])
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e)
+
+
+def test_equalised_layers_with_activation_match_lrelu_times_root_two():
+    from hepgen.gans.style_networks import EqualConv2d, EqualLinear
+
+    torch.manual_seed(4)
+    conv, linear = EqualConv2d(3, 4, 3, activate=True), EqualLinear(6, 5, lr_mul=0.01, bias_init=0.3, activate=True)
+    with torch.no_grad():
+        conv.bias.normal_()
+    x, v = torch.randn(2, 3, 6, 7), torch.randn(8, 6)
+    plain_conv = F.leaky_relu(F.conv2d(x, conv.weight / math.sqrt(27), conv.bias, padding=1), 0.2) * math.sqrt(2.0)
+    plain_linear = F.leaky_relu(F.linear(v, linear.weight * 0.01 / math.sqrt(6), linear.bias * 0.01), 0.2) * math.sqrt(2)
+    torch.testing.assert_close(conv(x), plain_conv)
+    torch.testing.assert_close(linear(v), plain_linear)
+
+
+@pytest.mark.parametrize("shape", [(40, 40), (3, 96), (12, 6)])
+def test_channels_last_layout_leaves_generator_and_critic_unchanged(shape, monkeypatch):
+    # the networks run their feature maps channels-last for speed: against the same networks in NCHW
+    from hepgen.gans import style_networks
+
+    torch.manual_seed(5)
+    m = StyleGAN(shape, context=1, **SMALL)
+    z, c = torch.randn(6, 4), torch.randn(6, 1)
+    noise = torch.randn(6, m.noise_size)
+    x = torch.randn(6, *shape, requires_grad=True)
+
+    def run():
+        image = m.generator(z, c, noise)
+        score = m.critic(x, c)
+        grads = torch.autograd.grad(image.square().sum() + score.sum(), [x, *m.generator.parameters(),
+                                                                          *m.critic.parameters()])
+        return image, score, grads
+
+    fast = run()
+    monkeypatch.setattr(style_networks, "channels_last", lambda t: t.contiguous())
+    plain = run()
+    torch.testing.assert_close(fast[0], plain[0])
+    torch.testing.assert_close(fast[1], plain[1])
+    for g, e in zip(fast[2], plain[2]):  # float32 sums in another order: relative rounding ~1e-6 of the largest
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5 * float(e.abs().max()))
+
+
 def test_demodulation_gives_unit_output_variance_for_unit_variance_input():
     torch.manual_seed(1)
     layer = StyleConv(16, 6, style=8, kernel_size=3, noise=False, activate=False)
