@@ -36,6 +36,12 @@ big-gan ``hepgen.BigGAN`` with its defaults (residual blocks of channels
 with spectral norm, hinge loss, orthogonal regularisation 1e-4, betas (0, 0.999), EMA 0.99), on the particles task
 only (it needs a class column). Add an architecture as one more entry with the same data and budget.
 
+PixelCNN's anomaly AUCs (issue 25) are measured by benchmarks/jets_anomaly.py (scorer ``pixel_cnn``: the same
+QCD training jets, test jets and seeds as its conv-AE and NSF scorers, trained for the conv-AE's training CPU
+time); this script does not measure them again but copies them, with the conv-AE's and the NSF's, from
+benchmarks/results/jets_anomaly.json into its JSON's ``pixel_cnn_anomaly`` section (which names that source) when
+that file has a ``pixel_cnn`` entry.
+
     .venv/bin/python benchmarks/gan_architectures.py --quick             # ≤ 60 s: tiny budget, a smoke run
     .venv/bin/python benchmarks/gan_architectures.py --resume            # full: 20,000 training events per task,
                                                                          # 900 CPU s per architecture and task
@@ -73,6 +79,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _budget import fit_for_budget  # noqa: E402
 from _jets_data import jets  # noqa: E402
 from _machine import Meter  # noqa: E402
 from _units import Units  # noqa: E402
@@ -262,17 +269,41 @@ def fidelity_diversity(model: torch.nn.Module, task: dict[str, Any], quick: bool
                             features=lambda images: particles_features(task, images))
 
 
+# -- PixelCNN as an anomaly score: measured by jets_anomaly.py, carried here -------------------------------------------
+#: the scorers PixelCNN is compared with (issue 25: "compared with the conv-AE and NSF scores on the same jets")
+ANOMALY_PEERS = ("pixel_cnn", "conv_ae", "conv_ae_sqrt", "nsf", "nsf_m_tau")
+
+
+def pixel_cnn_anomaly(source: Path) -> dict[str, Any] | None:
+    """PixelCNN's anomaly AUCs (top and W jets against QCD) beside the conv-AE's and the NSF's, copied from the
+    results of benchmarks/jets_anomaly.py (``source``), the one owner of that measurement (same jets, seeds and
+    test sample; PixelCNN trained for the conv-AE's training CPU time); None when it has no pixel_cnn entry."""
+    if not source.exists():
+        return None
+    result = json.loads(source.read_text())
+    direct = result.get("tasks", {}).get("direct", {})
+    if "pixel_cnn" not in direct:
+        return None
+    aucs = {name: {sig: {k: v[sig][k] for k in ("auc", "auc_seed_std", "auc_bootstrap_err", "auc_by_seed")}
+                   for sig in ("top", "w") if sig in v}
+            for name in ANOMALY_PEERS if (v := direct.get(name))}
+    cpu = {name: round(float(np.mean([u["cpu_s"] for k, u in result.get("units", {}).items()
+                                      if k.startswith(f"direct/{name}/")])), 1)
+           for name in aucs if any(k.startswith(f"direct/{name}/") for k in result.get("units", {}))}
+    return {"source": str(source.relative_to(source.parents[2]) if len(source.parents) > 2 else source),
+            "task": "direct: trained on QCD jets, top and W jets as anomalies", "quick": result.get("quick"),
+            "scale": result.get("scale"), "pixel_cnn_settings": result.get("pixel_cnn_settings"),
+            "auc": aucs, "unit_cpu_s_mean": cpu}
+
+
 # -- training at a fixed budget ------------------------------------------------------------------------------------------
 def train_for_budget(model: torch.nn.Module, task: dict[str, Any], budget: float, settings: dict[str, Any],
                      run_dir: Path, max_epochs: int) -> dict[str, Any]:
-    """Epochs until ``budget`` CPU seconds are spent, each a resumed fit (optimiser state and RNG carry on)."""
-    used, epoch = 0.0, 0
-    while used < budget and epoch < max_epochs:
-        epoch += 1
-        start = time.process_time()
-        model.fit(task["x"], context=task["context"], epochs=epoch, run_dir=run_dir, resume=epoch > 1, quiet=True,
-                  val_fraction=0, monitor=None, **settings)
-        used += time.process_time() - start
+    """Epochs until ``budget`` CPU seconds are spent, each a resumed fit (optimiser state and RNG carry on):
+    benchmarks/_budget.py."""
+    epoch, used = fit_for_budget(
+        lambda epoch: model.fit(task["x"], context=task["context"], epochs=epoch, run_dir=run_dir, resume=epoch > 1,
+                                quiet=True, val_fraction=0, monitor=None, **settings), budget, max_epochs)
     steps = int(model.generator_updates) if hasattr(model, "generator_updates") else None
     return {"epochs": epoch, "train_cpu_s": round(used, 2), "generator_steps": steps,
             "generator_parameters": sum(p.numel() for p in model.generator.parameters()),
@@ -395,6 +426,9 @@ def main() -> None:
     out["cpu_hours_units"] = round(sum(r["cpu_s"] for r in unit_records.values()) / 3600, 3)
     out["units_folder"] = str(units.folder.relative_to(DATA.parent) if units.folder.is_relative_to(DATA.parent)
                               else units.folder)
+    anomaly = pixel_cnn_anomaly(RESULTS / "jets_anomaly.json")
+    if anomaly is not None:
+        out["pixel_cnn_anomaly"] = anomaly
     out["machine"] = meter.record()
     out["command"] = " ".join(sys.argv)
     from hepgen.files import atomic_write_text

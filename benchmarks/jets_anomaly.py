@@ -85,12 +85,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import _jet_cache as jet_cache
+from _budget import fit_for_budget
 from _jets_data import COLUMNS, DATA, cached_path, jets
 from _machine import Meter
 from _units import Units
@@ -103,12 +105,15 @@ from hepgen.metrics.roc import sic_curve
 from hepgen.report.roc import plot_roc_sic, roc_report
 
 RESULTS = Path(__file__).parent / "results"
-SCORERS = ("conv_ae", "conv_ae_sqrt", "conv_vae", "ae", "vae", "nsf", "nsf_m_tau", "combined", "supervised")
+SCORERS = ("conv_ae", "conv_ae_sqrt", "conv_vae", "pixel_cnn", "ae", "vae", "nsf", "nsf_m_tau", "combined", "supervised")
 IMAGE_SCORERS = ("conv_ae", "conv_ae_sqrt", "conv_vae")
 COMBINED = ("conv_ae_sqrt", "nsf_m_tau")  # the parts of the Fisher combination
 TASKS = ("direct", "inverted", "contaminated_1pct", "contaminated_5pct")
 SUBSET = ("mass", "tau21", "tau32")
 TRAIN = {"batch_size": 256, "lr": 2e-3, "scheduler": "cosine", "val_fraction": 0.0, "monitor": None, "quiet": True}
+#: the conv_ae units' mean CPU seconds in the direct task (benchmarks/results/jets_anomaly.json: 519.5, 495.4, 433.4
+#: for seeds 1-3, training 30 epochs on 50k QCD images plus scoring 45k test images) less that scoring (~8 s)
+PIXEL_CNN_BUDGET = 475.0
 KEYS = ("auc", "max_sic", "eps_s_at_max_sic", "rejection_at_eps_s_0.3", "rejection_at_eps_s_0.5")
 
 
@@ -152,6 +157,9 @@ class Scorer:
             else:
                 model = hepgen.ConvVAE((40, 40), a.image_latent, channels=channels, decoder="gaussian-fixed",
                                        decoder_sigma=1.0, preprocess="standard")
+        elif kind == "pixel_cnn":  # the family `hepgen fit pixel-cnn` builds, narrower than its defaults (docstring)
+            return hepgen.PixelCNN((40, 40), levels=a.pixel_cnn_levels, channels=a.pixel_cnn_channels,
+                                   layers=a.pixel_cnn_layers)
         elif kind == "ae":
             return hepgen.Autoencoder(len(COLUMNS), a.feature_latent, hidden=(64, 32))
         elif kind == "vae":
@@ -163,12 +171,14 @@ class Scorer:
         return model  # conv weights in channels_last (hepgen.autoencoders.base.conv_networks; module docstring)
 
     def _input(self, sample: dict) -> np.ndarray:
-        return sample[{"conv_ae": "images", "conv_ae_sqrt": "sqrt_images", "conv_vae": "sqrt_images",
+        return sample[{"conv_ae": "images", "pixel_cnn": "images", "conv_ae_sqrt": "sqrt_images", "conv_vae": "sqrt_images",
                        "nsf_m_tau": "subset"}.get(self.name, "features")]
 
-    def fit(self, train: dict, seed: int) -> Scorer:
+    def fit(self, train: dict, seed: int, budget: float | None = None) -> Scorer:
         self.model = self._build()
         x = self._input(train)
+        if self.name == "pixel_cnn":
+            return self._fit_budget(x[:self.args.image_train_jets], seed, budget)
         image = self.name in IMAGE_SCORERS
         n = self.args.image_train_jets if image else None
         epochs = self.args.image_epochs if image else self.args.epochs
@@ -177,8 +187,25 @@ class Scorer:
         self.model.fit(x[:n] if n else x, epochs=epochs, seed=seed, **TRAIN)
         return self
 
+    def _fit_budget(self, x: np.ndarray, seed: int, budget: float) -> Scorer:
+        """Train for ``budget`` CPU seconds (benchmarks/_budget.py), each of its "epochs" one resumed pass over the
+        next of ``--pixel-cnn-slices`` interleaved slices of the training images (so the budget is overshot by at
+        most one slice, not one pass over all of them); the levels are fitted on the first slice."""
+        slices = self.args.pixel_cnn_slices
+        settings = {"batch_size": TRAIN["batch_size"], "lr": self.args.pixel_cnn_lr, "seed": seed,
+                    "val_fraction": 0.0, "monitor": None, "quiet": True}
+        with tempfile.TemporaryDirectory() as tmp:
+            run = Path(tmp) / "run"
+            steps, used = fit_for_budget(lambda k: self.model.fit(x[(k - 1) % slices::slices], epochs=k, run_dir=run,
+                                                                  resume=k > 1, **settings), budget, 100_000)
+        self.budget_record = {"budget_cpu_s": round(budget, 1), "train_cpu_s": round(used, 1), "slices_trained": steps,
+                              "passes": round(steps / slices, 2), "train_images": len(x)}
+        return self
+
     def score(self, sample: dict) -> np.ndarray:
         x = self._input(sample)
+        if self.name == "pixel_cnn":  # in chunks: the gated stacks of 15k 40×40 images at once need ~10 GB
+            return np.concatenate([self.model.score(x[i:i + 1024]).double().numpy() for i in range(0, len(x), 1024)])
         if self.name in ("conv_vae", "vae"):  # −ELBO with fewer posterior samples than score()'s 16 (speed)
             return (-self.model.elbo(x, k=self.args.vae_k)).double().numpy()
         return self.model.score(x).double().numpy()
@@ -248,6 +275,17 @@ def main() -> int:
     parser.add_argument("--image-tasks", nargs="*", default=None, choices=TASKS,
                         help="tasks the image scorers (and the combination) run in (default: all; --quick: "
                              "direct and inverted)")
+    parser.add_argument("--pixel-cnn-tasks", nargs="*", default=["direct"], choices=TASKS,
+                        help="tasks pixel_cnn runs in (default: direct)")
+    parser.add_argument("--pixel-cnn-budget", type=float, default=None,
+                        help=f"pixel_cnn's training CPU seconds on the {50000} QCD training jets, scaled by a task's "
+                             f"training jets ({PIXEL_CNN_BUDGET:g}: the conv_ae's; --quick 2)")
+    parser.add_argument("--pixel-cnn-levels", type=int, default=16)
+    parser.add_argument("--pixel-cnn-channels", type=int, default=16)
+    parser.add_argument("--pixel-cnn-layers", type=int, default=4)
+    parser.add_argument("--pixel-cnn-lr", type=float, default=1e-3)
+    parser.add_argument("--pixel-cnn-slices", type=int, default=10,
+                        help="the budget is checked after each pass over one of this many slices of the images")
     parser.add_argument("--reports", nargs="*", default=None, choices=SCORERS,
                         help="scorers whose report folder (ROC/SIC, mass sculpting) is written "
                              "(all; --quick: combined)")
@@ -265,11 +303,16 @@ def main() -> int:
     args.image_train_jets = args.image_train_jets or (300 if quick else None)
     args.bootstrap = args.bootstrap if args.bootstrap is not None else (5 if quick else 50)
     args.seeds = args.seeds or ([1, 2] if quick else [1, 2, 3])
+    if args.pixel_cnn_budget is None:
+        args.pixel_cnn_budget = 2.0 if quick else PIXEL_CNN_BUDGET
+    if args.pixel_cnn_budget <= 0 or args.pixel_cnn_slices < 1:
+        parser.error("--pixel-cnn-budget must be > 0 and --pixel-cnn-slices >= 1")
     if args.reports is None:  # the figures are most of a smoke run's time
         args.reports = ["combined"] if quick else list(SCORERS)
     if args.image_tasks is None:  # quick: the image models where they matter most (and cost least time)
         args.image_tasks = [t for t in args.tasks if t in ("direct", "inverted")] if quick else args.tasks
     image_tasks = set(args.image_tasks)
+    pixel_tasks = set(args.pixel_cnn_tasks)
     stem = "jets_anomaly_quick" if quick else "jets_anomaly"
     output = args.output or RESULTS / f"{stem}.json"
     fig_dir = output.with_suffix("")
@@ -327,6 +370,14 @@ def main() -> int:
                 "image_memory_format": "channels_last", "feature_latent": args.feature_latent,
                 "conv_vae_decoder": args.conv_vae_decoder, "vae_score": f"-ELBO, k = {args.vae_k}", "train": TRAIN,
                 "nsf_subset": list(SUBSET), "images": "40x40, pT fraction per pixel (conv_ae_sqrt: its square root)"}
+    # pixel_cnn came after the units of the committed run: its settings are checked per unit (below), so the
+    # manifest, and with it every other scorer's cached units, stays as it was
+    pixel_settings = {"model": "hepgen.PixelCNN (hepgen fit pixel-cnn), kernel 3", "levels": args.pixel_cnn_levels,
+                      "channels": args.pixel_cnn_channels, "layers": args.pixel_cnn_layers, "lr": args.pixel_cnn_lr,
+                      "batch_size": TRAIN["batch_size"], "scheduler": "none", "slices": args.pixel_cnn_slices,
+                      "budget_cpu_s": args.pixel_cnn_budget, "budget_reference_jets": scale["image_train_jets"],
+                      "images": "40x40 pT fraction per pixel, quantised by the family (level 0: empty; 15 log1p "
+                                "bins), score = -log P per image in nats"}
     # what the units' scores depend on: a resumed run must agree on all of it
     manifest = {"data": "shipped sample" if quick else {"file_jets": file_jets, "jet_cache_plan": jet_cache.PLAN},
                 "split": {k: scale[k] for k in ("qcd_train_jets", "test_jets_per_process", "image_train_jets",
@@ -339,6 +390,12 @@ def main() -> int:
         """The scores of ``name`` trained with ``seed`` for ``task``: cached, or trained now and cached."""
         key = f"{task}/{name}/seed{seed}"
         got = units.get(key)
+        if got is not None and name == "pixel_cnn" and got[1].get("pixel_cnn_settings") != json.loads(
+                json.dumps(pixel_settings)):
+            print(f"--resume: {units.folder}/{key} was made with pixel_cnn settings "
+                  f"{json.dumps(got[1].get('pixel_cnn_settings'))[:200]}, this run has other ones; rerun with them, "
+                  "or delete that unit", file=sys.stderr)
+            raise SystemExit(2)
         if got is None:
             x_train, bkg, sigs = tasks[task]
             piece = Meter()
@@ -352,12 +409,19 @@ def main() -> int:
                                                           **{**TRAIN, "lr": 1e-3})
                 arrays = {"background": clf.score(bkg["features"]).double().numpy(),
                           f"signal_{sig}": clf.score(test[sig]["features"]).double().numpy()}
+                extra = {}
             else:
-                scorer = Scorer(name, args).fit(x_train, seed)
+                n_fit = min(len(x_train["features"]), args.image_train_jets or len(x_train["features"]))
+                budget = args.pixel_cnn_budget * n_fit / scale["image_train_jets"]  # the conv_ae's epochs × jets
+                scorer = Scorer(name, args).fit(x_train, seed, budget=budget if name == "pixel_cnn" else None)
+                scoring = time.process_time()
                 arrays = {"background": scorer.score(bkg), **{f"signal_{n}": scorer.score(v) for n, v in sigs.items()}}
+                extra = {"score_cpu_s": round(time.process_time() - scoring, 1)}
                 if name in COMBINED:  # the combination's reference: the training jets' own scores
                     arrays["train"] = scorer.score(x_train)
-            record = {"machine": piece.record(), "train_jets": int(len(x_train["features"]))}
+                if name == "pixel_cnn":
+                    extra |= {"pixel_cnn": scorer.budget_record, "pixel_cnn_settings": pixel_settings}
+            record = {"machine": piece.record(), "train_jets": int(len(x_train["features"])), **extra}
             units.put(key, arrays, record)
             meter.sample()
             print(f"{key}: {record['machine']['cpu_s']:.1f} CPU s", flush=True)
@@ -370,7 +434,7 @@ def main() -> int:
                  "data": "shipped sample (seed 1)" if quick else
                          f"hepgen data jets (benchmarks/_jet_cache.py chunks, seeds 1101-1302, or seed 11 files): "
                          f"{file_jets} jets per process (550-650 GeV, anti-kT R = 0.8)",
-                 "scale": scale, "settings": settings,
+                 "scale": scale, "settings": settings, "pixel_cnn_settings": pixel_settings,
                  "command": " ".join(["python", "benchmarks/jets_anomaly.py", *sys.argv[1:]]),
                  "units_folder": str(units.folder.relative_to(DATA.parent) if units.folder.is_relative_to(
                      DATA.parent) else units.folder), "setup": setup, "tasks": {}, "by_seed": {}}
@@ -380,7 +444,8 @@ def main() -> int:
     for task, (x_train, bkg, sigs) in tasks.items():
         out["tasks"][task], out["by_seed"][task] = {}, {}
         names = [n for n in args.scorers if n != "supervised"
-                 and not ((n in IMAGE_SCORERS or n == "combined") and task not in image_tasks)]
+                 and not ((n in IMAGE_SCORERS or n == "combined") and task not in image_tasks)
+                 and not (n == "pixel_cnn" and task not in pixel_tasks)]
         if "supervised" in args.scorers and task == "direct":
             names += [f"supervised_{sig}" for sig in sigs]
         for name in names:
@@ -447,7 +512,8 @@ def main() -> int:
     cpu_units = sum(r["machine"]["cpu_s"] for r in records.values())
     out["units"] = {k: {"cpu_s": r["machine"]["cpu_s"], "wall_s": r["machine"]["wall_s"],
                         "load_1min_peak": r["machine"]["peak_load_1min_sampled"],
-                        "timings_valid": r["machine"]["timings_valid"]} for k, r in sorted(records.items())}
+                        "timings_valid": r["machine"]["timings_valid"],
+                        **{f: r[f] for f in ("score_cpu_s", "pixel_cnn") if f in r}} for k, r in sorted(records.items())}
     out["cpu_hours_units"] = round(cpu_units / 3600, 3)
     out["machine"] = meter.record()  # this invocation (a resumed run: only what it trained and the reports)
     out["wall_time_s"] = round(time.perf_counter() - start, 1)
