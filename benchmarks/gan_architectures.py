@@ -290,7 +290,7 @@ def pixel_cnn_anomaly(source: Path) -> dict[str, Any] | None:
     cpu = {name: round(float(np.mean([u["cpu_s"] for k, u in result.get("units", {}).items()
                                       if k.startswith(f"direct/{name}/")])), 1)
            for name in aucs if any(k.startswith(f"direct/{name}/") for k in result.get("units", {}))}
-    return {"source": str(source.relative_to(source.parents[2]) if len(source.parents) > 2 else source),
+    return {"source": f"benchmarks/results/{source.name}" if source.parent == RESULTS else str(source),
             "task": "direct: trained on QCD jets, top and W jets as anomalies", "quick": result.get("quick"),
             "scale": result.get("scale"), "pixel_cnn_settings": result.get("pixel_cnn_settings"),
             "auc": aucs, "unit_cpu_s_mean": cpu}

@@ -8,6 +8,23 @@ Scorers (each trained on background jets only; higher score = more anomalous):
   ``conv_vae``: hepgen.ConvVAE on √(pT fraction) (a fixed-σ Gaussian decoder on standardised pixels, or
   ``--conv-vae-decoder bernoulli`` on [0, 1]: AUC 0.77 top / 0.44 W on the shipped sample against 0.90 /
   0.77; score −ELBO with ``--vae-k`` posterior samples);
+* ``pixel_cnn`` (issue 25): hepgen.PixelCNN, the family ``hepgen fit pixel-cnn`` builds, on the same 40×40 pT
+  fraction images as ``conv_ae`` (non-negative, as the family requires; it quantises them itself: level 0 an empty
+  pixel, 15 bins of log1p(x / s) above, s the median non-zero pixel of the first training slice, so nothing is
+  dequantised); score −log P per image in nats (exact and normalised over the quantised images). Trained for
+  the conv_ae's training CPU time, ``--pixel-cnn-budget`` (default 475 CPU s: the committed direct conv_ae units'
+  mean 483 CPU s (519, 495, 433 for seeds 1-3), which include scoring 45k test images, ~8 s, less that), scaled
+  by a task's training jets, through benchmarks/_budget.py (the loop of gan_architectures.py: resumed fits until
+  the budget is spent), each step one pass over the next of ``--pixel-cnn-slices`` (10) interleaved slices of the
+  training images, so the budget is overshot by at most a slice (~40 CPU s), not a whole pass (~400 CPU s).
+  Width: channels 16, 4 gated layers, 16 levels, lr 1e-3 without a schedule (the length is not known in
+  advance). The family's defaults (channels 32, 6 layers) take ~18 CPU s per batch of 256 40×40 images against the
+  ConvAE's 0.1 s, so at equal time they would see ~7k images; channels 16 and 4 layers take ~2 s, ~1.2 passes over
+  the 50k jets in the budget (the ConvAE: 30 epochs), and scoring the 45k test images ~130 CPU s. It runs in
+  ``--pixel-cnn-tasks`` (default: direct only; inverted and contamination are left out). Its settings are
+  checked per unit rather than in the manifest, so the units of the committed run stay valid: adding it trains
+  only its own units (below) and every other scorer's numbers stay identical. benchmarks/gan_architectures.py
+  copies its AUCs from this script's JSON (the one measurement).
 * ``ae``, ``vae``: hepgen.Autoencoder / hepgen.VAE on the 11 substructure features (log n_constituents);
 * ``nsf``: hepgen.NSF density on the 11 features, score = −log p;
 * ``nsf_m_tau``: an NSF on a subset, log of (mass, τ21, τ32): the jet mass and the two
@@ -32,6 +49,13 @@ under ``results/jets_anomaly/<scorer>/`` and one ROC/SIC figure of all scorers p
 
     python benchmarks/jets_anomaly.py --quick            # smoke run (< 60 s): shipped sample, 2 seeds, 1-3 epochs
     python benchmarks/jets_anomaly.py --resume           # the full study (issue 24), resumable
+
+PixelCNN added to the committed run (issue 25; its 3 direct units ≈ 3 × (475 + ≤ 40 + ~130) ≈ 32 CPU-min, then the
+cached assembly, which rewrites results/jets_anomaly.json with every scorer; then gan_architectures.py copies the
+AUCs into its JSON at its next run, a ``--resume`` of cached entries is cheap):
+
+    OMP_NUM_THREADS=1 python benchmarks/jets_anomaly.py --resume --scorers pixel_cnn --tasks direct --output /tmp/p.json
+    OMP_NUM_THREADS=1 python benchmarks/jets_anomaly.py --resume
 
 The full run reads 70k QCD, 20k top and 20k W jets (``--file-jets``) from the cache of benchmarks/_jet_cache.py
 (benchmarks/data/chunks/, seeds 1101-1302, disjoint from the shipped sample's seed 1; a single file
@@ -278,8 +302,8 @@ def main() -> int:
     parser.add_argument("--pixel-cnn-tasks", nargs="*", default=["direct"], choices=TASKS,
                         help="tasks pixel_cnn runs in (default: direct)")
     parser.add_argument("--pixel-cnn-budget", type=float, default=None,
-                        help=f"pixel_cnn's training CPU seconds on the {50000} QCD training jets, scaled by a task's "
-                             f"training jets ({PIXEL_CNN_BUDGET:g}: the conv_ae's; --quick 2)")
+                        help=f"pixel_cnn's training CPU seconds on the QCD training jets, scaled by a task's training "
+                             f"jets (default {PIXEL_CNN_BUDGET:g}: the conv_ae's; --quick 2)")
     parser.add_argument("--pixel-cnn-levels", type=int, default=16)
     parser.add_argument("--pixel-cnn-channels", type=int, default=16)
     parser.add_argument("--pixel-cnn-layers", type=int, default=4)
