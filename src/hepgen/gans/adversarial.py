@@ -23,8 +23,10 @@ applied lazily at the start of the next player step and whenever the model is sw
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -60,6 +62,25 @@ def reset_module(module: nn.Module) -> None:
                             buf.copy_(nn.functional.normalize(torch.randn_like(buf), dim=0))
         elif m is not module and hasattr(m, "reset_parameters") and not list(m.children()):
             m.reset_parameters()
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """``module``'s parameters as constants while inside (their requires_grad restored after).
+
+    For a generator step's pass through the critic: the gradients still flow to the generator, but autograd no
+    longer computes the critic's weight gradients, which that step would discard (the critic's optimiser clears
+    them before its own step). The same losses and generator gradients, about a third less backward work.
+    """
+    params = list(module.parameters())
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
 
 
 class _GeneratorGraph(GraphModule):
@@ -119,6 +140,9 @@ class Adversarial(Model):
     """
 
     fit_defaults = {"monitor": None}
+    #: the generator step passes through the critic :func:`frozen` (no critic weight gradients: faster, the same
+    #: numbers); families opt in, the MLP and conv GANs keep their graph as it was
+    freeze_critic_in_generator_step = False
 
     def _init_training(self, loss: str, critic_steps: int, lr_critic: float | None, lr_generator: float | None,
                        betas: Any, ema: float, clip: float, gp_weight: float) -> None:
@@ -210,7 +234,8 @@ class Adversarial(Model):
             return self._critic_losses(x, fake, c, penalty=True)
         if player == "generator":
             fake = self.generator(self.draw_latent(x.shape[0]), c)
-            f = self.critic(fake, c)
+            with frozen(self.critic) if self.freeze_critic_in_generator_step else contextlib.nullcontext():
+                f = self.critic(fake, c)
             self._ema_pending = True
             return {"loss": self.adversarial_loss.generator(f), "d_fake": self._prob(f).detach()}
         raise ConfigError(f"{type(self).__name__} has players 'critic' and 'generator', not {player!r}")

@@ -308,6 +308,7 @@ class BigGAN(ImageEvents, Adversarial):
     """
 
     cli_name = "big-gan"
+    freeze_critic_in_generator_step = True  # no critic weight gradients in a generator step (faster)
     tabular_hint = "cgan conditions tabular events"
 
     def __init__(self, shape: Sequence[int], context: int = 1, class_column: str | int | None = None,

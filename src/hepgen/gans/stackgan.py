@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
-from hepgen.gans.adversarial import Adversarial, ImageEvents, reset_module
+from hepgen.gans.adversarial import Adversarial, ImageEvents, frozen, reset_module
 from hepgen.gans.networks import ConvCritic, ConvGenerator
 from hepgen.models import Player, register
 from hepgen.nn.conv import image_shape
@@ -173,8 +173,23 @@ class StackGAN(ImageEvents, Adversarial):
     # -- parameters and the schedule -------------------------------------------------------------
     def reset_parameters(self) -> None:
         """Re-draw both stages and both critics (stage II's last layer starts at zero); EMA = the generator."""
+        self._full_resolution_layout(torch.contiguous_format)  # the same draws as ever, weight by weight
         reset_module(self.critic_coarse)
         super().reset_parameters()
+        self._full_resolution_layout(torch.channels_last)
+
+    def _full_resolution_layout(self, memory_format: torch.memory_format) -> None:
+        """Stage II and the full-resolution critic keep their 4-d weights in ``memory_format``.
+
+        Channels-last weights make their convolutions (and batch norms) run channels-last, about 20 % faster per
+        stage-II step on one CPU thread for 40×40 images; the values, and so the function, are the same. Stage I
+        and its critic, at 1/4 resolution, gain nothing and stay as they are.
+        """
+        stages = [self.generator.stage2, self.critic]
+        if self.generator_ema is not None:
+            stages.append(self.generator_ema.stage2)
+        for module in stages:
+            module.to(memory_format=memory_format)
 
     @torch.no_grad()
     def _sync(self) -> None:
@@ -242,11 +257,13 @@ class StackGAN(ImageEvents, Adversarial):
             return self._critic_losses(x, fake, c, penalty=True)
         if player in ("generator_1", "generator_2"):
             if player == "generator_1":
-                f = self.critic_coarse(g.coarse(z, c), c)
+                fake, critic = g.coarse(z, c), self.critic_coarse
             else:
                 with torch.no_grad():
                     coarse = g.coarse(z, c)
-                f = self.critic(g.refine(coarse, c), c)
+                fake, critic = g.refine(coarse, c), self.critic
+            with frozen(critic):  # its weight gradients would be discarded
+                f = critic(fake, c)
             self._ema_pending = True
             return {"loss": self.adversarial_loss.generator(f), "d_fake": self._prob(f).detach()}
         raise ConfigError(f"{type(self).__name__} has players critic_1, generator_1, critic_2 and generator_2, "

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from hepgen.data.preprocess import PreprocessSpec
 from hepgen.errors import ConfigError
 from hepgen.export import ExportGraph, GraphModule, Port, event_ports, refusal
-from hepgen.gans.adversarial import Adversarial, ImageEvents
+from hepgen.gans.adversarial import Adversarial, ImageEvents, frozen
 from hepgen.gans.style_networks import ResidualCritic, StyleGenerator
 from hepgen.models import register
 
@@ -205,7 +205,8 @@ class StyleGAN(ImageEvents, Adversarial):
             self.generator_updates += 1
             ws = self._training_styles(n, c, update_average=True)
             fake = self._images(ws)
-            f = self.critic(fake, c)
+            with frozen(self.critic):  # its weight gradients would be discarded
+                f = self.critic(fake, c)
             loss = self.adversarial_loss.generator(f)
             out = {"d_fake": self._prob(f).detach()}
             if self.pl_weight > 0 and step % self.pl_interval == 0:
