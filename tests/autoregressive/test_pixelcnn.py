@@ -171,3 +171,32 @@ def test_onnx_export_of_log_prob_and_a_refusal_for_sample(trained, tmp_path):
     np.testing.assert_allclose(out, model.log_prob(x[:20]).numpy(), rtol=1e-4, atol=1e-3)
     with pytest.raises(ConfigError, match="sequential pass"):
         model.export(tmp_path / "s.onnx", what="sample")
+
+
+def test_channels_last_weights_keep_the_seeded_draws_and_the_function():
+    # the network holds channels-last weights for speed: the same weights from the same seed as the plain layout,
+    # the same logits and gradients
+    from hepgen.models import Model
+
+    torch.manual_seed(0)
+    fast = PixelCNN((9, 7), levels=5, channels=6, layers=3)
+    plain = PixelCNN((9, 7), levels=5, channels=6, layers=3)
+    plain.net.to(memory_format=torch.contiguous_format)
+    torch.manual_seed(1)
+    fast.reset_parameters()
+    torch.manual_seed(1)
+    Model.reset_parameters(plain)  # the base's loop, the contiguous layout kept
+    conv = fast.net.layers[1].vertical.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert plain.net.layers[1].vertical.weight.is_contiguous()
+    for (name, a), b in zip(fast.state_dict().items(), plain.state_dict().values()):
+        assert torch.equal(a, b), name
+    onehot = torch.nn.functional.one_hot(torch.randint(0, 5, (4, 9, 7)), 5).permute(0, 3, 1, 2).float()
+    out, expected = fast.net(onehot), plain.net(onehot)
+    torch.testing.assert_close(out, expected)
+    probe = torch.randn_like(out)
+    grads = torch.autograd.grad((out * probe).sum(), list(fast.net.parameters()))
+    expected_grads = torch.autograd.grad((expected * probe).sum(), list(plain.net.parameters()))
+    scale = max(float(g.abs().max()) for g in expected_grads)
+    for g, e in zip(grads, expected_grads):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5 * scale)
