@@ -67,6 +67,8 @@ The lead's commands, in this order (each resumable: stop any of them and run it 
     OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles pi+ --resume    # ~1.8 CPU-h  } per core
     python benchmarks/calo_surrogates.py --ship-only                                   # seconds: ships the best
     python benchmarks/calo_surrogates.py --quick                                       # <= 60 s smoke run (e+)
+    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles e+,gamma,pi+ --remeasure-speed  # ~1 CPU-min per
+                                     # model and particle: today's code's ms per shower, the simulator's in the same run
 
 Each judged model is merged into benchmarks/results/calo_surrogates.json the moment it is judged (the file is read
 again just before, so parallel runs keep each other's entries; quick: calo_surrogates_quick.json), with one machine
@@ -259,6 +261,66 @@ def rate(fn, batch: int, min_seconds: float) -> float:
             return batch * calls / elapsed
 
 
+def simulator_speed(particle: str, args) -> dict:
+    """The simulator's ms per shower, in this process: a fresh batch of --speed-batch and repeated single showers."""
+    t = time.process_time()
+    calo.generate(args.speed_batch, seed=9, particle=particle)
+    sim = {str(args.speed_batch): args.speed_batch / (time.process_time() - t),
+           "1": rate(lambda n: calo.generate(n, seed=9, particle=particle), 1, args.min_seconds)}
+    return {b: 1e3 / r for b, r in sim.items()}
+
+
+def model_speed(model, energies: np.ndarray, args) -> dict:
+    """A model's ms per shower at batch 1 and --speed-batch, sampled at ``energies`` (GeV; the test showers':
+    the simulator's cost grows with E)."""
+    speed = {}
+    for batch in (1, args.speed_batch):
+        context = np.resize(energies, batch)[:, None]
+        speed[str(batch)] = 1e3 / rate(lambda n, m=model, c=context: m.sample(n, context=c), batch, args.min_seconds)
+    return speed
+
+
+def remeasure_speed(particle: str, args, meter: Meter, path: Path) -> dict:
+    """``--remeasure-speed``: the judged models of ``particle`` (finished runs, nothing trained or judged) and the
+    simulator timed again in this process with today's code; their speed figures and ratios are replaced and the
+    earlier ones kept under ``remeasured`` (a list, oldest first) with the machine record they were measured under."""
+    quick = args.quick
+    result = merged(path, quick)
+    entry = result["particles"].get(particle)
+    names = [n for n in args.models.split(",") if entry and n in entry.get("models", {})]
+    if not names:
+        raise SystemExit(f"--remeasure-speed: {path} has no judged {args.models} model for {particle}: run it first")
+    runs = {n: RUNS / f"{particle}{'_quick' if quick else ''}" / n for n in names}
+    for n, run in runs.items():
+        if not (run / "model.pt").exists():
+            raise SystemExit(f"--remeasure-speed: {run} holds no finished model")
+    test = sample(particle, "test", QUICK["chunk"] if quick else CHUNK, limit=QUICK["held_out"] if quick else None)
+    if len(test.energy) != entry["held_out_showers"]:
+        raise SystemExit(f"--remeasure-speed: {particle}'s test sample has {len(test.energy)} showers, the judged "
+                         f"entry {entry['held_out_showers']}; --quick and full runs do not mix")
+    records = result["machine"].get(particle, [])
+    records = records if isinstance(records, list) else [records]
+    previous_machine = records[-1] if records else None
+    sim = simulator_speed(particle, args)
+    meter.sample()
+    entry["simulator_ms_per_shower"] = sim
+    for n in names:
+        model = hepgen.load(runs[n])
+        model.eval()
+        speed = model_speed(model, test.energy, args)
+        meter.sample()
+        m = entry["models"][n]
+        earlier = {k: m.get(k) for k in ("ms_per_shower", "simulator_ms_per_shower", "speedup_vs_simulator")}
+        m["remeasured"] = m.get("remeasured", []) + [{**earlier, "machine": (machine := m.get("speed_machine", previous_machine)),
+                                                      "date": str((machine or {}).get("started", ""))[:10]}]
+        m.update(ms_per_shower=speed, simulator_ms_per_shower=dict(sim),
+                 speedup_vs_simulator={b: sim[b] / speed[b] for b in speed if b in sim},
+                 speed_machine={**meter.record(), "date": meter.started.split("T")[0]})
+        print(particle, n, "ms per shower", json.dumps(speed), "simulator", json.dumps(sim), flush=True)
+    save_entry(path, particle, entry, meter, quick)
+    return entry
+
+
 def summary(out: dict, label: str) -> dict:
     """The numbers of compare_showers' result that the goals name, for ``candidate`` or ``floor``."""
     cls = out["classifier"]
@@ -317,12 +379,7 @@ def run_particle(particle: str, args, meter: Meter, path: Path) -> dict:
         entry["floor"] = previous["floor"]
     entry["cpu_s"] = previous.get("cpu_s", 0.0) if entry["models"] else 0.0
     cpu_start = time.process_time()
-    # the simulator's speed, in this run: a fresh batch of --speed-batch and repeated single showers
-    t = time.process_time()
-    calo.generate(args.speed_batch, seed=9, particle=particle)
-    sim = {str(args.speed_batch): args.speed_batch / (time.process_time() - t),
-           "1": rate(lambda n: calo.generate(n, seed=9, particle=particle), 1, args.min_seconds)}
-    entry["simulator_ms_per_shower"] = {b: 1e3 / r for b, r in sim.items()}
+    entry["simulator_ms_per_shower"] = simulator_speed(particle, args)
     options = {"classifier_epochs": QUICK["classifier_epochs"], "n_bootstrap": 2} if quick else {}
     protocol_options = {"max_per_class": args.max_per_class}
     if quick:
@@ -351,11 +408,7 @@ def run_particle(particle: str, args, meter: Meter, path: Path) -> dict:
         if not judged_floor:  # the floor does not depend on the model: its classifiers train once
             entry["floor"] = summary(out, "floor")
             judged_floor = True
-        speed = {}
-        for batch in (1, args.speed_batch):  # at the test showers' energies (the simulator's cost grows with E)
-            energies = np.resize(test.energy, batch)[:, None]
-            speed[str(batch)] = 1e3 / rate(lambda n, m=model, c=energies: m.sample(n, context=c), batch,
-                                           args.min_seconds)
+        speed = model_speed(model, test.energy, args)
         response = out["response"]
         entry["models"][name] = {
             **summary(out, "candidate"), "training": record,
@@ -420,6 +473,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ship", action="store_true", help="ship each particle's best model (pretrained:NAME)")
     p.add_argument("--ship-only", action="store_true", help="ship from the results JSON and finished runs")
     p.add_argument("--out", default=None, help="the results JSON (per-particle runs merge)")
+    p.add_argument("--remeasure-speed", action="store_true",
+                   help="time the judged models of --particles and the simulator again (no training or judging); "
+                        "the earlier figures are kept under 'remeasured'")
     args = p.parse_args(argv)
     args.particles = args.particles or ("e+" if args.quick else ",".join(PARTICLES))
     if args.quick:
@@ -438,6 +494,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     meter = Meter()
     path = Path(args.out) if args.out else OUT / ("calo_surrogates_quick.json" if args.quick else "calo_surrogates.json")
+    if args.remeasure_speed:
+        for particle in args.particles.split(","):
+            remeasure_speed(particle, args, meter, path)
+        return
     if args.ship_only:
         result = merged(path, args.quick)
         for particle in args.particles.split(","):

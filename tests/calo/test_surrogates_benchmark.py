@@ -2,6 +2,7 @@
 training resumed with --resume ends where an uninterrupted one does, and its models fit the shipped-model budget."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -162,3 +163,38 @@ def test_each_judged_model_is_saved_at_once_and_resume_skips_it_and_the_floor(be
     monkeypatch.setitem(bench.MODELS, "calo-gan", {**bench.MODELS["calo-gan"], "fit": {**bench.MODELS["calo-gan"]["fit"], "epochs": 7}})
     bench.run_particle("gamma", args, Meter(), out)
     assert trained[4:] == ["calo-gan"] and floors[4:] == [False]
+
+
+def test_remeasure_speed_replaces_the_speed_figures_and_keeps_the_earlier_ones(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "CHUNKS", tmp_path / "chunks")
+    monkeypatch.setattr(bench, "RUNS", tmp_path / "runs")
+    monkeypatch.setitem(bench.QUICK, "chunk", 30)
+    monkeypatch.setitem(bench.QUICK, "held_out", 20)
+    monkeypatch.setitem(bench.QUICK, "speed_batch", 50)
+    monkeypatch.setitem(bench.QUICK, "min_seconds", 0.01)
+    model = CaloFlow(energy_transforms=1, cell_transforms=1, cell_hidden=(4,), energy_hidden=(4,))
+    model.save(tmp_path / "runs" / "e+_quick" / "calo-flow")
+    out = tmp_path / "results.json"
+    old = {"ms_per_shower": {"1": 9.0, "50": 1.0}, "simulator_ms_per_shower": {"50": 2.0, "1": 3.0},
+           "speedup_vs_simulator": {"1": 1 / 3, "50": 2.0}, "auc": {"high": 0.7}}
+    machine = {"started": "2026-12-01T10:00:00+00:00 pid 1", "timings_valid": True}
+    out.write_text(json.dumps({"issue": 20, "particles": {"e+": {"held_out_showers": 20, "models": {
+        "calo-flow": dict(old)}, "simulator_ms_per_shower": old["simulator_ms_per_shower"]}},
+        "machine": {"e+": [machine]}}))
+    for rounds in (1, 2):
+        bench.main(["--quick", "--models", "calo-flow", "--remeasure-speed", "--out", str(out)])
+        result = json.loads(out.read_text())
+        m = result["particles"]["e+"]["models"]["calo-flow"]
+        assert m["auc"] == old["auc"] and len(m["remeasured"]) == rounds  # nothing judged again
+        assert set(m["ms_per_shower"]) == {"1", "50"} and m["ms_per_shower"] != old["ms_per_shower"]
+        sim = result["particles"]["e+"]["simulator_ms_per_shower"]
+        assert m["simulator_ms_per_shower"] == sim and sim != old["simulator_ms_per_shower"]
+        for b in ("1", "50"):
+            assert m["speedup_vs_simulator"][b] == pytest.approx(sim[b] / m["ms_per_shower"][b])
+        assert len(result["machine"]["e+"]) == 1 + rounds
+    first, second = m["remeasured"]
+    assert first["ms_per_shower"] == old["ms_per_shower"] and first["machine"] == machine
+    assert first["date"] == "2026-12-01" and second["machine"]["started"] == result["machine"]["e+"][1]["started"]
+    # a particle without a judged model is refused
+    with pytest.raises(SystemExit, match="no judged"):
+        bench.main(["--quick", "--particles", "gamma", "--remeasure-speed", "--out", str(out)])
