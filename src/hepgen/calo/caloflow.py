@@ -220,9 +220,9 @@ class CaloFlow(ShowerMonitors, IncidentEnergyChecks, Model):
         energy, cond = self._conditions(self.context_to_internal(context, n))
         self._check_energy(energy, extrapolate)
         z1 = self.base1.rsample(n)
-        a, _ = self.flow1.inverse(z1, cond)
+        a = self.flow1.invert(z1, cond)  # (without a graph: the splines skip their log-derivatives)
         a = torch.maximum(torch.minimum(a, self.a_high), self.a_low)  # no layer energy beyond the training range
-        l, _ = self.flow2.inverse(self.base2.rsample(n), torch.cat([cond, a], 1))
+        l = self.flow2.invert(self.base2.rsample(n), torch.cat([cond, a], 1))
         return self._from_internal(a, l, energy)
 
     def _from_internal(self, a: Tensor, l: Tensor, energy: Tensor) -> dict[str, Tensor]:

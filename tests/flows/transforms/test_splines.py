@@ -144,3 +144,16 @@ def test_parameters_laid_out_param_batch_feature_flatten_without_a_copy():
         y, ladj = rational_quadratic_spline(x, params, 2.5, inverse)
         y_ref, ladj_ref = rational_quadratic_spline(x, params.contiguous(), 2.5, inverse)
         assert torch.equal(y, y_ref) and torch.equal(ladj, ladj_ref)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_without_the_log_derivative_the_output_is_the_same_bit_for_bit(inverse):
+    g = torch.Generator().manual_seed(2)
+    p = torch.randn(3 * 6 - 1, 4, 300, generator=g).permute(2, 1, 0)  # the conditioners' layout, and a copy
+    x = torch.randn(300, 4, generator=g) * 3.0  # every bin and both tails
+    for params in (p, p.contiguous()):
+        y, ladj = rational_quadratic_spline(x, params, 4.0, inverse)
+        with torch.no_grad():
+            y2, none = rational_quadratic_spline(x, params, 4.0, inverse, log_det=False)
+        assert none is None and torch.equal(y, y2)
+    assert torch.equal(SplineTransformer(6, 4.0).invert(x, p), rational_quadratic_spline(x, p, 4.0, True)[0])

@@ -29,6 +29,11 @@ class Transform(nn.Module, ABC):
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """y: (batch, features) -> (x (batch, features), log|det J⁻¹| (batch,))."""
 
+    def invert(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        """x = f⁻¹(y) without log|det J⁻¹|, what sampling needs: ``inverse(y, context)[0]`` bit for bit; layers that
+        can skip the log-determinant's work override it."""
+        return self.inverse(y, context)[0]
+
     def reset_to_identity(self) -> None:
         """Make the layer (close to) the identity; default: leave the drawn parameters alone."""
 
@@ -53,6 +58,11 @@ class Compose(Transform):
             y, ladj = t.inverse(y, context)
             total = total + ladj
         return y, total
+
+    def invert(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        for t in reversed(self.transforms):
+            y = t.invert(y, context)
+        return y
 
     def __len__(self) -> int:
         return len(self.transforms)

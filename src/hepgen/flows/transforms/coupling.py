@@ -97,6 +97,18 @@ class Coupling(Transform):
     def inverse(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return in_row_blocks(lambda v, c: self._couple(v, c, True), y, context)
 
+    def invert(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        """``inverse(y, context)[0]`` bit for bit; a spline's without its log-derivative when no gradient is recorded."""
+        invert = getattr(self.transformer, "invert", None)
+        if invert is None or torch.is_grad_enabled():
+            return self.inverse(y, context)[0]
+
+        def step(v: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor]:
+            v_a, v_b = v.index_select(1, self.kept), v.index_select(1, self.changed)
+            return v.index_copy(1, self.changed, invert(v_b, self._params(v_a, c))), v[:, :0]
+
+        return in_row_blocks(step, y, context)[0]
+
 
 def affine_coupling(mask: Tensor, hidden: Sequence[int] = (128, 128), context: int = 0) -> Coupling:
     """RealNVP layer: y_b = x_b exp(s(x_a)) + t(x_a)."""
