@@ -74,7 +74,7 @@ def _spline_forward(x: Tensor, pt: Tensor, bound: float, inverse: bool, keep: bo
     uwh = pt[: 2 * k].view(2, k, n)
     e = (uwh - uwh.amax(1, keepdim=True)).exp_()
     cum = torch.matmul(lower, e)  # (2, K+1, N), row j: Σ_{i<j} e_i; row K: the total
-    norm = (1.0 - m * k) / cum[:, k]  # (2, N)
+    norm = cum[:, k].reciprocal() * (1.0 - m * k)  # (2, N): what `(1 - mK) / cum` runs, without its Python wrapper
 
     xc = x.clamp(-bound, bound)
     inside = xc == x
