@@ -284,13 +284,11 @@ def model_speed(model, energies: np.ndarray, args) -> dict:
     return speed
 
 
-def remeasure_speed(particle: str, args, meter: Meter, path: Path) -> dict:
-    """``--remeasure-speed``: the judged models of ``particle`` (finished runs, nothing trained or judged) and the
-    simulator timed again in this process with today's code; their speed figures and ratios are replaced and the
-    earlier ones kept under ``remeasured`` (a list, oldest first) with the machine record they were measured under."""
+def remeasure_plan(particle: str, args, path: Path) -> tuple[dict[str, Path], Showers]:
+    """The runs of ``particle``'s judged models of --models and its test showers, or SystemExit saying what is missing
+    (every particle is checked before any is timed)."""
     quick = args.quick
-    result = merged(path, quick)
-    entry = result["particles"].get(particle)
+    entry = merged(path, quick)["particles"].get(particle)
     names = [n for n in args.models.split(",") if entry and n in entry.get("models", {})]
     if not names:
         raise SystemExit(f"--remeasure-speed: {path} has no judged {args.models} model for {particle}: run it first")
@@ -302,6 +300,17 @@ def remeasure_speed(particle: str, args, meter: Meter, path: Path) -> dict:
     if len(test.energy) != entry["held_out_showers"]:
         raise SystemExit(f"--remeasure-speed: {particle}'s test sample has {len(test.energy)} showers, the judged "
                          f"entry {entry['held_out_showers']}; --quick and full runs do not mix")
+    return runs, test
+
+
+def remeasure_speed(particle: str, args, meter: Meter, path: Path, runs: dict[str, Path], test: Showers) -> dict:
+    """``--remeasure-speed``: the judged models of ``particle`` (``runs``, finished; nothing trained or judged) and
+    the simulator timed again in this process with today's code; their speed figures and ratios are replaced and the
+    earlier ones kept under ``remeasured`` (a list, oldest first) with the machine record they were measured under."""
+    quick = args.quick
+    result = merged(path, quick)
+    entry = result["particles"][particle]
+    names = list(runs)
     records = result["machine"].get(particle, [])
     records = records if isinstance(records, list) else [records]
     previous_machine = records[-1] if records else None
@@ -466,7 +475,8 @@ def merged(path: Path, quick: bool) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smoke run: 1,000 showers, 2 epochs (<= 60 s)")
-    p.add_argument("--particles", default=None, help="comma-separated (default: all three; --quick: e+)")
+    p.add_argument("--particles", nargs="+", default=None,
+                   help="comma- or space-separated (default: all three; --quick: e+)")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--train-chunks", type=int, default=len(SEEDS["train"]), help="10k-shower chunks to train on")
     p.add_argument("--max-per-class", type=int, default=10_000, help="the classifiers' showers per class")
@@ -481,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="time the judged models of --particles and the simulator again (no training or judging); "
                         "the earlier figures are kept under 'remeasured'")
     args = p.parse_args(argv)
-    args.particles = args.particles or ("e+" if args.quick else ",".join(PARTICLES))
+    args.particles = ",".join(args.particles) if args.particles else ("e+" if args.quick else ",".join(PARTICLES))
     if args.quick:
         args.max_per_class, args.speed_batch, args.min_seconds = QUICK["max_per_class"], QUICK["speed_batch"], \
             QUICK["min_seconds"]
@@ -499,8 +509,9 @@ def main(argv: list[str] | None = None) -> None:
     meter = Meter()
     path = Path(args.out) if args.out else OUT / ("calo_surrogates_quick.json" if args.quick else "calo_surrogates.json")
     if args.remeasure_speed:
-        for particle in args.particles.split(","):
-            remeasure_speed(particle, args, meter, path)
+        plans = {particle: remeasure_plan(particle, args, path) for particle in args.particles.split(",")}
+        for particle, (runs, test) in plans.items():
+            remeasure_speed(particle, args, meter, path, runs, test)
         return
     if args.ship_only:
         result = merged(path, args.quick)

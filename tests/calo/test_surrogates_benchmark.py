@@ -195,6 +195,8 @@ def test_remeasure_speed_replaces_the_speed_figures_and_keeps_the_earlier_ones(b
     first, second = m["remeasured"]
     assert first["ms_per_shower"] == old["ms_per_shower"] and first["machine"] == machine
     assert first["date"] == "2026-12-01" and second["machine"]["started"] == result["machine"]["e+"][1]["started"]
-    # a particle without a judged model is refused
+    # a particle without a judged model is refused before any is timed
+    before = out.read_text()
     with pytest.raises(SystemExit, match="no judged"):
-        bench.main(["--quick", "--particles", "gamma", "--remeasure-speed", "--out", str(out)])
+        bench.main(["--quick", "--particles", "e+", "gamma", "--remeasure-speed", "--out", str(out)])
+    assert out.read_text() == before
