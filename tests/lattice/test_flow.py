@@ -206,6 +206,25 @@ def test_a_users_own_target_subclass_needs_only_event_shape_and_log_prob(tmp_pat
     np.testing.assert_array_equal(np.asarray(a["configs"]), np.asarray(b["configs"]))
 
 
+def test_a_shape_other_than_the_targets_own_is_refused():
+    """A Target brings its lattice (event_shape): a shape given beside it must agree, not be silently ignored."""
+    from hepgen.targets import Target
+
+    class Free(Target):
+        name = "my-free"
+
+        def __init__(self, shape):
+            self.event_shape = shape
+
+        def log_prob(self, phi):
+            return -(phi**2).flatten(1).sum(1)
+
+    with pytest.raises(ConfigError, match=r"shape \[6, 10\] is not the target's event_shape \[4, 4\]"):
+        LatticeFlow(target=Free((4, 4)), shape=(6, 10), layers=2, channels=(4,), ess_draws=0)
+    assert LatticeFlow(target=Free((4, 4)), shape=(4, 4), layers=2, channels=(4,), ess_draws=0).lattice == (4, 4)
+    assert LatticeFlow(target=Free((4, 6)), layers=2, channels=(4,), ess_draws=0).lattice == (4, 6)
+
+
 def test_a_flow_trained_at_one_size_starts_another(tmp_path):
     small = Phi4Flow(L=4, layers=2, channels=(4,), ess_draws=0)
     small.fit(None, steps_per_epoch=5, epochs=1, batch_size=64, lr=1e-2, seed=0, quiet=True, run_dir=tmp_path / "L4")

@@ -80,6 +80,10 @@ class _LatticeSampleGraph(GraphModule):
         return phi.reshape(z.shape), m.base.log_prob(flat) - ladj_inv
 
 
+#: the lattice of a flow given a function or an action file without ``shape`` (a Target brings its own)
+DEFAULT_SHAPE = (8, 8)
+
+
 @register
 class LatticeFlow(FlowModel):
     """Flow on configurations of a periodic lattice for the user's action, data-free (module doc).
@@ -114,7 +118,7 @@ class LatticeFlow(FlowModel):
     #: the logged quantities where higher is better (the engine maximises them when monitored)
     higher_is_better = ("val_ess",)
 
-    def __init__(self, action: str | None = None, shape: Sequence[int] = (8, 8),
+    def __init__(self, action: str | None = None, shape: Sequence[int] = DEFAULT_SHAPE,
                  target: Target | Callable[..., Any] | None = None, layers: int = 8, channels: Sequence[int] = (16, 16),
                  kernel_size: int = 3, kind: str = "affine", bins: int = 8, tail_bound: float = 4.0,
                  activation: str = "leaky_relu", z2: bool = False, equivariant: bool = False, ess_draws: int = 1024,
@@ -151,6 +155,11 @@ class LatticeFlow(FlowModel):
             if target.domain != "real":
                 raise ConfigError(f"lattice-flow: the target {target.name!r} is defined on {target.domain}, not on "
                                   "real fields")
+            given = tuple(int(n) for n in shape)
+            if given != DEFAULT_SHAPE and given != tuple(int(n) for n in target.event_shape):
+                raise ConfigError(f"lattice-flow: shape {list(given)} is not the target's event_shape "
+                                  f"{list(target.event_shape)} ({type(target).__qualname__}); a Target brings its "
+                                  "own lattice: leave shape out")
             self.user_code_ = {"option": option, "name": type(target).__qualname__}
             return target
         if callable(target):
