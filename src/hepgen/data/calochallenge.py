@@ -318,9 +318,8 @@ def read_geometry(spec: str | os.PathLike | ChallengeGeometry | Mapping[str, Any
 
 
 # -- files --------------------------------------------------------------------------------------------------------
-def find_challenge(spec: str | os.PathLike) -> tuple[Path, str] | None:
-    """(path, the prefix of its datasets) of a file in the CaloChallenge layout (``incident_energies`` and
-    ``showers`` at the top level or in the group the key names), or None."""
+def _hdf5_keys(spec: str | os.PathLike) -> tuple[Path, str, set[str]] | None:
+    """(path, the prefix its key names, every dataset key) of an existing HDF5 file, or None for any other spec."""
     from hepgen.data import io
 
     path, key = io.parse_spec(os.fspath(spec))
@@ -330,7 +329,16 @@ def find_challenge(spec: str | os.PathLike) -> tuple[Path, str] | None:
         keys = set(io.available_keys(path))
     except DataError:
         return None
-    prefix = f"{key.strip('/')}/" if key else ""
+    return path, (f"{key.strip('/')}/" if key else ""), keys
+
+
+def find_challenge(spec: str | os.PathLike) -> tuple[Path, str] | None:
+    """(path, the prefix of its datasets) of a file in the CaloChallenge layout (``incident_energies`` and
+    ``showers`` at the top level or in the group the key names), or None."""
+    found = _hdf5_keys(spec)
+    if found is None:
+        return None
+    path, prefix, keys = found
     if f"{prefix}{ENERGY_KEY}" in keys and f"{prefix}{SHOWERS_KEY}" in keys:
         return path, prefix
     return None
@@ -393,21 +401,15 @@ def context_energies(spec: str | os.PathLike, geometry: Any) -> tuple[np.ndarray
     generated on ``geometry`` (``hepgen sample --context``): a CaloChallenge file, whose showers must be the
     geometry's (a file of another binning is refused naming the layer, as in training), or an HDF5 file that holds
     ``incident_energies`` (N, 1) alone; None for any other file (read by column names then)."""
-    from hepgen.data import io
-
     geometry = read_geometry(geometry)
     if find_challenge(spec) is not None:
         path, prefix, source, energy = _layout(spec, geometry)
         source.close()
         return energy, f"{path}:{prefix}{ENERGY_KEY}"
-    path, key = io.parse_spec(os.fspath(spec))
-    if not str(path).lower().endswith((".h5", ".hdf5", ".hdf")) or not path.is_file():
+    found = _hdf5_keys(spec)
+    if found is None:
         return None
-    try:
-        keys = set(io.available_keys(path))
-    except DataError:
-        return None
-    prefix = f"{key.strip('/')}/" if key else ""
+    path, prefix, keys = found
     if f"{prefix}{ENERGY_KEY}" not in keys:
         return None
     return read_incident_energies(path, prefix), f"{path}:{prefix}{ENERGY_KEY}"
