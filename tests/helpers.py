@@ -27,3 +27,19 @@ def without(value, keys):
     if isinstance(value, list):
         return [without(v, keys) for v in value]
     return value
+
+
+def load_benchmark(name, monkeypatch, tag="bench"):
+    """benchmarks/NAME.py imported as a module for one test (its folder on sys.path for its own imports, the module
+    in sys.modules under NAME_TAG until the test ends)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location(f"{name}_{tag}", folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module

@@ -2,7 +2,6 @@
 scorers' units and numbers stay as they were, pixel_cnn trains for its CPU budget (benchmarks/_budget.py, shared
 with gan_architectures.py) and its AUCs are those of its cached scores; gan_architectures.py copies them."""
 
-import importlib.util
 import json
 import sys
 import types
@@ -11,17 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
+from tests.helpers import load_benchmark
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def load(name, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(f"{name}_bench_pixel_cnn", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(name, monkeypatch, "bench_pixel_cnn")
 
 
 def test_fit_for_budget_stops_after_the_first_epoch_that_reaches_the_budget(monkeypatch):

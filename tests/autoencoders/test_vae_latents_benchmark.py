@@ -1,25 +1,19 @@
 """benchmarks/vae_latents.py leaves each (task, β, seed) training with its analysis in its units folder: a killed
 run resumed with --resume trains only the missing unit and writes the JSON an uninterrupted run wrote."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
-from tests.helpers import without
+from tests.helpers import load_benchmark, without
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture
 def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("vae_latents_bench_units", BENCHMARKS / "vae_latents.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("vae_latents", monkeypatch, "bench_units")
 
 
 

@@ -1,24 +1,18 @@
 """benchmarks/gan_quality.py and benchmarks/gan_architectures.py leave each run (a unit) in their units folder: a
 killed run resumed with --resume recomputes only the missing unit and writes the JSON an uninterrupted run wrote."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
-from tests.helpers import without
+from tests.helpers import load_benchmark, without
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def load(name, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(f"{name}_bench_units", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(name, monkeypatch, "bench_units")
 
 
 def run(module, monkeypatch, *argv):
