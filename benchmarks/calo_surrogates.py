@@ -73,6 +73,15 @@ The lead's commands, in this order (each resumable: stop any of them and run it 
     python benchmarks/calo_surrogates.py --quick                                       # <= 60 s smoke run (e+)
     OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles e+,gamma,pi+ --remeasure-speed  # ~1 CPU-min per
                                      # model and particle: today's code's ms per shower, the simulator's in the same run
+    OMP_NUM_THREADS=1 python benchmarks/calo_surrogates.py --particles e+ gamma --check-low-level  # see below
+
+``--check-low-level`` (issue 20): at 10,000 showers per class the protocol's low-level DNN (inputs unscaled, ~600
+Adam steps) learns too little to tell calo-gan's showers (2-10x the simulator's resolution) from the simulator's
+(AUC 0.48), so its low-level AUCs at this size are no evidence of fidelity. This mode rebuilds each judged model's
+candidate sample exactly (``judged_sample``, shared with the judge) and the floor sample, trains hepgen's default
+classifier on their normalised cells (``protocol="hepgen"``: standardised inputs, 2 x 512, 30 epochs;
+``hepgen.calo.compare.shower_classifier_auc``) at the entry's max_per_class, and records it as ``low_level_check``
+in each model's and the floor's entry: a sanity check beside the protocol, which it does not re-judge.
 
 Each judged model is merged into benchmarks/results/calo_surrogates.json the moment it is judged (the file is read
 again just before, so parallel runs keep each other's entries; quick: calo_surrogates_quick.json), with one machine
@@ -101,7 +110,7 @@ from _machine import Meter  # noqa: E402
 
 import hepgen  # noqa: E402
 from hepgen.calo.caloflow import CaloFlow  # noqa: E402
-from hepgen.calo.compare import compare_showers  # noqa: E402
+from hepgen.calo.compare import compare_showers, shower_classifier_auc  # noqa: E402
 from hepgen.calo.gan import CaloGAN  # noqa: E402
 from hepgen.calo.shower_layout import LAYERS, Showers, read_showers  # noqa: E402
 from hepgen.data.generators import calo  # noqa: E402
@@ -284,21 +293,31 @@ def model_speed(model, energies: np.ndarray, args) -> dict:
     return speed
 
 
-def remeasure_plan(particle: str, args, path: Path) -> tuple[dict[str, Path], Showers]:
+def judged_sample(model, test: Showers) -> Showers:
+    """The candidate showers a model is judged on: one sampled at each test shower's energy, seed 0 (the judge's
+    and ``--check-low-level``'s sample, the same by construction)."""
+    model.eval()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        s = model.sample(len(test.energy), context=test.energy[:, None])
+    return Showers({k: v.numpy() for k, v in s.items()}, test.energy.copy())
+
+
+def remeasure_plan(particle: str, args, path: Path, option: str = "--remeasure-speed") -> tuple[dict[str, Path], Showers]:
     """The runs of ``particle``'s judged models of --models and its test showers, or SystemExit saying what is missing
-    (every particle is checked before any is timed)."""
+    (every particle is checked before any is timed or checked; ``option`` names the mode in the messages)."""
     quick = args.quick
     entry = merged(path, quick)["particles"].get(particle)
     names = [n for n in args.models.split(",") if entry and n in entry.get("models", {})]
     if not names:
-        raise SystemExit(f"--remeasure-speed: {path} has no judged {args.models} model for {particle}: run it first")
+        raise SystemExit(f"{option}: {path} has no judged {args.models} model for {particle}: run it first")
     runs = {n: RUNS / f"{particle}{'_quick' if quick else ''}" / n for n in names}
     for n, run in runs.items():
         if not (run / "model.pt").exists():
-            raise SystemExit(f"--remeasure-speed: {run} holds no finished model")
+            raise SystemExit(f"{option}: {run} holds no finished model")
     test = sample(particle, "test", QUICK["chunk"] if quick else CHUNK, limit=QUICK["held_out"] if quick else None)
     if len(test.energy) != entry["held_out_showers"]:
-        raise SystemExit(f"--remeasure-speed: {particle}'s test sample has {len(test.energy)} showers, the judged "
+        raise SystemExit(f"{option}: {particle}'s test sample has {len(test.energy)} showers, the judged "
                          f"entry {entry['held_out_showers']}; --quick and full runs do not mix")
     return runs, test
 
@@ -330,6 +349,43 @@ def remeasure_speed(particle: str, args, meter: Meter, path: Path, runs: dict[st
                  speedup_vs_simulator={b: sim[b] / speed[b] for b in speed if b in sim},
                  speed_machine={**meter.record(), "date": meter.started.split("T")[0]})
         print(particle, n, "ms per shower", json.dumps(speed), "simulator", json.dumps(sim), flush=True)
+    save_entry(path, particle, entry, meter, quick)
+    return entry
+
+
+#: why ``--check-low-level`` exists (recorded with its numbers)
+LOW_LEVEL_WHY = ("the calochallenge protocol's low-level DNN (3 x 2048, inputs cells/E_inc unscaled, ~1e-3 each) gets "
+                 "~600 Adam steps at lr 2e-4 with 10,000 showers per class, too few to learn: its low-level AUCs at "
+                 "this sample size (calo-gan 0.48 with 2-10x the simulator's resolution) are no evidence of fidelity; "
+                 "this is hepgen's default classifier on the same candidate, reference and floor samples, as a "
+                 "sanity check beside the protocol, which it does not replace")
+LOW_LEVEL_PROTOCOL = "hepgen (standardised inputs, 2x512 MLP, 30 epochs)"
+
+
+def check_low_level(particle: str, args, meter: Meter, path: Path, runs: dict[str, Path], test: Showers) -> dict:
+    """``--check-low-level``: hepgen's default-protocol classifier (``protocol="hepgen"``, standardised inputs) on
+    the normalised cells of each judged model's candidate sample (``judged_sample``: the judge's, rebuilt) and of the
+    floor sample, each against the test showers at the entry's max_per_class; recorded as ``low_level_check`` in
+    each model's entry and in the floor's (nothing else in the entry changes; nothing is trained or judged again)."""
+    quick = args.quick
+    chunk = QUICK["chunk"] if quick else CHUNK
+    floor = sample(particle, "floor", chunk, limit=QUICK["held_out"] if quick else None)
+    cap = merged(path, quick)["particles"][particle]["max_per_class"]
+    epochs = QUICK["classifier_epochs"] if quick else None
+    checks = {}
+    for label, run in [("floor", None), *runs.items()]:
+        other = floor if run is None else judged_sample(hepgen.load(run), test)
+        cpu = time.process_time()
+        out = shower_classifier_auc(test, other, "cells", epochs=epochs, seed=0, device="cpu", max_per_class=cap)
+        meter.sample()
+        checks[label] = {"auc": out["auc"], "auc_err": out["auc_err"], "protocol": LOW_LEVEL_PROTOCOL,
+                         "why": LOW_LEVEL_WHY, "max_per_class": cap, "n_train": out["n_train"], "n_test": out["n_test"],
+                         "epochs": out["settings"]["epochs"], "cpu_s": round(time.process_time() - cpu, 1)}
+        print(particle, label, "low-level check AUC", f"{out['auc']:.4f} +- {out['auc_err']:.4f}", flush=True)
+    entry = merged(path, quick)["particles"][particle]  # read again: only the new keys change
+    entry["floor"]["low_level_check"] = checks.pop("floor")
+    for name, check in checks.items():
+        entry["models"][name]["low_level_check"] = check
     save_entry(path, particle, entry, meter, quick)
     return entry
 
@@ -409,11 +465,7 @@ def run_particle(particle: str, args, meter: Meter, path: Path) -> dict:
         suffix = "_quick" if quick else ""
         model, record = train(name, particle, train_set, val, RUNS / f"{particle}{suffix}" / name, args.resume, fit)
         meter.sample()
-        model.eval()
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            s = model.sample(len(test.energy), context=test.energy[:, None])
-        cand = Showers({k: v.numpy() for k, v in s.items()}, test.energy.copy())
+        cand = judged_sample(model, test)
         out = compare_showers(test, cand, floor=None if judged_floor else floor, protocol="calochallenge",
                               protocol_options=protocol_options, energy_edges=EDGES,
                               report_dir=None if quick else OUT / "calo_surrogates" / f"{particle}_{name}", seed=0, **options)
@@ -490,6 +542,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--remeasure-speed", action="store_true",
                    help="time the judged models of --particles and the simulator again (no training or judging); "
                         "the earlier figures are kept under 'remeasured'")
+    p.add_argument("--check-low-level", action="store_true",
+                   help="hepgen's default low-level classifier (standardised inputs) on the judged models' candidate "
+                        "samples, rebuilt, and the floor, recorded as 'low_level_check' (nothing judged again)")
     args = p.parse_args(argv)
     args.particles = ",".join(args.particles) if args.particles else ("e+" if args.quick else ",".join(PARTICLES))
     if args.quick:
@@ -508,6 +563,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     meter = Meter()
     path = Path(args.out) if args.out else OUT / ("calo_surrogates_quick.json" if args.quick else "calo_surrogates.json")
+    if args.check_low_level:
+        plans = {particle: remeasure_plan(particle, args, path, "--check-low-level")
+                 for particle in args.particles.split(",")}
+        for particle, (runs, test) in plans.items():
+            check_low_level(particle, args, meter, path, runs, test)
+        return
     if args.remeasure_speed:
         plans = {particle: remeasure_plan(particle, args, path) for particle in args.particles.split(",")}
         for particle, (runs, test) in plans.items():

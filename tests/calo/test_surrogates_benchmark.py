@@ -200,3 +200,70 @@ def test_remeasure_speed_replaces_the_speed_figures_and_keeps_the_earlier_ones(b
     with pytest.raises(SystemExit, match="no judged"):
         bench.main(["--quick", "--particles", "e+", "gamma", "--remeasure-speed", "--out", str(out)])
     assert out.read_text() == before
+
+
+def test_check_low_level_rebuilds_the_judged_sample_and_adds_only_its_key(bench, tmp_path, monkeypatch):
+    """--check-low-level after a (tiny) --quick judge: each model's candidate sample is the judge's, bit for bit
+    (the judge used the model it had just trained, the check loads it from its run), and only ``low_level_check``
+    keys (and one machine record) are added to the results."""
+    from hepgen.calo.gan import CaloGAN
+
+    monkeypatch.setattr(bench, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(bench, "DATA", tmp_path / "data")
+    monkeypatch.setattr(bench, "EDGES", (1, 30, 100))  # the response in two bins of 100 showers
+    monkeypatch.setitem(bench.MODELS, "calo-flow", {**bench.MODELS["calo-flow"], "config": {
+        "energy_transforms": 1, "cell_transforms": 1, "cell_hidden": (4,), "energy_hidden": (4,)}})
+    monkeypatch.setitem(bench.MODELS, "calo-gan", {**bench.MODELS["calo-gan"], "cls": CaloGAN, "config": {
+        "hidden": (8,), "critic_hidden": (8,), "critic_steps": 1}})
+    for key, value in (("chunk", 100), ("held_out", 100), ("max_per_class", 100), ("speed_batch", 20),
+                       ("min_seconds", 0.01), ("monitor_samples", 50), ("epochs", {"calo-flow": 1, "calo-gan": 1})):
+        monkeypatch.setitem(bench.QUICK, key, value)
+    cache = {}
+
+    def sample(particle, part, chunk=100, chunks=None, limit=None):
+        if part not in cache:
+            d = calo.generate(200 if part == "train" else 100, seed=bench.SEEDS[part][0], particle=particle)
+            cache[part] = bench.Showers({k: d[k] for k in d if k.startswith("layer_")}, d["energy"])
+        return cache[part]
+
+    monkeypatch.setattr(bench, "sample", sample)
+    judged, compared = {}, []
+    real_judged_sample, real_compare = bench.judged_sample, bench.compare_showers
+
+    def spy(model, test):
+        cand = real_judged_sample(model, test)
+        judged.setdefault(type(model).__name__, []).append(cand)
+        return cand
+
+    def compare(ref, cand, **k):
+        compared.append(cand)
+        return real_compare(ref, cand, **k)
+
+    monkeypatch.setattr(bench, "judged_sample", spy)
+    monkeypatch.setattr(bench, "compare_showers", compare)
+    out = tmp_path / "results.json"
+    bench.main(["--quick", "--out", str(out)])
+    before = json.loads(out.read_text())
+    assert [c is judged[k][0] for c, k in zip(compared, ("CaloFlow", "CaloGAN"))] == [True, True]
+    bench.main(["--quick", "--particles", "e+", "--check-low-level", "--out", str(out)])
+    after = json.loads(out.read_text())
+    for name, cands in judged.items():  # the judge's candidate sample and the check's are the same showers
+        first, again = cands
+        np.testing.assert_array_equal(first.energy, again.energy)
+        for k in first.layers:
+            np.testing.assert_array_equal(first.layers[k], again.layers[k])
+    e_before, e_after = before["particles"]["e+"], after["particles"]["e+"]
+    checks = [e_after["floor"].pop("low_level_check")] + [m.pop("low_level_check") for m in e_after["models"].values()]
+    assert e_after == e_before  # nothing else in the entry changed
+    assert len(after["machine"]["e+"]) == len(before["machine"]["e+"]) + 1
+    for check in checks:
+        assert check["protocol"].startswith("hepgen") and "600 Adam steps" in check["why"]
+        assert 0.0 <= check["auc"] <= 1.0 and check["auc_err"] > 0 and check["max_per_class"] == 100
+    # the floor against the test showers: two samples of the simulator, at 100 showers per class
+    assert abs(checks[0]["auc"] - 0.5) < 0.25
+    # a particle without judged models is refused before any check runs
+    with pytest.raises(SystemExit, match="--check-low-level: .* no judged"):
+        bench.main(["--quick", "--particles", "e+,gamma", "--check-low-level", "--out", str(out)])
+    assert json.loads(out.read_text()) == after | {"particles": {**after["particles"], "e+": {
+        **e_after, "floor": {**e_after["floor"], "low_level_check": checks[0]},
+        "models": {n: {**m, "low_level_check": c} for (n, m), c in zip(e_after["models"].items(), checks[1:])}}}}

@@ -40,7 +40,7 @@ from hepgen.report.compare import feature_metrics
 from hepgen.options import excerpt
 from hepgen.report.folder import ReportFolder, jsonable, report_problem
 
-__all__ = ["compare_showers"]
+__all__ = ["compare_showers", "shower_classifier_auc"]
 
 PLOTTED = ("E_0", "E_1", "E_2", "response", "centroid_x_0", "width_x_1", "width_y_1", "sparsity_1", "brightest_1")
 
@@ -79,6 +79,22 @@ def _sample(showers: Showers, features: dict[str, np.ndarray]) -> ShowerSample:
 
 def _mean(x: np.ndarray, w: np.ndarray | None) -> float:
     return float(np.mean(x)) if w is None else float(np.sum(w * x) / w.sum())
+
+
+def shower_classifier_auc(ref: Showers, other: Showers, kind: str = "cells", *, threshold: float = 0.0,
+                          epochs: int | None = None, seed: int = 0, device: str = "auto",
+                          max_per_class: int | None = None) -> dict[str, Any]:
+    """``protocol="hepgen"``'s classifier test of ``other`` against ``ref`` on ``kind`` inputs (``"high"`` or
+    ``"cells"``, :func:`~hepgen.metrics.shower_observables.classifier_inputs`): the one that
+    :func:`compare_showers` runs, also on its own (``max_per_class`` caps each sample by a seeded subsample)."""
+    layout = ref.feature_layout()
+    a = classifier_inputs(ref.list(), ref.energy, kind, threshold=threshold, **layout)
+    b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold, **layout)
+    # a column of one value in both samples (a voxel no shower reaches) tells them apart no better
+    # than nothing; dropped, as the network's standardisation cannot scale it
+    both = np.concatenate([a, b])
+    a, b = a[:, both.min(0) < both.max(0)], b[:, both.min(0) < both.max(0)]
+    return classifier_auc(a, b, epochs=epochs, seed=seed, device=device, max_per_class=max_per_class)
 
 
 def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str | Path | None = None,
@@ -156,14 +172,8 @@ def compare_showers(ref: Any, cand: Any, *, floor: Any = None, report_dir: str |
         pairs = [("candidate", c)] + ([("floor", f_showers)] if f_showers is not None else [])
         for label, other in pairs:
             for kind in ("high", "cells"):
-                a = classifier_inputs(r.list(), r.energy, kind, threshold=threshold, **layout)
-                b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold, **layout)
-                # a column of one value in both samples (a voxel no shower reaches) tells them apart no better
-                # than nothing; dropped, as the network's standardisation cannot scale it
-                both = np.concatenate([a, b])
-                a, b = a[:, both.min(0) < both.max(0)], b[:, both.min(0) < both.max(0)]
-                result["classifier"][f"{label}_{kind}"] = classifier_auc(a, b, epochs=classifier_epochs, seed=seed,
-                                                                         device=device)
+                result["classifier"][f"{label}_{kind}"] = shower_classifier_auc(
+                    r, other, kind, threshold=threshold, epochs=classifier_epochs, seed=seed, device=device)
     rb = response_in_bins(fr["response"], r.energy, edges, wr)
     cb = response_in_bins(fc["response"], c.energy, edges, wc)
     result["response"] = {"edges": edges.tolist(), "ref": {k: v.tolist() for k, v in rb.items()},
