@@ -82,6 +82,7 @@ candidate sample exactly (``judged_sample``, shared with the judge) and the floo
 classifier on their normalised cells (``protocol="hepgen"``: standardised inputs, 2 x 512, 30 epochs;
 ``hepgen.calo.compare.shower_classifier_auc``) at the entry's max_per_class, and records it as ``low_level_check``
 in each model's and the floor's entry: a sanity check beside the protocol, which it does not re-judge.
+``--check-high-level`` does the same on hepgen's high-level features (``high_level_check``).
 
 Each judged model is merged into benchmarks/results/calo_surrogates.json the moment it is judged (the file is read
 again just before, so parallel runs keep each other's entries; quick: calo_surrogates_quick.json), with one machine
@@ -362,30 +363,43 @@ LOW_LEVEL_WHY = ("the calochallenge protocol's low-level DNN (3 x 2048, inputs c
 LOW_LEVEL_PROTOCOL = "hepgen (standardised inputs, 2x512 MLP, 30 epochs)"
 
 
-def check_low_level(particle: str, args, meter: Meter, path: Path, runs: dict[str, Path], test: Showers) -> dict:
-    """``--check-low-level``: hepgen's default-protocol classifier (``protocol="hepgen"``, standardised inputs) on
-    the normalised cells of each judged model's candidate sample (``judged_sample``: the judge's, rebuilt) and of the
-    floor sample, each against the test showers at the entry's max_per_class; recorded as ``low_level_check`` in
-    each model's entry and in the floor's (nothing else in the entry changes; nothing is trained or judged again)."""
+#: what each classifier check feeds hepgen's classifier, and the entry key it records
+CHECKS = {"low": ("cells", "low_level_check"), "high": ("high", "high_level_check")}
+HIGH_LEVEL_WHY = ("the same check on hepgen's high-level shower features (standardised), beside the protocol's "
+                  "high-level DNN, to show whether that one, too, learns less than it could at this sample size")
+
+
+def check_classifiers(particle: str, args, meter: Meter, path: Path, runs: dict[str, Path], test: Showers,
+                      kinds: tuple[str, ...] = ("low",)) -> dict:
+    """``--check-low-level`` / ``--check-high-level``: hepgen's default-protocol classifier (``protocol="hepgen"``,
+    standardised inputs) on the normalised cells (``low``) or the high-level features (``high``) of each judged
+    model's candidate sample (``judged_sample``: the judge's, rebuilt) and of the floor sample, each against the
+    test showers at the entry's max_per_class; recorded as ``low_level_check`` / ``high_level_check`` in each
+    model's entry and in the floor's (nothing else in the entry changes; nothing is trained or judged again)."""
     quick = args.quick
     chunk = QUICK["chunk"] if quick else CHUNK
     floor = sample(particle, "floor", chunk, limit=QUICK["held_out"] if quick else None)
     cap = merged(path, quick)["particles"][particle]["max_per_class"]
     epochs = QUICK["classifier_epochs"] if quick else None
-    checks = {}
+    checks: dict[str, dict[str, dict]] = {kind: {} for kind in kinds}
     for label, run in [("floor", None), *runs.items()]:
         other = floor if run is None else judged_sample(hepgen.load(run), test)
-        cpu = time.process_time()
-        out = shower_classifier_auc(test, other, "cells", epochs=epochs, seed=0, device="cpu", max_per_class=cap)
-        meter.sample()
-        checks[label] = {"auc": out["auc"], "auc_err": out["auc_err"], "protocol": LOW_LEVEL_PROTOCOL,
-                         "why": LOW_LEVEL_WHY, "max_per_class": cap, "n_train": out["n_train"], "n_test": out["n_test"],
-                         "epochs": out["settings"]["epochs"], "cpu_s": round(time.process_time() - cpu, 1)}
-        print(particle, label, "low-level check AUC", f"{out['auc']:.4f} +- {out['auc_err']:.4f}", flush=True)
+        for kind in kinds:
+            inputs, _ = CHECKS[kind]
+            cpu = time.process_time()
+            out = shower_classifier_auc(test, other, inputs, epochs=epochs, seed=0, device="cpu", max_per_class=cap)
+            meter.sample()
+            checks[kind][label] = {"auc": out["auc"], "auc_err": out["auc_err"], "protocol": LOW_LEVEL_PROTOCOL,
+                                   "why": LOW_LEVEL_WHY if kind == "low" else HIGH_LEVEL_WHY, "max_per_class": cap,
+                                   "n_train": out["n_train"], "n_test": out["n_test"],
+                                   "epochs": out["settings"]["epochs"], "cpu_s": round(time.process_time() - cpu, 1)}
+            print(particle, label, f"{kind}-level check AUC", f"{out['auc']:.4f} +- {out['auc_err']:.4f}", flush=True)
     entry = merged(path, quick)["particles"][particle]  # read again: only the new keys change
-    entry["floor"]["low_level_check"] = checks.pop("floor")
-    for name, check in checks.items():
-        entry["models"][name]["low_level_check"] = check
+    for kind, by_label in checks.items():
+        key = CHECKS[kind][1]
+        entry["floor"][key] = by_label.pop("floor")
+        for name, check in by_label.items():
+            entry["models"][name][key] = check
     save_entry(path, particle, entry, meter, quick)
     return entry
 
@@ -545,6 +559,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--check-low-level", action="store_true",
                    help="hepgen's default low-level classifier (standardised inputs) on the judged models' candidate "
                         "samples, rebuilt, and the floor, recorded as 'low_level_check' (nothing judged again)")
+    p.add_argument("--check-high-level", action="store_true",
+                   help="the same on hepgen's high-level shower features, recorded as 'high_level_check'")
     args = p.parse_args(argv)
     args.particles = ",".join(args.particles) if args.particles else ("e+" if args.quick else ",".join(PARTICLES))
     if args.quick:
@@ -563,11 +579,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     meter = Meter()
     path = Path(args.out) if args.out else OUT / ("calo_surrogates_quick.json" if args.quick else "calo_surrogates.json")
-    if args.check_low_level:
-        plans = {particle: remeasure_plan(particle, args, path, "--check-low-level")
-                 for particle in args.particles.split(",")}
+    if args.check_low_level or args.check_high_level:
+        kinds = tuple(k for k, on in (("low", args.check_low_level), ("high", args.check_high_level)) if on)
+        flag = "--check-low-level" if args.check_low_level else "--check-high-level"
+        plans = {particle: remeasure_plan(particle, args, path, flag) for particle in args.particles.split(",")}
         for particle, (runs, test) in plans.items():
-            check_low_level(particle, args, meter, path, runs, test)
+            check_classifiers(particle, args, meter, path, runs, test, kinds)
         return
     if args.remeasure_speed:
         plans = {particle: remeasure_plan(particle, args, path) for particle in args.particles.split(",")}

@@ -202,10 +202,8 @@ def test_remeasure_speed_replaces_the_speed_figures_and_keeps_the_earlier_ones(b
     assert out.read_text() == before
 
 
-def test_check_low_level_rebuilds_the_judged_sample_and_adds_only_its_key(bench, tmp_path, monkeypatch):
-    """--check-low-level after a (tiny) --quick judge: each model's candidate sample is the judge's, bit for bit
-    (the judge used the model it had just trained, the check loads it from its run), and only ``low_level_check``
-    keys (and one machine record) are added to the results."""
+def tiny_quick_setup(bench, tmp_path, monkeypatch):
+    """A --quick run of tiny models on 200 / 100 simulator showers, its runs and data under tmp_path."""
     from hepgen.calo.gan import CaloGAN
 
     monkeypatch.setattr(bench, "RUNS", tmp_path / "runs")
@@ -227,6 +225,13 @@ def test_check_low_level_rebuilds_the_judged_sample_and_adds_only_its_key(bench,
         return cache[part]
 
     monkeypatch.setattr(bench, "sample", sample)
+
+
+def test_check_low_level_rebuilds_the_judged_sample_and_adds_only_its_key(bench, tmp_path, monkeypatch):
+    """--check-low-level after a (tiny) --quick judge: each model's candidate sample is the judge's, bit for bit
+    (the judge used the model it had just trained, the check loads it from its run), and only ``low_level_check``
+    keys (and one machine record) are added to the results."""
+    tiny_quick_setup(bench, tmp_path, monkeypatch)
     judged, compared = {}, []
     real_judged_sample, real_compare = bench.judged_sample, bench.compare_showers
 
@@ -267,3 +272,31 @@ def test_check_low_level_rebuilds_the_judged_sample_and_adds_only_its_key(bench,
     assert json.loads(out.read_text()) == after | {"particles": {**after["particles"], "e+": {
         **e_after, "floor": {**e_after["floor"], "low_level_check": checks[0]},
         "models": {n: {**m, "low_level_check": c} for (n, m), c in zip(e_after["models"].items(), checks[1:])}}}}
+
+
+def test_check_high_level_adds_only_its_key(bench, tmp_path, monkeypatch):
+    """--check-high-level after a (tiny) --quick judge: each model and the floor get 'high_level_check' (hepgen's
+    classifier on the high-level features), computed on the same inputs as shower_classifier_auc(kind='high')
+    gives on the rebuilt sample; nothing else in the entry changes."""
+    tiny_quick_setup(bench, tmp_path, monkeypatch)
+    out = tmp_path / "results.json"
+    bench.main(["--quick", "--out", str(out)])
+    before = json.loads(out.read_text())
+    kinds = []
+    real = bench.shower_classifier_auc
+
+    def spy(ref, other, kind, **k):
+        kinds.append(kind)
+        return real(ref, other, kind, **k)
+
+    monkeypatch.setattr(bench, "shower_classifier_auc", spy)
+    bench.main(["--quick", "--particles", "e+", "--check-high-level", "--out", str(out)])
+    after = json.loads(out.read_text())
+    assert kinds == ["high"] * (1 + len(after["particles"]["e+"]["models"]))
+    e_before, e_after = before["particles"]["e+"], after["particles"]["e+"]
+    checks = [e_after["floor"].pop("high_level_check")] + [m.pop("high_level_check") for m in e_after["models"].values()]
+    assert e_after == e_before and all("low_level_check" not in m for m in e_after["models"].values())
+    for check in checks:
+        assert check["protocol"].startswith("hepgen") and "high-level" in check["why"]
+        assert 0.0 <= check["auc"] <= 1.0 and check["auc_err"] > 0 and check["max_per_class"] == 100
+    assert abs(checks[0]["auc"] - 0.5) < 0.25
