@@ -82,7 +82,9 @@ candidate sample exactly (``judged_sample``, shared with the judge) and the floo
 classifier on their normalised cells (``protocol="hepgen"``: standardised inputs, 2 x 512, 30 epochs;
 ``hepgen.calo.compare.shower_classifier_auc``) at the entry's max_per_class, and records it as ``low_level_check``
 in each model's and the floor's entry: a sanity check beside the protocol, which it does not re-judge.
-``--check-high-level`` does the same on hepgen's high-level features (``high_level_check``).
+``--check-high-level`` does the same on hepgen's high-level features (``high_level_check``), which add the
+per-layer sparsities to the challenge's, and ``--check-challenge-level`` on exactly the protocol's high-level inputs
+(``challenge_level_check``).
 
 Each judged model is merged into benchmarks/results/calo_surrogates.json the moment it is judged (the file is read
 again just before, so parallel runs keep each other's entries; quick: calo_surrogates_quick.json), with one machine
@@ -364,7 +366,10 @@ LOW_LEVEL_PROTOCOL = "hepgen (standardised inputs, 2x512 MLP, 30 epochs)"
 
 
 #: what each classifier check feeds hepgen's classifier, and the entry key it records
-CHECKS = {"low": ("cells", "low_level_check"), "high": ("high", "high_level_check")}
+CHECKS = {"low": ("cells", "low_level_check"), "high": ("high", "high_level_check"),
+          "challenge": ("challenge", "challenge_level_check")}
+CHALLENGE_LEVEL_WHY = ("hepgen's classifier (standardised inputs) on exactly the protocol's high-level inputs "
+                       "(no sparsities): tells a protocol DNN that learns too little from features that differ")
 HIGH_LEVEL_WHY = ("the same check on hepgen's high-level shower features (standardised), beside the protocol's "
                   "high-level DNN, to show whether that one, too, learns less than it could at this sample size")
 
@@ -390,7 +395,7 @@ def check_classifiers(particle: str, args, meter: Meter, path: Path, runs: dict[
             out = shower_classifier_auc(test, other, inputs, epochs=epochs, seed=0, device="cpu", max_per_class=cap)
             meter.sample()
             checks[kind][label] = {"auc": out["auc"], "auc_err": out["auc_err"], "protocol": LOW_LEVEL_PROTOCOL,
-                                   "why": LOW_LEVEL_WHY if kind == "low" else HIGH_LEVEL_WHY, "max_per_class": cap,
+                                   "why": {"low": LOW_LEVEL_WHY, "high": HIGH_LEVEL_WHY}.get(kind, CHALLENGE_LEVEL_WHY), "max_per_class": cap,
                                    "n_train": out["n_train"], "n_test": out["n_test"],
                                    "epochs": out["settings"]["epochs"], "cpu_s": round(time.process_time() - cpu, 1)}
             print(particle, label, f"{kind}-level check AUC", f"{out['auc']:.4f} +- {out['auc_err']:.4f}", flush=True)
@@ -561,6 +566,8 @@ def main(argv: list[str] | None = None) -> None:
                         "samples, rebuilt, and the floor, recorded as 'low_level_check' (nothing judged again)")
     p.add_argument("--check-high-level", action="store_true",
                    help="the same on hepgen's high-level shower features, recorded as 'high_level_check'")
+    p.add_argument("--check-challenge-level", action="store_true",
+                   help="the same on the protocol's own high-level inputs, recorded as 'challenge_level_check'")
     args = p.parse_args(argv)
     args.particles = ",".join(args.particles) if args.particles else ("e+" if args.quick else ",".join(PARTICLES))
     if args.quick:
@@ -579,9 +586,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     meter = Meter()
     path = Path(args.out) if args.out else OUT / ("calo_surrogates_quick.json" if args.quick else "calo_surrogates.json")
-    if args.check_low_level or args.check_high_level:
-        kinds = tuple(k for k, on in (("low", args.check_low_level), ("high", args.check_high_level)) if on)
-        flag = "--check-low-level" if args.check_low_level else "--check-high-level"
+    wanted = {"low": args.check_low_level, "high": args.check_high_level, "challenge": args.check_challenge_level}
+    if any(wanted.values()):
+        kinds = tuple(k for k, on in wanted.items() if on)
+        flag = f"--check-{kinds[0]}-level"
         plans = {particle: remeasure_plan(particle, args, path, flag) for particle in args.particles.split(",")}
         for particle, (runs, test) in plans.items():
             check_classifiers(particle, args, meter, path, runs, test, kinds)

@@ -123,3 +123,34 @@ def test_cli_shower_weights_from_the_file_and_bad_weights_exit_2_writing_nothing
                  "--report", str(tmp_path / "r"), "-q"])
     err = capsys.readouterr().err
     assert code == 2 and "'weight'" in err and not (tmp_path / "r").exists()
+
+
+def test_shower_classifier_auc_on_the_challenges_own_high_level_inputs(monkeypatch):
+    """kind='challenge' feeds the classifier exactly evaluate.py's high-level inputs (log10 E_inc, log10 E_k,
+    centroids and widths / 100: no sparsities), computed here independently from the shower features."""
+    import hepgen.calo.compare as compare
+    from hepgen.calo.shower_layout import Showers
+    from hepgen.evaluate.calochallenge import ShowerSample, high_level_inputs
+    from hepgen.metrics.shower_observables import shower_features
+
+    d = calo.generate(300, seed=3)
+    ref = Showers({k: d[k] for k in d if k.startswith("layer_")}, d["energy"])
+    d = calo.generate(300, seed=4)
+    other = Showers({k: d[k] for k in d if k.startswith("layer_")}, d["energy"])
+    seen = []
+    monkeypatch.setattr(compare, "classifier_auc", lambda a, b, **k: seen.append((a, b)) or {"auc": 0.5})
+    compare.shower_classifier_auc(ref, other, "challenge")
+
+    def expected(s):
+        f = shower_features(s.list(), s.energy, **s.feature_layout())
+        cells = np.concatenate([x.reshape(len(x), -1) for x in s.list()], axis=1)
+        return high_level_inputs(ShowerSample(s.energy, cells, f))
+
+    a, b = seen[0]
+    ea, eb = expected(ref), expected(other)
+    keep = np.concatenate([ea, eb]).min(0) < np.concatenate([ea, eb]).max(0)
+    np.testing.assert_array_equal(a, ea[:, keep])
+    np.testing.assert_array_equal(b, eb[:, keep])
+    assert a.shape[1] == 1 + 5 * 3  # log10 E_inc, then per layer E_k, centroids and widths in x and y
+    compare.shower_classifier_auc(ref, other, "high")
+    assert seen[1][0].shape[1] > a.shape[1]  # hepgen's own high-level inputs add the sparsities

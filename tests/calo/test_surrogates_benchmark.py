@@ -300,3 +300,18 @@ def test_check_high_level_adds_only_its_key(bench, tmp_path, monkeypatch):
         assert check["protocol"].startswith("hepgen") and "high-level" in check["why"]
         assert 0.0 <= check["auc"] <= 1.0 and check["auc_err"] > 0 and check["max_per_class"] == 100
     assert abs(checks[0]["auc"] - 0.5) < 0.25
+
+
+def test_check_challenge_level_records_its_own_key(bench, tmp_path, monkeypatch):
+    """--check-challenge-level: the classifier on the protocol's own high-level inputs, as 'challenge_level_check'."""
+    tiny_quick_setup(bench, tmp_path, monkeypatch)
+    out = tmp_path / "results.json"
+    bench.main(["--quick", "--out", str(out)])
+    kinds = []
+    real = bench.shower_classifier_auc
+    monkeypatch.setattr(bench, "shower_classifier_auc", lambda r, o, kind, **k: kinds.append(kind) or real(r, o, kind, **k))
+    bench.main(["--quick", "--particles", "e+", "--check-challenge-level", "--check-low-level", "--out", str(out)])
+    entry = json.loads(out.read_text())["particles"]["e+"]
+    assert sorted(set(kinds)) == ["cells", "challenge"]
+    for record in [entry["floor"], *entry["models"].values()]:
+        assert "no sparsities" in record["challenge_level_check"]["why"] and "low_level_check" in record

@@ -30,7 +30,13 @@ from hepgen.calo.shower_layout import Showers, read_showers
 from hepgen.errors import ConfigError, DataError
 from hepgen.metrics._checks import as_weights
 from hepgen.metrics.bootstrap import MIN_EVENTS
-from hepgen.evaluate.calochallenge import PROTOCOLS, ShowerSample, calochallenge_metrics, classifier_auc
+from hepgen.evaluate.calochallenge import (
+    PROTOCOLS,
+    ShowerSample,
+    calochallenge_metrics,
+    classifier_auc,
+    high_level_inputs,
+)
 from hepgen.metrics.shower_observables import (
     classifier_inputs,
     response_in_bins,
@@ -85,11 +91,16 @@ def shower_classifier_auc(ref: Showers, other: Showers, kind: str = "cells", *, 
                           epochs: int | None = None, seed: int = 0, device: str = "auto",
                           max_per_class: int | None = None) -> dict[str, Any]:
     """``protocol="hepgen"``'s classifier test of ``other`` against ``ref`` on ``kind`` inputs (``"high"`` or
-    ``"cells"``, :func:`~hepgen.metrics.shower_observables.classifier_inputs`): the one that
-    :func:`compare_showers` runs, also on its own (``max_per_class`` caps each sample by a seeded subsample)."""
+    ``"cells"``, :func:`~hepgen.metrics.shower_observables.classifier_inputs`; ``"challenge"``: the CaloChallenge
+    high-level inputs, :func:`hepgen.evaluate.calochallenge.high_level_inputs`, which lack the sparsities): the one
+    that :func:`compare_showers` runs, also on its own (``max_per_class`` caps each sample by a seeded subsample)."""
     layout = ref.feature_layout()
-    a = classifier_inputs(ref.list(), ref.energy, kind, threshold=threshold, **layout)
-    b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold, **layout)
+    if kind == "challenge":
+        a, b = (high_level_inputs(_sample(s, shower_features(s.list(), s.energy, threshold=threshold, **layout)))
+                for s in (ref, other))
+    else:
+        a = classifier_inputs(ref.list(), ref.energy, kind, threshold=threshold, **layout)
+        b = classifier_inputs(other.list(), other.energy, kind, threshold=threshold, **layout)
     # a column of one value in both samples (a voxel no shower reaches) tells them apart no better
     # than nothing; dropped, as the network's standardisation cannot scale it
     both = np.concatenate([a, b])
