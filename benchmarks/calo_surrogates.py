@@ -50,9 +50,8 @@ upper bounds; the A/B pairs ran interleaved in one process):
                    of this model's flows are coupling flows, one pass each way, so a student of the same size samples
                    no faster: it was not built. The simulator: ~1.1 ms per shower (e+, one core).
                    Sampling then skips the splines' log-derivatives (Transform.invert; the showers are the same bit
-                   for bit): batch 1 4.2-4.7 -> 3.8-3.9 ms (e+), 4.3-4.4 -> 3.9-4.1 ms (gamma); batch 10,000
-                   0.135 -> 0.128 (e+), 0.141 -> 0.128 ms (gamma), old and new code interleaved in one script, load 2.05.
-                   ``--remeasure-speed`` times judged models and the simulator again with today's code.
+                   for bit); ``--remeasure-speed`` times judged models and the simulator again with today's code
+                   (the figures in the JSON; earlier ones under 'remeasured').
 
 Budget (CPU-s per particle on one core at load ~5-8; the three particles run as separate processes, two at a
 time on the two cores): data 100 k training + 30 k held-out showers ~150 s; calo-flow 40 epochs x ~35 s ~ 1400 s,

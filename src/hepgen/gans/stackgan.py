@@ -182,7 +182,7 @@ class StackGAN(ImageEvents, Adversarial):
         """Stage II and the full-resolution critic keep their 4-d weights in ``memory_format``.
 
         Channels-last weights make their convolutions (and batch norms) run channels-last, about 20 % faster per
-        stage-II step on one CPU thread for 40×40 images; the values, and so the function, are the same. Stage I
+        stage-II step on one CPU thread for 40×40 images in a profile (not a committed benchmark); the values, and so the function, are the same. Stage I
         and its critic, at 1/4 resolution, gain nothing and stay as they are.
         """
         stages = [self.generator.stage2, self.critic]

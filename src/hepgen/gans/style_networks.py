@@ -26,8 +26,8 @@ event's own weights s_i w_oik d_o (the test checks it by hand) and, unlike the g
 attribute would fix the batch size at export, traces to plain operations with a dynamic batch.
 
 Speed on one CPU thread (the same function, rounding aside): the activations run in the channels-last memory
-format (oneDNN's 3×3 convolutions, their backward, pooling and upsampling are about twice as fast in it as in
-NCHW), and the activation's gain √2 is folded into the small tensors before it (lrelu(a v) = a lrelu(v) for
+format (oneDNN's 3×3 convolutions, their backward, pooling and upsampling were about twice as fast in it as in
+NCHW in a one-thread profile, not a committed benchmark), and the activation's gain √2 is folded into the small tensors before it (lrelu(a v) = a lrelu(v) for
 a > 0: the demodulation d, noise strength and bias of a style conv, the weight and bias of an equalised layer)
 instead of multiplying every feature map once more, forward and backward.
 """
