@@ -181,6 +181,14 @@ def test_shower_models_refuse_non_physical_energies_and_record_the_training_rang
     assert model.energy_range_ == pytest.approx((sim["energy"].min(), sim["energy"].max()), rel=1e-6)
     loaded = hepgen.load(tmp_path / "run")
     assert loaded.energy_range_ == pytest.approx(model.energy_range_)
+    # fitted on unnamed arrays (as the shipped models were), `sample` still writes the simulator's layout: the
+    # incident energy as `energy` in GeV (not `context_0`), so `compare` and `read_showers` take the file
+    from hepgen.cli import main
+
+    assert main(["sample", str(tmp_path / "run"), "-n", "7", "--context", "25", "-o", str(tmp_path / "f.h5"), "-q"]) == 0
+    with h5py.File(tmp_path / "f.h5") as f:
+        assert set(f) == {*LAYERS, "energy"} and f["energy"][()].tolist() == [25.0] * 7
+    assert read_showers(tmp_path / "f.h5").layers["layer_1"].shape == (7, 12, 12)
     for m in (model, loaded):
         for bad in (-5.0, 0.0):
             with pytest.raises(ConfigError, match="positive number of GeV"):

@@ -332,17 +332,22 @@ class IncidentEnergyChecks:
     def output_arrays(self, drawn: dict[str, Any], context: np.ndarray) -> dict[str, np.ndarray] | None:
         """What ``hepgen sample`` writes of a block of showers {layer: (n, rows, cols)} drawn at ``context``
         (n, c) (GeV first): with a geometry the CaloChallenge layout, ``incident_energies`` (n, 1) and
-        ``showers`` (n, voxels) in MeV (float32, as the challenge's files); None: the layers as they are.
+        ``showers`` (n, voxels) in MeV (float32, as the challenge's files); without one, for a model conditioned
+        on the energy alone, the simulator's layout (``hepgen data calo``): the layers as drawn and ``energy`` (n,)
+        in GeV, whatever the training file called it, so ``hepgen compare SIM.h5 FAKE.h5`` reads it back (a run
+        fitted on unnamed arrays, e.g. a shipped model, would otherwise write ``context_0``); None (the layers and
+        the context under the model's context names) for more context columns.
 
         Voxels drawn below 0 MeV are written as 0: the challenge's showers (Geant4 deposits, no electronic noise)
         have none, and its ``evaluate.py`` takes log10(E_k + 10⁻⁸) of each layer's sum, NaN for a negative one.
         (calo-flow's cells come back as y − offset, so an empty cell drawn a little below its offset is negative;
         ``model.sample`` in Python returns the cells as drawn.)"""
         g = self.geometry_
-        if g is None:
-            return None
         layers = {k: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v) for k, v in drawn.items()}
-        energy = np.asarray(context, dtype=np.float64).reshape(len(context), -1)[:, 0] * MEV
+        context = np.asarray(context, dtype=np.float64).reshape(len(context), -1)
+        if g is None:
+            return {**layers, ENERGY: context[:, 0].copy()} if context.shape[1] == 1 else None
+        energy = context[:, 0] * MEV
         showers = np.maximum(g.join(layers), 0.0).astype(np.float32)
         return {ENERGY_KEY: energy.astype(np.float32)[:, None], SHOWERS_KEY: showers}
 
