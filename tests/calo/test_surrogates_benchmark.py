@@ -202,6 +202,39 @@ def test_remeasure_speed_replaces_the_speed_figures_and_keeps_the_earlier_ones(b
     assert out.read_text() == before
 
 
+def test_remeasure_response_takes_more_showers_and_keeps_the_earlier_sample(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "CHUNKS", tmp_path / "chunks")
+    monkeypatch.setattr(bench, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(bench, "DATA", tmp_path / "data")
+    monkeypatch.setattr(bench, "CHUNK", 40)
+    monkeypatch.setattr(bench, "EDGES", (1, 30, 100))
+    monkeypatch.setitem(bench.QUICK, "chunk", 30)
+    monkeypatch.setitem(bench.QUICK, "held_out", 20)
+    model = CaloFlow(energy_transforms=1, cell_transforms=1, cell_hidden=(4,), energy_hidden=(4,))
+    model.save(tmp_path / "runs" / "e+_quick" / "calo-flow")
+    out = tmp_path / "results.json"
+    earlier = {"showers": 40, "response_rel_deviation": [0.5, 0.5]}
+    out.write_text(json.dumps({"issue": 20, "particles": {"e+": {"held_out_showers": 20, "models": {
+        "calo-flow": {"auc": {"high": 0.7}, "response_sample": earlier}}}}, "machine": {"e+": []}}))
+    bench.main(["--quick", "--models", "calo-flow", "--remeasure-response", "120", "--out", str(out)])
+    m = json.loads(out.read_text())["particles"]["e+"]["models"]["calo-flow"]
+    assert m["auc"] == {"high": 0.7} and m["response_sample_earlier"] == [earlier]  # nothing judged again
+    got = m["response_sample"]
+    assert got["showers"] == 120 and sum(got["count"]) == 120
+    # the simulator's side is the cached response of the seeds RESPONSE_SEEDS[0], +1, +2, as the simulator gives it
+    sim = [calo.generate(40, seed=bench.RESPONSE_SEEDS[0] + k, particle="e+") for k in range(3)]
+    energy = np.concatenate([d["energy"] for d in sim])
+    from hepgen.metrics.shower_observables import shower_features
+    response = np.concatenate([shower_features([d[k] for k in ("layer_0", "layer_1", "layer_2")], d["energy"])["response"]
+                               for d in sim])
+    low = energy < 30
+    assert got["response_ref"][0] == pytest.approx(response[low].mean(), rel=1e-9)
+    assert got["response_ref"][1] == pytest.approx(response[~low].mean(), rel=1e-9)
+    for bad in ("0", "130"):
+        with pytest.raises(SystemExit, match="multiple"):
+            bench.main(["--quick", "--models", "calo-flow", "--remeasure-response", bad, "--out", str(out)])
+
+
 def tiny_quick_setup(bench, tmp_path, monkeypatch):
     """A --quick run of tiny models on 200 / 100 simulator showers, its runs and data under tmp_path."""
     from hepgen.calo.gan import CaloGAN
