@@ -348,3 +348,37 @@ def test_check_challenge_level_records_its_own_key(bench, tmp_path, monkeypatch)
     assert sorted(set(kinds)) == ["cells", "challenge"]
     for record in [entry["floor"], *entry["models"].values()]:
         assert "no sparsities" in record["challenge_level_check"]["why"] and "low_level_check" in record
+
+
+def test_noise_correlation_tells_independent_from_shared_noise(bench):
+    """Independent N(0, 1) noise on 288 cells: the mean of a shower's noise cells spreads by ~1/sqrt(288) (the band
+    |x| < 3 keeps 99.7 % of them); a shift shared by the shower's cells adds in quadrature; the hit fraction's spread
+    is the binomial one, then broader."""
+    from hepgen.calo.shower_layout import Showers
+
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0.0, 1.0, (6000, 3, 96))
+    iid = bench.noise_correlation(Showers({"layer_0": noise}, np.ones(6000)))["layer_0"]
+    assert iid["noise_cell_mean_spread_mev"] == pytest.approx(1 / np.sqrt(288) * 0.986, rel=0.05)  # the band's σ
+    assert iid["hit_fraction_spread"] == pytest.approx(0.5 / np.sqrt(288), rel=0.05)
+    assert iid["noise_cells_above_0"] == pytest.approx(0.5, abs=0.005) and iid["noise_cells_per_shower"] > 287
+    shared = bench.noise_correlation(Showers({"layer_0": noise + rng.normal(0, 0.2, (6000, 1, 1))}, np.ones(6000)))
+    assert shared["layer_0"]["noise_cell_mean_spread_mev"] == pytest.approx(np.sqrt(0.986**2 / 288 + 0.2**2), rel=0.08)
+    assert shared["layer_0"]["hit_fraction_spread"] > 2 * iid["hit_fraction_spread"]
+
+
+def test_check_noise_adds_only_its_key(bench, tmp_path, monkeypatch):
+    """--check-noise after a (tiny) --quick judge: 'noise_check' holds noise_correlation of the test showers and of
+    each judged model's rebuilt candidate sample, per layer; nothing else in the entry changes."""
+    tiny_quick_setup(bench, tmp_path, monkeypatch)
+    out = tmp_path / "results.json"
+    bench.main(["--quick", "--out", str(out)])
+    before = json.loads(out.read_text())
+    bench.main(["--quick", "--particles", "e+", "--check-noise", "--out", str(out)])
+    after = json.loads(out.read_text())["particles"]["e+"]
+    check = after.pop("noise_check")
+    assert after == before["particles"]["e+"]
+    assert set(check) == {"noise_mev", "test", "floor", *after["models"]}
+    test = bench.sample("e+", "test", bench.QUICK["chunk"], limit=bench.QUICK["held_out"])
+    assert check["test"] == bench.noise_correlation(test)
+    assert set(check["calo-flow"]) == {"layer_0", "layer_1", "layer_2"}
