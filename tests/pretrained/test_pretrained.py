@@ -45,7 +45,8 @@ def test_load_a_shipped_flow_and_reproduce_its_recorded_acceptance(name):
 @pytest.mark.parametrize("name", [n for n in sorted(pretrained.manifest()) if n.startswith("calo-")])
 def test_a_shipped_shower_model_matches_fresh_simulator_showers(name):
     """Re-measured on showers the model never saw (a seed the benchmark does not use): its response agrees
-    with the simulator's within 1.5 % in each of four energy bins (π+: 4 %, its benchmark found +3 % at 20-30 GeV), and hepgen's classifier on the
+    with the simulator's within 1.5 % plus three standard errors in each of four energy bins (π+: 3 %, its
+    benchmark found +3 % at 20-30 GeV), and hepgen's classifier on the
     CaloChallenge high-level features stays far from the 0.86-0.87 that calo-gan gets (0.55 at 10k a class)."""
     from hepgen.calo.compare import shower_classifier_auc
     from hepgen.calo.shower_layout import Showers
@@ -68,8 +69,11 @@ def test_a_shipped_shower_model_matches_fresh_simulator_showers(name):
     response = {k: shower_features(v, energy)["response"] for k, v in layers.items()}
     for low, high in [(1, 5), (5, 20), (20, 50), (50, 100)]:
         sel = (energy >= low) & (energy < high)
-        ratio = response["flow"][sel].mean() / response["sim"][sel].mean()
-        assert abs(ratio - 1) < (0.04 if particle == "pi+" else 0.015), (low, high, ratio)  # π+: +3 % at 20-30 GeV
+        f, r = response["flow"][sel], response["sim"][sel]
+        ratio = f.mean() / r.mean()
+        error = ratio * np.sqrt(f.var() / f.mean() ** 2 / len(f) + r.var() / r.mean() ** 2 / len(r))
+        # π+: σ/E ~ 0.4-0.8, so 4000 showers measure its response to only ±2-6 % per bin (3 σ allowed besides)
+        assert abs(ratio - 1) < (0.03 if particle == "pi+" else 0.015) + 3 * error, (low, high, ratio, error)
     ref, cand = (Showers(dict(zip(names, v)), energy) for v in layers.values())
     auc = shower_classifier_auc(ref, cand, "challenge", seed=0)["auc"]
     assert auc < (0.70 if particle == "pi+" else 0.62), auc
