@@ -50,6 +50,12 @@ def test_cli_fit_and_sample_write_the_simulator_layout(showers, tmp_path, name, 
     assert len(back) == 64 and np.all(back.energy == 30.0)
     assert main(["score", str(run), str(showers), "--context", f"{showers}:energy", "-o", str(tmp_path / "score.h5"),
                  "-q"]) == 0, capsys.readouterr().err
+    # a shower file as --context: one shower drawn at each of its showers' energies (its `energy` dataset)
+    assert main(["sample", str(run), "--context", str(showers), "-o", str(tmp_path / "like.h5"), "-q"]) == 0, \
+        capsys.readouterr().err
+    with h5py.File(showers) as f, h5py.File(tmp_path / "like.h5") as g:
+        assert g["layer_1"].shape == f["layer_1"].shape
+        np.testing.assert_allclose(g["energy"][()], f["energy"][()], rtol=1e-6)  # (float32 on the way)
 
 
 def test_calo_gan_response_follows_the_conditioning_energy(showers):

@@ -352,12 +352,27 @@ class IncidentEnergyChecks:
         return {ENERGY_KEY: energy.astype(np.float32)[:, None], SHOWERS_KEY: showers}
 
     def context_file(self, spec: str) -> Any:
-        """``sample --context FILE`` of a model on a CaloChallenge geometry: the incident energies in GeV (a row
-        source) of a CaloChallenge file of that geometry (one of another voxel count is refused, naming the layer)
-        or of an HDF5 file holding ``incident_energies`` alone; None for any other file (the context is then read
-        by column names)."""
+        """``sample --context FILE`` (and ``score``'s): the incident energies in GeV (a row source). On a
+        CaloChallenge geometry, those of a CaloChallenge file of that geometry (one of another voxel count is
+        refused, naming the layer) or of an HDF5 file holding ``incident_energies`` alone; in the simulator's layout,
+        the ``energy`` dataset of a shower file (``hepgen data calo``'s: the layers beside it, so one shower is drawn
+        per shower of the file); None for any other file (the context is then read by column names)."""
         if self.geometry_ is None:
-            return None
+            if self.context != 1:
+                return None
+            from hepgen.data.formats.base import ArraySource
+            from hepgen.data.io import open_source
+
+            found = find_layout(spec)
+            if found is None or not found[2]:
+                return None
+            where = f"{found[0]}:{found[2]}"
+            with open_source(where) as source:
+                energy = source.read_rows(0, len(source)).astype(np.float64).reshape(len(source), -1)
+            if energy.shape[1] != 1:
+                raise DataError(f"{where}: the incident energy must be one value per shower (n,), got "
+                                f"{energy.shape[1]} columns")
+            return ArraySource(energy, ["energy"], spec=where, dtype=np.float64)
         from hepgen.data.calochallenge import context_energies
         from hepgen.data.formats.base import ArraySource
 
