@@ -195,6 +195,14 @@ def test_shower_models_refuse_non_physical_energies_and_record_the_training_rang
     with h5py.File(tmp_path / "f.h5") as f:
         assert set(f) == {*LAYERS, "energy"} and f["energy"][()].tolist() == [25.0] * 7
     assert read_showers(tmp_path / "f.h5").layers["layer_1"].shape == (7, 12, 12)
+    # and `score` of a shower file finds the incident energy there without --context (its `energy` dataset)
+    from hepgen.calo.shower_layout import write_showers
+
+    write_showers(tmp_path / "sim.h5", layers, sim["energy"])
+    for extra, out in (([], "a.h5"), (["--context", f"{tmp_path / 'sim.h5'}:energy"], "b.h5")):
+        assert main(["score", str(tmp_path / "run"), str(tmp_path / "sim.h5"), *extra, "-o", str(tmp_path / out), "-q"]) == 0
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        assert a["score"].shape == (120,) and np.array_equal(a["score"][()], b["score"][()])
     for m in (model, loaded):
         for bad in (-5.0, 0.0):
             with pytest.raises(ConfigError, match="positive number of GeV"):

@@ -293,6 +293,9 @@ class IncidentEnergyChecks:
     """
 
     energy_range_: tuple[float, float] | None = None
+    #: the context's name when the model was fitted on unnamed arrays: the simulator's incident-energy dataset, so
+    #: ``hepgen score RUN SHOWERS.h5`` reads it from the shower file (``hepgen.cli.columns.context_names``)
+    default_context_columns = (ENERGY,)
 
     def check_context(self, context: np.ndarray, names: Any, where: str) -> None:
         """The engine's check of the training (and validation) contexts, before anything is trained."""

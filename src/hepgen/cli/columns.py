@@ -28,9 +28,13 @@ def feature_names(model: Any) -> list[str] | None:
 
 
 def context_names(model: Any) -> list[str]:
-    """The model's context columns, or ``context_0 ..`` when they had no names."""
+    """The model's context columns; when they had no names (fitted on arrays), the family's own names for them
+    (``default_context_columns``: a shower model's ``energy``, the simulator's dataset) or ``context_0 ..``."""
     if model.context_columns_:
         return list(model.context_columns_)
+    default = getattr(model, "default_context_columns", None)
+    if default is not None and len(default) == model.context:
+        return list(default)
     return [f"context_{j}" for j in range(model.context)]
 
 
