@@ -61,3 +61,15 @@ def test_a_killed_run_resumes_only_the_missing_unit(bench, monkeypatch, tmp_path
             bench.main()
         assert exit_.value.code == 2
     assert sorted(str(p.relative_to(units)) for p in units.rglob("*.npz")) == sorted(stamps)
+
+
+def test_the_image_task_uses_a_fixed_sigma_gaussian_decoder_by_default(bench):
+    """The Bernoulli decoder on min-max scaled pT fractions let the image latents collapse at the full scale
+    (vae_latents_bernoulli.json); the default is the fixed-σ Gaussian on standardised √(pT fraction)."""
+    model = bench.build("images", True, 2.0, (40, 40))
+    assert model.decoder == "gaussian-fixed" and model.decoder_sigma == 1.0 and model.beta == 2.0
+    old = bench.build("images", True, 2.0, (40, 40), "bernoulli")
+    assert old.decoder == "bernoulli"
+    collapsed = json.loads((BENCHMARKS / "results" / "vae_latents_bernoulli.json").read_text())
+    assert collapsed["image_decoder"] == "bernoulli"
+    assert max(collapsed["results"]["images"]["beta_1"]["kl_per_latent"]) < 0.01  # the reason for the change
