@@ -75,3 +75,50 @@ def test_pixel_cnn_joins_cached_units_untouched(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         run("--resume", "--scorers", "pixel_cnn", "--pixel-cnn-budget", "1.5", "--pixel-cnn-channels", "8")
     assert exit_.value.code == 2
+
+
+def test_png_complexity_grows_with_the_image_content(monkeypatch):
+    bench = load("jets_anomaly", monkeypatch)
+    rng = np.random.default_rng(0)
+    empty = np.zeros((1, 40, 40), dtype=np.int64)
+    sparse = empty.copy()
+    sparse[0, 20, 20] = 5
+    noisy = rng.integers(0, 16, size=(1, 40, 40))
+    bits = bench.complexity_bits(np.concatenate([empty, sparse, noisy]))
+    assert bits[0] < bits[1] < bits[2]
+    assert bits[2] > 0.5 * 4 * 1600  # 4 random bits per pixel cannot be compressed away
+
+
+def test_pixel_cnn_complexity_against_a_score_that_is_the_pixel_count(monkeypatch):
+    """A "PixelCNN" score equal to 3 × the non-empty pixel count: rank correlation 1 and the score's AUCs are the
+    count's; with noise of the same law for every process added, nothing is left at fixed pixel count (residual
+    AUC ½ within its statistical spread, ~0.02 at 400 jets per process)."""
+    bench = load("jets_anomaly", monkeypatch)
+    rng = np.random.default_rng(1)
+
+    def images(n, mean_pixels, counts=None):
+        x = np.zeros((n, 40, 40), dtype=np.float32)
+        for i, k in enumerate(rng.poisson(mean_pixels, n) if counts is None else counts):
+            x[i].flat[rng.choice(1600, size=min(k, 1600), replace=False)] = rng.uniform(0.01, 0.5, min(k, 1600))
+        return x
+
+    test = {p: {"images": images(400, m)} for p, m in (("top", 55), ("w", 30))}
+    # the background spans the signals' pixel counts, so the calibration at fixed count covers them
+    test["qcd"] = {"images": images(800, 0, counts=rng.integers(10, 90, 800))}
+    count = {p: (v["images"] > 0).sum(axis=(1, 2)).astype(float) for p, v in test.items()}
+    units = {1: {"background": 3 * count["qcd"], "signal_top": 3 * count["top"], "signal_w": 3 * count["w"]}}
+    args = types.SimpleNamespace(pixel_cnn_levels=16, pixel_cnn_slices=10)
+    out = bench.pixel_cnn_complexity(units, images(200, 40), test, args)
+    seed = out["by_seed"]["1"]
+    assert all(v == pytest.approx(1.0) for v in seed["spearman_score_nonempty"].values())
+    assert seed["auc_score"] == out["auc_nonempty_pixels_alone"]
+    for sig in ("top", "w"):
+        expect = roc_auc_score(np.r_[np.zeros(800), np.ones(400)], np.r_[count["qcd"], count[sig]])
+        assert out["auc_nonempty_pixels_alone"][sig] == pytest.approx(expect, abs=1e-4)
+    assert out["auc_nonempty_pixels_alone"]["top"] > 0.55 and out["auc_nonempty_pixels_alone"]["w"] < 0.35
+    noise = {p: rng.normal(0, 2, len(c)) for p, c in count.items()}
+    noisy = {1: {"background": 3 * count["qcd"] + noise["qcd"], "signal_top": 3 * count["top"] + noise["top"],
+                 "signal_w": 3 * count["w"] + noise["w"]}}
+    seed = bench.pixel_cnn_complexity(noisy, images(200, 40), test, args)["by_seed"]["1"]
+    assert seed["spearman_score_nonempty"]["qcd"] > 0.9
+    assert all(abs(v - 0.5) < 0.08 for v in seed["auc_residual_at_fixed_pixel_count"].values()), seed
